@@ -1,0 +1,35 @@
+# virtbalance: the two README commands are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+SCENARIO ?= default
+
+.PHONY: bootstrap test unit lint demo demo-down bench clean
+
+bootstrap:
+	@scripts/bootstrap
+
+# The whole suite: lint, unit, integration against real libvirt/Prometheus/Alertmanager, end to end in the lab.
+# pytest exits 5 when it collects nothing; that is a failure here too, since the suite is never empty.
+test: bootstrap lint
+	$(PY) -m pytest tests
+
+unit: bootstrap
+	$(PY) -m pytest tests/unit
+
+lint: bootstrap
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy virtbalance exporter actioner lab simulator
+
+demo: bootstrap
+	$(VENV)/bin/virtbalance demo up --scenario $(SCENARIO)
+
+demo-down:
+	$(VENV)/bin/virtbalance demo down
+
+bench: bootstrap
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""virtbalance actioner: the Alertmanager webhook receiver that plans and live-migrates chunks."""

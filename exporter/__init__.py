@@ -1,0 +1,1 @@
+"""virtbalance exporter: libvirt host capacity, VM usage and chunk topology for Prometheus."""

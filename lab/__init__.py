@@ -1,0 +1,1 @@
+"""virtbalance lab: a real multi-host libvirt cluster on one machine, in namespaces."""

@@ -1,0 +1,1 @@
+"""virtbalance simulator: replay VM utilisation traces through the policy and its predecessors."""

@@ -1,0 +1,3 @@
+"""virtbalance: chunk-aware automatic rebalancing for libvirt/KVM clusters."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Subcommands of the ``virtbalance`` CLI that belong to the core package."""

@@ -1,0 +1,163 @@
+"""The rebalancing policy: one validated object, shared by the rules generator, planner, actioner and simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from virtbalance.durations import format_duration, parse_duration
+from virtbalance.errors import ConfigError
+
+CPU_SIGNALS = ("demand", "node", "max")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds, windows and limits. Durations are seconds; ratios are fractions of capacity.
+
+    The defaults here are the only defaults: every reader of a policy file goes through ``from_mapping``.
+    """
+
+    # Placement: an overloaded source must end at or below the targets, no destination may go above them.
+    cpu_high: float = 0.75
+    cpu_target: float = 0.65
+    memory_high: float = 0.90
+    memory_target: float = 0.85
+    # Barriers against migration storms.
+    vm_cooldown: float = 3600.0
+    host_settle: float = 600.0
+    anti_flap: float = 86400.0
+    max_migrations: int = 8
+    max_per_host: int = 4
+    max_migrations_per_hour: int = 30
+    # Other planner modes.
+    balance_spread: float = 0.15
+    cpu_low: float = 0.20
+    # Alerting (Prometheus decides *when*): durations a condition must hold, the windows rates use.
+    overload_for: float = 600.0
+    cpu_signal: str = "max"
+    rate_window: float = 300.0
+    underutilized_for: float = 3600.0
+    exporter_down_for: float = 300.0
+
+    @classmethod
+    def from_mapping(cls, data: Any, source: str = "policy", prefix: str = "") -> Policy:
+        """Validate a parsed YAML mapping; raise ConfigError listing every problem at once."""
+        policy, problems = cls.parse(data, prefix)
+        if problems:
+            raise ConfigError(source, problems)
+        return policy
+
+    @classmethod
+    def parse(cls, data: Any, prefix: str = "") -> tuple[Policy, list[str]]:
+        """Validate without raising: the policy (defaults where invalid) and the problems found.
+
+        ``prefix`` names where the mapping sits in a larger file (``policy.``) so problems name full paths.
+        """
+        problems: list[str] = []
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            return cls(), [f"{prefix or 'policy'}: expected a mapping, got {type(data).__name__}"]
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, raw in data.items():
+            path = f"{prefix}{key}"
+            if key not in known:
+                problems.append(f"{path}: unknown key (known: {', '.join(sorted(known))})")
+                continue
+            try:
+                values[key] = _coerce(key, known[key].default, raw)
+            except ValueError as exc:
+                problems.append(f"{path}: {exc}")
+        policy = cls(**values)
+        problems.extend(f"{prefix}{p}" for p in policy._cross_field_problems())
+        return (policy if not problems else cls()), problems
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> Policy:
+        """Read a policy YAML file; ``None`` gives the defaults."""
+        if path is None:
+            return cls()
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from exc
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from exc
+        return cls.from_mapping(data, source=str(path))
+
+    def replace(self, **changes: Any) -> Policy:
+        """A copy with some fields changed, validated like a file would be."""
+        return Policy.from_mapping({**self.to_mapping(raw=True), **changes}, source="policy")
+
+    def to_mapping(self, raw: bool = False) -> dict[str, Any]:
+        """The policy as a YAML-ready mapping; durations written as ``10m`` unless ``raw``."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _DURATION_FIELDS and not raw:
+                value = format_duration(value)
+            out[f.name] = value
+        return out
+
+    def _cross_field_problems(self) -> list[str]:
+        problems = []
+        if self.cpu_target > self.cpu_high:
+            problems.append(
+                f"cpu_target: {self.cpu_target} must not exceed cpu_high {self.cpu_high}"
+            )
+        if self.memory_target > self.memory_high:
+            problems.append(
+                f"memory_target: {self.memory_target} must not exceed memory_high {self.memory_high}"
+            )
+        if self.cpu_low >= self.cpu_target:
+            problems.append(f"cpu_low: {self.cpu_low} must be below cpu_target {self.cpu_target}")
+        return problems
+
+
+_DURATION_FIELDS = frozenset(
+    {
+        "vm_cooldown",
+        "host_settle",
+        "anti_flap",
+        "overload_for",
+        "rate_window",
+        "underutilized_for",
+        "exporter_down_for",
+    }
+)
+_RATIO_FIELDS = frozenset(
+    {"cpu_high", "cpu_target", "memory_high", "memory_target", "balance_spread", "cpu_low"}
+)
+
+
+def _coerce(key: str, default: Any, raw: Any) -> Any:
+    """Turn one raw YAML value into the field's type, or raise ValueError saying why not."""
+    if key in _DURATION_FIELDS:
+        return parse_duration(raw)
+    if key == "cpu_signal":
+        if raw not in CPU_SIGNALS:
+            raise ValueError(f"must be one of {', '.join(CPU_SIGNALS)}, got {raw!r}")
+        return raw
+    if isinstance(raw, bool):
+        raise ValueError(f"expected a number, got {raw!r}")
+    if isinstance(default, int) and not isinstance(default, bool):
+        if not isinstance(raw, int):
+            raise ValueError(f"expected a whole number, got {raw!r}")
+        if raw < 0:
+            raise ValueError(f"must not be negative, got {raw}")
+        return raw
+    if not isinstance(raw, int | float):
+        raise ValueError(f"expected a number, got {raw!r}")
+    value = float(raw)
+    if key in _RATIO_FIELDS and not 0.0 < value <= 1.0:
+        raise ValueError(f"must be a ratio in (0, 1], got {raw}")
+    return value
