@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -13,6 +14,7 @@ from virtbalance.durations import format_duration, parse_duration
 from virtbalance.errors import ConfigError
 
 CPU_SIGNALS = ("demand", "node", "max")
+_JOB_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class Policy:
     rate_window: float = 300.0
     underutilized_for: float = 3600.0
     exporter_down_for: float = 300.0
+    # Failed migrations count against this window; the scrape job whose `up` series tells the exporter is down.
+    migration_failure_window: float = 3600.0
+    exporter_job: str = "libvirt"
 
     @classmethod
     def from_mapping(cls, data: Any, source: str = "policy", prefix: str = "") -> Policy:
@@ -132,6 +137,7 @@ _DURATION_FIELDS = frozenset(
         "rate_window",
         "underutilized_for",
         "exporter_down_for",
+        "migration_failure_window",
     }
 )
 _RATIO_FIELDS = frozenset(
@@ -143,6 +149,11 @@ def _coerce(key: str, default: Any, raw: Any) -> Any:
     """Turn one raw YAML value into the field's type, or raise ValueError saying why not."""
     if key in _DURATION_FIELDS:
         return parse_duration(raw)
+    if key == "exporter_job":
+        # It lands inside a PromQL string literal: keep to characters that need no escaping.
+        if not isinstance(raw, str) or not _JOB_NAME.fullmatch(raw):
+            raise ValueError(f"expected a scrape job name ([A-Za-z0-9_.:-]+), got {raw!r}")
+        return raw
     if key == "cpu_signal":
         if raw not in CPU_SIGNALS:
             raise ValueError(f"must be one of {', '.join(CPU_SIGNALS)}, got {raw!r}")
