@@ -1,10 +1,86 @@
-"""Placeholder: this subsystem's subcommands are not built yet."""
+"""``virtbalance rules``: write the Prometheus rule file for a policy file and profile."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
+
+from virtbalance import rulegen
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Register nothing until the subsystem exists."""
+    """Add the ``rules`` subcommand."""
+    parser = subparsers.add_parser(
+        "rules",
+        help="generate the Prometheus alerting and recording rules from a policy file",
+        description=(
+            "Generate the Prometheus rule file from a policy. The profile gives the base values "
+            "(lab: short windows, demand signal); the policy file's keys override them."
+        ),
+    )
+    parser.add_argument(
+        "--policy", metavar="FILE", help="policy YAML file (default: the profile alone)"
+    )
+    parser.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+    parser.add_argument(
+        "--profile", choices=rulegen.PROFILES, default="default", help="base values"
+    )
+    parser.add_argument(
+        "--runbook-base",
+        metavar="URL",
+        default=rulegen.DEFAULT_RUNBOOK_BASE,
+        help="URL of the runbook page the alerts' runbook_url anchors point into",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="do not write: exit 1 if --output differs from what would be generated",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate; raise ValidationError (the CLI prints it and exits 2) on a bad policy."""
+    policy = rulegen.load_policy(args.policy, args.profile)
+    source = f"{Path(args.policy).name}" if args.policy else f"the {args.profile} profile"
+    if args.policy and args.profile != "default":
+        source += f" over the {args.profile} profile"
+    text = rulegen.render(policy, source=source, runbook_base=args.runbook_base)
+    if args.check:
+        if not args.output:
+            print("virtbalance rules: --check needs --output", file=sys.stderr)
+            return 2
+        try:
+            current = Path(args.output).read_text(encoding="utf-8")
+        except OSError as exc:
+            print(f"virtbalance rules: {args.output}: cannot read: {exc.strerror}", file=sys.stderr)
+            return 1
+        if current != text:
+            print(
+                f"virtbalance rules: {args.output} is out of date; regenerate it", file=sys.stderr
+            )
+            return 1
+        return 0
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    _write_atomically(Path(args.output), text)
+    return 0
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # Prometheus may reload at any moment: it must see the old file or the new one, never half of one.
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
