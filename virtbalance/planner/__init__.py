@@ -1,0 +1,49 @@
+"""The chunk-aware planner: a pure function from a cluster snapshot and a policy to a plan."""
+
+from __future__ import annotations
+
+from virtbalance.errors import ValidationError
+from virtbalance.plan import Mode, Plan
+from virtbalance.planner.balance import balance
+from virtbalance.planner.consolidate import consolidate
+from virtbalance.planner.drain import drain
+from virtbalance.planner.model import build_model
+from virtbalance.planner.outcome import Outcome
+from virtbalance.planner.placement import Placer
+from virtbalance.planner.relieve import relieve
+from virtbalance.policy import Policy
+from virtbalance.snapshot import Snapshot
+
+__all__ = ["plan"]
+
+
+def plan(
+    snapshot: Snapshot,
+    policy: Policy,
+    mode: Mode = Mode("relieve"),  # noqa: B008 - Mode is frozen: a shared default is safe
+    *,
+    relieve_hosts: frozenset[str] | None = None,
+    forbidden: frozenset[tuple[str, str]] = frozenset(),
+    max_migrations: int | None = None,
+) -> Plan:
+    """Decide which chunks move where. No I/O, no clock: the same input gives the same plan.
+
+    ``relieve_hosts`` limits relief to these hosts (None: every host above cpu_high or memory_high);
+    ``forbidden`` holds (domain, destination) pairs that may not happen, ``"*"`` meaning anywhere;
+    ``max_migrations`` lowers the policy's per-plan cap (what the hourly rate cap leaves).
+    """
+    names = {h.name for h in snapshot.hosts}
+    if mode.kind == "drain" and mode.host not in names:
+        raise ValidationError("mode", [f"drain: unknown host {mode.host!r} (not in the snapshot)"])
+    model = build_model(snapshot, policy, forbidden, max_migrations)
+    outcome = Outcome(model, Placer(model))
+    if mode.kind == "relieve":
+        relieve(outcome, relieve_hosts)
+    elif mode.kind == "drain":
+        assert mode.host is not None  # Mode guarantees it
+        drain(outcome, mode.host)
+    elif mode.kind == "balance":
+        balance(outcome)
+    else:
+        consolidate(outcome)
+    return outcome.plan(mode)

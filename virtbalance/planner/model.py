@@ -1,0 +1,192 @@
+"""The planner's working model: hosts with their load as moves are committed, and chunks as atomic units."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from virtbalance.barriers import Barriers, evaluate
+from virtbalance.chunks import ChunkMember, find_chunks
+from virtbalance.policy import Policy
+from virtbalance.snapshot import DomainState, Snapshot
+
+# Ratios are compared with a small tolerance so that a move landing exactly on a target counts as fitting.
+EPS = 1e-9
+MIB = 1024 * 1024
+
+
+@dataclass
+class HostLoad:
+    """One host as the plan changes it: the load after the moves committed so far."""
+
+    name: str
+    cpus: float
+    memory: int
+    cpu_used: float
+    memory_used: int
+    immovable_cpu: float
+    maintenance: bool
+    # Why it may not send or receive (host_settle), or None.
+    settle: str | None
+    anti_affinity: Counter[str] = field(default_factory=Counter)
+    moves: int = 0  # migrations into or out of it in this plan
+    is_source: bool = False  # sends in this plan: it receives nothing then
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.cpu_used / self.cpus
+
+    @property
+    def memory_ratio(self) -> float:
+        return self.memory_used / self.memory
+
+    @property
+    def load(self) -> float:
+        """How loaded it looks for "least loaded first": the larger of its two ratios."""
+        return max(self.cpu_ratio, self.memory_ratio)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A chunk on its host: moves whole, to one destination, or not at all."""
+
+    host: str
+    id: str
+    members: tuple[DomainState, ...]
+    cpu: float
+    memory: int
+    anti_affinity: frozenset[str]
+    # Why it may not move at all (pinned, cooldown, forbidden), or None.
+    blocked: str | None
+    # Destinations it may not go to, with the reason (anti-flap, forbidden pairs).
+    barred: tuple[tuple[str, str], ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.host, self.id)
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    def barred_reason(self, host: str) -> str | None:
+        for name, reason in self.barred:
+            if name == host:
+                return reason
+        return None
+
+    def describe(self) -> str:
+        """``chunk lan11+lan12 (224 MiB, 0.50 cores, 7 domains)`` for reasons."""
+        count = f", {self.size} domains" if self.size > 1 else ""
+        return f"chunk {self.id} ({mib(self.memory)}, {self.cpu:.2f} cores{count})"
+
+
+def mib(memory: float) -> str:
+    return f"{memory / MIB:.0f} MiB"
+
+
+def pct(ratio: float) -> str:
+    return f"{ratio * 100:.1f}%"
+
+
+@dataclass
+class Model:
+    """Hosts by name and the chunks of each host, built deterministically from a snapshot."""
+
+    policy: Policy
+    hosts: dict[str, HostLoad]
+    units: dict[str, list[Unit]]  # host -> its chunks, sorted by id
+    barriers: Barriers
+    max_migrations: int
+    migrations: int = 0
+
+    def budget_left(self) -> int:
+        return self.max_migrations - self.migrations
+
+
+def build_model(
+    snapshot: Snapshot,
+    policy: Policy,
+    forbidden: frozenset[tuple[str, str]],
+    max_migrations: int | None,
+) -> Model:
+    """Hosts and chunks sorted by name, so the plan does not depend on the order of the input."""
+    barriers = evaluate(policy, snapshot.time, domains=snapshot.domains)
+    by_host: dict[str, list[DomainState]] = {h.name: [] for h in snapshot.hosts}
+    for domain in sorted(snapshot.domains, key=lambda d: d.name):
+        by_host[domain.host].append(domain)
+
+    hosts: dict[str, HostLoad] = {}
+    units: dict[str, list[Unit]] = {}
+    forbidden_any = {d for d, dest in forbidden if dest == "*"}
+    forbidden_to: dict[str, list[str]] = {}
+    for domain_name, destination in sorted(forbidden):
+        if destination != "*":
+            forbidden_to.setdefault(domain_name, []).append(destination)
+
+    for state in sorted(snapshot.hosts, key=lambda h: h.name):
+        domains = by_host[state.name]
+        domain_cpu = sum(d.cpu_used for d in domains)
+        host = HostLoad(
+            name=state.name,
+            cpus=state.cpus,
+            memory=state.memory_bytes,
+            cpu_used=state.cpu_used,
+            memory_used=state.memory_used_bytes,
+            immovable_cpu=max(0.0, state.cpu_used - domain_cpu),
+            maintenance=state.maintenance,
+            settle=barriers.host_blocked(state.name),
+            anti_affinity=Counter(d.anti_affinity for d in domains if d.anti_affinity),
+        )
+        hosts[state.name] = host
+        by_name = {d.name: d for d in domains}
+        host_units = []
+        for chunk in find_chunks(ChunkMember(d.name, d.private_networks, d.group) for d in domains):
+            members = tuple(by_name[name] for name in chunk.members)
+            host_units.append(
+                _unit(state.name, chunk.id, members, barriers, forbidden_any, forbidden_to)
+            )
+        units[state.name] = host_units
+
+    cap = (
+        policy.max_migrations
+        if max_migrations is None
+        else min(policy.max_migrations, max_migrations)
+    )
+    return Model(
+        policy=policy, hosts=hosts, units=units, barriers=barriers, max_migrations=max(0, cap)
+    )
+
+
+def _unit(  # noqa: PLR0917 - private helper, called once
+    host: str,
+    chunk_id: str,
+    members: tuple[DomainState, ...],
+    barriers: Barriers,
+    forbidden_any: set[str],
+    forbidden_to: dict[str, list[str]],
+) -> Unit:
+    blocked: list[str] = []
+    barred: dict[str, str] = {}
+    for member in members:
+        if member.pinned:
+            blocked.append(f"{member.name} is pinned")
+        cooldown = barriers.domain_blocked(member.name)
+        if cooldown:
+            blocked.append(cooldown)
+        if member.name in forbidden_any:
+            blocked.append(f"{member.name} is frozen (silenced)")
+        for destination in forbidden_to.get(member.name, ()):
+            barred.setdefault(destination, f"{member.name} to {destination} is frozen (silenced)")
+        for destination, reason in sorted(barriers.returns.get(member.name, {}).items()):
+            barred.setdefault(destination, reason)
+    return Unit(
+        host=host,
+        id=chunk_id,
+        members=members,
+        cpu=sum(m.cpu_used for m in members),
+        memory=sum(m.memory_bytes for m in members),
+        anti_affinity=frozenset(m.anti_affinity for m in members if m.anti_affinity),
+        blocked="; ".join(blocked) if blocked else None,
+        barred=tuple(sorted(barred.items())),
+    )

@@ -1,0 +1,229 @@
+"""Where a chunk may go: hard-constraint checks, least-loaded destination search, committing a move."""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from virtbalance.planner.model import EPS, HostLoad, Model, Unit, mib, pct
+
+# How many fitting hosts (in least-loaded order) to compare before choosing: enough to prefer the one that
+# stays least loaded after the move, few enough that 5,000 hosts cost nothing.
+CANDIDATES = 6
+
+
+@dataclass
+class Delta:
+    """Tentative extra load on a host while a set of moves is being tried, before it is committed."""
+
+    cpu: float = 0.0
+    memory: int = 0
+    moves: int = 0
+    anti_affinity: set[str] = field(default_factory=set)
+
+
+Overlay = dict[str, Delta]
+
+
+class Placer:
+    """Finds destinations and commits moves on a model; keeps receivers sorted by load."""
+
+    def __init__(self, model: Model, excluded: Iterable[str] = ()) -> None:
+        self.model = model
+        self.policy = model.policy
+        self.excluded = set(
+            excluded
+        )  # hosts that receive nothing in this plan besides maintenance/settle
+        receivers = [h for h in model.hosts.values() if self.receives(h) is None]
+        self.order = sorted((h.load, h.name) for h in receivers)
+        # Free room only shrinks on receivers during a plan (sources never receive), so these stay upper bounds.
+        self.max_cpu_room = max(
+            (self.policy.cpu_target * h.cpus - h.cpu_used for h in receivers), default=-1.0
+        )
+        self.max_memory_room = max(
+            (self.policy.memory_target * h.memory - h.memory_used for h in receivers), default=-1.0
+        )
+
+    def receives(self, host: HostLoad) -> str | None:
+        """Why a host may receive nothing at all in this plan, or None."""
+        if host.maintenance:
+            return f"{host.name} is in maintenance"
+        if host.settle:
+            return host.settle
+        if host.name in self.excluded:
+            return f"{host.name} is being emptied"
+        if host.is_source:
+            return f"{host.name} sends in this plan"
+        return None
+
+    def misfit(self, unit: Unit, host: HostLoad, delta: Delta | None = None) -> str | None:
+        """Why ``unit`` may not go to ``host`` (with tentative ``delta`` already there), or None if it fits."""
+        if host.name == unit.host:
+            return "its own host"
+        reason = self.receives(host)
+        if reason:
+            return reason
+        barred = unit.barred_reason(host.name)
+        if barred:
+            return barred
+        extra = delta or Delta()
+        clash = unit.anti_affinity & (
+            {k for k, n in host.anti_affinity.items() if n > 0} | extra.anti_affinity
+        )
+        if clash:
+            return f"anti-affinity {', '.join(sorted(clash))} already on {host.name}"
+        if host.moves + extra.moves + unit.size > self.policy.max_per_host:
+            return f"max_per_host {self.policy.max_per_host} reached on {host.name}"
+        if host.cpu_used + extra.cpu + unit.cpu > self.policy.cpu_target * host.cpus + EPS:
+            return "cpu"
+        if (
+            host.memory_used + extra.memory + unit.memory
+            > self.policy.memory_target * host.memory + EPS
+        ):
+            return "memory"
+        return None
+
+    def _score(self, unit: Unit, host: HostLoad, delta: Delta | None) -> float:
+        cpu = host.cpu_used + unit.cpu + (delta.cpu if delta else 0.0)
+        memory = host.memory_used + unit.memory + (delta.memory if delta else 0)
+        return max(cpu / host.cpus, memory / host.memory)
+
+    def find(self, unit: Unit, overlay: Overlay | None = None, pack: bool = False) -> str | None:
+        """The destination for ``unit``: least loaded after the move (``pack``: most loaded that fits)."""
+        if unit.cpu > self.max_cpu_room + EPS or unit.memory > self.max_memory_room + EPS:
+            return None
+        hosts = self.model.hosts
+        best: tuple[float, str] | None = None
+        found = 0
+        sequence = reversed(self.order) if pack else iter(self.order)
+        for _, name in sequence:
+            host = hosts[name]
+            delta = overlay.get(name) if overlay else None
+            if self.misfit(unit, host, delta) is not None:
+                continue
+            score = self._score(unit, host, delta)
+            key = (-score, name) if pack else (score, name)
+            if best is None or key < best:
+                best = key
+            found += 1
+            if found >= CANDIDATES:
+                break
+        return best[1] if best else None
+
+    def place_all(self, units: Sequence[Unit], pack: bool = False) -> list[tuple[Unit, str]] | None:
+        """Destinations for all ``units`` together (largest first), or None if one of them fits nowhere."""
+        overlay: Overlay = {}
+        placed = []
+        for unit in sorted(units, key=lambda u: (-u.memory, -u.cpu, u.host, u.id)):
+            destination = self.find(unit, overlay, pack)
+            if destination is None:
+                return None
+            delta = overlay.setdefault(destination, Delta())
+            delta.cpu += unit.cpu
+            delta.memory += unit.memory
+            delta.moves += unit.size
+            delta.anti_affinity |= unit.anti_affinity
+            placed.append((unit, destination))
+        return placed
+
+    def commit(self, unit: Unit, destination: str) -> None:
+        """Apply a move to the model: loads, move counts, anti-affinity keys, the receivers' order."""
+        source = self.model.hosts[unit.host]
+        target = self.model.hosts[destination]
+        self._reorder(target, remove=True)
+        if not source.is_source:
+            self._reorder(
+                source, remove=True
+            )  # with its load before the move: the key it is sorted by
+            source.is_source = True
+        source.cpu_used -= unit.cpu
+        source.memory_used -= unit.memory
+        source.moves += unit.size
+        source.anti_affinity.subtract(
+            Counter(m.anti_affinity for m in unit.members if m.anti_affinity)
+        )
+        target.cpu_used += unit.cpu
+        target.memory_used += unit.memory
+        target.moves += unit.size
+        target.anti_affinity.update(m.anti_affinity for m in unit.members if m.anti_affinity)
+        self._reorder(target, remove=False)
+        self.model.migrations += unit.size
+
+    def exclude(self, host: str) -> None:
+        """Stop ``host`` from receiving for the rest of the plan."""
+        self._reorder(self.model.hosts[host], remove=True)
+        self.excluded.add(host)
+
+    def readmit(self, host: str) -> None:
+        """Undo ``exclude``: ``host`` may receive again."""
+        self.excluded.discard(host)
+        self._reorder(self.model.hosts[host], remove=False)
+
+    def _reorder(self, host: HostLoad, remove: bool) -> None:
+        key = (host.load, host.name)
+        if remove:
+            index = bisect.bisect_left(self.order, key)
+            if index < len(self.order) and self.order[index] == key:
+                del self.order[index]
+        elif self.receives(host) is None:
+            bisect.insort(self.order, key)
+
+    def why_not(self, unit: Unit) -> str:
+        """Why ``unit`` fits no host, naming the closest candidates and what excluded the others."""
+        excluded: Counter[str] = Counter()
+        examples: dict[str, str] = {}
+        best_memory: tuple[float, str] | None = None
+        best_cpu: tuple[float, str] | None = None
+        for name in sorted(self.model.hosts):
+            host = self.model.hosts[name]
+            reason = self.misfit(unit, host)
+            if reason is None or reason == "its own host":
+                continue
+            if reason in ("cpu", "memory"):
+                memory_room = self.policy.memory_target * host.memory - host.memory_used
+                cpu_room = self.policy.cpu_target * host.cpus - host.cpu_used
+                if best_memory is None or memory_room > best_memory[0]:
+                    best_memory = (memory_room, name)
+                if best_cpu is None or cpu_room > best_cpu[0]:
+                    best_cpu = (cpu_room, name)
+                continue
+            kind = reason.split(":")[0].split(" ")[0] if ":" in reason else _kind(reason)
+            excluded[kind] += 1
+            examples.setdefault(kind, reason)
+        parts = []
+        if best_memory is not None and unit.memory > best_memory[0] + EPS:
+            parts.append(
+                f"{best_memory[1]} has {mib(max(0.0, best_memory[0]))} free below memory_target "
+                f"{pct(self.policy.memory_target)}"
+            )
+        if best_cpu is not None and unit.cpu > best_cpu[0] + EPS:
+            parts.append(
+                f"{best_cpu[1]} has {max(0.0, best_cpu[0]):.2f} cores spare below cpu_target "
+                f"{pct(self.policy.cpu_target)}"
+            )
+        if best_memory is not None and not parts:
+            parts.append("no single host has room for both its CPU and memory")
+        for kind in sorted(excluded):
+            count = excluded[kind]
+            parts.append(
+                f"{count} host(s) excluded: {examples[kind]}" + (" ..." if count > 1 else "")
+            )
+        if not parts:
+            parts.append("there is no other host")
+        return f"{unit.describe()} fits no host: " + "; ".join(parts)
+
+
+def _kind(reason: str) -> str:
+    for kind in (
+        "maintenance",
+        "anti-affinity",
+        "max_per_host",
+        "frozen",
+        "being emptied",
+        "sends",
+    ):
+        if kind in reason:
+            return kind
+    return reason

@@ -1,0 +1,362 @@
+"""Cluster snapshot, format version 1: typed frozen records of hosts and domains, parsed from JSON and validated."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from virtbalance.errors import ValidationError
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class HostState:
+    """One hypervisor: capacity and what is used on it (cores and bytes)."""
+
+    name: str
+    cpus: float
+    memory_bytes: int
+    cpu_used: float
+    memory_used_bytes: int
+    maintenance: bool = False
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.cpu_used / self.cpus
+
+    @property
+    def memory_ratio(self) -> float:
+        return self.memory_used_bytes / self.memory_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "cpus": self.cpus,
+            "memory_bytes": self.memory_bytes,
+            "cpu_used": self.cpu_used,
+            "memory_used_bytes": self.memory_used_bytes,
+            "maintenance": self.maintenance,
+        }
+
+
+@dataclass(frozen=True)
+class DomainState:
+    """One running domain: where it is, what it uses, and the placement facts that constrain moving it."""
+
+    name: str
+    host: str
+    vcpus: int
+    cpu_used: float
+    memory_bytes: int
+    private_networks: tuple[str, ...] = ()
+    group: str | None = None
+    anti_affinity: str | None = None
+    pinned: bool = False
+    last_migrated: float | None = None
+    last_host: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "host": self.host,
+            "vcpus": self.vcpus,
+            "cpu_used": self.cpu_used,
+            "memory_bytes": self.memory_bytes,
+            "private_networks": list(self.private_networks),
+            "group": self.group,
+            "anti_affinity": self.anti_affinity,
+            "pinned": self.pinned,
+            "last_migrated": self.last_migrated,
+            "last_host": self.last_host,
+        }
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Where every domain runs and how loaded every host is, at ``time`` (unix seconds)."""
+
+    time: float
+    hosts: tuple[HostState, ...]
+    domains: tuple[DomainState, ...]
+    version: int = VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "time": self.time,
+            "hosts": [h.to_dict() for h in self.hosts],
+            "domains": [d.to_dict() for d in self.domains],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    def host(self, name: str) -> HostState:
+        """The host called ``name``; KeyError if absent."""
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise KeyError(name)
+
+    def with_domains(self, domains: tuple[DomainState, ...]) -> Snapshot:
+        return replace(self, domains=domains)
+
+
+_TOP_KEYS = ("version", "time", "hosts", "domains")
+_HOST_KEYS = ("name", "cpus", "memory_bytes", "cpu_used", "memory_used_bytes", "maintenance")
+_DOMAIN_KEYS = (
+    "name",
+    "host",
+    "vcpus",
+    "cpu_used",
+    "memory_bytes",
+    "private_networks",
+    "group",
+    "anti_affinity",
+    "pinned",
+    "last_migrated",
+    "last_host",
+)
+
+
+class _Reader:
+    """Collects every problem of one document instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def unknown_keys(self, path: str, data: Mapping[str, Any], known: tuple[str, ...]) -> None:
+        for key in data:
+            if key not in known:
+                where = f"{path}.{key}" if path else str(key)
+                self.problems.append(f"{where}: unknown key (known: {', '.join(known)})")
+
+    def _get(self, path: str, data: Mapping[str, Any], key: str, required: bool) -> Any:
+        if key not in data or data[key] is None:
+            if required:
+                self.problems.append(f"{path}.{key}: missing" if path else f"{key}: missing")
+            return None
+        return data[key]
+
+    def number(
+        self, path: str, data: Mapping[str, Any], key: str, *, required: bool, positive: bool
+    ) -> float | None:
+        raw = self._get(path, data, key, required)
+        if raw is None:
+            return None
+        where = f"{path}.{key}" if path else key
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+            self.problems.append(f"{where}: expected a number, got {raw!r}")
+            return None
+        if raw < 0:
+            self.problems.append(f"{where}: must not be negative, got {raw}")
+            return None
+        if positive and raw == 0:
+            self.problems.append(f"{where}: must be positive, got {raw}")
+            return None
+        return float(raw)
+
+    def integer(
+        self, path: str, data: Mapping[str, Any], key: str, *, required: bool, positive: bool
+    ) -> int | None:
+        raw = self._get(path, data, key, required)
+        if raw is None:
+            return None
+        where = f"{path}.{key}"
+        # JSON writers may emit 1024.0 for a whole number; accept it, refuse 1024.5.
+        if isinstance(raw, float) and raw.is_integer():
+            raw = int(raw)
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            self.problems.append(f"{where}: expected a whole number, got {raw!r}")
+            return None
+        if raw < 0:
+            self.problems.append(f"{where}: must not be negative, got {raw}")
+            return None
+        if positive and raw == 0:
+            self.problems.append(f"{where}: must be positive, got {raw}")
+            return None
+        return raw
+
+    def string(self, path: str, data: Mapping[str, Any], key: str, *, required: bool) -> str | None:
+        raw = self._get(path, data, key, required)
+        if raw is None:
+            return None
+        if not isinstance(raw, str) or not raw:
+            self.problems.append(f"{path}.{key}: expected a non-empty string, got {raw!r}")
+            return None
+        return raw
+
+    def boolean(self, path: str, data: Mapping[str, Any], key: str) -> bool:
+        raw = self._get(path, data, key, False)
+        if raw is None:
+            return False
+        if not isinstance(raw, bool):
+            self.problems.append(f"{path}.{key}: expected true or false, got {raw!r}")
+            return False
+        return raw
+
+    def strings(self, path: str, data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+        raw = self._get(path, data, key, False)
+        if raw is None:
+            return ()
+        if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
+            self.problems.append(f"{path}.{key}: expected a list of non-empty strings, got {raw!r}")
+            return ()
+        return tuple(sorted(set(raw)))
+
+    def records(
+        self, data: Mapping[str, Any], key: str, parse: Callable[[str, Mapping[str, Any]], Any]
+    ) -> list[Any]:
+        raw = data.get(key)
+        if raw is None:
+            self.problems.append(f"{key}: missing")
+            return []
+        if not isinstance(raw, list):
+            self.problems.append(f"{key}: expected a list, got {type(raw).__name__}")
+            return []
+        out = []
+        for index, item in enumerate(raw):
+            path = f"{key}[{index}]"
+            if not isinstance(item, Mapping):
+                self.problems.append(f"{path}: expected an object, got {type(item).__name__}")
+                continue
+            record = parse(path, item)
+            if record is not None:
+                out.append(record)
+        return out
+
+
+def parse_snapshot(data: Any, source: str = "snapshot") -> Snapshot:
+    """Validate a decoded JSON document; raise ValidationError listing every problem, each naming its field."""
+    reader = _Reader()
+    if not isinstance(data, Mapping):
+        raise ValidationError(source, [f"expected a JSON object, got {type(data).__name__}"])
+    reader.unknown_keys("", data, _TOP_KEYS)
+    version = data.get("version")
+    if version is None:
+        reader.problems.append("version: missing")
+    elif isinstance(version, bool) or version != VERSION:
+        reader.problems.append(
+            f"version: unsupported {version!r} (this virtbalance reads {VERSION})"
+        )
+    time = reader.number("", data, "time", required=True, positive=False)
+
+    raw_domains: list[dict[str, Any]] = reader.records(
+        data, "domains", lambda p, d: _parse_domain(reader, p, d)
+    )
+    raw_hosts: list[dict[str, Any]] = reader.records(
+        data, "hosts", lambda p, h: _parse_host(reader, p, h)
+    )
+
+    host_names: dict[str, str] = {}
+    for host in raw_hosts:
+        if host["name"] in host_names:
+            reader.problems.append(
+                f"{host['_path']}.name: duplicate host {host['name']!r} "
+                f"(also {host_names[host['name']]})"
+            )
+        host_names.setdefault(host["name"], host["_path"])
+    # Names of every host entry, valid or not, so an invalid host does not also flag its domains.
+    listed = data.get("hosts")
+    declared_hosts = {
+        h.get("name")
+        for h in (listed if isinstance(listed, list) else [])
+        if isinstance(h, Mapping)
+    }
+    domain_names: dict[str, str] = {}
+    for domain in raw_domains:
+        if domain["name"] in domain_names:
+            reader.problems.append(
+                f"{domain['_path']}.name: duplicate domain {domain['name']!r} "
+                f"(also {domain_names[domain['name']]})"
+            )
+        domain_names.setdefault(domain["name"], domain["_path"])
+        if domain["host"] not in declared_hosts:
+            reader.problems.append(
+                f"{domain['_path']}.host: unknown host {domain['host']!r} (not in hosts)"
+            )
+    if reader.problems or time is None:
+        raise ValidationError(source, reader.problems)
+
+    cpu_sum: dict[str, float] = {}
+    memory_sum: dict[str, int] = {}
+    for domain in raw_domains:
+        cpu_sum[domain["host"]] = cpu_sum.get(domain["host"], 0.0) + domain["cpu_used"]
+        memory_sum[domain["host"]] = memory_sum.get(domain["host"], 0) + domain["memory_bytes"]
+    hosts = tuple(
+        HostState(
+            name=h["name"],
+            cpus=h["cpus"],
+            memory_bytes=h["memory_bytes"],
+            cpu_used=h["cpu_used"] if h["cpu_used"] is not None else cpu_sum.get(h["name"], 0.0),
+            memory_used_bytes=(
+                h["memory_used_bytes"]
+                if h["memory_used_bytes"] is not None
+                else memory_sum.get(h["name"], 0)
+            ),
+            maintenance=h["maintenance"],
+        )
+        for h in raw_hosts
+    )
+    domains = tuple(
+        DomainState(**{k: v for k, v in d.items() if k != "_path"}) for d in raw_domains
+    )
+    return Snapshot(time=time, hosts=hosts, domains=domains, version=VERSION)
+
+
+def _parse_host(reader: _Reader, path: str, data: Mapping[str, Any]) -> dict[str, Any] | None:
+    before = len(reader.problems)
+    reader.unknown_keys(path, data, _HOST_KEYS)
+    record = {
+        "_path": path,
+        "name": reader.string(path, data, "name", required=True),
+        "cpus": reader.number(path, data, "cpus", required=True, positive=True),
+        "memory_bytes": reader.integer(path, data, "memory_bytes", required=True, positive=True),
+        "cpu_used": reader.number(path, data, "cpu_used", required=False, positive=False),
+        "memory_used_bytes": reader.integer(
+            path, data, "memory_used_bytes", required=False, positive=False
+        ),
+        "maintenance": reader.boolean(path, data, "maintenance"),
+    }
+    return record if len(reader.problems) == before else None
+
+
+def _parse_domain(reader: _Reader, path: str, data: Mapping[str, Any]) -> dict[str, Any] | None:
+    before = len(reader.problems)
+    reader.unknown_keys(path, data, _DOMAIN_KEYS)
+    record = {
+        "_path": path,
+        "name": reader.string(path, data, "name", required=True),
+        "host": reader.string(path, data, "host", required=True),
+        "vcpus": reader.integer(path, data, "vcpus", required=True, positive=True),
+        "cpu_used": reader.number(path, data, "cpu_used", required=True, positive=False),
+        "memory_bytes": reader.integer(path, data, "memory_bytes", required=True, positive=False),
+        "private_networks": reader.strings(path, data, "private_networks"),
+        "group": reader.string(path, data, "group", required=False),
+        "anti_affinity": reader.string(path, data, "anti_affinity", required=False),
+        "pinned": reader.boolean(path, data, "pinned"),
+        "last_migrated": reader.number(path, data, "last_migrated", required=False, positive=False),
+        "last_host": reader.string(path, data, "last_host", required=False),
+    }
+    return record if len(reader.problems) == before else None
+
+
+def load_snapshot(path: str | Path) -> Snapshot:
+    """Read and validate a snapshot JSON file; ValidationError (naming the file) if unusable."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError(str(path), [f"cannot read: {exc.strerror}"]) from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            str(path), [f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
+        ) from exc
+    return parse_snapshot(data, source=str(path))
