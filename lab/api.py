@@ -1,0 +1,725 @@
+"""The Lab: bring a scenario up as real libvirt hosts in namespaces, drive its guests, tear it down."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import requests
+
+from lab import dial
+from lab.domain_xml import domain_xml
+from lab.errors import LabAlreadyUp, LabError, LabNotUp
+from lab.hosts import (
+    HostLayout,
+    create_host_network,
+    create_lab_bridge,
+    start_libvirtd,
+    wait_for_libvirtd,
+    write_libvirt_config,
+)
+from lab.image import build_image
+from lab.monitoring import alertmanager_config, prometheus_config
+from lab.naming import EXPORTER_PORT, LabNames, check_lab_id
+from lab.scenario import MAX_TOTAL_LOAD_PERCENT, DomainSpec, Scenario, load_scenario, parse_scenario
+from lab.state import read_state, record_process, update_state, write_state
+from lab.system import (
+    MONITORING_TOOLS,
+    REQUIRED_TOOLS,
+    find_tool,
+    is_same_process,
+    kill_processes,
+    require_root,
+    require_tools,
+    start_time,
+)
+from lab.teardown import Leftovers, leftovers, teardown
+from virtbalance.chunks import ChunkMember, find_chunks
+from virtbalance.domain_metadata import NAMESPACE, PREFIX
+
+MIGRATE_FLAGS = (
+    libvirt.VIR_MIGRATE_LIVE
+    | libvirt.VIR_MIGRATE_PERSIST_DEST
+    | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+)
+GUEST_READY_TIMEOUT = 30.0
+KEY_ATTEMPTS = 3
+KEY_CONFIRM_TIMEOUT = 3.0
+SERVICE_TIMEOUT = 30.0
+
+
+def _ignore_libvirt_errors(_context: object, _error: object) -> None:
+    """libvirt's default handler prints every error to stderr; the lab raises them as exceptions instead."""
+
+
+libvirt.registerErrorHandler(_ignore_libvirt_errors, None)
+
+
+@dataclass(frozen=True)
+class LabHost:
+    """A running lab host as clients see it: where to reach its libvirtd and what capacity it declares."""
+
+    name: str
+    address: str
+    libvirt_uri: str
+    migration_uri: str
+    cpus: float
+    memory_bytes: int
+
+
+class Lab:
+    """A running lab; get one with ``Lab.up`` or ``Lab.attach``."""
+
+    def __init__(self, lab_id: int, scenario: Scenario, state: dict[str, Any]) -> None:
+        self.lab_id = lab_id
+        self.names = LabNames(lab_id)
+        self.scenario = scenario
+        self._layouts = {
+            h.name: HostLayout.of(self.names, h.name, i) for i, h in enumerate(scenario.hosts)
+        }
+        self.hosts = [
+            LabHost(
+                name=h.name,
+                address=self._layouts[h.name].address,
+                libvirt_uri=f"qemu+tcp://{self._layouts[h.name].address}/system",
+                migration_uri=f"tcp://{self._layouts[h.name].address}",
+                cpus=h.cpus,
+                memory_bytes=h.memory_bytes,
+            )
+            for h in scenario.hosts
+        ]
+        self._libvirtd_pids = {
+            h["name"]: int(h["libvirtd_pid"]) for h in state.get("hosts", []) if "libvirtd_pid" in h
+        }
+        self._connections: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        # Popen objects of processes this instance started, waited for on down() so none lingers
+        self._children: list[subprocess.Popen[bytes]] = []
+
+    # ---- life cycle -------------------------------------------------------------------------------
+
+    @property
+    def state_dir(self) -> Path:
+        return self.names.state_dir
+
+    @classmethod
+    def up(cls, scenario: str | Path = "default", lab_id: int = 0) -> Lab:
+        """Start every host and guest of ``scenario``; on any failure remove what was started, re-raise."""
+        check_lab_id(lab_id)
+        parsed = load_scenario(scenario)  # a bad scenario fails here, before anything exists
+        require_root()
+        tools = require_tools(REQUIRED_TOOLS)
+        names = LabNames(lab_id)
+        found = leftovers(names)
+        if found:
+            raise LabAlreadyUp(
+                f"lab {lab_id} is already up (or left over from a crash): {_describe(found)}; "
+                f"use it, or run: virtbalance lab down --lab-id {lab_id}"
+            )
+        names.state_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            names.state_dir.mkdir(mode=0o755)
+        except FileExistsError:
+            raise LabAlreadyUp(f"lab {lab_id} is being brought up by another process") from None
+        lab: Lab | None = None
+        try:
+            (names.state_dir / "scenario.yaml").write_text(
+                Path(parsed.source).read_text(encoding="utf-8")
+            )
+            state: dict[str, Any] = {
+                "lab_id": lab_id,
+                "status": "starting",
+                "scenario_source": parsed.source,
+                "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "hosts": [],
+                "processes": [],
+                "loads": {},
+            }
+            write_state(names.state_dir, state)
+            lab = cls(lab_id, parsed, state)
+            lab._bring_up(tools)
+            update_state(names.state_dir, lambda s: s.update(status="up"))
+            return lab
+        except BaseException:
+            if lab is not None:
+                lab._close()
+            teardown(lab_id)
+            if lab is not None:
+                lab._wait_children()
+            raise
+
+    @classmethod
+    def attach(cls, lab_id: int = 0) -> Lab:
+        """The running lab with this id, from its state file."""
+        check_lab_id(lab_id)
+        names = LabNames(lab_id)
+        state = read_state(names.state_dir)
+        if state is None:
+            raise LabNotUp(
+                f"no lab {lab_id} is up; start one with: virtbalance lab up --lab-id {lab_id}"
+            )
+        if state.get("status") != "up":
+            raise LabNotUp(f"lab {lab_id} is {state.get('status')!r}, not up")
+        text = (names.state_dir / "scenario.yaml").read_text(encoding="utf-8")
+        return cls(
+            lab_id, parse_scenario(text, str(state.get("scenario_source", "scenario.yaml"))), state
+        )
+
+    def down(self) -> Leftovers:
+        """Remove everything of this lab; what was found is returned (empty if it was already down)."""
+        self._close()
+        found = teardown(self.lab_id)
+        self._wait_children()
+        return found
+
+    @staticmethod
+    def teardown(lab_id: int = 0) -> Leftovers:
+        """Remove lab ``lab_id`` without attaching: works after a crash and when nothing is there."""
+        require_root()
+        return teardown(check_lab_id(lab_id))
+
+    def _close(self) -> None:
+        with self._lock:
+            for connection in self._connections.values():
+                with contextlib.suppress(libvirt.libvirtError):
+                    connection.close()
+            self._connections.clear()
+
+    def _wait_children(self) -> None:
+        for child in self._children:
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self._children.clear()
+
+    def _bring_up(self, tools: dict[str, str]) -> None:
+        image = build_image(self.state_dir / "guest.img")
+        (self.state_dir / "guests").mkdir()
+        create_lab_bridge(self.names)
+        networks = self.scenario.private_networks
+        for host in self._layouts.values():
+            create_host_network(self.names, host, networks)
+            write_libvirt_config(host)
+        processes = {
+            name: start_libvirtd(host, tools["libvirtd"]) for name, host in self._layouts.items()
+        }
+        self._children.extend(processes.values())
+
+        def record(state: dict[str, Any]) -> None:
+            for spec in self.scenario.hosts:
+                layout = self._layouts[spec.name]
+                pid = processes[spec.name].pid
+                state["hosts"].append(
+                    {
+                        "name": spec.name,
+                        "address": layout.address,
+                        "netns": layout.netns,
+                        "libvirtd_pid": pid,
+                    }
+                )
+                record_process(state, f"libvirtd:{spec.name}", pid, start_time(pid))
+
+        update_state(self.state_dir, record)
+        self._libvirtd_pids = {name: process.pid for name, process in processes.items()}
+        for name, process in processes.items():
+            wait_for_libvirtd(self._layouts[name], process)
+        emulator = tools["qemu-system-x86_64"]
+        with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
+            list(pool.map(lambda h: self._start_guests(h.name, image, emulator), self.hosts))
+        for domain in self.scenario.domains:
+            self._wait_guest_ready(domain.name)
+        for domain in self.scenario.domains:
+            if domain.load:
+                self._press(domain.name, domain.host, dial.level_for(domain.load))
+        loads = {d.name: d.load for d in self.scenario.domains}
+        update_state(self.state_dir, lambda s: s.update(loads=loads))
+
+    def _start_guests(self, host: str, image: Path, emulator: str) -> None:
+        for domain in self.scenario.domains_on(host):
+            self._define_and_start(host, domain, image, emulator)
+
+    def _define_and_start(self, host: str, domain: DomainSpec, image: Path, emulator: str) -> None:
+        serial = self.serial_log(domain.name)
+        serial.touch()
+        connection = self.connection(host)
+        dom = connection.defineXML(domain_xml(domain, image, serial, emulator))
+        dom.setMetadata(
+            libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+            domain.placement.to_xml(),
+            PREFIX,
+            NAMESPACE,
+            libvirt.VIR_DOMAIN_AFFECT_CONFIG,
+        )
+        dom.create()
+
+    def serial_log(self, domain: str) -> Path:
+        """The guest's serial output: ``R`` when it runs the dial, ``L<n>`` at each level change."""
+        return self.state_dir / "guests" / f"{domain}.serial"
+
+    def _wait_guest_ready(self, domain: str, offset: int = 0) -> None:
+        deadline = time.monotonic() + GUEST_READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if dial.is_ready(dial.read_log(self.serial_log(domain), offset)):
+                return
+            time.sleep(0.1)
+        raise LabError(
+            f"guest {domain} did not boot into its load dial within {GUEST_READY_TIMEOUT:.0f} s"
+        )
+
+    # ---- libvirt ----------------------------------------------------------------------------------
+
+    def host(self, name: str) -> LabHost:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise LabError(f"no lab host {name!r} (hosts: {', '.join(h.name for h in self.hosts)})")
+
+    def connection(self, host: str) -> Any:
+        """An open libvirt connection to ``host``'s libvirtd (reused, reopened if it died)."""
+        with self._lock:
+            connection = self._connections.get(host)
+            if connection is not None:
+                try:
+                    if connection.isAlive():
+                        return connection
+                except libvirt.libvirtError:
+                    pass
+            uri = self.host(host).libvirt_uri
+            try:
+                connection = libvirt.open(uri)
+            except libvirt.libvirtError as exc:
+                raise LabError(f"cannot connect to {host} at {uri}: {exc}") from None
+            self._connections[host] = connection
+            return connection
+
+    def running_hosts(self) -> dict[str, list[str]]:
+        """Domain -> every host it is active on right now (every scenario domain, [] if none)."""
+        result: dict[str, list[str]] = {d.name: [] for d in self.scenario.domains}
+        for host in self.hosts:
+            for dom in self.connection(host.name).listAllDomains(
+                libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE
+            ):
+                result.setdefault(dom.name(), []).append(host.name)
+        return result
+
+    def placement(self) -> dict[str, str]:
+        """Domain -> the one host it runs on; LabError if any runs on none or several (see running_hosts)."""
+        running = self.running_hosts()
+        wrong = {name: hosts for name, hosts in running.items() if len(hosts) != 1}
+        if wrong:
+            detail = ", ".join(f"{n} on {h or 'no host'}" for n, h in sorted(wrong.items()))
+            raise LabError(f"domains not running exactly once: {detail}")
+        return {name: hosts[0] for name, hosts in running.items()}
+
+    def _host_of(self, domain: str) -> str:
+        hosts = self.running_hosts().get(domain)
+        if hosts is None:
+            raise LabError(f"no domain {domain!r} in the lab")
+        if len(hosts) != 1:
+            raise LabError(f"domain {domain} runs on {hosts or 'no host'}, not exactly one")
+        return hosts[0]
+
+    def migrate(self, domain: str, destination: str) -> float:
+        """Live-migrate ``domain`` to ``destination`` as the actioner does; return the seconds it took."""
+        source = self._host_of(domain)
+        target = self.host(destination)
+        if source == destination:
+            return 0.0
+        dom = self.connection(source).lookupByName(domain)
+        began = time.monotonic()
+        try:
+            dom.migrate3(
+                self.connection(destination),
+                {libvirt.VIR_MIGRATE_PARAM_URI: target.migration_uri},
+                MIGRATE_FLAGS,
+            )
+        except libvirt.libvirtError as exc:
+            raise LabError(
+                f"migrating {domain} from {source} to {destination} failed: {exc}"
+            ) from None
+        return time.monotonic() - began
+
+    # ---- load -------------------------------------------------------------------------------------
+
+    def loads(self) -> dict[str, int]:
+        """Domain -> the load last set (percent of one core)."""
+        state = read_state(self.state_dir) or {}
+        return {str(k): int(v) for k, v in state.get("loads", {}).items()}
+
+    def guest_level(self, domain: str) -> int:
+        """The dial level the guest itself last reported (0 if it never changed)."""
+        return dial.last_level(dial.read_log(self.serial_log(domain))) or 0
+
+    def set_load(self, domain: str, percent: int) -> int:
+        """Set the guest's load (percent of one real core); returns the percent the dial really runs."""
+        level = dial.level_for(percent)
+        total = sum(v for k, v in self.loads().items() if k != domain) + percent
+        if total > MAX_TOTAL_LOAD_PERCENT:
+            raise LabError(
+                f"load {percent}% on {domain} would make {total}% of a core in all; the lab allows "
+                f"{MAX_TOTAL_LOAD_PERCENT}% on this shared machine: lower another guest first"
+            )
+        self._press(domain, self._host_of(domain), level)
+        update_state(
+            self.state_dir, lambda s: s.setdefault("loads", {}).__setitem__(domain, percent)
+        )
+        return dial.percent_for(level)
+
+    def _press(self, domain: str, host: str, level: int) -> None:
+        """Press the digit key and wait for the guest to echo the level; retry lost keys."""
+        log = self.serial_log(domain)
+        dom = self.connection(host).lookupByName(domain)
+        expected = f"L{level}".encode()
+        for _attempt in range(KEY_ATTEMPTS):
+            offset = log.stat().st_size if log.exists() else 0
+            dom.sendKey(libvirt.VIR_KEYCODE_SET_LINUX, 50, [dial.keycode_for(level)], 1, 0)
+            deadline = time.monotonic() + KEY_CONFIRM_TIMEOUT
+            while time.monotonic() < deadline:
+                if expected in dial.read_log(log, offset):
+                    return
+                time.sleep(0.05)
+        raise LabError(
+            f"guest {domain} on {host} did not confirm load level {level} after {KEY_ATTEMPTS} keys"
+        )
+
+    # ---- reset ------------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Every scenario domain back on its scenario host (chunk by chunk) at its initial load."""
+        running = self.running_hosts()
+        duplicated = {n: h for n, h in running.items() if len(h) > 1 and n in self._scenario_names}
+        if duplicated:
+            raise LabError(f"cannot reset: domains running on several hosts: {duplicated}")
+        for chunk in self._scenario_chunks():
+            for name in chunk:
+                spec = self.scenario.domain(name)
+                hosts = running.get(name, [])
+                if not hosts:
+                    self._restart_guest(spec)
+                elif hosts[0] != spec.host:
+                    self.migrate(name, spec.host)
+        for spec in self.scenario.domains:
+            level = dial.level_for(spec.load)
+            if self.guest_level(spec.name) != level:
+                self._press(spec.name, spec.host, level)
+        loads = {d.name: d.load for d in self.scenario.domains}
+        update_state(self.state_dir, lambda s: s.update(loads=loads))
+
+    @property
+    def _scenario_names(self) -> set[str]:
+        return {d.name for d in self.scenario.domains}
+
+    def _scenario_chunks(self) -> list[tuple[str, ...]]:
+        """The scenario's chunks per scenario host, so members travel back one right after another."""
+        chunks: list[tuple[str, ...]] = []
+        for host in self.scenario.hosts:
+            members = [
+                ChunkMember(d.name, d.private_networks, d.group)
+                for d in self.scenario.domains_on(host.name)
+            ]
+            chunks.extend(chunk.members for chunk in find_chunks(members))
+        return chunks
+
+    def _restart_guest(self, spec: DomainSpec) -> None:
+        """A scenario guest that runs nowhere: drop stale definitions, start it fresh on its host."""
+        for host in self.hosts:
+            try:
+                dom = self.connection(host.name).lookupByName(spec.name)
+            except libvirt.libvirtError:
+                continue
+            dom.undefineFlags(0)
+        offset = (
+            self.serial_log(spec.name).stat().st_size if self.serial_log(spec.name).exists() else 0
+        )
+        emulator = find_tool("qemu-system-x86_64") or "/usr/bin/qemu-system-x86_64"
+        self._define_and_start(spec.host, spec, self.state_dir / "guest.img", emulator)
+        self._wait_guest_ready(spec.name, offset)
+        # a fresh guest starts at level 0; make the log say so for guest_level()
+        self._press(spec.name, spec.host, 0)
+
+    # ---- processes inside hosts -------------------------------------------------------------------
+
+    def _nsenter(self, host: str, argv: Sequence[str]) -> list[str]:
+        self.host(host)
+        pid = self._libvirtd_pids.get(host)
+        if pid is None or start_time(pid) is None:
+            raise LabError(
+                f"host {host} of lab {self.lab_id} is not running (its libvirtd is gone)"
+            )
+        return ["nsenter", "-t", str(pid), "--net", "--mount", "--uts", "--", *argv]
+
+    def exec_in_host(
+        self, host: str, argv: Sequence[str], **popen_kwargs: Any
+    ) -> subprocess.Popen[Any]:
+        """Start ``argv`` inside ``host``'s network, mount and UTS namespaces; the caller owns the process."""
+        return subprocess.Popen(self._nsenter(host, argv), **popen_kwargs)
+
+    def run_in_host(
+        self, host: str, argv: Sequence[str], **run_kwargs: Any
+    ) -> subprocess.CompletedProcess[Any]:
+        """Run ``argv`` to completion inside ``host``'s namespaces (``subprocess.run`` keywords)."""
+        return subprocess.run(self._nsenter(host, argv), check=False, **run_kwargs)
+
+    # ---- monitoring -------------------------------------------------------------------------------
+
+    def start_exporters(self, extra_args: Iterable[str] = ()) -> dict[str, str]:
+        """One ``virtbalance-exporter`` inside each host, with its declared capacity; host -> target."""
+        exporter = _exporter_binary()
+        self._stop_role_prefix("exporter:")
+        targets: dict[str, str] = {}
+        started: list[tuple[str, subprocess.Popen[bytes]]] = []
+        for host in self.hosts:
+            target = f"{host.address}:{EXPORTER_PORT}"
+            argv = [
+                exporter,
+                "--libvirt.uri",
+                "qemu:///system",
+                "--web.listen-address",
+                target,
+                "--host.cpus",
+                _number(host.cpus),
+                "--host.memory-bytes",
+                str(host.memory_bytes),
+                *extra_args,
+            ]
+            process = self._spawn(
+                f"exporter:{host.name}",
+                argv,
+                self.state_dir / f"exporter-{host.name}.log",
+                host.name,
+            )
+            started.append((host.name, process))
+            targets[host.name] = target
+        for name, process in started:
+            _wait_for_port(
+                targets[name],
+                process,
+                self.state_dir / f"exporter-{name}.log",
+                f"exporter on {name}",
+            )
+        update_state(self.state_dir, lambda s: s.update(exporters=targets))
+        return targets
+
+    def start_prometheus(
+        self,
+        rule_files: Sequence[Path] = (),
+        scrape_interval: str = "2s",
+        evaluation_interval: str = "2s",
+        alertmanager: str | None = None,
+    ) -> str:
+        """Debian's Prometheus on 127.0.0.1 scraping every exporter (started if needed); its URL."""
+        binary = require_tools({"prometheus": MONITORING_TOOLS["prometheus"]})["prometheus"]
+        state = read_state(self.state_dir) or {}
+        targets = state.get("exporters") or self.start_exporters()
+        directory = self.state_dir / "prometheus"
+        directory.mkdir(exist_ok=True)
+        config = directory / "prometheus.yml"
+        config.write_text(
+            prometheus_config(
+                targets, rule_files, scrape_interval, evaluation_interval, alertmanager
+            )
+        )
+        self._stop_role_prefix("prometheus")
+        address = f"127.0.0.1:{self.names.prometheus_port}"
+        _require_free_port(address)
+        argv = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={directory / 'data'}",
+            f"--web.listen-address={address}",
+            "--web.enable-lifecycle",
+            "--storage.tsdb.retention.time=1d",
+        ]
+        log = directory / "prometheus.log"
+        process = self._spawn("prometheus", argv, log)
+        url = f"http://{address}"
+        _wait_for_http(f"{url}/-/ready", process, log, "Prometheus")
+        update_state(self.state_dir, lambda s: s.update(prometheus=url))
+        return url
+
+    def start_alertmanager(
+        self,
+        webhook_url: str,
+        token_file: Path | None = None,
+        group_wait: str = "1s",
+        group_interval: str = "5s",
+        repeat_interval: str = "30s",
+    ) -> str:
+        """Debian's Alertmanager on 127.0.0.1, no gossip, routing HostSustainedOverload to the webhook."""
+        binary = require_tools(
+            {"prometheus-alertmanager": MONITORING_TOOLS["prometheus-alertmanager"]}
+        )["prometheus-alertmanager"]
+        directory = self.state_dir / "alertmanager"
+        directory.mkdir(exist_ok=True)
+        config = directory / "alertmanager.yml"
+        config.write_text(
+            alertmanager_config(
+                webhook_url, token_file, group_wait, group_interval, repeat_interval
+            )
+        )
+        self._stop_role_prefix("alertmanager")
+        address = f"127.0.0.1:{self.names.alertmanager_port}"
+        _require_free_port(address)
+        argv = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={directory / 'data'}",
+            f"--web.listen-address={address}",
+            "--cluster.listen-address=",
+        ]
+        log = directory / "alertmanager.log"
+        process = self._spawn("alertmanager", argv, log)
+        url = f"http://{address}"
+        _wait_for_http(f"{url}/-/ready", process, log, "Alertmanager")
+        update_state(self.state_dir, lambda s: s.update(alertmanager=url))
+        return url
+
+    def _spawn(
+        self, role: str, argv: Sequence[str], log_path: Path, host: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        command = self._nsenter(host, argv) if host else list(argv)
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
+        self._children.append(process)
+        update_state(
+            self.state_dir, lambda s: record_process(s, role, process.pid, start_time(process.pid))
+        )
+        return process
+
+    def _stop_role_prefix(self, prefix: str) -> None:
+        """Stop the recorded processes whose role starts with ``prefix`` (a restart with new settings)."""
+        stopped: list[tuple[int, int | None]] = []
+
+        def drop(state: dict[str, Any]) -> None:
+            keep = []
+            for entry in state.get("processes", []):
+                if str(entry.get("role", "")).startswith(prefix):
+                    stopped.append((int(entry["pid"]), entry.get("started")))
+                else:
+                    keep.append(entry)
+            state["processes"] = keep
+
+        update_state(self.state_dir, drop)
+        kill_processes(stopped)
+        for child in list(self._children):
+            if child.pid in {pid for pid, _ in stopped}:
+                child.wait(timeout=5)
+                self._children.remove(child)
+
+
+def _describe(found: Leftovers) -> str:
+    parts = []
+    if found.namespaces:
+        parts.append(f"namespaces {', '.join(found.namespaces)}")
+    if found.links:
+        parts.append(f"links {', '.join(found.links)}")
+    if found.processes:
+        parts.append(f"{len(found.processes)} processes")
+    if found.mounts:
+        parts.append(f"mounts {', '.join(found.mounts)}")
+    if found.state_dir:
+        parts.append("its state directory")
+    return "; ".join(parts)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _exporter_binary() -> str:
+    beside = Path(sys.executable).parent / "virtbalance-exporter"
+    if beside.exists():
+        return str(beside)
+    found = find_tool("virtbalance-exporter")
+    if found is None:
+        raise LabError(
+            "virtbalance-exporter not found; run scripts/bootstrap to install the project"
+        )
+    return found
+
+
+def _log_tail(path: Path, lines: int = 8) -> str:
+    try:
+        return (
+            " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+            or "(empty log)"
+        )
+    except OSError:
+        return "(no log)"
+
+
+def _wait_until(
+    ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, what: str
+) -> None:
+    deadline = time.monotonic() + SERVICE_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LabError(f"{what} exited ({process.returncode}): {_log_tail(log)}")
+        if ready():
+            return
+        time.sleep(0.2)
+    raise LabError(f"{what} not ready within {SERVICE_TIMEOUT:.0f} s: {_log_tail(log)}")
+
+
+def _wait_for_port(target: str, process: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    address, port = target.rsplit(":", 1)
+
+    def listening() -> bool:
+        try:
+            with socket.create_connection((address, int(port)), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    _wait_until(listening, process, log, what)
+
+
+def _wait_for_http(url: str, process: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    def ready() -> bool:
+        try:
+            return requests.get(url, timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    _wait_until(ready, process, log, what)
+
+
+def _require_free_port(address: str) -> None:
+    host, port = address.rsplit(":", 1)
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, int(port)))
+        except OSError:
+            raise LabError(
+                f"{address} is in use by a process that is not this lab's; stop it first"
+            ) from None
+
+
+def is_up(lab_id: int) -> bool:
+    """Whether lab ``lab_id`` has a state file saying it is up and its libvirtds still run."""
+    state = read_state(LabNames(lab_id).state_dir)
+    if not state or state.get("status") != "up":
+        return False
+    return all(
+        is_same_process(int(p["pid"]), p.get("started"))
+        for p in state.get("processes", [])
+        if str(p.get("role", "")).startswith("libvirtd:")
+    )
+
+
+__all__ = ["Lab", "LabHost", "is_up"]

@@ -1,0 +1,215 @@
+"""One lab host: a network namespace on the lab bridge, a private mount table and hostname, its libvirtd."""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.errors import LabError
+from lab.naming import LIBVIRT_TCP_PORT, LabNames
+from lab.system import run
+
+# libvirt's private directories, each replaced inside the host by one of its own
+PRIVATE_DIRS = {
+    "etc": "/etc/libvirt",
+    "lib": "/var/lib/libvirt",
+    "cache": "/var/cache/libvirt",
+    "log": "/var/log/libvirt",
+}
+_UUID_NAMESPACE = uuid.UUID("5b1e3c52-7d7e-4c56-9d1e-7a6c0f1b2a10")
+
+
+@dataclass(frozen=True)
+class HostLayout:
+    """Where one host lives: its namespace, links, address and directories."""
+
+    name: str
+    index: int
+    netns: str
+    veth: str
+    veth_peer: str
+    address: str
+    directory: Path
+
+    @classmethod
+    def of(cls, names: LabNames, name: str, index: int) -> HostLayout:
+        return cls(
+            name=name,
+            index=index,
+            netns=names.netns(name),
+            veth=names.veth(index),
+            veth_peer=names.veth_peer(index),
+            address=names.host_address(index),
+            directory=names.state_dir / "hosts" / name,
+        )
+
+    @property
+    def host_uuid(self) -> str:
+        """Unique per host and lab: libvirt refuses to migrate between daemons with the same UUID."""
+        return str(uuid.uuid5(_UUID_NAMESPACE, f"{self.netns}/{self.address}"))
+
+
+def create_lab_bridge(names: LabNames) -> None:
+    """The root namespace's bridge joining every host of the lab; the root gets the .1 address."""
+    run(
+        [
+            "ip",
+            "link",
+            "add",
+            names.bridge,
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]
+    )
+    run(["ip", "addr", "add", f"{names.gateway}/{names.prefix_length}", "dev", names.bridge])
+    run(["ip", "link", "set", names.bridge, "up"])
+
+
+def create_host_network(
+    names: LabNames, host: HostLayout, private_networks: tuple[str, ...]
+) -> None:
+    """Namespace, veth into the lab bridge (eth0 inside), loopback, and every private bridge."""
+    run(["ip", "netns", "add", host.netns])
+    run(["ip", "link", "add", host.veth, "type", "veth", "peer", "name", host.veth_peer])
+    run(["ip", "link", "set", host.veth_peer, "netns", host.netns])
+    run(["ip", "link", "set", host.veth, "master", names.bridge, "up"])
+    inside = ["ip", "-n", host.netns]
+    run([*inside, "link", "set", host.veth_peer, "name", "eth0"])
+    run([*inside, "addr", "add", f"{host.address}/{names.prefix_length}", "dev", "eth0"])
+    run([*inside, "link", "set", "eth0", "up"])
+    run([*inside, "link", "set", "lo", "up"])
+    # STP off, no forward delay: default STP timers made up most of the reconnection gap after a move
+    for bridge in private_networks:
+        run(
+            [
+                *inside,
+                "link",
+                "add",
+                bridge,
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
+                "forward_delay",
+                "0",
+            ]
+        )
+        run([*inside, "link", "set", bridge, "up"])
+
+
+def write_libvirt_config(host: HostLayout) -> None:
+    """Private /etc/libvirt with the lab's libvirtd.conf and qemu.conf, and the other private dirs."""
+    for key in PRIVATE_DIRS:
+        (host.directory / key).mkdir(parents=True, exist_ok=True)
+    etc = host.directory / "etc"
+    # TCP without auth is acceptable only because it listens on the lab's own test-range address
+    (etc / "libvirtd.conf").write_text(
+        "\n".join(
+            [
+                "listen_tls = 0",
+                "listen_tcp = 1",
+                f'listen_addr = "{host.address}"',
+                'auth_tcp = "none"',
+                'auth_unix_ro = "none"',
+                'auth_unix_rw = "none"',
+                f'host_uuid = "{host.host_uuid}"',
+                'log_outputs = "3:stderr"',
+                "",
+            ]
+        )
+    )
+    (etc / "qemu.conf").write_text(
+        "\n".join(
+            [
+                'user = "root"',
+                'group = "root"',
+                "dynamic_ownership = 0",
+                "remember_owner = 0",
+                'security_driver = "none"',
+                f'migration_address = "{host.address}"',
+                f'migration_host = "{host.address}"',
+                # without this every guest start needs virtlogd's socket
+                'stdio_handler = "file"',
+                # the CPU controller is not usable in these namespaces; usage comes from /proc instead
+                "cgroup_controllers = [ ]",
+                "",
+            ]
+        )
+    )
+
+
+def start_libvirtd(host: HostLayout, libvirtd: str) -> subprocess.Popen[bytes]:
+    """Start the host's libvirtd in its namespaces; the returned process IS libvirtd (each step execs)."""
+    mounts = [
+        f"mount --bind {shlex.quote(str(host.directory / k))} {v}" for k, v in PRIVATE_DIRS.items()
+    ]
+    script = " && ".join(
+        [
+            *mounts,
+            "mount -t tmpfs -o mode=0755,size=16m tmpfs /run/libvirt",
+            f"hostname {shlex.quote(host.name)}",
+            f"exec {shlex.quote(libvirtd)} --listen --pid-file {shlex.quote(str(host.directory / 'libvirtd.pid'))}",
+        ]
+    )
+    log = (host.directory / "libvirtd.log").open("ab")
+    try:
+        return subprocess.Popen(
+            # ip netns exec also remounts /sys, so libvirt sees this namespace's bridges
+            [
+                "ip",
+                "netns",
+                "exec",
+                host.netns,
+                "unshare",
+                "--mount",
+                "--uts",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
+def wait_for_libvirtd(
+    host: HostLayout, process: subprocess.Popen[bytes], timeout: float = 30.0
+) -> None:
+    """Until libvirtd accepts TCP on the host's address; LabError with its log if it dies first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LabError(
+                f"libvirtd of {host.name} exited ({process.returncode}): {log_tail(host)}"
+            )
+        try:
+            with socket.create_connection((host.address, LIBVIRT_TCP_PORT), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise LabError(
+        f"libvirtd of {host.name} did not listen on {host.address} in {timeout:.0f} s: {log_tail(host)}"
+    )
+
+
+def log_tail(host: HostLayout, lines: int = 8) -> str:
+    try:
+        text = (host.directory / "libvirtd.log").read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"

@@ -1,0 +1,81 @@
+"""Configuration files for the lab's Prometheus and Alertmanager (pure functions of their inputs)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from virtbalance.durations import parse_duration
+
+OVERLOAD_ALERT = "HostSustainedOverload"
+SCRAPE_JOB = "virtbalance-exporter"
+
+
+def prometheus_config(
+    targets: Mapping[str, str],
+    rule_files: Sequence[Path],
+    scrape_interval: str,
+    evaluation_interval: str,
+    alertmanager: str | None,
+) -> str:
+    """Scrape every exporter target with the label host=<lab host>; rules and Alertmanager optional."""
+    for name, value in (
+        ("scrape_interval", scrape_interval),
+        ("evaluation_interval", evaluation_interval),
+    ):
+        if parse_duration(value) <= 0:
+            raise ValueError(f"{name} must be more than 0, not {value!r}")
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval},
+        "scrape_configs": [
+            {
+                "job_name": SCRAPE_JOB,
+                "static_configs": [
+                    {"targets": [target], "labels": {"host": host}}
+                    for host, target in sorted(targets.items())
+                ],
+            }
+        ],
+    }
+    if rule_files:
+        config["rule_files"] = [str(Path(p).resolve()) for p in rule_files]
+    if alertmanager:
+        address = alertmanager.split("://", 1)[-1].rstrip("/")
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [address]}]}]}
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def alertmanager_config(
+    webhook_url: str,
+    token_file: Path | None,
+    group_wait: str,
+    group_interval: str,
+    repeat_interval: str,
+) -> str:
+    """Route HostSustainedOverload to the webhook (bearer token from a file), everything else nowhere."""
+    for _name, value in (
+        ("group_wait", group_wait),
+        ("group_interval", group_interval),
+        ("repeat_interval", repeat_interval),
+    ):
+        parse_duration(value)
+    webhook: dict[str, Any] = {"url": webhook_url, "send_resolved": True}
+    if token_file is not None:
+        webhook["http_config"] = {
+            "authorization": {"type": "Bearer", "credentials_file": str(Path(token_file).resolve())}
+        }
+    config: dict[str, Any] = {
+        "route": {
+            "receiver": "discard",
+            "group_by": ["alertname", "host"],
+            "group_wait": group_wait,
+            "group_interval": group_interval,
+            "repeat_interval": repeat_interval,
+            "routes": [{"receiver": "virtbalance", "matchers": [f'alertname="{OVERLOAD_ALERT}"']}],
+        },
+        "receivers": [{"name": "discard"}, {"name": "virtbalance", "webhook_configs": [webhook]}],
+    }
+    return yaml.safe_dump(config, sort_keys=False)
