@@ -362,7 +362,7 @@ def health_alerts(policy: Policy, runbook_base: str) -> tuple[Rule, ...]:
         annotations={
             "summary": f"virtbalance migrations failing (last {failure_window})",
             "description": (
-                "About {{ $value | humanize }} migrations failed, rolled back or timed out in the last "
+                "About {{ $value | humanize }} migration(s) failed, rolled back or timed out in the last "
                 f"{failure_window} on actioner {{{{ $labels.instance }}}}. Rolled-back chunks are whole "
                 "again, but the overloads they were to relieve remain."
             ),
