@@ -1,10 +1,112 @@
-"""Placeholder: this subsystem's subcommands are not built yet."""
+"""``virtbalance simulate``: replay traces under virtbalance and earlier systems' policies, side by side."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
+
+from simulator.config import TRACE_FORMATS, Simulation, load_simulation
+from simulator.plot import plot_hosts
+from simulator.policies import PLUGINS
+from simulator.report import table, to_json
+from simulator.run import compare
+from simulator.traces import GIB, MEMORY_BASES
+from virtbalance.errors import ValidationError
+from virtbalance.policy import Policy
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Register nothing until the subsystem exists."""
+    """Add ``simulate`` to the ``virtbalance`` command."""
+    parser = subparsers.add_parser(
+        "simulate",
+        help="replay VM utilisation traces through virtbalance and earlier policies",
+        description=(
+            "Replay Bitbrains or PlanetLab traces on a simulated cluster under each policy and "
+            "compare overload, migrations, flaps and chunk splits. Flags override the --config file."
+        ),
+    )
+    parser.add_argument(
+        "--config", help="simulation YAML file (traces, cluster, policy, compare, policies)"
+    )
+    parser.add_argument("--traces", help="trace directory or file")
+    parser.add_argument("--format", choices=TRACE_FORMATS, help="trace format (default bitbrains)")
+    parser.add_argument("--limit", type=int, help="use only the first N VMs")
+    parser.add_argument("--memory", choices=MEMORY_BASES, help="VM memory footprint (Bitbrains)")
+    parser.add_argument("--strict", action="store_true", help="fail on a malformed trace line")
+    parser.add_argument("--hosts", type=int, help="number of hosts")
+    parser.add_argument("--cpus", type=float, help="CPUs per host")
+    parser.add_argument("--memory-gib", type=float, help="memory per host in GiB")
+    parser.add_argument("--chunk-share", type=float, help="share of VMs chained into chunks")
+    parser.add_argument("--seed", type=int, help="seed of the chunk assignment")
+    parser.add_argument("--fill", type=float, help="first fit fills a host up to this memory share")
+    parser.add_argument("--policy-file", help="virtbalance policy YAML (the production one)")
+    parser.add_argument(
+        "--policies", help=f"comma-separated policies to compare (known: {', '.join(PLUGINS)})"
+    )
+    parser.add_argument("--json", help="write the results as JSON to this file ('-' for stdout)")
+    parser.add_argument("--plot", help="write host CPU plots, one panel per policy, to this PNG")
+    parser.set_defaults(func=run)
+
+
+def _simulation(args: argparse.Namespace) -> Simulation:
+    simulation = load_simulation(args.config)
+    traces = simulation.traces
+    for flag, key in (
+        ("traces", "path"),
+        ("format", "format"),
+        ("limit", "limit"),
+        ("memory", "memory"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            traces = replace(traces, **{key: value})
+    if args.strict:
+        traces = replace(traces, strict=True)
+    cluster = simulation.cluster
+    overrides: dict[str, Any] = {}
+    for flag in ("hosts", "cpus", "chunk_share", "seed", "fill"):
+        if getattr(args, flag) is not None:
+            overrides[flag] = getattr(args, flag)
+    if args.memory_gib is not None:
+        overrides["memory_bytes"] = int(args.memory_gib * GIB)
+    cluster = replace(cluster, **overrides) if overrides else cluster
+    policy = Policy.load(args.policy_file) if args.policy_file else simulation.policy
+    names = simulation.compare
+    if args.policies:
+        names = tuple(n.strip() for n in args.policies.split(",") if n.strip())
+    simulation = replace(simulation, traces=traces, cluster=cluster, policy=policy, compare=names)
+    problems = simulation.problems()
+    if problems:
+        raise ValidationError(args.config or "simulate", problems)
+    return simulation
+
+
+def run(args: argparse.Namespace) -> int:
+    simulation = _simulation(args)
+
+    def progress(result: Any) -> None:
+        m = result.metrics
+        print(f"simulate: {m.policy} done in {m.replay_seconds:.1f} s", file=sys.stderr)
+
+    comparison = compare(simulation, record_series=bool(args.plot), progress=progress)
+    print(table(comparison.results, simulation.policy.cpu_high))
+    skipped = comparison.workload.skipped_lines
+    if skipped:
+        print(
+            f"skipped {len(skipped)} malformed trace line(s), first: {skipped[0]}", file=sys.stderr
+        )
+    if args.json:
+        document = to_json(comparison.results, comparison.setup(simulation))
+        if args.json == "-":
+            print(document)
+        else:
+            Path(args.json).write_text(document + "\n", encoding="utf-8")
+    if args.plot:
+        written = plot_hosts(
+            comparison.results, args.plot, comparison.workload.step, simulation.policy.cpu_high
+        )
+        print(f"plot: {written}", file=sys.stderr)
+    return 0

@@ -1,0 +1,169 @@
+"""The simulated cluster: hosts, seeded chunk assignment and the initial first-fit-by-memory placement."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from simulator.traces import GIB, VmTrace
+from virtbalance.errors import ValidationError
+
+CHUNK_NETWORK_PREFIX = "simnet-"
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Host count and size, and how many VMs are chained into chunks by private networks."""
+
+    hosts: int = 10
+    cpus: float = 32.0
+    memory_bytes: int = 256 * GIB
+    chunk_share: float = 0.2
+    chunk_min: int = 2
+    chunk_max: int = 4
+    seed: int = 1
+    # First fit fills a host up to this share of its memory before trying the next one.
+    fill: float = 0.9
+
+    @classmethod
+    def from_mapping(cls, data: Any, source: str = "cluster") -> ClusterSpec:
+        """Validate a mapping (YAML ``cluster:`` section); ValidationError listing every problem."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise ValidationError(source, [f"expected a mapping, got {type(data).__name__}"])
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+        known = {
+            "hosts": int,
+            "cpus": float,
+            "memory_gib": float,
+            "chunk_share": float,
+            "chunk_min": int,
+            "chunk_max": int,
+            "seed": int,
+            "fill": float,
+        }
+        for key, raw in data.items():
+            if key not in known:
+                problems.append(f"{key}: unknown key (known: {', '.join(sorted(known))})")
+                continue
+            want = known[key]
+            if isinstance(raw, bool) or not isinstance(raw, int | float):
+                problems.append(f"{key}: expected a number, got {raw!r}")
+                continue
+            if want is int and not isinstance(raw, int):
+                problems.append(f"{key}: expected a whole number, got {raw!r}")
+                continue
+            if key == "memory_gib":
+                values["memory_bytes"] = int(raw * GIB)
+            else:
+                values[key] = want(raw)
+        spec = cls(**values)
+        problems.extend(spec.problems())
+        if problems:
+            raise ValidationError(source, problems)
+        return spec
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.hosts < 1:
+            found.append(f"hosts: must be at least 1, got {self.hosts}")
+        if self.cpus <= 0:
+            found.append(f"cpus: must be positive, got {self.cpus}")
+        if self.memory_bytes <= 0:
+            found.append(f"memory_gib: must be positive, got {self.memory_bytes / GIB}")
+        if not 0.0 <= self.chunk_share <= 1.0:
+            found.append(f"chunk_share: must be within [0, 1], got {self.chunk_share}")
+        if self.chunk_min < 2 or self.chunk_max < self.chunk_min:
+            found.append(
+                f"chunk_min/chunk_max: need 2 <= chunk_min <= chunk_max, got "
+                f"{self.chunk_min}/{self.chunk_max}"
+            )
+        if not 0.0 < self.fill <= 1.0:
+            found.append(f"fill: must be within (0, 1], got {self.fill}")
+        return found
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        width = len(str(self.hosts - 1))
+        return tuple(f"host{index:0{width}d}" for index in range(self.hosts))
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Hosts with their capacity, each VM's private networks, and where every VM starts."""
+
+    host_names: tuple[str, ...]
+    host_cpus: Mapping[str, float]
+    host_memory: Mapping[str, int]
+    networks: Mapping[str, tuple[str, ...]]
+    placement: Mapping[str, str]
+
+    def chunks(self) -> dict[str, tuple[str, ...]]:
+        """Seeded chunks: network name -> member VM names."""
+        members: dict[str, list[str]] = {}
+        for vm, nets in self.networks.items():
+            for net in nets:
+                members.setdefault(net, []).append(vm)
+        return {net: tuple(sorted(vms)) for net, vms in sorted(members.items())}
+
+
+def assign_chunks(names: Sequence[str], spec: ClusterSpec) -> dict[str, tuple[str, ...]]:
+    """Chain a seeded share of the VMs into chunks of chunk_min..chunk_max, one private network each."""
+    rng = random.Random(spec.seed)
+    chosen = [n for n in names if rng.random() < spec.chunk_share]
+    rng.shuffle(chosen)
+    networks: dict[str, tuple[str, ...]] = {n: () for n in names}
+    index = 0
+    position = 0
+    while len(chosen) - position >= spec.chunk_min:
+        size = min(rng.randint(spec.chunk_min, spec.chunk_max), len(chosen) - position)
+        network = f"{CHUNK_NETWORK_PREFIX}{index}"
+        for name in chosen[position : position + size]:
+            networks[name] = (network,)
+        position += size
+        index += 1
+    return networks
+
+
+def build_cluster(vms: Sequence[VmTrace], spec: ClusterSpec) -> Cluster:
+    """Chunks by seed, then first fit by memory: largest chunk first, each on the first host with room.
+
+    A chunk is placed as one unit, so every chunk starts whole. If nothing has room within ``fill``,
+    the host with the most free memory takes it: the simulation still runs, overcommitted.
+    """
+    problems = spec.problems()
+    if problems:
+        raise ValidationError("cluster", problems)
+    names = [vm.name for vm in vms]
+    if len(set(names)) != len(names):
+        raise ValidationError("workload", ["VM names are not unique"])
+    networks = assign_chunks(names, spec)
+    memory = {vm.name: vm.memory_bytes for vm in vms}
+    units: dict[str, list[str]] = {}
+    for name in names:
+        key = networks[name][0] if networks[name] else f"vm:{name}"
+        units.setdefault(key, []).append(name)
+    ordered = sorted(units.values(), key=lambda group: (-sum(memory[n] for n in group), group[0]))
+    hosts = spec.host_names
+    used = dict.fromkeys(hosts, 0)
+    limit = spec.fill * spec.memory_bytes
+    placement: dict[str, str] = {}
+    for group in ordered:
+        need = sum(memory[n] for n in group)
+        target = next((h for h in hosts if used[h] + need <= limit), None)
+        if target is None:
+            target = min(hosts, key=lambda h: (used[h], h))
+        used[target] += need
+        for name in group:
+            placement[name] = target
+    return Cluster(
+        host_names=hosts,
+        host_cpus=dict.fromkeys(hosts, spec.cpus),
+        host_memory=dict.fromkeys(hosts, spec.memory_bytes),
+        networks=networks,
+        placement={n: placement[n] for n in names},
+    )

@@ -1,0 +1,203 @@
+"""The simulation file (YAML) and command-line overrides, validated into one object up front."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+
+from simulator.cluster import ClusterSpec
+from simulator.policies import PLUGINS
+from simulator.traces import (
+    GIB,
+    MEMORY_BASES,
+    MemoryBasis,
+    Workload,
+    load_bitbrains,
+    load_planetlab,
+)
+from virtbalance.errors import ValidationError
+from virtbalance.policy import Policy
+
+TRACE_FORMATS = ("bitbrains", "planetlab")
+DEFAULT_COMPARE = ("none", "virtbalance", "xenguard", "livemigrationspec", "mcollective", "drs")
+
+
+@dataclass(frozen=True)
+class TraceSpec:
+    """Where the traces are and how to read them."""
+
+    path: str = ""
+    format: str = "bitbrains"
+    limit: int | None = None
+    memory: MemoryBasis = "used-max"
+    strict: bool = False
+    # PlanetLab traces have no sizes: every VM gets these.
+    planetlab_vcpus: int = 1
+    planetlab_memory_gib: float = 2.0
+
+    def problems(self, require_path: bool = True) -> list[str]:
+        found = []
+        if require_path and not self.path:
+            found.append("traces.path: missing (a trace directory or file)")
+        if self.format not in TRACE_FORMATS:
+            found.append(
+                f"traces.format: must be one of {', '.join(TRACE_FORMATS)}, got {self.format!r}"
+            )
+        if self.limit is not None and self.limit < 1:
+            found.append(f"traces.limit: must be at least 1, got {self.limit}")
+        if self.memory not in MEMORY_BASES:
+            found.append(
+                f"traces.memory: must be one of {', '.join(MEMORY_BASES)}, got {self.memory!r}"
+            )
+        if self.planetlab_vcpus < 1:
+            found.append(f"traces.planetlab_vcpus: must be at least 1, got {self.planetlab_vcpus}")
+        if self.planetlab_memory_gib <= 0:
+            found.append(
+                f"traces.planetlab_memory_gib: must be positive, got {self.planetlab_memory_gib}"
+            )
+        return found
+
+    def load(self) -> Workload:
+        if self.format == "planetlab":
+            return load_planetlab(
+                self.path,
+                limit=self.limit,
+                vcpus=self.planetlab_vcpus,
+                memory_bytes=int(self.planetlab_memory_gib * GIB),
+                strict=self.strict,
+            )
+        return load_bitbrains(
+            self.path, limit=self.limit, memory_basis=self.memory, strict=self.strict
+        )
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Everything one ``virtbalance simulate`` run needs."""
+
+    traces: TraceSpec = field(default_factory=TraceSpec)
+    cluster: ClusterSpec = field(default_factory=ClusterSpec)
+    policy: Policy = field(default_factory=Policy)
+    compare: tuple[str, ...] = DEFAULT_COMPARE
+    parameters: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
+
+    def problems(self, require_path: bool = True) -> list[str]:
+        found = self.traces.problems(require_path)
+        found += [f"cluster.{p}" for p in self.cluster.problems()]
+        found += [
+            f"compare: unknown policy {n!r} (known: {', '.join(PLUGINS)})"
+            for n in self.compare
+            if n not in PLUGINS
+        ]
+        if not self.compare:
+            found.append("compare: empty (name at least one policy)")
+        return found
+
+
+_TRACE_KEYS = {
+    "path": str,
+    "format": str,
+    "limit": int,
+    "memory": str,
+    "strict": bool,
+    "planetlab_vcpus": int,
+    "planetlab_memory_gib": float,
+}
+
+
+def _trace_spec(data: Any, problems: list[str]) -> TraceSpec:
+    if data is None:
+        return TraceSpec()
+    if not isinstance(data, Mapping):
+        problems.append(f"traces: expected a mapping, got {type(data).__name__}")
+        return TraceSpec()
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        want = _TRACE_KEYS.get(key)
+        if want is None:
+            problems.append(f"traces.{key}: unknown key (known: {', '.join(_TRACE_KEYS)})")
+        elif want is float and isinstance(raw, int | float) and not isinstance(raw, bool):
+            values[key] = float(raw)
+        elif want is bool and not isinstance(raw, bool):
+            problems.append(f"traces.{key}: expected true or false, got {raw!r}")
+        elif want is not float and (
+            not isinstance(raw, want) or (want is int and isinstance(raw, bool))
+        ):
+            problems.append(f"traces.{key}: expected {want.__name__}, got {raw!r}")
+        elif want is float:
+            problems.append(f"traces.{key}: expected a number, got {raw!r}")
+        else:
+            values[key] = raw
+    return TraceSpec(**values)
+
+
+def load_simulation(path: str | Path | None) -> Simulation:
+    """Read a simulation YAML file (None: all defaults); ValidationError listing every problem."""
+    if path is None:
+        return Simulation()
+    source = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValidationError(source, [f"cannot read: {exc.strerror}"]) from exc
+    except yaml.YAMLError as exc:
+        raise ValidationError(source, [f"not valid YAML: {exc}"]) from exc
+    return parse_simulation(data, source, base=Path(path).parent)
+
+
+def parse_simulation(data: Any, source: str, base: Path | None = None) -> Simulation:
+    """Validate a decoded simulation document. Relative paths are taken from ``base``."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ValidationError(source, [f"expected a mapping, got {type(data).__name__}"])
+    problems: list[str] = []
+    known = ("traces", "cluster", "policy", "compare", "policies")
+    problems += [f"{k}: unknown key (known: {', '.join(known)})" for k in data if k not in known]
+    traces = _trace_spec(data.get("traces"), problems)
+    if traces.path and base is not None and not Path(traces.path).is_absolute():
+        traces = replace(traces, path=str(base / traces.path))
+    cluster = ClusterSpec()
+    try:
+        cluster = ClusterSpec.from_mapping(data.get("cluster"), "cluster")
+    except ValidationError as exc:
+        problems += [f"cluster.{p}" for p in exc.problems]
+    policy = Policy()
+    raw_policy = data.get("policy")
+    if isinstance(raw_policy, str):
+        policy_path = Path(raw_policy)
+        if base is not None and not policy_path.is_absolute():
+            policy_path = base / policy_path
+        try:
+            policy = Policy.load(policy_path)
+        except ValidationError as exc:
+            problems += [f"policy ({exc.source}): {p}" for p in exc.problems]
+    elif raw_policy is not None:
+        policy, found = Policy.parse(raw_policy, prefix="policy.")
+        problems += found
+    compare = data.get("compare", list(DEFAULT_COMPARE))
+    if not isinstance(compare, list) or not all(isinstance(n, str) for n in compare):
+        problems.append(f"compare: expected a list of policy names, got {compare!r}")
+        compare = list(DEFAULT_COMPARE)
+    parameters = data.get("policies") or {}
+    if not isinstance(parameters, Mapping):
+        problems.append(
+            f"policies: expected a mapping of policy name to parameters, got {parameters!r}"
+        )
+        parameters = {}
+    simulation = Simulation(
+        traces=traces,
+        cluster=cluster,
+        policy=policy,
+        compare=tuple(compare),
+        parameters=cast(Mapping[str, Mapping[str, Any] | None], parameters),
+    )
+    # The trace path may still come from the command line.
+    problems += [p for p in simulation.problems(False) if not p.startswith("cluster.")]
+    if problems:
+        raise ValidationError(source, problems)
+    return simulation

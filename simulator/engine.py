@@ -1,0 +1,260 @@
+"""The replay: step through the traces, raise the alert after ``for``, let a policy move VMs, count."""
+
+from __future__ import annotations
+
+import time as wallclock
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.alerting import sustained
+from simulator.cluster import Cluster
+from simulator.policies.base import PolicyPlugin
+from simulator.state import ClusterView, MigrationRecord, Move
+from simulator.traces import GIB, Workload
+from virtbalance.policy import Policy
+
+FLAP_WINDOW = 86400.0
+
+
+@dataclass
+class Metrics:
+    """What one policy cost and achieved over the replay."""
+
+    policy: str
+    chunk_aware: bool
+    hosts: int
+    vms: int
+    steps: int
+    days: float
+    overloaded_host_steps: int = 0
+    worst_cpu_ratio: float = 0.0
+    migrations: int = 0
+    migrated_bytes: int = 0
+    flaps: int = 0
+    chunk_splits: int = 0
+    rejected_moves: int = 0
+    alert_host_steps: int = 0
+    replay_seconds: float = 0.0
+
+    @property
+    def overloaded_host_time_pct(self) -> float:
+        total = self.hosts * self.steps
+        return 100.0 * self.overloaded_host_steps / total if total else 0.0
+
+    @property
+    def migrations_per_vm_per_day(self) -> float:
+        return self.migrations / self.vms / self.days if self.vms and self.days else 0.0
+
+    @property
+    def migrated_gib(self) -> float:
+        return self.migrated_bytes / GIB
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "chunk_aware": self.chunk_aware,
+            "hosts": self.hosts,
+            "vms": self.vms,
+            "steps": self.steps,
+            "days": round(self.days, 4),
+            "overloaded_host_time_pct": round(self.overloaded_host_time_pct, 4),
+            "overloaded_host_steps": self.overloaded_host_steps,
+            "worst_cpu_ratio": round(self.worst_cpu_ratio, 4),
+            "migrations": self.migrations,
+            "migrations_per_vm_per_day": round(self.migrations_per_vm_per_day, 5),
+            "migrated_gib": round(self.migrated_gib, 3),
+            "flaps": self.flaps,
+            "chunk_splits": self.chunk_splits,
+            "rejected_moves": self.rejected_moves,
+            "alert_host_steps": self.alert_host_steps,
+            "replay_seconds": round(self.replay_seconds, 3),
+        }
+
+
+@dataclass
+class Result:
+    """Metrics, every migration, and (when recorded) each host's CPU ratio at every step."""
+
+    metrics: Metrics
+    parameters: dict[str, Any]
+    history: list[MigrationRecord]
+    host_series: dict[str, array[float]] = field(default_factory=dict)
+
+
+class _Tracker:
+    """Flaps (A -> B -> A within 24 h) and chunk splits (a seeded chunk found on two hosts)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.last: dict[str, MigrationRecord] = {}
+        self.chunks = cluster.chunks()
+        self.split: set[str] = set()
+
+    def is_flap(self, record: MigrationRecord) -> bool:
+        before = self.last.get(record.domain)
+        self.last[record.domain] = record
+        return (
+            before is not None
+            and before.source == record.destination
+            and before.destination == record.source
+            and record.time - before.time <= FLAP_WINDOW
+        )
+
+    def new_splits(
+        self, moved: Sequence[str], networks: dict[str, tuple[str, ...]], placement: dict[str, str]
+    ) -> int:
+        count = 0
+        for net in {n for d in moved for n in networks.get(d, ())}:
+            hosts = {placement[m] for m in self.chunks[net]}
+            if len(hosts) > 1 and net not in self.split:
+                self.split.add(net)
+                count += 1
+            elif len(hosts) == 1:
+                self.split.discard(net)
+        return count
+
+
+def replay(
+    workload: Workload,
+    cluster: Cluster,
+    plugin: PolicyPlugin,
+    policy: Policy,
+    *,
+    record_series: bool = True,
+) -> Result:
+    """Replay ``workload`` on ``cluster`` under ``plugin``.
+
+    Each step: apply the moves decided at the previous step (each costs its memory in transferred
+    bytes), sum every host's demand, count overload (CPU above ``policy.cpu_high``), advance the
+    policy's alert (CPU above ``cpu_high`` or memory above ``memory_high`` for ``overload_for``),
+    then ask the plug-in what to move.
+    """
+    started = wallclock.perf_counter()
+    names = [vm.name for vm in workload.vms]
+    series = [vm.cpu for vm in workload.vms]
+    memory = {vm.name: vm.memory_bytes for vm in workload.vms}
+    vcpus = {vm.name: vm.vcpus for vm in workload.vms}
+    networks = {n: tuple(cluster.networks.get(n, ())) for n in names}
+    hosts = cluster.host_names
+    placement = {n: cluster.placement[n] for n in names}
+    domains_by_host: dict[str, list[str]] = {h: [] for h in hosts}
+    for name in names:
+        domains_by_host[placement[name]].append(name)
+    host_memory_used = dict.fromkeys(hosts, 0)
+    for name in names:
+        host_memory_used[placement[name]] += memory[name]
+    metrics = Metrics(
+        policy=plugin.name,
+        chunk_aware=plugin.chunk_aware,
+        hosts=len(hosts),
+        vms=len(names),
+        steps=workload.steps,
+        days=workload.days,
+    )
+    host_series = {h: array("d", bytes(8 * workload.steps)) for h in hosts} if record_series else {}
+    history: list[MigrationRecord] = []
+    tracker = _Tracker(cluster)
+    pending_since: dict[str, float | None] = dict.fromkeys(hosts)
+    pending: list[Move] = []
+    cpu_high = policy.cpu_high
+    memory_high = policy.memory_high
+    cpu_now: dict[str, float] = dict.fromkeys(names, 0.0)
+
+    for step in range(workload.steps):
+        now = workload.start + step * workload.step
+        if pending:
+            moved = []
+            for move in pending:
+                source = placement[move.domain]
+                record = MigrationRecord(
+                    now, move.domain, source, move.destination, memory[move.domain]
+                )
+                placement[move.domain] = move.destination
+                domains_by_host[source].remove(move.domain)
+                domains_by_host[move.destination].append(move.domain)
+                host_memory_used[source] -= memory[move.domain]
+                host_memory_used[move.destination] += memory[move.domain]
+                history.append(record)
+                metrics.migrations += 1
+                metrics.migrated_bytes += record.memory_bytes
+                metrics.flaps += tracker.is_flap(record)
+                moved.append(move.domain)
+            metrics.chunk_splits += tracker.new_splits(moved, networks, placement)
+            pending = []
+
+        host_cpu_used = dict.fromkeys(hosts, 0.0)
+        for name, values in zip(names, series, strict=True):
+            value = values[step]
+            cpu_now[name] = value
+            host_cpu_used[placement[name]] += value
+
+        firing = set()
+        for host in hosts:
+            ratio = host_cpu_used[host] / cluster.host_cpus[host]
+            if record_series:
+                host_series[host][step] = ratio
+            metrics.worst_cpu_ratio = max(metrics.worst_cpu_ratio, ratio)
+            overloaded = ratio > cpu_high
+            metrics.overloaded_host_steps += overloaded
+            breached = (
+                overloaded or host_memory_used[host] / cluster.host_memory[host] > memory_high
+            )
+            pending_since[host], fires = sustained(
+                pending_since[host], breached, now, policy.overload_for
+            )
+            if fires:
+                firing.add(host)
+        metrics.alert_host_steps += len(firing)
+
+        view = ClusterView(
+            time=now,
+            step=step,
+            step_seconds=workload.step,
+            host_names=hosts,
+            host_cpus=cluster.host_cpus,
+            host_memory=cluster.host_memory,
+            placement=placement,
+            domains_by_host=domains_by_host,
+            cpu=cpu_now,
+            memory=memory,
+            vcpus=vcpus,
+            networks=networks,
+            host_cpu_used=host_cpu_used,
+            host_memory_used=host_memory_used,
+            firing=frozenset(firing),
+            history=history,
+        )
+        pending = _admit(plugin.decide(view), view, metrics)
+
+    metrics.replay_seconds = wallclock.perf_counter() - started
+    return Result(metrics, plugin.parameters(), history, host_series)
+
+
+def _admit(moves: Sequence[Move], view: ClusterView, metrics: Metrics) -> list[Move]:
+    """Keep the moves the hypervisors would accept: a known domain, another host, memory to hold it.
+
+    Memory is checked in order, counting what the earlier admitted moves take and free; a refused
+    move is counted in ``rejected_moves`` (libvirt would have failed it).
+    """
+    admitted: list[Move] = []
+    seen: set[str] = set()
+    delta: dict[str, int] = {}
+    for move in moves:
+        source = view.placement.get(move.domain)
+        size = view.memory.get(move.domain, 0)
+        if (
+            source is None
+            or move.domain in seen
+            or move.destination not in view.host_memory
+            or move.destination == source
+            or view.host_memory_used[move.destination] + delta.get(move.destination, 0) + size
+            > view.host_memory[move.destination]
+        ):
+            metrics.rejected_moves += 1
+            continue
+        seen.add(move.domain)
+        delta[move.destination] = delta.get(move.destination, 0) + size
+        delta[source] = delta.get(source, 0) - size
+        admitted.append(move)
+    return admitted

@@ -1,0 +1,52 @@
+"""Policy plug-ins for the simulator: none, virtbalance and the policies of earlier systems."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from simulator.policies.base import PolicyPlugin
+from simulator.policies.drs import DrsPolicy
+from simulator.policies.livemigrationspec import LiveMigrationSpecPolicy
+from simulator.policies.mcollective import McollectivePolicy
+from simulator.policies.none import NonePolicy
+from simulator.policies.virtbalance import VirtbalancePolicy
+from simulator.policies.xenguard import XenGuardPolicy
+from virtbalance.errors import ValidationError
+from virtbalance.policy import Policy
+
+Builder = Callable[[Mapping[str, Any] | None, Policy], PolicyPlugin]
+
+PLUGINS: dict[str, Builder] = {
+    "none": NonePolicy.build,
+    "virtbalance": VirtbalancePolicy.build,
+    "xenguard": XenGuardPolicy.build,
+    "livemigrationspec": LiveMigrationSpecPolicy.build,
+    "mcollective": McollectivePolicy.build,
+    "drs": DrsPolicy.build,
+}
+
+
+def build_plugins(
+    names: list[str], params: Mapping[str, Mapping[str, Any] | None], policy: Policy
+) -> list[PolicyPlugin]:
+    """Build the named plug-ins with their parameters; ValidationError listing every problem."""
+    problems = [
+        f"{n}: unknown policy (known: {', '.join(PLUGINS)})" for n in names if n not in PLUGINS
+    ]
+    problems += [
+        f"policies.{n}: parameters for a policy that is not known"
+        for n in params
+        if n not in PLUGINS
+    ]
+    plugins: list[PolicyPlugin] = []
+    for name in names:
+        if name not in PLUGINS:
+            continue
+        try:
+            plugins.append(PLUGINS[name](params.get(name), policy))
+        except ValidationError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ValidationError("simulation", problems)
+    return plugins

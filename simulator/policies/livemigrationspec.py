@@ -1,0 +1,96 @@
+"""Ubuntu LiveMigrationSpec (2008): a host with sustained high CPU moves its most hungry VM that fits.
+
+From the spec: look for overworked nodes ("sustained > 75% cpu usage"), see whether the most
+resource-hungry VM on the node fits anywhere else, if not try the second most hungry, and so on;
+when a new location is found, start the migration. The spec knows nothing of private networks
+(chunks) and has no barriers.
+
+Choices where the spec is silent: "sustained" is ``sustain`` long (10 minutes, evaluated like an
+alert's ``for``); "fits" means the destination has the memory and stays at or below ``high`` with
+the VM; among the hosts where it fits, the least loaded one takes it; one VM per overloaded host
+per run (``per_host``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from simulator.alerting import sustained
+from simulator.policies.base import PolicyPlugin, as_dict, parse_params
+from simulator.state import ClusterView, Move
+from virtbalance.policy import Policy
+
+
+@dataclass(frozen=True)
+class LiveMigrationSpecParams:
+    high: float = 0.75
+    sustain: float = 600.0
+    per_host: int = 1
+
+
+class LiveMigrationSpecPolicy(PolicyPlugin):
+    """Move the hungriest VM that fits off each host that stayed above ``high``."""
+
+    name: ClassVar[str] = "livemigrationspec"
+    chunk_aware: ClassVar[bool] = False
+
+    def __init__(self, params: LiveMigrationSpecParams) -> None:
+        self.params = params
+        self.pending_since: dict[str, float | None] = {}
+
+    @classmethod
+    def build(cls, params: Mapping[str, Any] | None, policy: Policy) -> LiveMigrationSpecPolicy:
+        return cls(
+            parse_params(
+                LiveMigrationSpecParams,
+                params,
+                "policies.livemigrationspec",
+                frozenset({"sustain"}),
+            )
+        )
+
+    def parameters(self) -> dict[str, Any]:
+        return as_dict(self.params)
+
+    def decide(self, view: ClusterView) -> Sequence[Move]:
+        high = self.params.high
+        overworked = []
+        for host in view.host_names:
+            since, fires = sustained(
+                self.pending_since.get(host),
+                view.cpu_ratio(host) > high,
+                view.time,
+                self.params.sustain,
+            )
+            self.pending_since[host] = since
+            if fires:
+                overworked.append(host)
+        cpu = dict(view.host_cpu_used)
+        free = {h: view.memory_free(h) for h in view.host_names}
+        moves: list[Move] = []
+        for source in sorted(overworked, key=lambda h: -cpu[h] / view.host_cpus[h]):
+            hungry = sorted(view.domains_by_host[source], key=lambda d: (-view.cpu[d], d))
+            moved = 0
+            for domain in hungry:
+                if moved >= self.params.per_host:
+                    break
+                load, size = view.cpu[domain], view.memory[domain]
+                fits = [
+                    h
+                    for h in view.host_names
+                    if h != source
+                    and free[h] >= size
+                    and (cpu[h] + load) / view.host_cpus[h] <= high
+                ]
+                if not fits:
+                    continue
+                target = min(fits, key=lambda h: (cpu[h] / view.host_cpus[h], h))
+                cpu[target] += load
+                cpu[source] -= load
+                free[target] -= size
+                free[source] += size
+                moves.append(Move(domain, target, "livemigrationspec most hungry"))
+                moved += 1
+        return moves

@@ -1,0 +1,72 @@
+"""Results of a comparison as a table an operator reads and as JSON for tools."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from simulator.engine import Result
+
+COLUMNS = (
+    ("POLICY", lambda m: m.policy),
+    ("OVERLOAD%", lambda m: f"{m.overloaded_host_time_pct:.2f}"),
+    ("WORST", lambda m: f"{m.worst_cpu_ratio:.2f}"),
+    ("MIGRATIONS", lambda m: str(m.migrations)),
+    ("PER-VM-DAY", lambda m: f"{m.migrations_per_vm_per_day:.4f}"),
+    ("GIB", lambda m: f"{m.migrated_gib:.1f}"),
+    ("FLAPS", lambda m: str(m.flaps)),
+    ("SPLITS", lambda m: str(m.chunk_splits)),
+    ("REFUSED", lambda m: str(m.rejected_moves)),
+    ("SECONDS", lambda m: f"{m.replay_seconds:.1f}"),
+)
+
+
+def reduction_pct(baseline: float, value: float) -> float:
+    """How much of the baseline's overload a policy removed, in percent (0 when there was none)."""
+    return 100.0 * (baseline - value) / baseline if baseline > 0 else 0.0
+
+
+def table(results: Sequence[Result], cpu_high: float) -> str:
+    """One row per policy; overload is the share of host-steps above ``cpu_high``."""
+    rows = [tuple(title for title, _ in COLUMNS)]
+    rows += [tuple(cell(r.metrics) for _, cell in COLUMNS) for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in rows]
+    first = results[0].metrics if results else None
+    if first is not None:
+        lines.append(
+            f"{first.vms} VMs on {first.hosts} hosts, {first.days:.1f} days in {first.steps} steps; "
+            f"overload = host CPU above {cpu_high:.0%}"
+        )
+        base = next((r.metrics for r in results if r.metrics.policy == "none"), None)
+        if base is not None:
+            for result in results:
+                if result.metrics.policy != "none":
+                    cut = reduction_pct(
+                        base.overloaded_host_time_pct, result.metrics.overloaded_host_time_pct
+                    )
+                    lines.append(
+                        f"{result.metrics.policy}: overload cut by {cut:.1f}% against none"
+                    )
+    return "\n".join(lines)
+
+
+def to_document(results: Sequence[Result], setup: dict[str, Any]) -> dict[str, Any]:
+    base = next((r.metrics for r in results if r.metrics.policy == "none"), None)
+    policies = []
+    for result in results:
+        entry = {**result.metrics.to_dict(), "parameters": result.parameters}
+        if base is not None:
+            entry["overload_reduction_pct"] = round(
+                reduction_pct(
+                    base.overloaded_host_time_pct, result.metrics.overloaded_host_time_pct
+                ),
+                3,
+            )
+        policies.append(entry)
+    return {"setup": setup, "policies": policies}
+
+
+def to_json(results: Sequence[Result], setup: dict[str, Any]) -> str:
+    return json.dumps(to_document(results, setup), indent=2, sort_keys=False)

@@ -1,0 +1,75 @@
+"""Run a comparison: load the traces once, build the cluster once, replay it under each policy."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from simulator.cluster import Cluster, build_cluster
+from simulator.config import Simulation
+from simulator.engine import Result, replay
+from simulator.policies import build_plugins
+from simulator.traces import GIB, Workload
+
+
+@dataclass
+class Comparison:
+    """The results in ``compare`` order, and what was set up."""
+
+    workload: Workload
+    cluster: Cluster
+    results: list[Result]
+    load_seconds: float
+    total_seconds: float
+
+    def setup(self, simulation: Simulation) -> dict[str, Any]:
+        spec = simulation.cluster
+        return {
+            "traces": {
+                "path": simulation.traces.path,
+                "format": simulation.traces.format,
+                "memory": simulation.traces.memory,
+                "vms": len(self.workload.vms),
+                "steps": self.workload.steps,
+                "step_seconds": self.workload.step,
+                "days": round(self.workload.days, 4),
+                "skipped_lines": len(self.workload.skipped_lines),
+            },
+            "cluster": {
+                "hosts": spec.hosts,
+                "cpus": spec.cpus,
+                "memory_gib": spec.memory_bytes / GIB,
+                "chunk_share": spec.chunk_share,
+                "chunks": len(self.cluster.chunks()),
+                "seed": spec.seed,
+                "fill": spec.fill,
+            },
+            "policy": simulation.policy.to_mapping(),
+            "load_seconds": round(self.load_seconds, 3),
+            "total_seconds": round(self.total_seconds, 3),
+        }
+
+
+def compare(
+    simulation: Simulation,
+    *,
+    workload: Workload | None = None,
+    record_series: bool = True,
+    progress: Callable[[Result], None] | None = None,
+) -> Comparison:
+    """Replay the same workload and starting placement under every policy of ``simulation.compare``."""
+    started = time.perf_counter()
+    plugins = build_plugins(list(simulation.compare), simulation.parameters, simulation.policy)
+    if workload is None:
+        workload = simulation.traces.load()
+    loaded = time.perf_counter()
+    cluster = build_cluster(workload.vms, simulation.cluster)
+    results = []
+    for plugin in plugins:
+        result = replay(workload, cluster, plugin, simulation.policy, record_series=record_series)
+        results.append(result)
+        if progress is not None:
+            progress(result)
+    return Comparison(workload, cluster, results, loaded - started, time.perf_counter() - started)

@@ -1,0 +1,62 @@
+"""What a policy plug-in sees at one step of the replay, and what it may answer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from virtbalance.chunks import Chunk, ChunkMember, find_chunks
+
+
+@dataclass(frozen=True)
+class Move:
+    """Migrate ``domain`` to ``destination``; it takes effect at the next step."""
+
+    domain: str
+    destination: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class MigrationRecord:
+    """A migration that happened: at ``time`` (when it took effect) it moved ``memory_bytes``."""
+
+    time: float
+    domain: str
+    source: str
+    destination: str
+    memory_bytes: int
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """The cluster at one step. The mappings belong to the engine: plug-ins read, never write."""
+
+    time: float
+    step: int
+    step_seconds: float
+    host_names: tuple[str, ...]
+    host_cpus: Mapping[str, float]
+    host_memory: Mapping[str, int]
+    placement: Mapping[str, str]
+    domains_by_host: Mapping[str, Sequence[str]]
+    cpu: Mapping[str, float]
+    memory: Mapping[str, int]
+    vcpus: Mapping[str, int]
+    networks: Mapping[str, tuple[str, ...]]
+    host_cpu_used: Mapping[str, float]
+    host_memory_used: Mapping[str, int]
+    firing: frozenset[str]
+    history: Sequence[MigrationRecord]
+
+    def cpu_ratio(self, host: str) -> float:
+        return self.host_cpu_used[host] / self.host_cpus[host]
+
+    def memory_free(self, host: str) -> int:
+        return self.host_memory[host] - self.host_memory_used[host]
+
+    def chunks_on(self, host: str) -> list[Chunk]:
+        """The host's chunks, found the way the exporter and planner find them."""
+        return find_chunks(
+            ChunkMember(name, self.networks.get(name, ())) for name in self.domains_by_host[host]
+        )
