@@ -1,10 +1,55 @@
-"""Placeholder: this subsystem's subcommands are not built yet."""
+"""``virtbalance demo up|down``: the whole loop on a lab, narrated live (``make demo`` / ``make demo-down``)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
+
+from lab.naming import check_lab_id, lab_id_from_env
+from virtbalance.demo.run import demo_down, demo_up
+
+DEFAULT_TIMEOUT = 600.0
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Register nothing until the subsystem exists."""
+    """Add ``demo up`` and ``demo down``."""
+    demo = subparsers.add_parser(
+        "demo",
+        help="bring up a lab with the whole stack, overload a host and watch it rebalanced",
+        description="Bring up a lab with the whole stack, overload a host and watch it rebalanced live.",
+    )
+    actions = demo.add_subparsers(dest="demo_action", metavar="ACTION", required=True)
+    up = actions.add_parser(
+        "up", help="start the stack, overload a host, narrate, leave it running"
+    )
+    up.add_argument(
+        "--scenario", default="default", help="lab scenario name or file (default: default)"
+    )
+    up.add_argument(
+        "--lab-id", type=int, default=None, help="lab id 0..9 (default: $VIRTBALANCE_LAB_ID or 0)"
+    )
+    up.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds to wait for the overload to be relieved (default: {DEFAULT_TIMEOUT:g})",
+    )
+    up.set_defaults(func=_up)
+    down = actions.add_parser("down", help="stop the actioner and bring the lab down")
+    down.add_argument(
+        "--lab-id", type=int, default=None, help="lab id 0..9 (default: $VIRTBALANCE_LAB_ID or 0)"
+    )
+    down.set_defaults(func=_down)
+
+
+def _lab_id(args: argparse.Namespace) -> int:
+    return lab_id_from_env() if args.lab_id is None else check_lab_id(args.lab_id)
+
+
+def _up(args: argparse.Namespace) -> int:
+    return demo_up(args.scenario, _lab_id(args), sys.stdout, timeout=args.timeout)
+
+
+def _down(args: argparse.Namespace) -> int:
+    return demo_down(_lab_id(args), sys.stdout)

@@ -1,0 +1,216 @@
+"""The demo's narration and summary, driven by a scripted timeline of service answers."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from virtbalance.demo.actioner_view import ActionerReader, PlanView, parse_plan
+from virtbalance.demo.clients import Alertmanager, NotifiedAlert, Prometheus, RuleAlert, parse_time
+from virtbalance.demo.narrator import HostFigures, Narrator, bar, summary
+
+HOSTS = ["hv1", "hv2", "hv3"]
+T0 = 1_000_000.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Timeline:
+    """What each service answers at a given second after T0."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    @property
+    def t(self) -> float:
+        return self.clock.now - T0
+
+    def cpu(self) -> dict[str, float]:
+        if self.t < 3:
+            return {"hv1": 0.30, "hv2": 0.10, "hv3": 0.05}
+        if self.t < 14:
+            return {"hv1": 0.92, "hv2": 0.10, "hv3": 0.05}
+        return {"hv1": 0.45, "hv2": 0.55, "hv3": 0.05}
+
+    def alert_state(self) -> str | None:
+        if 4 <= self.t < 8:
+            return "pending"
+        if 8 <= self.t < 18:
+            return "firing"
+        return None
+
+    def plans(self) -> list[dict]:
+        if self.t < 10:
+            return []
+        running = self.t < 13
+        members = []
+        for name in ("a1", "a2"):
+            members.append(
+                {
+                    "domain": name,
+                    "chunk": "lan1",
+                    "source": "hv1",
+                    "destination": "hv2",
+                    "reason": "hv1 CPU 92% > 75%",
+                    "state": "running" if running else "done",
+                    "started_at": T0 + 10.5,
+                    "finished_at": None if running else T0 + 12.5,
+                    "progress": 0.5 if running else 1.0,
+                }
+            )
+        return [
+            {
+                "id": "p1",
+                "created_at": T0 + 10,
+                "outcome": "running" if running else "executed",
+                "host": "hv1",
+                "migrations": members,
+                "unresolved": [],
+                "split_windows": {} if running else {"lan1": 0.31},
+            }
+        ]
+
+
+class FakePrometheus(Prometheus):
+    def __init__(self, timeline: Timeline) -> None:
+        super().__init__("http://prometheus")
+        self.timeline = timeline
+
+    def query(self, promql: str) -> list[tuple[dict[str, str], float]]:
+        values = self.timeline.cpu() if "cpu" in promql else {"hv1": 0.2, "hv2": 0.1, "hv3": 0.1}
+        return [({"host": host}, value) for host, value in values.items()]
+
+    def alerts(self, alertname: str | None = None) -> list[RuleAlert]:
+        state = self.timeline.alert_state()
+        if state is None:
+            return []
+        return [
+            RuleAlert({"alertname": "HostSustainedOverload", "host": "hv1"}, state, T0 + 4, 0.9)
+        ]
+
+
+class FakeAlertmanager(Alertmanager):
+    def __init__(self) -> None:
+        super().__init__("http://alertmanager")
+
+    def alerts(self, alertname: str | None = None) -> list[NotifiedAlert]:
+        return [
+            NotifiedAlert(
+                {"alertname": "HostSustainedOverload", "host": "hv1"}, "active", T0 + 8.2, "f"
+            )
+        ]
+
+
+class FakeActioner(ActionerReader):
+    def __init__(self, timeline: Timeline) -> None:
+        super().__init__("http://actioner")
+        self.timeline = timeline
+
+    def plans(self) -> list[PlanView]:
+        return [parse_plan(item) for item in self.timeline.plans()]
+
+
+@pytest.fixture
+def run():
+    clock = Clock()
+    timeline = Timeline(clock)
+    out = io.StringIO()
+    narrator = Narrator(
+        FakePrometheus(timeline),
+        FakeAlertmanager(),
+        FakeActioner(timeline),
+        hosts=HOSTS,
+        cpu_high=0.75,
+        out=out,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    before = narrator.figures()
+    story = narrator.watch("hv1", T0 + 3, before, timeout=60)
+    return story, out.getvalue(), clock
+
+
+def test_the_story_has_every_step_in_order(run):
+    story, text, _ = run
+    assert story.pending_at == T0 + 4
+    assert story.firing_at == T0 + 8.2  # Alertmanager's startsAt, not when the poll saw it
+    assert story.resolved_at == T0 + 18
+    assert story.relief_at == T0 + 14
+    steps = [
+        "PENDING",
+        "FIRING",
+        "plan p1",
+        "move chunk lan1 (a1, a2) hv1 -> hv2",
+        "split window 0.31s",
+        "relief",
+        "RESOLVED",
+    ]
+    positions = [text.index(step) for step in steps]
+    assert positions == sorted(positions)
+
+
+def test_times_between_steps(run):
+    story, _, _ = run
+    assert story.firing_to_first_migration == pytest.approx(2.3)
+    assert story.overload_to_relief == pytest.approx(11.0)
+    assert [m.duration for m in story.migrations] == [pytest.approx(2.0), pytest.approx(2.0)]
+
+
+def test_stops_once_resolved_and_every_plan_finished(run):
+    _, _, clock = run
+    assert clock.now - T0 == pytest.approx(18, abs=1.01)
+
+
+def test_summary_table(run):
+    story, _, _ = run
+    text = summary(story, HOSTS, 0.75)
+    assert "hv1" in text and "30%" in text and "45%" in text  # CPU before and after
+    assert "a1           lan1" in text
+    assert "chunk lan1: split window 0.31s" in text
+    lines = dict(line.rsplit(None, 1) for line in text.splitlines() if "->" in line)
+    assert lines["alert firing -> first migration"] == "2.3s"
+    assert lines["load raised -> host under threshold"] == "11.0s"
+    assert lines["load raised -> alert resolved"] == "15.0s"
+
+
+def test_gives_up_at_the_timeout_and_says_so():
+    clock = Clock()
+    timeline = Timeline(clock)
+    out = io.StringIO()
+    narrator = Narrator(
+        FakePrometheus(timeline),
+        FakeAlertmanager(),
+        FakeActioner(timeline),
+        hosts=HOSTS,
+        cpu_high=0.75,
+        out=out,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    story = narrator.watch("hv1", T0, HostFigures(T0, {}, {}), timeout=6)
+    assert story.firing_at is None
+    assert "gave up waiting after 6s" in out.getvalue()
+    assert "did not happen" in summary(story, HOSTS, 0.75)
+
+
+def test_bar_and_time_parsing():
+    assert bar(0.5, width=10) == "[#####.....]"
+    assert bar(1.7, width=4) == "[####]"
+    assert parse_time("2026-01-02T03:04:05.123456789Z") == pytest.approx(1767323045.123456)
+    assert parse_time("2026-01-02T03:04:05+01:00") == pytest.approx(1767319445.0)
+
+
+def test_a_plan_without_migrations_is_reported():
+    plan = parse_plan({"id": "p2", "created_at": T0, "outcome": "frozen", "migrations": []})
+    assert plan.finished
+    assert plan.migrations == ()

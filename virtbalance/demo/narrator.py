@@ -1,0 +1,323 @@
+"""Live plain-words narration of an overload being relieved, and the summary table at the end."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from virtbalance.demo.actioner_view import FINAL_STATES, ActionerReader, MigrationView, PlanView
+from virtbalance.demo.clients import Alertmanager, Prometheus, ServiceError
+
+CPU_RATIO = "host:libvirt_cpu:ratio"
+MEMORY_RATIO = "host:libvirt_memory_used:ratio"
+OVERLOAD_ALERT = "HostSustainedOverload"
+BAR_WIDTH = 24
+
+
+def bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    """A text progress bar: ``[#########...........]``."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    filled = round(fraction * width)
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+def percent(value: float | None) -> str:
+    return "  n/a" if value is None else f"{value * 100:4.0f}%"
+
+
+@dataclass
+class HostFigures:
+    """CPU and memory ratios of every host at one moment."""
+
+    at: float
+    cpu: dict[str, float]
+    memory: dict[str, float]
+
+
+@dataclass
+class Story:
+    """What happened, with times (Unix seconds), for the summary and the tests."""
+
+    host: str
+    overload_at: float
+    before: HostFigures | None = None
+    after: HostFigures | None = None
+    pending_at: float | None = None
+    firing_at: float | None = None
+    relief_at: float | None = None
+    resolved_at: float | None = None
+    plans: dict[str, PlanView] = field(default_factory=dict)
+    peak_cpu: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def migrations(self) -> list[MigrationView]:
+        return [m for plan in self.plans.values() for m in plan.migrations]
+
+    @property
+    def first_migration_start(self) -> float | None:
+        starts = [m.started_at for m in self.migrations if m.started_at is not None]
+        return min(starts) if starts else None
+
+    @property
+    def firing_to_first_migration(self) -> float | None:
+        start = self.first_migration_start
+        if start is None or self.firing_at is None:
+            return None
+        return start - self.firing_at
+
+    @property
+    def overload_to_relief(self) -> float | None:
+        return None if self.relief_at is None else self.relief_at - self.overload_at
+
+
+class Narrator:
+    """Polls Prometheus, Alertmanager and the actioner about once a second and says what changed."""
+
+    def __init__(
+        self,
+        prometheus: Prometheus,
+        alertmanager: Alertmanager,
+        actioner: ActionerReader,
+        *,
+        hosts: list[str],
+        cpu_high: float,
+        out: TextIO,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.prometheus = prometheus
+        self.alertmanager = alertmanager
+        self.actioner = actioner
+        self.hosts = hosts
+        self.cpu_high = cpu_high
+        self.out = out
+        self.clock = clock
+        self.sleep = sleep
+        self.poll_interval = poll_interval
+        self._origin = clock()
+        self._last_load_print: dict[str, float] = {}
+        self._last_load_at = 0.0
+        self._seen_states: dict[tuple[str, str], str] = {}
+        self._seen_progress: dict[tuple[str, str], float] = {}
+        self._known_plans: set[str] = set()
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        elapsed = self.clock() - self._origin
+        self.out.write(f"[{elapsed:6.1f}s] {text}\n")
+        self.out.flush()
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def figures(self) -> HostFigures:
+        return HostFigures(
+            at=self.clock(),
+            cpu=self.prometheus.by_host(CPU_RATIO),
+            memory=self.prometheus.by_host(MEMORY_RATIO),
+        )
+
+    def known_plan_ids(self) -> set[str]:
+        """Plans that exist before the overload: the narration ignores them."""
+        return {plan.id for plan in self.actioner.plans()}
+
+    # -- the story -------------------------------------------------------------------------------
+
+    def watch(self, host: str, overload_at: float, before: HostFigures, timeout: float) -> Story:
+        """Narrate until the alert on ``host`` resolved and every plan finished, or ``timeout``."""
+        story = Story(host=host, overload_at=overload_at, before=before)
+        self._known_plans = self.known_plan_ids()
+        deadline = self.clock() + timeout
+        while self.clock() < deadline:
+            try:
+                done = self._step(story)
+            except ServiceError as exc:
+                self.say(f"(a service did not answer: {exc}; retrying)")
+                done = False
+            if done:
+                break
+            self.sleep(self.poll_interval)
+        else:
+            self.say(f"gave up waiting after {timeout:.0f}s")
+        story.after = self.figures()
+        return story
+
+    def _step(self, story: Story) -> bool:
+        now = self.clock()
+        figures = self.figures()
+        self._narrate_load(story, figures, now)
+        self._narrate_alert(story, now)
+        self._narrate_plans(story)
+        if (
+            story.firing_at is not None
+            and story.relief_at is None
+            and story.migrations
+            and figures.cpu.get(story.host, 1.0) <= self.cpu_high
+        ):
+            story.relief_at = now
+            self.say(
+                f"relief: {story.host} CPU is {percent(figures.cpu[story.host]).strip()}, "
+                f"back under {self.cpu_high:.0%}"
+            )
+        plans_done = all(plan.finished for plan in story.plans.values())
+        return story.resolved_at is not None and plans_done
+
+    def _narrate_load(self, story: Story, figures: HostFigures, now: float) -> None:
+        for name, value in figures.cpu.items():
+            story.peak_cpu[name] = max(story.peak_cpu.get(name, 0.0), value)
+        changed = any(
+            abs(figures.cpu.get(name, 0.0) - self._last_load_print.get(name, -1.0)) >= 0.05
+            for name in self.hosts
+        )
+        if not changed and now - self._last_load_at < 10:
+            return
+        self._last_load_print = dict(figures.cpu)
+        self._last_load_at = now
+        parts = []
+        for name in self.hosts:
+            ratio = figures.cpu.get(name)
+            marker = " <- over" if ratio is not None and ratio > self.cpu_high else ""
+            parts.append(f"{name} {percent(ratio)}{marker}")
+        value = figures.cpu.get(story.host, 0.0)
+        self.say(
+            f"CPU {story.host} {bar(value)} {percent(value).strip()} "
+            f"(threshold {self.cpu_high:.0%}) | " + ", ".join(parts)
+        )
+
+    def _narrate_alert(self, story: Story, now: float) -> None:
+        alerts = [
+            a for a in self.prometheus.alerts(OVERLOAD_ALERT) if a.labels.get("host") == story.host
+        ]
+        states = {a.state for a in alerts}
+        if "pending" in states and story.pending_at is None and story.firing_at is None:
+            story.pending_at = now
+            self.say(
+                f"alert {OVERLOAD_ALERT} on {story.host} is PENDING: over the threshold, "
+                "Prometheus waits to see whether it lasts (a spike would not)"
+            )
+        if "firing" in states and story.firing_at is None:
+            story.firing_at = self._firing_time(story.host, now)
+            self.say(
+                f"alert {OVERLOAD_ALERT} on {story.host} is FIRING: the overload lasted; "
+                "Alertmanager notifies the actioner"
+            )
+        if not alerts and story.firing_at is not None and story.resolved_at is None:
+            story.resolved_at = now
+            self.say(f"alert {OVERLOAD_ALERT} on {story.host} RESOLVED: the host is relieved")
+
+    def _firing_time(self, host: str, fallback: float) -> float:
+        """When the alert started firing: Alertmanager's startsAt is Prometheus's firing time."""
+        for alert in self.alertmanager.alerts(OVERLOAD_ALERT):
+            if alert.labels.get("host") == host:
+                return alert.starts_at
+        return fallback
+
+    def _narrate_plans(self, story: Story) -> None:
+        for plan in self.actioner.plans():
+            if plan.id in self._known_plans:
+                continue
+            if plan.id not in story.plans:
+                self._announce_plan(plan)
+            story.plans[plan.id] = plan
+            for migration in plan.migrations:
+                self._narrate_migration(plan, migration)
+
+    def _announce_plan(self, plan: PlanView) -> None:
+        if not plan.migrations:
+            self.say(f"plan {plan.id}: {plan.outcome}, no migration")
+        else:
+            chunks: dict[tuple[str, str, str], list[MigrationView]] = {}
+            for m in plan.migrations:
+                chunks.setdefault((m.chunk, m.source, m.destination), []).append(m)
+            self.say(
+                f"plan {plan.id}: {len(plan.migrations)} migration(s) in {len(chunks)} chunk(s)"
+            )
+            for (chunk, source, destination), members in chunks.items():
+                names = ", ".join(m.domain for m in members)
+                self.say(
+                    f"  move chunk {chunk} ({names}) {source} -> {destination}: {members[0].reason}"
+                )
+        for reason in plan.unresolved:
+            self.say(f"  unresolved: {reason}")
+
+    def _narrate_migration(self, plan: PlanView, m: MigrationView) -> None:
+        key = (plan.id, m.domain)
+        previous = self._seen_states.get(key)
+        if m.state != previous:
+            self._seen_states[key] = m.state
+            if m.state == "running":
+                self.say(
+                    f"  migrating {m.domain} {m.source} -> {m.destination} {bar(m.progress or 0.0)}"
+                )
+            elif m.state in FINAL_STATES:
+                took = "" if m.duration is None else f" in {m.duration:.1f}s"
+                self.say(f"  {m.domain}: {m.state}{took} {bar(1.0 if m.state == 'done' else 0.0)}")
+                if m.state == "done":
+                    self._narrate_split(plan, m)
+        elif (
+            m.state == "running"
+            and m.progress is not None
+            and m.progress - self._seen_progress.get(key, 0.0) >= 0.2
+        ):
+            self._seen_progress[key] = m.progress
+            self.say(f"  migrating {m.domain} {bar(m.progress)} {m.progress:.0%}")
+
+    def _narrate_split(self, plan: PlanView, m: MigrationView) -> None:
+        window = plan.split_windows.get(m.chunk)
+        members = [x for x in plan.migrations if x.chunk == m.chunk]
+        if window is not None and len(members) > 1 and all(x.state == "done" for x in members):
+            self.say(
+                f"  chunk {m.chunk} is whole again on {m.destination}: split window {window:.2f}s"
+            )
+
+
+def summary(story: Story, hosts: list[str], cpu_high: float) -> str:
+    """The table printed at the end of the demo."""
+    lines = ["", "Summary", "=======", ""]
+    lines.append(
+        f"{'host':<12} {'CPU before':>10} {'CPU after':>10} {'mem before':>10} {'mem after':>10}"
+    )
+    for name in hosts:
+        before = story.before
+        after = story.after
+        lines.append(
+            f"{name:<12} "
+            f"{percent(before.cpu.get(name) if before else None):>10} "
+            f"{percent(after.cpu.get(name) if after else None):>10} "
+            f"{percent(before.memory.get(name) if before else None):>10} "
+            f"{percent(after.memory.get(name) if after else None):>10}"
+        )
+    lines.append(f"(CPU threshold {cpu_high:.0%}; after = when the alert resolved)")
+    lines.append("")
+    if story.migrations:
+        lines.append(
+            f"{'domain':<12} {'chunk':<22} {'from':<10} {'to':<10} {'result':<12} {'took':>7}"
+        )
+        for m in story.migrations:
+            took = "" if m.duration is None else f"{m.duration:.1f}s"
+            lines.append(
+                f"{m.domain:<12} {m.chunk:<22} {m.source:<10} {m.destination:<10} {m.state:<12} {took:>7}"
+            )
+    else:
+        lines.append("no migration")
+    windows = {chunk: w for plan in story.plans.values() for chunk, w in plan.split_windows.items()}
+    if windows:
+        lines.append("")
+        for chunk, window in sorted(windows.items()):
+            lines.append(f"chunk {chunk}: split window {window:.2f}s")
+    lines.append("")
+    lines.append(_timing("load raised -> alert firing", story.overload_at, story.firing_at))
+    lines.append(
+        _timing("alert firing -> first migration", story.firing_at, story.first_migration_start)
+    )
+    lines.append(_timing("load raised -> host under threshold", story.overload_at, story.relief_at))
+    lines.append(_timing("load raised -> alert resolved", story.overload_at, story.resolved_at))
+    return "\n".join(lines) + "\n"
+
+
+def _timing(label: str, start: float | None, end: float | None) -> str:
+    value = "did not happen" if start is None or end is None else f"{end - start:.1f}s"
+    return f"{label:<38} {value}"

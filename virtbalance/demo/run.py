@@ -1,0 +1,155 @@
+"""``virtbalance demo up`` / ``down``: the whole loop on a lab, narrated, then left running to explore."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TextIO
+
+from lab.api import Lab
+from virtbalance.demo.actioner_view import ActionerReader
+from virtbalance.demo.clients import Prometheus, ServiceError
+from virtbalance.demo.narrator import CPU_RATIO, Narrator, Story, summary
+from virtbalance.demo.overload import DemoScript, Overload, script_for
+from virtbalance.demo.stack import Stack, StackError, start, stop_actioner
+
+CHUNK_INFO = "libvirt_domain_chunk_info"
+# Loaded host's demand ratio: clearly above the lab's cpu_high (75%), so contention on a shared
+# machine cannot keep it under the threshold, and each of two loaded chunks fits on an idle peer alone.
+OVERLOAD_RATIO = 0.92
+
+
+def chunks_by_host(prometheus: Prometheus) -> dict[str, dict[str, list[str]]]:
+    """host -> chunk id -> member domains, as the exporters report them."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for labels, _ in prometheus.query(CHUNK_INFO):
+        out.setdefault(labels["host"], {}).setdefault(labels["chunk"], []).append(labels["domain"])
+    return out
+
+
+def wait_for_metrics(stack: Stack, timeout: float, out: TextIO) -> None:
+    """Wait until Prometheus has a CPU ratio for every host (the rate window needs a few scrapes)."""
+    deadline = time.monotonic() + timeout
+    wanted = set(stack.hosts)
+    while time.monotonic() < deadline:
+        try:
+            have = set(stack.prometheus.by_host(CPU_RATIO))
+        except ServiceError:
+            have = set()
+        if wanted <= have:
+            return
+        time.sleep(1.0)
+    raise StackError(
+        f"Prometheus has no {CPU_RATIO} for {', '.join(sorted(wanted - have))} after {timeout:.0f}s"
+    )
+
+
+def apply_overload(lab: Lab, overload: Overload) -> float:
+    """Turn the load dials; return the host's expected CPU demand ratio (guest loads only)."""
+    for domain, percent in sorted(overload.loads.items()):
+        lab.set_load(domain, percent)
+    placement = lab.placement()
+    loads = lab.loads()
+    on_host = sum(loads.get(d, 0) for d, h in placement.items() if h == overload.host)
+    return on_host / 100.0 / overload.cpus
+
+
+def gather(lab: Lab, script: DemoScript) -> None:
+    """The staging moves, concurrently (members of one chunk must not stay apart for long)."""
+    placement = lab.placement()
+    moves = {d: h for d, h in script.gather.items() if placement[d] != h}
+    if moves:
+        with ThreadPoolExecutor(max_workers=len(moves)) as pool:
+            list(pool.map(lambda item: lab.migrate(*item), sorted(moves.items())))
+
+
+def wait_for_calm(stack: Stack, narrator: Narrator, timeout: float) -> None:
+    """After staging moves, wait until no host is over the threshold and no alert is pending."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        figures = narrator.figures()
+        alerts = stack.prometheus.alerts("HostSustainedOverload")
+        if not alerts and all(v <= stack.policy.cpu_high for v in figures.cpu.values()):
+            return
+        time.sleep(2.0)
+    raise StackError(f"the lab did not calm down within {timeout:.0f}s after the staging moves")
+
+
+def print_urls(stack: Stack, out: TextIO) -> None:
+    out.write(
+        "\nThe stack is still running:\n"
+        f"  Prometheus        {stack.prometheus_url}\n"
+        f"  Alertmanager      {stack.alertmanager_url}\n"
+        f"  actioner plans    {stack.actioner_url}/api/v1/plans\n"
+        f"  actioner metrics  {stack.actioner_metrics_url}\n"
+        f"  actioner log      {stack.actioner_log}\n"
+        f"  lab status        .venv/bin/virtbalance lab status\n"
+        "Stop everything with: make demo-down\n"
+    )
+    out.flush()
+
+
+def demo_up(scenario: str, lab_id: int, out: TextIO, timeout: float = 600.0) -> int:
+    """Bring the stack up, overload a host, narrate the rebalancing; 0 when the host was relieved."""
+    out.write(f"virtbalance demo: scenario {scenario}, lab {lab_id}\n")
+    out.write("Bringing up the lab (real libvirt hosts, real QEMU guests)...\n")
+    out.flush()
+    lab = Lab.up(scenario, lab_id)
+    out.write(f"  hosts: {', '.join(f'{h.name} ({h.cpus:g} CPUs)' for h in lab.hosts)}\n")
+    out.write("Starting exporters, Prometheus (lab rules), Alertmanager and the actioner...\n")
+    out.flush()
+    stack = start(lab)
+    narrator = Narrator(
+        stack.prometheus,
+        stack.alertmanager,
+        ActionerReader(stack.actioner_url),
+        hosts=stack.hosts,
+        cpu_high=stack.policy.cpu_high,
+        out=out,
+    )
+    narrator.say("waiting for the first CPU rates in Prometheus")
+    wait_for_metrics(stack, timeout=120.0, out=out)
+    cpus = {host.name: float(host.cpus) for host in lab.hosts}
+    script = script_for(lab.scenario.name, chunks_by_host(stack.prometheus), cpus, OVERLOAD_RATIO)
+    overload = script.overload
+    narrator.say(f"the scene: {script.story}")
+    if script.gather:
+        narrator.say(f"setting the scene: moving {', '.join(sorted(script.gather))} by hand first")
+        gather(lab, script)
+        wait_for_calm(stack, narrator, timeout=120.0)
+    before = narrator.figures()
+    narrator.say(
+        f"raising the load on {overload.host}: "
+        + ", ".join(f"{d} to {p}% of a core" for d, p in sorted(overload.loads.items()))
+    )
+    overload_at = time.time()
+    expected = apply_overload(lab, overload)
+    narrator.say(
+        f"{overload.host} should now demand about {expected:.0%} of its {overload.cpus:g} CPU(s); "
+        f"the alert needs it above {stack.policy.cpu_high:.0%} for "
+        f"{stack.policy.overload_for:g}s (rates over {stack.policy.rate_window:g}s)"
+    )
+    story = narrator.watch(overload.host, overload_at, before, timeout=timeout)
+    out.write(summary(story, stack.hosts, stack.policy.cpu_high))
+    print_urls(stack, out)
+    return 0 if _relieved(story) else 1
+
+
+def _relieved(story: Story) -> bool:
+    return story.resolved_at is not None and any(m.state == "done" for m in story.migrations)
+
+
+def demo_down(lab_id: int, out: TextIO) -> int:
+    """Stop the actioner and bring the lab down; safe to run twice."""
+    try:
+        lab = Lab.attach(lab_id)
+    except Exception as exc:  # whatever attach raises, there is no lab to stop
+        out.write(f"virtbalance demo down: no lab {lab_id} running ({exc})\n")
+        return 0
+    state_dir = Path(lab.state_dir) / "stack"
+    if stop_actioner(state_dir):
+        out.write("stopped the actioner\n")
+    lab.down()
+    out.write(f"lab {lab_id} is down\n")
+    return 0

@@ -1,0 +1,331 @@
+"""Start and stop the whole virtbalance stack on a lab: exporters, Prometheus, Alertmanager and the actioner."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from lab.api import Lab
+from lab.state import record_process, update_state
+from lab.system import start_time
+from virtbalance.demo.clients import Alertmanager, Prometheus
+from virtbalance.policy import Policy
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RULES_DIR = REPO_ROOT / "alerting-rules"
+LAB_RULE_FILE = RULES_DIR / "virtbalance-lab.rules.yml"
+LAB_POLICY_FILE = RULES_DIR / "policy-lab.yaml"
+OVERLOAD_ALERT = "HostSustainedOverload"
+FREEZE_ALERT = "VirtBalanceMigration"
+STATE_FILE = "stack.json"
+ACTIONER_BINARY = "virtbalance-actioner"
+
+
+class StackError(RuntimeError):
+    """The stack could not be brought up or found."""
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Monitoring intervals: short, so a lab overload is noticed and relieved within a minute or two."""
+
+    scrape_interval: str = "2s"
+    evaluation_interval: str = "2s"
+    group_wait: str = "1s"
+    group_interval: str = "5s"
+    repeat_interval: str = "15s"
+
+
+@dataclass
+class Stack:
+    """A running stack: the lab it sits on and the URLs of its services."""
+
+    lab: Lab
+    prometheus_url: str
+    alertmanager_url: str
+    actioner_url: str
+    exporters: dict[str, str]
+    policy: Policy
+    state_dir: Path
+    actioner_pid: int
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def hosts(self) -> list[str]:
+        return [host.name for host in self.lab.hosts]
+
+    @property
+    def prometheus(self) -> Prometheus:
+        return Prometheus(self.prometheus_url)
+
+    @property
+    def alertmanager(self) -> Alertmanager:
+        return Alertmanager(self.alertmanager_url)
+
+    @property
+    def actioner_metrics_url(self) -> str:
+        return f"{self.actioner_url}/metrics"
+
+    @property
+    def actioner_log(self) -> Path:
+        return self.state_dir / "actioner.log"
+
+    def save(self) -> None:
+        """Record what ``demo down`` (another process) needs to stop the actioner."""
+        record = {
+            "prometheus_url": self.prometheus_url,
+            "alertmanager_url": self.alertmanager_url,
+            "actioner_url": self.actioner_url,
+            "actioner_pid": self.actioner_pid,
+            "exporters": self.exporters,
+        }
+        (self.state_dir / STATE_FILE).write_text(
+            json.dumps(record, indent=2) + "\n", encoding="utf-8"
+        )
+
+
+def load_policy(path: Path = LAB_POLICY_FILE) -> Policy:
+    """The lab policy that the rules and the actioner share."""
+    return Policy.load(path)
+
+
+def start(
+    lab: Lab,
+    *,
+    timings: Timings = Timings(),
+    rule_files: tuple[Path, ...] = (LAB_RULE_FILE,),
+    policy_file: Path = LAB_POLICY_FILE,
+    actioner_settings: dict[str, Any] | None = None,
+    ready_timeout: float = 60.0,
+) -> Stack:
+    """Bring up exporters, Alertmanager, Prometheus and the actioner on a running lab.
+
+    Order matters: Alertmanager needs the actioner's webhook URL, Prometheus needs Alertmanager's,
+    and the actioner needs both. The actioner's port is chosen first, so it can start last.
+    """
+    for path in (*rule_files, policy_file):
+        if not path.is_file():
+            raise StackError(f"missing {path}")
+    policy = Policy.load(policy_file)
+    state_dir = Path(lab.state_dir) / "stack"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    token_file = state_dir / "webhook-token"
+    if not token_file.exists():
+        token_file.write_text(secrets.token_urlsafe(32) + "\n", encoding="utf-8")
+        token_file.chmod(0o600)
+
+    actioner_port = _free_port()
+    actioner_url = f"http://127.0.0.1:{actioner_port}"
+    exporters = lab.start_exporters()
+    alertmanager_url = lab.start_alertmanager(
+        webhook_url=f"{actioner_url}/api/v1/alerts",
+        token_file=token_file,
+        group_wait=timings.group_wait,
+        group_interval=timings.group_interval,
+        repeat_interval=timings.repeat_interval,
+    )
+    prometheus_url = lab.start_prometheus(
+        list(rule_files),
+        scrape_interval=timings.scrape_interval,
+        evaluation_interval=timings.evaluation_interval,
+        alertmanager=alertmanager_url,
+    )
+    config_file = state_dir / "actioner.yml"
+    config = actioner_config(
+        lab,
+        listen=f"127.0.0.1:{actioner_port}",
+        prometheus_url=prometheus_url,
+        alertmanager_url=alertmanager_url,
+        token_file=token_file,
+        journal=state_dir / "journal.sqlite",
+        policy_file=policy_file,
+        overrides=actioner_settings or {},
+    )
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    pid = _spawn_actioner(config_file, state_dir / "actioner.log")
+    # Recorded with the lab's own processes, so `virtbalance lab down` stops the actioner too.
+    started = start_time(pid)
+    update_state(lab.state_dir, lambda state: record_process(state, "actioner", pid, started))
+    stack = Stack(
+        lab=lab,
+        prometheus_url=prometheus_url,
+        alertmanager_url=alertmanager_url,
+        actioner_url=actioner_url,
+        exporters=exporters,
+        policy=policy,
+        state_dir=state_dir,
+        actioner_pid=pid,
+        timings=timings,
+    )
+    stack.save()
+    wait_ready(stack, ready_timeout)
+    return stack
+
+
+def actioner_config(
+    lab: Lab,
+    *,
+    listen: str,
+    prometheus_url: str,
+    alertmanager_url: str,
+    token_file: Path,
+    journal: Path,
+    policy_file: Path,
+    overrides: dict[str, Any],
+) -> dict[str, Any]:
+    """The actioner's YAML config for this lab (keys of ``actioner.config``); ``overrides`` merge per section."""
+    config: dict[str, Any] = {
+        "hosts": {
+            host.name: {
+                "uri": host.libvirt_uri,
+                "migration_uri": host.migration_uri,
+                # Lab hosts share one machine: libvirt reports the whole machine, the scenario declares each.
+                "cpus": host.cpus,
+                "memory": host.memory_bytes,
+            }
+            for host in lab.hosts
+        },
+        "policy_file": str(policy_file),
+        "journal": {"path": str(journal)},
+        "prometheus": {"url": prometheus_url},
+        "alertmanager": {"url": alertmanager_url},
+        "webhook": {"token_file": str(token_file), "listen": listen},
+        "execution": {},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    return config
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _actioner_command(config_file: Path) -> list[str]:
+    binary = Path(sys.executable).parent / ACTIONER_BINARY
+    if binary.exists():
+        return [str(binary), "--config", str(config_file)]
+    return [sys.executable, "-m", "actioner.main", "--config", str(config_file)]
+
+
+def _spawn_actioner(config_file: Path, log_file: Path) -> int:
+    """Start the actioner detached from the caller, so ``demo up`` can return and leave it running."""
+    with log_file.open("ab") as log:
+        process = subprocess.Popen(
+            _actioner_command(config_file),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=str(config_file.parent),
+        )
+    return process.pid
+
+
+def wait_ready(stack: Stack, timeout: float) -> None:
+    """Wait until Prometheus, Alertmanager and the actioner answer; say which did not."""
+    deadline = time.monotonic() + timeout
+    waiting = {"prometheus", "alertmanager", "actioner"}
+    while waiting and time.monotonic() < deadline:
+        if "prometheus" in waiting and stack.prometheus.ready():
+            waiting.discard("prometheus")
+        if "alertmanager" in waiting and stack.alertmanager.ready():
+            waiting.discard("alertmanager")
+        if "actioner" in waiting:
+            if not _alive(stack.actioner_pid):
+                raise StackError(
+                    f"the actioner exited at start; see {stack.actioner_log}:\n{_tail(stack.actioner_log)}"
+                )
+            if _healthy(stack.actioner_url):
+                waiting.discard("actioner")
+        if waiting:
+            time.sleep(0.5)
+    if waiting:
+        raise StackError(f"not ready after {timeout:.0f}s: {', '.join(sorted(waiting))}")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return _cmdline(pid) != "" and "zombie" not in _status(pid)
+
+
+def _status(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text(encoding="utf-8").lower()
+    except OSError:
+        return ""
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def stop_actioner(state_dir: Path, timeout: float = 30.0) -> bool:
+    """Stop the actioner recorded in ``state_dir``; true when one was running."""
+    record_file = state_dir / STATE_FILE
+    if not record_file.exists():
+        return False
+    pid = int(json.loads(record_file.read_text(encoding="utf-8"))["actioner_pid"])
+    # The pid may have been reused since: only signal a process that is our actioner.
+    if "actioner" not in _cmdline(pid):
+        record_file.unlink()
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.2)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        _reap(pid)
+    record_file.unlink()
+    return True
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the actioner is our own child (the test's case)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop(stack: Stack) -> None:
+    """Stop the actioner and the lab's monitoring, keep the lab itself."""
+    stop_actioner(stack.state_dir)
