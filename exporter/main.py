@@ -1,8 +1,128 @@
-"""Entry point of ``virtbalance-exporter`` (placeholder until the exporter lands)."""
+"""Entry point of ``virtbalance-exporter``: parse flags, wire the collector, serve HTTP."""
 
+from __future__ import annotations
+
+import html
+import logging
 import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import libvirt
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from exporter.bridges import SysfsBridgeInspector
+from exporter.collector import CapacityOverride, LibvirtCollector
+from exporter.config import ExporterConfig, parse_config
+from exporter.source import LibvirtSource
+from exporter.topology import TopologyCache
+from virtbalance.errors import ConfigError
+
+log = logging.getLogger("virtbalance.exporter")
+EXIT_USAGE = 2
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def main() -> int:
-    print("virtbalance-exporter: not built yet", file=sys.stderr)
-    return 1
+def build_collector(config: ExporterConfig) -> LibvirtCollector:
+    """The production wiring: a real libvirt connection, sysfs bridges, the monotonic clock."""
+    # libvirt prints every error to stderr by default; the exporter logs what matters itself.
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    source = LibvirtSource(
+        connect=lambda: libvirt.open(config.libvirt_uri),
+        clock=time.monotonic,
+        timeout=config.scrape_timeout,
+        topology_cache=TopologyCache(config.xml_max_age),
+    )
+    return LibvirtCollector(
+        source=source,
+        bridges=SysfsBridgeInspector(),
+        clock=time.monotonic,
+        capacity=CapacityOverride(cpus=config.host_cpus, memory_bytes=config.host_memory_bytes),
+        private_bridges=config.private_bridges,
+        public_bridges=config.public_bridges,
+    )
+
+
+def build_app(registry: CollectorRegistry, telemetry_path: str) -> WsgiApp:
+    """The WSGI app: metrics on the telemetry path, a landing page on /, 404 elsewhere."""
+    metrics_app = make_wsgi_app(registry)
+    path_html = html.escape(telemetry_path)
+    landing = (
+        "<html><head><title>virtbalance exporter</title></head><body>"
+        "<h1>virtbalance libvirt exporter</h1>"
+        f'<p><a href="{path_html}">Metrics</a></p></body></html>'
+    ).encode()
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == telemetry_path:
+            body: Iterable[bytes] = metrics_app(environ, start_response)
+            return body
+        if path == "/":
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+            return [landing]
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found\n"]
+
+    return app
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug(format, *args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = parse_config(argv)
+    except ConfigError as exc:
+        print(f"virtbalance-exporter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    registry = CollectorRegistry(auto_describe=False)
+    collector = build_collector(config)
+    registry.register(collector)
+    app = build_app(registry, config.telemetry_path)
+    try:
+        server = make_server(
+            config.listen_host or "0.0.0.0",
+            config.listen_port,
+            app,
+            server_class=_ThreadingServer,
+            handler_class=_QuietHandler,
+        )
+    except OSError as exc:
+        print(
+            f"virtbalance-exporter: cannot listen on {config.listen_host}:{config.listen_port}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    log.info(
+        "serving %s on %s:%d for %s",
+        config.telemetry_path,
+        config.listen_host or "0.0.0.0",
+        config.listen_port,
+        config.libvirt_uri,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

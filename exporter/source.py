@@ -1,0 +1,432 @@
+"""Everything the exporter reads from libvirt in one scrape, under one deadline, on a reused connection."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import libvirt
+
+from exporter.topology import DomainTopology, TopologyCache, TopologyError, parse_topology
+
+log = logging.getLogger(__name__)
+
+# Stage names label the self-metrics; every value is pre-created so rates work from the first scrape.
+STAGES = ("connect", "node", "stats", "xml", "network", "job")
+DURATION_STAGES = (*STAGES, "collect", "total")
+
+# Only the groups the metrics use: each extra group costs QEMU monitor round trips per domain.
+STATS_GROUPS = (
+    libvirt.VIR_DOMAIN_STATS_STATE
+    | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
+    | libvirt.VIR_DOMAIN_STATS_BALLOON
+    | libvirt.VIR_DOMAIN_STATS_VCPU
+    | libvirt.VIR_DOMAIN_STATS_INTERFACE
+    | libvirt.VIR_DOMAIN_STATS_BLOCK
+    | getattr(libvirt, "VIR_DOMAIN_STATS_DIRTYRATE", 0)
+)
+# NOWAIT: a domain busy in a job (a migration) reports what it can at once instead of blocking us.
+STATS_FLAGS = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | getattr(
+    libvirt, "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", 0
+)
+_MIGRATION_OPERATIONS = frozenset(
+    {
+        getattr(libvirt, "VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN", 4),
+        getattr(libvirt, "VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT", 5),
+    }
+)
+
+Clock = Callable[[], float]
+Connection = Any  # a libvirt.virConnect, or a fake with the same methods in unit tests
+ConnectionFactory = Callable[[], Connection]
+
+
+class _Domain(Protocol):
+    def name(self) -> str: ...
+    def UUIDString(self) -> str: ...  # noqa: N802 (libvirt's name)
+    def ID(self) -> int: ...  # noqa: N802 (libvirt's name)
+    def XMLDesc(self, flags: int) -> str: ...  # noqa: N802 (libvirt's name)
+    def jobStats(self, flags: int) -> dict[str, Any]: ...  # noqa: N802 (libvirt's name)
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """The hypervisor host as libvirt reports it (before any declared capacity override)."""
+
+    hostname: str
+    host_uuid: str
+    libvirt_version: str
+    hypervisor: str
+    hypervisor_version: str
+    cpu_model: str
+    cpus: int
+    memory_total_bytes: int | None
+    memory_free_bytes: int | None
+    memory_available_bytes: int | None
+    cpu_seconds: dict[str, float]
+
+
+@dataclass
+class DomainRecord:
+    """One active domain: its bulk stats, and what the per-domain calls found (None: unknown)."""
+
+    name: str
+    uuid: str
+    domain_id: int
+    stats: dict[str, Any]
+    topology: DomainTopology | None = None
+    migrating: bool | None = None
+
+
+@dataclass
+class ScrapeData:
+    """What one scrape gathered; stages that did not finish leave their part empty."""
+
+    up: bool = False
+    node: NodeFacts | None = None
+    domains: list[DomainRecord] = field(default_factory=list)
+    networks_private: dict[str, bool] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def error(self, stage: str) -> None:
+        self.errors[stage] = self.errors.get(stage, 0) + 1
+
+
+class Deadline:
+    """The time left for one scrape."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self._clock = clock
+        self._end = clock() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - self._clock())
+
+    def expired(self) -> bool:
+        return self._clock() >= self._end
+
+
+class _Worker:
+    """One daemon thread that runs libvirt calls, so a hung call can be abandoned, not waited for."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name="libvirt-worker", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # handed to the waiting scrape
+                future.set_exception(exc)
+
+    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._jobs.put((future, fn))
+        return future
+
+    def retire(self, last: Callable[[], Any] | None = None) -> None:
+        """Stop after the queued work (and ``last``, e.g. closing the connection) is done."""
+        if last is not None:
+            self.submit(last)
+        self._jobs.put(None)
+
+
+def _error_code(exc: libvirt.libvirtError) -> int | None:
+    code = exc.get_error_code()
+    return int(code) if code is not None else None
+
+
+def _version_text(number: int) -> str:
+    major, rest = divmod(number, 1_000_000)
+    minor, micro = divmod(rest, 1000)
+    return f"{major}.{minor}.{micro}"
+
+
+class _Session:
+    """One libvirt connection and the worker thread that uses it; retired as a whole on failure."""
+
+    def __init__(self) -> None:
+        self.worker = _Worker()
+        self.conn: Connection | None = None
+        self.static: dict[str, str] | None = None
+        self.broken = False  # set by the worker: drop this session after the scrape
+        self.retired = False  # set by the scrape: a late worker must not touch shared state
+
+    def retire(self) -> None:
+        self.retired = True
+        self.worker.retire(lambda: _close_quietly(self.conn))
+
+
+class LibvirtSource:
+    """Reads one scrape's worth of libvirt data through a reused connection, within a deadline.
+
+    Every libvirt call runs on the session's worker thread. When a scrape's deadline passes, the
+    scrape returns what finished and retires the session (its connection is closed once the stuck
+    call returns); the next scrape opens a fresh one. A connection-level failure retires it too.
+    """
+
+    def __init__(
+        self,
+        connect: ConnectionFactory,
+        clock: Clock,
+        timeout: float,
+        topology_cache: TopologyCache,
+    ) -> None:
+        self._connect = connect
+        self._clock = clock
+        self._timeout = timeout
+        self._cache = topology_cache
+        self._session: _Session | None = None
+
+    def scrape(self) -> ScrapeData:
+        data = ScrapeData()
+        deadline = Deadline(self._clock, self._timeout)
+        if self._session is None:
+            self._session = _Session()
+        session = self._session
+        future = session.worker.submit(lambda: self._gather(session, data, deadline))
+        try:
+            future.result(timeout=deadline.remaining() + 0.05)
+        except TimeoutError:
+            stage = next((s for s in STAGES if s not in data.durations), "job")
+            log.warning("libvirt did not answer within %.1fs (stage %s)", self._timeout, stage)
+            self._retire()
+            # The late worker may still write into ``data``: hand back a copy of what finished.
+            snapshot = ScrapeData(node=data.node, durations=dict(data.durations))
+            snapshot.errors = dict(data.errors)
+            snapshot.error(stage)
+            return snapshot
+        except Exception:
+            log.exception("unexpected failure while reading libvirt")
+            data.up = False
+            session.broken = True
+        if session.broken:
+            self._retire()
+        return data
+
+    def close(self) -> None:
+        self._retire()
+
+    def _retire(self) -> None:
+        if self._session is not None:
+            self._session.retire()
+            self._session = None
+
+    def _timed(self, data: ScrapeData, stage: str, fn: Callable[[], Any]) -> Any:
+        start = self._clock()
+        try:
+            return fn()
+        finally:
+            data.durations[stage] = self._clock() - start
+
+    # --- runs on the worker thread -------------------------------------------------------------
+
+    def _gather(self, session: _Session, data: ScrapeData, deadline: Deadline) -> None:
+        conn = self._timed(data, "connect", lambda: self._connection(session))
+        if conn is None:
+            data.error("connect")
+            return
+        try:
+            data.node = self._timed(data, "node", lambda: self._node(session, conn))
+        except libvirt.libvirtError as exc:
+            log.warning("libvirt node info failed: %s", exc)
+            data.error("node")
+            session.broken = True
+            return
+        try:
+            records = self._timed(
+                data, "stats", lambda: conn.getAllDomainStats(STATS_GROUPS, STATS_FLAGS)
+            )
+        except libvirt.libvirtError as exc:
+            log.warning("libvirt getAllDomainStats failed: %s", exc)
+            data.error("stats")
+            session.broken = True
+            return
+        domains = [
+            DomainRecord(name=dom.name(), uuid=dom.UUIDString(), domain_id=dom.ID(), stats=stats)
+            for dom, stats in records
+        ]
+        handles = {record.uuid: dom for record, (dom, _) in zip(domains, records, strict=True)}
+        data.up = True
+        vanished: set[str] = set()
+        self._timed(
+            data,
+            "xml",
+            lambda: self._topologies(
+                session=session,
+                domains=domains,
+                handles=handles,
+                data=data,
+                deadline=deadline,
+                vanished=vanished,
+            ),
+        )
+        self._timed(data, "network", lambda: self._networks(conn, domains, data, deadline))
+        self._timed(
+            data,
+            "job",
+            lambda: self._jobs(
+                domains=domains, handles=handles, data=data, deadline=deadline, vanished=vanished
+            ),
+        )
+        data.domains = [d for d in domains if d.uuid not in vanished]
+        if not session.retired:
+            self._cache.retain({d.uuid for d in data.domains})
+
+    def _connection(self, session: _Session) -> Connection | None:
+        if session.conn is None:
+            try:
+                session.conn = self._connect()
+            except libvirt.libvirtError as exc:
+                log.warning("cannot connect to libvirt: %s", exc)
+                session.broken = True
+        return session.conn
+
+    def _node(self, session: _Session, conn: Connection) -> NodeFacts:
+        if session.static is None:
+            session.static = self._static_facts(conn)
+        info = conn.getInfo()
+        memory = conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)
+        cpu = conn.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS, 0)
+        total, free = memory.get("total"), memory.get("free")
+        available = None
+        if free is not None:
+            # libvirt has no MemAvailable; free + reclaimable page cache is the usual estimate.
+            available = (free + memory.get("buffers", 0) + memory.get("cached", 0)) * 1024
+        modes = {"user": "user", "kernel": "system", "idle": "idle", "iowait": "iowait"}
+        return NodeFacts(
+            cpus=int(info[2]),
+            memory_total_bytes=total * 1024 if total is not None else None,
+            memory_free_bytes=free * 1024 if free is not None else None,
+            memory_available_bytes=available,
+            cpu_seconds={mode: cpu[key] / 1e9 for key, mode in modes.items() if key in cpu},
+            **session.static,
+        )
+
+    @staticmethod
+    def _static_facts(conn: Connection) -> dict[str, str]:
+        """Facts that cannot change while the connection lives; read once per connection."""
+        caps = ET.fromstring(conn.getCapabilities())
+        return {
+            "hostname": conn.getHostname(),
+            "host_uuid": caps.findtext("./host/uuid", default=""),
+            "libvirt_version": _version_text(conn.getLibVersion()),
+            "hypervisor": conn.getType(),
+            "hypervisor_version": _version_text(conn.getVersion()),
+            "cpu_model": caps.findtext("./host/cpu/model", default="")
+            or caps.findtext("./host/cpu/arch", default=""),
+        }
+
+    def _topologies(
+        self,
+        *,
+        session: _Session,
+        domains: list[DomainRecord],
+        handles: dict[str, _Domain],
+        data: ScrapeData,
+        deadline: Deadline,
+        vanished: set[str],
+    ) -> None:
+        now = self._clock()
+        for record in domains:
+            cached = self._cache.get(record.uuid, record.domain_id, now)
+            if cached is not None:
+                record.topology = cached
+                continue
+            if deadline.expired():
+                data.error("xml")  # left for the next scrape; its topology is unknown now
+                continue
+            try:
+                xml_text = handles[record.uuid].XMLDesc(0)
+            except libvirt.libvirtError as exc:
+                if _error_code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                    vanished.add(record.uuid)  # left the host since the bulk call (migrated away)
+                else:
+                    log.warning("domain %s: XMLDesc failed: %s", record.name, exc)
+                    data.error("xml")
+                continue
+            try:
+                record.topology = parse_topology(xml_text)
+            except TopologyError as exc:
+                log.warning("domain %s: %s", record.name, exc)
+                data.error("xml")
+                continue
+            if not session.retired:
+                self._cache.put(record.uuid, record.domain_id, now, record.topology)
+
+    def _networks(
+        self, conn: Connection, domains: list[DomainRecord], data: ScrapeData, deadline: Deadline
+    ) -> None:
+        names = {
+            interface.network
+            for record in domains
+            if record.topology is not None
+            for interface in record.topology.interfaces
+            if interface.network
+        }
+        for name in sorted(names):
+            if deadline.expired():
+                data.error("network")
+                return
+            try:
+                root = ET.fromstring(conn.networkLookupByName(name).XMLDesc(0))
+            except (libvirt.libvirtError, ET.ParseError) as exc:
+                log.warning("network %s: %s", name, exc)
+                data.error("network")
+                continue
+            # A libvirt network without <forward> is isolated: host-local by construction.
+            data.networks_private[name] = root.find("forward") is None
+
+    def _jobs(
+        self,
+        *,
+        domains: list[DomainRecord],
+        handles: dict[str, _Domain],
+        data: ScrapeData,
+        deadline: Deadline,
+        vanished: set[str],
+    ) -> None:
+        for record in domains:
+            if record.uuid in vanished:
+                continue
+            if deadline.expired():
+                data.error("job")
+                return
+            try:
+                job = handles[record.uuid].jobStats(0)
+            except libvirt.libvirtError as exc:
+                code = _error_code(exc)
+                if code == libvirt.VIR_ERR_NO_DOMAIN:
+                    vanished.add(record.uuid)
+                elif code == libvirt.VIR_ERR_OPERATION_INVALID:
+                    # The destination side refuses job stats while a migration comes in.
+                    record.migrating = True
+                else:
+                    log.warning("domain %s: jobStats failed: %s", record.name, exc)
+                    data.error("job")
+                continue
+            active = job.get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE
+            operation = job.get("operation")
+            record.migrating = active and (operation is None or operation in _MIGRATION_OPERATIONS)
+
+
+def _close_quietly(conn: Connection | None) -> None:
+    if conn is None:
+        return
+    with contextlib.suppress(libvirt.libvirtError):
+        conn.close()
