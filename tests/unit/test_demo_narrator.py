@@ -49,36 +49,49 @@ class Timeline:
             return "firing"
         return None
 
-    def plans(self) -> list[dict]:
+    def plans(self) -> dict:
+        """The actioner's GET /api/v1/plans answer."""
         if self.t < 10:
-            return []
+            return {"plans": [], "in_progress": {}}
         running = self.t < 13
         members = []
-        for name in ("a1", "a2"):
+        for step, name in enumerate(("a1", "a2")):
             members.append(
                 {
+                    "id": step + 1,
+                    "plan_id": 7,
+                    "step": step,
                     "domain": name,
                     "chunk": "lan1",
                     "source": "hv1",
                     "destination": "hv2",
                     "reason": "hv1 CPU 92% > 75%",
                     "state": "running" if running else "done",
-                    "started_at": T0 + 10.5,
-                    "finished_at": None if running else T0 + 12.5,
-                    "progress": 0.5 if running else 1.0,
+                    "created": T0 + 10,
+                    "started": T0 + 10.5,
+                    "finished": None if running else T0 + 12.5,
+                    "error": "",
                 }
             )
-        return [
-            {
-                "id": "p1",
-                "created_at": T0 + 10,
-                "outcome": "running" if running else "executed",
-                "host": "hv1",
-                "migrations": members,
-                "unresolved": [],
-                "split_windows": {} if running else {"lan1": 0.31},
-            }
-        ]
+        plan = {
+            "id": 7,
+            "created": T0 + 10,
+            "updated": T0 + 12.5,
+            "trigger": "alert",
+            "mode": "relieve",
+            "hosts": ["hv1"],
+            "group_key": "{}:{}",
+            "state": "running" if running else "executed",
+            "detail": "" if running else "1 chunk moved",
+            "plan": {"mode": "relieve", "migrations": [], "unresolved": [], "hosts_after": []},
+            "cancel_requested": False,
+            "migrations": members,
+        }
+        progress = {"a1": {"percent": 50.0}, "a2": {"percent": 40.0}} if running else {}
+        return {"plans": [plan], "in_progress": progress}
+
+    def split_totals(self) -> tuple[int, float]:
+        return (3, 1.5) if self.t < 13 else (4, 1.81)
 
 
 class FakePrometheus(Prometheus):
@@ -116,8 +129,12 @@ class FakeActioner(ActionerReader):
         super().__init__("http://actioner")
         self.timeline = timeline
 
-    def plans(self) -> list[PlanView]:
-        return [parse_plan(item) for item in self.timeline.plans()]
+    def plans(self, limit: int = 50) -> list[PlanView]:
+        body = self.timeline.plans()
+        return [parse_plan(item, body["in_progress"]) for item in body["plans"]]
+
+    def split_totals(self) -> tuple[int, float]:
+        return self.timeline.split_totals()
 
 
 @pytest.fixture
@@ -149,9 +166,11 @@ def test_the_story_has_every_step_in_order(run):
     steps = [
         "PENDING",
         "FIRING",
-        "plan p1",
+        "plan 7:",
         "move chunk lan1 (a1, a2) hv1 -> hv2",
-        "split window 0.31s",
+        "50%",
+        "apart for 0.31s",
+        "plan 7 finished: executed",
         "relief",
         "RESOLVED",
     ]
@@ -210,7 +229,18 @@ def test_bar_and_time_parsing():
     assert parse_time("2026-01-02T03:04:05+01:00") == pytest.approx(1767319445.0)
 
 
-def test_a_plan_without_migrations_is_reported():
-    plan = parse_plan({"id": "p2", "created_at": T0, "outcome": "frozen", "migrations": []})
+def test_a_frozen_plan_without_migrations_is_finished():
+    plan = parse_plan(
+        {
+            "id": 2,
+            "created": T0,
+            "state": "frozen",
+            "detail": "frozen: a1->hv2",
+            "hosts": ["hv1"],
+            "plan": None,
+            "migrations": [],
+        }
+    )
     assert plan.finished
     assert plan.migrations == ()
+    assert plan.outcome == "frozen"

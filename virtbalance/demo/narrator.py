@@ -49,6 +49,8 @@ class Story:
     relief_at: float | None = None
     resolved_at: float | None = None
     plans: dict[str, PlanView] = field(default_factory=dict)
+    # chunk -> seconds between its first and last member arriving (from the actioner's histogram)
+    split_windows: dict[str, float] = field(default_factory=dict)
     peak_cpu: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -103,6 +105,10 @@ class Narrator:
         self._seen_states: dict[tuple[str, str], str] = {}
         self._seen_progress: dict[tuple[str, str], float] = {}
         self._known_plans: set[str] = set()
+        self._split_totals: tuple[int, float] = (0, 0.0)
+        self._chunks_done: set[tuple[str, str]] = set()
+        self._finished_plans: set[str] = set()
+        self._announced: set[str] = set()
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -130,6 +136,7 @@ class Narrator:
         """Narrate until the alert on ``host`` resolved and every plan finished, or ``timeout``."""
         story = Story(host=host, overload_at=overload_at, before=before)
         self._known_plans = self.known_plan_ids()
+        self._split_totals = self.actioner.split_totals()
         deadline = self.clock() + timeout
         while self.clock() < deadline:
             try:
@@ -216,18 +223,53 @@ class Narrator:
         return fallback
 
     def _narrate_plans(self, story: Story) -> None:
+        finished_chunks: list[tuple[PlanView, str]] = []
         for plan in self.actioner.plans():
             if plan.id in self._known_plans:
                 continue
-            if plan.id not in story.plans:
+            if plan.id not in self._announced and (plan.migrations or plan.finished):
+                self._announced.add(plan.id)
                 self._announce_plan(plan)
             story.plans[plan.id] = plan
             for migration in plan.migrations:
                 self._narrate_migration(plan, migration)
+            for chunk in sorted({m.chunk for m in plan.migrations}):
+                members = [m for m in plan.migrations if m.chunk == chunk]
+                key = (plan.id, chunk)
+                if key not in self._chunks_done and all(m.state in FINAL_STATES for m in members):
+                    self._chunks_done.add(key)
+                    if any(m.state in ("done", "rolled_back") for m in members):
+                        finished_chunks.append((plan, chunk))
+        self._narrate_splits(story, finished_chunks)
+        for plan in story.plans.values():
+            if plan.finished and plan.id not in self._finished_plans:
+                self._finished_plans.add(plan.id)
+                self.say(f"plan {plan.id} finished: {plan.outcome} ({plan.detail})")
+
+    def _narrate_splits(self, story: Story, finished: list[tuple[PlanView, str]]) -> None:
+        """The actioner measures each chunk's split window into a histogram: read the new ones."""
+        count, total = self.actioner.split_totals()
+        new_count = count - self._split_totals[0]
+        new_sum = total - self._split_totals[1]
+        if not finished or new_count < len(finished):
+            return  # the histogram lags the plan list by a moment: next poll
+        self._split_totals = (count, total)
+        label = " + ".join(chunk for _, chunk in finished)
+        story.split_windows[label] = new_sum
+        plan, chunk = finished[0]
+        members = [m for m in plan.migrations if m.chunk == chunk]
+        if len(finished) == 1 and len(members) > 1:
+            self.say(
+                f"  chunk {chunk} is whole again on {members[0].destination}: its members were "
+                f"apart for {new_sum:.2f}s (split window)"
+            )
+        elif len(finished) > 1:
+            self.say(f"  chunks {label}: split windows {new_sum:.2f}s in all")
 
     def _announce_plan(self, plan: PlanView) -> None:
         if not plan.migrations:
-            self.say(f"plan {plan.id}: {plan.outcome}, no migration")
+            detail = f" ({plan.detail})" if plan.detail else ""
+            self.say(f"plan {plan.id}: {plan.outcome}, no migration{detail}")
         else:
             chunks: dict[tuple[str, str, str], list[MigrationView]] = {}
             for m in plan.migrations:
@@ -249,14 +291,16 @@ class Narrator:
         if m.state != previous:
             self._seen_states[key] = m.state
             if m.state == "running":
+                self._seen_progress[key] = m.progress or 0.0
                 self.say(
                     f"  migrating {m.domain} {m.source} -> {m.destination} {bar(m.progress or 0.0)}"
                 )
             elif m.state in FINAL_STATES:
                 took = "" if m.duration is None else f" in {m.duration:.1f}s"
-                self.say(f"  {m.domain}: {m.state}{took} {bar(1.0 if m.state == 'done' else 0.0)}")
-                if m.state == "done":
-                    self._narrate_split(plan, m)
+                why = f": {m.error or m.reason}" if m.state != "done" else ""
+                self.say(
+                    f"  {m.domain}: {m.state}{took}{why} {bar(1.0 if m.state == 'done' else 0.0)}"
+                )
         elif (
             m.state == "running"
             and m.progress is not None
@@ -264,14 +308,6 @@ class Narrator:
         ):
             self._seen_progress[key] = m.progress
             self.say(f"  migrating {m.domain} {bar(m.progress)} {m.progress:.0%}")
-
-    def _narrate_split(self, plan: PlanView, m: MigrationView) -> None:
-        window = plan.split_windows.get(m.chunk)
-        members = [x for x in plan.migrations if x.chunk == m.chunk]
-        if window is not None and len(members) > 1 and all(x.state == "done" for x in members):
-            self.say(
-                f"  chunk {m.chunk} is whole again on {m.destination}: split window {window:.2f}s"
-            )
 
 
 def summary(story: Story, hosts: list[str], cpu_high: float) -> str:
@@ -303,10 +339,9 @@ def summary(story: Story, hosts: list[str], cpu_high: float) -> str:
             )
     else:
         lines.append("no migration")
-    windows = {chunk: w for plan in story.plans.values() for chunk, w in plan.split_windows.items()}
-    if windows:
+    if story.split_windows:
         lines.append("")
-        for chunk, window in sorted(windows.items()):
+        for chunk, window in sorted(story.split_windows.items()):
             lines.append(f"chunk {chunk}: split window {window:.2f}s")
     lines.append("")
     lines.append(_timing("load raised -> alert firing", story.overload_at, story.firing_at))
