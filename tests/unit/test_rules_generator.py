@@ -1,0 +1,200 @@
+"""The rule generator: policy values reach the rules, output is stable, bad policies are refused."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pytest
+import yaml
+
+from virtbalance import rulegen
+from virtbalance.commands import rules as rules_command
+from virtbalance.errors import ConfigError, ValidationError
+from virtbalance.policy import Policy
+
+
+def _rules_by_name(text: str) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for group in yaml.safe_load(text)["groups"]:
+        for rule in group["rules"]:
+            found.setdefault(rule.get("record") or rule["alert"], []).append(rule)
+    return found
+
+
+def test_checked_in_rule_files_equal_the_generator_output(repo_root):
+    for policy_name, rule_name in (
+        ("policy.yaml", "virtbalance.rules.yml"),
+        ("policy-lab.yaml", "virtbalance-lab.rules.yml"),
+    ):
+        policy = rulegen.load_policy(repo_root / "alerting-rules" / policy_name)
+        expected = rulegen.render(policy, source=policy_name)
+        actual = (repo_root / "alerting-rules" / rule_name).read_text(encoding="utf-8")
+        assert actual == expected, f"{rule_name} is stale: regenerate it from {policy_name}"
+
+
+def test_policy_files_are_the_defaults_and_the_lab_profile(repo_root):
+    assert rulegen.load_policy(repo_root / "alerting-rules" / "policy.yaml") == Policy()
+    lab = rulegen.load_policy(repo_root / "alerting-rules" / "policy-lab.yaml")
+    assert lab == rulegen.profile_policy("lab")
+    assert (lab.cpu_signal, lab.overload_for, lab.rate_window) == ("demand", 30.0, 30.0)
+
+
+def test_output_is_deterministic_and_valid_yaml():
+    policy = Policy()
+    first = rulegen.render(policy)
+    assert first == rulegen.render(Policy())
+    assert [g["name"] for g in yaml.safe_load(first)["groups"]] == [
+        "virtbalance-host",
+        "virtbalance-health",
+    ]
+
+
+def test_policy_values_reach_the_rules():
+    policy = Policy().replace(
+        cpu_high=0.8,
+        cpu_target=0.7,
+        memory_high=0.95,
+        overload_for="15m",
+        rate_window="2m",
+        cpu_low=0.1,
+        underutilized_for="3h",
+        exporter_down_for="90s",
+        migration_failure_window="2h",
+        exporter_job="hypervisors",
+    )
+    by_name = _rules_by_name(rulegen.render(policy))
+    cpu, memory = by_name["HostSustainedOverload"]
+    assert cpu["expr"] == "host:libvirt_cpu:ratio > 0.8"
+    assert memory["expr"] == "host:libvirt_memory_used:ratio > 0.95"
+    assert cpu["for"] == memory["for"] == "15m"
+    assert "above 80% for 15m" in cpu["annotations"]["description"]
+    assert "at or below 70%" in cpu["annotations"]["description"]
+    assert "[2m]" in by_name["host:libvirt_cpu_demand:ratio"][0]["expr"]
+    assert "[5m]" not in rulegen.render(policy)
+    (under,) = by_name["HostUnderutilized"]
+    assert (under["expr"], under["for"]) == ("host:libvirt_cpu:ratio < 0.1", "3h")
+    (down,) = by_name["LibvirtExporterDown"]
+    assert (down["expr"], down["for"]) == ('up{job="hypervisors"} == 0', "1m30s")
+    assert by_name["LibvirtExporterAbsent"][0]["expr"] == 'absent(up{job="hypervisors"})'
+    assert "[2h]" in by_name["VirtBalanceMigrationsFailing"][0]["expr"]
+
+
+@pytest.mark.parametrize(
+    ("signal", "expected"),
+    [
+        ("demand", "host:libvirt_cpu_demand:ratio"),
+        (
+            "node",
+            "host:libvirt_node_cpu_utilisation:ratio\nor on (host)\nhost:libvirt_cpu_demand:ratio",
+        ),
+        (
+            "max",
+            'max by (host) ({__name__=~"host:libvirt_cpu_demand:ratio'
+            '|host:libvirt_node_cpu_utilisation:ratio"})',
+        ),
+    ],
+)
+def test_cpu_signal_chooses_the_recorded_ratio(signal, expected):
+    by_name = _rules_by_name(rulegen.render(Policy().replace(cpu_signal=signal)))
+    assert by_name["host:libvirt_cpu:ratio"][0]["expr"] == expected
+    # Whatever the signal, the CPU alerts read the chosen one.
+    assert by_name["HostSustainedOverload"][0]["expr"].startswith("host:libvirt_cpu:ratio >")
+    assert by_name["HostUnderutilized"][0]["expr"].startswith("host:libvirt_cpu:ratio <")
+
+
+def test_every_aggregation_keeps_the_host_label():
+    by_name = _rules_by_name(rulegen.render(Policy()))
+    for name in rulegen.RECORD_CPU_DEMAND, rulegen.RECORD_NODE_CPU, rulegen.RECORD_MEMORY:
+        expr = by_name[name][0]["expr"]
+        assert expr.count("by (host)") == expr.count("sum") + expr.count("max"), name
+        assert " / on (host)" in " " + expr.replace("\n", " "), name
+
+
+def test_profile_with_a_policy_file_on_top(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("cpu_high: 0.85\n", encoding="utf-8")
+    policy = rulegen.load_policy(path, profile="lab")
+    assert (policy.cpu_high, policy.cpu_signal, policy.overload_for) == (0.85, "demand", 30.0)
+    assert rulegen.load_policy(path).cpu_signal == "max"
+
+
+def test_bad_policy_file_lists_every_problem(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "cpu_high: 2\ncpu_signal: avg\nexporter_job: 'a\"b'\nbogus: 1\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as info:
+        rulegen.load_policy(path)
+    problems = info.value.problems
+    assert len(problems) == 4
+    assert info.value.source == str(path)
+    assert any(p.startswith("cpu_high: must be a ratio") for p in problems)
+    assert any(p.startswith("cpu_signal: must be one of") for p in problems)
+    assert any(p.startswith("exporter_job: expected a scrape job name") for p in problems)
+    assert any(p.startswith("bogus: unknown key") for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("rate_window: 0s\n", "rate_window: must be at least 1s"),
+        ("migration_failure_window: 0s\n", "migration_failure_window: must be at least 1s"),
+        ("- a list\n", "expected a mapping, got list"),
+        ("cpu_high: [\n", "not valid YAML"),
+    ],
+)
+def test_unusable_policy_files_are_refused(tmp_path, content, message):
+    path = tmp_path / "p.yaml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        rulegen.load_policy(path)
+
+
+def test_missing_policy_file_and_unknown_profile(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read"):
+        rulegen.load_policy(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="profile: must be one of default, lab"):
+        rulegen.load_policy(None, profile="prod")
+
+
+def _run(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    rules_command.register(parser.add_subparsers())
+    args = parser.parse_args(["rules", *argv])
+    return int(args.func(args))
+
+
+def test_command_writes_the_file_and_checks_it(tmp_path, repo_root, capsys):
+    out = tmp_path / "rules.yml"
+    policy = repo_root / "alerting-rules" / "policy-lab.yaml"
+    assert _run("--policy", str(policy), "--output", str(out)) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text == (repo_root / "alerting-rules" / "virtbalance-lab.rules.yml").read_text(
+        encoding="utf-8"
+    )
+    assert _run("--policy", str(policy), "--output", str(out), "--check") == 0
+    out.write_text(text.replace("for: 30s", "for: 1m", 1), encoding="utf-8")
+    assert _run("--policy", str(policy), "--output", str(out), "--check") == 1
+    assert "out of date" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["rules.yml"]  # no temporary file left behind
+
+
+def test_command_profile_to_stdout_and_runbook_base(capsys):
+    assert _run("--profile", "lab", "--runbook-base", "https://wiki.example.org/vb") == 0
+    text = capsys.readouterr().out
+    assert "from the lab profile" in text
+    by_name = _rules_by_name(text)
+    assert by_name["HostSustainedOverload"][0]["for"] == "30s"
+    urls = {
+        r["annotations"]["runbook_url"] for rules in by_name.values() for r in rules if "alert" in r
+    }
+    assert "https://wiki.example.org/vb#hostsustainedoverload" in urls
+    assert all(url.startswith("https://wiki.example.org/vb#") for url in urls)
+
+
+def test_command_bad_policy_raises_a_validation_error(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("overload_for: soon\n", encoding="utf-8")
+    with pytest.raises(ValidationError, match="overload_for: not a duration"):
+        _run("--policy", str(path))
