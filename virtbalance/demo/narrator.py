@@ -292,8 +292,10 @@ class Narrator:
             self._seen_states[key] = m.state
             if m.state == "running":
                 self._seen_progress[key] = m.progress or 0.0
+                shown = "" if m.progress is None else f" {m.progress:.0%}"
                 self.say(
-                    f"  migrating {m.domain} {m.source} -> {m.destination} {bar(m.progress or 0.0)}"
+                    f"  migrating {m.domain} {m.source} -> {m.destination} "
+                    f"{bar(m.progress or 0.0)}{shown}"
                 )
             elif m.state in FINAL_STATES:
                 took = "" if m.duration is None else f" in {m.duration:.1f}s"
