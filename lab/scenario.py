@@ -183,7 +183,7 @@ class _Validator:
         self.problems: list[str] = []
 
     def problem(self, path: str, message: str) -> None:
-        line = self.lines.get(path)
+        line = self.lines.get("" if path == "scenario" else path)
         where = f"{path} (line {line})" if line else path
         self.problems.append(f"{where}: {message}")
 
