@@ -1,8 +1,76 @@
-"""Entry point of ``virtbalance-actioner`` (placeholder until the actioner lands)."""
+"""Entry point of ``virtbalance-actioner --config FILE``: one process (state lives in it), threads."""
 
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
 import sys
+from collections.abc import Sequence
+
+import waitress
+
+from actioner.app import create_app
+from actioner.config import load_config
+from actioner.worker import Worker
+from virtbalance.errors import ConfigError
+
+EXIT_CONFIG = 2
+# How long a stop waits for the chunk step in flight (systemd's TimeoutStopSec is 120 s).
+STOP_GRACE = 100.0
 
 
-def main() -> int:
-    print("virtbalance-actioner: not built yet", file=sys.stderr)
-    return 1
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="virtbalance-actioner",
+        description="Alertmanager webhook receiver that plans and live-migrates chunks.",
+    )
+    parser.add_argument("--config", required=True, metavar="FILE", help="actioner YAML config")
+    parser.add_argument(
+        "--check", action="store_true", help="validate the config and exit (0 when usable)"
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ... (INFO)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"virtbalance-actioner: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.check:
+        print(f"{args.config}: ok ({len(config.hosts)} hosts, dry_run={config.dry_run})")
+        return 0
+
+    app = create_app(config)
+    worker = app.extensions["virtbalance"].worker
+    logging.getLogger("actioner").info(
+        "listening on %s:%s (dry_run=%s)",
+        config.webhook.listen_host,
+        config.webhook.listen_port,
+        config.dry_run,
+    )
+    # SIGTERM (systemd stop) behaves like Ctrl-C: waitress returns, the worker stops after its step.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        # One process: the worker, the queue and the journal live here; threads serve requests.
+        waitress.serve(
+            app,
+            host=config.webhook.listen_host,
+            port=config.webhook.listen_port,
+            threads=config.webhook.threads,
+            ident="virtbalance-actioner",
+        )
+    except KeyboardInterrupt:
+        logging.getLogger("actioner").info("stopping: finishing the chunk step in flight")
+    finally:
+        if isinstance(worker, Worker):
+            worker.stop(STOP_GRACE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

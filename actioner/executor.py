@@ -1,0 +1,509 @@
+"""The executor: the only code that migrates. It owns every safety rail around a live migration.
+
+Per chunk step: re-check the world (alert still firing, no freeze, cooldowns, members still on the source,
+destination reachable with room, private bridges present), then migrate every member concurrently, measure
+the split window, and if any member fails move the already-moved members back: a chunk never stays split.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import libvirt
+
+from actioner import journal as jr
+from actioner.bridges import bridge_exists, ensure_bridge, network_active
+from actioner.config import Config
+from actioner.journal import Journal
+from actioner.libvirt_hosts import HostPool, HostUnreachableError
+from actioner.metrics import Metrics
+from actioner.silences import AlertmanagerClient, SilenceError, freezing
+from virtbalance import barriers
+from virtbalance.plan import Migration, Plan
+from virtbalance.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+_POLL = 0.5
+
+
+@dataclass
+class MoveResult:
+    """How one libvirt migration ended."""
+
+    domain: str
+    ok: bool
+    seconds: float
+    finished_at: float
+    error: str = ""
+    timed_out: bool = False
+
+
+@dataclass
+class StepOutcome:
+    """How one chunk step ended: done, failed, rolled_back, skipped (with reason) or cancelled."""
+
+    state: str
+    reason: str = ""
+    split_seconds: float | None = None
+    moved: list[tuple[str, str, str, float]] = field(default_factory=list)
+
+
+class Executor:
+    """Runs plans chunk by chunk; construct once per actioner."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        pool: HostPool,
+        journal: Journal,
+        metrics: Metrics,
+        alertmanager: AlertmanagerClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.journal = journal
+        self.metrics = metrics
+        self.alertmanager = alertmanager
+        self._clock = clock
+        self.progress: dict[str, dict[str, Any]] = {}
+        self.stopping = threading.Event()
+        self._progress_lock = threading.Lock()
+
+    # --- plans --------------------------------------------------------------------------------
+
+    def record(self, plan_id: int, plan: Plan) -> list[list[int]]:
+        """Journal every migration of the plan as planned; ids grouped by chunk step."""
+        steps = []
+        for index, group in enumerate(plan.chunks()):
+            steps.append(
+                [
+                    self.journal.add_migration(
+                        plan_id=plan_id,
+                        step=index,
+                        domain=m.domain,
+                        chunk=m.chunk,
+                        source=m.source,
+                        destination=m.destination,
+                        reason=m.reason,
+                    )
+                    for m in group
+                ]
+            )
+        return steps
+
+    def execute(self, plan_id: int, plan: Plan, snapshot: Snapshot) -> tuple[str, str]:
+        """Run a plan; (outcome, detail) with outcome one of the plan outcomes of the metrics."""
+        steps = self.record(plan_id, plan)
+        groups = plan.chunks()
+        if self.config.dry_run:
+            for ids, group in zip(steps, groups, strict=True):
+                self._finish_step(ids, group, jr.SKIPPED, "dry_run: nothing was moved")
+            return "dry_run", f"dry run: {len(plan.migrations)} migration(s) not executed"
+        own_moves: list[tuple[str, str, str, float]] = []
+        states: list[StepOutcome] = []
+        for index, (ids, group) in enumerate(zip(steps, groups, strict=True)):
+            outcome = self.run_step(plan_id, ids, group, snapshot, own_moves)
+            states.append(outcome)
+            own_moves.extend(outcome.moved)
+            if outcome.state == "cancelled":
+                for rest_ids, rest in zip(steps[index + 1 :], groups[index + 1 :], strict=True):
+                    self._finish_step(rest_ids, rest, jr.SKIPPED, outcome.reason)
+                return "cancelled", outcome.reason
+        return _plan_outcome(states)
+
+    def run_step(
+        self,
+        plan_id: int,
+        ids: Sequence[int],
+        group: Sequence[Migration],
+        snapshot: Snapshot,
+        own_moves: Sequence[tuple[str, str, str, float]],
+    ) -> StepOutcome:
+        """One chunk: pre-checks, concurrent moves, rollback on failure; journal and metrics updated."""
+        if self.stopping.is_set():
+            reason: str | None = "cancelled: the actioner is stopping"
+            kind = "cancelled"
+        else:
+            reason, kind = self.precheck(plan_id, group, snapshot, own_moves)
+        if reason is not None:
+            self._finish_step(ids, group, jr.SKIPPED, reason)
+            return StepOutcome("cancelled" if kind == "cancelled" else f"skipped:{kind}", reason)
+        source, destination = group[0].source, group[0].destination
+        for migration_id in ids:
+            self.journal.set_migration_state(migration_id, jr.RUNNING)
+        workers = max(
+            1,
+            min(
+                len(group),
+                self.config.execution.max_concurrent,
+                self.config.execution.max_concurrent_per_host,
+            ),
+        )
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migrate") as pool:
+            results = list(pool.map(lambda m: self.migrate(m.domain, source, destination), group))
+        successes = [r for r in results if r.ok]
+        failures = [r for r in results if not r.ok]
+        if not failures:
+            split = (
+                max(r.finished_at for r in results) - min(r.finished_at for r in results)
+                if len(results) > 1
+                else 0.0
+            )
+            now = self._clock()
+            for migration_id, m, r in zip(ids, group, results, strict=True):
+                self.journal.set_migration_state(migration_id, jr.DONE)
+                self.metrics.migration(m, "done", r.seconds)
+            self.metrics.chunk_split.observe(split)
+            log.info(
+                "chunk %s moved %s -> %s in %.1f s (split window %.2f s)",
+                group[0].chunk,
+                source,
+                destination,
+                time.monotonic() - started,
+                split,
+            )
+            return StepOutcome(
+                "done",
+                split_seconds=split,
+                moved=[(m.domain, source, destination, now) for m in group],
+            )
+        # A member failed: bring the moved ones back so the chunk is whole again on the source.
+        first_arrival = min((r.finished_at for r in successes), default=None)
+        by_domain = {r.domain: r for r in results}
+        rollback_errors = []
+        moved: list[tuple[str, str, str, float]] = []
+        for migration_id, m in zip(ids, group, strict=True):
+            r = by_domain[m.domain]
+            if r.ok:
+                back = self.migrate(m.domain, destination, source)
+                now = self._clock()
+                moved.append((m.domain, source, destination, now))
+                if back.ok:
+                    self.journal.set_migration_state(
+                        migration_id,
+                        jr.ROLLED_BACK,
+                        reason=f"rolled back: chunk member(s) failed: "
+                        f"{', '.join(f.domain for f in failures)}",
+                    )
+                    self.metrics.migration(m, "rolled_back", r.seconds)
+                else:
+                    rollback_errors.append(f"{m.domain}: {back.error}")
+                    self.journal.set_migration_state(
+                        migration_id,
+                        jr.FAILED,
+                        error=f"rollback failed: {back.error}",
+                        reason="moved, then the rollback failed: the chunk is split",
+                    )
+                    self.metrics.migration(m, "failed", r.seconds)
+            else:
+                result = "timeout" if r.timed_out else "failed"
+                self.journal.set_migration_state(migration_id, jr.FAILED, error=r.error)
+                self.metrics.migration(m, result, r.seconds)
+        rollback_split: float | None = None
+        if first_arrival is not None:
+            rollback_split = time.monotonic() - first_arrival
+            self.metrics.chunk_split.observe(rollback_split)
+        detail = "; ".join(f"{f.domain}: {f.error}" for f in failures)
+        if rollback_errors:
+            log.critical(
+                "chunk %s is SPLIT between %s and %s: rollback failed: %s",
+                group[0].chunk,
+                source,
+                destination,
+                "; ".join(rollback_errors),
+            )
+            return StepOutcome(
+                "failed",
+                f"rollback failed ({'; '.join(rollback_errors)}); {detail}",
+                rollback_split,
+                moved,
+            )
+        state = "rolled_back" if successes else "failed"
+        log.error("chunk %s not moved (%s): %s", group[0].chunk, state, detail)
+        return StepOutcome(state, detail, rollback_split, moved)
+
+    # --- re-checks ----------------------------------------------------------------------------
+
+    def precheck(
+        self,
+        plan_id: int,
+        group: Sequence[Migration],
+        snapshot: Snapshot,
+        own_moves: Sequence[tuple[str, str, str, float]],
+    ) -> tuple[str | None, str]:
+        """(reason, kind) to skip this chunk step, or (None, "") when the world still allows it."""
+        source, destination = group[0].source, group[0].destination
+        if self.journal.cancel_requested(plan_id) or not self.journal.alert_firing(plan_id):
+            return "cancelled: the alert resolved before this move", "cancelled"
+        if self.alertmanager is not None:
+            try:
+                silences = self.alertmanager.active_silences()
+            except SilenceError as exc:
+                return f"frozen: freeze state unknown ({exc})", "frozen"
+            for m in group:
+                silence = freezing(silences, m)
+                if silence is not None:
+                    return (
+                        f"frozen: {m.domain} {source}->{destination} matches {silence.describe()}",
+                        "frozen",
+                    )
+        reason = self._cooldown_reason(plan_id, group, own_moves)
+        if reason:
+            return reason, "cooldown"
+        for host in (source, destination):
+            if not self.pool.reachable(host):
+                return f"precondition: host {host} unreachable", "precondition"
+        try:
+            return self._placement_reason(group, snapshot)
+        except (HostUnreachableError, libvirt.libvirtError) as exc:
+            return f"precondition: cannot check the hosts: {exc}", "precondition"
+
+    def _cooldown_reason(
+        self,
+        plan_id: int,
+        group: Sequence[Migration],
+        own_moves: Sequence[tuple[str, str, str, float]],
+    ) -> str | None:
+        policy = self.config.policy
+        now = self._clock()
+        horizon = now - max(policy.vm_cooldown, policy.host_settle, policy.anti_flap, barriers.HOUR)
+        history = [
+            (r.domain, r.source, r.destination, r.finished or now)
+            for r in self.journal.completed_moves(horizon)
+            if r.plan_id != plan_id  # this plan's own moves were planned together
+        ]
+        b = barriers.evaluate(policy, now, history)
+        for m in group:
+            for reason in (
+                b.domain_blocked(m.domain),
+                b.return_blocked(m.domain, m.destination),
+                b.host_blocked(m.source),
+                b.host_blocked(m.destination),
+            ):
+                if reason:
+                    return f"cooldown: {reason}"
+        if b.remaining_hourly - len(own_moves) < len(group):
+            return f"cooldown: {b.hourly_reason or 'max_migrations_per_hour: budget used up by this plan'}"
+        return None
+
+    def _placement_reason(
+        self, group: Sequence[Migration], snapshot: Snapshot
+    ) -> tuple[str | None, str]:
+        source, destination = group[0].source, group[0].destination
+        chunk_memory = 0
+        bridges: set[str] = set()
+        networks: set[str] = set()
+        for m in group:
+            where = {h: f for h, f in self.pool.locate(m.domain).items() if f.running_here}
+            if list(where) != [source]:
+                found = ", ".join(sorted(where)) or "nowhere"
+                return (
+                    f"precondition: {m.domain} is no longer only on {source} (found on {found})",
+                    "precondition",
+                )
+            facts = where[source]
+            chunk_memory += facts.memory_bytes
+            bridges.update(self.pool.private_bridges(facts))
+            networks.update(self.pool.private_networks(facts))
+        cpu_of = {d.name: d.cpu_used for d in snapshot.domains}
+        chunk_cpu = sum(cpu_of.get(m.domain, 0.0) for m in group)
+        cpus, memory = self.pool.capacity(destination)
+        resident = self.pool.domains(destination)
+        used_memory = sum(f.memory_bytes for f in resident)
+        used_cpu = sum(cpu_of.get(f.name, 0.0) for f in resident)
+        policy = self.config.policy
+        if used_memory + chunk_memory > memory * policy.memory_high:
+            return (
+                f"precondition: {destination} has no memory room "
+                f"({used_memory + chunk_memory} of {memory} bytes above memory_high)",
+                "precondition",
+            )
+        if used_cpu + chunk_cpu > cpus * policy.cpu_high:
+            return (
+                f"precondition: {destination} has no CPU room "
+                f"({used_cpu + chunk_cpu:.2f} of {cpus:g} cores above cpu_high)",
+                "precondition",
+            )
+        conn = self.pool.connection(destination)
+        for network in sorted(networks):
+            if not network_active(conn, network):
+                return (
+                    f"precondition: libvirt network {network} not active on {destination}",
+                    "precondition",
+                )
+        for bridge in sorted(bridges):
+            if bridge_exists(conn, bridge):
+                continue
+            if not self.config.execution.manage_bridges:
+                return (
+                    f"precondition: bridge {bridge} missing on {destination} (manage_bridges off)",
+                    "precondition",
+                )
+            try:
+                ensure_bridge(conn, bridge)
+            except libvirt.libvirtError as exc:
+                return (
+                    f"precondition: cannot create bridge {bridge} on {destination}: {exc}",
+                    "precondition",
+                )
+        return None, ""
+
+    # --- one libvirt migration ----------------------------------------------------------------
+
+    def _flags_and_params(self, destination: str) -> tuple[int, dict[str, Any]]:
+        execution = self.config.execution
+        flags = (
+            libvirt.VIR_MIGRATE_LIVE
+            | libvirt.VIR_MIGRATE_PERSIST_DEST
+            | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+        )
+        if execution.auto_converge:
+            flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
+        if execution.post_copy:
+            flags |= libvirt.VIR_MIGRATE_POSTCOPY
+        if execution.copy_storage == "all":
+            flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
+        elif execution.copy_storage == "incremental":
+            flags |= libvirt.VIR_MIGRATE_NON_SHARED_INC
+        if execution.unsafe:
+            flags |= libvirt.VIR_MIGRATE_UNSAFE
+        if execution.peer2peer:
+            flags |= libvirt.VIR_MIGRATE_PEER2PEER
+        params: dict[str, Any] = {}
+        host = self.config.host(destination)
+        if host.migration_uri:
+            params[libvirt.VIR_MIGRATE_PARAM_URI] = host.migration_uri
+        if execution.bandwidth_mib_per_s:
+            params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = execution.bandwidth_mib_per_s
+        return flags, params
+
+    def migrate(self, domain: str, source: str, destination: str) -> MoveResult:
+        """Live-migrate one domain; progress from job stats, aborted at the timeout, then verified."""
+        started = time.monotonic()
+        timeout = self.config.execution.migration_timeout
+        try:
+            sconn = self.pool.connection(source)
+            dconn = self.pool.connection(destination)
+            dom = sconn.lookupByName(domain)
+        except (HostUnreachableError, libvirt.libvirtError) as exc:
+            return MoveResult(domain, False, 0.0, time.monotonic(), str(exc))
+        flags, params = self._flags_and_params(destination)
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                if flags & libvirt.VIR_MIGRATE_PEER2PEER:
+                    dom.migrateToURI3(self.config.host(destination).uri, params, flags)
+                else:
+                    box["dom"] = dom.migrate3(dconn, params, flags)
+            except libvirt.libvirtError as exc:
+                box["error"] = str(exc)
+
+        thread = threading.Thread(target=run, name=f"migrate-{domain}", daemon=True)
+        thread.start()
+        aborted = postcopy = False
+        while thread.is_alive():
+            thread.join(_POLL)
+            if not thread.is_alive():
+                break
+            elapsed = time.monotonic() - started
+            self._record_progress(domain, source, destination, dom, elapsed)
+            if self.config.execution.post_copy and not postcopy and elapsed > timeout / 2:
+                # Half the time is gone without converging: switch to post-copy, which always ends.
+                try:
+                    dom.migrateStartPostCopy(0)
+                    postcopy = True
+                except libvirt.libvirtError as exc:
+                    log.warning("%s: cannot switch to post-copy: %s", domain, exc)
+            if elapsed > timeout and not aborted and not postcopy:
+                log.warning("%s: migration exceeded %.0f s, aborting", domain, timeout)
+                try:
+                    dom.abortJob()
+                except libvirt.libvirtError as exc:
+                    log.warning("%s: abortJob failed: %s", domain, exc)
+                aborted = True
+        with self._progress_lock:
+            self.progress.pop(domain, None)
+        finished = time.monotonic()
+        seconds = finished - started
+        if "error" in box:
+            return MoveResult(domain, False, seconds, finished, box["error"], timed_out=aborted)
+        problem = self.verify(domain, destination, source)
+        if problem:
+            return MoveResult(domain, False, seconds, finished, problem)
+        return MoveResult(domain, True, seconds, finished)
+
+    def _record_progress(
+        self, domain: str, source: str, destination: str, dom: Any, elapsed: float
+    ) -> None:
+        try:
+            stats = dom.jobStats(0)
+        except libvirt.libvirtError:
+            return
+        total = stats.get("data_total") or stats.get("memory_total") or 0
+        remaining = stats.get("data_remaining") or stats.get("memory_remaining") or 0
+        entry = {
+            "source": source,
+            "destination": destination,
+            "elapsed_seconds": round(elapsed, 1),
+            "data_total_bytes": total,
+            "data_remaining_bytes": remaining,
+            "percent": round(100.0 * (1 - remaining / total), 1) if total else None,
+        }
+        with self._progress_lock:
+            self.progress[domain] = entry
+        log.debug("migrating %s %s -> %s: %s", domain, source, destination, entry)
+
+    def verify(self, domain: str, destination: str, source: str) -> str | None:
+        """The post-condition: running and persistent on the destination only; clean a leftover definition."""
+        where = self.pool.locate(domain)
+        dest = where.get(destination)
+        if dest is None or not dest.running_here:
+            return f"{domain} not running on {destination} after the migration"
+        if not dest.persistent:
+            return f"{domain} runs on {destination} without a persistent definition"
+        src = where.get(source)
+        if src is not None:
+            if src.active:
+                return f"{domain} still active on {source} after the migration"
+            try:
+                self.pool.connection(source).lookupByName(domain).undefine()
+                log.warning("%s: removed the stale definition left on %s", domain, source)
+            except libvirt.libvirtError as exc:
+                return f"{domain}: stale definition on {source} could not be removed: {exc}"
+        return None
+
+    # --- journal helpers ----------------------------------------------------------------------
+
+    def _finish_step(
+        self, ids: Sequence[int], group: Sequence[Migration], state: str, reason: str
+    ) -> None:
+        for migration_id, m in zip(ids, group, strict=True):
+            self.journal.set_migration_state(migration_id, state, reason=reason)
+            self.metrics.migration(m, "skipped", None)
+
+
+def _plan_outcome(states: Sequence[StepOutcome]) -> tuple[str, str]:
+    done = sum(1 for s in states if s.state == "done")
+    bad = [s for s in states if s.state in ("failed", "rolled_back")]
+    frozen = [s for s in states if s.state == "skipped:frozen"]
+    skipped = [s for s in states if s.state.startswith("skipped")]
+    details = "; ".join(s.reason for s in bad + skipped if s.reason)
+    summary = f"{done} of {len(states)} chunk(s) moved"
+    if bad:
+        return "failed", f"{summary}; {details}"
+    if done:
+        return "executed", summary + (f"; {details}" if details else "")
+    if frozen and len(frozen) == len(skipped):
+        return "frozen", f"{summary}; {details}"
+    return "unresolved", f"{summary}; {details}"

@@ -1,0 +1,404 @@
+"""The journal: every alert, plan and migration with its state and timestamps, in SQLite, crash-safe."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Migration states. A migration is written ``running`` before libvirt is asked to move the domain, so a
+# crash leaves a trace that the start-up reconcile resolves against libvirt's reality.
+PLANNED, RUNNING, DONE, FAILED, ROLLED_BACK, SKIPPED = (
+    "planned",
+    "running",
+    "done",
+    "failed",
+    "rolled_back",
+    "skipped",
+)
+MIGRATION_STATES = (PLANNED, RUNNING, DONE, FAILED, ROLLED_BACK, SKIPPED)
+# Plan states: queued -> running -> one final outcome (the outcomes are the metric's label values).
+PLAN_QUEUED, PLAN_RUNNING = "queued", "running"
+PLAN_OUTCOMES = ("executed", "empty", "unresolved", "failed", "cancelled", "dry_run", "frozen")
+PLAN_FINAL = frozenset(PLAN_OUTCOMES) | {"interrupted"}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS plans (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    trigger TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    hosts TEXT NOT NULL,
+    group_key TEXT,
+    state TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    plan_json TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    fingerprint TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    host TEXT NOT NULL,
+    status TEXT NOT NULL,
+    plan_id INTEGER REFERENCES plans(id),
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    PRIMARY KEY (fingerprint, starts_at)
+);
+CREATE TABLE IF NOT EXISTS migrations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    plan_id INTEGER NOT NULL REFERENCES plans(id),
+    step INTEGER NOT NULL,
+    domain TEXT NOT NULL,
+    chunk TEXT NOT NULL,
+    source TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS migrations_by_state ON migrations(state);
+CREATE INDEX IF NOT EXISTS migrations_by_domain ON migrations(domain, finished);
+"""
+
+
+@dataclass(frozen=True)
+class AlertKey:
+    """One alert instance: the same overload keeps its fingerprint and ``startsAt`` across re-sends."""
+
+    fingerprint: str
+    starts_at: str
+    group_key: str
+    host: str
+
+
+@dataclass(frozen=True)
+class MigrationRow:
+    """One journaled migration."""
+
+    id: int
+    plan_id: int
+    step: int
+    domain: str
+    chunk: str
+    source: str
+    destination: str
+    state: str
+    reason: str
+    created: float
+    started: float | None
+    finished: float | None
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One journaled plan."""
+
+    id: int
+    created: float
+    updated: float
+    trigger: str
+    mode: str
+    hosts: tuple[str, ...]
+    group_key: str | None
+    state: str
+    detail: str
+    plan_json: str | None
+    cancel_requested: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created": self.created,
+            "updated": self.updated,
+            "trigger": self.trigger,
+            "mode": self.mode,
+            "hosts": list(self.hosts),
+            "group_key": self.group_key,
+            "state": self.state,
+            "detail": self.detail,
+            "plan": json.loads(self.plan_json) if self.plan_json else None,
+            "cancel_requested": self.cancel_requested,
+        }
+
+
+class Journal:
+    """Thread-safe access to the SQLite journal; every write is its own committed transaction."""
+
+    def __init__(self, path: Path | str, clock: Any = time.time) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # a journaled 'done' must survive a power cut
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def now(self) -> float:
+        return float(self._clock())
+
+    # --- alerts and plans ---------------------------------------------------------------------
+
+    def record_firing(self, alerts: list[AlertKey], trigger: str = "alert") -> int | None:
+        """Record firing alerts; create one queued plan for those never seen, or None if all were known.
+
+        This is the dedupe: Alertmanager re-sends the same alert (same fingerprint and ``startsAt``) on every
+        group/repeat interval and from each HA peer; only a new overload instance gets a plan.
+        """
+        now = self.now()
+        with self._tx() as db:
+            new = []
+            for alert in alerts:
+                row = db.execute(
+                    "SELECT status FROM alerts WHERE fingerprint=? AND starts_at=?",
+                    (alert.fingerprint, alert.starts_at),
+                ).fetchone()
+                if row is None:
+                    new.append(alert)
+                else:
+                    db.execute(
+                        "UPDATE alerts SET last_seen=? WHERE fingerprint=? AND starts_at=?",
+                        (now, alert.fingerprint, alert.starts_at),
+                    )
+            if not new:
+                return None
+            hosts = sorted({a.host for a in new})
+            cursor = db.execute(
+                "INSERT INTO plans (created, updated, trigger, mode, hosts, group_key, state)"
+                " VALUES (?, ?, ?, 'relieve', ?, ?, ?)",
+                (now, now, trigger, json.dumps(hosts), new[0].group_key, PLAN_QUEUED),
+            )
+            plan_id = int(cursor.lastrowid or 0)
+            for alert in new:
+                db.execute(
+                    "INSERT INTO alerts (fingerprint, starts_at, group_key, host, status, plan_id,"
+                    " first_seen, last_seen) VALUES (?, ?, ?, ?, 'firing', ?, ?, ?)",
+                    (
+                        alert.fingerprint,
+                        alert.starts_at,
+                        alert.group_key,
+                        alert.host,
+                        plan_id,
+                        now,
+                        now,
+                    ),
+                )
+            return plan_id
+
+    def record_resolved(self, alerts: list[AlertKey]) -> list[int]:
+        """Mark alerts resolved; request cancellation of plans whose every alert is resolved."""
+        now = self.now()
+        cancelled: list[int] = []
+        with self._tx() as db:
+            plan_ids = set()
+            for alert in alerts:
+                row = db.execute(
+                    "SELECT plan_id FROM alerts WHERE fingerprint=? AND starts_at=?",
+                    (alert.fingerprint, alert.starts_at),
+                ).fetchone()
+                if row is None:
+                    continue
+                db.execute(
+                    "UPDATE alerts SET status='resolved', last_seen=? WHERE fingerprint=? AND starts_at=?",
+                    (now, alert.fingerprint, alert.starts_at),
+                )
+                if row["plan_id"] is not None:
+                    plan_ids.add(int(row["plan_id"]))
+            for plan_id in sorted(plan_ids):
+                firing = db.execute(
+                    "SELECT COUNT(*) FROM alerts WHERE plan_id=? AND status='firing'", (plan_id,)
+                ).fetchone()[0]
+                if firing:
+                    continue
+                state = db.execute("SELECT state FROM plans WHERE id=?", (plan_id,)).fetchone()
+                if state is not None and state["state"] not in PLAN_FINAL:
+                    db.execute(
+                        "UPDATE plans SET cancel_requested=1, updated=? WHERE id=?", (now, plan_id)
+                    )
+                    cancelled.append(plan_id)
+        return cancelled
+
+    def alert_firing(self, plan_id: int) -> bool:
+        """Whether some alert behind the plan still fires (plans without alerts, e.g. drains: True)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT status FROM alerts WHERE plan_id=?", (plan_id,)
+            ).fetchall()
+        return not rows or any(r["status"] == "firing" for r in rows)
+
+    def create_plan(self, trigger: str, mode: str, hosts: list[str]) -> int:
+        """A plan not tied to an alert (drain, manual)."""
+        now = self.now()
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO plans (created, updated, trigger, mode, hosts, state)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (now, now, trigger, mode, json.dumps(sorted(hosts)), PLAN_QUEUED),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def set_plan_state(
+        self, plan_id: int, state: str, detail: str | None = None, plan_json: str | None = None
+    ) -> None:
+        now = self.now()
+        with self._tx() as db:
+            db.execute("UPDATE plans SET state=?, updated=? WHERE id=?", (state, now, plan_id))
+            if detail is not None:
+                db.execute("UPDATE plans SET detail=? WHERE id=?", (detail, plan_id))
+            if plan_json is not None:
+                db.execute("UPDATE plans SET plan_json=? WHERE id=?", (plan_json, plan_id))
+
+    def cancel_requested(self, plan_id: int) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT cancel_requested FROM plans WHERE id=?", (plan_id,)
+            ).fetchone()
+        return bool(row and row["cancel_requested"])
+
+    def plan(self, plan_id: int) -> PlanRow:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM plans WHERE id=?", (plan_id,)).fetchone()
+        if row is None:
+            raise KeyError(plan_id)
+        return _plan_row(row)
+
+    def plans(self, limit: int = 50) -> list[PlanRow]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM plans ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [_plan_row(r) for r in rows]
+
+    def plans_in_state(self, *states: str) -> list[PlanRow]:
+        marks = ",".join("?" for _ in states)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM plans WHERE state IN ({marks}) ORDER BY id", states
+            ).fetchall()
+        return [_plan_row(r) for r in rows]
+
+    # --- migrations ---------------------------------------------------------------------------
+
+    def add_migration(
+        self,
+        *,
+        plan_id: int,
+        step: int,
+        domain: str,
+        chunk: str,
+        source: str,
+        destination: str,
+        state: str = PLANNED,
+        reason: str = "",
+    ) -> int:
+        now = self.now()
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO migrations (plan_id, step, domain, chunk, source, destination, state,"
+                " reason, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (plan_id, step, domain, chunk, source, destination, state, reason, now),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def set_migration_state(
+        self, migration_id: int, state: str, reason: str | None = None, error: str | None = None
+    ) -> None:
+        if state not in MIGRATION_STATES:
+            raise ValueError(f"unknown migration state {state!r}")
+        now = self.now()
+        with self._tx() as db:
+            if state == RUNNING:
+                db.execute(
+                    "UPDATE migrations SET state=?, started=? WHERE id=?",
+                    (state, now, migration_id),
+                )
+            elif state in (DONE, FAILED, ROLLED_BACK, SKIPPED):
+                db.execute(
+                    "UPDATE migrations SET state=?, finished=? WHERE id=?",
+                    (state, now, migration_id),
+                )
+            else:
+                db.execute("UPDATE migrations SET state=? WHERE id=?", (state, migration_id))
+            if reason is not None:
+                db.execute("UPDATE migrations SET reason=? WHERE id=?", (reason, migration_id))
+            if error is not None:
+                db.execute("UPDATE migrations SET error=? WHERE id=?", (error, migration_id))
+
+    def migrations(self, plan_id: int | None = None, limit: int = 500) -> list[MigrationRow]:
+        with self._lock:
+            if plan_id is None:
+                rows = self._db.execute(
+                    "SELECT * FROM migrations ORDER BY id DESC LIMIT ?", (limit,)
+                ).fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT * FROM migrations WHERE plan_id=? ORDER BY id", (plan_id,)
+                ).fetchall()
+        return [MigrationRow(**dict(r)) for r in rows]
+
+    def migrations_in_state(self, *states: str) -> list[MigrationRow]:
+        marks = ",".join("?" for _ in states)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM migrations WHERE state IN ({marks}) ORDER BY id", states
+            ).fetchall()
+        return [MigrationRow(**dict(r)) for r in rows]
+
+    def completed_moves(self, since: float) -> list[MigrationRow]:
+        """Migrations that actually moved a domain (done, or rolled back: it moved twice) since a time."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM migrations WHERE state IN ('done', 'rolled_back') AND finished >= ?"
+                " ORDER BY finished",
+                (since,),
+            ).fetchall()
+        return [MigrationRow(**dict(r)) for r in rows]
+
+
+def _plan_row(row: sqlite3.Row) -> PlanRow:
+    return PlanRow(
+        id=row["id"],
+        created=row["created"],
+        updated=row["updated"],
+        trigger=row["trigger"],
+        mode=row["mode"],
+        hosts=tuple(json.loads(row["hosts"])),
+        group_key=row["group_key"],
+        state=row["state"],
+        detail=row["detail"],
+        plan_json=row["plan_json"],
+        cancel_requested=bool(row["cancel_requested"]),
+    )

@@ -1,0 +1,35 @@
+"""The live cluster as a planner Snapshot, with cooldown facts from the journal (``virtbalance plan --live``)."""
+
+from __future__ import annotations
+
+from actioner.config import Config
+from actioner.journal import Journal
+from actioner.libvirt_hosts import HostPool
+from actioner.snapshot_builder import ClusterView, SnapshotBuilder
+from actioner.worker import history
+from virtbalance import barriers
+from virtbalance.snapshot import Snapshot
+
+
+def live_view(config: Config) -> ClusterView:
+    """Read the cluster once; the snapshot annotated with the journal's migration history when it exists."""
+    pool = HostPool(config)
+    try:
+        view = SnapshotBuilder(config, pool).build()
+    finally:
+        pool.close()
+    if not config.journal_path.exists():
+        return view
+    journal = Journal(config.journal_path)
+    try:
+        past = history(journal, view.snapshot.time, config)
+    finally:
+        journal.close()
+    return ClusterView(
+        barriers.annotate(view.snapshot, past), view.facts, view.unreachable, view.cpu_source
+    )
+
+
+def live_snapshot(config: Config) -> Snapshot:
+    """The snapshot the actioner itself would plan from right now."""
+    return live_view(config).snapshot

@@ -1,0 +1,130 @@
+"""The actioner's own metrics (names fixed in docs/architecture.md), every label value pre-created."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from actioner.journal import PLAN_OUTCOMES
+from virtbalance.plan import Migration
+
+MIGRATION_RESULTS = ("done", "failed", "rolled_back", "skipped", "timeout")
+COOLDOWN_KINDS = ("vm", "host", "anti_flap", "rate")
+WEBHOOK_CODES = ("200", "400", "401", "405", "413", "415", "500")
+RECENT_LIMIT = 50
+# Live migrations of small guests take seconds, large ones minutes.
+_MIGRATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600)
+_SPLIT_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
+_PLAN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+
+
+class _RecentMigrations(Collector):
+    """The last migrations with their labels, bounded so label cardinality stays small."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: deque[tuple[tuple[str, str, str, str, str], float]] = deque(
+            maxlen=RECENT_LIMIT
+        )
+
+    def add(
+        self, *, domain: str, chunk: str, source: str, destination: str, result: str, seconds: float
+    ) -> None:
+        with self._lock:
+            self._items.append(((domain, chunk, source, destination, result), seconds))
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(
+            "virtbalance_migration_recent_duration_seconds",
+            f"Duration of the last {RECENT_LIMIT} migrations.",
+            labels=["domain", "chunk", "source", "destination", "result"],
+        )
+        with self._lock:
+            latest: dict[tuple[str, str, str, str, str], float] = {}
+            for labels, seconds in self._items:
+                latest[labels] = seconds
+        for labels, seconds in latest.items():
+            family.add_metric(list(labels), seconds)
+        yield family
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
+class Metrics:
+    """All actioner metrics in their own registry (one per app, so tests do not collide)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.migrations = Counter(
+            "virtbalance_migrations", "Migrations by result.", ["result"], registry=r
+        )
+        self.migration_duration = Histogram(
+            "virtbalance_migration_duration_seconds",
+            "Duration of one live migration.",
+            buckets=_MIGRATION_BUCKETS,
+            registry=r,
+        )
+        self.plans = Counter("virtbalance_plans", "Plans by outcome.", ["outcome"], registry=r)
+        self.plan_duration = Histogram(
+            "virtbalance_plan_duration_seconds",
+            "Time from a plan's start to its outcome.",
+            buckets=_PLAN_BUCKETS,
+            registry=r,
+        )
+        self.chunk_split = Histogram(
+            "virtbalance_chunk_split_seconds",
+            "How long a chunk ran split over two hosts while its members moved.",
+            buckets=_SPLIT_BUCKETS,
+            registry=r,
+        )
+        self.cooldowns = Gauge(
+            "virtbalance_cooldowns_active",
+            "Active cooldown barriers by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.unplaceable = Gauge(
+            "virtbalance_unplaceable_chunks",
+            "Chunks the last plan could not place anywhere.",
+            registry=r,
+        )
+        self.webhook_requests = Counter(
+            "virtbalance_webhook_requests", "Webhook requests by HTTP code.", ["code"], registry=r
+        )
+        self.last_success = Gauge(
+            "virtbalance_last_successful_plan_timestamp_seconds",
+            "When the last plan finished without failure.",
+            registry=r,
+        )
+        self.recent = _RecentMigrations()
+        r.register(self.recent)
+        for result in MIGRATION_RESULTS:
+            self.migrations.labels(result=result)
+        for outcome in PLAN_OUTCOMES:
+            self.plans.labels(outcome=outcome)
+        for kind in COOLDOWN_KINDS:
+            self.cooldowns.labels(kind=kind)
+        for code in WEBHOOK_CODES:
+            self.webhook_requests.labels(code=code)
+
+    def migration(self, move: Migration, result: str, seconds: float | None) -> None:
+        """Count one migration's result; its duration when it ran."""
+        self.migrations.labels(result=result).inc()
+        if seconds is not None:
+            if result == "done":
+                self.migration_duration.observe(seconds)
+            self.recent.add(
+                domain=move.domain,
+                chunk=move.chunk,
+                source=move.source,
+                destination=move.destination,
+                result=result,
+                seconds=seconds,
+            )

@@ -1,0 +1,54 @@
+"""Wiring of the real services: journal, libvirt pool, snapshot builder, executor, worker; reconcile first."""
+
+from __future__ import annotations
+
+import logging
+
+from actioner.config import Config
+from actioner.executor import Executor
+from actioner.journal import Journal
+from actioner.libvirt_hosts import HostPool
+from actioner.metrics import Metrics
+from actioner.reconcile import reconcile
+from actioner.services import Services
+from actioner.silences import AlertmanagerClient
+from actioner.snapshot_builder import SnapshotBuilder
+from actioner.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+def build_services(config: Config, *, start: bool = True) -> Services:
+    """Open the journal, reconcile what a previous run left open, then start the worker."""
+    journal = Journal(config.journal_path)
+    metrics = Metrics()
+    pool = HostPool(config)
+    alertmanager = (
+        AlertmanagerClient(config.alertmanager.url, config.alertmanager.timeout)
+        if config.alertmanager.url
+        else None
+    )
+    executor = Executor(
+        config=config, pool=pool, journal=journal, metrics=metrics, alertmanager=alertmanager
+    )
+    worker = Worker(
+        config=config,
+        journal=journal,
+        builder=SnapshotBuilder(config, pool),
+        executor=executor,
+        metrics=metrics,
+        alertmanager=alertmanager,
+    )
+    report = reconcile(journal, pool, executor)
+    if start:
+        worker.start()
+    for plan_id in report.requeued_plans:
+        worker.submit(plan_id)
+    return Services(
+        config=config,
+        journal=journal,
+        metrics=metrics,
+        worker=worker,
+        token=config.read_token(),
+        progress=executor.progress,
+    )

@@ -1,0 +1,30 @@
+"""The services a running actioner shares between its web handlers and its worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from actioner.config import Config
+from actioner.journal import Journal
+from actioner.metrics import Metrics
+
+
+class PlanQueue(Protocol):
+    """What the web side needs from the worker."""
+
+    def submit(self, plan_id: int) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class Services:
+    """Everything the request handlers use; built by ``main`` or by tests with fakes where needed."""
+
+    config: Config
+    journal: Journal
+    metrics: Metrics
+    worker: PlanQueue
+    token: str | None
+    progress: dict[str, dict[str, Any]] | None = None

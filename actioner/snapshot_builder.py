@@ -1,0 +1,188 @@
+"""Build the planner's Snapshot: placement and topology fresh from libvirt, CPU demand from Prometheus.
+
+Prometheus lags a move by its rate window, so *where* a domain runs always comes from libvirt; *how much*
+CPU it wants comes from Prometheus over the alert's window (``policy.rate_window``), or, when Prometheus
+is not configured or unreachable, from two samples of libvirt's ``cpu.time`` a short interval apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import libvirt
+from prometheus_api_client import PrometheusConnect
+
+from actioner.config import Config
+from actioner.libvirt_hosts import DomainFacts, HostPool, HostUnreachableError
+from virtbalance.durations import format_duration
+from virtbalance.snapshot import DomainState, HostState, Snapshot
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotError(RuntimeError):
+    """The cluster could not be read well enough to plan."""
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """A snapshot plus what was learnt on the way (unreachable hosts, where the CPU figures came from)."""
+
+    snapshot: Snapshot
+    facts: dict[str, DomainFacts]
+    unreachable: tuple[str, ...]
+    cpu_source: str
+
+
+CpuQuery = Callable[[float], dict[str, float]]
+
+
+def prometheus_cpu(url: str, timeout: float, job_filter: str = "") -> CpuQuery:
+    """A function window -> {domain: cores} reading ``rate(libvirt_domain_info_cpu_time_seconds_total)``."""
+    client = PrometheusConnect(url=url, disable_ssl=False)
+
+    def query(window: float) -> dict[str, float]:
+        # Summed by domain: a domain that moved inside the window has series under two host labels.
+        expr = (
+            f"sum by (domain) (rate(libvirt_domain_info_cpu_time_seconds_total{job_filter}"
+            f"[{format_duration(window)}]))"
+        )
+        result = client.custom_query(query=expr, params={"timeout": f"{timeout}s"})
+        out: dict[str, float] = {}
+        for item in result:
+            name = item.get("metric", {}).get("domain")
+            if name:
+                out[str(name)] = float(item["value"][1])
+        return out
+
+    return query
+
+
+class SnapshotBuilder:
+    """Reads the cluster; one instance per actioner, reused for every plan."""
+
+    def __init__(
+        self,
+        config: Config,
+        pool: HostPool,
+        cpu_query: CpuQuery | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self._clock = clock
+        self._sleep = sleep
+        if cpu_query is None and config.prometheus.url is not None:
+            cpu_query = prometheus_cpu(config.prometheus.url, config.prometheus.timeout)
+        self._cpu_query = cpu_query
+
+    def build(self) -> ClusterView:
+        """Read every host; unreachable hosts are left out of the snapshot (nothing moves to or from them)."""
+        facts: dict[str, DomainFacts] = {}
+        capacity: dict[str, tuple[float, int]] = {}
+        unreachable: list[str] = []
+        for host in self.config.host_names:
+            try:
+                capacity[host] = self.pool.capacity(host)
+                for domain in self.pool.domains(host):
+                    if not domain.running_here:
+                        continue  # an incoming migration's shell: the domain still runs elsewhere
+                    if domain.name in facts:
+                        raise SnapshotError(
+                            f"domain {domain.name} runs on both {facts[domain.name].host} and {host}"
+                        )
+                    facts[domain.name] = domain
+            except (HostUnreachableError, libvirt.libvirtError) as exc:
+                log.warning("host %s unreachable while building the snapshot: %s", host, exc)
+                self.pool.drop(host)
+                unreachable.append(host)
+                capacity.pop(host, None)
+        cpu, source = self._cpu(facts)
+        domains = tuple(
+            DomainState(
+                name=f.name,
+                host=f.host,
+                vcpus=max(1, f.vcpus),
+                cpu_used=min(float(f.vcpus), max(0.0, cpu.get(f.name, 0.0))),
+                memory_bytes=f.memory_bytes,
+                private_networks=self.pool.private_links(f),
+                group=f.placement.group,
+                anti_affinity=f.placement.anti_affinity,
+                pinned=f.placement.pinned,
+            )
+            for f in sorted(facts.values(), key=lambda f: f.name)
+        )
+        hosts = tuple(
+            HostState(
+                name=name,
+                cpus=cpus,
+                memory_bytes=memory,
+                cpu_used=sum(d.cpu_used for d in domains if d.host == name),
+                memory_used_bytes=sum(d.memory_bytes for d in domains if d.host == name),
+            )
+            for name, (cpus, memory) in capacity.items()
+        )
+        snapshot = Snapshot(time=self._clock(), hosts=hosts, domains=domains)
+        return ClusterView(snapshot, facts, tuple(unreachable), source)
+
+    def _cpu(self, facts: dict[str, DomainFacts]) -> tuple[dict[str, float], str]:
+        """CPU cores per domain, from Prometheus when it answers, else sampled from libvirt."""
+        window = self.config.policy.rate_window
+        if self._cpu_query is not None:
+            try:
+                values = self._cpu_query(window)
+                missing = [name for name in facts if name not in values]
+                if not missing:
+                    return values, "prometheus"
+                if not self.config.prometheus.fallback_to_libvirt:
+                    return values, "prometheus"
+                log.info("no Prometheus CPU series for %s; sampling libvirt", ", ".join(missing))
+                sampled = self.sample_libvirt({n: facts[n] for n in missing})
+                return {**values, **sampled}, "prometheus+libvirt"
+            except (
+                Exception
+            ) as exc:  # any failure of the HTTP client: fall back, the move must not wait
+                if not self.config.prometheus.fallback_to_libvirt:
+                    raise SnapshotError(f"Prometheus query failed: {exc}") from exc
+                log.warning("Prometheus query failed (%s); sampling CPU from libvirt", exc)
+        return self.sample_libvirt(facts), "libvirt"
+
+    def sample_libvirt(self, facts: dict[str, DomainFacts]) -> dict[str, float]:
+        """Cores used per domain from two ``cpu.time`` samples ``fallback_sample_interval`` apart."""
+        by_host: dict[str, list[str]] = {}
+        for f in facts.values():
+            by_host.setdefault(f.host, []).append(f.name)
+        first = self._cpu_times(by_host)
+        start = time.monotonic()
+        self._sleep(self.config.prometheus.fallback_sample_interval)
+        second = self._cpu_times(by_host)
+        elapsed = max(time.monotonic() - start, 1e-3)
+        return {
+            name: max(0.0, (second[name] - first[name]) / 1e9 / elapsed)
+            for name in first
+            if name in second
+        }
+
+    def _cpu_times(self, by_host: dict[str, list[str]]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for host, names in by_host.items():
+            try:
+                conn = self.pool.connection(host)
+                stats: Iterable[tuple[Any, dict[str, Any]]] = conn.getAllDomainStats(
+                    libvirt.VIR_DOMAIN_STATS_CPU_TOTAL,
+                    libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE,
+                )
+            except (HostUnreachableError, libvirt.libvirtError) as exc:
+                log.warning("cannot sample CPU on %s: %s", host, exc)
+                continue
+            wanted = set(names)
+            for dom, values in stats:
+                name = dom.name()
+                if name in wanted and "cpu.time" in values:
+                    out[name] = int(values["cpu.time"])
+        return out

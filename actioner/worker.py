@@ -1,0 +1,226 @@
+"""The background worker: one plan at a time for the cluster, from snapshot to executed migrations."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from actioner import journal as jr
+from actioner.config import Config
+from actioner.executor import Executor
+from actioner.journal import Journal
+from actioner.metrics import Metrics
+from actioner.silences import AlertmanagerClient, SilenceError, forbidden_pairs
+from actioner.snapshot_builder import SnapshotBuilder
+from virtbalance import barriers
+from virtbalance.plan import Mode, Plan
+from virtbalance.planner import plan as make_plan
+from virtbalance.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+Planner = Callable[..., Plan]
+
+
+def history(journal: Journal, now: float, config: Config) -> list[tuple[str, str, str, float]]:
+    """Migrations that moved a domain, as barrier history ``(domain, source, destination, time)``."""
+    policy = config.policy
+    horizon = now - max(policy.vm_cooldown, policy.host_settle, policy.anti_flap, barriers.HOUR)
+    return [
+        (r.domain, r.source, r.destination, r.finished if r.finished is not None else now)
+        for r in journal.completed_moves(horizon)
+    ]
+
+
+class Worker:
+    """Consumes plan ids from a queue in one thread, so one plan executes at a time per cluster."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        journal: Journal,
+        builder: SnapshotBuilder,
+        executor: Executor,
+        metrics: Metrics,
+        alertmanager: AlertmanagerClient | None = None,
+        planner: Planner = make_plan,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.journal = journal
+        self.builder = builder
+        self.executor = executor
+        self.metrics = metrics
+        self.alertmanager = alertmanager
+        self.planner = planner
+        self._clock = clock
+        self._queue: queue.Queue[int | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.current: int | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="actioner-worker", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop taking plans; the plan in flight ends after its current chunk step."""
+        self._stop.set()
+        self.executor.stopping.set()
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def submit(self, plan_id: int) -> None:
+        self._queue.put(plan_id)
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def drain_queue(self, timeout: float = 60.0) -> None:
+        """Run queued plans in the calling thread until the queue is empty (tests, one-shot use)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                plan_id = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if plan_id is not None:
+                self.run(plan_id)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            plan_id = self._queue.get()
+            if plan_id is None:
+                continue
+            try:
+                self.run(plan_id)
+            except Exception:  # the worker must outlive any single plan
+                log.exception("plan %s crashed", plan_id)
+                self.journal.set_plan_state(plan_id, "failed", detail="internal error, see the log")
+                self.metrics.plans.labels(outcome="failed").inc()
+
+    # --- one plan -----------------------------------------------------------------------------
+
+    def run(self, plan_id: int) -> str:
+        """Plan and execute one queued plan; returns its outcome."""
+        row = self.journal.plan(plan_id)
+        if row.state != jr.PLAN_QUEUED:
+            return row.state  # already handled (a duplicate submit, or reconciled)
+        if row.cancel_requested or not self.journal.alert_firing(plan_id):
+            return self._finish(plan_id, "cancelled", "the alert resolved before planning", 0.0)
+        started = time.monotonic()
+        self.current = plan_id
+        try:
+            self.journal.set_plan_state(plan_id, jr.PLAN_RUNNING)
+            view = self.builder.build()
+            now = self._clock()
+            past = history(self.journal, now, self.config)
+            snapshot = barriers.annotate(view.snapshot, past)
+            active = barriers.evaluate(self.config.policy, now, past, snapshot.domains)
+            for kind, count in active.counts().items():
+                self.metrics.cooldowns.labels(kind=kind).set(count)
+            mode = Mode.parse(row.mode)
+            missing = [h for h in row.hosts if h in view.unreachable]
+            if mode.kind == "drain" and missing:
+                return self._finish(
+                    plan_id, "failed", f"cannot drain: {', '.join(missing)} unreachable", started
+                )
+            result, frozen = self._plan(plan_id, snapshot, mode, row.hosts, active)
+            self.metrics.unplaceable.set(len(result.unresolved))
+            self.journal.set_plan_state(plan_id, jr.PLAN_RUNNING, plan_json=result.to_json(None))
+            if result.empty:
+                if frozen:
+                    return self._finish(plan_id, "frozen", "; ".join(sorted(set(frozen))), started)
+                if result.unresolved:
+                    reasons = "; ".join(f"{u.host}: {u.reason}" for u in result.unresolved)
+                    return self._finish(plan_id, "unresolved", reasons, started)
+                return self._finish(plan_id, "empty", "nothing to move", started)
+            if self.alertmanager is not None and self.config.alertmanager.announce:
+                self._announce(plan_id, result)
+            outcome, detail = self.executor.execute(plan_id, result, snapshot)
+            if self.alertmanager is not None and self.config.alertmanager.announce:
+                self.alertmanager.retire(result.migrations, plan_id)
+            if outcome == "executed" and result.unresolved:
+                detail += "; unresolved: " + "; ".join(
+                    f"{u.host}: {u.reason}" for u in result.unresolved
+                )
+            return self._finish(plan_id, outcome, detail, started)
+        finally:
+            self.current = None
+
+    def _plan(
+        self,
+        plan_id: int,
+        snapshot: Snapshot,
+        mode: Mode,
+        hosts: tuple[str, ...],
+        active: barriers.Barriers,
+    ) -> tuple[Plan, list[str]]:
+        """Plan, then forbid silenced moves and replan, a bounded number of rounds."""
+        relieve = frozenset(hosts) if mode.kind == "relieve" and hosts else None
+        forbidden: dict[tuple[str, str], str] = {}
+        result = self.planner(
+            snapshot,
+            self.config.policy,
+            mode,
+            relieve_hosts=relieve,
+            forbidden=frozenset(),
+            max_migrations=active.remaining_hourly,
+        )
+        if self.alertmanager is None:
+            return result, []
+        for _ in range(self.config.execution.replan_rounds):
+            try:
+                silences = self.alertmanager.active_silences()
+            except SilenceError as exc:
+                # Unknown freeze state: plan nothing rather than move something an operator froze.
+                empty = Plan(mode=mode, unresolved=result.unresolved)
+                return empty, [f"freeze state unknown: {exc}"]
+            new = forbidden_pairs(silences, result.migrations)
+            if not new or set(new) <= set(forbidden):
+                break
+            forbidden.update(new)
+            log.info("plan %s: replanning without %d silenced move(s)", plan_id, len(new))
+            result = self.planner(
+                snapshot,
+                self.config.policy,
+                mode,
+                relieve_hosts=relieve,
+                forbidden=frozenset(forbidden),
+                max_migrations=active.remaining_hourly,
+            )
+        return result, [f"frozen: {d}->{t}: {why}" for (d, t), why in forbidden.items()]
+
+    def _announce(self, plan_id: int, result: Plan) -> None:
+        assert self.alertmanager is not None
+        delay = self.config.alertmanager.announce_delay
+        try:
+            self.alertmanager.announce(result.migrations, delay * 2 + 60, plan_id)
+        except SilenceError as exc:
+            log.warning("plan %s: announce failed: %s", plan_id, exc)
+        log.info("plan %s announced; waiting %.0f s for vetoes", plan_id, delay)
+        self._stop.wait(delay)
+
+    def _finish(self, plan_id: int, outcome: str, detail: str, started: float) -> str:
+        self.journal.set_plan_state(plan_id, outcome, detail=detail)
+        self.metrics.plans.labels(outcome=outcome).inc()
+        if started:
+            self.metrics.plan_duration.observe(time.monotonic() - started)
+        if outcome in ("executed", "empty", "dry_run"):
+            self.metrics.last_success.set(self._clock())
+        log.info("plan %s: %s (%s)", plan_id, outcome, detail)
+        return outcome
+
+    def status(self) -> dict[str, Any]:
+        return {"alive": self.alive, "current_plan": self.current, "queued": self.pending()}
