@@ -17,6 +17,7 @@ from virtbalance.dashboards.model import (
     text,
     timeseries,
 )
+from virtbalance.durations import format_duration
 from virtbalance.policy import Policy
 
 UID = "virtbalance-rebalancing"
@@ -284,8 +285,9 @@ def _plans_row() -> Row:
 def build(policy: Policy) -> Json:
     """The rebalancing dashboard; ``policy`` only feeds the texts."""
     barriers = (
-        f"Barriers: {policy.vm_cooldown:g}s per VM, {policy.host_settle:g}s per host, anti-flap "
-        f"{policy.anti_flap:g}s, at most {policy.max_migrations_per_hour} migrations an hour."
+        f"Barriers: {format_duration(policy.vm_cooldown)} per VM, {format_duration(policy.host_settle)} "
+        f"per host, anti-flap {format_duration(policy.anti_flap)}, at most "
+        f"{policy.max_migrations_per_hour} migrations an hour."
     )
     return dashboard(
         uid=UID,

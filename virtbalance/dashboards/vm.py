@@ -157,12 +157,12 @@ def _usage_row() -> Row:
                 "Bytes read (positive) and written (negative) per second.",
                 [
                     Query(
-                        f"sum by (host) (rate(libvirt_domain_block_stats_read_bytes_total{{{DOMAIN}}}[{rate}]))",
-                        "read on {{host}}",
+                        f"sum by (host, target_device) (rate(libvirt_domain_block_stats_read_bytes_total{{{DOMAIN}}}[{rate}]))",
+                        "{{target_device}} read on {{host}}",
                     ),
                     Query(
-                        f"-sum by (host) (rate(libvirt_domain_block_stats_write_bytes_total{{{DOMAIN}}}[{rate}]))",
-                        "written on {{host}}",
+                        f"-sum by (host, target_device) (rate(libvirt_domain_block_stats_write_bytes_total{{{DOMAIN}}}[{rate}]))",
+                        "{{target_device}} written on {{host}}",
                     ),
                 ],
                 "Bps",
@@ -173,14 +173,14 @@ def _usage_row() -> Row:
                 "Bytes received (positive) and sent (negative) per second.",
                 [
                     Query(
-                        "sum by (host) (rate(libvirt_domain_interface_stats_receive_bytes_total"
+                        "sum by (host, target_device) (rate(libvirt_domain_interface_stats_receive_bytes_total"
                         f"{{{DOMAIN}}}[{rate}]))",
-                        "in on {{host}}",
+                        "{{target_device}} in on {{host}}",
                     ),
                     Query(
-                        "-sum by (host) (rate(libvirt_domain_interface_stats_transmit_bytes_total"
+                        "-sum by (host, target_device) (rate(libvirt_domain_interface_stats_transmit_bytes_total"
                         f"{{{DOMAIN}}}[{rate}]))",
-                        "out on {{host}}",
+                        "{{target_device}} out on {{host}}",
                     ),
                 ],
                 "Bps",
