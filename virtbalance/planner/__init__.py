@@ -16,6 +16,11 @@ from virtbalance.snapshot import Snapshot
 
 __all__ = ["plan"]
 
+# Placement variants (pack tight, reverse order), tried in turn only while overloaded hosts compete for
+# destinations; on big clusters with many sources one pass is kept, the improvement step still runs.
+VARIANTS = ((False, False), (True, False), (False, True), (True, True))
+MAX_CONTESTED = 64
+
 
 def plan(
     snapshot: Snapshot,
@@ -35,11 +40,11 @@ def plan(
     names = {h.name for h in snapshot.hosts}
     if mode.kind == "drain" and mode.host not in names:
         raise ValidationError("mode", [f"drain: unknown host {mode.host!r} (not in the snapshot)"])
+    if mode.kind == "relieve":
+        return _relieve(snapshot, policy, relieve_hosts, forbidden, max_migrations).plan(mode)
     model = build_model(snapshot, policy, forbidden, max_migrations)
     outcome = Outcome(model, Placer(model))
-    if mode.kind == "relieve":
-        relieve(outcome, relieve_hosts)
-    elif mode.kind == "drain":
+    if mode.kind == "drain":
         assert mode.host is not None  # Mode guarantees it
         drain(outcome, mode.host)
     elif mode.kind == "balance":
@@ -47,3 +52,25 @@ def plan(
     else:
         consolidate(outcome)
     return outcome.plan(mode)
+
+
+def _relieve(
+    snapshot: Snapshot,
+    policy: Policy,
+    relieve_hosts: frozenset[str] | None,
+    forbidden: frozenset[tuple[str, str]],
+    max_migrations: int | None,
+) -> Outcome:
+    """Least-loaded destinations first; when hosts competed for them, also try tight packing and the
+    reverse order, and keep the cheapest plan (ties go to the earlier, least-loaded variant)."""
+    best: Outcome | None = None
+    for pack, reverse in VARIANTS:
+        model = build_model(snapshot, policy, forbidden, max_migrations)
+        outcome = Outcome(model, Placer(model, pack=pack))
+        uncontested = relieve(outcome, relieve_hosts, reverse=reverse)
+        if best is None or outcome.cost() < best.cost():
+            best = outcome
+        if uncontested or sum(1 for h in model.hosts.values() if h.is_source) > MAX_CONTESTED:
+            break
+    assert best is not None
+    return best

@@ -30,7 +30,11 @@ class HostLoad:
     settle: str | None
     anti_affinity: Counter[str] = field(default_factory=Counter)
     moves: int = 0  # migrations into or out of it in this plan
-    is_source: bool = False  # sends in this plan: it receives nothing then
+    sent: int = 0  # chunks it sends in this plan: while any, it receives nothing
+
+    @property
+    def is_source(self) -> bool:
+        return self.sent > 0
 
     @property
     def cpu_ratio(self) -> float:

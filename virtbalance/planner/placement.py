@@ -30,8 +30,9 @@ Overlay = dict[str, Delta]
 class Placer:
     """Finds destinations and commits moves on a model; keeps receivers sorted by load."""
 
-    def __init__(self, model: Model, excluded: Iterable[str] = ()) -> None:
+    def __init__(self, model: Model, excluded: Iterable[str] = (), pack: bool = False) -> None:
         self.model = model
+        self.pack = pack
         self.policy = model.policy
         self.excluded = set(
             excluded
@@ -90,8 +91,14 @@ class Placer:
         memory = host.memory_used + unit.memory + (delta.memory if delta else 0)
         return max(cpu / host.cpus, memory / host.memory)
 
-    def find(self, unit: Unit, overlay: Overlay | None = None, pack: bool = False) -> str | None:
-        """The destination for ``unit``: least loaded after the move (``pack``: most loaded that fits)."""
+    def find(
+        self, unit: Unit, overlay: Overlay | None = None, pack: bool | None = None
+    ) -> str | None:
+        """The destination for ``unit``: least loaded after the move (``pack``: most loaded that fits).
+
+        ``pack`` defaults to the placer's own ``pack``.
+        """
+        pack = self.pack if pack is None else pack
         if unit.cpu > self.max_cpu_room + EPS or unit.memory > self.max_memory_room + EPS:
             return None
         hosts = self.model.hosts
@@ -112,7 +119,9 @@ class Placer:
                 break
         return best[1] if best else None
 
-    def place_all(self, units: Sequence[Unit], pack: bool = False) -> list[tuple[Unit, str]] | None:
+    def place_all(
+        self, units: Sequence[Unit], pack: bool | None = None
+    ) -> list[tuple[Unit, str]] | None:
         """Destinations for all ``units`` together (largest first), or None if one of them fits nowhere."""
         overlay: Overlay = {}
         placed = []
@@ -134,10 +143,9 @@ class Placer:
         target = self.model.hosts[destination]
         self._reorder(target, remove=True)
         if not source.is_source:
-            self._reorder(
-                source, remove=True
-            )  # with its load before the move: the key it is sorted by
-            source.is_source = True
+            # Removed with its load before the move: the key it is sorted by.
+            self._reorder(source, remove=True)
+        source.sent += 1
         source.cpu_used -= unit.cpu
         source.memory_used -= unit.memory
         source.moves += unit.size
@@ -150,6 +158,27 @@ class Placer:
         target.anti_affinity.update(m.anti_affinity for m in unit.members if m.anti_affinity)
         self._reorder(target, remove=False)
         self.model.migrations += unit.size
+
+    def uncommit(self, unit: Unit, destination: str) -> None:
+        """Undo ``commit`` of the same move (moves are undone newest first)."""
+        source = self.model.hosts[unit.host]
+        target = self.model.hosts[destination]
+        self._reorder(target, remove=True)
+        source.sent -= 1
+        source.cpu_used += unit.cpu
+        source.memory_used += unit.memory
+        source.moves -= unit.size
+        source.anti_affinity.update(m.anti_affinity for m in unit.members if m.anti_affinity)
+        if not source.is_source:
+            self._reorder(source, remove=False)
+        target.cpu_used -= unit.cpu
+        target.memory_used -= unit.memory
+        target.moves -= unit.size
+        target.anti_affinity.subtract(
+            Counter(m.anti_affinity for m in unit.members if m.anti_affinity)
+        )
+        self._reorder(target, remove=False)
+        self.model.migrations -= unit.size
 
     def exclude(self, host: str) -> None:
         """Stop ``host`` from receiving for the rest of the plan."""

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from virtbalance.planner.model import EPS, HostLoad, Model, Unit, pct
-from virtbalance.planner.outcome import Outcome, ratios
+from virtbalance.planner.outcome import Move, Outcome, ratios
 
 # Search nodes per host for the exact subset search; hosts with few chunks never get near it.
 NODE_LIMIT = 20_000
@@ -36,8 +36,12 @@ def need_of(model: Model, host: HostLoad) -> Need | None:
     return Need(max(0.0, cpu), max(0, memory))
 
 
-def relieve(outcome: Outcome, relieve_hosts: frozenset[str] | None) -> None:
-    """Three passes: full relief for every host that can have it, then busy-host evacuation, then partial relief."""
+def relieve(outcome: Outcome, relieve_hosts: frozenset[str] | None, reverse: bool = False) -> bool:
+    """Full relief for every host that can have it, improved pairwise; busy-host evacuation; partial relief.
+
+    Hosts are taken most overloaded first (``reverse``: least). True when every host got the cheapest
+    set of chunks it could have had with the destinations all to itself: no other order can do better.
+    """
     model = outcome.model
     policy = model.policy
     overloaded: list[tuple[float, str, Need]] = []
@@ -49,28 +53,104 @@ def relieve(outcome: Outcome, relieve_hosts: frozenset[str] | None) -> None:
             continue
         excess = max(host.cpu_ratio - policy.cpu_high, host.memory_ratio - policy.memory_high)
         overloaded.append((-excess, host.name, need))
-    overloaded.sort(key=lambda item: (item[0], item[1]))
+    overloaded.sort(key=lambda item: item[:2], reverse=reverse)
     # Overloaded hosts never receive: they are what the plan is relieving.
     for _, name, _ in overloaded:
         outcome.placer.exclude(name)
 
-    pending: list[tuple[str, Need]] = []
+    needs: dict[str, Need] = {}
     busy: list[str] = []
     for _, name, need in overloaded:
         host = model.hosts[name]
         if host.settle:
             _report(outcome, host, need, [f"{host.settle}: waiting before touching it again"])
-            continue
-        if host.immovable_cpu > policy.cpu_high * host.cpus + EPS:
+        elif host.immovable_cpu > policy.cpu_high * host.cpus + EPS:
             busy.append(name)
-            continue
-        if not _full_relief(outcome, host, need):
-            pending.append((name, need))
+        else:
+            needs[name] = need
+            _full_relief(outcome, host, need)
 
+    best = _improve(outcome, needs)
+    resolved = {m.unit.host for m in outcome.moves}
     for name in busy:
         _evacuate(outcome, model.hosts[name])
-    for name, need in pending:
-        _partial_relief(outcome, model.hosts[name], need)
+    for name, need in needs.items():
+        if name not in resolved:
+            _partial_relief(outcome, model.hosts[name], need)
+    return best
+
+
+def _improve(outcome: Outcome, needs: dict[str, Need]) -> bool:
+    """Hosts compete for destinations: re-solve pairs in the other order where one missed its best set.
+
+    A host "missed" when its chosen set costs more than the cheapest set ignoring destinations (or it got
+    none). For each such host B and each host A that moved something, undo both, solve B then A, and keep
+    the result if the pair is better off (more resolved, then less memory, then fewer migrations).
+    """
+    limit = outcome.model.policy.max_per_host
+    ideal: dict[str, tuple[int, int]] = {}
+    for name, need in needs.items():
+        free = [u for u in outcome.model.units[name] if not u.blocked]
+        cover = cheapest_cover(free, need, limit, lambda _: True)
+        if cover is not None:
+            ideal[name] = (sum(u.memory for u in cover), sum(u.size for u in cover))
+    attempts = 0
+    improved = True
+    while improved and attempts < IMPROVE_ATTEMPTS:
+        improved = False
+        for missed in list(needs):
+            if missed not in ideal or _cost_of(outcome, missed) <= (0, *ideal[missed]):
+                continue
+            best: tuple[tuple[int, int, int], str] | None = None
+            for other in list(needs):
+                if other == missed or not any(m.unit.host == other for m in outcome.moves):
+                    continue
+                attempts += 1
+                if attempts > IMPROVE_ATTEMPTS:
+                    break
+                before = _pair(_cost_of(outcome, missed), _cost_of(outcome, other))
+                old = _resolve_pair(outcome, needs, missed, other)
+                after = _pair(_cost_of(outcome, missed), _cost_of(outcome, other))
+                _restore(outcome, missed, other, old)
+                if after < before:
+                    delta = (after[0] - before[0], after[1] - before[1], after[2] - before[2])
+                    if best is None or (delta, other) < best:
+                        best = (delta, other)
+            if best is not None:
+                _resolve_pair(outcome, needs, missed, best[1])
+                improved = True
+    return all(
+        _cost_of(outcome, name) <= (0, *ideal[name]) if name in ideal else True for name in needs
+    )
+
+
+def _resolve_pair(outcome: Outcome, needs: dict[str, Need], first: str, second: str) -> list[Move]:
+    """Undo both hosts' moves, solve ``first`` then ``second``; return the undone moves."""
+    old = outcome.retract(second) + outcome.retract(first)
+    _full_relief(outcome, outcome.model.hosts[first], needs[first])
+    _full_relief(outcome, outcome.model.hosts[second], needs[second])
+    return old
+
+
+def _restore(outcome: Outcome, first: str, second: str, old: list[Move]) -> None:
+    outcome.retract(second)
+    outcome.retract(first)
+    for move in old:
+        outcome.move(move.unit, move.destination, move.why)
+
+
+# Pair re-solves allowed per plan: bounds the time on big clusters, where they are rarely needed.
+IMPROVE_ATTEMPTS = 400
+
+
+def _cost_of(outcome: Outcome, host: str) -> tuple[int, int, int]:
+    """(1 if nothing moved else 0, memory moved, domains moved) for one source host."""
+    moves = [m for m in outcome.moves if m.unit.host == host]
+    return (0 if moves else 1, sum(m.unit.memory for m in moves), sum(m.unit.size for m in moves))
+
+
+def _pair(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, int]:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
 
 
 def _movable(outcome: Outcome, host: HostLoad) -> tuple[list[Unit], list[str]]:
