@@ -11,6 +11,7 @@ from simulator.traces import GIB, VmTrace
 from virtbalance.errors import ValidationError
 
 CHUNK_NETWORK_PREFIX = "simnet-"
+AUTO_FILL_SLACK = 0.05
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,9 @@ class ClusterSpec:
     chunk_min: int = 2
     chunk_max: int = 4
     seed: int = 1
-    # First fit fills a host up to this share of its memory before trying the next one.
-    fill: float = 0.9
+    # First fit fills a host up to this share of its memory before trying the next one; None (auto)
+    # is the cluster's average memory share plus AUTO_FILL_SLACK, so the start uses every host.
+    fill: float | None = None
 
     @classmethod
     def from_mapping(cls, data: Any, source: str = "cluster") -> ClusterSpec:
@@ -49,6 +51,8 @@ class ClusterSpec:
         for key, raw in data.items():
             if key not in known:
                 problems.append(f"{key}: unknown key (known: {', '.join(sorted(known))})")
+                continue
+            if key == "fill" and raw == "auto":
                 continue
             want = known[key]
             if isinstance(raw, bool) or not isinstance(raw, int | float):
@@ -82,7 +86,7 @@ class ClusterSpec:
                 f"chunk_min/chunk_max: need 2 <= chunk_min <= chunk_max, got "
                 f"{self.chunk_min}/{self.chunk_max}"
             )
-        if not 0.0 < self.fill <= 1.0:
+        if self.fill is not None and not 0.0 < self.fill <= 1.0:
             found.append(f"fill: must be within (0, 1], got {self.fill}")
         return found
 
@@ -132,7 +136,8 @@ def assign_chunks(names: Sequence[str], spec: ClusterSpec) -> dict[str, tuple[st
 def build_cluster(vms: Sequence[VmTrace], spec: ClusterSpec) -> Cluster:
     """Chunks by seed, then first fit by memory: largest chunk first, each on the first host with room.
 
-    A chunk is placed as one unit, so every chunk starts whole. If nothing has room within ``fill``,
+    "Room" is memory below ``fill`` (by default just above the cluster average, so that first fit
+    spreads the VMs over every host as an operator would, instead of leaving hosts empty). A chunk is placed as one unit, so every chunk starts whole. If nothing has room within ``fill``,
     the host with the most free memory takes it: the simulation still runs, overcommitted.
     """
     problems = spec.problems()
@@ -150,7 +155,11 @@ def build_cluster(vms: Sequence[VmTrace], spec: ClusterSpec) -> Cluster:
     ordered = sorted(units.values(), key=lambda group: (-sum(memory[n] for n in group), group[0]))
     hosts = spec.host_names
     used = dict.fromkeys(hosts, 0)
-    limit = spec.fill * spec.memory_bytes
+    fill = spec.fill
+    if fill is None:
+        total = sum(memory.values()) / (spec.memory_bytes * spec.hosts)
+        fill = min(1.0, total + AUTO_FILL_SLACK)
+    limit = fill * spec.memory_bytes
     placement: dict[str, str] = {}
     for group in ordered:
         need = sum(memory[n] for n in group)

@@ -44,7 +44,7 @@ class Comparison:
                 "chunk_share": spec.chunk_share,
                 "chunks": len(self.cluster.chunks()),
                 "seed": spec.seed,
-                "fill": spec.fill,
+                "fill": "auto" if spec.fill is None else spec.fill,
             },
             "policy": simulation.policy.to_mapping(),
             "load_seconds": round(self.load_seconds, 3),
