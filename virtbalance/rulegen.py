@@ -42,6 +42,8 @@ LAB_PROFILE: Mapping[str, Any] = {
     "underutilized_for": "2m",
     "exporter_down_for": "30s",
     "migration_failure_window": "5m",
+    # The lab's Prometheus scrape job (lab/monitoring.py).
+    "exporter_job": "virtbalance-exporter",
 }
 
 # Time a guest spends waiting on IO is idle CPU: it is free for another VM.

@@ -198,3 +198,21 @@ def test_command_bad_policy_raises_a_validation_error(tmp_path):
     path.write_text("overload_for: soon\n", encoding="utf-8")
     with pytest.raises(ValidationError, match="overload_for: not a duration"):
         _run("--policy", str(path))
+
+
+def test_exporter_job_matches_the_scrape_configs(repo_root):
+    # The `up`-based alerts only see exporters scraped under the policy's job name.
+    from lab.monitoring import SCRAPE_JOB  # noqa: PLC0415
+
+    assert rulegen.profile_policy("lab").exporter_job == SCRAPE_JOB
+    example = yaml.safe_load((repo_root / "deploy" / "prometheus.yml").read_text(encoding="utf-8"))
+    jobs = {job["job_name"] for job in example["scrape_configs"]}
+    assert Policy().exporter_job in jobs
+
+
+def test_the_virtbalance_command_has_the_rules_subcommand(tmp_path):
+    from virtbalance.cli import main  # noqa: PLC0415
+
+    out = tmp_path / "lab.rules.yml"
+    assert main(["rules", "--profile", "lab", "--output", str(out)]) == 0
+    assert 'absent(up{job=\\"virtbalance-exporter\\"})' in out.read_text(encoding="utf-8")
