@@ -42,6 +42,7 @@ from lab.system import (
     kill_processes,
     require_root,
     require_tools,
+    spawn_detached,
     start_time,
 )
 from lab.teardown import Leftovers, leftovers, teardown
@@ -104,8 +105,6 @@ class Lab:
         }
         self._connections: dict[str, Any] = {}
         self._lock = threading.Lock()
-        # Popen objects of processes this instance started, waited for on down() so none lingers
-        self._children: list[subprocess.Popen[bytes]] = []
 
     # ---- life cycle -------------------------------------------------------------------------------
 
@@ -155,8 +154,6 @@ class Lab:
             if lab is not None:
                 lab._close()
             teardown(lab_id)
-            if lab is not None:
-                lab._wait_children()
             raise
 
     @classmethod
@@ -179,9 +176,7 @@ class Lab:
     def down(self) -> Leftovers:
         """Remove everything of this lab; what was found is returned (empty if it was already down)."""
         self._close()
-        found = teardown(self.lab_id)
-        self._wait_children()
-        return found
+        return teardown(self.lab_id)
 
     @staticmethod
     def teardown(lab_id: int = 0) -> Leftovers:
@@ -196,15 +191,6 @@ class Lab:
                     connection.close()
             self._connections.clear()
 
-    def _wait_children(self) -> None:
-        for child in self._children:
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        self._children.clear()
-
     def _bring_up(self, tools: dict[str, str]) -> None:
         image = build_image(self.state_dir / "guest.img")
         (self.state_dir / "guests").mkdir()
@@ -216,12 +202,11 @@ class Lab:
         processes = {
             name: start_libvirtd(host, tools["libvirtd"]) for name, host in self._layouts.items()
         }
-        self._children.extend(processes.values())
 
         def record(state: dict[str, Any]) -> None:
             for spec in self.scenario.hosts:
                 layout = self._layouts[spec.name]
-                pid = processes[spec.name].pid
+                pid = processes[spec.name]
                 state["hosts"].append(
                     {
                         "name": spec.name,
@@ -233,9 +218,9 @@ class Lab:
                 record_process(state, f"libvirtd:{spec.name}", pid, start_time(pid))
 
         update_state(self.state_dir, record)
-        self._libvirtd_pids = {name: process.pid for name, process in processes.items()}
-        for name, process in processes.items():
-            wait_for_libvirtd(self._layouts[name], process)
+        self._libvirtd_pids = dict(processes)
+        for name, pid in processes.items():
+            wait_for_libvirtd(self._layouts[name], pid)
         emulator = tools["qemu-system-x86_64"]
         with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
             list(pool.map(lambda h: self._start_guests(h.name, image, emulator), self.hosts))
@@ -480,7 +465,7 @@ class Lab:
         exporter = _exporter_binary()
         self._stop_role_prefix("exporter:")
         targets: dict[str, str] = {}
-        started: list[tuple[str, subprocess.Popen[bytes]]] = []
+        started: list[tuple[str, int]] = []
         for host in self.hosts:
             target = f"{host.address}:{EXPORTER_PORT}"
             argv = [
@@ -589,17 +574,12 @@ class Lab:
 
     def _spawn(
         self, role: str, argv: Sequence[str], log_path: Path, host: str | None = None
-    ) -> subprocess.Popen[bytes]:
+    ) -> int:
+        """Start a lab service detached (it outlives this process) and record its pid."""
         command = self._nsenter(host, argv) if host else list(argv)
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-            )
-        self._children.append(process)
-        update_state(
-            self.state_dir, lambda s: record_process(s, role, process.pid, start_time(process.pid))
-        )
-        return process
+        pid = spawn_detached(command, log_path)
+        update_state(self.state_dir, lambda s: record_process(s, role, pid, start_time(pid)))
+        return pid
 
     def _stop_role_prefix(self, prefix: str) -> None:
         """Stop the recorded processes whose role starts with ``prefix`` (a restart with new settings)."""
@@ -616,10 +596,6 @@ class Lab:
 
         update_state(self.state_dir, drop)
         kill_processes(stopped)
-        for child in list(self._children):
-            if child.pid in {pid for pid, _ in stopped}:
-                child.wait(timeout=5)
-                self._children.remove(child)
 
 
 def _describe(found: Leftovers) -> str:
@@ -663,20 +639,18 @@ def _log_tail(path: Path, lines: int = 8) -> str:
         return "(no log)"
 
 
-def _wait_until(
-    ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, what: str
-) -> None:
+def _wait_until(ready: Callable[[], bool], pid: int, log: Path, what: str) -> None:
     deadline = time.monotonic() + SERVICE_TIMEOUT
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise LabError(f"{what} exited ({process.returncode}): {_log_tail(log)}")
+        if start_time(pid) is None:
+            raise LabError(f"{what} exited: {_log_tail(log)}")
         if ready():
             return
         time.sleep(0.2)
     raise LabError(f"{what} not ready within {SERVICE_TIMEOUT:.0f} s: {_log_tail(log)}")
 
 
-def _wait_for_port(target: str, process: subprocess.Popen[bytes], log: Path, what: str) -> None:
+def _wait_for_port(target: str, pid: int, log: Path, what: str) -> None:
     address, port = target.rsplit(":", 1)
 
     def listening() -> bool:
@@ -686,17 +660,17 @@ def _wait_for_port(target: str, process: subprocess.Popen[bytes], log: Path, wha
         except OSError:
             return False
 
-    _wait_until(listening, process, log, what)
+    _wait_until(listening, pid, log, what)
 
 
-def _wait_for_http(url: str, process: subprocess.Popen[bytes], log: Path, what: str) -> None:
+def _wait_for_http(url: str, pid: int, log: Path, what: str) -> None:
     def ready() -> bool:
         try:
             return requests.get(url, timeout=1).status_code == 200
         except requests.RequestException:
             return False
 
-    _wait_until(ready, process, log, what)
+    _wait_until(ready, pid, log, what)
 
 
 def _require_free_port(address: str) -> None:

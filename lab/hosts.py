@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 import socket
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from lab.errors import LabError
 from lab.naming import LIBVIRT_TCP_PORT, LabNames
-from lab.system import run
+from lab.system import run, spawn_detached, start_time
 
 # libvirt's private directories, each replaced inside the host by one of its own
 PRIVATE_DIRS = {
@@ -147,56 +146,32 @@ def write_libvirt_config(host: HostLayout) -> None:
     )
 
 
-def start_libvirtd(host: HostLayout, libvirtd: str) -> subprocess.Popen[bytes]:
-    """Start the host's libvirtd in its namespaces; the returned process IS libvirtd (each step execs)."""
+def start_libvirtd(host: HostLayout, libvirtd: str) -> int:
+    """Start the host's libvirtd in its namespaces, detached; the pid IS libvirtd's (each step execs)."""
     mounts = [
         f"mount --bind {shlex.quote(str(host.directory / k))} {v}" for k, v in PRIVATE_DIRS.items()
     ]
+    pid_file = shlex.quote(str(host.directory / "libvirtd.pid"))
     script = " && ".join(
         [
             *mounts,
             "mount -t tmpfs -o mode=0755,size=16m tmpfs /run/libvirt",
             f"hostname {shlex.quote(host.name)}",
-            f"exec {shlex.quote(libvirtd)} --listen --pid-file {shlex.quote(str(host.directory / 'libvirtd.pid'))}",
+            f"exec {shlex.quote(libvirtd)} --listen --pid-file {pid_file}",
         ]
     )
-    log = (host.directory / "libvirtd.log").open("ab")
-    try:
-        return subprocess.Popen(
-            # ip netns exec also remounts /sys, so libvirt sees this namespace's bridges
-            [
-                "ip",
-                "netns",
-                "exec",
-                host.netns,
-                "unshare",
-                "--mount",
-                "--uts",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                script,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-    finally:
-        log.close()
+    # ip netns exec also remounts /sys, so libvirt sees this namespace's bridges
+    argv = ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--uts", "--propagation"]
+    argv += ["private", "sh", "-c", script]
+    return spawn_detached(argv, host.directory / "libvirtd.log")
 
 
-def wait_for_libvirtd(
-    host: HostLayout, process: subprocess.Popen[bytes], timeout: float = 30.0
-) -> None:
+def wait_for_libvirtd(host: HostLayout, pid: int, timeout: float = 30.0) -> None:
     """Until libvirtd accepts TCP on the host's address; LabError with its log if it dies first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise LabError(
-                f"libvirtd of {host.name} exited ({process.returncode}): {log_tail(host)}"
-            )
+        if start_time(pid) is None:
+            raise LabError(f"libvirtd of {host.name} exited: {log_tail(host)}")
         try:
             with socket.create_connection((host.address, LIBVIRT_TCP_PORT), timeout=0.5):
                 return

@@ -76,8 +76,32 @@ def run(
     return result
 
 
+def spawn_detached(argv: Sequence[str], log: Path) -> int:
+    """Start a long-lived process that is not our child (a shell forks it and exits); return its pid.
+
+    A lab outlives the Python process that started it (``virtbalance lab up`` returns), so its daemons
+    must not be children whose Popen objects would warn when dropped. Output is appended to ``log``.
+    """
+    script = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
+    result = subprocess.run(
+        ["sh", "-c", script, "sh", str(log), *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        start_new_session=True,
+        timeout=30,
+    )
+    if result.returncode != 0 or not result.stdout.strip().isdigit():
+        raise LabError(
+            f"could not start {argv[0]}: {result.stderr.strip() or result.stdout.strip()}"
+        )
+    return int(result.stdout.strip())
+
+
 def start_time(pid: int) -> int | None:
     """The process start time in clock ticks since boot (field 22 of /proc/PID/stat), None if gone.
+
+    A zombie counts as gone: it runs nothing and its parent (init, for detached processes) reaps it.
 
     Recorded next to each pid so that a later kill never hits a process that reused the number.
     """
@@ -87,7 +111,7 @@ def start_time(pid: int) -> int | None:
         return None
     # the command name (field 2) may contain spaces and parentheses: split after its last ")"
     fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19])
+    return None if fields[0] == "Z" else int(fields[19])
 
 
 def is_same_process(pid: int, started: int | None) -> bool:

@@ -1,0 +1,105 @@
+"""A lab of its own (a spare id): up, teardown after a crash leaves nothing, failures clean up, twice is fine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lab import Lab, LabNotUp
+from lab.naming import LabNames, lab_id_from_env
+from lab.system import start_time
+from lab.teardown import leftovers, namespace_pids
+from virtbalance.cli import main
+
+pytestmark = [pytest.mark.integration, pytest.mark.lab]
+
+TINY = """\
+name: tiny
+hosts:
+  - {name: ta, cpus: 1, memory: 256MiB}
+  - {name: tb, cpus: 1, memory: 256MiB}
+domains:
+  - {name: t1, host: ta, memory: 32MiB, private_networks: [lan7], load: 10}
+  - {name: t2, host: tb, memory: 32MiB}
+"""
+
+
+@pytest.fixture
+def spare_id() -> int:
+    """A lab id next to the session lab's, so this test never touches a lab in use."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (namespaces, one libvirtd per host); CI runs as root")
+    default = (lab_id_from_env() + 5) % 10
+    lab_id = int(os.environ.get("VIRTBALANCE_LAB_SPARE_ID", default))
+    Lab.teardown(lab_id)
+    yield lab_id
+    Lab.teardown(lab_id)
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    return path
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it runs nothing)."""
+    return start_time(pid) is not None
+
+
+def test_teardown_after_a_crash_leaves_nothing_and_can_repeat(spare_id: int, tiny: Path) -> None:
+    names = LabNames(spare_id)
+    lab = Lab.up(tiny, lab_id=spare_id)
+    assert lab.placement() == {"t1": "ta", "t2": "tb"}
+    sleeper = lab.exec_in_host("tb", ["sleep", "600"])
+    pids = {pid for ns in leftovers(names).namespaces for pid in namespace_pids(ns)}
+    assert sleeper.pid in pids
+    assert len(pids) >= 5, "two libvirtds, two QEMUs and the sleeper"
+    assert leftovers(names).mounts, "ip netns keeps a mount per namespace while the lab is up"
+
+    # the process that brought the lab up is gone: tear down from the names and the state file alone
+    del lab
+    found = Lab.teardown(spare_id)
+    sleeper.wait(timeout=10)
+
+    assert sorted(found.namespaces) == [names.netns("ta"), names.netns("tb")]
+    assert not leftovers(names), leftovers(names)
+    assert not any(alive(pid) for pid in pids)
+    assert not names.state_dir.exists()
+    links = subprocess.run(
+        ["ip", "-o", "link", "show"], capture_output=True, text=True, check=True
+    ).stdout
+    assert names.bridge + ":" not in links
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert f"/run/netns/{names.prefix}-" not in mounts
+    with pytest.raises(LabNotUp, match="no lab"):
+        Lab.attach(spare_id)
+
+    assert not Lab.teardown(spare_id), "a second teardown finds nothing"
+    assert main(["lab", "down", "--lab-id", str(spare_id)]) == 0
+
+
+def test_a_failing_up_removes_what_it_started(
+    spare_id: int, tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Lab, host: str, image: Path, emulator: str) -> None:
+        raise RuntimeError(f"injected failure starting the guests of {host}")
+
+    monkeypatch.setattr(Lab, "_start_guests", broken)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        Lab.up(tiny, lab_id=spare_id)
+    assert not leftovers(LabNames(spare_id))
+
+
+def test_cli_reports_a_bad_scenario_without_starting_anything(
+    spare_id: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.replace("host: tb", "host: tc"))
+    assert main(["lab", "up", "--lab-id", str(spare_id), "--scenario", str(bad)]) == 2
+    assert "domains[1].host (line 7): 'tc' is not a declared host" in capsys.readouterr().err
+    assert not leftovers(LabNames(spare_id))
