@@ -581,6 +581,17 @@ class Lab:
         update_state(self.state_dir, lambda s: record_process(s, role, pid, start_time(pid)))
         return pid
 
+    def stop_monitoring(self) -> None:
+        """Stop the exporters, Prometheus and Alertmanager of this lab (the hosts and guests stay)."""
+        for role in ("exporter:", "prometheus", "alertmanager"):
+            self._stop_role_prefix(role)
+
+        def forget(state: dict[str, Any]) -> None:
+            for key in ("exporters", "prometheus", "alertmanager"):
+                state.pop(key, None)
+
+        update_state(self.state_dir, forget)
+
     def _stop_role_prefix(self, prefix: str) -> None:
         """Stop the recorded processes whose role starts with ``prefix`` (a restart with new settings)."""
         stopped: list[tuple[int, int | None]] = []
