@@ -31,16 +31,21 @@ class Outcome:
     moves: list[Move] = field(default_factory=list)
     unresolved: list[Unresolved] = field(default_factory=list)
     moved_memory: int = 0
+    by_source: dict[str, list[Move]] = field(default_factory=dict)
 
     def move(self, unit: Unit, destination: str, why: str) -> None:
         """Commit a chunk move to the model."""
         self.placer.commit(unit, destination)
         self.moved_memory += unit.memory
-        self.moves.append(Move(unit, destination, why))
+        move = Move(unit, destination, why)
+        self.moves.append(move)
+        self.by_source.setdefault(unit.host, []).append(move)
 
     def retract(self, source: str) -> list[Move]:
         """Undo every move out of ``source`` (newest first) and return them in their original order."""
-        mine = [m for m in self.moves if m.unit.host == source]
+        mine = self.by_source.pop(source, [])
+        if not mine:
+            return []
         for move in reversed(mine):
             self.placer.uncommit(move.unit, move.destination)
             self.moved_memory -= move.unit.memory

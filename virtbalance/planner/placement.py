@@ -25,6 +25,7 @@ class Delta:
 
 
 Overlay = dict[str, Delta]
+_NO_DELTA = Delta()
 
 
 class Placer:
@@ -66,24 +67,24 @@ class Placer:
         reason = self.receives(host)
         if reason:
             return reason
-        barred = unit.barred_reason(host.name)
-        if barred:
-            return barred
-        extra = delta or Delta()
-        clash = unit.anti_affinity & (
-            {k for k, n in host.anti_affinity.items() if n > 0} | extra.anti_affinity
-        )
-        if clash:
-            return f"anti-affinity {', '.join(sorted(clash))} already on {host.name}"
-        if host.moves + extra.moves + unit.size > self.policy.max_per_host:
-            return f"max_per_host {self.policy.max_per_host} reached on {host.name}"
-        if host.cpu_used + extra.cpu + unit.cpu > self.policy.cpu_target * host.cpus + EPS:
+        policy = self.policy
+        extra = delta or _NO_DELTA
+        # Capacity first: it is what rules out most hosts, and it costs two comparisons.
+        if host.cpu_used + extra.cpu + unit.cpu > policy.cpu_target * host.cpus + EPS:
             return "cpu"
-        if (
-            host.memory_used + extra.memory + unit.memory
-            > self.policy.memory_target * host.memory + EPS
-        ):
+        if host.memory_used + extra.memory + unit.memory > policy.memory_target * host.memory + EPS:
             return "memory"
+        if host.moves + extra.moves + unit.size > policy.max_per_host:
+            return f"max_per_host {policy.max_per_host} reached on {host.name}"
+        if unit.barred:
+            barred = unit.barred_reason(host.name)
+            if barred:
+                return barred
+        if unit.anti_affinity:
+            present = {k for k, n in host.anti_affinity.items() if n > 0} | extra.anti_affinity
+            clash = unit.anti_affinity & present
+            if clash:
+                return f"anti-affinity {', '.join(sorted(clash))} already on {host.name}"
         return None
 
     def _score(self, unit: Unit, host: HostLoad, delta: Delta | None) -> float:
@@ -149,13 +150,13 @@ class Placer:
         source.cpu_used -= unit.cpu
         source.memory_used -= unit.memory
         source.moves += unit.size
-        source.anti_affinity.subtract(
-            Counter(m.anti_affinity for m in unit.members if m.anti_affinity)
-        )
+        if unit.anti_affinity:
+            keys = Counter(m.anti_affinity for m in unit.members if m.anti_affinity)
+            source.anti_affinity.subtract(keys)
+            target.anti_affinity.update(keys)
         target.cpu_used += unit.cpu
         target.memory_used += unit.memory
         target.moves += unit.size
-        target.anti_affinity.update(m.anti_affinity for m in unit.members if m.anti_affinity)
         self._reorder(target, remove=False)
         self.model.migrations += unit.size
 
@@ -168,15 +169,15 @@ class Placer:
         source.cpu_used += unit.cpu
         source.memory_used += unit.memory
         source.moves -= unit.size
-        source.anti_affinity.update(m.anti_affinity for m in unit.members if m.anti_affinity)
+        if unit.anti_affinity:
+            keys = Counter(m.anti_affinity for m in unit.members if m.anti_affinity)
+            source.anti_affinity.update(keys)
+            target.anti_affinity.subtract(keys)
         if not source.is_source:
             self._reorder(source, remove=False)
         target.cpu_used -= unit.cpu
         target.memory_used -= unit.memory
         target.moves -= unit.size
-        target.anti_affinity.subtract(
-            Counter(m.anti_affinity for m in unit.members if m.anti_affinity)
-        )
         self._reorder(target, remove=False)
         self.model.migrations -= unit.size
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from virtbalance.planner.model import EPS, HostLoad, Model, Unit, pct
 from virtbalance.planner.outcome import Move, Outcome, ratios
+from virtbalance.planner.placement import Delta
 
 # Search nodes per host for the exact subset search; hosts with few chunks never get near it.
 NODE_LIMIT = 20_000
@@ -84,27 +85,27 @@ def _improve(outcome: Outcome, needs: dict[str, Need]) -> bool:
     """Hosts compete for destinations: re-solve pairs in the other order where one missed its best set.
 
     A host "missed" when its chosen set costs more than the cheapest set ignoring destinations (or it got
-    none). For each such host B and each host A that moved something, undo both, solve B then A, and keep
-    the result if the pair is better off (more resolved, then less memory, then fewer migrations).
+    none). Its partners are the hosts that sent chunks to a destination where a chunk of that cheapest set
+    would fit without this plan's moves. For each partner: undo both, solve the missed host first, and keep
+    the best pair that is better off (more resolved, then less memory, then fewer migrations).
+    Returns True when no host missed: then no other order could do better.
     """
     limit = outcome.model.policy.max_per_host
-    ideal: dict[str, tuple[int, int]] = {}
+    ideal: dict[str, tuple[list[Unit], tuple[int, int, int]]] = {}
     for name, need in needs.items():
         free = [u for u in outcome.model.units[name] if not u.blocked]
         cover = cheapest_cover(free, need, limit, lambda _: True)
         if cover is not None:
-            ideal[name] = (sum(u.memory for u in cover), sum(u.size for u in cover))
+            ideal[name] = (cover, (0, sum(u.memory for u in cover), sum(u.size for u in cover)))
     attempts = 0
     improved = True
     while improved and attempts < IMPROVE_ATTEMPTS:
         improved = False
         for missed in list(needs):
-            if missed not in ideal or _cost_of(outcome, missed) <= (0, *ideal[missed]):
+            if missed not in ideal or _cost_of(outcome, missed) <= ideal[missed][1]:
                 continue
             best: tuple[tuple[int, int, int], str] | None = None
-            for other in list(needs):
-                if other == missed or not any(m.unit.host == other for m in outcome.moves):
-                    continue
+            for other in _partners(outcome, missed, ideal[missed][0], needs):
                 attempts += 1
                 if attempts > IMPROVE_ATTEMPTS:
                     break
@@ -119,9 +120,47 @@ def _improve(outcome: Outcome, needs: dict[str, Need]) -> bool:
             if best is not None:
                 _resolve_pair(outcome, needs, missed, best[1])
                 improved = True
-    return all(
-        _cost_of(outcome, name) <= (0, *ideal[name]) if name in ideal else True for name in needs
-    )
+    return all(_cost_of(outcome, name) <= ideal[name][1] for name in needs if name in ideal)
+
+
+def _partners(
+    outcome: Outcome, missed: str, cover: list[Unit], needs: dict[str, Need]
+) -> list[str]:
+    """Sources (in ``needs`` order) whose moves took room that a unit of ``cover`` could have used."""
+    incoming: dict[str, Delta] = {}
+    senders: dict[str, set[str]] = {}
+    for move in outcome.moves:
+        delta = incoming.setdefault(move.destination, Delta())
+        delta.cpu -= move.unit.cpu
+        delta.memory -= move.unit.memory
+        delta.moves -= move.unit.size
+        senders.setdefault(move.destination, set()).add(move.unit.host)
+    found: set[str] = set()
+    for destination, delta in incoming.items():
+        host = outcome.model.hosts[destination]
+        if any(
+            outcome.placer.misfit(u, host) is not None
+            and outcome.placer.misfit(u, host, delta) is None
+            for u in cover
+        ):
+            found |= senders[destination]
+    found.discard(missed)
+    return [name for name in needs if name in found][:MAX_PARTNERS]
+
+
+# Pair re-solves allowed per plan and partners tried per host: bound the time on big clusters.
+IMPROVE_ATTEMPTS = 200
+MAX_PARTNERS = 12
+
+
+def _cost_of(outcome: Outcome, host: str) -> tuple[int, int, int]:
+    """(1 if nothing moved else 0, memory moved, domains moved) for one source host."""
+    moves = outcome.by_source.get(host, [])
+    return (0 if moves else 1, sum(m.unit.memory for m in moves), sum(m.unit.size for m in moves))
+
+
+def _pair(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, int]:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
 
 
 def _resolve_pair(outcome: Outcome, needs: dict[str, Need], first: str, second: str) -> list[Move]:
@@ -139,31 +178,22 @@ def _restore(outcome: Outcome, first: str, second: str, old: list[Move]) -> None
         outcome.move(move.unit, move.destination, move.why)
 
 
-# Pair re-solves allowed per plan: bounds the time on big clusters, where they are rarely needed.
-IMPROVE_ATTEMPTS = 400
-
-
-def _cost_of(outcome: Outcome, host: str) -> tuple[int, int, int]:
-    """(1 if nothing moved else 0, memory moved, domains moved) for one source host."""
-    moves = [m for m in outcome.moves if m.unit.host == host]
-    return (0 if moves else 1, sum(m.unit.memory for m in moves), sum(m.unit.size for m in moves))
-
-
-def _pair(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, int]:
-    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
-
-
-def _movable(outcome: Outcome, host: HostLoad) -> tuple[list[Unit], list[str]]:
-    """The chunks of ``host`` that may move and fit somewhere now; and why the others cannot."""
-    movable, blockers = [], []
+def _movable(outcome: Outcome, host: HostLoad) -> tuple[list[Unit], list[Unit]]:
+    """The chunks of ``host`` that may move and fit somewhere now; and the others."""
+    movable, stuck = [], []
     for unit in outcome.model.units[host.name]:
-        if unit.blocked:
-            blockers.append(f"{unit.describe()}: {unit.blocked}")
-        elif outcome.placer.find(unit) is None:
-            blockers.append(outcome.placer.why_not(unit))
-        else:
+        if unit.blocked is None and outcome.placer.find(unit) is not None:
             movable.append(unit)
-    return movable, blockers
+        else:
+            stuck.append(unit)
+    return movable, stuck
+
+
+def _why_stuck(outcome: Outcome, stuck: list[Unit]) -> list[str]:
+    """What keeps each unit in place, for an operator (only computed when reported: it scans hosts)."""
+    return [
+        f"{u.describe()}: {u.blocked}" if u.blocked else outcome.placer.why_not(u) for u in stuck
+    ]
 
 
 def _limit(outcome: Outcome, host: HostLoad) -> int:
@@ -301,7 +331,8 @@ def _evacuate(outcome: Outcome, host: HostLoad) -> None:
 
 def _partial_relief(outcome: Outcome, host: HostLoad, need: Need) -> None:
     """No set of chunks reaches the targets: move what helps most per byte, then report what blocked."""
-    movable, blockers = _movable(outcome, host)
+    movable, stuck = _movable(outcome, host)
+    blockers = _why_stuck(outcome, stuck)
     policy = outcome.model.policy
     before = ratios(host)
     left = need
