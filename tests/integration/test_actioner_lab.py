@@ -1,0 +1,342 @@
+"""The actioner against the lab: real libvirt hosts, real live migrations, a real Alertmanager for freezes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import pytest
+import requests
+import yaml
+
+from actioner.app import create_app
+from actioner.config import load_config
+from actioner.runtime import build_services
+from tests.actioner_fixtures import payload
+from virtbalance.domain_metadata import NAMESPACE, PREFIX, Placement
+
+pytestmark = [pytest.mark.integration, pytest.mark.lab]
+
+CHUNK = ("app1", "db1", "web1")  # lan11+lan12 on hv1 in the default scenario
+SOURCE = "hv1"
+TOKEN = "lab-webhook-token"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_config(
+    lab, tmp_path: Path, *, overloaded: str = SOURCE, policy=None, **execution
+) -> Path:
+    """An actioner config for the lab. ``overloaded`` gets a tiny declared capacity (0.1 CPU), the other
+    hosts 4 CPUs, so the real guests' CPU use decides the plan even on a busy shared machine."""
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    base_policy = yaml.safe_load((REPO / "alerting-rules" / "policy-lab.yaml").read_text())
+    data: dict[str, Any] = {
+        "hosts": {
+            h.name: {
+                "uri": h.libvirt_uri,
+                "migration_uri": h.migration_uri,
+                "cpus": 0.1 if h.name == overloaded else 4,
+                "memory": h.memory_bytes,
+            }
+            for h in lab.hosts
+        },
+        "policy": {**base_policy, **(policy or {})},
+        "journal": {"path": str(tmp_path / "journal.sqlite")},
+        "webhook": {"token_file": str(token), "listen": f"127.0.0.1:{free_port()}"},
+        "prometheus": {"fallback_sample_interval": "1s"},
+        "execution": {"migration_timeout": "90s", **execution},
+    }
+    path = tmp_path / "actioner.yml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def firing(host: str) -> dict[str, Any]:
+    """The recorded Alertmanager notification, re-labelled for ``host`` as a fresh overload."""
+    body = payload("firing_hv1")
+    now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    alert = body["alerts"][0]
+    alert["labels"]["host"] = host
+    alert["startsAt"] = now
+    alert["fingerprint"] = hashlib.sha256(f"{host}{now}".encode()).hexdigest()[:16]
+    body["groupKey"] = f'{{}}:{{alertname="HostSustainedOverload", host="{host}"}}'
+    body["groupLabels"]["host"] = host
+    body["commonLabels"]["host"] = host
+    return body
+
+
+@pytest.fixture
+def loaded_lab(fresh_lab):
+    """hv1's chunk under load, and hv1's independent guests pinned (placement metadata), so relieving hv1
+    means moving the chunk whatever the idle guests' CPU noise on this shared machine."""
+    fresh_lab.set_load("web1", 45)
+    fresh_lab.set_load("app1", 45)
+    pinned = [d for d in fresh_lab.scenario.domains if d.host == SOURCE and d.name not in CHUNK]
+    for spec in pinned:
+        set_placement(fresh_lab, spec.name, Placement(spec.group, spec.anti_affinity, pinned=True))
+    yield fresh_lab
+    for spec in pinned:
+        set_placement(fresh_lab, spec.name, Placement(spec.group, spec.anti_affinity, spec.pinned))
+
+
+def set_placement(lab, domain: str, placement: Placement) -> None:
+    dom = lab.connection(lab.placement()[domain]).lookupByName(domain)
+    dom.setMetadata(
+        libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+        placement.to_xml(),
+        PREFIX,
+        NAMESPACE,
+        libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG,
+    )
+
+
+def assert_whole_cluster_sane(lab) -> dict[str, str]:
+    """Every domain runs exactly once, is persistent only where it runs, and no chunk is split."""
+    placement = lab.placement()  # raises unless every domain runs on exactly one host
+    for name, host in placement.items():
+        for other in lab.hosts:
+            try:
+                dom = lab.connection(other.name).lookupByName(name)
+            except libvirt.libvirtError:
+                continue
+            assert other.name == host, f"{name} also defined on {other.name}"
+            assert dom.isPersistent(), f"{name} has no persistent definition on {host}"
+    assert len({placement[d] for d in CHUNK}) == 1, f"chunk split: {placement}"
+    return placement
+
+
+def run_app(config_path: Path):
+    config = load_config(config_path)
+    services = build_services(config, start=False)
+    app = create_app(config, services=services)
+    return app.test_client(), services
+
+
+def post(client, body):
+    return client.post("/api/v1/alerts", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+def test_firing_alert_moves_the_whole_chunk_then_cooldown_blocks_a_second_move(
+    loaded_lab, tmp_path
+):
+    fresh_lab = loaded_lab
+    client, services = run_app(write_config(fresh_lab, tmp_path))
+    response = post(client, firing(SOURCE))
+    assert response.status_code == 200
+    plan_id = response.get_json()["queued_plan"]
+    services.worker.drain_queue(timeout=300)
+    plan = services.journal.plan(plan_id)
+    assert plan.state == "executed", plan.detail
+    moves = services.journal.migrations(plan_id)
+    moved = {m.domain: (m.source, m.destination, m.state) for m in moves}
+    assert set(CHUNK) <= set(moved), moved
+    destinations = {moved[d][1] for d in CHUNK}
+    assert len(destinations) == 1 and SOURCE not in destinations
+    assert all(moved[d] == (SOURCE, *destinations, "done") for d in CHUNK)
+    placement = assert_whole_cluster_sane(fresh_lab)
+    (destination,) = destinations
+    assert all(placement[d] == destination for d in CHUNK)
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'virtbalance_plans_total{outcome="executed"} 1.0' in metrics
+    assert "virtbalance_chunk_split_seconds_count 1.0" in metrics
+    services.journal.close()
+
+    # Now the chunk's new host is the overloaded one (and host_settle is off, so only the VM
+    # cooldown stands in the way): the chunk must stay where it is.
+    config = write_config(fresh_lab, tmp_path, overloaded=destination, policy={"host_settle": "0s"})
+    client, services = run_app(config)
+    second = post(client, firing(destination)).get_json()["queued_plan"]
+    services.worker.drain_queue(timeout=300)
+    again = services.journal.plan(second)
+    assert not {m.domain for m in services.journal.migrations(second)} & set(CHUNK)
+    assert "vm_cooldown" in again.detail, again.detail
+    placement = assert_whole_cluster_sane(fresh_lab)
+    assert all(placement[d] == destination for d in CHUNK)
+    services.journal.close()
+
+
+def test_a_silence_on_one_member_freezes_the_whole_chunk(loaded_lab, tmp_path):
+    fresh_lab = loaded_lab
+    url = fresh_lab.start_alertmanager("http://127.0.0.1:9/unused")
+    now = dt.datetime.now(dt.UTC)
+    silence = requests.post(
+        f"{url}/api/v2/silences",
+        json={
+            "matchers": [
+                {
+                    "name": "alertname",
+                    "value": "VirtBalanceMigration",
+                    "isRegex": False,
+                    "isEqual": True,
+                },
+                {"name": "domain", "value": "db1", "isRegex": False, "isEqual": True},
+            ],
+            "startsAt": now.isoformat(),
+            "endsAt": (now + dt.timedelta(minutes=10)).isoformat(),
+            "createdBy": "test",
+            "comment": "database maintenance",
+        },
+        timeout=10,
+    )
+    silence.raise_for_status()
+    silence_id = silence.json()["silenceID"]
+    try:
+        config = write_config(fresh_lab, tmp_path)
+        data = yaml.safe_load(config.read_text())
+        data["alertmanager"] = {"url": url}
+        config.write_text(yaml.safe_dump(data))
+        client, services = run_app(config)
+        plan_id = post(client, firing(SOURCE)).get_json()["queued_plan"]
+        services.worker.drain_queue(timeout=300)
+        plan = services.journal.plan(plan_id)
+        assert plan.state in ("frozen", "unresolved"), plan.detail
+        assert silence_id in plan.detail
+        assert not {m.domain for m in services.journal.migrations(plan_id)} & set(CHUNK)
+        placement = assert_whole_cluster_sane(fresh_lab)
+        assert all(placement[d] == SOURCE for d in CHUNK)
+        services.journal.close()
+    finally:
+        requests.delete(f"{url}/api/v2/silence/{silence_id}", timeout=10)
+
+
+def _conflicting_definition(lab, host: str, domain: str) -> None:
+    """Define an inactive domain of the same name but another UUID on ``host``: libvirt then refuses
+    the incoming migration of ``domain`` there, a real failure in the middle of a chunk."""
+    source = lab.connection(lab.placement()[domain]).lookupByName(domain)
+    root = ET.fromstring(source.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    root.find("uuid").text = str(uuid.uuid4())
+    lab.connection(host).defineXML(ET.tostring(root, encoding="unicode"))
+
+
+def test_a_failed_member_rolls_the_chunk_back(loaded_lab, tmp_path):
+    fresh_lab = loaded_lab
+    others = [h.name for h in fresh_lab.hosts if h.name != SOURCE]
+    for host in others:
+        _conflicting_definition(fresh_lab, host, "db1")
+    try:
+        client, services = run_app(write_config(fresh_lab, tmp_path))
+        plan_id = post(client, firing(SOURCE)).get_json()["queued_plan"]
+        services.worker.drain_queue(timeout=300)
+        plan = services.journal.plan(plan_id)
+        assert plan.state == "failed", plan.detail
+        states = {m.domain: m.state for m in services.journal.migrations(plan_id)}
+        assert states["db1"] == "failed"
+        assert states["web1"] == "rolled_back" and states["app1"] == "rolled_back", states
+        metrics = client.get("/metrics").get_data(as_text=True)
+        assert 'virtbalance_migrations_total{result="rolled_back"} 2.0' in metrics
+        services.journal.close()
+    finally:
+        for host in others:
+            dom = fresh_lab.connection(host).lookupByName("db1")
+            if not dom.isActive():
+                dom.undefine()
+    placement = fresh_lab.placement()
+    assert all(placement[d] == SOURCE for d in CHUNK), placement
+    for d in CHUNK:
+        assert fresh_lab.connection(SOURCE).lookupByName(d).isPersistent()
+
+
+def _journal_rows(path: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            "SELECT id, plan_id, domain, source, destination, state FROM migrations ORDER BY id"
+        ).fetchall()
+
+
+def _start_actioner(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "actioner.main", "--config", str(config), "--log-level", "DEBUG"],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the actioner exited"
+        try:
+            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("the actioner did not become healthy")
+
+
+def test_killing_the_actioner_mid_migration_leaves_every_domain_once_and_repeats_nothing(
+    loaded_lab, tmp_path
+):
+    fresh_lab = loaded_lab
+    # A bandwidth cap stretches the migration so the kill lands inside it.
+    config = write_config(fresh_lab, tmp_path, bandwidth_mib_per_s=2)
+    data = yaml.safe_load(config.read_text())
+    url = f"http://{data['webhook']['listen']}"
+    journal = Path(data["journal"]["path"])
+    log = tmp_path / "actioner.log"
+    process = _start_actioner(config, log)
+    try:
+        _wait_healthy(url, process)
+        response = requests.post(
+            f"{url}/api/v1/alerts",
+            json=firing(SOURCE),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=5,
+        )
+        assert response.status_code == 200
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(row[5] == "running" for row in _journal_rows(journal)):
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"no migration started: {log.read_text()[-3000:]}")
+        time.sleep(1.0)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        before = _journal_rows(journal)
+        assert any(row[5] == "running" for row in before)
+
+        process = _start_actioner(config, log)
+        _wait_healthy(url, process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    after = _journal_rows(journal)
+    placement = assert_whole_cluster_sane(fresh_lab)
+    assert not any(row[5] in ("running", "planned") for row in after), after
+    # No migration was started again: the same rows, none added after the restart.
+    assert [r[:5] for r in after] == [r[:5] for r in before]
+    done = [r for r in after if r[5] == "done"]
+    assert len({r[2] for r in done}) == len(done)
+    for _id, _plan, domain, source, destination, state in after:
+        expected = destination if state == "done" else source
+        assert placement[domain] == expected, (domain, state, placement)
+    with sqlite3.connect(journal) as db:
+        states = [r[0] for r in db.execute("SELECT state FROM plans")]
+    assert states == ["interrupted"]
+    assert os.path.getsize(log) > 0
