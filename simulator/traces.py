@@ -124,7 +124,7 @@ def _parse_bitbrains_file(
         raise ValidationError(str(path), ["no usable samples"])
     # Rows with 0 cores and all zeros are periods the VM reported nothing: they count as idle.
     vcpus = max(vcpus, 1)
-    # A VM that never reported memory still needs a footprint to be placed and moved: 1 GiB.
+    # Every VM needs a footprint to be placed and moved, even one that reported no memory: 1 GiB at least.
     memory_bytes = max(int(memory_kb * KIB), GIB)
     return _RawSeries(path.stem, vcpus, memory_bytes, samples)
 
