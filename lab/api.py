@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import socket
 import subprocess
 import sys
@@ -141,6 +142,8 @@ class Lab:
                 "status": "starting",
                 "scenario_source": parsed.source,
                 "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                # who brought it up: a test session tells its own lab from one a crashed run left
+                "owner": {"pid": os.getpid(), "started": start_time(os.getpid())},
                 "hosts": [],
                 "processes": [],
                 "loads": {},
@@ -695,6 +698,15 @@ def _require_free_port(address: str) -> None:
             ) from None
 
 
+def live_owner(lab_id: int) -> int | None:
+    """The pid of the still-running process that brought lab ``lab_id`` up, None if it is gone."""
+    state = read_state(LabNames(lab_id).state_dir) or {}
+    owner = state.get("owner")
+    if not isinstance(owner, dict) or not isinstance(owner.get("pid"), int):
+        return None
+    return int(owner["pid"]) if is_same_process(int(owner["pid"]), owner.get("started")) else None
+
+
 def is_up(lab_id: int) -> bool:
     """Whether lab ``lab_id`` has a state file saying it is up and its libvirtds still run."""
     state = read_state(LabNames(lab_id).state_dir)
@@ -707,4 +719,4 @@ def is_up(lab_id: int) -> bool:
     )
 
 
-__all__ = ["Lab", "LabHost", "is_up"]
+__all__ = ["Lab", "LabHost", "is_up", "live_owner"]

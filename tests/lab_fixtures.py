@@ -8,17 +8,33 @@ from collections.abc import Iterator
 import pytest
 
 from lab import Lab
+from lab.api import live_owner
 from lab.naming import lab_id_from_env
 from lab.teardown import teardown
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (namespaces, one libvirtd per host); CI runs as root")
+
+
+def clear_stale_lab(lab_id: int) -> None:
+    """Tear down a lab a crashed run left with this id; refuse to touch one a live process still owns."""
+    owner = live_owner(lab_id)
+    if owner is not None and owner != os.getpid():
+        pytest.fail(
+            f"lab {lab_id} is in use by process {owner}; set VIRTBALANCE_LAB_ID to a free id (0..9) "
+            f"or stop it with: virtbalance lab down --lab-id {lab_id}"
+        )
+    teardown(lab_id)
 
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     """The default scenario on lab VIRTBALANCE_LAB_ID (default 0), always torn down at session end."""
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root (namespaces, one libvirtd per host); CI runs as root")
+    require_root()
     lab_id = lab_id_from_env()
-    teardown(lab_id)  # a lab left by a crashed run with this id would make Lab.up refuse
+    clear_stale_lab(lab_id)
     instance = Lab.up("default", lab_id=lab_id)
     try:
         yield instance

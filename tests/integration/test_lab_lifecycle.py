@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lab import Lab, LabNotUp
+from lab.api import live_owner
 from lab.naming import LabNames, lab_id_from_env
 from lab.system import start_time
 from lab.teardown import leftovers, namespace_pids
@@ -28,15 +30,22 @@ domains:
 
 
 @pytest.fixture
-def spare_id() -> int:
-    """A lab id next to the session lab's, so this test never touches a lab in use."""
+def spare_id() -> Iterator[int]:
+    """A lab id nobody uses (nothing of it exists), so this test never touches someone else's lab."""
     if os.geteuid() != 0:
         pytest.skip("the lab needs root (namespaces, one libvirtd per host); CI runs as root")
-    default = (lab_id_from_env() + 5) % 10
-    lab_id = int(os.environ.get("VIRTBALANCE_LAB_SPARE_ID", default))
-    Lab.teardown(lab_id)
+    session_id = lab_id_from_env()
+    wanted = os.environ.get("VIRTBALANCE_LAB_SPARE_ID")
+    candidates = [int(wanted)] if wanted else [(session_id + k) % 10 for k in range(5, 15)]
+    free = [i for i in candidates if i != session_id and not leftovers(LabNames(i))]
+    if not free:
+        pytest.fail(
+            f"no free lab id among {candidates} for the lifecycle test; set VIRTBALANCE_LAB_SPARE_ID"
+        )
+    lab_id = free[0]
     yield lab_id
-    Lab.teardown(lab_id)
+    if live_owner(lab_id) == os.getpid():  # only what this session brought up
+        Lab.teardown(lab_id)
 
 
 @pytest.fixture
