@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Sample
 
 from exporter.bridges import BridgeInspector
+from exporter.exposition import Family, counter, gauge
 from exporter.source import (
     DURATION_STAGES,
     STAGES,
@@ -48,31 +49,9 @@ NET_COUNTERS = (
     ("transmit_errors", "tx.errs", "Number of packet transmit errors on a network interface."),
     ("transmit_drops", "tx.drop", "Number of packet transmit drops on a network interface."),
 )
+BLOCK_FIELDS = tuple(key for _, key, _ in BLOCK_COUNTERS)
+NET_FIELDS = tuple(key for _, key, _ in NET_COUNTERS)
 DIRTYRATE_MEASURED = 2  # virDomainDirtyRateStatus: the last calculation has finished
-
-
-class _Family:
-    """A metric family that takes label values positionally; appends samples without re-validation."""
-
-    def __init__(self, name: str, help_text: str, kind: str, labels: Sequence[str] = ()) -> None:
-        self.metric = Metric(
-            name.removesuffix("_total") if kind == "counter" else name, help_text, kind
-        )
-        self._sample_name = self.metric.name + "_total" if kind == "counter" else name
-        self._labels = tuple(labels)
-
-    def add(self, values: Sequence[str], value: float) -> None:
-        self.metric.samples.append(
-            Sample(self._sample_name, dict(zip(self._labels, values, strict=True)), value)
-        )
-
-
-def _gauge(name: str, help_text: str, labels: Sequence[str] = ()) -> _Family:
-    return _Family(name, help_text, "gauge", labels)
-
-
-def _counter(name: str, help_text: str, labels: Sequence[str] = ()) -> _Family:
-    return _Family(name, help_text, "counter", labels)
 
 
 @dataclass(frozen=True)
@@ -81,6 +60,15 @@ class CapacityOverride:
 
     cpus: int | None = None
     memory_bytes: int | None = None
+
+
+@functools.cache
+def _device_keys(
+    group: str, index: int, fields: tuple[str, ...]
+) -> tuple[str, str, tuple[str, ...]]:
+    """Bulk-stats keys of device ``index`` (path, name, the fields), built once per process."""
+    prefix = f"{group}.{index}."
+    return prefix + "path", prefix + "name", tuple(prefix + field for field in fields)
 
 
 class LibvirtCollector(Collector):
@@ -111,6 +99,11 @@ class LibvirtCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
+        for family in self.families():
+            yield family.to_metric()
+
+    def families(self) -> list[Family]:
+        """Scrape libvirt once and build every family (the HTTP endpoint renders these directly)."""
         with self._lock:
             start = self._clock()
             data = self._source.scrape()
@@ -121,22 +114,22 @@ class LibvirtCollector(Collector):
             for stage, count in data.errors.items():
                 self._errors[stage] = self._errors.get(stage, 0) + count
             families.extend(self._self_metrics(data))
-        yield from families
+        return families
 
     # --- building the families ---------------------------------------------------------------
 
-    def _families(self, data: ScrapeData) -> list[Metric]:
-        up = _gauge("libvirt_up", "Whether scraping libvirt's metrics was successful.")
+    def _families(self, data: ScrapeData) -> list[Family]:
+        up = gauge("libvirt_up", "Whether scraping libvirt's metrics was successful.")
         up.add((), 1.0 if data.up else 0.0)
-        families = [up.metric]
+        families = [up]
         if data.node is not None:
             families.extend(self._node_families(data.node, data.domains))
         if data.up:
             families.extend(self._domain_families(data))
         return families
 
-    def _node_families(self, node: NodeFacts, domains: list[DomainRecord]) -> list[Metric]:
-        info = _gauge(
+    def _node_families(self, node: NodeFacts, domains: list[DomainRecord]) -> list[Family]:
+        info = gauge(
             "libvirt_node_info",
             "The hypervisor host: names and versions, value 1.",
             (
@@ -159,14 +152,14 @@ class LibvirtCollector(Collector):
             ),
             1.0,
         )
-        cpus = _gauge(
+        cpus = gauge(
             "libvirt_node_cpus", "Logical CPUs of the host (the declared capacity if set)."
         )
         cpus.add((), float(self._capacity.cpus or node.cpus))
-        families = [info.metric, cpus.metric]
-        total = _gauge("libvirt_node_memory_total_bytes", "Memory capacity of the host, in bytes.")
-        free = _gauge("libvirt_node_memory_free_bytes", "Free memory of the host, in bytes.")
-        available = _gauge(
+        families = [info, cpus]
+        total = gauge("libvirt_node_memory_total_bytes", "Memory capacity of the host, in bytes.")
+        free = gauge("libvirt_node_memory_free_bytes", "Free memory of the host, in bytes.")
+        available = gauge(
             "libvirt_node_memory_available_bytes",
             "Memory available for new domains without swapping, in bytes.",
         )
@@ -184,73 +177,75 @@ class LibvirtCollector(Collector):
                 free.add((), float(node.memory_free_bytes))
             if node.memory_available_bytes is not None:
                 available.add((), float(node.memory_available_bytes))
-        families.extend(f.metric for f in (total, free, available) if f.metric.samples)
-        cpu_seconds = _counter(
+        families.extend(f for f in (total, free, available) if f.rows)
+        cpu_seconds = counter(
             "libvirt_node_cpu_seconds_total", "CPU time of the host by mode, in seconds.", ("mode",)
         )
         for mode, seconds in sorted(node.cpu_seconds.items()):
             cpu_seconds.add((mode,), seconds)
-        if cpu_seconds.metric.samples:
-            families.append(cpu_seconds.metric)
+        if cpu_seconds.rows:
+            families.append(cpu_seconds)
         return families
 
-    def _domain_families(self, data: ScrapeData) -> list[Metric]:
-        number = _gauge("libvirt_domains_number", "Number of domains.")
+    def _domain_families(self, data: ScrapeData) -> list[Family]:
+        number = gauge("libvirt_domains_number", "Number of domains.")
         number.add((), float(len(data.domains)))
-        state = _gauge("libvirt_domain_state_code", "State of the domain.", DOMAIN_LABELS)
-        cpu_time = _counter(
+        state = gauge("libvirt_domain_state_code", "State of the domain.", DOMAIN_LABELS)
+        cpu_time = counter(
             "libvirt_domain_info_cpu_time_seconds_total",
             "Amount of CPU time used by the domain, in seconds.",
             DOMAIN_LABELS,
         )
-        vcpus = _gauge(
+        vcpus = gauge(
             "libvirt_domain_info_virtual_cpus",
             "Number of virtual CPUs for the domain.",
             DOMAIN_LABELS,
         )
-        max_memory = _gauge(
+        max_memory = gauge(
             "libvirt_domain_info_maximum_memory_bytes",
             "Maximum allowed memory of the domain, in bytes.",
             DOMAIN_LABELS,
         )
-        memory = _gauge(
+        memory = gauge(
             "libvirt_domain_info_memory_usage_bytes",
             "Memory usage of the domain, in bytes.",
             DOMAIN_LABELS,
         )
-        rss = _gauge(
+        rss = gauge(
             "libvirt_domain_memory_rss_bytes",
             "Resident memory of the domain's process on the host, in bytes.",
             DOMAIN_LABELS,
         )
-        balloon = _gauge(
+        balloon = gauge(
             "libvirt_domain_memory_balloon_current_bytes",
             "Memory the balloon currently gives the guest, in bytes.",
             DOMAIN_LABELS,
         )
-        delay = _counter(
+        delay = counter(
             "libvirt_domain_vcpu_delay_seconds_total",
             "Time a vCPU was runnable but waited for a host CPU (steal), in seconds.",
             (*DOMAIN_LABELS, "vcpu"),
         )
-        migrating = _gauge(
+        migrating = gauge(
             "libvirt_domain_migration_in_progress",
             "1 while a migration job of the domain runs on this host.",
             DOMAIN_LABELS,
         )
-        dirty = _gauge(
+        dirty = gauge(
             "libvirt_domain_dirty_rate_bytes_per_second",
             "Memory dirty rate of the last libvirt dirty-rate calculation, in bytes per second.",
             DOMAIN_LABELS,
         )
         block = [
-            (_counter(f"libvirt_domain_block_stats_{name}_total", text, BLOCK_LABELS), key)
-            for name, key, text in BLOCK_COUNTERS
+            counter(f"libvirt_domain_block_stats_{name}_total", text, BLOCK_LABELS)
+            for name, _, text in BLOCK_COUNTERS
         ]
         net = [
-            (_counter(f"libvirt_domain_interface_stats_{name}_total", text, NET_LABELS), key)
-            for name, key, text in NET_COUNTERS
+            counter(f"libvirt_domain_interface_stats_{name}_total", text, NET_LABELS)
+            for name, _, text in NET_COUNTERS
         ]
+        block_rows = [f.rows for f in block]
+        net_rows = [f.rows for f in net]
         for record in data.domains:
             stats = record.stats
             ident = (record.name, record.uuid)
@@ -279,31 +274,33 @@ class LibvirtCollector(Collector):
             ):
                 dirty.add(ident, float(stats["dirtyrate.megabytes_per_second"] * KIB * KIB))
             for index in range(int(stats.get("block.count", 0))):
-                prefix = f"block.{index}."
-                labels = (*ident, stats.get(prefix + "path", ""), stats.get(prefix + "name", ""))
-                for family, key in block:
-                    if prefix + key in stats:
-                        family.add(labels, float(stats[prefix + key]))
+                path_key, name_key, keys = _device_keys("block", index, BLOCK_FIELDS)
+                labels = (*ident, stats.get(path_key, ""), stats.get(name_key, ""))
+                for rows, key in zip(block_rows, keys, strict=True):
+                    value = stats.get(key)
+                    if value is not None:
+                        rows.append((labels, float(value)))
             for index in range(int(stats.get("net.count", 0))):
-                prefix = f"net.{index}."
-                target = stats.get(prefix + "name", "")
+                _, name_key, keys = _device_keys("net", index, NET_FIELDS)
+                target = stats.get(name_key, "")
                 bridge = record.topology.bridge_of(target) if record.topology else ""
                 labels = (*ident, bridge, target)
-                for family, key in net:
-                    if prefix + key in stats:
-                        family.add(labels, float(stats[prefix + key]))
+                for rows, key in zip(net_rows, keys, strict=True):
+                    value = stats.get(key)
+                    if value is not None:
+                        rows.append((labels, float(value)))
         families = [number, state, cpu_time, vcpus, max_memory, memory, rss, balloon, delay]
-        families += [migrating, dirty, *(f for f, _ in block), *(f for f, _ in net)]
+        families += [migrating, dirty, *block, *net]
         families += self._topology_families(data)
-        return [f.metric for f in families]
+        return families
 
-    def _topology_families(self, data: ScrapeData) -> list[_Family]:
-        interface_info = _gauge(
+    def _topology_families(self, data: ScrapeData) -> list[Family]:
+        interface_info = gauge(
             "libvirt_domain_interface_info",
             "A domain interface: its bridge, libvirt network and whether that is private, value 1.",
             (*DOMAIN_LABELS, "interface", "bridge", "network", "private"),
         )
-        chunk_info = _gauge(
+        chunk_info = gauge(
             "libvirt_domain_chunk_info",
             "The chunk (domains chained by private networks or a group) of a domain, value 1.",
             (*DOMAIN_LABELS, "chunk"),
@@ -364,19 +361,19 @@ class LibvirtCollector(Collector):
             bridges[interface.bridge] = private
         return bridges[interface.bridge]
 
-    def _self_metrics(self, data: ScrapeData) -> list[Metric]:
-        duration = _gauge(
+    def _self_metrics(self, data: ScrapeData) -> list[Family]:
+        duration = gauge(
             "libvirt_exporter_scrape_duration_seconds",
             "Time the last scrape spent per stage, in seconds.",
             ("stage",),
         )
         for stage in DURATION_STAGES:
             duration.add((stage,), data.durations.get(stage, 0.0))
-        errors = _counter(
+        errors = counter(
             "libvirt_exporter_scrape_errors_total",
             "Failures while scraping libvirt, by stage.",
             ("stage",),
         )
         for stage in STAGES:
             errors.add((stage,), float(self._errors[stage]))
-        return [duration.metric, errors.metric]
+        return [duration, errors]

@@ -49,7 +49,7 @@ def build(
     clock: Callable[[], float] | None = None,
     timeout: float = 5.0,
     max_age: float = 60.0,
-) -> tuple[CollectorRegistry, LibvirtSource]:
+) -> tuple[CollectorRegistry, LibvirtCollector]:
     clock = clock or FakeClock()
     source = LibvirtSource(
         connect=factory, clock=clock, timeout=timeout, topology_cache=TopologyCache(max_age)
@@ -57,7 +57,7 @@ def build(
     collector = LibvirtCollector(source, bridges=FakeBridges(RECORDED_BRIDGES), clock=clock)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
-    return registry, source
+    return registry, collector
 
 
 Result = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -92,8 +92,8 @@ def test_self_metrics_are_precreated_for_every_stage():
 def test_unreachable_libvirt_reports_down_over_http_and_recovers():
     factory = Factory(lambda: FakeConnection(recorded_host()))
     factory.down = True
-    registry, _ = build(factory)
-    app = build_app(registry, "/metrics")
+    registry, collector = build(factory)
+    app = build_app(collector, "/metrics")
     status: list[str] = []
     body = b"".join(
         app(

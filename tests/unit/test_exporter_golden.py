@@ -8,8 +8,11 @@ import subprocess
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collector import LibvirtCollector
+from exporter.exposition import gauge, render
+from exporter.main import build_app
 from exporter.source import LibvirtSource
 from exporter.topology import TopologyCache
 from tests.fixtures.exporter.fake_libvirt import (
@@ -24,19 +27,68 @@ from tests.fixtures.exporter.fake_libvirt import (
 GOLDEN = FIXTURES / "golden.prom"
 
 
-def exposition() -> bytes:
+def collector() -> LibvirtCollector:
     clock = FakeClock()  # frozen: every stage duration is 0, so the text is deterministic
     conn = FakeConnection(recorded_host())
     source = LibvirtSource(
         connect=lambda: conn, clock=clock, timeout=5.0, topology_cache=TopologyCache(60.0)
     )
+    return LibvirtCollector(source, bridges=FakeBridges(RECORDED_BRIDGES), clock=clock)
+
+
+def served() -> bytes:
+    """What the HTTP endpoint serves."""
+    status: list[str] = []
+    app = build_app(collector(), "/metrics")
+    body = b"".join(app({"PATH_INFO": "/metrics"}, lambda s, h: status.append(s)))
+    assert status == ["200 OK"]
+    return body
+
+
+def parsed(
+    text: bytes,
+) -> dict[str, tuple[str, str, set[tuple[str, tuple[tuple[str, str], ...], float]]]]:
+    return {
+        family.name: (
+            family.type,
+            family.documentation,
+            {(s.name, tuple(sorted(s.labels.items())), s.value) for s in family.samples},
+        )
+        for family in text_string_to_metric_families(text.decode())
+    }
+
+
+def test_served_text_means_what_prometheus_client_renders():
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(LibvirtCollector(source, bridges=FakeBridges(RECORDED_BRIDGES), clock=clock))
-    return generate_latest(registry)
+    registry.register(collector())
+    reference = parsed(generate_latest(registry))
+    ours = parsed(served())
+    assert ours == reference
+    assert len(reference) > 30
+
+
+def test_label_values_and_help_are_escaped():
+    family = gauge("x_info", "line\\one\nline two", ("a", "b"))
+    family.add(('say "hi"', "back\\slash\nnew line"), 1)
+    family.add(("", "é"), 2.5e10)
+    text = render([family])
+    assert text.decode() == (
+        "# HELP x_info line\\\\one\\nline two\n"
+        "# TYPE x_info gauge\n"
+        'x_info{a="say \\"hi\\"",b="back\\\\slash\\nnew line"} 1.0\n'
+        'x_info{a="",b="é"} 2.5e+10\n'
+    )
+    [(sample_a, sample_b)] = [
+        tuple(s.labels.values())
+        for f in text_string_to_metric_families(text.decode())
+        for s in f.samples
+        if s.value == 1
+    ]
+    assert (sample_a, sample_b) == ('say "hi"', "back\\slash\nnew line")
 
 
 def test_exposition_matches_golden_file():
-    text = exposition()
+    text = served()
     if os.environ.get("VIRTBALANCE_UPDATE_GOLDEN") == "1":
         GOLDEN.write_bytes(text)
     assert text.decode() == GOLDEN.read_text()

@@ -1,0 +1,111 @@
+"""Light metric families and a fast renderer of the Prometheus text format (version 0.0.4).
+
+prometheus_client 0.2x validates and escapes every label name of every sample while rendering
+(about 25 us per sample here): 0.6 s for the 25,000 series of a 1,000-domain host. The exporter
+builds these light families, renders them itself for its HTTP endpoint (identical text, as a unit
+test checks against ``generate_latest``) and turns them into prometheus_client metrics for
+``Collector.collect``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Sample
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+Row = tuple[tuple[str, ...], float]
+
+
+class Family:
+    """One metric family: name, help, type, label names and rows of (label values, value)."""
+
+    __slots__ = ("help", "kind", "labels", "name", "rows", "sample_name")
+
+    def __init__(self, name: str, help_text: str, kind: str, labels: Sequence[str] = ()) -> None:
+        # A counter family is named without _total; its samples carry it.
+        self.name = name.removesuffix("_total") if kind == "counter" else name
+        self.sample_name = self.name + "_total" if kind == "counter" else name
+        self.help = help_text
+        self.kind = kind
+        self.labels = tuple(labels)
+        self.rows: list[Row] = []
+
+    def add(self, values: tuple[str, ...], value: float) -> None:
+        self.rows.append((values, value))
+
+    def to_metric(self) -> Metric:
+        metric = Metric(self.name, self.help, self.kind)
+        labels = self.labels
+        metric.samples = [
+            Sample(self.sample_name, dict(zip(labels, values, strict=True)), value)
+            for values, value in self.rows
+        ]
+        return metric
+
+
+def gauge(name: str, help_text: str, labels: Sequence[str] = ()) -> Family:
+    return Family(name, help_text, "gauge", labels)
+
+
+def counter(name: str, help_text: str, labels: Sequence[str] = ()) -> Family:
+    return Family(name, help_text, "counter", labels)
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+def format_value(value: float) -> str:
+    """Floats the way Go (and prometheus_client) write them: 1.0, 2.5276502016e+10, +Inf, NaN."""
+    number = float(value)
+    if math.isinf(number):
+        return "+Inf" if number > 0 else "-Inf"
+    if math.isnan(number):
+        return "NaN"
+    text = repr(number)
+    dot = text.find(".")
+    if number > 0 and dot > 6:
+        # Go uses an exponent from 1e21 down to 7 integer digits; Python's repr only from 1e16.
+        digits = (text[:dot] + text[dot + 1 :]).rstrip("0")
+        mantissa = f"{digits[0]}.{digits[1:]}".rstrip(".")
+        return f"{mantissa}e+{dot - 1:02d}"
+    return text
+
+
+def render(families: Iterable[Family]) -> bytes:
+    """The text exposition of ``families``; each distinct label set is escaped and joined once."""
+    escaped: dict[str, str] = {}
+    bodies: dict[tuple[str, ...], dict[tuple[str, ...], str]] = {}
+    out: list[str] = []
+    append = out.append
+    for family in families:
+        name = family.sample_name
+        append(f"# HELP {name} {_escape_help(family.help)}\n# TYPE {name} {family.kind}\n")
+        labels = family.labels
+        known = bodies.setdefault(labels, {})
+        for values, value in family.rows:
+            text = repr(value)
+            if len(text) > 7 or text[-1] in "fn" or type(value) is not float:
+                text = format_value(value)  # long, inf, nan or not a float: the careful path
+            if not labels:
+                append(f"{name} {text}\n")
+                continue
+            body = known.get(values)
+            if body is None:
+                parts = []
+                for label, raw in zip(labels, values, strict=True):
+                    quoted = escaped.get(raw)
+                    if quoted is None:
+                        quoted = escaped[raw] = _escape_label(raw)
+                    parts.append(f'{label}="{quoted}"')
+                body = known[values] = "{" + ",".join(parts) + "} "
+            append(f"{name}{body}{text}\n")
+    return "".join(out).encode()
