@@ -62,6 +62,8 @@ class Stack:
     state_dir: Path
     actioner_pid: int
     timings: Timings = field(default_factory=Timings)
+    # The actioner's process handle when this process started it (not after ``demo down`` reattaches).
+    actioner_process: subprocess.Popen[bytes] | None = None
 
     @property
     def hosts(self) -> list[str]:
@@ -122,6 +124,11 @@ def start(
     policy = Policy.load(policy_file)
     state_dir = Path(lab.state_dir) / "stack"
     state_dir.mkdir(parents=True, exist_ok=True)
+    # A new stack on this lab: the previous actioner goes, and its history with it, so cooldowns
+    # start from nothing (the lab's guests may have been put back by hand since).
+    stop_actioner(state_dir)
+    for leftover in state_dir.glob("journal.sqlite*"):
+        leftover.unlink()
     token_file = state_dir / "webhook-token"
     if not token_file.exists():
         token_file.write_text(secrets.token_urlsafe(32) + "\n", encoding="utf-8")
@@ -155,7 +162,8 @@ def start(
         overrides=actioner_settings or {},
     )
     config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    pid = _spawn_actioner(config_file, state_dir / "actioner.log")
+    process = _spawn_actioner(config_file, state_dir / "actioner.log")
+    pid = process.pid
     # Recorded with the lab's own processes, so `virtbalance lab down` stops the actioner too.
     started = start_time(pid)
     update_state(lab.state_dir, lambda state: record_process(state, "actioner", pid, started))
@@ -169,6 +177,7 @@ def start(
         state_dir=state_dir,
         actioner_pid=pid,
         timings=timings,
+        actioner_process=process,
     )
     stack.save()
     wait_ready(stack, ready_timeout)
@@ -226,7 +235,7 @@ def _actioner_command(config_file: Path) -> list[str]:
     return [sys.executable, "-m", "actioner.main", "--config", str(config_file)]
 
 
-def _spawn_actioner(config_file: Path, log_file: Path) -> int:
+def _spawn_actioner(config_file: Path, log_file: Path) -> subprocess.Popen[bytes]:
     """Start the actioner detached from the caller, so ``demo up`` can return and leave it running."""
     with log_file.open("ab") as log:
         process = subprocess.Popen(
@@ -237,7 +246,7 @@ def _spawn_actioner(config_file: Path, log_file: Path) -> int:
             start_new_session=True,
             cwd=str(config_file.parent),
         )
-    return process.pid
+    return process
 
 
 def wait_ready(stack: Stack, timeout: float) -> None:
@@ -250,7 +259,13 @@ def wait_ready(stack: Stack, timeout: float) -> None:
         if "alertmanager" in waiting and stack.alertmanager.ready():
             waiting.discard("alertmanager")
         if "actioner" in waiting:
-            if not _alive(stack.actioner_pid):
+            process = stack.actioner_process
+            exited = (
+                process.poll() is not None
+                if process is not None
+                else not _alive(stack.actioner_pid)
+            )
+            if exited:
                 raise StackError(
                     f"the actioner exited at start; see {stack.actioner_log}:\n{_tail(stack.actioner_log)}"
                 )
@@ -327,5 +342,12 @@ def _reap(pid: int) -> None:
 
 
 def stop(stack: Stack) -> None:
-    """Stop the actioner and the lab's monitoring, keep the lab itself."""
+    """Stop the actioner; the lab and its monitoring stay (``lab.down()`` removes them)."""
     stop_actioner(stack.state_dir)
+    if stack.actioner_process is not None:
+        # Collect the exit status, so no zombie and no "still running" handle is left behind.
+        try:
+            stack.actioner_process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            stack.actioner_process.kill()
+            stack.actioner_process.wait()
