@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -64,8 +65,6 @@ def write_config(
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -264,12 +263,21 @@ def _journal_rows(path: Path) -> list[tuple[Any, ...]]:
 
 
 def _start_actioner(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "actioner.main", "--config", str(config), "--log-level", "DEBUG"],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "actioner.main",
+                "--config",
+                str(config),
+                "--log-level",
+                "DEBUG",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
