@@ -7,7 +7,14 @@ import io
 import pytest
 
 from virtbalance.demo.actioner_view import ActionerReader, PlanView, parse_plan
-from virtbalance.demo.clients import Alertmanager, NotifiedAlert, Prometheus, RuleAlert, parse_time
+from virtbalance.demo.clients import (
+    Alertmanager,
+    NotifiedAlert,
+    Prometheus,
+    RuleAlert,
+    ServiceError,
+    parse_time,
+)
 from virtbalance.demo.narrator import HostFigures, Narrator, bar, summary
 
 HOSTS = ["hv1", "hv2", "hv3"]
@@ -244,3 +251,30 @@ def test_a_frozen_plan_without_migrations_is_finished():
     assert plan.finished
     assert plan.migrations == ()
     assert plan.outcome == "frozen"
+
+
+class DownPrometheus(FakePrometheus):
+    def query(self, promql: str) -> list[tuple[dict[str, str], float]]:
+        raise ServiceError("connection refused")
+
+
+def test_a_service_that_stays_down_is_reported_once_then_given_up():
+    clock = Clock()
+    timeline = Timeline(clock)
+    out = io.StringIO()
+    narrator = Narrator(
+        DownPrometheus(timeline),
+        FakeAlertmanager(),
+        FakeActioner(timeline),
+        hosts=HOSTS,
+        cpu_high=0.75,
+        out=out,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    story = narrator.watch("hv1", T0, HostFigures(T0, {}, {}), timeout=600)
+    text = out.getvalue()
+    assert text.count("did not answer") == 1
+    assert "giving up: no answer for 60s" in text
+    assert clock.now - T0 < 70
+    assert story.after is None

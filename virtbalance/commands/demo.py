@@ -6,8 +6,11 @@ import argparse
 import sys
 from typing import Any
 
+from lab.errors import LabAlreadyUp, LabError
 from lab.naming import check_lab_id, lab_id_from_env
+from virtbalance.demo.clients import ServiceError
 from virtbalance.demo.run import demo_down, demo_up
+from virtbalance.demo.stack import StackError
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -48,7 +51,20 @@ def _lab_id(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    return demo_up(args.scenario, _lab_id(args), sys.stdout, timeout=args.timeout)
+    try:
+        return demo_up(args.scenario, _lab_id(args), sys.stdout, timeout=args.timeout)
+    except LabAlreadyUp as exc:
+        print(
+            f"virtbalance demo: {exc}\nvirtbalance demo: stop it first with: make demo-down",
+            file=sys.stderr,
+        )
+    except (LabError, StackError, ServiceError) as exc:
+        print(f"virtbalance demo: {exc}", file=sys.stderr)
+        print(
+            "virtbalance demo: what started is still up for a look; clean up with: make demo-down",
+            file=sys.stderr,
+        )
+    return 1
 
 
 def _down(args: argparse.Namespace) -> int:

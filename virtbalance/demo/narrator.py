@@ -14,6 +14,7 @@ CPU_RATIO = "host:libvirt_cpu:ratio"
 MEMORY_RATIO = "host:libvirt_memory_used:ratio"
 OVERLOAD_ALERT = "HostSustainedOverload"
 BAR_WIDTH = 24
+SERVICE_PATIENCE = 60.0  # seconds a service may stay silent before the narration stops
 
 
 def bar(fraction: float, width: int = BAR_WIDTH) -> str:
@@ -138,18 +139,29 @@ class Narrator:
         self._known_plans = self.known_plan_ids()
         self._split_totals = self.actioner.split_totals()
         deadline = self.clock() + timeout
+        failing_since: float | None = None
         while self.clock() < deadline:
             try:
                 done = self._step(story)
+                failing_since = None
             except ServiceError as exc:
-                self.say(f"(a service did not answer: {exc}; retrying)")
                 done = False
+                now = self.clock()
+                if failing_since is None:
+                    failing_since = now
+                    self.say(f"(a service did not answer: {exc}; retrying)")
+                elif now - failing_since > SERVICE_PATIENCE:
+                    self.say(f"giving up: no answer for {SERVICE_PATIENCE:.0f}s ({exc})")
+                    break
             if done:
                 break
             self.sleep(self.poll_interval)
         else:
             self.say(f"gave up waiting after {timeout:.0f}s")
-        story.after = self.figures()
+        try:
+            story.after = self.figures()
+        except ServiceError:
+            story.after = None
         return story
 
     def _step(self, story: Story) -> bool:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TextIO
 
 from lab.api import Lab
+from lab.errors import LabError
+from lab.naming import LabNames
 from virtbalance.demo.actioner_view import ActionerReader
 from virtbalance.demo.clients import Prometheus, ServiceError
 from virtbalance.demo.narrator import CPU_RATIO, Narrator, Story, summary
@@ -141,15 +142,17 @@ def _relieved(story: Story) -> bool:
 
 
 def demo_down(lab_id: int, out: TextIO) -> int:
-    """Stop the actioner and bring the lab down; safe to run twice."""
+    """Stop the actioner and bring the lab down; safe to run twice and after a crash."""
+    state_dir = LabNames(lab_id).state_dir
+    if stop_actioner(state_dir / "stack"):
+        out.write("stopped the actioner\n")
     try:
         lab = Lab.attach(lab_id)
-    except Exception as exc:  # whatever attach raises, there is no lab to stop
-        out.write(f"virtbalance demo down: no lab {lab_id} running ({exc})\n")
+    except LabError:
+        # Not up, or half up after a crash: remove whatever is left of it.
+        found = Lab.teardown(lab_id)
+        out.write(f"lab {lab_id}: {'removed leftovers' if found else 'nothing was running'}\n")
         return 0
-    state_dir = Path(lab.state_dir) / "stack"
-    if stop_actioner(state_dir):
-        out.write("stopped the actioner\n")
     lab.down()
     out.write(f"lab {lab_id} is down\n")
     return 0
