@@ -8,9 +8,12 @@ from pathlib import Path
 from simulator.engine import Result
 from virtbalance.errors import ValidationError
 
+# Panels side by side, wrapped into rows so that six policies stay readable.
+PANELS_PER_ROW = 3
+
 
 def plot_hosts(results: Sequence[Result], path: str | Path, step: float, cpu_high: float) -> Path:
-    """Write one PNG: a panel per policy, each host's CPU ratio over days, the ``cpu_high`` line dashed."""
+    """Write one PNG: a panel per policy (three per row), each host's CPU ratio over days, ``cpu_high`` dashed."""
     try:
         import matplotlib  # noqa: PLC0415 - lazy: plotting is optional (the sim extra)
 
@@ -23,10 +26,15 @@ def plot_hosts(results: Sequence[Result], path: str | Path, step: float, cpu_hig
     drawable = [r for r in results if r.host_series]
     if not drawable:
         raise ValidationError("plot", ["no host series were recorded"])
+    columns = min(PANELS_PER_ROW, len(drawable))
+    rows = -(-len(drawable) // columns)
     figure, axes = plt.subplots(
-        1, len(drawable), figsize=(4.2 * len(drawable), 3.6), sharey=True, squeeze=False
+        rows, columns, figsize=(5.0 * columns, 3.6 * rows), sharey=True, squeeze=False
     )
-    for axis, result in zip(axes[0], drawable, strict=True):
+    panels = [axis for row in axes for axis in row]
+    for axis in panels[len(drawable) :]:
+        axis.set_visible(False)
+    for axis, result in zip(panels, drawable, strict=False):
         for host, series in result.host_series.items():
             days = [i * step / 86400.0 for i in range(len(series))]
             axis.plot(days, series, linewidth=0.4, label=host)
@@ -37,7 +45,8 @@ def plot_hosts(results: Sequence[Result], path: str | Path, step: float, cpu_hig
             fontsize=9,
         )
         axis.set_xlabel("days")
-    axes[0][0].set_ylabel("host CPU demand / capacity")
+    for row in axes:
+        row[0].set_ylabel("host CPU demand / capacity")
     figure.tight_layout()
     target = Path(path)
     figure.savefig(target, dpi=110)

@@ -1,0 +1,116 @@
+"""Benchmark ``virtbalance simulate``: the Bitbrains month on 10 hosts, every policy side by side.
+
+Measures replay speed (load, per policy, all) and checks the goals: virtbalance cuts overloaded
+host-time by >= 90% against ``none``, with fewer migrations than every baseline that gets within 10
+points of its reduction. Prints a Markdown block for docs/benchmarks.md.
+
+    .venv/bin/python benchmarks/bench_simulator.py [--traces DIR] [--cpus 48] [--memory-gib 256]
+        [--json out.json] [--plot out.png] [--sweep 40,48,56]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from simulator.cluster import ClusterSpec  # noqa: E402
+from simulator.config import Simulation, TraceSpec  # noqa: E402
+from simulator.plot import plot_hosts  # noqa: E402
+from simulator.report import reduction_pct, table, to_json  # noqa: E402
+from simulator.run import Comparison, compare  # noqa: E402
+from simulator.traces import GIB  # noqa: E402
+
+DEFAULT_TRACES = REPO.parent / "shared" / "traces" / "bitbrains-rnd-2013-7"
+
+
+def goals(comparison: Comparison) -> list[str]:
+    by_name = {r.metrics.policy: r.metrics for r in comparison.results}
+    base = by_name["none"].overloaded_host_time_pct
+    ours = by_name["virtbalance"]
+    cut = reduction_pct(base, ours.overloaded_host_time_pct)
+    lines = [
+        f"- virtbalance cuts overloaded host-time by {cut:.1f}% (goal >= 90%): {'met' if cut >= 90 else 'MISSED'}"
+    ]
+    for name, metrics in by_name.items():
+        if name in ("none", "virtbalance"):
+            continue
+        other = reduction_pct(base, metrics.overloaded_host_time_pct)
+        if other >= cut - 10.0:
+            verdict = "met" if ours.migrations < metrics.migrations else "MISSED"
+            lines.append(
+                f"- {name} cuts {other:.1f}% (within 10 points): virtbalance {ours.migrations} "
+                f"vs {metrics.migrations} migrations, {ours.migrated_gib:.0f} vs "
+                f"{metrics.migrated_gib:.0f} GiB: {verdict}"
+            )
+        else:
+            lines.append(f"- {name} cuts {other:.1f}%: more than 10 points short, not compared")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--traces", default=str(DEFAULT_TRACES))
+    parser.add_argument("--hosts", type=int, default=10)
+    parser.add_argument("--cpus", type=float, default=48.0)
+    parser.add_argument("--memory-gib", type=float, default=256.0)
+    parser.add_argument("--json")
+    parser.add_argument("--plot")
+    parser.add_argument("--sweep", help="also run these CPU sizes (comma-separated), figures only")
+    args = parser.parse_args()
+
+    simulation = Simulation(
+        traces=TraceSpec(path=args.traces),
+        cluster=ClusterSpec(
+            hosts=args.hosts, cpus=args.cpus, memory_bytes=int(args.memory_gib * GIB)
+        ),
+    )
+    started = time.perf_counter()
+    workload = simulation.traces.load()
+    load_seconds = time.perf_counter() - started
+    comparison = compare(simulation, workload=workload, record_series=bool(args.plot))
+    total = time.perf_counter() - started
+
+    print(
+        f"## Simulator\n\n{datetime.date.today().isoformat()}, {platform.node()}, "
+        f"`{' '.join(['.venv/bin/python', *sys.argv])}`\n"
+    )
+    print("```")
+    print(table(comparison.results, simulation.policy.cpu_high))
+    print("```\n")
+    replay = sum(r.metrics.replay_seconds for r in comparison.results)
+    print(
+        f"- trace load {load_seconds:.1f} s; replay of all {len(comparison.results)} policies "
+        f"{replay:.1f} s; load + all {total:.1f} s; slowest policy "
+        f"{max(r.metrics.replay_seconds for r in comparison.results):.1f} s"
+    )
+    print("\n".join(goals(comparison)))
+    if args.json:
+        Path(args.json).write_text(to_json(comparison.results, comparison.setup(simulation)) + "\n")
+    if args.plot:
+        plot_hosts(comparison.results, args.plot, workload.step, simulation.policy.cpu_high)
+    for cpus in [float(c) for c in args.sweep.split(",")] if args.sweep else []:
+        other = compare(
+            replace(simulation, cluster=replace(simulation.cluster, cpus=cpus)),
+            workload=workload,
+            record_series=False,
+        )
+        base = other.results[0].metrics.overloaded_host_time_pct
+        cells = ", ".join(
+            f"{r.metrics.policy} {reduction_pct(base, r.metrics.overloaded_host_time_pct):.0f}%/"
+            f"{r.metrics.migrations}"
+            for r in other.results[1:]
+        )
+        print(f"- {cpus:g} CPUs per host: none {base:.2f}% overloaded; cut/migrations: {cells}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
