@@ -1,0 +1,236 @@
+"""Property tests: whatever the cluster, a plan never breaks a hard constraint, in any mode."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from virtbalance.chunks import ChunkMember, find_chunks
+from virtbalance.plan import Mode, Plan
+from virtbalance.planner import plan
+from virtbalance.policy import Policy
+from virtbalance.snapshot import DomainState, HostState, Snapshot
+
+GiB = 2**30
+NOW = 1_000_000.0
+EPS = 1e-9
+POLICY = Policy()
+SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large]
+
+
+@st.composite
+def clusters(draw):
+    """Small clusters with chunks, groups, pins, anti-affinity, recent moves and maintenance hosts."""
+    host_count = draw(st.integers(2, 6))
+    hosts = []
+    domains = []
+    for h in range(host_count):
+        name = f"hv{h}"
+        cpus = float(draw(st.sampled_from([2, 4, 8])))
+        memory = draw(st.sampled_from([4, 8, 16])) * GiB
+        own = []
+        light = h % 2 == 1  # every other host has room, so plans have somewhere to go
+        share = 10 if light else 40
+        for d in range(draw(st.integers(0, 2 if light else 5))):
+            recent = draw(st.sampled_from([None] * 6 + [120.0, 1200.0, 7200.0, 50000.0]))
+            own.append(
+                DomainState(
+                    name=f"{name}-vm{d}",
+                    host=name,
+                    vcpus=draw(st.integers(1, 4)),
+                    cpu_used=draw(st.integers(0, int(cpus * share))) / 100,
+                    memory_bytes=draw(st.integers(1, 12)) * GiB // 8,
+                    private_networks=tuple(
+                        draw(
+                            st.lists(
+                                st.sampled_from(["lan1", "lan2", "lan3", "lan4", "lan5"]),
+                                max_size=2,
+                                unique=True,
+                            )
+                        )
+                    ),
+                    group=draw(st.sampled_from([None] * 5 + ["web"])),
+                    anti_affinity=draw(st.sampled_from([None, None, None, "db", "dns"])),
+                    pinned=draw(st.integers(0, 7)) == 0,
+                    last_migrated=None if recent is None else NOW - recent,
+                    last_host=None
+                    if recent is None
+                    else f"hv{draw(st.integers(0, host_count - 1))}",
+                )
+            )
+        extra = draw(st.integers(0, int(cpus * 20))) / 100
+        hosts.append(
+            HostState(
+                name=name,
+                cpus=cpus,
+                memory_bytes=memory,
+                cpu_used=sum(d.cpu_used for d in own) + extra,
+                memory_used_bytes=sum(d.memory_bytes for d in own),
+                maintenance=draw(st.integers(0, 5)) == 0,
+            )
+        )
+        domains.extend(own)
+    return Snapshot(time=NOW, hosts=tuple(hosts), domains=tuple(domains))
+
+
+@st.composite
+def scenarios(draw):
+    snapshot = draw(clusters())
+    names = [h.name for h in snapshot.hosts]
+    kind = draw(st.sampled_from(["relieve", "relieve", "drain", "balance", "consolidate"]))
+    mode = Mode("drain", draw(st.sampled_from(names))) if kind == "drain" else Mode(kind)
+    policy = POLICY.replace(
+        max_migrations=draw(st.integers(0, 12)), max_per_host=draw(st.integers(1, 8))
+    )
+    domain_names = [d.name for d in snapshot.domains]
+    forbidden = frozenset()
+    if domain_names:
+        forbidden = frozenset(
+            draw(
+                st.lists(
+                    st.tuples(st.sampled_from(domain_names), st.sampled_from([*names, "*"])),
+                    max_size=3,
+                )
+            )
+        )
+    return snapshot, policy, mode, forbidden
+
+
+def check_invariants(
+    snapshot: Snapshot, policy: Policy, mode: Mode, forbidden, result: Plan
+) -> None:
+    hosts = {h.name: h for h in snapshot.hosts}
+    domains = {d.name: d for d in snapshot.domains}
+    moved = {m.domain: m for m in result.migrations}
+    assert len(moved) == len(result.migrations), "a domain migrates at most once per plan"
+    for m in result.migrations:
+        assert domains[m.domain].host == m.source
+        assert m.destination in hosts and m.destination != m.source
+        assert m.reason
+
+    # Chunks never split; a chunk's migrations are listed together.
+    by_host = defaultdict(list)
+    for d in snapshot.domains:
+        by_host[d.host].append(d)
+    for host, members in by_host.items():
+        for chunk in find_chunks(ChunkMember(d.name, d.private_networks, d.group) for d in members):
+            targets = {moved[n].destination if n in moved else None for n in chunk.members}
+            assert len(targets) == 1, f"chunk {chunk.id} on {host} split: {targets}"
+            if None not in targets:
+                assert {moved[n].chunk for n in chunk.members} == {chunk.id}
+    for group in result.chunks():
+        assert len({(m.source, m.chunk, m.destination) for m in group}) == 1
+    seen_groups = [(g[0].source, g[0].chunk) for g in result.chunks()]
+    assert len(seen_groups) == len(set(seen_groups))
+
+    # Barriers, pins, maintenance, forbidden pairs.
+    settling = set()
+    for d in snapshot.domains:
+        if d.last_migrated is not None and NOW - d.last_migrated < policy.host_settle:
+            settling |= {d.host, d.last_host}
+    for m in result.migrations:
+        d = domains[m.domain]
+        assert not d.pinned, f"pinned {d.name} moved"
+        if d.last_migrated is not None:
+            age = NOW - d.last_migrated
+            assert age >= policy.vm_cooldown, f"{d.name} moved {age}s after its last move"
+            if m.destination == d.last_host:
+                assert age >= policy.anti_flap, f"{d.name} flapped back to {d.last_host}"
+        assert m.source not in settling and m.destination not in settling
+        assert not hosts[m.destination].maintenance
+        assert (m.domain, "*") not in forbidden and (m.domain, m.destination) not in forbidden
+        if mode.kind == "drain":
+            assert m.source == mode.host
+
+    # Per-plan limits.
+    assert len(result.migrations) <= policy.max_migrations
+    touches = Counter()
+    for m in result.migrations:
+        touches[m.source] += 1
+        touches[m.destination] += 1
+    assert all(n <= policy.max_per_host for n in touches.values()), touches
+
+    # Capacities: recomputed here from the snapshot, not taken from the plan.
+    cpu = {h.name: h.cpu_used for h in snapshot.hosts}
+    memory = {h.name: h.memory_used_bytes for h in snapshot.hosts}
+    for m in result.migrations:
+        d = domains[m.domain]
+        cpu[m.source] -= d.cpu_used
+        memory[m.source] -= d.memory_bytes
+        cpu[m.destination] += d.cpu_used
+        memory[m.destination] += d.memory_bytes
+    receivers = {m.destination for m in result.migrations}
+    for name in receivers:
+        assert cpu[name] <= policy.cpu_target * hosts[name].cpus + EPS, name
+        assert memory[name] <= policy.memory_target * hosts[name].memory_bytes + EPS, name
+    after = {h.name: h for h in result.hosts_after}
+    assert set(after) == set(hosts)
+    for name, host in hosts.items():
+        assert abs(after[name].cpu_ratio - cpu[name] / host.cpus) < 1e-3
+        assert abs(after[name].memory_ratio - memory[name] / host.memory_bytes) < 1e-3
+
+    # Anti-affinity: a host that receives never ends with two domains sharing a key.
+    placement = {
+        d.name: moved[d.name].destination if d.name in moved else d.host for d in snapshot.domains
+    }
+    for name in receivers:
+        keys = Counter(
+            d.anti_affinity
+            for d in snapshot.domains
+            if d.anti_affinity and placement[d.name] == name
+        )
+        assert all(n <= 1 for n in keys.values()), (name, keys)
+
+    # Relieve: a host not reported unresolved is at or below the target of every resource it was over.
+    if mode.kind == "relieve":
+        unresolved = {u.host for u in result.unresolved}
+        for name, host in hosts.items():
+            if name in unresolved:
+                continue
+            if host.cpu_used / host.cpus > policy.cpu_high + EPS:
+                assert cpu[name] <= policy.cpu_target * host.cpus + EPS, name
+            if host.memory_used_bytes / host.memory_bytes > policy.memory_high + EPS:
+                assert memory[name] <= policy.memory_target * host.memory_bytes + EPS, name
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=SLOW_OK)
+@given(scenarios())
+def test_plans_never_break_a_hard_constraint(scenario):
+    snapshot, policy, mode, forbidden = scenario
+    result = plan(snapshot, policy, mode, forbidden=forbidden)
+    check_invariants(snapshot, policy, mode, forbidden, result)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=SLOW_OK)
+@given(scenarios(), st.integers(0, 2**32))
+def test_same_input_in_any_order_gives_the_same_plan(scenario, seed):
+    snapshot, policy, mode, forbidden = scenario
+    rng = random.Random(seed)
+    hosts, domains = list(snapshot.hosts), list(snapshot.domains)
+    rng.shuffle(hosts)
+    rng.shuffle(domains)
+    shuffled = Snapshot(snapshot.time, tuple(hosts), tuple(domains))
+    first = plan(snapshot, policy, mode, forbidden=forbidden)
+    assert plan(shuffled, policy, mode, forbidden=forbidden).to_dict() == first.to_dict()
+    assert plan(snapshot, policy, mode, forbidden=forbidden) == first
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=SLOW_OK)
+@given(scenarios(), st.integers(0, 8))
+def test_max_migrations_argument_lowers_the_cap(scenario, cap):
+    snapshot, policy, mode, forbidden = scenario
+    result = plan(snapshot, policy, mode, forbidden=forbidden, max_migrations=cap)
+    assert len(result.migrations) <= min(cap, policy.max_migrations)
+    check_invariants(snapshot, policy, mode, forbidden, result)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=SLOW_OK)
+@given(clusters())
+def test_relieve_hosts_limits_the_sources(snapshot):
+    chosen = frozenset(h.name for h in snapshot.hosts[::2])
+    result = plan(snapshot, POLICY, relieve_hosts=chosen)
+    assert {m.source for m in result.migrations} <= chosen
+    assert {u.host for u in result.unresolved} <= chosen
