@@ -17,7 +17,8 @@ from virtbalance.chunks import ChunkMember, chunk_of
 from virtbalance.errors import ValidationError
 
 EXIT_FAILED = 1
-RULES_DIR = Path(__file__).resolve().parent.parent / "alerting-rules"
+# the rules generated for the lab profile (short windows); the production file would duplicate its alerts
+LAB_RULES = Path(__file__).resolve().parent.parent / "alerting-rules" / "virtbalance-lab.rules.yml"
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -44,13 +45,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     up.add_argument(
         "--with-monitoring",
         action="store_true",
-        help="also start an exporter per host and Prometheus (with the rules in alerting-rules/)",
+        help="also start an exporter per host and Prometheus with the lab's alerting rules",
     )
     up.add_argument(
         "--webhook-url",
         help="with --with-monitoring: also start Alertmanager routing HostSustainedOverload here",
     )
     up.add_argument("--token-file", type=Path, help="bearer token file for the webhook")
+    up.add_argument(
+        "--rules",
+        type=Path,
+        action="append",
+        help=f"with --with-monitoring: a Prometheus rule file (repeatable; default {LAB_RULES.name})",
+    )
     up.set_defaults(func=_up)
 
     add("down", "stop and remove everything of the lab (safe to repeat)").set_defaults(func=_down)
@@ -106,7 +113,7 @@ def _up(args: argparse.Namespace) -> int:
         if args.webhook_url:
             alertmanager = lab.start_alertmanager(args.webhook_url, args.token_file)
             print(f"alertmanager {alertmanager} -> {args.webhook_url}")
-        rules = sorted(p for p in RULES_DIR.glob("*.yml") if not p.name.endswith("_test.yml"))
+        rules = args.rules or ([LAB_RULES] if LAB_RULES.exists() else [])
         prometheus = lab.start_prometheus(rules, alertmanager=alertmanager)
         print(f"exporters {', '.join(f'{h}={t}' for h, t in targets.items())}")
         print(f"prometheus {prometheus} ({len(rules)} rule files)")
