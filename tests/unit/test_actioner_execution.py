@@ -1,0 +1,445 @@
+"""Journal, executor rails, worker and start-up reconcile against an in-memory cluster (libvirt faked)."""
+
+from __future__ import annotations
+
+import time
+
+import libvirt
+import pytest
+
+from actioner import journal as jr
+from actioner.executor import Executor, MoveResult
+from actioner.journal import AlertKey, Journal
+from actioner.libvirt_hosts import DomainFacts
+from actioner.metrics import Metrics
+from actioner.reconcile import reconcile
+from actioner.silences import Matcher, Silence, SilenceError
+from actioner.snapshot_builder import ClusterView
+from actioner.worker import Worker
+from tests.actioner_fixtures import actioner_config
+from virtbalance.domain_metadata import Placement
+from virtbalance.plan import Migration, Mode, Plan
+from virtbalance.snapshot import DomainState, HostState, Snapshot
+
+MiB = 1024 * 1024
+
+
+class FakeCluster:
+    """Where each domain runs; duck-types the parts of HostPool the executor and reconcile use."""
+
+    def __init__(self, placement, networks=None):
+        self.placement = dict(placement)
+        self.networks = networks or {}
+        self.config = None
+
+    def facts(self, name, host):
+        return DomainFacts(
+            name=name,
+            uuid=name,
+            host=host,
+            active=True,
+            persistent=True,
+            state=libvirt.VIR_DOMAIN_RUNNING,
+            reason=0,
+            vcpus=1,
+            memory_bytes=64 * MiB,
+            bridges=tuple(self.networks.get(name, ())),
+            networks=(),
+            placement=Placement(),
+        )
+
+    def locate(self, domain):
+        host = self.placement.get(domain)
+        return {} if host is None else {host: self.facts(domain, host)}
+
+    def reachable(self, host):
+        return True
+
+    def capacity(self, host):
+        return 4.0, 4096 * MiB
+
+    def domains(self, host):
+        return [self.facts(n, h) for n, h in self.placement.items() if h == host]
+
+    def private_bridges(self, facts):
+        return facts.bridges
+
+    def private_networks(self, facts):
+        return ()
+
+    def connection(self, host):
+        return FakeConn()
+
+    def drop(self, host):
+        pass
+
+
+class FakeConn:
+    def interfaceLookupByName(self, name):
+        return object()  # every bridge exists
+
+
+class FakeExecutor(Executor):
+    """The real executor with libvirt's migrate replaced by a move in the fake cluster."""
+
+    def __init__(self, *, cluster, fail=(), **kwargs):
+        super().__init__(pool=cluster, **kwargs)
+        self.cluster = cluster
+        self.fail = set(fail)
+        self.calls = []
+
+    def migrate(self, domain, source, destination):
+        self.calls.append((domain, source, destination))
+        if (domain, destination) in self.fail:
+            return MoveResult(domain, False, 0.1, time.monotonic(), "refused by the destination")
+        assert self.cluster.placement[domain] == source
+        self.cluster.placement[domain] = destination
+        return MoveResult(domain, True, 0.1, time.monotonic())
+
+    def verify(self, domain, destination, source):
+        return None
+
+
+CHUNK = ("app1", "db1", "web1")
+
+
+def snapshot(cluster, cpu=None):
+    cpu = cpu or {}
+    domains = tuple(
+        DomainState(
+            name=n,
+            host=h,
+            vcpus=1,
+            cpu_used=cpu.get(n, 0.3),
+            memory_bytes=64 * MiB,
+            private_networks=tuple(cluster.networks.get(n, ())),
+        )
+        for n, h in sorted(cluster.placement.items())
+    )
+    hosts = tuple(
+        HostState(
+            name=h,
+            cpus=1.0 if h == "hv1" else 2.0,
+            memory_bytes=4096 * MiB,
+            cpu_used=sum(d.cpu_used for d in domains if d.host == h),
+            memory_used_bytes=sum(d.memory_bytes for d in domains if d.host == h),
+        )
+        for h in ("hv1", "hv2", "hv3")
+    )
+    return Snapshot(time=time.time(), hosts=hosts, domains=domains)
+
+
+@pytest.fixture
+def world(tmp_path):
+    config = actioner_config(tmp_path)
+    cluster = FakeCluster(
+        {"web1": "hv1", "app1": "hv1", "db1": "hv1", "batch1": "hv2"},
+        networks={"web1": ["lan11"], "app1": ["lan11", "lan12"], "db1": ["lan12"]},
+    )
+    journal = Journal(config.journal_path)
+    yield config, cluster, journal
+    journal.close()
+
+
+def chunk_plan(destination="hv3"):
+    return Plan(
+        mode=Mode("relieve"),
+        migrations=tuple(
+            Migration(d, "hv1", destination, "lan11+lan12", "relieve hv1") for d in CHUNK
+        ),
+    )
+
+
+def alert_plan(journal, host="hv1", fingerprint="f1"):
+    return journal.record_firing([AlertKey(fingerprint, "2026-01-01T00:00:00Z", "g", host)])
+
+
+def test_a_chunk_moves_together_and_is_journaled_done(world):
+    config, cluster, journal = world
+    metrics = Metrics()
+    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=metrics)
+    plan_id = alert_plan(journal)
+    outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
+    assert outcome == "executed", detail
+    assert {cluster.placement[d] for d in CHUNK} == {"hv3"}
+    rows = journal.migrations(plan_id)
+    assert [(r.domain, r.state) for r in rows] == [(d, "done") for d in CHUNK]
+    assert all(r.started is not None and r.finished >= r.started for r in rows)
+    assert metrics.migrations.labels(result="done")._value.get() == 3
+
+
+def test_a_failed_member_moves_the_others_back(world):
+    config, cluster, journal = world
+    metrics = Metrics()
+    executor = FakeExecutor(
+        cluster=cluster, fail={("db1", "hv3")}, config=config, journal=journal, metrics=metrics
+    )
+    plan_id = alert_plan(journal)
+    outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
+    assert outcome == "failed"
+    assert "db1: refused by the destination" in detail
+    assert {cluster.placement[d] for d in CHUNK} == {"hv1"}
+    states = {r.domain: (r.state, r.error) for r in journal.migrations(plan_id)}
+    assert states["db1"] == ("failed", "refused by the destination")
+    assert states["web1"][0] == states["app1"][0] == "rolled_back"
+    assert ("web1", "hv3", "hv1") in executor.calls and ("app1", "hv3", "hv1") in executor.calls
+    assert metrics.migrations.labels(result="rolled_back")._value.get() == 2
+    assert metrics.chunk_split._sum.get() > 0
+
+
+def test_a_failed_rollback_is_reported_as_a_split(world, caplog):
+    config, cluster, journal = world
+    executor = FakeExecutor(
+        cluster=cluster,
+        fail={("db1", "hv3"), ("web1", "hv1")},
+        config=config,
+        journal=journal,
+        metrics=Metrics(),
+    )
+    plan_id = alert_plan(journal)
+    outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
+    assert outcome == "failed"
+    assert detail.count("rollback failed") == 1
+    assert "SPLIT" in caplog.text
+    states = {r.domain: r.state for r in journal.migrations(plan_id)}
+    assert states == {"app1": "rolled_back", "db1": "failed", "web1": "failed"}
+
+
+def test_dry_run_moves_nothing(world, tmp_path):
+    _config, cluster, journal = world
+    config = actioner_config(tmp_path, dry_run=True)
+    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
+    plan_id = alert_plan(journal)
+    outcome, _ = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
+    assert outcome == "dry_run"
+    assert executor.calls == []
+    assert {r.state for r in journal.migrations(plan_id)} == {"skipped"}
+
+
+def test_resolved_alert_cancels_the_remaining_steps(world):
+    config, cluster, journal = world
+    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
+    plan_id = alert_plan(journal)
+    journal.set_plan_state(plan_id, jr.PLAN_RUNNING)
+    assert journal.record_resolved([AlertKey("f1", "2026-01-01T00:00:00Z", "g", "hv1")]) == [
+        plan_id
+    ]
+    two_steps = Plan(
+        mode=Mode("relieve"),
+        migrations=(
+            *chunk_plan().migrations,
+            Migration("batch9", "hv1", "hv2", "domain:batch9", "r"),
+        ),
+    )
+    outcome, detail = executor.execute(plan_id, two_steps, snapshot(cluster))
+    assert outcome == "cancelled"
+    assert "resolved" in detail
+    assert executor.calls == []
+    assert {r.state for r in journal.migrations(plan_id)} == {"skipped"}
+
+
+def test_precheck_refuses_a_domain_that_left_the_source(world):
+    config, cluster, journal = world
+    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
+    plan_id = alert_plan(journal)
+    cluster.placement["db1"] = "hv2"  # someone moved it meanwhile
+    outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
+    assert outcome == "unresolved"
+    assert "db1 is no longer only on hv1 (found on hv2)" in detail
+    assert executor.calls == []
+
+
+def test_precheck_refuses_a_destination_without_room(world):
+    config, cluster, journal = world
+    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
+    plan_id = alert_plan(journal)
+    busy = snapshot(cluster, cpu={"web1": 1.2, "app1": 1.2, "db1": 1.2})
+    outcome, detail = executor.execute(plan_id, chunk_plan(), busy)
+    assert outcome == "unresolved"
+    assert "hv3 has no CPU room" in detail
+
+
+def test_cooldown_from_an_earlier_plan_blocks_the_move(world, tmp_path):
+    _config, cluster, journal = world
+    config = actioner_config(tmp_path, policy={"host_settle": "0s"})  # leave only the VM cooldown
+    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
+    earlier = journal.create_plan("drain", "drain:hv9", ["hv9"])
+    row = journal.add_migration(
+        plan_id=earlier, step=0, domain="web1", chunk="lan11", source="hv2", destination="hv1"
+    )
+    journal.set_migration_state(row, jr.DONE)
+    plan_id = alert_plan(journal)
+    outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
+    assert outcome == "unresolved"
+    assert "cooldown: vm_cooldown: web1 moved" in detail
+    assert executor.calls == []
+
+
+class FakeAlertmanager:
+    def __init__(self, silences=(), error=None):
+        self.silences = list(silences)
+        self.error = error
+
+    def active_silences(self):
+        if self.error:
+            raise SilenceError(self.error)
+        return self.silences
+
+
+FREEZE_DB1 = Silence(
+    "s-db1",
+    (Matcher("alertname", "VirtBalanceMigration"), Matcher("domain", "db1")),
+)
+
+
+def test_a_silence_set_after_planning_still_stops_the_move(world):
+    config, cluster, journal = world
+    executor = FakeExecutor(
+        cluster=cluster,
+        config=config,
+        journal=journal,
+        metrics=Metrics(),
+        alertmanager=FakeAlertmanager([FREEZE_DB1]),
+    )
+    plan_id = alert_plan(journal)
+    outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
+    assert outcome == "frozen"
+    assert "s-db1" in detail
+    assert executor.calls == []
+
+
+def test_unknown_freeze_state_moves_nothing(world):
+    config, cluster, journal = world
+    executor = FakeExecutor(
+        cluster=cluster,
+        config=config,
+        journal=journal,
+        metrics=Metrics(),
+        alertmanager=FakeAlertmanager(error="connection refused"),
+    )
+    outcome, detail = executor.execute(alert_plan(journal), chunk_plan(), snapshot(cluster))
+    assert outcome == "frozen"
+    assert "freeze state unknown" in detail
+
+
+class FakeBuilder:
+    def __init__(self, cluster, cpu):
+        self.cluster = cluster
+        self.cpu = cpu
+
+    def build(self):
+        return ClusterView(snapshot(self.cluster, self.cpu), {}, (), "test")
+
+
+def overloaded_world(world, alertmanager=None):
+    config, cluster, journal = world
+    metrics = Metrics()
+    executor = FakeExecutor(
+        cluster=cluster, config=config, journal=journal, metrics=metrics, alertmanager=alertmanager
+    )
+    builder = FakeBuilder(cluster, {"web1": 0.3, "app1": 0.3, "db1": 0.3, "batch1": 0.05})
+    worker = Worker(
+        config=config,
+        journal=journal,
+        builder=builder,
+        executor=executor,
+        metrics=metrics,
+        alertmanager=alertmanager,
+    )
+    return worker, executor, metrics
+
+
+def test_worker_plans_with_the_real_planner_and_executes(world):
+    worker, executor, metrics = overloaded_world(world)
+    _config, cluster, journal = world
+    plan_id = alert_plan(journal)
+    assert worker.run(plan_id) == "executed"
+    assert len({cluster.placement[d] for d in CHUNK}) == 1
+    assert cluster.placement["web1"] != "hv1"
+    assert journal.plan(plan_id).state == "executed"
+    assert metrics.plans.labels(outcome="executed")._value.get() == 1
+    assert worker.run(plan_id) == "executed"  # a second submit of the same plan does nothing
+    assert len(executor.calls) == 3
+
+
+def test_worker_replans_around_a_pinned_member_and_reports_the_freeze(world):
+    worker, executor, _metrics = overloaded_world(world, FakeAlertmanager([FREEZE_DB1]))
+    _config, cluster, journal = world
+    plan_id = alert_plan(journal)
+    outcome = worker.run(plan_id)
+    assert outcome == "frozen"
+    assert "s-db1" in journal.plan(plan_id).detail
+    assert executor.calls == []
+    assert {cluster.placement[d] for d in CHUNK} == {"hv1"}
+
+
+def test_worker_skips_a_plan_whose_alert_resolved_while_queued(world):
+    worker, executor, _metrics = overloaded_world(world)
+    _config, _cluster, journal = world
+    plan_id = alert_plan(journal)
+    journal.record_resolved([AlertKey("f1", "2026-01-01T00:00:00Z", "g", "hv1")])
+    assert worker.run(plan_id) == "cancelled"
+    assert executor.calls == []
+
+
+def test_journal_dedupes_alert_instances(world):
+    _config, _cluster, journal = world
+    key = AlertKey("f1", "2026-01-01T00:00:00Z", "g", "hv1")
+    first = journal.record_firing([key])
+    assert first is not None
+    assert journal.record_firing([key]) is None
+    other = AlertKey("f2", "2026-01-01T00:00:00Z", "g", "hv2")
+    second = journal.record_firing([key, other])
+    assert journal.plan(second).hosts == ("hv2",)
+    with pytest.raises(ValueError, match="unknown migration state"):
+        journal.set_migration_state(1, "teleported")
+
+
+def reconcile_world(world, placement_now, rows):
+    config, cluster, journal = world
+    plan_id = alert_plan(journal)
+    journal.set_plan_state(plan_id, jr.PLAN_RUNNING)
+    for domain, state in rows:
+        row = journal.add_migration(
+            plan_id=plan_id,
+            step=0,
+            domain=domain,
+            chunk="lan11+lan12",
+            source="hv1",
+            destination="hv3",
+        )
+        journal.set_migration_state(row, state)
+    cluster.placement.update(placement_now)
+    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
+    return plan_id, executor
+
+
+def test_reconcile_marks_completed_moves_done_and_never_repeats_them(world):
+    _config, cluster, journal = world
+    plan_id, executor = reconcile_world(
+        world,
+        {"web1": "hv3", "app1": "hv3", "db1": "hv3"},
+        [("web1", jr.DONE), ("app1", jr.RUNNING), ("db1", jr.RUNNING)],
+    )
+    queued = journal.record_firing([AlertKey("f9", "t", "g", "hv2")])
+    report = reconcile(journal, cluster, executor, wait=0, sleep=lambda s: None)
+    assert report.done == ["app1", "db1"]
+    assert executor.calls == []
+    assert {r.domain: r.state for r in journal.migrations(plan_id)} == dict.fromkeys(CHUNK, "done")
+    assert journal.plan(plan_id).state == "interrupted"
+    assert report.requeued_plans == [queued]
+
+
+def test_reconcile_makes_a_split_chunk_whole_on_its_source(world):
+    _config, cluster, journal = world
+    plan_id, executor = reconcile_world(
+        world,
+        {"web1": "hv3", "app1": "hv1", "db1": "hv1"},
+        [("web1", jr.DONE), ("app1", jr.RUNNING), ("db1", jr.PLANNED)],
+    )
+    report = reconcile(journal, cluster, executor, wait=0, sleep=lambda s: None)
+    assert executor.calls == [("web1", "hv3", "hv1")]
+    assert {cluster.placement[d] for d in CHUNK} == {"hv1"}
+    states = {r.domain: r.state for r in journal.migrations(plan_id)}
+    assert states == {"web1": "rolled_back", "app1": "failed", "db1": "skipped"}
+    assert report.rolled_back == ["web1"] and report.split == []
