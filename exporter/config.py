@@ -15,6 +15,7 @@ DEFAULT_URI = "qemu:///system"
 DEFAULT_TELEMETRY_PATH = "/metrics"
 DEFAULT_SCRAPE_TIMEOUT = 8.0
 DEFAULT_XML_MAX_AGE = 60.0
+DEFAULT_STATS_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class ExporterConfig:
     public_bridges: frozenset[str] = frozenset()
     scrape_timeout: float = DEFAULT_SCRAPE_TIMEOUT
     xml_max_age: float = DEFAULT_XML_MAX_AGE
+    stats_concurrency: int = DEFAULT_STATS_CONCURRENCY
+    collect_dirty_rate: bool = False
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=str(DEFAULT_XML_MAX_AGE),
         help="seconds a cached domain XML topology is trusted before it is read again",
     )
+    parser.add_argument(
+        "--libvirt.stats-concurrency",
+        dest="concurrency",
+        default=str(DEFAULT_STATS_CONCURRENCY),
+        help="concurrent bulk stats calls over shards of the domains (1: one call)",
+    )
+    parser.add_argument(
+        "--collect.dirty-rate",
+        dest="dirty_rate",
+        action="store_true",
+        help="also ask libvirt for the last dirty-rate calculation (a QEMU command per domain)",
+    )
     return parser
 
 
@@ -150,6 +165,7 @@ def parse_config(argv: Sequence[str] | None = None) -> ExporterConfig:
     memory = _positive_int(args.memory, "--host.memory-bytes", problems)
     timeout = _positive_float(args.timeout, "--scrape.timeout", problems)
     xml_max_age = _positive_float(args.xml_max_age, "--xml.max-age", problems)
+    concurrency = _positive_int(args.concurrency, "--libvirt.stats-concurrency", problems)
     private, public = frozenset(args.private), frozenset(args.public)
     for name in sorted(private & public):
         problems.append(f"--bridge.private/--bridge.public: {name!r} is given as both")
@@ -171,4 +187,6 @@ def parse_config(argv: Sequence[str] | None = None) -> ExporterConfig:
         public_bridges=public,
         scrape_timeout=timeout,
         xml_max_age=xml_max_age,
+        stats_concurrency=concurrency or DEFAULT_STATS_CONCURRENCY,
+        collect_dirty_rate=bool(args.dirty_rate),
     )

@@ -17,7 +17,7 @@ from exporter.bridges import SysfsBridgeInspector
 from exporter.collector import CapacityOverride, LibvirtCollector
 from exporter.config import ExporterConfig, parse_config
 from exporter.exposition import CONTENT_TYPE, render
-from exporter.source import LibvirtSource
+from exporter.source import DIRTYRATE_GROUP, STATS_GROUPS, LibvirtSource
 from exporter.topology import TopologyCache
 from virtbalance.errors import ConfigError
 
@@ -37,6 +37,8 @@ def build_collector(config: ExporterConfig) -> LibvirtCollector:
         clock=time.monotonic,
         timeout=config.scrape_timeout,
         topology_cache=TopologyCache(config.xml_max_age),
+        stats_groups=STATS_GROUPS | (DIRTYRATE_GROUP if config.collect_dirty_rate else 0),
+        concurrency=config.stats_concurrency,
     )
     return LibvirtCollector(
         source=source,

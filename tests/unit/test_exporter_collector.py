@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.samples import Sample
 
 from exporter.collector import CapacityOverride, LibvirtCollector
-from exporter.source import LibvirtSource
+from exporter.config import parse_config
+from exporter.source import DIRTYRATE_GROUP, STATS_GROUPS, LibvirtSource
 from exporter.topology import TopologyCache
 from tests.fixtures.exporter.fake_libvirt import (
     RECORDED_BRIDGES,
@@ -287,3 +288,39 @@ def test_one_bulk_call_with_nowait_and_only_needed_groups(conn):
     assert not groups & libvirt.VIR_DOMAIN_STATS_PERF
     assert not groups & libvirt.VIR_DOMAIN_STATS_IOTHREAD
     assert groups & libvirt.VIR_DOMAIN_STATS_VCPU
+
+
+def test_sharded_bulk_calls_give_the_same_series(conn):
+    single = make(conn)
+    reference = {
+        (s.name, tuple(s.labels.items()), s.value) for f in single.collect() for s in f.samples
+    }
+    sharded_conn = FakeConnection(recorded_host())
+    clock = FakeClock()
+    source = LibvirtSource(
+        connect=lambda: sharded_conn,
+        clock=clock,
+        timeout=5.0,
+        topology_cache=TopologyCache(60.0),
+        concurrency=4,
+    )
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LibvirtCollector(source, bridges=FakeBridges(RECORDED_BRIDGES), clock=clock))
+    sharded = {
+        (s.name, tuple(s.labels.items()), s.value) for f in registry.collect() for s in f.samples
+    }
+    assert sharded == reference
+    # Six domains, at least four per call: one shard would be pointless, so min(4, 6 // 4) = 1 call.
+    assert sharded_conn.stats_calls and not sharded_conn.list_stats_calls
+    sharded_conn.domains = sharded_conn.domains * 2  # twelve records: three shards of four
+    list(registry.collect())
+    shards = sharded_conn.list_stats_calls
+    assert len(shards) == 3 and sorted(n for shard in shards for n in shard) == sorted(
+        d.name() for d in sharded_conn.domains
+    )
+
+
+def test_dirty_rate_group_is_opt_in():
+    assert DIRTYRATE_GROUP and not STATS_GROUPS & DIRTYRATE_GROUP
+    assert parse_config([]).collect_dirty_rate is False
+    assert parse_config(["--collect.dirty-rate"]).collect_dirty_rate is True
