@@ -15,13 +15,13 @@ from virtbalance.errors import ValidationError
 
 
 def test_not_root_says_so_and_how(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lab.system.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
     with pytest.raises(LabError, match=r"needs root.*sudo"):
         Lab.up("default", lab_id=9)
 
 
 def test_missing_package_names_it_and_the_bootstrap(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lab.system.os, "geteuid", lambda: 0)
+    monkeypatch.setattr("os.geteuid", lambda: 0)
     real = lab.system.find_tool
     monkeypatch.setattr(
         lab.system, "find_tool", lambda name: None if name in {"nasm", "libvirtd"} else real(name)
@@ -58,7 +58,7 @@ def test_attach_without_a_lab_says_how_to_start_one(
 def test_cli_reports_lab_errors_in_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(lab.system.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
     assert main(["lab", "down", "--lab-id", "9"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("virtbalance lab down: the lab needs root")
