@@ -58,7 +58,13 @@ class Record:
         default_factory=dict
     )  # domain -> host -> persistent
     cooldowns_after_move: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    failure: str | None = None  # why the run stopped early, naming the phase
+
+    def require(self, *phases: str) -> None:
+        """Fail the calling test, saying why, when the run stopped before these phases."""
+        missing = [p for p in phases if p not in self.phases]
+        if missing:
+            pytest.fail(f"the e2e run stopped before {', '.join(missing)}: {self.failure}")
 
     def samples_between(self, start: str, end: str) -> list[Sample]:
         return [s for s in self.samples if self.phases[start] <= s.at < self.phases[end]]
@@ -148,7 +154,11 @@ def wait_for(what: str, condition: Callable[[], Any], timeout: float, interval: 
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    raise PhaseError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class PhaseError(Exception):
+    """A phase of the run did not reach its goal; later phases cannot run."""
 
 
 def set_loads(lab: Lab, loads: dict[str, int]) -> None:
@@ -320,6 +330,10 @@ def rebalanced_stack(lab: Lab) -> Iterator[RebalancedStack]:
         sampler.start()
         try:
             run.execute()
+        except PhaseError as exc:
+            last = list(record.phases)[-1] if record.phases else "setup"
+            record.failure = f"after phase {last!r}: {exc}"
+            record.plans = run.new_plans()
         finally:
             placement.stop()
             sampler.stop()
@@ -337,7 +351,7 @@ def rebalanced_stack(lab: Lab) -> Iterator[RebalancedStack]:
 
 def report(record: Record, stack: Stack) -> None:
     """Print the timings (pytest shows them with -s, and in the log of a failing run)."""
-    lines = ["", "e2e run:"]
+    lines = ["", "e2e run:" + (f" STOPPED EARLY {record.failure}" if record.failure else "")]
     origin = record.phases["calm"]
     for name, at in record.phases.items():
         lines.append(f"  {name:<10} +{at - origin:6.1f}s")

@@ -24,6 +24,7 @@ def cpu_high(rebalanced_stack: RebalancedStack) -> float:
 
 
 def test_no_alert_while_the_load_stays_under_the_threshold(run, cpu_high):
+    run.require("calm", "spike")
     calm = run.samples_between("calm", "spike")
     assert len(calm) >= 20, "too few Prometheus samples in the calm phase"
     assert max(s.cpu[HOST] for s in calm) < cpu_high
@@ -31,6 +32,7 @@ def test_no_alert_while_the_load_stays_under_the_threshold(run, cpu_high):
 
 
 def test_a_spike_shorter_than_for_does_not_fire(run):
+    run.require("spike", "freeze")
     spike = run.samples_between("spike", "freeze")
     assert spike, "no samples during the spike"
     states = {s.alerts.get(HOST) for s in spike}
@@ -39,6 +41,7 @@ def test_a_spike_shorter_than_for_does_not_fire(run):
 
 
 def test_the_sustained_overload_fires_after_for(run, rebalanced_stack):
+    run.require("overload", "firing")
     policy = rebalanced_stack.stack.policy
     assert run.firing_at is not None
     # It cannot fire before the load was raised and had held above the threshold for `for:`.
@@ -46,6 +49,7 @@ def test_the_sustained_overload_fires_after_for(run, rebalanced_stack):
 
 
 def test_a_freeze_silence_prevents_every_migration(run):
+    run.require("freeze", "unfreeze")
     assert run.frozen_plans, "the actioner made no plan while frozen"
     assert all(p.outcome == "frozen" for p in run.frozen_plans), [
         (p.id, p.outcome, p.detail) for p in run.frozen_plans
@@ -61,6 +65,7 @@ def test_a_freeze_silence_prevents_every_migration(run):
 
 
 def test_expiring_the_silence_lets_the_next_notification_act(run, rebalanced_stack):
+    run.require("unfreeze", "migrating")
     start = run.first_migration_start
     assert start is not None, "nothing migrated after the silence expired"
     assert start >= run.phases["unfreeze"]
@@ -69,6 +74,7 @@ def test_expiring_the_silence_lets_the_next_notification_act(run, rebalanced_sta
 
 
 def test_the_whole_chunk_moved_together_off_the_overloaded_host(run):
+    run.require("moved")
     moved = [m for m in run.migrations if m.state == "done"]
     assert moved, [(m.domain, m.state, m.error) for m in run.migrations]
     assert all(m.state == "done" for m in run.migrations)
@@ -82,6 +88,7 @@ def test_the_whole_chunk_moved_together_off_the_overloaded_host(run):
 
 
 def test_every_chunk_is_on_one_host_at_every_poll(run):
+    run.require("calm", "resolved")
     polls = run.placements
     assert not run.poll_errors, run.poll_errors[:5]
     assert polls[0][0] <= run.phases["calm"] and polls[-1][0] >= run.phases["resolved"]
@@ -99,12 +106,14 @@ def test_every_chunk_is_on_one_host_at_every_poll(run):
 
 
 def test_the_overloaded_host_ends_under_cpu_high(run, cpu_high):
+    run.require("resolved")
     after = [s for s in run.samples if s.at >= run.phases["resolved"]]
     assert after
     assert after[-1].cpu[HOST] < cpu_high
 
 
 def test_no_destination_goes_over_cpu_high(run, cpu_high):
+    run.require("moved")
     destinations = {m.destination for m in run.migrations}
     assert destinations
     for sample in run.samples:
@@ -113,6 +122,7 @@ def test_no_destination_goes_over_cpu_high(run, cpu_high):
 
 
 def test_the_cooldown_prevents_a_second_wave_while_rates_lag(run, rebalanced_stack):
+    run.require("moved", "resolved", "end")
     # The rates still showed the host overloaded after the move, so Alertmanager kept notifying ...
     lagging = [
         s
@@ -128,6 +138,7 @@ def test_the_cooldown_prevents_a_second_wave_while_rates_lag(run, rebalanced_sta
 
 
 def test_the_alert_resolves(run, rebalanced_stack):
+    run.require("resolved")
     assert run.resolved_at is not None
     active = [
         a
@@ -148,6 +159,7 @@ def test_persistent_definitions_are_where_the_domains_run(run):
 
 
 def test_time_from_firing_to_first_migration_is_reported(run):
+    run.require("firing", "unfreeze", "migrating")
     start = run.first_migration_start
     assert run.firing_at is not None and start is not None
     acting = next(p for p in run.plans if p.migrations)
