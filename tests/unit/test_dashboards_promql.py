@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from virtbalance.dashboards import build_all, expressions, queries, substitute
+from virtbalance.dashboards import build_all, expressions, queries, rebalancing, substitute
 from virtbalance.policy import Policy
 
 PROMTOOL = shutil.which("promtool")
@@ -258,4 +258,44 @@ def test_overload_state_is_firing_pending_or_ok_for_every_host(tmp_path):
                 ],
             }
         ],
+    )
+
+
+def test_a_migration_is_annotated_once_and_dated_by_its_first_sample(tmp_path):
+    # The actioner exports a migration's series from the scrape after it ends (minute 5 here) and keeps
+    # it while it is among the last 50; the annotation must fire at one 1-minute step only.
+    migration = {
+        "domain": "web1",
+        "chunk": "lan11",
+        "source": "hv1",
+        "destination": "hv2",
+        "result": "done",
+    }
+    annotation = rebalancing.migration_annotation()["expr"]
+    first_seen = substitute(queries.migration_first_seen(), {"__range": "1h"})
+    scrape = {"instance": "actioner:9096", "job": "virtbalance"}
+    labels = "{" + ", ".join(f'{k}="{v}"' for k, v in migration.items()) + "}"
+    target = "{" + ", ".join(f'{k}="{v}"' for k, v in {**migration, **scrape}.items()) + "}"
+    cases = [
+        {"expr": annotation, "eval_time": f"{minute}m", "exp_samples": []}
+        for minute in (4, 6, 7, 9)
+    ]
+    cases.append(
+        {
+            "expr": annotation,
+            "eval_time": "5m",
+            "exp_samples": [{"labels": f"{queries.RECENT_MIGRATIONS}{target}", "value": 3.5}],
+        }
+    )
+    cases.append(
+        {
+            "expr": first_seen,
+            "eval_time": "9m",
+            "exp_samples": [{"labels": labels, "value": 300_000}],
+        }
+    )
+    run_promql_tests(
+        tmp_path,
+        [series(queries.RECENT_MIGRATIONS, "_x5 3.5x5", **scrape, **migration)],
+        cases,
     )

@@ -274,7 +274,12 @@ def _plans_row() -> Row:
             stat(
                 "Since the last successful plan",
                 "Time since a plan last ran to completion.",
-                [Query("time() - max(virtbalance_last_successful_plan_timestamp_seconds)", "age")],
+                [
+                    Query(
+                        "time() - max(virtbalance_last_successful_plan_timestamp_seconds > 0)",
+                        "age",
+                    )
+                ],
                 "s",
                 width=8,
             ),
