@@ -56,6 +56,14 @@ class Workload:
             return self
         return Workload(self.start, self.step, self.vms[:count], self.skipped_lines)
 
+    def window(self, first: int, count: int) -> Workload:
+        """Steps ``first`` to ``first + count - 1`` only (a week of a month, say)."""
+        vms = tuple(
+            VmTrace(vm.name, vm.vcpus, vm.memory_bytes, vm.cpu[first : first + count])
+            for vm in self.vms
+        )
+        return Workload(self.start + first * self.step, self.step, vms, self.skipped_lines)
+
 
 @dataclass
 class _RawSeries:

@@ -85,3 +85,9 @@ def test_planetlab_malformed_strict_and_lenient():
 def test_synthetic_rejects_series_of_different_lengths():
     with pytest.raises(ValidationError, match="different lengths"):
         synthetic(0.0, 300.0, [("a", 1, GIB, [1.0, 2.0]), ("b", 1, GIB, [1.0])])
+
+
+def test_window_keeps_a_slice_of_steps():
+    workload = load_bitbrains(FIXTURES / "bitbrains").window(1, 2)
+    assert workload.start == 1200.0
+    assert [list(vm.cpu) for vm in workload.vms] == [[0.5, 0.5], [2.0, 0.0]]

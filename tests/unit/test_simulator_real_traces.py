@@ -1,0 +1,58 @@
+"""The loaders and a replay on the real traces in ../shared/traces (read in place, a few files only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulator.cluster import ClusterSpec, build_cluster
+from simulator.engine import replay
+from simulator.policies import build_plugins
+from simulator.traces import GIB, load_bitbrains, load_planetlab
+from virtbalance.policy import Policy
+
+TRACES = Path(__file__).resolve().parents[3] / "shared" / "traces"
+BITBRAINS = TRACES / "bitbrains-rnd-2013-7"
+PLANETLAB = TRACES / "planetlab" / "20110303"
+
+pytestmark = pytest.mark.skipif(
+    not BITBRAINS.is_dir(), reason=f"the shared traces are not at {TRACES} on this machine"
+)
+
+
+def test_bitbrains_real_files_load_onto_the_month_grid():
+    workload = load_bitbrains(BITBRAINS, limit=12, strict=True)
+    assert [vm.name for vm in workload.vms] == [str(i) for i in range(1, 13)]
+    # July 2013 in five-minute steps; "Timestamp [ms]" read as seconds puts the start on 2013-06-30/07-01.
+    assert 1372550400 <= workload.start <= 1372636800
+    assert 8600 <= workload.steps <= 8700
+    first = workload.vms[0]
+    assert first.vcpus == 2
+    # 1.csv's first row: 1.5% of 2 cores.
+    assert first.cpu[0] == pytest.approx(0.03)
+    assert all(0.0 <= value <= vm.vcpus for vm in workload.vms for value in vm.cpu)
+    assert all(vm.memory_bytes >= GIB for vm in workload.vms)
+
+
+def test_planetlab_real_day():
+    workload = load_planetlab(PLANETLAB, limit=20, strict=True)
+    assert len(workload.vms) == 20
+    assert workload.steps == 288
+
+
+def test_virtbalance_relieves_real_load_without_splitting_chunks():
+    # The first week of 60 VMs peaks at 162 cores: 4 hosts of 58 CPUs keep the cluster below 75%.
+    workload = load_bitbrains(BITBRAINS, limit=60).window(0, 7 * 288)
+    spec = ClusterSpec(hosts=4, cpus=58, memory_bytes=256 * GIB, chunk_share=0.3, seed=2)
+    cluster = build_cluster(workload.vms, spec)
+    policy = Policy()
+    none, ours = (
+        replay(workload, cluster, plugin, policy, record_series=False).metrics
+        for plugin in build_plugins(["none", "virtbalance"], {}, policy)
+    )
+    assert none.overloaded_host_steps > 0
+    assert ours.migrations > 0
+    assert ours.overloaded_host_steps < none.overloaded_host_steps / 10
+    assert ours.chunk_splits == 0
+    assert ours.flaps == 0
