@@ -92,7 +92,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"simulate: {m.policy} done in {m.replay_seconds:.1f} s", file=sys.stderr)
 
     comparison = compare(simulation, record_series=bool(args.plot), progress=progress)
-    print(table(comparison.results, simulation.policy.cpu_high))
+    # With the JSON on stdout the table goes to stderr, so the JSON stays parseable.
+    print(
+        table(comparison.results, simulation.policy.cpu_high),
+        file=sys.stderr if args.json == "-" else sys.stdout,
+    )
     skipped = comparison.workload.skipped_lines
     if skipped:
         print(
