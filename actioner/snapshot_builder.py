@@ -51,7 +51,7 @@ def prometheus_cpu(url: str, timeout: float, job_filter: str = "") -> CpuQuery:
             f"sum by (domain) (rate(libvirt_domain_info_cpu_time_seconds_total{job_filter}"
             f"[{format_duration(window)}]))"
         )
-        result = client.custom_query(query=expr, params={"timeout": f"{timeout}s"})
+        result = client.custom_query(query=expr, params={"timeout": format_duration(timeout)})
         out: dict[str, float] = {}
         for item in result:
             name = item.get("metric", {}).get("domain")
