@@ -246,11 +246,11 @@ def parse_snapshot(data: Any, source: str = "snapshot") -> Snapshot:
         )
     time = reader.number("", data, "time", required=True, positive=False)
 
-    raw_domains: list[dict[str, Any]] = reader.records(
-        data, "domains", lambda p, d: _parse_domain(reader, p, d)
-    )
     raw_hosts: list[dict[str, Any]] = reader.records(
         data, "hosts", lambda p, h: _parse_host(reader, p, h)
+    )
+    raw_domains: list[dict[str, Any]] = reader.records(
+        data, "domains", lambda p, d: _parse_domain(reader, p, d)
     )
 
     host_names: dict[str, str] = {}

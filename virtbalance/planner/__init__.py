@@ -16,9 +16,10 @@ from virtbalance.snapshot import Snapshot
 
 __all__ = ["plan"]
 
-# Placement variants (pack tight, reverse order), tried in turn only while overloaded hosts compete for
-# destinations; on big clusters with many sources one pass is kept, the improvement step still runs.
-VARIANTS = ((False, False), (True, False), (False, True), (True, True))
+# Variants (pack tight, reverse order), tried in turn only while hosts miss their cheapest set; each takes
+# the hosts that missed so far first. On big clusters with many sources only the first runs (its
+# improvement step still does).
+VARIANTS = ((False, False), (False, False), (True, False), (False, True), (True, True))
 MAX_CONTESTED = 64
 
 
@@ -61,16 +62,19 @@ def _relieve(
     forbidden: frozenset[tuple[str, str]],
     max_migrations: int | None,
 ) -> Outcome:
-    """Least-loaded destinations first; when hosts competed for them, also try tight packing and the
-    reverse order, and keep the cheapest plan (ties go to the earlier, least-loaded variant)."""
+    """Least-loaded destinations first. When hosts competed (for destinations or the plan's budget) and
+    some missed their cheapest set, also try: the hosts that missed first, tight packing, the reverse
+    order; keep the cheapest plan (ties go to the earlier variant)."""
     best: Outcome | None = None
+    missed_first: tuple[str, ...] = ()
     for pack, reverse in VARIANTS:
         model = build_model(snapshot, policy, forbidden, max_migrations)
         outcome = Outcome(model, Placer(model, pack=pack))
-        uncontested = relieve(outcome, relieve_hosts, reverse=reverse)
+        missed = relieve(outcome, relieve_hosts, reverse=reverse, first=missed_first)
         if best is None or outcome.cost() < best.cost():
             best = outcome
-        if uncontested or sum(1 for h in model.hosts.values() if h.is_source) > MAX_CONTESTED:
+        if not missed or sum(1 for h in model.hosts.values() if h.is_source) > MAX_CONTESTED:
             break
+        missed_first = tuple(dict.fromkeys((*missed_first, *missed)))
     assert best is not None
     return best

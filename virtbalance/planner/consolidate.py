@@ -14,7 +14,7 @@ def consolidate(outcome: Outcome) -> None:
     # Hosts already empty stay off: packing onto them would power them back on.
     for host in model.hosts.values():
         if not model.units[host.name]:
-            placer.exclude(host.name)
+            placer.exclude(host.name, "is empty (stays off)")
     candidates = sorted(
         (h for h in model.hosts.values() if model.units[h.name] and not h.maintenance),
         key=lambda h: (sum(u.memory for u in model.units[h.name]), h.cpu_used, h.name),
@@ -37,7 +37,7 @@ def consolidate(outcome: Outcome) -> None:
                 f"(max_per_host {policy.max_per_host}, max_migrations {model.max_migrations})"
             )
         else:
-            placer.exclude(host.name)
+            placer.exclude(host.name, "is being emptied")
             placed = placer.place_all(units, pack=True)
             if placed is None:
                 reason = "its chunks do not all fit on the other running hosts within the targets"

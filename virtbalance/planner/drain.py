@@ -11,7 +11,7 @@ def drain(outcome: Outcome, name: str) -> None:
     model = outcome.model
     policy = model.policy
     host = model.hosts[name]
-    outcome.placer.exclude(name)
+    outcome.placer.exclude(name, "is being drained")
     units = sorted(model.units[name], key=lambda u: (-u.memory, -u.cpu, u.id))
     if host.settle:
         outcome.unresolved_host(

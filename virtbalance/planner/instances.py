@@ -61,7 +61,7 @@ def generate(seed: int, shape: Shape) -> Snapshot:
             networks: tuple[str, ...] = ()
             if chunk_left > 0:
                 networks, chunk_left = (network,), chunk_left - 1
-            elif k < count - 1 and rng.random() < shape.chunked / 2.5:
+            elif k < count - 1 and rng.random() < shape.chunked / 1.9:
                 network = f"lan{k}"
                 networks, chunk_left = (network,), rng.randint(1, 3)
             key = None

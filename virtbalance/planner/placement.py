@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from virtbalance.planner.model import EPS, HostLoad, Model, Unit, mib, pct
@@ -31,13 +31,12 @@ _NO_DELTA = Delta()
 class Placer:
     """Finds destinations and commits moves on a model; keeps receivers sorted by load."""
 
-    def __init__(self, model: Model, excluded: Iterable[str] = (), pack: bool = False) -> None:
+    def __init__(self, model: Model, pack: bool = False) -> None:
         self.model = model
         self.pack = pack
         self.policy = model.policy
-        self.excluded = set(
-            excluded
-        )  # hosts that receive nothing in this plan besides maintenance/settle
+        # Hosts that receive nothing in this plan (besides maintenance and settle), and why.
+        self.excluded: dict[str, str] = {}
         receivers = [h for h in model.hosts.values() if self.receives(h) is None]
         self.order = sorted((h.load, h.name) for h in receivers)
         # Free room only shrinks on receivers during a plan (sources never receive), so these stay upper bounds.
@@ -55,7 +54,7 @@ class Placer:
         if host.settle:
             return host.settle
         if host.name in self.excluded:
-            return f"{host.name} is being emptied"
+            return f"{host.name} {self.excluded[host.name]}"
         if host.is_source:
             return f"{host.name} sends in this plan"
         return None
@@ -181,14 +180,14 @@ class Placer:
         self._reorder(target, remove=False)
         self.model.migrations -= unit.size
 
-    def exclude(self, host: str) -> None:
-        """Stop ``host`` from receiving for the rest of the plan."""
+    def exclude(self, host: str, why: str) -> None:
+        """Stop ``host`` from receiving for the rest of the plan; ``why`` completes "HOST ..."."""
         self._reorder(self.model.hosts[host], remove=True)
-        self.excluded.add(host)
+        self.excluded[host] = why
 
     def readmit(self, host: str) -> None:
         """Undo ``exclude``: ``host`` may receive again."""
-        self.excluded.discard(host)
+        self.excluded.pop(host, None)
         self._reorder(self.model.hosts[host], remove=False)
 
     def _reorder(self, host: HostLoad, remove: bool) -> None:
@@ -252,6 +251,9 @@ def _kind(reason: str) -> str:
         "max_per_host",
         "frozen",
         "being emptied",
+        "is overloaded",
+        "is empty",
+        "is being drained",
         "sends",
     ):
         if kind in reason:

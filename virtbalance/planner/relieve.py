@@ -37,11 +37,17 @@ def need_of(model: Model, host: HostLoad) -> Need | None:
     return Need(max(0.0, cpu), max(0, memory))
 
 
-def relieve(outcome: Outcome, relieve_hosts: frozenset[str] | None, reverse: bool = False) -> bool:
+def relieve(
+    outcome: Outcome,
+    relieve_hosts: frozenset[str] | None,
+    reverse: bool = False,
+    first: tuple[str, ...] = (),
+) -> list[str]:
     """Full relief for every host that can have it, improved pairwise; busy-host evacuation; partial relief.
 
-    Hosts are taken most overloaded first (``reverse``: least). True when every host got the cheapest
-    set of chunks it could have had with the destinations all to itself: no other order can do better.
+    Hosts are taken most overloaded first (``reverse``: least), those in ``first`` before all others.
+    Returns the hosts that did not get the cheapest set of chunks they could have had with destinations
+    and budget to themselves: when there are none, no other order can do better.
     """
     model = outcome.model
     policy = model.policy
@@ -55,9 +61,10 @@ def relieve(outcome: Outcome, relieve_hosts: frozenset[str] | None, reverse: boo
         excess = max(host.cpu_ratio - policy.cpu_high, host.memory_ratio - policy.memory_high)
         overloaded.append((-excess, host.name, need))
     overloaded.sort(key=lambda item: item[:2], reverse=reverse)
+    overloaded.sort(key=lambda item: first.index(item[1]) if item[1] in first else len(first))
     # Overloaded hosts never receive: they are what the plan is relieving.
     for _, name, _ in overloaded:
-        outcome.placer.exclude(name)
+        outcome.placer.exclude(name, "is overloaded itself")
 
     needs: dict[str, Need] = {}
     busy: list[str] = []
@@ -71,27 +78,28 @@ def relieve(outcome: Outcome, relieve_hosts: frozenset[str] | None, reverse: boo
             needs[name] = need
             _full_relief(outcome, host, need)
 
-    best = _improve(outcome, needs)
+    missed = _improve(outcome, needs)
     resolved = {m.unit.host for m in outcome.moves}
     for name in busy:
         _evacuate(outcome, model.hosts[name])
     for name, need in needs.items():
         if name not in resolved:
             _partial_relief(outcome, model.hosts[name], need)
-    return best
+    return missed
 
 
-def _improve(outcome: Outcome, needs: dict[str, Need]) -> bool:
-    """Hosts compete for destinations: re-solve pairs in the other order where one missed its best set.
+def _improve(outcome: Outcome, needs: dict[str, Need]) -> list[str]:
+    """Hosts compete for destinations and for the plan's budget: re-solve where one missed its best set.
 
-    A host "missed" when its chosen set costs more than the cheapest set ignoring destinations (or it got
-    none). Its partners are the hosts that sent chunks to a destination where a chunk of that cheapest set
-    would fit without this plan's moves. For each partner: undo both, solve the missed host first, and keep
-    the best pair that is better off (more resolved, then less memory, then fewer migrations).
-    Returns True when no host missed: then no other order could do better.
+    A host "missed" when its chosen set costs more than the cheapest set ignoring destinations and other
+    hosts (or it got none). Its rivals are, per contested destination, the hosts that sent there (a chunk
+    of its cheapest set fits only without this plan's moves), and, when the per-plan budget ran out, each
+    host that moved something. For each rival group: undo the group and the missed host, solve the missed
+    host first, then the group; keep the best result that is better off (more resolved, then less memory,
+    then fewer migrations). Returns the hosts that still miss.
     """
     limit = outcome.model.policy.max_per_host
-    ideal: dict[str, tuple[list[Unit], tuple[int, int, int]]] = {}
+    ideal: dict[str, tuple[list[Unit], Cost]] = {}
     for name, need in needs.items():
         free = [u for u in outcome.model.units[name] if not u.blocked]
         cover = cheapest_cover(free, need, limit, lambda _: True)
@@ -104,29 +112,33 @@ def _improve(outcome: Outcome, needs: dict[str, Need]) -> bool:
         for missed in list(needs):
             if missed not in ideal or _cost_of(outcome, missed) <= ideal[missed][1]:
                 continue
-            best: tuple[tuple[int, int, int], str] | None = None
-            for other in _partners(outcome, missed, ideal[missed][0], needs):
+            best: tuple[Cost, tuple[str, ...]] | None = None
+            for group in _rivals(outcome, missed, ideal[missed][0], needs):
                 attempts += 1
                 if attempts > IMPROVE_ATTEMPTS:
                     break
-                before = _pair(_cost_of(outcome, missed), _cost_of(outcome, other))
-                old = _resolve_pair(outcome, needs, missed, other)
-                after = _pair(_cost_of(outcome, missed), _cost_of(outcome, other))
-                _restore(outcome, missed, other, old)
+                hosts = (missed, *group)
+                before = _total(outcome, hosts)
+                old = _resolve(outcome, needs, hosts)
+                after = _total(outcome, hosts)
+                _restore(outcome, hosts, old)
                 if after < before:
                     delta = (after[0] - before[0], after[1] - before[1], after[2] - before[2])
-                    if best is None or (delta, other) < best:
-                        best = (delta, other)
+                    if best is None or (delta, group) < best:
+                        best = (delta, group)
             if best is not None:
-                _resolve_pair(outcome, needs, missed, best[1])
+                _resolve(outcome, needs, (missed, *best[1]))
                 improved = True
-    return all(_cost_of(outcome, name) <= ideal[name][1] for name in needs if name in ideal)
+    return [n for n in needs if n in ideal and _cost_of(outcome, n) > ideal[n][1]]
 
 
-def _partners(
+Cost = tuple[int, int, int]
+
+
+def _rivals(
     outcome: Outcome, missed: str, cover: list[Unit], needs: dict[str, Need]
-) -> list[str]:
-    """Sources (in ``needs`` order) whose moves took room that a unit of ``cover`` could have used."""
+) -> list[tuple[str, ...]]:
+    """Groups of sources (each in ``needs`` order) whose moves took what ``cover`` needed."""
     incoming: dict[str, Delta] = {}
     senders: dict[str, set[str]] = {}
     for move in outcome.moves:
@@ -135,45 +147,53 @@ def _partners(
         delta.memory -= move.unit.memory
         delta.moves -= move.unit.size
         senders.setdefault(move.destination, set()).add(move.unit.host)
-    found: set[str] = set()
-    for destination, delta in incoming.items():
+    order = {name: i for i, name in enumerate(needs)}
+    groups: list[tuple[str, ...]] = []
+    for destination in sorted(incoming):
         host = outcome.model.hosts[destination]
         if any(
             outcome.placer.misfit(u, host) is not None
-            and outcome.placer.misfit(u, host, delta) is None
+            and outcome.placer.misfit(u, host, incoming[destination]) is None
             for u in cover
         ):
-            found |= senders[destination]
-    found.discard(missed)
-    return [name for name in needs if name in found][:MAX_PARTNERS]
+            group = tuple(sorted(senders[destination] - {missed}, key=order.__getitem__))
+            if group and group not in groups:
+                groups.append(group)
+    if outcome.model.budget_left() < sum(u.size for u in cover):
+        for name in needs:
+            if name != missed and outcome.by_source.get(name) and (name,) not in groups:
+                groups.append((name,))
+    groups.sort(key=lambda g: (len(g), [order[n] for n in g]))
+    return groups[:MAX_RIVALS]
 
 
-# Pair re-solves allowed per plan and partners tried per host: bound the time on big clusters.
+# Re-solves allowed per plan and rival groups tried per host: bound the time on big clusters.
 IMPROVE_ATTEMPTS = 200
-MAX_PARTNERS = 12
+MAX_RIVALS = 12
 
 
-def _cost_of(outcome: Outcome, host: str) -> tuple[int, int, int]:
+def _cost_of(outcome: Outcome, host: str) -> Cost:
     """(1 if nothing moved else 0, memory moved, domains moved) for one source host."""
     moves = outcome.by_source.get(host, [])
     return (0 if moves else 1, sum(m.unit.memory for m in moves), sum(m.unit.size for m in moves))
 
 
-def _pair(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, int]:
-    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+def _total(outcome: Outcome, hosts: tuple[str, ...]) -> Cost:
+    costs = [_cost_of(outcome, h) for h in hosts]
+    return (sum(c[0] for c in costs), sum(c[1] for c in costs), sum(c[2] for c in costs))
 
 
-def _resolve_pair(outcome: Outcome, needs: dict[str, Need], first: str, second: str) -> list[Move]:
-    """Undo both hosts' moves, solve ``first`` then ``second``; return the undone moves."""
-    old = outcome.retract(second) + outcome.retract(first)
-    _full_relief(outcome, outcome.model.hosts[first], needs[first])
-    _full_relief(outcome, outcome.model.hosts[second], needs[second])
+def _resolve(outcome: Outcome, needs: dict[str, Need], hosts: tuple[str, ...]) -> list[Move]:
+    """Undo the hosts' moves and solve them again in this order; return the undone moves."""
+    old = [move for name in reversed(hosts) for move in outcome.retract(name)]
+    for name in hosts:
+        _full_relief(outcome, outcome.model.hosts[name], needs[name])
     return old
 
 
-def _restore(outcome: Outcome, first: str, second: str, old: list[Move]) -> None:
-    outcome.retract(second)
-    outcome.retract(first)
+def _restore(outcome: Outcome, hosts: tuple[str, ...], old: list[Move]) -> None:
+    for name in reversed(hosts):
+        outcome.retract(name)
     for move in old:
         outcome.move(move.unit, move.destination, move.why)
 

@@ -1,0 +1,97 @@
+"""Planner quality: migrated memory against the CP-SAT optimum on seeded random relieve instances.
+
+Usage: .venv/bin/python benchmarks/bench_planner_quality.py [--instances 200] [--time-limit 20] [--json FILE]
+Instances: 3-30 hosts, up to 200 domains, 20% of domains in chunks, pins, anti-affinity, cooldowns, 10-34% of
+hosts overloaded. Reported: how many the optimum resolves, whether we resolve all of those, the mean and max
+ratio of our migrated memory to the optimum, and the time of each side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from virtbalance.planner import plan
+from virtbalance.planner.exact import solve_relieve
+from virtbalance.planner.instances import Shape, generate
+from virtbalance.policy import Policy
+
+
+def instance(seed: int) -> tuple[int, Shape]:
+    rng = random.Random(seed)
+    hosts = rng.randint(3, 30)
+    domains = rng.randint(2 * hosts, min(200, 7 * hosts))
+    return seed, Shape(hosts=hosts, domains=domains, overloaded=rng.choice((0.1, 0.2, 0.3, 0.34)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=200)
+    parser.add_argument("--first-seed", type=int, default=1000)
+    parser.add_argument("--time-limit", type=float, default=20.0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    policy = Policy()
+    rows = []
+    for number in range(args.first_seed, args.first_seed + args.instances):
+        seed, shape = instance(number)
+        snapshot = generate(seed, shape)
+        start = time.perf_counter()
+        ours = plan(snapshot, policy)
+        ours_s = time.perf_counter() - start
+        start = time.perf_counter()
+        exact = solve_relieve(snapshot, policy, time_limit=args.time_limit)
+        exact_s = time.perf_counter() - start
+        memory = {d.name: d.memory_bytes for d in snapshot.domains}
+        moved = sum(memory[m.domain] for m in ours.migrations)
+        rows.append(
+            {
+                "seed": seed,
+                "hosts": shape.hosts,
+                "domains": shape.domains,
+                "exact_feasible": exact.feasible,
+                "exact_optimal": exact.optimal,
+                "exact_memory": exact.memory_bytes,
+                "ours_resolved": not ours.unresolved,
+                "ours_memory": moved,
+                "ratio": moved / exact.memory_bytes
+                if exact.feasible and exact.memory_bytes
+                else None,
+                "ours_s": ours_s,
+                "exact_s": exact_s,
+            }
+        )
+    feasible = [r for r in rows if r["exact_feasible"]]
+    proven = [r for r in feasible if r["exact_optimal"]]
+    missed = [r["seed"] for r in feasible if not r["ours_resolved"]]
+    ratios = [r["ratio"] for r in proven if r["ours_resolved"] and r["ratio"] is not None]
+    worse = sum(1 for x in ratios if x > 1 + 1e-9)
+    summary = {
+        "instances": len(rows),
+        "exact_resolves": len(feasible),
+        "exact_proven_optimal": len(proven),
+        "ours_resolves_of_those": len(feasible) - len(missed),
+        "missed_seeds": missed,
+        "ratio_mean": statistics.fmean(ratios) if ratios else None,
+        "ratio_max": max(ratios) if ratios else None,
+        "instances_above_optimum": worse,
+        "ours_ms_median": 1000 * statistics.median(r["ours_s"] for r in rows),
+        "ours_ms_max": 1000 * max(r["ours_s"] for r in rows),
+        "exact_ms_median": 1000 * statistics.median(r["exact_s"] for r in rows),
+        "exact_ms_max": 1000 * max(r["exact_s"] for r in rows),
+    }
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
+    return 0 if not missed and (summary["ratio_mean"] or 1.0) <= 1.05 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Planner speed: relieve on seeded clusters from 50 to 5,000 hosts (6 domains per host, 20% in chunks, 5% overloaded).
+
+Usage: .venv/bin/python benchmarks/bench_planner_scale.py [--sizes 50,500,1000,2000,5000] [--repeat 3]
+Times plan() only (the snapshot is built beforehand; parsing is reported separately for the largest size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from virtbalance.planner import plan
+from virtbalance.planner.instances import Shape, generate
+from virtbalance.policy import Policy
+from virtbalance.snapshot import parse_snapshot
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="50,500,1000,2000,5000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    # Per-plan caps lifted so that every overloaded host is planned for: the cost of the whole search.
+    policy = Policy(max_migrations=100_000, max_per_host=8)
+    rows = []
+    for hosts in (int(x) for x in args.sizes.split(",")):
+        snapshot = generate(args.seed, Shape(hosts=hosts, domains=6 * hosts, overloaded=0.05))
+        chunked = sum(1 for d in snapshot.domains if d.private_networks) / len(snapshot.domains)
+        times = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            result = plan(snapshot, policy)
+            times.append(time.perf_counter() - start)
+        rows.append(
+            {
+                "hosts": hosts,
+                "domains": len(snapshot.domains),
+                "chunked_share": round(chunked, 3),
+                "overloaded": sum(
+                    1 for h in snapshot.hosts if h.cpu_used / h.cpus > policy.cpu_high
+                ),
+                "migrations": len(result.migrations),
+                "unresolved_hosts": len({u.host for u in result.unresolved}),
+                "seconds_median": round(statistics.median(times), 3),
+                "seconds_max": round(max(times), 3),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    data = snapshot.to_dict()
+    start = time.perf_counter()
+    parse_snapshot(data)
+    print(json.dumps({"parse_seconds_largest": round(time.perf_counter() - start, 3)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
