@@ -146,3 +146,10 @@ def test_bad_policy_and_missing_file_exit_2(tmp_path, capsys):
 def test_live_needs_config(capsys):
     assert main(["plan", "--live"]) == 2
     assert "--live needs --config" in capsys.readouterr().err
+
+
+def test_live_with_unusable_config_exits_2(tmp_path, capsys):
+    assert main(["plan", "--live", "--config", str(tmp_path / "absent.yaml")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "absent.yaml" in captured.err

@@ -46,17 +46,14 @@ def _live_snapshot(config_path: str | None) -> tuple[Snapshot, Policy | None]:
     if not config_path:
         raise ValidationError("plan", ["--live needs --config FILE (the actioner's config)"])
     try:
-        from actioner.live import live_snapshot  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-
-        from actioner.config import load_config  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+        from actioner.config import load_config  # noqa: PLC0415
+        from actioner.live import live_snapshot  # noqa: PLC0415
     except ImportError as exc:
         raise ValidationError(
             "plan", [f"--live: the actioner is not available ({exc}); use --snapshot FILE"]
         ) from exc
-    config = load_config(config_path)
-    snapshot: Snapshot = live_snapshot(config)
-    policy = getattr(config, "policy", None)
-    return snapshot, policy if isinstance(policy, Policy) else None
+    config = load_config(config_path)  # ConfigError (exit 2) listing every problem
+    return live_snapshot(config), config.policy
 
 
 def run(args: argparse.Namespace) -> int:
