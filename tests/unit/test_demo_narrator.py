@@ -278,3 +278,33 @@ def test_a_service_that_stays_down_is_reported_once_then_given_up():
     assert "giving up: no answer for 60s" in text
     assert clock.now - T0 < 70
     assert story.after is None
+
+
+class BusyTimeline(Timeline):
+    """The guests never get the CPU their dials ask for: the host plateaus under the threshold."""
+
+    def cpu(self) -> dict[str, float]:
+        return {"hv1": 0.40, "hv2": 0.10, "hv3": 0.05}
+
+    def alert_state(self) -> str | None:
+        return None
+
+
+def test_a_host_that_never_reaches_the_threshold_is_explained_once():
+    clock = Clock()
+    timeline = BusyTimeline(clock)
+    out = io.StringIO()
+    narrator = Narrator(
+        FakePrometheus(timeline),
+        FakeAlertmanager(),
+        FakeActioner(timeline),
+        hosts=HOSTS,
+        cpu_high=0.75,
+        out=out,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    narrator.watch("hv1", T0, HostFigures(T0, {}, {}), timeout=200)
+    text = out.getvalue()
+    assert text.count("stays at 40%, under the 75% threshold") == 1
+    assert "wait 0.40 cores for a real CPU" in text

@@ -13,6 +13,9 @@ from virtbalance.demo.clients import Alertmanager, Prometheus, ServiceError
 CPU_RATIO = "host:libvirt_cpu:ratio"
 MEMORY_RATIO = "host:libvirt_memory_used:ratio"
 OVERLOAD_ALERT = "HostSustainedOverload"
+# Time vCPUs were runnable but waited for a real CPU: on a busy machine the guests get less than asked.
+VCPU_WAIT = "sum by (host) (rate(libvirt_domain_vcpu_delay_seconds_total[1m]))"
+STALL_AFTER = 90.0  # seconds after the load rose with no pending alert: explain why
 BAR_WIDTH = 24
 SERVICE_PATIENCE = 60.0  # seconds a service may stay silent before the narration stops
 
@@ -110,6 +113,7 @@ class Narrator:
         self._chunks_done: set[tuple[str, str]] = set()
         self._finished_plans: set[str] = set()
         self._announced: set[str] = set()
+        self._stall_explained = False
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -169,6 +173,7 @@ class Narrator:
         figures = self.figures()
         self._narrate_load(story, figures, now)
         self._narrate_alert(story, now)
+        self._explain_stall(story, figures, now)
         self._narrate_plans(story)
         if (
             story.firing_at is not None
@@ -204,6 +209,21 @@ class Narrator:
         self.say(
             f"CPU {story.host} {bar(value)} {percent(value).strip()} "
             f"(threshold {self.cpu_high:.0%}) | " + ", ".join(parts)
+        )
+
+    def _explain_stall(self, story: Story, figures: HostFigures, now: float) -> None:
+        """Once: the load was raised long ago and the host is still under the threshold: say why."""
+        if self._stall_explained or story.pending_at is not None or story.firing_at is not None:
+            return
+        if now - story.overload_at < STALL_AFTER:
+            return
+        self._stall_explained = True
+        value = figures.cpu.get(story.host, 0.0)
+        waiting = self.prometheus.by_host(VCPU_WAIT).get(story.host, 0.0)
+        self.say(
+            f"{story.host} stays at {value:.0%}, under the {self.cpu_high:.0%} threshold: its guests "
+            f"wait {waiting:.2f} cores for a real CPU (this machine is busy), so they use less than "
+            "their load dials ask. Stop other CPU-heavy work and run the demo again."
         )
 
     def _narrate_alert(self, story: Story, now: float) -> None:

@@ -84,7 +84,7 @@ _SCRIPTS: dict[str, DemoScript] = {
     # hv2 runs a pinned guest, the cache chunk and a worker. The pinned load cannot move and moving
     # the worker alone is not enough, so only moving the whole cache chunk brings hv2 under its target.
     "default": DemoScript(
-        overload=Overload(host="hv2", loads={"ops1": 33, "cache1": 22, "cache2": 22}, cpus=1.0),
+        overload=Overload(host="hv2", loads={"ops1": 44, "cache1": 22, "cache2": 22}, cpus=1.0),
         gather={},
         story=(
             "hv2 runs a pinned guest (ops1), the chunk group:cache (cache1, cache2) and worker1; "
