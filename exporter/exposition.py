@@ -17,11 +17,40 @@ from prometheus_client.samples import Sample
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-Row = tuple[tuple[str, ...], float]
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+class LabelSet:
+    """Label values and their exposition text (``{a="x",b="y"} ``), escaped and joined once.
+
+    Built per label set, not per sample: the collector keeps each domain's label sets across
+    scrapes, so the renderer only concatenates strings it already has.
+    """
+
+    __slots__ = ("text", "values")
+
+    def __init__(self, names: Sequence[str], values: tuple[str, ...]) -> None:
+        if len(names) != len(values):
+            raise ValueError(f"label names {tuple(names)} do not match values {values}")
+        self.values = values
+        pairs = ",".join(
+            f'{name}="{_escape_label(value)}"' for name, value in zip(names, values, strict=True)
+        )
+        self.text = "{" + pairs + "} " if pairs else " "
+
+
+Row = tuple[LabelSet, float]
+NO_LABELS = LabelSet((), ())
 
 
 class Family:
-    """One metric family: name, help, type, label names and rows of (label values, value)."""
+    """One metric family: name, help, type, label names and rows of (label set, value)."""
 
     __slots__ = ("help", "kind", "labels", "name", "rows", "sample_name")
 
@@ -35,14 +64,16 @@ class Family:
         self.rows: list[Row] = []
 
     def add(self, values: tuple[str, ...], value: float) -> None:
-        self.rows.append((values, value))
+        """Add a sample, escaping its labels now; hot paths append cached LabelSets to ``rows``."""
+        label_set = NO_LABELS if not values and not self.labels else LabelSet(self.labels, values)
+        self.rows.append((label_set, value))
 
     def to_metric(self) -> Metric:
         metric = Metric(self.name, self.help, self.kind)
         labels = self.labels
         metric.samples = [
-            Sample(self.sample_name, dict(zip(labels, values, strict=True)), value)
-            for values, value in self.rows
+            Sample(self.sample_name, dict(zip(labels, label_set.values, strict=True)), value)
+            for label_set, value in self.rows
         ]
         return metric
 
@@ -53,14 +84,6 @@ def gauge(name: str, help_text: str, labels: Sequence[str] = ()) -> Family:
 
 def counter(name: str, help_text: str, labels: Sequence[str] = ()) -> Family:
     return Family(name, help_text, "counter", labels)
-
-
-def _escape_label(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", r"\\").replace("\n", r"\n")
 
 
 def format_value(value: float) -> str:
@@ -81,31 +104,15 @@ def format_value(value: float) -> str:
 
 
 def render(families: Iterable[Family]) -> bytes:
-    """The text exposition of ``families``; each distinct label set is escaped and joined once."""
-    escaped: dict[str, str] = {}
-    bodies: dict[tuple[str, ...], dict[tuple[str, ...], str]] = {}
+    """The text exposition of ``families``."""
     out: list[str] = []
     append = out.append
     for family in families:
         name = family.sample_name
         append(f"# HELP {name} {_escape_help(family.help)}\n# TYPE {name} {family.kind}\n")
-        labels = family.labels
-        known = bodies.setdefault(labels, {})
-        for values, value in family.rows:
+        for label_set, value in family.rows:
             text = repr(value)
             if len(text) > 7 or text[-1] in "fn" or type(value) is not float:
                 text = format_value(value)  # long, inf, nan or not a float: the careful path
-            if not labels:
-                append(f"{name} {text}\n")
-                continue
-            body = known.get(values)
-            if body is None:
-                parts = []
-                for label, raw in zip(labels, values, strict=True):
-                    quoted = escaped.get(raw)
-                    if quoted is None:
-                        quoted = escaped[raw] = _escape_label(raw)
-                    parts.append(f'{label}="{quoted}"')
-                body = known[values] = "{" + ",".join(parts) + "} "
-            append(f"{name}{body}{text}\n")
+            append(f"{name}{label_set.text}{text}\n")
     return "".join(out).encode()
