@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +21,7 @@ from actioner import journal as jr
 from actioner.bridges import bridge_exists, ensure_bridge, network_active
 from actioner.config import Config
 from actioner.journal import Journal
-from actioner.libvirt_hosts import HostPool, HostUnreachableError
+from actioner.libvirt_hosts import DomainFacts, HostPool, HostUnreachableError
 from actioner.metrics import Metrics
 from actioner.silences import AlertmanagerClient, SilenceError, freezing
 from virtbalance import barriers
@@ -357,6 +357,32 @@ class Executor:
                     "precondition",
                 )
         return None, ""
+
+    def ineligible_destinations(
+        self, plan: Plan, facts: Mapping[str, DomainFacts]
+    ) -> dict[tuple[str, str], str]:
+        """(domain, destination) pairs whose destination lacks a private link of the chunk and cannot
+        get it: a missing libvirt network always, a missing bridge when ``manage_bridges`` is off."""
+        out: dict[tuple[str, str], str] = {}
+        for group in plan.chunks():
+            destination = group[0].destination
+            members = [facts[m.domain] for m in group if m.domain in facts]
+            bridges = sorted({b for f in members for b in self.pool.private_bridges(f)})
+            networks = sorted({n for f in members for n in self.pool.private_networks(f)})
+            if not networks and (self.config.execution.manage_bridges or not bridges):
+                continue
+            try:
+                conn = self.pool.connection(destination)
+                missing = [n for n in networks if not network_active(conn, n)]
+                if not self.config.execution.manage_bridges:
+                    missing += [b for b in bridges if not bridge_exists(conn, b)]
+            except (HostUnreachableError, libvirt.libvirtError) as exc:
+                missing = [f"(cannot check: {exc})"]
+            if missing:
+                reason = f"{', '.join(missing)} missing on {destination}"
+                for m in group:
+                    out[(m.domain, destination)] = reason
+        return out
 
     # --- one libvirt migration ----------------------------------------------------------------
 

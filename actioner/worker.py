@@ -6,13 +6,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from actioner import journal as jr
 from actioner.config import Config
 from actioner.executor import Executor
 from actioner.journal import Journal
+from actioner.libvirt_hosts import DomainFacts
 from actioner.metrics import Metrics
 from actioner.silences import AlertmanagerClient, SilenceError, forbidden_pairs
 from actioner.snapshot_builder import SnapshotBuilder
@@ -136,14 +137,23 @@ class Worker:
                 return self._finish(
                     plan_id, "failed", f"cannot drain: {', '.join(missing)} unreachable", started
                 )
-            result, frozen = self._plan(plan_id, snapshot, mode, row.hosts, active)
+            result, frozen, ineligible = self._plan(
+                plan_id,
+                snapshot=snapshot,
+                mode=mode,
+                hosts=row.hosts,
+                active=active,
+                facts=view.facts,
+            )
             self.metrics.unplaceable.set(len(result.unresolved))
             self.journal.set_plan_state(plan_id, jr.PLAN_RUNNING, plan_json=result.to_json(None))
             if result.empty:
                 if frozen:
                     return self._finish(plan_id, "frozen", "; ".join(sorted(set(frozen))), started)
-                if result.unresolved:
-                    reasons = "; ".join(f"{u.host}: {u.reason}" for u in result.unresolved)
+                if result.unresolved or ineligible:
+                    reasons = "; ".join(
+                        [f"{u.host}: {u.reason}" for u in result.unresolved] + ineligible
+                    )
                     return self._finish(plan_id, "unresolved", reasons, started)
                 return self._finish(plan_id, "empty", "nothing to move", started)
             if self.alertmanager is not None and self.config.alertmanager.announce:
@@ -162,45 +172,60 @@ class Worker:
     def _plan(
         self,
         plan_id: int,
+        *,
         snapshot: Snapshot,
         mode: Mode,
         hosts: tuple[str, ...],
         active: barriers.Barriers,
-    ) -> tuple[Plan, list[str]]:
-        """Plan, then forbid silenced moves and replan, a bounded number of rounds."""
+        facts: Mapping[str, DomainFacts],
+    ) -> tuple[Plan, list[str], list[str]]:
+        """Plan; forbid silenced moves and destinations missing a chunk's links; replan (bounded).
+
+        Returns the plan, the freezes that shaped it and the destinations found ineligible.
+        """
         relieve = frozenset(hosts) if mode.kind == "relieve" and hosts else None
-        forbidden: dict[tuple[str, str], str] = {}
-        result = self.planner(
-            snapshot,
-            self.config.policy,
-            mode,
-            relieve_hosts=relieve,
-            forbidden=frozenset(),
-            max_migrations=active.remaining_hourly,
-        )
-        if self.alertmanager is None:
-            return result, []
-        for _ in range(self.config.execution.replan_rounds):
-            try:
-                silences = self.alertmanager.active_silences()
-            except SilenceError as exc:
-                # Unknown freeze state: plan nothing rather than move something an operator froze.
-                empty = Plan(mode=mode, unresolved=result.unresolved)
-                return empty, [f"freeze state unknown: {exc}"]
-            new = forbidden_pairs(silences, result.migrations)
-            if not new or set(new) <= set(forbidden):
-                break
-            forbidden.update(new)
-            log.info("plan %s: replanning without %d silenced move(s)", plan_id, len(new))
+        frozen: dict[tuple[str, str], str] = {}
+        ineligible: dict[tuple[str, str], str] = {}
+        result = Plan(mode=mode)
+        for _ in range(self.config.execution.replan_rounds + 1):
             result = self.planner(
                 snapshot,
                 self.config.policy,
                 mode,
                 relieve_hosts=relieve,
-                forbidden=frozenset(forbidden),
+                forbidden=frozenset(frozen) | frozenset(ineligible),
                 max_migrations=active.remaining_hourly,
             )
-        return result, [f"frozen: {d}->{t}: {why}" for (d, t), why in forbidden.items()]
+            new_frozen: dict[tuple[str, str], str] = {}
+            if self.alertmanager is not None:
+                try:
+                    silences = self.alertmanager.active_silences()
+                except SilenceError as exc:
+                    # Unknown freeze state: plan nothing rather than move something an operator froze.
+                    return (
+                        Plan(mode=mode, unresolved=result.unresolved),
+                        [f"freeze state unknown: {exc}"],
+                        [],
+                    )
+                new_frozen = forbidden_pairs(silences, result.migrations)
+            new_ineligible = self.executor.ineligible_destinations(result, facts)
+            new_frozen = {k: v for k, v in new_frozen.items() if k not in frozen}
+            new_ineligible = {k: v for k, v in new_ineligible.items() if k not in ineligible}
+            if not new_frozen and not new_ineligible:
+                break
+            frozen.update(new_frozen)
+            ineligible.update(new_ineligible)
+            log.info(
+                "plan %s: replanning without %d silenced and %d ineligible move(s)",
+                plan_id,
+                len(new_frozen),
+                len(new_ineligible),
+            )
+        return (
+            result,
+            [f"frozen: {d}->{t}: {why}" for (d, t), why in frozen.items()],
+            sorted({f"{t} not eligible: {why}" for (_d, t), why in ineligible.items()}),
+        )
 
     def _announce(self, plan_id: int, result: Plan) -> None:
         assert self.alertmanager is not None

@@ -39,7 +39,7 @@ def write_config(
     lab, tmp_path: Path, *, overloaded: str = SOURCE, policy=None, **execution
 ) -> Path:
     """An actioner config for the lab. ``overloaded`` gets a tiny declared capacity (0.1 CPU), the other
-    hosts 4 CPUs, so the real guests' CPU use decides the plan even on a busy shared machine."""
+    hosts 16 CPUs, so the real guests' CPU use decides the plan even on a busy shared machine."""
     token = tmp_path / "token"
     token.write_text(TOKEN)
     base_policy = yaml.safe_load((REPO / "alerting-rules" / "policy-lab.yaml").read_text())
@@ -48,7 +48,7 @@ def write_config(
             h.name: {
                 "uri": h.libvirt_uri,
                 "migration_uri": h.migration_uri,
-                "cpus": 0.1 if h.name == overloaded else 4,
+                "cpus": 0.1 if h.name == overloaded else 16,
                 "memory": h.memory_bytes,
             }
             for h in lab.hosts
@@ -348,3 +348,87 @@ def test_killing_the_actioner_mid_migration_leaves_every_domain_once_and_repeats
         states = [r[0] for r in db.execute("SELECT state FROM plans")]
     assert states == ["interrupted"]
     assert os.path.getsize(log) > 0
+
+
+def _bridge_settings(lab, host: str, bridge: str) -> tuple[str, str] | None:
+    """(stp_state, forward_delay) of a bridge inside a lab host, None when it does not exist."""
+    shown = lab.run_in_host(
+        host,
+        [
+            "cat",
+            f"/sys/class/net/{bridge}/bridge/stp_state",
+            f"/sys/class/net/{bridge}/bridge/forward_delay",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if shown.returncode != 0:
+        return None
+    stp, delay = shown.stdout.split()
+    return stp, delay
+
+
+@pytest.fixture
+def bridgeless_lab(loaded_lab):
+    """The chunk's private bridges removed from every other host; put back as the lab made them after."""
+    lab = loaded_lab
+    others = [h.name for h in lab.hosts if h.name != SOURCE]
+    bridges = ("lan11", "lan12")
+    for host in others:
+        for bridge in bridges:
+            assert lab.run_in_host(host, ["ip", "link", "del", bridge]).returncode == 0
+    yield lab, others
+    lab.reset()  # the chunk back on hv1 before its bridges are touched again
+    for host in others:
+        conn = lab.connection(host)
+        for bridge in bridges:
+            try:
+                network = conn.networkLookupByName(f"vb-{bridge}")
+                network.destroy()
+                network.undefine()
+            except libvirt.libvirtError:
+                pass
+            if _bridge_settings(lab, host, bridge) is None:
+                for argv in (
+                    [
+                        "ip",
+                        "link",
+                        "add",
+                        bridge,
+                        "type",
+                        "bridge",
+                        "stp_state",
+                        "0",
+                        "forward_delay",
+                        "0",
+                    ],
+                    ["ip", "link", "set", bridge, "up"],
+                ):
+                    assert lab.run_in_host(host, argv).returncode == 0
+
+
+def test_missing_bridges_make_destinations_ineligible_unless_managed(bridgeless_lab, tmp_path):
+    lab, others = bridgeless_lab
+    unmanaged = tmp_path / "unmanaged"
+    unmanaged.mkdir()
+    client, services = run_app(write_config(lab, unmanaged, manage_bridges=False))
+    plan_id = post(client, firing(SOURCE)).get_json()["queued_plan"]
+    services.worker.drain_queue(timeout=300)
+    plan = services.journal.plan(plan_id)
+    assert plan.state == "unresolved", plan.detail
+    assert all(f"{h} not eligible: lan11, lan12 missing on {h}" in plan.detail for h in others)
+    assert services.journal.migrations(plan_id) == []
+    services.journal.close()
+
+    client, services = run_app(write_config(lab, tmp_path))  # manage_bridges defaults to on
+    plan_id = post(client, firing(SOURCE)).get_json()["queued_plan"]
+    services.worker.drain_queue(timeout=300)
+    plan = services.journal.plan(plan_id)
+    assert plan.state == "executed", plan.detail
+    placement = assert_whole_cluster_sane(lab)
+    destination = placement["web1"]
+    assert destination in others
+    # created through libvirt with STP off and no forward delay: guests talk as soon as they land
+    assert _bridge_settings(lab, destination, "lan11") == ("0", "0")
+    assert _bridge_settings(lab, destination, "lan12") == ("0", "0")
+    services.journal.close()
