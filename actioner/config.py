@@ -102,7 +102,6 @@ class ExecutionConfig:
     peer2peer: bool = False
     manage_bridges: bool = True
     replan_rounds: int = 3
-    connect_timeout: float = 10.0
     # A private bridge is one of these names (glob); others are shared uplinks present on every host.
     private_bridges: tuple[str, ...] = ("*",)
     shared_bridges: tuple[str, ...] = ()
@@ -436,7 +435,6 @@ def parse_config(data: Any, source: str = "config", base: Path | None = None) ->
             "peer2peer",
             "manage_bridges",
             "replan_rounds",
-            "connect_timeout",
             "private_bridges",
             "shared_bridges",
         ),
@@ -472,9 +470,6 @@ def parse_config(data: Any, source: str = "config", base: Path | None = None) ->
         peer2peer=reader.value("execution", e, "peer2peer", edef.peer2peer, "bool"),
         manage_bridges=reader.value("execution", e, "manage_bridges", edef.manage_bridges, "bool"),
         replan_rounds=reader.value("execution", e, "replan_rounds", edef.replan_rounds, "posint"),
-        connect_timeout=reader.value(
-            "execution", e, "connect_timeout", edef.connect_timeout, "duration"
-        ),
         private_bridges=reader.value(
             "execution", e, "private_bridges", edef.private_bridges, "strlist"
         ),
