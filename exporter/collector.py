@@ -22,6 +22,7 @@ from exporter.labels import (
     INTERFACE_LABELS,
     NET_LABELS,
     VCPU_LABELS,
+    DomainLabels,
     LabelCache,
 )
 from exporter.source import (
@@ -33,7 +34,7 @@ from exporter.source import (
     NodeFacts,
     ScrapeData,
 )
-from exporter.topology import Interface
+from exporter.topology import DomainTopology, Interface
 from virtbalance.chunks import ChunkMember, chunk_of
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,11 @@ class LibvirtCollector(Collector):
         self._lock = threading.Lock()  # one scrape at a time: the connection and caches are shared
         self._unknown_bridges_logged: set[str] = set()
         self._labels = LabelCache()
+        # The last topology rows and what they were computed from (see _topology_families).
+        self._topology_key: tuple[tuple[DomainLabels, ...], dict[tuple[str, str], bool]] | None = (
+            None
+        )
+        self._topology_rows: tuple[list[Row], list[Row]] = ([], [])
 
     def describe(self) -> list[Metric]:
         # Empty: registering must not scrape libvirt; families are built fresh per collect().
@@ -339,31 +345,56 @@ class LibvirtCollector(Collector):
             "The chunk (domains chained by private networks or a group) of a domain, value 1.",
             CHUNK_LABELS,
         )
+        known = [
+            (record.topology, self._labels.get(record.name, record.uuid, record.topology))
+            for record in data.domains
+            if record.topology is not None
+        ]
+        # Privacy is decided afresh every scrape (an uplink may have been plugged into a bridge),
+        # once per distinct (network, bridge) pair rather than per interface.
         bridge_private: dict[str, bool] = {}
+        privacy: dict[tuple[str, str], bool] = {}
+        for topology, _ in known:
+            for interface in topology.interfaces:
+                pair = (interface.network, interface.bridge)
+                if pair not in privacy:
+                    privacy[pair] = self._is_private(
+                        interface, data.networks_private, bridge_private
+                    )
+        # Same domains with the same topologies and privacy give the same rows and chunks: reuse
+        # them (LabelCache hands out the same DomainLabels while name and topology are unchanged).
+        key = (tuple(labels for _, labels in known), privacy)
+        if key != self._topology_key:
+            self._topology_key = key
+            self._topology_rows = self._topology_rows_of(known, privacy)
+        interface_info.rows = list(self._topology_rows[0])
+        chunk_info.rows = list(self._topology_rows[1])
+        return [interface_info, chunk_info]
+
+    @staticmethod
+    def _topology_rows_of(
+        known: list[tuple[DomainTopology, DomainLabels]], privacy: dict[tuple[str, str], bool]
+    ) -> tuple[list[Row], list[Row]]:
+        """Rows of libvirt_domain_interface_info and libvirt_domain_chunk_info."""
+        interface_rows: list[Row] = []
         members = []
-        known = []
-        for record in data.domains:
-            if record.topology is None:
-                continue
-            labels = self._labels.get(record.name, record.uuid, record.topology)
-            known.append(labels)
+        for topology, labels in known:
             private_links = []
-            for index, interface in enumerate(record.topology.interfaces):
-                private = self._is_private(interface, data.networks_private, bridge_private)
-                interface_info.rows.append((labels.interface(index, interface, private), 1.0))
+            for index, interface in enumerate(topology.interfaces):
+                private = privacy[interface.network, interface.bridge]
+                interface_rows.append((labels.interface(index, interface, private), 1.0))
                 if private:
                     private_links.append(interface.network or interface.bridge)
             members.append(
                 ChunkMember(
-                    name=record.name,
+                    name=labels.name,
                     private_networks=tuple(private_links),
-                    group=record.topology.placement.group,
+                    group=topology.placement.group,
                 )
             )
         chunks = chunk_of(members)
-        for labels in known:
-            chunk_info.rows.append((labels.chunk(chunks[labels.name]), 1.0))
-        return [interface_info, chunk_info]
+        chunk_rows: list[Row] = [(labels.chunk(chunks[labels.name]), 1.0) for _, labels in known]
+        return interface_rows, chunk_rows
 
     def _is_private(
         self, interface: Interface, networks_private: dict[str, bool], bridges: dict[str, bool]

@@ -324,3 +324,20 @@ def test_dirty_rate_group_is_opt_in():
     assert DIRTYRATE_GROUP and not STATS_GROUPS & DIRTYRATE_GROUP
     assert parse_config([]).collect_dirty_rate is False
     assert parse_config(["--collect.dirty-rate"]).collect_dirty_rate is True
+
+
+def test_bridge_gaining_an_uplink_splits_the_chunk_on_the_next_scrape(conn):
+    # Topology rows are reused between scrapes; a changed bridge classification must not be.
+    bridges = FakeBridges(dict(RECORDED_BRIDGES))
+    registry = make(conn, bridges=bridges)
+    assert by_domain(registry, "libvirt_domain_chunk_info")["vbexp-a"] == "lan11+lan12"
+    bridges.private["lan12"] = False
+    chunks = by_domain(registry, "libvirt_domain_chunk_info")
+    assert chunks["vbexp-a"] == chunks["vbexp-b"] == "lan11"
+    assert chunks["vbexp-c"] == "domain:vbexp-c"
+    private = {
+        (s.labels["domain"], s.labels["interface"]): s.labels["private"]
+        for s in samples(registry, "libvirt_domain_interface_info")
+    }
+    assert private[("vbexp-b", "vnet9")] == private[("vbexp-c", "vnet10")] == "false"
+    assert private[("vbexp-b", "vnet8")] == "true"
