@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -432,3 +433,36 @@ def test_missing_bridges_make_destinations_ineligible_unless_managed(bridgeless_
     assert _bridge_settings(lab, destination, "lan11") == ("0", "0")
     assert _bridge_settings(lab, destination, "lan12") == ("0", "0")
     services.journal.close()
+
+
+def test_status_and_vms_read_the_live_cluster(lab, tmp_path):
+    config = write_config(lab, tmp_path)
+    cli = [str(REPO / ".venv" / "bin" / "virtbalance")]
+    status = subprocess.run(
+        [*cli, "status", "--json", "--config", str(config)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert status.returncode == 0, status.stderr
+    data = json.loads(status.stdout)
+    placement = lab.placement()
+    assert data["unreachable"] == []
+    assert {r["host"]: r["domains"] for r in data["hosts"]} == {
+        h.name: sum(1 for host in placement.values() if host == h.name) for h in lab.hosts
+    }
+    assert {r["host"]: r["cpus"] for r in data["hosts"]}[SOURCE] == 0.1
+    vms = subprocess.run(
+        [*cli, "vms", "--json", "--config", str(config), f"{SOURCE}/*", "*cache*"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert vms.returncode == 0, vms.stderr
+    rows = json.loads(vms.stdout)["domains"]
+    expected = {d for d, h in placement.items() if h == SOURCE} | {"cache1", "cache2"}
+    assert {r["domain"] for r in rows} == expected
+    chunks = {r["domain"]: r["chunk"] for r in rows}
+    assert chunks["cache1"] == chunks["cache2"] == "group:cache"
