@@ -1,9 +1,10 @@
 """Planner quality: migrated memory against the CP-SAT optimum on seeded random relieve instances.
 
 Usage: .venv/bin/python benchmarks/bench_planner_quality.py [--instances 200] [--time-limit 20] [--json FILE]
-Instances: 3-30 hosts, up to 200 domains, 20% of domains in chunks, pins, anti-affinity, cooldowns, 10-34% of
-hosts overloaded. Reported: how many the optimum resolves, whether we resolve all of those, the mean and max
-ratio of our migrated memory to the optimum, and the time of each side.
+Instances: 3-30 hosts, up to 200 domains, 20% of domains in chunks, pins, anti-affinity, cooldowns, 10-30%
+of hosts overloaded (with the default max_migrations of 8, the larger ones often cannot all be resolved).
+Reported: how many the optimum resolves, whether we resolve all of those, the mean and max ratio of our
+migrated memory to the optimum, and the time of each side.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def instance(seed: int) -> tuple[int, Shape]:
     rng = random.Random(seed)
     hosts = rng.randint(3, 30)
     domains = rng.randint(2 * hosts, min(200, 7 * hosts))
-    return seed, Shape(hosts=hosts, domains=domains, overloaded=rng.choice((0.1, 0.2, 0.3, 0.34)))
+    return seed, Shape(hosts=hosts, domains=domains, overloaded=rng.choice((0.1, 0.15, 0.2, 0.3)))
 
 
 def main() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from virtbalance.planner.model import EPS, HostLoad, Model, Unit, mib, pct
@@ -120,10 +120,16 @@ class Placer:
         return best[1] if best else None
 
     def place_all(
-        self, units: Sequence[Unit], pack: bool | None = None
+        self, units: Sequence[Unit], pack: bool | None = None, base: Overlay | None = None
     ) -> list[tuple[Unit, str]] | None:
-        """Destinations for all ``units`` together (largest first), or None if one of them fits nowhere."""
-        overlay: Overlay = {}
+        """Destinations for all ``units`` together (largest first), or None if one of them fits nowhere.
+
+        ``base``: load changes to assume first (``initial_overlay`` tries "as if nothing had moved yet").
+        """
+        overlay: Overlay = {
+            name: Delta(d.cpu, d.memory, d.moves, set(d.anti_affinity))
+            for name, d in (base or {}).items()
+        }
         placed = []
         for unit in sorted(units, key=lambda u: (-u.memory, -u.cpu, u.host, u.id)):
             destination = self.find(unit, overlay, pack)
@@ -136,6 +142,16 @@ class Placer:
             delta.anti_affinity |= unit.anti_affinity
             placed.append((unit, destination))
         return placed
+
+    def initial_overlay(self, moves: Iterable[tuple[Unit, str]]) -> Overlay:
+        """Negative deltas that undo ``moves`` on their destinations (anti-affinity keys stay: cautious)."""
+        overlay: Overlay = {}
+        for unit, destination in moves:
+            delta = overlay.setdefault(destination, Delta())
+            delta.cpu -= unit.cpu
+            delta.memory -= unit.memory
+            delta.moves -= unit.size
+        return overlay
 
     def commit(self, unit: Unit, destination: str) -> None:
         """Apply a move to the model: loads, move counts, anti-affinity keys, the receivers' order."""

@@ -76,7 +76,8 @@ def relieve(
             busy.append(name)
         else:
             needs[name] = need
-            _full_relief(outcome, host, need)
+    for name, need in needs.items():
+        _full_relief(outcome, model.hosts[name], need)
 
     missed = _improve(outcome, needs)
     resolved = {m.unit.host for m in outcome.moves}
@@ -88,32 +89,59 @@ def relieve(
     return missed
 
 
+def _ideal(outcome: Outcome, name: str, need: Need) -> tuple[list[Unit], Cost] | None:
+    """The cheapest set of chunks covering ``need`` that could be placed with the destinations and the
+    plan's budget all to this host (as if nothing else had moved): no plan can give it less."""
+    model = outcome.model
+    limit = min(model.policy.max_per_host, model.max_migrations)
+    free = [u for u in model.units[name] if not u.blocked]
+    if cheapest_cover(free, need, limit, lambda _: True) is None:
+        return None
+    base = outcome.placer.initial_overlay((m.unit, m.destination) for m in outcome.moves)
+    cover = cheapest_cover(
+        free, need, limit, lambda units: outcome.placer.place_all(units, base=base) is not None
+    )
+    if cover is None:
+        return None
+    return cover, (0, sum(u.memory for u in cover), sum(u.size for u in cover))
+
+
 def _improve(outcome: Outcome, needs: dict[str, Need]) -> list[str]:
     """Hosts compete for destinations and for the plan's budget: re-solve where one missed its best set.
 
-    A host "missed" when its chosen set costs more than the cheapest set ignoring destinations and other
-    hosts (or it got none). Its rivals are, per contested destination, the hosts that sent there (a chunk
-    of its cheapest set fits only without this plan's moves), and, when the per-plan budget ran out, each
-    host that moved something. For each rival group: undo the group and the missed host, solve the missed
-    host first, then the group; keep the best result that is better off (more resolved, then less memory,
-    then fewer migrations). Returns the hosts that still miss.
+    A host "missed" when its chosen set costs more than its ideal (``_ideal``). Its rivals are, per
+    contested destination, the hosts that sent there (a chunk of its ideal set fits only without this
+    plan's moves), and, when the per-plan budget ran out, each host that moved something. For each rival
+    group: undo the group and the missed host, solve the missed host first, then the group; keep the best
+    result that is better off (more resolved, then less memory, then fewer migrations). Returns the hosts
+    that still miss.
     """
-    limit = outcome.model.policy.max_per_host
-    ideal: dict[str, tuple[list[Unit], Cost]] = {}
-    for name, need in needs.items():
-        free = [u for u in outcome.model.units[name] if not u.blocked]
-        cover = cheapest_cover(free, need, limit, lambda _: True)
-        if cover is not None:
-            ideal[name] = (cover, (0, sum(u.memory for u in cover), sum(u.size for u in cover)))
+    loose: dict[str, Cost | None] = {}
+    ideal: dict[str, tuple[list[Unit], Cost] | None] = {}
+
+    def missing(name: str) -> tuple[list[Unit], Cost] | None:
+        """The host's ideal if it has not got it, else None (both bounds computed once, on demand)."""
+        cost = _cost_of(outcome, name)
+        if name not in loose:
+            loose[name] = _loose_bound(outcome, name, needs[name])
+        bound = loose[name]
+        if bound is None or cost <= bound:
+            return None
+        if name not in ideal:
+            ideal[name] = _ideal(outcome, name, needs[name])
+        found = ideal[name]
+        return found if found is not None and cost > found[1] else None
+
     attempts = 0
     improved = True
     while improved and attempts < IMPROVE_ATTEMPTS:
         improved = False
         for missed in list(needs):
-            if missed not in ideal or _cost_of(outcome, missed) <= ideal[missed][1]:
+            target = missing(missed)
+            if target is None:
                 continue
             best: tuple[Cost, tuple[str, ...]] | None = None
-            for group in _rivals(outcome, missed, ideal[missed][0], needs):
+            for group in _rivals(outcome, missed, target[0], needs):
                 attempts += 1
                 if attempts > IMPROVE_ATTEMPTS:
                     break
@@ -129,10 +157,21 @@ def _improve(outcome: Outcome, needs: dict[str, Need]) -> list[str]:
             if best is not None:
                 _resolve(outcome, needs, (missed, *best[1]))
                 improved = True
-    return [n for n in needs if n in ideal and _cost_of(outcome, n) > ideal[n][1]]
+    return [name for name in needs if missing(name) is not None]
 
 
 Cost = tuple[int, int, int]
+
+
+def _loose_bound(outcome: Outcome, name: str, need: Need) -> Cost | None:
+    """The cost of the cheapest covering set, destinations aside: a quick lower bound."""
+    model = outcome.model
+    free = [u for u in model.units[name] if not u.blocked]
+    limit = min(model.policy.max_per_host, model.max_migrations)
+    cover = cheapest_cover(free, need, limit, lambda _: True)
+    if cover is None:
+        return None
+    return (0, sum(u.memory for u in cover), sum(u.size for u in cover))
 
 
 def _rivals(
