@@ -1,20 +1,26 @@
 """virtbalance-exporter side by side with Debian's prometheus-libvirt-exporter on one real libvirtd.
 
 Run as root: .venv/bin/python benchmarks/bench_exporter_vs_go.py [--domains 24] [--rounds 30]
+    [--baseline GIT-REF]
 Brings up a two-host lab (VIRTBALANCE_LAB_ID, default 1) with the domains running on the first
-host, starts both exporters inside it, scrapes them interleaved (order alternating per round) and
-prints the median wall time of a full HTTP scrape of each and their ratio. Then live-migrates
-guests between the hosts and scrapes the source host's exporters while each migration runs.
+host, starts both exporters inside it, scrapes them interleaved (order rotating per round) and
+prints the median wall time of a full HTTP scrape of each, their ratio and our scrape stages.
+With --baseline, the exporter of that commit runs too, in the same rounds (before/after in one
+run). Then live-migrates guests between the hosts and scrapes the source host's exporters while
+each migration runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -27,6 +33,19 @@ sys.path.insert(0, str(ROOT))
 from lab import Lab  # noqa: E402
 
 GO_PORT = 19177
+BASELINE_PORT = 19179
+STAGE = re.compile(r'libvirt_exporter_scrape_duration_seconds\{stage="(\w+)"\} (\S+)')
+
+
+def export_tree(ref: str, into: Path) -> None:
+    """The exporter and shared packages as committed at ``ref`` (git archive: no worktree)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", ref, "exporter", "virtbalance"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
 
 
 def scenario_yaml(domains: int) -> str:
@@ -47,11 +66,15 @@ def scenario_yaml(domains: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def scrape(target: str) -> tuple[float, int]:
+def scrape(target: str, stages: dict[str, list[float]] | None = None) -> tuple[float, int]:
     began = time.monotonic()
     with urllib.request.urlopen(f"http://{target}/metrics", timeout=30) as response:
         body = response.read()
-    return time.monotonic() - began, len(body)
+    seconds = time.monotonic() - began
+    if stages is not None:
+        for match in STAGE.finditer(body.decode()):
+            stages.setdefault(match.group(1), []).append(float(match.group(2)))
+    return seconds, len(body)
 
 
 def wait_up(target: str, process: subprocess.Popen[bytes]) -> None:
@@ -71,6 +94,7 @@ def main() -> int:
     parser.add_argument("--domains", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--migrations", type=int, default=4)
+    parser.add_argument("--baseline", help="also run the exporter of this git commit")
     args = parser.parse_args()
     lab_id = int(os.environ.get("VIRTBALANCE_LAB_ID", "1"))
     go_binary = shutil.which("prometheus-libvirt-exporter")
@@ -84,6 +108,8 @@ def main() -> int:
         lab = Lab.up(path, lab_id=lab_id)
     print(f"lab {lab_id} up with {args.domains} guests in {time.monotonic() - began:.1f}s")
     go: subprocess.Popen[bytes] | None = None
+    baseline: subprocess.Popen[bytes] | None = None
+    baseline_dir = tempfile.TemporaryDirectory()
     try:
         ours = lab.start_exporters()["bx1"]
         host = lab.hosts[0]
@@ -95,33 +121,62 @@ def main() -> int:
             stderr=subprocess.DEVNULL,
         )
         wait_up(go_target, go)
-        for _ in range(3):  # warm both: connections open, our topology cache filled
-            scrape(ours)
-            scrape(go_target)
-        times: dict[str, list[float]] = {"ours": [], "go": []}
+        targets = {"ours": ours, "go": go_target}
+        if args.baseline:
+            export_tree(args.baseline, Path(baseline_dir.name))
+            baseline_target = f"{host.address}:{BASELINE_PORT}"
+            # Same flags as the lab's exporter for bx1, from the exported tree.
+            argv = [
+                *(sys.executable, "-m", "exporter.main", "--libvirt.uri", "qemu:///system"),
+                *("--web.listen-address", baseline_target, "--host.cpus", "2"),
+                *("--host.memory-bytes", str(4 * 1024**3)),
+            ]
+            baseline = lab.exec_in_host(
+                host.name,
+                argv,
+                cwd=baseline_dir.name,
+                env={**os.environ, "PYTHONPATH": baseline_dir.name},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            wait_up(baseline_target, baseline)
+            targets["baseline"] = baseline_target
+        for _ in range(3):  # warm all: connections open, our topology cache filled
+            for target in targets.values():
+                scrape(target)
+        times: dict[str, list[float]] = {name: [] for name in targets}
+        stages: dict[str, dict[str, list[float]]] = {name: {} for name in targets}
         sizes: dict[str, int] = {}
-        for round_index in range(args.rounds):
-            order = [("ours", ours), ("go", go_target)]
-            if round_index % 2:
-                order.reverse()
+        order = list(targets.items())
+        for _ in range(args.rounds):
             for name, target in order:
-                seconds, size = scrape(target)
+                seconds, size = scrape(target, stages[name])
                 times[name].append(seconds)
                 sizes[name] = size
-        ours_median = statistics.median(times["ours"])
-        go_median = statistics.median(times["go"])
+            order = order[1:] + order[:1]  # each exporter takes each position in turn
         print(
             f"interleaved scrapes, {args.rounds} rounds, {args.domains} running guests (qemu:///system):"
         )
-        print(
-            f"  virtbalance-exporter median {ours_median * 1000:.1f} ms, "
-            f"min {min(times['ours']) * 1000:.1f} ms, {sizes['ours']} bytes"
-        )
-        print(
-            f"  prometheus-libvirt-exporter median {go_median * 1000:.1f} ms, "
-            f"min {min(times['go']) * 1000:.1f} ms, {sizes['go']} bytes"
-        )
-        print(f"  ratio ours/go (medians) {ours_median / go_median:.2f}")
+        labels = {
+            "ours": "virtbalance-exporter (working tree)",
+            "baseline": f"virtbalance-exporter at {args.baseline}",
+            "go": "prometheus-libvirt-exporter",
+        }
+        for name in targets:
+            print(
+                f"  {labels[name]} median {statistics.median(times[name]) * 1000:.1f} ms, "
+                f"min {min(times[name]) * 1000:.1f} ms, {sizes[name]} bytes"
+            )
+            if stages[name]:
+                medians = ", ".join(
+                    f"{stage} {statistics.median(values) * 1000:.1f}"
+                    for stage, values in stages[name].items()
+                )
+                print(f"    stage medians (ms): {medians}")
+        go_median = statistics.median(times["go"])
+        for name in targets.keys() - {"go"}:
+            ratio = statistics.median(times[name]) / go_median
+            print(f"  ratio {name}/go (medians) {ratio:.2f}")
 
         during: dict[str, list[float]] = {"ours": [], "go": []}
         durations = []
@@ -162,9 +217,11 @@ def main() -> int:
             else:
                 print(f"  {name}: no scrape finished while a migration ran")
     finally:
-        if go is not None:
-            go.terminate()
-            go.wait(timeout=10)
+        for process in (go, baseline):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=10)
+        baseline_dir.cleanup()
         lab.down()
     return 0
 

@@ -103,6 +103,18 @@ class ScrapeData:
         self.errors[stage] = self.errors.get(stage, 0) + 1
 
 
+@dataclass
+class _Fetched:
+    """One bulk stats call's records and what the job checks of its domains found."""
+
+    records: list[tuple[_Domain, dict[str, Any]]]
+    migrating: dict[str, bool] = field(default_factory=dict)  # by UUID; absent: unknown
+    vanished: set[str] = field(default_factory=set)
+    job_errors: int = 0
+    cut: bool = False  # the deadline passed before every job was checked
+    job_seconds: float = 0.0
+
+
 class Deadline:
     """The time left for one scrape."""
 
@@ -257,19 +269,37 @@ class LibvirtSource:
             session.broken = True
             return
         try:
-            records = self._timed(data, "stats", lambda: self._bulk_stats(conn))
+            fetched = self._timed(data, "stats", lambda: self._stats_and_jobs(conn, deadline))
         except libvirt.libvirtError as exc:
             log.warning("libvirt getAllDomainStats failed: %s", exc)
             data.error("stats")
             session.broken = True
             return
+        # Job checks ran inside the stats stage, right after each shard's bulk call; this is the
+        # longest time one shard spent on them.
+        data.durations["job"] = max(f.job_seconds for f in fetched)
+        vanished: set[str] = set()
+        migrating: dict[str, bool] = {}
+        for part in fetched:
+            vanished |= part.vanished
+            migrating.update(part.migrating)
+            for _ in range(part.job_errors):
+                data.error("job")
+        if any(part.cut for part in fetched):
+            data.error("job")  # the deadline passed: the rest is unknown this scrape
+        records = [(dom, stats) for part in fetched for dom, stats in part.records]
         domains = [
-            DomainRecord(name=dom.name(), uuid=dom.UUIDString(), domain_id=dom.ID(), stats=stats)
+            DomainRecord(
+                name=dom.name(),
+                uuid=(uuid := dom.UUIDString()),
+                domain_id=dom.ID(),
+                stats=stats,
+                migrating=migrating.get(uuid),
+            )
             for dom, stats in records
         ]
         handles = {record.uuid: dom for record, (dom, _) in zip(domains, records, strict=True)}
         data.up = True
-        vanished: set[str] = set()
         self._timed(
             data,
             "xml",
@@ -283,56 +313,69 @@ class LibvirtSource:
             ),
         )
         self._timed(data, "network", lambda: self._networks(conn, domains, data, deadline))
-        self._timed(
-            data,
-            "job",
-            lambda: self._jobs(
-                domains=domains, handles=handles, data=data, deadline=deadline, vanished=vanished
-            ),
-        )
         data.domains = [d for d in domains if d.uuid not in vanished]
         if not session.retired:
             self._cache.retain({d.uuid for d in data.domains})
 
-    def _bulk_stats(self, conn: Connection) -> list[tuple[_Domain, dict[str, Any]]]:
-        """One getAllDomainStats call; or, with concurrency, a few concurrent calls over shards.
+    def _stats_and_jobs(self, conn: Connection, deadline: Deadline) -> list[_Fetched]:
+        """The bulk stats, then each domain's migration job; over concurrent shards when many.
 
-        libvirtd answers each call domain after domain, mostly waiting for QEMU monitors; shards
-        on its worker threads overlap those waits. Shards are disjoint, so no call waits for
-        another's job on a domain.
+        libvirtd answers a bulk call domain after domain, mostly waiting for QEMU monitors;
+        shards on its worker threads overlap those waits. Shards are disjoint, so no call waits
+        for another's job on a domain. Each shard checks its own domains' jobs as soon as its
+        stats are in, so those round trips overlap the other shards' stats too.
         """
         if self._concurrency <= 1:
-            return list(conn.getAllDomainStats(self._groups, STATS_FLAGS))
+            return [
+                self._fetch(lambda: conn.getAllDomainStats(self._groups, STATS_FLAGS), deadline)
+            ]
         domains = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
         shards = min(self._concurrency, len(domains) // MIN_DOMAINS_PER_CALL)
         if shards <= 1:
-            return list(conn.getAllDomainStats(self._groups, STATS_FLAGS))
+            return [
+                self._fetch(lambda: conn.getAllDomainStats(self._groups, STATS_FLAGS), deadline)
+            ]
         nowait = STATS_FLAGS & ~libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
-        results: list[Any] = [None] * shards
+        results: list[_Fetched | libvirt.libvirtError | None] = [None] * shards
 
-        def fetch(index: int) -> None:
+        def run(index: int) -> None:
+            shard = domains[index::shards]
             try:
-                results[index] = conn.domainListGetStats(
-                    domains[index::shards], self._groups, nowait
+                results[index] = self._fetch(
+                    lambda: conn.domainListGetStats(shard, self._groups, nowait), deadline
                 )
             except libvirt.libvirtError as exc:
                 results[index] = exc
 
         threads = [
-            threading.Thread(target=fetch, args=(i,), name="libvirt-stats", daemon=True)
+            threading.Thread(target=run, args=(i,), name="libvirt-stats", daemon=True)
             for i in range(1, shards)
         ]
         for thread in threads:
             thread.start()
-        fetch(0)
+        run(0)
         for thread in threads:
             thread.join()
-        records: list[tuple[_Domain, dict[str, Any]]] = []
+        fetched = []
         for result in results:
             if isinstance(result, libvirt.libvirtError):
                 raise result
-            records.extend(result)
-        return records
+            assert result is not None  # every shard stored its result before join() returned
+            fetched.append(result)
+        return fetched
+
+    def _fetch(
+        self, stats_call: Callable[[], list[tuple[_Domain, dict[str, Any]]]], deadline: Deadline
+    ) -> _Fetched:
+        fetched = _Fetched(records=list(stats_call()))
+        start = self._clock()
+        for dom, _ in fetched.records:
+            if deadline.expired():
+                fetched.cut = True
+                break
+            self._job(dom, fetched)
+        fetched.job_seconds = self._clock() - start
+        return fetched
 
     def _connection(self, session: _Session) -> Connection | None:
         if session.conn is None:
@@ -390,6 +433,8 @@ class LibvirtSource:
     ) -> None:
         now = self._clock()
         for record in domains:
+            if record.uuid in vanished:
+                continue
             cached = self._cache.get(record.uuid, record.domain_id, now)
             if cached is not None:
                 record.topology = cached
@@ -438,37 +483,28 @@ class LibvirtSource:
             # A libvirt network without <forward> is isolated: host-local by construction.
             data.networks_private[name] = root.find("forward") is None
 
-    def _jobs(
-        self,
-        *,
-        domains: list[DomainRecord],
-        handles: dict[str, _Domain],
-        data: ScrapeData,
-        deadline: Deadline,
-        vanished: set[str],
-    ) -> None:
-        for record in domains:
-            if record.uuid in vanished:
-                continue
-            if deadline.expired():
-                data.error("job")
-                return
-            try:
-                job = handles[record.uuid].jobStats(0)
-            except libvirt.libvirtError as exc:
-                code = _error_code(exc)
-                if code == libvirt.VIR_ERR_NO_DOMAIN:
-                    vanished.add(record.uuid)
-                elif code == libvirt.VIR_ERR_OPERATION_INVALID:
-                    # The destination side refuses job stats while a migration comes in.
-                    record.migrating = True
-                else:
-                    log.warning("domain %s: jobStats failed: %s", record.name, exc)
-                    data.error("job")
-                continue
-            active = job.get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE
-            operation = job.get("operation")
-            record.migrating = active and (operation is None or operation in _MIGRATION_OPERATIONS)
+    @staticmethod
+    def _job(dom: _Domain, fetched: _Fetched) -> None:
+        """Whether a migration job of ``dom`` runs (cheap: no QEMU monitor unless a job runs)."""
+        uuid = dom.UUIDString()
+        try:
+            job = dom.jobStats(0)
+        except libvirt.libvirtError as exc:
+            code = _error_code(exc)
+            if code == libvirt.VIR_ERR_NO_DOMAIN:
+                fetched.vanished.add(uuid)  # left the host since the bulk call (migrated away)
+            elif code == libvirt.VIR_ERR_OPERATION_INVALID:
+                # The destination side refuses job stats while a migration comes in.
+                fetched.migrating[uuid] = True
+            else:
+                log.warning("domain %s: jobStats failed: %s", dom.name(), exc)
+                fetched.job_errors += 1
+            return
+        active = job.get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE
+        operation = job.get("operation")
+        fetched.migrating[uuid] = active and (
+            operation is None or operation in _MIGRATION_OPERATIONS
+        )
 
 
 def _close_quietly(conn: Connection | None) -> None:
