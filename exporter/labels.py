@@ -20,9 +20,21 @@ class DomainLabels:
     sets of devices that were unplugged.
     """
 
-    __slots__ = ("_blocks", "_chunks", "_interfaces", "_nets", "_vcpus", "ident", "topology")
+    __slots__ = (
+        "_blocks",
+        "_chunks",
+        "_interfaces",
+        "_nets",
+        "_vcpus",
+        "ident",
+        "name",
+        "topology",
+        "uuid",
+    )
 
     def __init__(self, name: str, uuid: str, topology: DomainTopology | None) -> None:
+        self.name = name  # plain attributes, not properties: read for every domain every scrape
+        self.uuid = uuid
         self.topology = topology
         self.ident = LabelSet(DOMAIN_LABELS, (name, uuid))
         self._vcpus: list[LabelSet] = []
@@ -30,14 +42,6 @@ class DomainLabels:
         self._nets: dict[str, LabelSet] = {}
         self._interfaces: dict[tuple[int, bool], LabelSet] = {}
         self._chunks: dict[str, LabelSet] = {}
-
-    @property
-    def name(self) -> str:
-        return self.ident.values[0]
-
-    @property
-    def uuid(self) -> str:
-        return self.ident.values[1]
 
     def vcpu(self, index: int) -> LabelSet:
         while len(self._vcpus) <= index:
