@@ -92,7 +92,7 @@ class ExecutionConfig:
 
     dry_run: bool = False
     max_concurrent: int = 4
-    max_concurrent_per_host: int = 2
+    max_concurrent_per_host: int = 4
     migration_timeout: float = 600.0
     bandwidth_mib_per_s: int = 0  # 0: unlimited
     auto_converge: bool = True

@@ -434,6 +434,8 @@ class Executor:
                     box["dom"] = dom.migrate3(dconn, params, flags)
             except libvirt.libvirtError as exc:
                 box["error"] = str(exc)
+            # The moment libvirt returned, not the next poll tick: the split window is measured from these.
+            box["finished"] = time.monotonic()
 
         thread = threading.Thread(target=run, name=f"migrate-{domain}", daemon=True)
         thread.start()
@@ -460,7 +462,7 @@ class Executor:
                 aborted = True
         with self._progress_lock:
             self.progress.pop(domain, None)
-        finished = time.monotonic()
+        finished = float(box.get("finished", time.monotonic()))
         seconds = finished - started
         if "error" in box:
             return MoveResult(domain, False, seconds, finished, box["error"], timed_out=aborted)
