@@ -308,3 +308,56 @@ def test_a_host_that_never_reaches_the_threshold_is_explained_once():
     text = out.getvalue()
     assert text.count("stays at 40%, under the 75% threshold") == 1
     assert "wait 0.40 cores for a real CPU" in text
+
+
+class UnresolvedTimeline(Timeline):
+    """The alert fires and stays; the actioner's only plan ends unresolved."""
+
+    def alert_state(self) -> str | None:
+        return "firing" if self.t >= 8 else None
+
+    def plans(self) -> dict:
+        if self.t < 10:
+            return {"plans": [], "in_progress": {}}
+        plan = {
+            "id": 3,
+            "created": T0 + 10,
+            "updated": T0 + 10.5,
+            "trigger": "alert",
+            "mode": "relieve",
+            "hosts": ["hv1"],
+            "group_key": "{}:{}",
+            "state": "unresolved",
+            "detail": "hv1: chunk lan1 fits no host",
+            "plan": {
+                "unresolved": [
+                    {"host": "hv1", "resource": "cpu", "reason": "chunk lan1 fits no host"}
+                ]
+            },
+            "cancel_requested": False,
+            "migrations": [],
+        }
+        return {"plans": [plan], "in_progress": {}}
+
+
+def test_an_unresolved_plan_is_told_once_and_the_narration_ends():
+    clock = Clock()
+    timeline = UnresolvedTimeline(clock)
+    out = io.StringIO()
+    narrator = Narrator(
+        FakePrometheus(timeline),
+        FakeAlertmanager(),
+        FakeActioner(timeline),
+        hosts=HOSTS,
+        cpu_high=0.75,
+        out=out,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    story = narrator.watch("hv1", T0, HostFigures(T0, {}, {}), timeout=600)
+    text = out.getvalue()
+    assert text.count("chunk lan1 fits no host") == 1
+    assert "plan 3: unresolved, no migration" in text
+    assert "made no further plan for 90s" in text
+    assert clock.now - T0 < 110
+    assert story.resolved_at is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from lab.errors import LabAlreadyUp, LabError
@@ -38,6 +39,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         default=DEFAULT_TIMEOUT,
         help=f"seconds to wait for the overload to be relieved (default: {DEFAULT_TIMEOUT:g})",
     )
+    up.add_argument(
+        "--policy",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a policy file over the lab profile, for the rules and the actioner (default: the lab policy)",
+    )
     up.set_defaults(func=_up)
     down = actions.add_parser("down", help="stop the actioner and bring the lab down")
     down.add_argument(
@@ -52,7 +60,9 @@ def _lab_id(args: argparse.Namespace) -> int:
 
 def _up(args: argparse.Namespace) -> int:
     try:
-        return demo_up(args.scenario, _lab_id(args), sys.stdout, timeout=args.timeout)
+        return demo_up(
+            args.scenario, _lab_id(args), sys.stdout, timeout=args.timeout, policy_file=args.policy
+        )
     except LabAlreadyUp as exc:
         print(
             f"virtbalance demo: {exc}\nvirtbalance demo: stop it first with: make demo-down",

@@ -15,7 +15,8 @@ MEMORY_RATIO = "host:libvirt_memory_used:ratio"
 OVERLOAD_ALERT = "HostSustainedOverload"
 # Time vCPUs were runnable but waited for a real CPU: on a busy machine the guests get less than asked.
 VCPU_WAIT = "sum by (host) (rate(libvirt_domain_vcpu_delay_seconds_total[1m]))"
-STALL_AFTER = 90.0  # seconds after the load rose with no pending alert: explain why
+STALL_AFTER = 90.0
+GIVE_UP_AFTER_PLAN = 90.0  # seconds after the last plan ended with the host still overloaded  # seconds after the load rose with no pending alert: explain why
 BAR_WIDTH = 24
 SERVICE_PATIENCE = 60.0  # seconds a service may stay silent before the narration stops
 
@@ -114,6 +115,7 @@ class Narrator:
         self._finished_plans: set[str] = set()
         self._announced: set[str] = set()
         self._stall_explained = False
+        self._last_plan_finished: float | None = None
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -187,7 +189,16 @@ class Narrator:
                 f"back under {self.cpu_high:.0%}"
             )
         plans_done = all(plan.finished for plan in story.plans.values())
-        return story.resolved_at is not None and plans_done
+        if story.resolved_at is not None and plans_done:
+            return True
+        last = self._last_plan_finished
+        if story.plans and plans_done and last is not None and now - last > GIVE_UP_AFTER_PLAN:
+            self.say(
+                f"the actioner made no further plan for {GIVE_UP_AFTER_PLAN:.0f}s and {story.host} is "
+                "still overloaded: see the plan's reasons above"
+            )
+            return True
+        return False
 
     def _narrate_load(self, story: Story, figures: HostFigures, now: float) -> None:
         for name, value in figures.cpu.items():
@@ -276,7 +287,9 @@ class Narrator:
         for plan in story.plans.values():
             if plan.finished and plan.id not in self._finished_plans:
                 self._finished_plans.add(plan.id)
-                self.say(f"plan {plan.id} finished: {plan.outcome} ({plan.detail})")
+                self._last_plan_finished = self.clock()
+                if plan.migrations:
+                    self.say(f"plan {plan.id} finished: {plan.outcome} ({plan.detail})")
 
     def _narrate_splits(self, story: Story, finished: list[tuple[PlanView, str]]) -> None:
         """The actioner measures each chunk's split window into a histogram: read the new ones."""
@@ -300,7 +313,7 @@ class Narrator:
 
     def _announce_plan(self, plan: PlanView) -> None:
         if not plan.migrations:
-            detail = f" ({plan.detail})" if plan.detail else ""
+            detail = f" ({plan.detail})" if plan.detail and not plan.unresolved else ""
             self.say(f"plan {plan.id}: {plan.outcome}, no migration{detail}")
         else:
             chunks: dict[tuple[str, str, str], list[MigrationView]] = {}

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TextIO
 
 from lab.api import Lab
 from lab.errors import LabError
 from lab.naming import LabNames
+from virtbalance import rulegen
 from virtbalance.demo.actioner_view import ActionerReader
 from virtbalance.demo.clients import Prometheus, ServiceError
 from virtbalance.demo.narrator import CPU_RATIO, Narrator, Story, summary
 from virtbalance.demo.overload import DemoScript, Overload, script_for
-from virtbalance.demo.stack import Stack, StackError, start, stop_actioner
+from virtbalance.demo.stack import Stack, StackError, custom_policy_files, start, stop_actioner
 
 CHUNK_INFO = "libvirt_domain_chunk_info"
 # Loaded host's demand ratio: clearly above the lab's cpu_high (75%), so contention on a shared
@@ -91,8 +93,20 @@ def print_urls(stack: Stack, out: TextIO) -> None:
     out.flush()
 
 
-def demo_up(scenario: str, lab_id: int, out: TextIO, timeout: float = 600.0) -> int:
-    """Bring the stack up, overload a host, narrate the rebalancing; 0 when the host was relieved."""
+def demo_up(
+    scenario: str,
+    lab_id: int,
+    out: TextIO,
+    timeout: float = 600.0,
+    policy_file: Path | None = None,
+) -> int:
+    """Bring the stack up, overload a host, narrate the rebalancing; 0 when the host was relieved.
+
+    ``policy_file`` (over the lab profile) replaces the lab policy for the rules and the actioner.
+    """
+    if policy_file is not None:
+        # Validate before anything starts: a bad file fails here with every problem listed.
+        rulegen.load_policy(policy_file, "lab")
     out.write(f"virtbalance demo: scenario {scenario}, lab {lab_id}\n")
     out.write("Bringing up the lab (real libvirt hosts, real QEMU guests)...\n")
     out.flush()
@@ -100,7 +114,12 @@ def demo_up(scenario: str, lab_id: int, out: TextIO, timeout: float = 600.0) -> 
     out.write(f"  hosts: {', '.join(f'{h.name} ({h.cpus:g} CPUs)' for h in lab.hosts)}\n")
     out.write("Starting exporters, Prometheus (lab rules), Alertmanager and the actioner...\n")
     out.flush()
-    stack = start(lab)
+    if policy_file is None:
+        stack = start(lab)
+    else:
+        rules, policy = custom_policy_files(policy_file, lab.state_dir)
+        out.write(f"  policy: {policy_file} over the lab profile (rules: {rules})\n")
+        stack = start(lab, rule_files=(rules,), policy_file=policy)
     narrator = Narrator(
         stack.prometheus,
         stack.alertmanager,

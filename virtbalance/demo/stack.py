@@ -21,6 +21,7 @@ import yaml
 from lab.api import Lab
 from lab.state import record_process, update_state
 from lab.system import start_time
+from virtbalance import rulegen
 from virtbalance.demo.clients import Alertmanager, Prometheus
 from virtbalance.policy import Policy
 
@@ -99,9 +100,19 @@ class Stack:
         )
 
 
-def load_policy(path: Path = LAB_POLICY_FILE) -> Policy:
-    """The lab policy that the rules and the actioner share."""
-    return Policy.load(path)
+def custom_policy_files(policy_file: Path, directory: Path) -> tuple[Path, Path]:
+    """A user's policy file over the lab profile -> (rule file, policy file) written in ``directory``.
+
+    Prometheus's rules and the actioner then agree on every threshold and window.
+    """
+    policy = rulegen.load_policy(policy_file, "lab")
+    rules = directory / "custom.rules.yml"
+    rules.write_text(
+        rulegen.render(policy, source=f"{policy_file.name} over the lab profile"), encoding="utf-8"
+    )
+    merged = directory / "custom-policy.yaml"
+    merged.write_text(yaml.safe_dump(policy.to_mapping(), sort_keys=False), encoding="utf-8")
+    return rules, merged
 
 
 def start(
