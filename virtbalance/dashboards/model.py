@@ -121,8 +121,12 @@ def timeseries(
     width: int = 12,
     height: int = 8,
     overrides: Sequence[Json] = (),
+    max_points: int | None = None,
 ) -> Panel:
-    """A time series panel; thresholds are drawn as dashed lines, series keep the palette colours."""
+    """A time series panel; thresholds are drawn as dashed lines, series keep the palette colours.
+
+    ``max_points`` caps the steps of an expensive query (Grafana widens the step to fit).
+    """
     defaults = _defaults(unit, thresholds, minimum, maximum)
     defaults["color"] = {"mode": "palette-classic"}
     defaults["custom"] = {
@@ -141,6 +145,8 @@ def timeseries(
         _targets(queries),
         {"defaults": defaults, "overrides": list(overrides)},
     )
+    if max_points is not None:
+        body["maxDataPoints"] = max_points
     body["options"] = {
         "legend": {
             "calcs": ["lastNotNull", "max"],
@@ -165,19 +171,22 @@ def stat(
     height: int = 4,
     mappings: Sequence[Json] = (),
 ) -> Panel:
-    """A single-value panel showing the latest value of each series."""
+    """A single-value panel showing the latest value of each series.
+
+    Its queries run as instant queries: one evaluation instead of one per step of the time range.
+    """
     defaults = _defaults(unit, thresholds, decimals=decimals)
     defaults["mappings"] = list(mappings)
     body = _base(
         "stat",
         title,
         description,
-        _targets(queries),
+        _targets([Query(query.expr, query.legend, instant=True) for query in queries]),
         {"defaults": defaults, "overrides": []},
     )
     body["options"] = {
         "colorMode": "value",
-        "graphMode": "area",
+        "graphMode": "none",
         "justifyMode": "auto",
         "orientation": "auto",
         "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
