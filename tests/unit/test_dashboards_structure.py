@@ -73,6 +73,14 @@ def test_datasource_is_a_prometheus_variable(dashboard):
     )
     for variable in variables[1:]:
         assert variable["datasource"] == DATASOURCE, variable["name"]
+        # The editor's form and the classic query name the same metric and label.
+        query = variable["query"]
+        assert query["qryType"] == 1 and query["label"] == variable["name"]
+        assert (
+            query["query"]
+            == variable["definition"]
+            == f"label_values({query['metric']}, {variable['name']})"
+        )
 
 
 def test_every_panel_target_and_annotation_uses_the_datasource_variable(dashboard):

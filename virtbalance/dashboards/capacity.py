@@ -34,9 +34,7 @@ OVERLOAD_MAPPINGS = (
 
 def host_variable() -> Json:
     """Hosts to show; several at once, all by default."""
-    return query_variable(
-        "host", "Host", "label_values(libvirt_node_cpus, host)", multi=True, all_value=".+"
-    )
+    return query_variable("host", "Host", "libvirt_node_cpus", multi=True, all_value=".+")
 
 
 def _load_row(policy: Policy) -> Row:

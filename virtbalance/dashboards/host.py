@@ -281,8 +281,6 @@ def build(policy: Policy) -> Json:
         description="One hypervisor: load against the policy, each domain's CPU, steal, memory and I/O, "
         "its chunks, and the migrations from and to it.",
         rows=[_summary_row(), _cpu_row(policy), _memory_io_row(policy), _domains_row()],
-        variables=[
-            query_variable("host", "Host", "label_values(libvirt_node_cpus, host)", multi=False)
-        ],
+        variables=[query_variable("host", "Host", "libvirt_node_cpus", multi=False)],
         annotations=[migration_annotation(*MOVES), overload_annotation(HOST)],
     )

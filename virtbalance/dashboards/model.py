@@ -367,20 +367,24 @@ def datasource_variable() -> Json:
 
 
 def query_variable(
-    name: str, label: str, query: str, *, multi: bool, all_value: str | None = None
+    name: str, title: str, metric: str, *, multi: bool, all_value: str | None = None
 ) -> Json:
-    """A variable filled from the datasource with ``label_values(...)``, refreshed on time range change."""
+    """A variable holding the values of label ``name`` on ``metric``, refreshed on time range change."""
+    query = f"label_values({metric}, {name})"
     variable: Json = {
         "current": {},
         "datasource": dict(DATASOURCE),
         "definition": query,
         "hide": 0,
         "includeAll": all_value is not None,
-        "label": label,
+        "label": title,
         "multi": multi,
         "name": name,
         "options": [],
+        # Grafana's variable editor form (qryType 1: label values) with the classic query beside it.
         "query": {
+            "label": name,
+            "metric": metric,
             "qryType": 1,
             "query": query,
             "refId": "PrometheusVariableQueryEditor-VariableQuery",

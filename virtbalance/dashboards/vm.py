@@ -247,7 +247,7 @@ def build(policy: Policy) -> Json:
             query_variable(
                 "domain",
                 "Domain",
-                "label_values(libvirt_domain_info_virtual_cpus, domain)",
+                "libvirt_domain_info_virtual_cpus",
                 multi=False,
             )
         ],
