@@ -153,30 +153,38 @@ class SnapshotBuilder:
         return self.sample_libvirt(facts), "libvirt"
 
     def sample_libvirt(self, facts: dict[str, DomainFacts]) -> dict[str, float]:
-        """Cores used per domain from two ``cpu.time`` samples ``fallback_sample_interval`` apart."""
+        """Cores used per domain from two ``cpu.time`` samples ``fallback_sample_interval`` apart.
+
+        Each host's samples carry their own timestamps: on a loaded machine one host's stats call can
+        take seconds, and a shared interval would then inflate the other hosts' rates.
+        """
         by_host: dict[str, list[str]] = {}
         for f in facts.values():
             by_host.setdefault(f.host, []).append(f.name)
         first = self._cpu_times(by_host)
-        start = time.monotonic()
         self._sleep(self.config.prometheus.fallback_sample_interval)
         second = self._cpu_times(by_host)
-        elapsed = max(time.monotonic() - start, 1e-3)
-        return {
-            name: max(0.0, (second[name] - first[name]) / 1e9 / elapsed)
-            for name in first
-            if name in second
-        }
+        out: dict[str, float] = {}
+        for name, (ns_before, at_before) in first.items():
+            if name not in second:
+                continue
+            ns_after, at_after = second[name]
+            elapsed = max(at_after - at_before, 1e-3)
+            out[name] = max(0.0, (ns_after - ns_before) / 1e9 / elapsed)
+        return out
 
-    def _cpu_times(self, by_host: dict[str, list[str]]) -> dict[str, int]:
-        out: dict[str, int] = {}
+    def _cpu_times(self, by_host: dict[str, list[str]]) -> dict[str, tuple[int, float]]:
+        """Domain -> (cpu.time in ns, when it was read: the middle of its host's stats call)."""
+        out: dict[str, tuple[int, float]] = {}
         for host, names in by_host.items():
             try:
                 conn = self.pool.connection(host)
+                began = time.monotonic()
                 stats: Iterable[tuple[Any, dict[str, Any]]] = conn.getAllDomainStats(
                     libvirt.VIR_DOMAIN_STATS_CPU_TOTAL,
                     libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE,
                 )
+                at = (began + time.monotonic()) / 2
             except (HostUnreachableError, libvirt.libvirtError) as exc:
                 log.warning("cannot sample CPU on %s: %s", host, exc)
                 continue
@@ -184,5 +192,5 @@ class SnapshotBuilder:
             for dom, values in stats:
                 name = dom.name()
                 if name in wanted and "cpu.time" in values:
-                    out[name] = int(values["cpu.time"])
+                    out[name] = (int(values["cpu.time"]), at)
         return out

@@ -1,0 +1,181 @@
+"""The snapshot builder: libvirt facts to planner records, CPU from Prometheus or two libvirt samples."""
+
+from __future__ import annotations
+
+import time
+
+import libvirt
+import pytest
+
+from actioner.libvirt_hosts import DomainFacts, HostUnreachableError
+from actioner.snapshot_builder import SnapshotBuilder, SnapshotError
+from tests.actioner_fixtures import actioner_config
+from virtbalance.domain_metadata import Placement
+
+MiB = 1024 * 1024
+
+
+class Dom:
+    def __init__(self, name):
+        self._name = name
+
+    def name(self):
+        return self._name
+
+
+class Conn:
+    """cpu.time grows at ``rate`` cores in real time; the first stats call can be slow."""
+
+    def __init__(self, rates, first_call_delay=0.0):
+        self.rates = rates
+        self.delay = first_call_delay
+        self.calls = 0
+
+    def getAllDomainStats(self, stats, flags):
+        self.calls += 1
+        slow = self.calls == 1 and self.delay
+        if slow:
+            time.sleep(self.delay / 2)  # the request travels...
+        now = time.monotonic()
+        if slow:
+            time.sleep(self.delay / 2)  # ...and the answer comes back
+        return [(Dom(n), {"cpu.time": int(r * now * 1e9)}) for n, r in self.rates.items()]
+
+
+NO_PLACEMENT = Placement()
+
+
+def facts(name, host, bridges=(), placement=NO_PLACEMENT, *, vcpus=1, running=True):
+    return DomainFacts(
+        name=name,
+        uuid=name,
+        host=host,
+        active=True,
+        persistent=running,
+        state=libvirt.VIR_DOMAIN_RUNNING if running else libvirt.VIR_DOMAIN_PAUSED,
+        reason=0 if running else libvirt.VIR_DOMAIN_PAUSED_MIGRATION,
+        vcpus=vcpus,
+        memory_bytes=64 * MiB,
+        bridges=tuple(bridges),
+        networks=(),
+        placement=placement,
+    )
+
+
+class Pool:
+    def __init__(self, config, hosts, conns, down=()):
+        self.config = config
+        self.hosts = hosts
+        self.conns = conns
+        self.down = set(down)
+
+    def capacity(self, host):
+        if host in self.down:
+            raise HostUnreachableError(host)
+        return 2.0, 1024 * MiB
+
+    def domains(self, host):
+        return self.hosts[host]
+
+    def connection(self, host):
+        return self.conns[host]
+
+    def drop(self, host):
+        pass
+
+    def private_links(self, f):
+        return tuple(sorted(b for b in f.bridges if b != "br0"))
+
+
+def builder(tmp_path, hosts, conns, cpu_query=None, down=(), **config):
+    cfg = actioner_config(tmp_path, prometheus={"fallback_sample_interval": "50ms"}, **config)
+    return SnapshotBuilder(cfg, Pool(cfg, hosts, conns, down), cpu_query=cpu_query)
+
+
+def test_each_host_sample_uses_its_own_interval(tmp_path):
+    # hv2's first stats call takes 0.4 s: with one shared interval hv1's rate would read about 8x too high
+    hosts = {"hv1": [facts("a", "hv1")], "hv2": [facts("b", "hv2")], "hv3": []}
+    conns = {
+        "hv1": Conn({"a": 0.5}),
+        "hv2": Conn({"b": 0.25}, first_call_delay=0.4),
+        "hv3": Conn({}),
+    }
+    view = builder(tmp_path, hosts, conns).build()
+    cpu = {d.name: d.cpu_used for d in view.snapshot.domains}
+    assert view.cpu_source == "libvirt"
+    assert cpu["a"] == pytest.approx(0.5, abs=0.05)
+    assert cpu["b"] == pytest.approx(0.25, abs=0.05)
+
+
+def test_facts_become_planner_records(tmp_path):
+    hosts = {
+        "hv1": [
+            facts("web1", "hv1", bridges=("lan11", "br0")),
+            facts("db1", "hv1", placement=Placement(group="db", pinned=True), vcpus=2),
+            facts("incoming", "hv1", running=False),  # a migration's paused shell: runs elsewhere
+        ],
+        "hv2": [facts("incoming", "hv2")],
+        "hv3": [],
+    }
+    rates = {"hv1": {"web1": 0.2, "db1": 3.0}, "hv2": {"incoming": 0.1}, "hv3": {}}
+    conns = {h: Conn(r) for h, r in rates.items()}
+    view = builder(tmp_path, hosts, conns).build()
+    domains = {d.name: d for d in view.snapshot.domains}
+    assert domains["web1"].private_networks == ("lan11",)
+    assert (domains["db1"].group, domains["db1"].pinned) == ("db", True)
+    assert domains["db1"].cpu_used == 2.0  # never more than its vCPUs
+    assert domains["incoming"].host == "hv2"
+    host = view.snapshot.host("hv1")
+    assert (host.cpus, host.memory_used_bytes) == (2.0, 128 * MiB)
+    assert host.cpu_used == pytest.approx(domains["web1"].cpu_used + 2.0)
+
+
+def test_unreachable_host_is_left_out(tmp_path):
+    hosts = {"hv1": [facts("a", "hv1")], "hv2": [], "hv3": []}
+    conns = {"hv1": Conn({"a": 0.1}), "hv2": Conn({}), "hv3": Conn({})}
+    view = builder(tmp_path, hosts, conns, down=("hv3",)).build()
+    assert view.unreachable == ("hv3",)
+    assert [h.name for h in view.snapshot.hosts] == ["hv1", "hv2"]
+
+
+def test_a_domain_running_twice_stops_the_plan(tmp_path):
+    hosts = {"hv1": [facts("a", "hv1")], "hv2": [facts("a", "hv2")], "hv3": []}
+    conns = {h: Conn({}) for h in hosts}
+    with pytest.raises(SnapshotError, match="runs on both hv1 and hv2"):
+        builder(tmp_path, hosts, conns).build()
+
+
+def test_prometheus_answers_are_used_and_gaps_sampled(tmp_path):
+    hosts = {"hv1": [facts("a", "hv1"), facts("new", "hv1")], "hv2": [], "hv3": []}
+    conns = {"hv1": Conn({"a": 0.9, "new": 0.3}), "hv2": Conn({}), "hv3": Conn({})}
+    windows = []
+
+    def query(window):
+        windows.append(window)
+        return {"a": 0.7, "gone": 1.0}
+
+    view = builder(tmp_path, hosts, conns, cpu_query=query).build()
+    cpu = {d.name: d.cpu_used for d in view.snapshot.domains}
+    assert windows == [300.0]  # the policy's rate_window
+    assert view.cpu_source == "prometheus+libvirt"
+    assert cpu["a"] == 0.7
+    assert cpu["new"] == pytest.approx(0.3, abs=0.05)
+
+
+def test_prometheus_failure_falls_back_or_fails_as_configured(tmp_path):
+    hosts = {"hv1": [facts("a", "hv1")], "hv2": [], "hv3": []}
+
+    def broken(window):
+        raise ConnectionError("refused")
+
+    conns = {"hv1": Conn({"a": 0.4}), "hv2": Conn({}), "hv3": Conn({})}
+    view = builder(tmp_path, hosts, conns, cpu_query=broken).build()
+    assert view.cpu_source == "libvirt"
+    strict = tmp_path / "strict"
+    strict.mkdir()
+    with pytest.raises(SnapshotError, match="Prometheus query failed"):
+        SnapshotBuilder(
+            cfg := actioner_config(strict, prometheus={"fallback_to_libvirt": False}),
+            Pool(cfg, hosts, conns),
+            cpu_query=broken,
+        ).build()
