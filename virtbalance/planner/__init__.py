@@ -16,10 +16,17 @@ from virtbalance.snapshot import Snapshot
 
 __all__ = ["plan"]
 
-# Variants (pack tight, reverse order), tried in turn only while hosts miss their cheapest set; each takes
-# the hosts that missed so far first. On big clusters with many sources only the first runs (its
-# improvement step still does).
-VARIANTS = ((False, False), (False, False), (True, False), (False, True), (True, True))
+# Variants (pack tight, reverse order, fewest domains first), tried in turn only while hosts miss their
+# cheapest set; each takes the hosts that missed so far first. On big clusters with many sources only
+# the first runs (its improvement step still does).
+VARIANTS = (
+    (False, False, False),
+    (False, False, False),
+    (False, False, True),
+    (True, False, False),
+    (False, True, False),
+    (True, True, False),
+)
 MAX_CONTESTED = 64
 
 
@@ -63,13 +70,14 @@ def _relieve(
     max_migrations: int | None,
 ) -> Outcome:
     """Least-loaded destinations first. When hosts competed (for destinations or the plan's budget) and
-    some missed their cheapest set, also try: the hosts that missed first, tight packing, the reverse
-    order; keep the cheapest plan (ties go to the earlier variant)."""
+    some missed their cheapest set, also try: the hosts that missed first, fewest domains first (when the
+    budget is what they compete for), tight packing, the reverse order; keep the cheapest plan (ties go
+    to the earlier variant)."""
     best: Outcome | None = None
     missed_first: tuple[str, ...] = ()
-    for pack, reverse in VARIANTS:
+    for pack, reverse, frugal in VARIANTS:
         model = build_model(snapshot, policy, forbidden, max_migrations)
-        outcome = Outcome(model, Placer(model, pack=pack))
+        outcome = Outcome(model, Placer(model, pack=pack), frugal=frugal)
         missed = relieve(outcome, relieve_hosts, reverse=reverse, first=missed_first)
         if best is None or outcome.cost() < best.cost():
             best = outcome

@@ -24,6 +24,7 @@ class Shape:
     cooling: float = 0.03  # domains migrated within the cooldown window
     overloaded: float = 0.10  # hosts above cpu_high (a third of them above memory_high too)
     maintenance: float = 0.0
+    calm_cpu: tuple[float, float] = (0.05, 0.55)  # CPU ratio range of the hosts not overloaded
 
 
 def generate(seed: int, shape: Shape) -> Snapshot:
@@ -45,7 +46,7 @@ def generate(seed: int, shape: Shape) -> Snapshot:
             cpu_ratio = rng.uniform(0.78, 0.97)
             memory_ratio = rng.uniform(0.91, 0.96) if rng.random() < 0.33 else rng.uniform(0.3, 0.8)
         else:
-            cpu_ratio = rng.uniform(0.05, 0.55)
+            cpu_ratio = rng.uniform(*shape.calm_cpu)
             memory_ratio = rng.uniform(0.2, 0.7)
         immovable = round(cpus * rng.uniform(0.0, 0.04), 2)
         cpu_weights = [rng.expovariate(1.0) for _ in range(count)]

@@ -31,6 +31,8 @@ class Outcome:
     moves: list[Move] = field(default_factory=list)
     unresolved: list[Unresolved] = field(default_factory=list)
     moved_memory: int = 0
+    # relieve: choose each host's set by fewest domains first (a variant for when the budget is short)
+    frugal: bool = False
     by_source: dict[str, list[Move]] = field(default_factory=dict)
 
     def move(self, unit: Unit, destination: str, why: str) -> None:

@@ -263,9 +263,18 @@ def _full_relief(outcome: Outcome, host: HostLoad, need: Need) -> bool:
     """Move the cheapest set of chunks (memory, then count) that reaches the targets; False if none exists."""
     movable, _ = _movable(outcome, host)
     limit = _limit(outcome, host)
-    chosen = cheapest_cover(
-        movable, need, limit, lambda units: outcome.placer.place_all(units) is not None
-    )
+
+    def places(units: list[Unit]) -> bool:
+        return outcome.placer.place_all(units) is not None
+
+    if outcome.frugal:
+        # Fewest domains first (then least memory): leaves the plan's budget to the other hosts.
+        chosen = next(
+            (c for n in range(1, limit + 1) if (c := cheapest_cover(movable, need, n, places))),
+            None,
+        )
+    else:
+        chosen = cheapest_cover(movable, need, limit, places)
     if chosen is None:
         return False
     placed = outcome.placer.place_all(chosen)
