@@ -465,6 +465,8 @@ class Executor:
         finished = float(box.get("finished", time.monotonic()))
         seconds = finished - started
         if "error" in box:
+            # A failed or aborted job can leave the source paused; a VM must keep running.
+            self.pool.resume_if_stranded(source, domain)
             return MoveResult(domain, False, seconds, finished, box["error"], timed_out=aborted)
         problem = self.verify(domain, destination, source)
         if problem:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import logging
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ import libvirt
 
 from actioner.config import Config, HostConfig
 from virtbalance.domain_metadata import Placement, find_placement
+
+log = logging.getLogger(__name__)
 
 
 class HostUnreachableError(RuntimeError):
@@ -184,6 +187,28 @@ class HostPool:
                     continue
                 self.drop(host)
         return found
+
+    def resume_if_stranded(self, host: str, domain: str) -> bool:
+        """Resume a domain left paused by a migration that no longer runs (its client died mid-job).
+
+        libvirt pauses the source at the end of a migration; when the job is gone without the domain
+        having moved, nothing resumes it. Returns whether it was resumed.
+        """
+        try:
+            dom = self.connection(host).lookupByName(domain)
+            state, reason = dom.state()
+            if state != libvirt.VIR_DOMAIN_PAUSED or reason != libvirt.VIR_DOMAIN_PAUSED_MIGRATION:
+                return False
+            if dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
+                return False  # still migrating: its job decides
+            dom.resume()
+        except (HostUnreachableError, libvirt.libvirtError) as exc:
+            log.warning("%s on %s: cannot check or resume after a migration: %s", domain, host, exc)
+            return False
+        log.warning(
+            "%s on %s: resumed, it was left paused by an interrupted migration", domain, host
+        )
+        return True
 
     def _private(self, name: str) -> bool:
         execution = self.config.execution

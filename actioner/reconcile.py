@@ -29,6 +29,7 @@ class ReconcileReport:
     skipped: list[str] = field(default_factory=list)
     rolled_back: list[str] = field(default_factory=list)
     split: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
     interrupted_plans: list[int] = field(default_factory=list)
     requeued_plans: list[int] = field(default_factory=list)
 
@@ -71,6 +72,9 @@ def reconcile(
             where = _settled_location(
                 pool, row.domain, wait if row.state == jr.RUNNING else 0, sleep
             )
+            for host in where:
+                if pool.resume_if_stranded(host, row.domain):
+                    report.resumed.append(row.domain)
             if row.state == jr.PLANNED:
                 journal.set_migration_state(
                     row.id, jr.SKIPPED, reason="skipped: the actioner stopped before this move"
@@ -123,7 +127,14 @@ def reconcile(
         report.interrupted_plans.append(plan.id)
     report.requeued_plans = [p.id for p in journal.plans_in_state(jr.PLAN_QUEUED)]
     if any(
-        (report.done, report.failed, report.rolled_back, report.split, report.interrupted_plans)
+        (
+            report.done,
+            report.failed,
+            report.rolled_back,
+            report.split,
+            report.resumed,
+            report.interrupted_plans,
+        )
     ):
         log.warning("reconcile after restart: %s", report)
     return report

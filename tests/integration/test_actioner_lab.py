@@ -122,6 +122,7 @@ def assert_whole_cluster_sane(lab) -> dict[str, str]:
                 continue
             assert other.name == host, f"{name} also defined on {other.name}"
             assert dom.isPersistent(), f"{name} has no persistent definition on {host}"
+            assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING, f"{name} on {host}: {dom.state()}"
     assert len({placement[d] for d in CHUNK}) == 1, f"chunk split: {placement}"
     return placement
 
@@ -295,12 +296,20 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 1
     raise AssertionError("the actioner did not become healthy")
 
 
+@pytest.mark.parametrize(
+    "peer2peer",
+    [False, True],
+    ids=[
+        "client-driven (libvirt aborts the orphaned job)",
+        "peer2peer (the job outlives the actioner)",
+    ],
+)
 def test_killing_the_actioner_mid_migration_leaves_every_domain_once_and_repeats_nothing(
-    loaded_lab, tmp_path
+    loaded_lab, tmp_path, peer2peer
 ):
     fresh_lab = loaded_lab
     # A bandwidth cap stretches the migration so the kill lands inside it.
-    config = write_config(fresh_lab, tmp_path, bandwidth_mib_per_s=2)
+    config = write_config(fresh_lab, tmp_path, bandwidth_mib_per_s=2, peer2peer=peer2peer)
     data = yaml.safe_load(config.read_text())
     url = f"http://{data['webhook']['listen']}"
     journal = Path(data["journal"]["path"])

@@ -73,6 +73,9 @@ class FakeCluster:
     def drop(self, host):
         pass
 
+    def resume_if_stranded(self, host, domain):
+        return False
+
 
 class FakeConn:
     def interfaceLookupByName(self, name):
