@@ -145,16 +145,24 @@ def recording_rules(policy: Policy) -> tuple[Rule, ...]:
     """The per-host series the alerts and dashboards read; every aggregation keeps ``host``."""
     window = format_duration(policy.rate_window)
     domain_cores = f"sum by (host) (rate(libvirt_domain_info_cpu_time_seconds_total[{window}]))"
+    domain_waiting = f"sum by (host) (rate(libvirt_domain_vcpu_delay_seconds_total[{window}]))"
     # Capacity is a gauge per host: max, not sum, so a host scraped twice does not double its CPUs.
     cpus = "max by (host) (libvirt_node_cpus)"
+    # Demand is what the VMs run plus what their vCPUs wait for a host CPU (VMware's "ready" time):
+    # on a saturated host usage alone flattens at capacity and hides how much more the VMs want.
+    # Hosts whose exporter reports no vCPU delay count their usage alone.
+    domain_demand = (
+        f"(\n    {domain_cores}\n    +\n    ({domain_waiting} or on (host) 0 * {domain_cores})\n  )"
+    )
     demand = Rule(
         record=RECORD_CPU_DEMAND,
         comment=(
-            "CPU the host's VMs use, as a fraction of the host's CPUs (declared capacity where overridden).\n"
+            "CPU the host's VMs demand (run plus wait for a host CPU), as a fraction of the host's CPUs\n"
+            "(declared capacity where overridden).\n"
             "rate() handles counter resets (a VM restarting); a VM migrated away leaves within one rate window.\n"
             "A host with no running VM has a demand of 0 rather than no series at all."
         ),
-        expr=(f"(\n  {domain_cores}\n  or on (host)\n  0 * {cpus}\n)\n/ on (host)\n{cpus}"),
+        expr=(f"(\n  {domain_demand}\n  or on (host)\n  0 * {cpus}\n)\n/ on (host)\n{cpus}"),
     )
     node = Rule(
         record=RECORD_NODE_CPU,
