@@ -104,7 +104,8 @@ def scrape_actioner(stack) -> None:
     config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     requests.post(f"{url}/-/reload", timeout=30).raise_for_status()
     deadline = time.monotonic() + 60
-    while not prometheus(url, "query", query="virtbalance_plans_total"):
+    # Three samples: enough for rate() and increase() over the rate window.
+    while not prometheus(url, "query", query="count_over_time(virtbalance_plans_total[1m]) >= 3"):
         assert time.monotonic() < deadline, "Prometheus did not scrape the actioner within 60 s"
         time.sleep(1)
 

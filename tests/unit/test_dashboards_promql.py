@@ -249,7 +249,7 @@ def test_overload_state_is_firing_pending_or_ok_for_every_host(tmp_path):
         ],
         [
             {
-                "expr": queries.overload_state('host=~".+"'),
+                "expr": substitute(queries.overload_state('host=~".+"'), {"__interval": "1m"}),
                 "eval_time": "2m",
                 "exp_samples": [
                     {"labels": '{host="a"}', "value": 2},

@@ -77,11 +77,15 @@ def per_chunk(host_series: str) -> str:
 
 
 def overload_state(host_matcher: str) -> str:
-    """Per host: 2 while the overload alert fires, 1 while pending, 0 otherwise (so every host shows)."""
+    """Per host: 2 if the overload alert fired within the step, else 1 if pending, else 0.
+
+    ``max_over_time`` over the step keeps a short firing (relieved within seconds) from falling
+    between two steps; the CPU signal times zero keeps every host on the timeline.
+    """
     alert = f'ALERTS{{alertname="{OVERLOAD_ALERT}", {host_matcher}'
     return (
-        f'max by (host) ({alert}, alertstate="firing"}}) * 2 '
-        f'or max by (host) ({alert}, alertstate="pending"}}) '
+        f'max by (host) (max_over_time({alert}, alertstate="firing"}}[$__interval])) * 2 '
+        f'or max by (host) (max_over_time({alert}, alertstate="pending"}}[$__interval])) '
         f"or max by (host) (host:libvirt_cpu:ratio{{{host_matcher}}}) * 0"
     )
 
@@ -102,8 +106,9 @@ def migration_first_seen(*selectors: str) -> str:
     """When each recent migration was first scraped, in ms since the epoch (Grafana's time unit).
 
     A migration's series appears when the migration ends, so its first sample dates it (to a scrape).
+    The subquery steps at Prometheus's evaluation interval, fine enough to see a migration just done.
     """
     return (
         f"min by ({', '.join(MIGRATION_LABELS)}) "
-        f"(min_over_time(timestamp({_recent(selectors or ('',))})[$__range:1m])) * 1000"
+        f"(min_over_time(timestamp({_recent(selectors or ('',))})[$__range:])) * 1000"
     )

@@ -40,11 +40,14 @@ def migration_annotation(*selectors: str) -> Json:
 
 
 def overload_annotation(matcher: str = "") -> Json:
-    """A region for each stretch of time a host's overload alert was firing."""
+    """A region for each stretch of time a host's overload alert was firing.
+
+    Over each 1-minute step, so a firing relieved within seconds is not lost between two steps.
+    """
     extra = f", {matcher}" if matcher else ""
     return annotation(
         "Host overloads",
-        f'ALERTS{{alertname="{q.OVERLOAD_ALERT}", alertstate="firing"{extra}}}',
+        f'max_over_time(ALERTS{{alertname="{q.OVERLOAD_ALERT}", alertstate="firing"{extra}}}[1m])',
         title="{{host}} overloaded ({{resource}})",
         text=f"{q.OVERLOAD_ALERT} firing",
         tags=("host", "resource"),
