@@ -17,8 +17,8 @@ from virtbalance.snapshot import Snapshot
 __all__ = ["plan"]
 
 # Variants (pack tight, reverse order, fewest domains first), tried in turn only while hosts miss their
-# cheapest set; each takes the hosts that missed so far first. On big clusters with many sources only
-# the first runs (its improvement step still does).
+# cheapest set; each takes the hosts that missed so far first. On big clusters with many sources, or
+# when many hosts miss, only the first runs (its improvement step still does).
 VARIANTS = (
     (False, False, False),
     (False, False, False),
@@ -28,6 +28,9 @@ VARIANTS = (
     (True, True, False),
 )
 MAX_CONTESTED = 64
+# More hosts than this missing their cheapest set means the plan's budget is what limits it (most hosts
+# cannot be relieved in this plan whatever the order): other orders would cost time for nothing.
+MAX_MISSED = 8
 
 
 def plan(
@@ -81,7 +84,8 @@ def _relieve(
         missed = relieve(outcome, relieve_hosts, reverse=reverse, first=missed_first)
         if best is None or outcome.cost() < best.cost():
             best = outcome
-        if not missed or sum(1 for h in model.hosts.values() if h.is_source) > MAX_CONTESTED:
+        sources = sum(1 for h in model.hosts.values() if h.is_source)
+        if not missed or sources > MAX_CONTESTED or len(missed) > MAX_MISSED:
             break
         missed_first = tuple(dict.fromkeys((*missed_first, *missed)))
     assert best is not None
