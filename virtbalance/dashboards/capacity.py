@@ -25,6 +25,7 @@ UID = "virtbalance-capacity"
 HOSTS = 'host=~"$host"'
 # The chunk queries join every domain to its chunk at each step: cap the steps (docs/benchmarks.md).
 CHUNK_POINTS = 200
+UP_MAPPINGS = (value_mapping(0, "down", "red"), value_mapping(1, "up", "green"))
 OVERLOAD_MAPPINGS = (
     value_mapping(0, "ok", "green"),
     value_mapping(1, "pending", "yellow"),
@@ -242,6 +243,14 @@ def _overload_row(policy: Policy) -> Row:
                 f"{format_duration(policy.overload_for)}. Only then does the actioner act.",
                 [Query(q.overload_state(HOSTS), "{{host}}")],
                 OVERLOAD_MAPPINGS,
+            ),
+            state_timeline(
+                "libvirt reachable per host",
+                "Whether each host's exporter reached libvirtd. A host that is down or missing is blind: "
+                "no overload alert can fire for it and the actioner cannot move VMs to or from it.",
+                [Query(f"max by (host) (libvirt_up{{{HOSTS}}})", "{{host}}")],
+                UP_MAPPINGS,
+                height=4,
             ),
         ],
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from virtbalance.dashboards import queries as q
-from virtbalance.dashboards.capacity import OVERLOAD_MAPPINGS
+from virtbalance.dashboards.capacity import OVERLOAD_MAPPINGS, UP_MAPPINGS
 from virtbalance.dashboards.model import (
     Column,
     Json,
@@ -15,7 +15,6 @@ from virtbalance.dashboards.model import (
     stat,
     table,
     timeseries,
-    value_mapping,
 )
 from virtbalance.dashboards.rebalancing import (
     freeze_help,
@@ -27,7 +26,6 @@ from virtbalance.policy import Policy
 UID = "virtbalance-host"
 HOST = 'host="$host"'
 MOVES = ('source="$host"', 'destination="$host"')
-UP_MAPPINGS = (value_mapping(0, "down", "red"), value_mapping(1, "up", "green"))
 
 
 def _summary_row() -> Row:
@@ -273,6 +271,40 @@ def _domains_row() -> Row:
     )
 
 
+def _exporter_row() -> Row:
+    return Row(
+        "Exporter",
+        [
+            timeseries(
+                "Exporter scrape time by stage",
+                "Time the exporter's last scrape spent per stage (libvirt calls, topology, ...): a slow "
+                "libvirtd shows here first.",
+                [
+                    Query(
+                        f"max by (stage) (libvirt_exporter_scrape_duration_seconds{{{HOST}}})",
+                        "{{stage}}",
+                    )
+                ],
+                "s",
+                stack=True,
+            ),
+            timeseries(
+                "Exporter errors by stage",
+                "Failures while scraping libvirt; the series it could not read are missing meanwhile.",
+                [
+                    Query(
+                        "sum by (stage) (increase(libvirt_exporter_scrape_errors_total"
+                        f"{{{HOST}}}[{q.RATE}]))",
+                        "{{stage}}",
+                    )
+                ],
+                "short",
+                bars=True,
+            ),
+        ],
+    )
+
+
 def build(policy: Policy) -> Json:
     """The host detail dashboard for ``policy``'s thresholds."""
     return dashboard(
@@ -280,7 +312,13 @@ def build(policy: Policy) -> Json:
         title="virtbalance / Host detail",
         description="One hypervisor: load against the policy, each domain's CPU, steal, memory and I/O, "
         "its chunks, and the migrations from and to it.",
-        rows=[_summary_row(), _cpu_row(policy), _memory_io_row(policy), _domains_row()],
+        rows=[
+            _summary_row(),
+            _cpu_row(policy),
+            _memory_io_row(policy),
+            _domains_row(),
+            _exporter_row(),
+        ],
         variables=[query_variable("host", "Host", "libvirt_node_cpus", multi=False)],
         annotations=[migration_annotation(*MOVES), overload_annotation(HOST)],
     )
