@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from virtbalance.planner.model import EPS, HostLoad, Model, Unit, mib, pct
@@ -37,8 +37,12 @@ class Placer:
         self.policy = model.policy
         # Hosts that receive nothing in this plan (besides maintenance and settle), and why.
         self.excluded: dict[str, str] = {}
+        self.max_cpus = max((h.cpus for h in model.hosts.values()), default=1.0)
+        self.max_memory = max((h.memory for h in model.hosts.values()), default=1)
+        # A host above a target can take nothing; as receivers only fill up, it never comes back.
+        self.full_at = max(self.policy.cpu_target, self.policy.memory_target) + EPS
         receivers = [h for h in model.hosts.values() if self.receives(h) is None]
-        self.order = sorted((h.load, h.name) for h in receivers)
+        self.order = sorted((h.load, h.name) for h in receivers if h.load <= self.full_at)
         # Free room only shrinks on receivers during a plan (sources never receive), so these stay upper bounds.
         self.max_cpu_room = max(
             (self.policy.cpu_target * h.cpus - h.cpu_used for h in receivers), default=-1.0
@@ -104,7 +108,20 @@ class Placer:
         hosts = self.model.hosts
         best: tuple[float, str] | None = None
         found = 0
-        sequence = reversed(self.order) if pack else iter(self.order)
+        order = self.order
+        sequence: Iterator[tuple[float, str]]
+        if pack:
+            end = len(order)
+            if not overlay or all(d.cpu >= 0 and d.memory >= 0 for d in overlay.values()):
+                # Hosts loaded above this cannot take the unit even if they are the biggest there are.
+                limit = max(
+                    self.policy.cpu_target - unit.cpu / self.max_cpus,
+                    self.policy.memory_target - unit.memory / self.max_memory,
+                )
+                end = bisect.bisect_right(order, (limit + EPS, "\uffff"))
+            sequence = (order[i] for i in range(end - 1, -1, -1))
+        else:
+            sequence = iter(order)
         for _, name in sequence:
             host = hosts[name]
             delta = overlay.get(name) if overlay else None
@@ -212,7 +229,7 @@ class Placer:
             index = bisect.bisect_left(self.order, key)
             if index < len(self.order) and self.order[index] == key:
                 del self.order[index]
-        elif self.receives(host) is None:
+        elif self.receives(host) is None and host.load <= self.full_at:
             bisect.insort(self.order, key)
 
     def why_not(self, unit: Unit) -> str:
