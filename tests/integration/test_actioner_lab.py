@@ -26,6 +26,7 @@ import yaml
 from actioner.app import create_app
 from actioner.config import load_config
 from actioner.runtime import build_services
+from lab.state import read_state
 from tests.actioner_fixtures import payload
 from virtbalance.domain_metadata import NAMESPACE, PREFIX, Placement
 
@@ -70,6 +71,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_port_reusable(port: int, timeout: float = 90) -> None:
+    """The lab probes a monitoring port with a plain bind, which fails while the previous server's closed
+    connections sit in TIME_WAIT (up to 60 s after an earlier test stopped it): wait them out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+                return
+            except OSError:
+                time.sleep(2)
+    raise AssertionError(f"127.0.0.1:{port} stayed busy")
+
+
+def running_alertmanager(lab) -> str:
+    """The lab's Alertmanager, started if it is not running (these tests only use its silences API)."""
+    url = (read_state(lab.state_dir) or {}).get("alertmanager")
+    if url:
+        try:
+            if requests.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                return str(url)
+        except requests.RequestException:
+            pass
+    wait_port_reusable(lab.names.alertmanager_port)
+    return lab.start_alertmanager("http://127.0.0.1:9/unused")
 
 
 def firing(host: str) -> dict[str, Any]:
@@ -179,7 +207,7 @@ def test_firing_alert_moves_the_whole_chunk_then_cooldown_blocks_a_second_move(
 
 def test_a_silence_on_one_member_freezes_the_whole_chunk(loaded_lab, tmp_path):
     fresh_lab = loaded_lab
-    url = fresh_lab.start_alertmanager("http://127.0.0.1:9/unused")
+    url = running_alertmanager(fresh_lab)
     now = dt.datetime.now(dt.UTC)
     silence = requests.post(
         f"{url}/api/v2/silences",
@@ -481,7 +509,7 @@ def test_status_and_vms_read_the_live_cluster(lab, tmp_path):
 
 def test_announced_moves_can_be_vetoed_by_silencing_them(loaded_lab, tmp_path):
     lab = loaded_lab
-    url = lab.start_alertmanager("http://127.0.0.1:9/unused")
+    url = running_alertmanager(lab)
     config = write_config(lab, tmp_path)
     data = yaml.safe_load(config.read_text())
     data["alertmanager"] = {"url": url, "announce": True, "announce_delay": "6s"}

@@ -3,7 +3,6 @@ its snapshot from the lab's exporters."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from actioner.config import load_config
 from actioner.libvirt_hosts import HostPool
 from actioner.runtime import build_services
 from actioner.snapshot_builder import SnapshotBuilder
-from tests.integration.test_actioner_lab import write_config
+from tests.integration.test_actioner_lab import wait_port_reusable, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -44,6 +43,8 @@ def served_actioner(lab, tmp_path):
 
 def test_alertmanager_deliveries_and_repeats_make_one_plan(lab, served_actioner):
     url, services, token_file = served_actioner
+    lab.stop_monitoring()  # an Alertmanager left by another test routes elsewhere
+    wait_port_reusable(lab.names.alertmanager_port)
     am = lab.start_alertmanager(
         f"{url}/api/v1/alerts",
         token_file=Path(token_file),
@@ -87,20 +88,6 @@ def test_alertmanager_deliveries_and_repeats_make_one_plan(lab, served_actioner)
         lab.stop_monitoring()
 
 
-def _wait_port_reusable(port: int, timeout: float = 90) -> None:
-    """The lab probes its Prometheus port with a plain bind, which fails while the previous Prometheus's
-    closed connections sit in TIME_WAIT (up to 60 s after an earlier test stopped it): wait them out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-                return
-            except OSError:
-                time.sleep(2)
-    raise AssertionError(f"127.0.0.1:{port} stayed busy")
-
-
 def _sample(text: str, series: str) -> float:
     for line in text.splitlines():
         if line.startswith(series + " "):
@@ -112,7 +99,8 @@ def test_snapshot_cpu_comes_from_prometheus_scraping_the_exporters(lab, tmp_path
     lab.reset()
     lab.set_load("web1", 45)
     try:
-        _wait_port_reusable(lab.names.prometheus_port)
+        lab.stop_monitoring()
+        wait_port_reusable(lab.names.prometheus_port)
         prometheus = lab.start_prometheus(scrape_interval="1s", evaluation_interval="1s")
         path = write_config(lab, tmp_path)
         text = path.read_text().replace("prometheus:\n", f"prometheus:\n  url: {prometheus}\n", 1)
