@@ -16,7 +16,7 @@ from actioner.journal import Journal
 from actioner.libvirt_hosts import DomainFacts
 from actioner.metrics import Metrics
 from actioner.silences import AlertmanagerClient, SilenceError, forbidden_pairs
-from actioner.snapshot_builder import SnapshotBuilder
+from actioner.snapshot_builder import SnapshotBuilder, SnapshotError
 from virtbalance import barriers
 from virtbalance.plan import Mode, Plan
 from virtbalance.planner import plan as make_plan
@@ -124,7 +124,10 @@ class Worker:
         self.current = plan_id
         try:
             self.journal.set_plan_state(plan_id, jr.PLAN_RUNNING)
-            view = self.builder.build()
+            try:
+                view = self.builder.build()
+            except SnapshotError as exc:
+                return self._finish(plan_id, "failed", f"cannot read the cluster: {exc}", started)
             now = self._clock()
             past = history(self.journal, now, self.config)
             snapshot = barriers.annotate(view.snapshot, past)

@@ -14,7 +14,7 @@ from actioner.libvirt_hosts import DomainFacts
 from actioner.metrics import Metrics
 from actioner.reconcile import reconcile
 from actioner.silences import Matcher, Silence, SilenceError
-from actioner.snapshot_builder import ClusterView
+from actioner.snapshot_builder import ClusterView, SnapshotError
 from actioner.worker import Worker
 from tests.actioner_fixtures import actioner_config
 from virtbalance.domain_metadata import Placement
@@ -446,3 +446,22 @@ def test_reconcile_makes_a_split_chunk_whole_on_its_source(world):
     states = {r.domain: r.state for r in journal.migrations(plan_id)}
     assert states == {"web1": "rolled_back", "app1": "failed", "db1": "skipped"}
     assert report.rolled_back == ["web1"] and report.split == []
+
+
+def test_a_cluster_that_cannot_be_read_fails_the_plan_with_the_reason(world):
+    worker, executor, metrics = overloaded_world(world)
+    _config, _cluster, journal = world
+
+    class Broken:
+        def build(self):
+            raise SnapshotError("domain web1 runs on both hv1 and hv2")
+
+    worker.builder = Broken()
+    plan_id = alert_plan(journal)
+    assert worker.run(plan_id) == "failed"
+    assert (
+        journal.plan(plan_id).detail
+        == "cannot read the cluster: domain web1 runs on both hv1 and hv2"
+    )
+    assert metrics.plans.labels(outcome="failed")._value.get() == 1
+    assert executor.calls == []

@@ -6,6 +6,7 @@ import copy
 import io
 import json
 import logging
+import threading
 
 import pytest
 
@@ -299,3 +300,23 @@ def test_recorded_payloads_are_real_alertmanager_v4():
     resolved = copy.deepcopy(payload("resolved_hv1"))
     assert resolved["alerts"][0]["fingerprint"] == first["alerts"][0]["fingerprint"]
     assert resolved["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
+
+
+def test_concurrent_deliveries_from_ha_peers_make_one_plan(app, actioner_services):
+    body = json.dumps(payload("firing_hv1"))
+    barrier = threading.Barrier(8)
+    codes = []
+
+    def deliver():
+        client = app.test_client()
+        barrier.wait()
+        codes.append(post(client, body).status_code)
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert codes == [200] * 8
+    assert len(actioner_services.journal.plans()) == 1
+    assert len(actioner_services.worker.submitted) == 1
