@@ -92,7 +92,7 @@ class Metrics:
         )
         self.unplaceable = Gauge(
             "virtbalance_unplaceable_chunks",
-            "Chunks the last plan could not place anywhere.",
+            "What the last plan left unresolved: hosts no placeable chunk could relieve.",
             registry=r,
         )
         self.webhook_requests = Counter(

@@ -43,7 +43,8 @@ def _settled_location(
         where = pool.locate(domain)
         running = sorted(h for h, f in where.items() if f.running_here)
         incoming = [h for h, f in where.items() if f.active and not f.running_here]
-        if len(running) == 1 and not incoming:
+        # Nothing in flight that we can see: decide now (a domain on an unreachable host shows nowhere).
+        if len(running) <= 1 and not incoming:
             return running
         if time.monotonic() >= deadline:
             return running
