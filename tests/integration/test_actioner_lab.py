@@ -599,3 +599,25 @@ def test_plan_live_plans_against_the_lab_without_moving_anything(lab, tmp_path):
     assert all(before[m["domain"]] == SOURCE for m in plan["migrations"])
     assert {h["name"] for h in plan["hosts_after"]} == {h.name for h in lab.hosts}
     assert lab.placement() == before
+
+
+def test_a_migration_over_its_timeout_is_aborted_and_the_chunk_stays_running(loaded_lab, tmp_path):
+    lab = loaded_lab
+    # At 1 MiB/s even the mostly-zero memory of a 64 MiB TCG guest (about a second of data) cannot move
+    # within 300 ms: every member's job is aborted at the first progress poll after the timeout.
+    config = write_config(lab, tmp_path, bandwidth_mib_per_s=1, migration_timeout="300ms")
+    client, services = run_app(config)
+    plan_id = post(client, firing(SOURCE)).get_json()["queued_plan"]
+    started = time.monotonic()
+    services.worker.drain_queue(timeout=300)
+    plan = services.journal.plan(plan_id)
+    assert plan.state == "failed", plan.detail
+    rows = services.journal.migrations(plan_id)
+    assert {r.domain for r in rows} == set(CHUNK)
+    assert {r.state for r in rows} == {"failed"}
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'virtbalance_migrations_total{result="timeout"} 3.0' in metrics
+    assert time.monotonic() - started < 120
+    placement = assert_whole_cluster_sane(lab)
+    assert all(placement[d] == SOURCE for d in CHUNK)
+    services.journal.close()
