@@ -45,6 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.config}: ok ({len(config.hosts)} hosts, dry_run={config.dry_run})")
         return 0
 
+    if config.webhook.token_file is None:
+        logging.getLogger("actioner").warning(
+            "webhook.token_file is not set: anyone who reaches %s:%s can trigger migrations",
+            config.webhook.listen_host,
+            config.webhook.listen_port,
+        )
     app = create_app(config)
     worker = app.extensions["virtbalance"].worker
     logging.getLogger("actioner").info(

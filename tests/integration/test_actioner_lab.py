@@ -621,3 +621,20 @@ def test_a_migration_over_its_timeout_is_aborted_and_the_chunk_stays_running(loa
     placement = assert_whole_cluster_sane(lab)
     assert all(placement[d] == SOURCE for d in CHUNK)
     services.journal.close()
+
+
+def test_drain_empties_a_host_but_its_pinned_guest(fresh_lab, tmp_path):
+    lab = fresh_lab
+    client, services = run_app(write_config(lab, tmp_path, overloaded="none"))
+    response = client.post("/api/v1/drain/hv2", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 202
+    plan_id = response.get_json()["queued_plan"]
+    services.worker.drain_queue(timeout=300)
+    plan = services.journal.plan(plan_id)
+    # ops1 is pinned by its placement metadata: the drain moves everything else and says what stayed
+    assert plan.state == "executed", plan.detail
+    assert "ops1" in plan.detail
+    placement = assert_whole_cluster_sane(lab)
+    assert [d for d, h in placement.items() if h == "hv2"] == ["ops1"]
+    assert placement["cache1"] == placement["cache2"] != "hv2"  # the group chunk moved as one
+    services.journal.close()
