@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -507,8 +507,12 @@ class Lab:
         scrape_interval: str = "2s",
         evaluation_interval: str = "2s",
         alertmanager: str | None = None,
+        extra_jobs: Mapping[str, Sequence[str]] | None = None,
     ) -> str:
-        """Debian's Prometheus on 127.0.0.1 scraping every exporter (started if needed); its URL."""
+        """Debian's Prometheus on 127.0.0.1 scraping every exporter (started if needed); its URL.
+
+        ``extra_jobs`` adds scrape jobs by name (the actioner's metrics, for instance).
+        """
         binary = require_tools({"prometheus": MONITORING_TOOLS["prometheus"]})["prometheus"]
         state = read_state(self.state_dir) or {}
         targets = state.get("exporters") or self.start_exporters()
@@ -517,7 +521,12 @@ class Lab:
         config = directory / "prometheus.yml"
         config.write_text(
             prometheus_config(
-                targets, rule_files, scrape_interval, evaluation_interval, alertmanager
+                targets,
+                rule_files,
+                scrape_interval,
+                evaluation_interval,
+                alertmanager,
+                extra_jobs=extra_jobs,
             )
         )
         self._stop_role_prefix("prometheus")
@@ -690,6 +699,9 @@ def _wait_for_http(url: str, pid: int, log: Path, what: str) -> None:
 def _require_free_port(address: str) -> None:
     host, port = address.rsplit(":", 1)
     with socket.socket() as probe:
+        # Prometheus and Alertmanager bind with SO_REUSEADDR: a restart finds the port free while the
+        # previous instance's connections linger in TIME_WAIT, so the probe must judge it the same way.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, int(port)))
         except OSError:

@@ -20,8 +20,10 @@ def prometheus_config(
     scrape_interval: str,
     evaluation_interval: str,
     alertmanager: str | None,
+    *,
+    extra_jobs: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
-    """Scrape every exporter target with the label host=<lab host>; rules and Alertmanager optional."""
+    """Scrape every exporter target with the label host=<lab host>; rules, Alertmanager and more jobs optional."""
     for name, value in (
         ("scrape_interval", scrape_interval),
         ("evaluation_interval", evaluation_interval),
@@ -40,6 +42,12 @@ def prometheus_config(
             }
         ],
     }
+    for job, job_targets in sorted((extra_jobs or {}).items()):
+        if job == SCRAPE_JOB:
+            raise ValueError(f"extra job {job!r} would replace the exporters' job")
+        config["scrape_configs"].append(
+            {"job_name": job, "static_configs": [{"targets": list(job_targets)}]}
+        )
     if rule_files:
         config["rule_files"] = [str(Path(p).resolve()) for p in rule_files]
     if alertmanager:

@@ -33,6 +33,7 @@ OVERLOAD_ALERT = "HostSustainedOverload"
 FREEZE_ALERT = "VirtBalanceMigration"
 STATE_FILE = "stack.json"
 ACTIONER_BINARY = "virtbalance-actioner"
+ACTIONER_SCRAPE_JOB = "virtbalance-actioner"
 
 
 class StackError(RuntimeError):
@@ -160,6 +161,8 @@ def start(
         scrape_interval=timings.scrape_interval,
         evaluation_interval=timings.evaluation_interval,
         alertmanager=alertmanager_url,
+        # The actioner's own metrics feed the rebalancing dashboard and the migration alerts.
+        extra_jobs={ACTIONER_SCRAPE_JOB: [f"127.0.0.1:{actioner_port}"]},
     )
     config_file = state_dir / "actioner.yml"
     config = actioner_config(

@@ -1,0 +1,32 @@
+"""The lab's generated Prometheus config: exporter job with host labels, extra jobs beside it."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from lab.monitoring import SCRAPE_JOB, prometheus_config
+
+
+def test_extra_jobs_are_scraped_beside_the_exporters():
+    config = yaml.safe_load(
+        prometheus_config(
+            {"hv2": "198.18.0.12:9178", "hv1": "198.18.0.11:9178"},
+            [],
+            "2s",
+            "2s",
+            None,
+            extra_jobs={"virtbalance-actioner": ["127.0.0.1:9999"]},
+        )
+    )
+    jobs = {job["job_name"]: job["static_configs"] for job in config["scrape_configs"]}
+    assert jobs[SCRAPE_JOB] == [
+        {"targets": ["198.18.0.11:9178"], "labels": {"host": "hv1"}},
+        {"targets": ["198.18.0.12:9178"], "labels": {"host": "hv2"}},
+    ]
+    assert jobs["virtbalance-actioner"] == [{"targets": ["127.0.0.1:9999"]}]
+
+
+def test_an_extra_job_may_not_take_the_exporters_name():
+    with pytest.raises(ValueError, match="would replace the exporters' job"):
+        prometheus_config({}, [], "2s", "2s", None, extra_jobs={SCRAPE_JOB: ["x:1"]})
