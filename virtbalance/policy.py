@@ -36,6 +36,9 @@ class Policy:
     max_migrations: int = 8
     max_per_host: int = 4
     max_migrations_per_hour: int = 30
+    # Partial relief (targets out of reach): a chunk moves only if it carries this share of the host's
+    # capacity in a resource the host is over (smaller moves cost a migration and relieve nothing).
+    partial_min_relief: float = 0.05
     # Other planner modes.
     balance_spread: float = 0.15
     cpu_low: float = 0.20
@@ -171,4 +174,6 @@ def _coerce(key: str, default: Any, raw: Any) -> Any:
     value = float(raw)
     if key in _RATIO_FIELDS and not 0.0 < value <= 1.0:
         raise ValueError(f"must be a ratio in (0, 1], got {raw}")
+    if key == "partial_min_relief" and not 0.0 <= value <= 1.0:
+        raise ValueError(f"must be a share in [0, 1], got {raw}")
     return value

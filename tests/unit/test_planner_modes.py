@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
+
 import pytest
 
 from virtbalance.errors import ValidationError
@@ -119,13 +122,86 @@ def test_thesis_chunks_never_split_even_when_one_host_cannot_take_both():
     assert len({m.destination for m in result.migrations}) == 2
 
 
-def test_thesis_with_default_limits_reports_the_seven_domain_chunk():
+def test_thesis_with_default_caps_moves_one_whole_chunk_and_names_the_other():
+    # Default caps (max_per_host 4, max_migrations 8): the two chunks (3 + 7 domains) cannot both leave
+    # node0 in one plan, so the targets are out of reach; the plan takes node0 below cpu_high (its alert
+    # ends) with the cheaper chunk, and names the other one with the cap that holds it.
     result = plan(thesis_cluster(), XENGUARD.replace(max_per_host=4, max_migrations=8))
-    assert {m.chunk for m in result.migrations} <= {"lan1"}
-    reasons = " ".join(u.reason for u in result.unresolved)
-    assert "node0" in {u.host for u in result.unresolved}
-    assert "lan11+lan12 (224 MiB, 0.28 cores, 7 domains)" in reasons
-    assert "max_per_host 4" in reasons
+    assert {m.chunk for m in result.migrations} == {"lan1"}
+    assert len(result.migrations) == 3 and len({m.destination for m in result.migrations}) == 1
+    after = {h.name: h for h in result.hosts_after}
+    assert after["node0"].cpu_ratio == pytest.approx(0.675)
+    (unresolved,) = result.unresolved
+    assert unresolved.host == "node0"
+    assert "lan11+lan12 (224 MiB, 0.28 cores, 7 domains): max_per_host 4 reached on node0" in (
+        unresolved.reason
+    )
+
+
+def test_thesis_seven_domain_chunk_moves_alone_with_default_caps():
+    # Chunk 1 pinned: the 7-domain chunk is the only way to relieve node0. With the default
+    # max_per_host 4 it used to be stuck for ever; as the only move touching node0 and its destination,
+    # it moves.
+    snap = thesis_cluster()
+    pinned = tuple(
+        replace(d, pinned=True) if d.private_networks == ("lan1",) else d for d in snap.domains
+    )
+    result = plan(replace(snap, domains=pinned), XENGUARD.replace(max_per_host=4, max_migrations=8))
+    assert {m.chunk for m in result.migrations} == {"lan11+lan12"}
+    assert len(result.migrations) == 7
+    (destination,) = {m.destination for m in result.migrations}
+    touches = Counter(h for m in result.migrations for h in (m.source, m.destination))
+    assert touches == {"node0": 7, destination: 7}
+
+
+def apply(snap, result, later):
+    """The snapshot after ``result`` ran, ``later`` seconds on (what the actioner would see next)."""
+    moved = {m.domain: m for m in result.migrations}
+    domains = tuple(
+        replace(d, host=moved[d.name].destination, last_migrated=snap.time, last_host=d.host)
+        if d.name in moved
+        else d
+        for d in snap.domains
+    )
+    hosts = []
+    for h in snap.hosts:
+        cpu = h.cpu_used + sum(
+            (d.cpu_used if m.destination == h.name else -d.cpu_used)
+            for d in snap.domains
+            if (m := moved.get(d.name)) and h.name in (m.source, m.destination)
+        )
+        memory = h.memory_used_bytes + sum(
+            (d.memory_bytes if m.destination == h.name else -d.memory_bytes)
+            for d in snap.domains
+            if (m := moved.get(d.name)) and h.name in (m.source, m.destination)
+        )
+        hosts.append(replace(h, cpu_used=cpu, memory_used_bytes=memory))
+    return Snapshot(snap.time + later, tuple(hosts), domains)
+
+
+def test_thesis_with_default_caps_moves_both_chunks_over_successive_plans():
+    # As XenGuard's threshold: the alert holds until node0 is at cpu_target, so both chunks must go.
+    # With the default caps, one chunk per plan: the second plan (after host_settle) moves the other.
+    policy = XENGUARD.replace(cpu_high=0.65, max_per_host=4, max_migrations=8)
+    snap = thesis_cluster()
+    first = plan(snap, policy)
+    assert len({m.chunk for m in first.migrations}) == 1
+    assert "node0" in {u.host for u in first.unresolved}
+    # Ten minutes later node0 still settles: nothing moves, and it says why.
+    waiting = plan(apply(snap, first, 300.0), policy)
+    assert waiting.migrations == ()
+    assert "host_settle" in waiting.unresolved[0].reason
+    after = apply(snap, first, 11 * 60.0)
+    second = plan(after, policy)
+    assert {m.chunk for m in first.migrations} | {m.chunk for m in second.migrations} == {
+        "lan1",
+        "lan11+lan12",
+    }
+    assert len({m.destination for m in second.migrations}) == 1
+    assert second.unresolved == ()
+    final = {h.name: h for h in second.hosts_after}
+    assert final["node0"].cpu_ratio == pytest.approx(0.395)
+    assert all(final[h].cpu_ratio <= 0.65 and final[h].memory_ratio <= 1.0 for h in final)
 
 
 # --- relieve ----------------------------------------------------------------------------------------------
@@ -176,6 +252,70 @@ def test_overloaded_host_with_nowhere_to_go_is_unresolved_with_a_precise_reason(
     assert "chunk lan11+lan12 (2048 MiB, 3.60 cores) fits no host" in unresolved.reason
     assert "hv2 has 0.60 cores spare below cpu_target 65.0%" in unresolved.reason
     assert "hv2 has 819 MiB free below memory_target 85.0%" in unresolved.reason
+
+
+def partial_cluster(hungry_pinned=False, extra_hot=0.0):
+    """hot: 48 cores, 40 used (83%): a hungry VM (6 cores, 16 GiB), ten idle 1 GiB VMs (0.07 cores each)
+    and 33.3 pinned cores. Reaching cpu_target 65% needs 8.8 cores out: more than its movable VMs
+    carry, so only partial relief is possible; cpu_high 75% needs 4. Two cool hosts at 20 of 48."""
+    on = [vm("hungry", "hot", 6.0, 16 * GiB, pinned=hungry_pinned)]
+    on += [vm(f"idle{i}", "hot", 0.07, GiB) for i in range(10)]
+    on.append(vm("rest", "hot", 33.3 + extra_hot, 64 * GiB, pinned=True))
+    cool = [
+        (host(c, 48.0, 256 * GiB, domains=d), d)
+        for c, d in (
+            ("cool1", [vm("x1", "cool1", 20.0, 64 * GiB)]),
+            ("cool2", [vm("x2", "cool2", 20.0, 64 * GiB)]),
+        )
+    ]
+    return snapshot((host("hot", 48.0, 256 * GiB, domains=on), on), *cool)
+
+
+def test_partial_relief_moves_the_chunk_that_ends_the_overload_not_idle_domains():
+    result = plan(partial_cluster(), Policy())
+    assert moves(result) == [("hungry", "hot", "cool1")]
+    after = {h.name: h for h in result.hosts_after}
+    assert after["hot"].cpu_ratio <= 0.75
+    (unresolved,) = result.unresolved
+    assert "cpu_target 65.0% not reached" in unresolved.reason
+    assert "10 chunk(s) carry less than partial_min_relief 5.0% of its capacity each" in (
+        unresolved.reason
+    )
+    assert result.migrations[0].reason.startswith("relieve hot partly")
+
+
+def test_partial_relief_moves_nothing_when_only_idle_domains_could_go():
+    result = plan(partial_cluster(hungry_pinned=True), Policy())
+    assert result.migrations == ()
+    (unresolved,) = result.unresolved
+    assert "hungry is pinned" in unresolved.reason
+    assert "partial_min_relief" in unresolved.reason
+
+
+def test_partial_relief_out_of_reach_of_cpu_high_moves_the_hungriest_chunks_that_fit():
+    # hot at 60 of 48 cores: even cpu_high needs 24 cores out; three 7-core VMs, each cool host has room
+    # for one of them below cpu_target. The two that fit go; the idle domains stay.
+    on = [vm(f"big{i}", "hot", 7.0, 16 * GiB) for i in range(3)]
+    on += [vm(f"idle{i}", "hot", 0.07, GiB) for i in range(6)]
+    on.append(vm("rest", "hot", 60.0 - 21.0 - 0.42, 64 * GiB, pinned=True))
+    cool = [vm("x1", "cool1", 20.0, 64 * GiB)], [vm("x2", "cool2", 20.0, 64 * GiB)]
+    snap = snapshot(
+        (host("hot", 48.0, 256 * GiB, domains=on), on),
+        (host("cool1", 48.0, 256 * GiB, domains=cool[0]), cool[0]),
+        (host("cool2", 48.0, 256 * GiB, domains=cool[1]), cool[1]),
+    )
+    result = plan(snap, Policy())
+    assert sorted(m.domain for m in result.migrations) == ["big0", "big1"]
+    assert {m.destination for m in result.migrations} == {"cool1", "cool2"}
+    assert "hungriest chunks first" in result.migrations[0].reason
+
+
+def test_partial_min_relief_zero_moves_whatever_helps_and_bad_values_are_refused():
+    result = plan(partial_cluster(hungry_pinned=True), Policy(partial_min_relief=0.0))
+    assert {m.domain for m in result.migrations} <= {f"idle{i}" for i in range(10)}
+    assert len(result.migrations) == 4  # max_per_host
+    problems = Policy.parse({"partial_min_relief": 1.5})[1]
+    assert problems == ["partial_min_relief: must be a share in [0, 1], got 1.5"]
 
 
 def test_busy_host_is_evacuated_and_reported():
@@ -271,9 +411,32 @@ def test_per_plan_caps():
         ),
         ("idle", []),
     )
+    # max_per_host 1: the chunk of two is larger than the cap, so it may move only as the one move
+    # touching hv0 and its destination; max_per_host 0 stops everything.
     one = plan(busy, Policy(max_per_host=1))
-    assert one.migrations == ()
-    assert "max_per_host 1" in one.unresolved[0].reason
+    assert moves(one) == [("p1", "hv0", "idle"), ("p2", "hv0", "idle")]
+    assert one.unresolved == ()
+    none = plan(busy, Policy(max_per_host=0))
+    assert none.migrations == ()
+    assert "max_per_host 0" in none.unresolved[0].reason
+    # max_migrations 1: the pair may be the only move of the plan, but never beyond the hourly budget.
+    assert len(plan(busy, Policy(max_migrations=1)).migrations) == 2
+    assert plan(busy, Policy(max_migrations=1), max_migrations=1).migrations == ()
+    assert plan(busy, Policy(max_migrations=0)).migrations == ()
+
+
+def test_a_chunk_larger_than_max_per_host_moves_only_alone():
+    # hv0 has a chunk of three (1.5 cores) and a single (0.9 cores); with max_per_host 2 the chunk may
+    # move only as the single move touching hv0: never together with the single.
+    trio = [vm(f"t{i}", "hv0", 0.5, private_networks=("n",)) for i in range(3)]
+    single = vm("s", "hv0", 0.9)
+    rest = vm("r", "hv0", 1.2, pinned=True)
+    on = [*trio, single, rest]  # 3.6 of 4 cores: 90%
+    snap = snapshot(("hv0", on), ("a", []), ("b", []))
+    result = plan(snap, Policy(max_per_host=2))
+    # Target 65% needs 1.0 core out: the trio alone does it (the single does not).
+    assert moves(result) == [("t0", "hv0", "a"), ("t1", "hv0", "a"), ("t2", "hv0", "a")]
+    assert result.unresolved == ()
 
 
 def test_maintenance_hosts_receive_nothing():

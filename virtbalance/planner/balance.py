@@ -44,7 +44,6 @@ def balance(outcome: Outcome) -> None:
         for source in reversed(ranked[-SOURCES:]):
             if source.settle or source.name in received:
                 continue
-            limit = min(policy.max_per_host - source.moves, model.budget_left())
             for unit in model.units[source.name]:
                 if unit.key in moved:
                     continue
@@ -52,7 +51,7 @@ def balance(outcome: Outcome) -> None:
                     if source is high:
                         blockers.append(f"{unit.describe()}: {unit.blocked}")
                     continue
-                if unit.size > limit:
+                if model.cap_reason(source, unit.size):
                     continue
                 for destination in ranked[:DESTINATIONS]:
                     if outcome.placer.misfit(unit, destination) is not None:

@@ -31,7 +31,11 @@ def consolidate(outcome: Outcome) -> None:
             reason = host.settle
         elif blocked:
             reason = "; ".join(blocked[:3])
-        elif size > min(policy.max_per_host - host.moves, model.budget_left()):
+        elif (
+            model.cap_reason(host, size)
+            if len(units) == 1
+            else size > min(policy.max_per_host - host.moves, model.budget_left())
+        ):
             reason = (
                 f"{size} domain(s) to move, more than the per-plan limits allow "
                 f"(max_per_host {policy.max_per_host}, max_migrations {model.max_migrations})"

@@ -9,7 +9,6 @@ from virtbalance.planner.outcome import Outcome, ratios
 def drain(outcome: Outcome, name: str) -> None:
     """Largest chunks first (they are the hardest to place), each to the least loaded host that takes it."""
     model = outcome.model
-    policy = model.policy
     host = model.hosts[name]
     outcome.placer.exclude(name, "is being drained")
     units = sorted(model.units[name], key=lambda u: (-u.memory, -u.cpu, u.id))
@@ -25,15 +24,9 @@ def drain(outcome: Outcome, name: str) -> None:
         if unit.blocked:
             blockers.append(f"{unit.describe()}: {unit.blocked}")
             continue
-        if host.moves + unit.size > policy.max_per_host:
-            blockers.append(
-                f"{unit.describe()}: max_per_host {policy.max_per_host} reached on {name} (plan again)"
-            )
-            continue
-        if model.budget_left() < unit.size:
-            blockers.append(
-                f"{unit.describe()}: max_migrations {model.max_migrations} per plan reached (plan again)"
-            )
+        limited = model.cap_reason(host, unit.size)
+        if limited:
+            blockers.append(f"{unit.describe()}: {limited} (plan again)")
             continue
         destination = outcome.placer.find(unit)
         if destination is None:

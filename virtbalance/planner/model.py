@@ -14,6 +14,7 @@ from virtbalance.snapshot import DomainState, Snapshot
 # Ratios are compared with a small tolerance so that a move landing exactly on a target counts as fitting.
 EPS = 1e-9
 MIB = 1024 * 1024
+UNBOUNDED = 1 << 30
 
 
 @dataclass
@@ -103,10 +104,42 @@ class Model:
     units: dict[str, list[Unit]]  # host -> its chunks, sorted by id (see LazyUnits)
     barriers: Barriers
     max_migrations: int
+    # The most domains one chunk moving alone in the plan may have (the max_migrations argument: what
+    # the hourly rate cap leaves; never exceeded). None: no such limit.
+    ceiling: int | None = None
     migrations: int = 0
 
     def budget_left(self) -> int:
         return self.max_migrations - self.migrations
+
+    def cap_reason(self, host: HostLoad, size: int) -> str | None:
+        """Why a chunk of ``size`` domains may not move into or out of ``host`` under the per-plan caps.
+
+        The caps are storm barriers, not a bound on chunk size: a chunk larger than ``max_per_host``
+        may move when it is the only move touching the host, and one larger than ``max_migrations``
+        when it is the only move of the plan (within ``ceiling``). Anything else must fit the caps.
+        """
+        policy = self.policy
+        if host.moves + size > policy.max_per_host and (host.moves > 0 or policy.max_per_host == 0):
+            return f"max_per_host {policy.max_per_host} reached on {host.name}"
+        if size > self.budget_left() and size > self._alone(self.migrations):
+            return f"max_migrations {self.max_migrations} per plan reached"
+        return None
+
+    def solo(self, host: HostLoad | None) -> int:
+        """The most domains a single chunk may have to leave ``host`` now (see ``cap_reason``);
+        ``None``: a host with nothing moved yet, in a plan with nothing moved yet (the ideal case)."""
+        moves = 0 if host is None else host.moves
+        cap = self.policy.max_per_host
+        per_host = cap - moves if moves > 0 or cap == 0 else UNBOUNDED
+        migrations = 0 if host is None else self.migrations
+        return min(per_host, max(self.max_migrations - migrations, self._alone(migrations)))
+
+    def _alone(self, migrations: int) -> int:
+        """How many domains a chunk moving alone in the plan may have (0: it may not)."""
+        if migrations > 0 or self.max_migrations == 0:
+            return 0
+        return UNBOUNDED if self.ceiling is None else self.ceiling
 
 
 def build_model(
@@ -171,6 +204,7 @@ def build_model(
         units=LazyUnits(chunks_of),
         barriers=barriers,
         max_migrations=max(0, cap),
+        ceiling=None if max_migrations is None else max(0, max_migrations),
     )
 
 

@@ -77,7 +77,9 @@ class Placer:
             return "cpu"
         if host.memory_used + extra.memory + unit.memory > policy.memory_target * host.memory + EPS:
             return "memory"
-        if host.moves + extra.moves + unit.size > policy.max_per_host:
+        moves = host.moves + extra.moves
+        # A chunk larger than the cap may arrive only as the one move touching the host.
+        if moves + unit.size > policy.max_per_host and (moves > 0 or policy.max_per_host == 0):
             return f"max_per_host {policy.max_per_host} reached on {host.name}"
         if unit.barred:
             barred = unit.barred_reason(host.name)

@@ -94,12 +94,17 @@ def _ideal(outcome: Outcome, name: str, need: Need) -> tuple[list[Unit], Cost] |
     plan's budget all to this host (as if nothing else had moved): no plan can give it less."""
     model = outcome.model
     limit = min(model.policy.max_per_host, model.max_migrations)
+    solo = model.solo(None)
     free = [u for u in model.units[name] if not u.blocked]
-    if cheapest_cover(free, need, limit, lambda _: True) is None:
+    if cheapest_cover(free, need, limit, lambda _: True, solo) is None:
         return None
     base = outcome.placer.initial_overlay((m.unit, m.destination) for m in outcome.moves)
     cover = cheapest_cover(
-        free, need, limit, lambda units: outcome.placer.place_all(units, base=base) is not None
+        free,
+        need,
+        limit,
+        lambda units: outcome.placer.place_all(units, base=base) is not None,
+        solo,
     )
     if cover is None:
         return None
@@ -168,7 +173,7 @@ def _loose_bound(outcome: Outcome, name: str, need: Need) -> Cost | None:
     model = outcome.model
     free = [u for u in model.units[name] if not u.blocked]
     limit = min(model.policy.max_per_host, model.max_migrations)
-    cover = cheapest_cover(free, need, limit, lambda _: True)
+    cover = cheapest_cover(free, need, limit, lambda _: True, model.solo(None))
     if cover is None:
         return None
     return (0, sum(u.memory for u in cover), sum(u.size for u in cover))
@@ -263,6 +268,7 @@ def _full_relief(outcome: Outcome, host: HostLoad, need: Need) -> bool:
     """Move the cheapest set of chunks (memory, then count) that reaches the targets; False if none exists."""
     movable, _ = _movable(outcome, host)
     limit = _limit(outcome, host)
+    solo = outcome.model.solo(host)
 
     def places(units: list[Unit]) -> bool:
         return outcome.placer.place_all(units) is not None
@@ -270,11 +276,15 @@ def _full_relief(outcome: Outcome, host: HostLoad, need: Need) -> bool:
     if outcome.frugal:
         # Fewest domains first (then least memory): leaves the plan's budget to the other hosts.
         chosen = next(
-            (c for n in range(1, limit + 1) if (c := cheapest_cover(movable, need, n, places))),
+            (
+                c
+                for n in range(1, limit + 1)
+                if (c := cheapest_cover(movable, need, n, places, min(solo, n)))
+            ),
             None,
-        )
+        ) or (cheapest_cover(movable, need, limit, places, solo) if solo > limit else None)
     else:
-        chosen = cheapest_cover(movable, need, limit, places)
+        chosen = cheapest_cover(movable, need, limit, places, solo)
     if chosen is None:
         return False
     placed = outcome.placer.place_all(chosen)
@@ -284,9 +294,14 @@ def _full_relief(outcome: Outcome, host: HostLoad, need: Need) -> bool:
 
 
 def cheapest_cover(
-    units: Sequence[Unit], need: Need, limit: int, places: Callable[[list[Unit]], bool]
+    units: Sequence[Unit],
+    need: Need,
+    limit: int,
+    places: Callable[[list[Unit]], bool],
+    solo: int = 0,
 ) -> list[Unit] | None:
-    """The set of units covering ``need`` with least memory, then fewest domains, within ``limit`` domains.
+    """The set of units covering ``need`` with least memory, then fewest domains, within ``limit`` domains
+    (a set of one unit: within ``solo``, the caps' allowance for a chunk moving alone).
 
     Depth-first branch and bound over units sorted by memory; a covering set is only accepted when
     ``places`` finds destinations for all of it together.
@@ -316,6 +331,16 @@ def cheapest_cover(
             cpu, memory, size = cpu + unit.cpu, memory + unit.memory, size + unit.size
     if cpu >= need.cpu - EPS and memory >= need.memory and places(greedy):
         best, best_cost = greedy, (memory, size)
+    # Chunks larger than the caps may only move alone: each is a candidate set by itself.
+    for unit in order:
+        if (
+            limit < unit.size <= solo
+            and (unit.memory, unit.size) < best_cost
+            and unit.cpu >= need.cpu - EPS
+            and unit.memory >= need.memory
+            and places([unit])
+        ):
+            best, best_cost = [unit], (unit.memory, unit.size)
 
     chosen: list[Unit] = []
 
@@ -370,8 +395,9 @@ def _evacuate(outcome: Outcome, host: HostLoad) -> None:
         if unit.blocked:
             blockers.append(f"{unit.describe()}: {unit.blocked}")
             continue
-        if _limit(outcome, host) < unit.size:
-            blockers.append(f"{unit.describe()}: {_limit_reason(outcome, host)}")
+        limited = outcome.model.cap_reason(host, unit.size)
+        if limited:
+            blockers.append(f"{unit.describe()}: {limited}")
             continue
         destination = outcome.placer.find(unit)
         if destination is None:
@@ -398,39 +424,64 @@ def _evacuate(outcome: Outcome, host: HostLoad) -> None:
 
 
 def _partial_relief(outcome: Outcome, host: HostLoad, need: Need) -> None:
-    """No set of chunks reaches the targets: move what helps most per byte, then report what blocked."""
+    """No set of chunks reaches the targets: aim for the alert threshold instead, with worthwhile chunks.
+
+    A chunk is worthwhile when it carries at least ``partial_min_relief`` of the host's capacity in a
+    resource the host is over: a smaller one costs a migration (copy, cooldown, a slot of the budget)
+    and leaves the host as overloaded as before. Among the worthwhile chunks: the cheapest set (memory,
+    then count) that brings the host to ``cpu_high``/``memory_high`` (its alert ends); if none does, the
+    hungriest first while they fit and the host is still over. Then the host is reported unresolved.
+    """
     movable, stuck = _movable(outcome, host)
     blockers = _why_stuck(outcome, stuck)
     policy = outcome.model.policy
     before = ratios(host)
-    left = need
-    placed: list[tuple[Unit, str]] = []
+    floor = policy.partial_min_relief
 
-    def gain(unit: Unit) -> float:
-        cpu_share = min(unit.cpu, left.cpu) / host.cpus if left.cpu > EPS else 0.0
-        memory_share = min(unit.memory, left.memory) / host.memory if left.memory > 0 else 0.0
-        return (cpu_share + memory_share) / max(unit.memory, 1)
+    def relief(unit: Unit) -> float:
+        """The unit's share of the host's capacity, in the resources the host is over."""
+        cpu_share = unit.cpu / host.cpus if need.cpu > EPS else 0.0
+        memory_share = unit.memory / host.memory if need.memory > 0 else 0.0
+        return max(cpu_share, memory_share)
 
-    candidates = list(movable)
-    while candidates and not left.met:
-        candidates.sort(key=lambda u: (-gain(u), u.memory, u.id))
-        unit = candidates.pop(0)
-        if gain(unit) <= 0:
-            break
-        if _limit(outcome, host) < unit.size:
-            blockers.append(f"{unit.describe()}: {_limit_reason(outcome, host)}")
-            continue
-        destination = outcome.placer.find(unit)
-        if destination is None:
-            blockers.append(outcome.placer.why_not(unit))
-            continue
-        why = (
-            f"relieve {host.name} partly: {before}, targets cpu {pct(policy.cpu_target)}, "
-            f"memory {pct(policy.memory_target)} not reachable"
+    worthwhile = [u for u in movable if relief(u) > 0 and relief(u) >= floor - EPS]
+    small = len(movable) - len(worthwhile)
+    if small:
+        blockers.append(
+            f"{small} chunk(s) carry less than partial_min_relief {pct(floor)} of its capacity each "
+            "(not worth a migration)"
         )
-        outcome.move(unit, destination, why)
-        placed.append((unit, destination))
-        left = Need(max(0.0, left.cpu - unit.cpu), max(0, left.memory - unit.memory))
+    threshold = _threshold_need(outcome, host, need)
+    why = (
+        f"relieve {host.name} partly: {before}, targets cpu {pct(policy.cpu_target)}, "
+        f"memory {pct(policy.memory_target)} not reachable"
+    )
+    cover = _cover(outcome, host, worthwhile, threshold)
+    if cover is not None:
+        placed = outcome.placer.place_all(cover)
+        assert placed is not None  # the search only accepts sets that place
+        for unit, where in sorted(placed, key=lambda p: (p[0].id, p[1])):
+            outcome.move(unit, where, f"{why}: brings it to the alert threshold")
+        chosen = {u.key for u in cover}
+        for unit in worthwhile:
+            if unit.key not in chosen and (limited := outcome.model.cap_reason(host, unit.size)):
+                blockers.append(f"{unit.describe()}: {limited}")
+    else:
+        left = threshold
+        for unit in sorted(worthwhile, key=lambda u: (-relief(u), u.memory, u.id)):
+            if left.met:
+                break
+            limited = outcome.model.cap_reason(host, unit.size)
+            if limited:
+                blockers.append(f"{unit.describe()}: {limited}")
+                continue
+            destination = outcome.placer.find(unit)
+            if destination is None:
+                blockers.append(outcome.placer.why_not(unit))
+                continue
+            outcome.move(unit, destination, f"{why}: hungriest chunks first")
+            left = Need(max(0.0, left.cpu - unit.cpu), max(0, left.memory - unit.memory))
+    left = _target_need(host, need, policy.cpu_target, policy.memory_target)
     if not left.met:
         if host.immovable_cpu > policy.cpu_target * host.cpus + EPS and left.cpu > EPS:
             blockers.insert(
@@ -443,11 +494,26 @@ def _partial_relief(outcome: Outcome, host: HostLoad, need: Need) -> None:
         _report(outcome, host, left, blockers, before=before)
 
 
-def _limit_reason(outcome: Outcome, host: HostLoad) -> str:
+def _target_need(host: HostLoad, need: Need, cpu: float, memory: float) -> Need:
+    """What must still leave ``host`` to reach these ratios, in the resources ``need`` names."""
+    return Need(
+        max(0.0, host.cpu_used - cpu * host.cpus) if need.cpu > EPS else 0.0,
+        max(0, host.memory_used - int(memory * host.memory)) if need.memory > 0 else 0,
+    )
+
+
+def _threshold_need(outcome: Outcome, host: HostLoad, need: Need) -> Need:
     policy = outcome.model.policy
-    if outcome.model.budget_left() <= policy.max_per_host - host.moves:
-        return f"max_migrations {outcome.model.max_migrations} per plan reached"
-    return f"max_per_host {policy.max_per_host} reached on {host.name}"
+    return _target_need(host, need, policy.cpu_high, policy.memory_high)
+
+
+def _cover(outcome: Outcome, host: HostLoad, units: list[Unit], need: Need) -> list[Unit] | None:
+    """The cheapest set of ``units`` covering ``need`` that fits the caps and places together."""
+
+    def places(chosen: list[Unit]) -> bool:
+        return outcome.placer.place_all(chosen) is not None
+
+    return cheapest_cover(units, need, _limit(outcome, host), places, outcome.model.solo(host))
 
 
 def _report(  # noqa: PLR0917
