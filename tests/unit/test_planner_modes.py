@@ -526,3 +526,21 @@ def test_empty_cluster_and_no_overload_give_empty_plans():
     assert plan(Snapshot(NOW, (), ()), Policy()).migrations == ()
     calm = plan(snapshot(("hv1", [vm("a", "hv1", 1.0)]), ("hv2", [])), Policy())
     assert calm.empty and calm.unresolved == ()
+
+
+def test_a_set_that_only_places_hungriest_first_is_still_found():
+    # A tight seeded instance (the quality benchmark's seed 1170 with --tight): hv0001 needs two chunks
+    # out; placing the larger-memory one first leaves the hungrier one nowhere, hungriest first fits both.
+    import random  # noqa: PLC0415
+
+    from virtbalance.planner.instances import Shape, generate  # noqa: PLC0415
+
+    rng = random.Random(1170)
+    hosts = rng.randint(3, 30)
+    domains = rng.randint(2 * hosts, min(200, 7 * hosts))
+    shape = Shape(hosts=hosts, domains=domains, overloaded=rng.choice((0.1, 0.15, 0.2, 0.3)))
+    snap = generate(1170, replace(shape, calm_cpu=(0.35, 0.6)))
+    result = plan(snap, Policy())
+    assert result.unresolved == ()
+    assert {m.source for m in result.migrations} == {"hv0001"}
+    assert len(result.migrations) == 2

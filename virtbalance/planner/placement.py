@@ -141,16 +141,30 @@ class Placer:
     def place_all(
         self, units: Sequence[Unit], pack: bool | None = None, base: Overlay | None = None
     ) -> list[tuple[Unit, str]] | None:
-        """Destinations for all ``units`` together (largest first), or None if one of them fits nowhere.
+        """Destinations for all ``units`` together, or None if one of them fits nowhere.
 
-        ``base``: load changes to assume first (``initial_overlay`` tries "as if nothing had moved yet").
+        Largest memory first; if that leaves one without a host, hungriest CPU first (on CPU-tight
+        clusters the CPU is what has to be packed). ``base``: load changes to assume first
+        (``initial_overlay`` tries "as if nothing had moved yet").
         """
+        placed = self._place_in_order(
+            sorted(units, key=lambda u: (-u.memory, -u.cpu, u.host, u.id)), pack, base
+        )
+        if placed is None and len(units) > 1:
+            placed = self._place_in_order(
+                sorted(units, key=lambda u: (-u.cpu, -u.memory, u.host, u.id)), pack, base
+            )
+        return placed
+
+    def _place_in_order(
+        self, units: Sequence[Unit], pack: bool | None, base: Overlay | None
+    ) -> list[tuple[Unit, str]] | None:
         overlay: Overlay = {
             name: Delta(d.cpu, d.memory, d.moves, set(d.anti_affinity))
             for name, d in (base or {}).items()
         }
         placed = []
-        for unit in sorted(units, key=lambda u: (-u.memory, -u.cpu, u.host, u.id)):
+        for unit in units:
             destination = self.find(unit, overlay, pack)
             if destination is None:
                 return None
