@@ -71,7 +71,11 @@ def receive_alerts() -> Response:
     )
     firing = [a.key(notification.group_key) for a in relevant if a.status == "firing"]
     resolved = [a.key(notification.group_key) for a in relevant if a.status == "resolved"]
-    plan_id = svc.journal.record_firing(firing) if firing else None
+    plan_id = (
+        svc.journal.record_firing(firing, replan_after=svc.config.policy.host_settle)
+        if firing
+        else None
+    )
     cancelled = svc.journal.record_resolved(resolved) if resolved else []
     if plan_id is not None:
         svc.worker.submit(plan_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -172,34 +173,48 @@ class Journal:
 
     # --- alerts and plans ---------------------------------------------------------------------
 
-    def record_firing(self, alerts: list[AlertKey], trigger: str = "alert") -> int | None:
-        """Record firing alerts; create one queued plan for those never seen, or None if all were known.
+    def record_firing(
+        self, alerts: list[AlertKey], trigger: str = "alert", replan_after: float = math.inf
+    ) -> int | None:
+        """Record firing alerts; create one queued plan for those that need one, or None.
 
         This is the dedupe: Alertmanager re-sends the same alert (same fingerprint and ``startsAt``) on every
-        group/repeat interval and from each HA peer; only a new overload instance gets a plan.
+        group/repeat interval and from each HA peer, and none of those re-sends gets a second plan while the
+        first is queued or running. A known alert is planned again only when its last plan is over and
+        either ended ``frozen`` (a silence held it: lifting the silence lets the next notification act) or
+        ended ``replan_after`` seconds ago or more (the host settle window: a host still reported
+        overloaded once it settled gets another round of relief).
         """
         now = self.now()
         with self._tx() as db:
-            new = []
+            new: list[AlertKey] = []
+            replanned: list[AlertKey] = []
             for alert in alerts:
                 row = db.execute(
-                    "SELECT status FROM alerts WHERE fingerprint=? AND starts_at=?",
+                    "SELECT p.state, p.updated FROM alerts a LEFT JOIN plans p ON p.id = a.plan_id"
+                    " WHERE a.fingerprint=? AND a.starts_at=?",
                     (alert.fingerprint, alert.starts_at),
                 ).fetchone()
                 if row is None:
                     new.append(alert)
-                else:
-                    db.execute(
-                        "UPDATE alerts SET last_seen=? WHERE fingerprint=? AND starts_at=?",
-                        (now, alert.fingerprint, alert.starts_at),
-                    )
-            if not new:
+                    continue
+                db.execute(
+                    "UPDATE alerts SET last_seen=? WHERE fingerprint=? AND starts_at=?",
+                    (now, alert.fingerprint, alert.starts_at),
+                )
+                state, updated = row
+                if state in PLAN_FINAL and (
+                    state == "frozen" or now - float(updated) >= replan_after
+                ):
+                    replanned.append(alert)
+            if not new and not replanned:
                 return None
-            hosts = sorted({a.host for a in new})
+            hosts = sorted({a.host for a in (*new, *replanned)})
+            group_key = (new or replanned)[0].group_key
             cursor = db.execute(
                 "INSERT INTO plans (created, updated, trigger, mode, hosts, group_key, state)"
                 " VALUES (?, ?, ?, 'relieve', ?, ?, ?)",
-                (now, now, trigger, json.dumps(hosts), new[0].group_key, PLAN_QUEUED),
+                (now, now, trigger, json.dumps(hosts), group_key, PLAN_QUEUED),
             )
             plan_id = int(cursor.lastrowid or 0)
             for alert in new:
@@ -215,6 +230,11 @@ class Journal:
                         now,
                         now,
                     ),
+                )
+            for alert in replanned:
+                db.execute(
+                    "UPDATE alerts SET plan_id=?, status='firing' WHERE fingerprint=? AND starts_at=?",
+                    (plan_id, alert.fingerprint, alert.starts_at),
                 )
             return plan_id
 

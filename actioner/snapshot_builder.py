@@ -42,15 +42,21 @@ CpuQuery = Callable[[float], dict[str, float]]
 
 
 def prometheus_cpu(url: str, timeout: float, job_filter: str = "") -> CpuQuery:
-    """A function window -> {domain: cores} reading ``rate(libvirt_domain_info_cpu_time_seconds_total)``."""
+    """A function window -> {domain: cores demanded}: CPU time run plus vCPU time spent waiting.
+
+    The same demand the ``host:libvirt_cpu_demand:ratio`` rule alerts on: usage alone flattens at the
+    host's capacity when it is saturated, the wait shows how much more the VMs want.
+    """
     client = PrometheusConnect(url=url, disable_ssl=False)
 
     def query(window: float) -> dict[str, float]:
         # Summed by domain: a domain that moved inside the window has series under two host labels.
-        expr = (
-            f"sum by (domain) (rate(libvirt_domain_info_cpu_time_seconds_total{job_filter}"
-            f"[{format_duration(window)}]))"
+        span = format_duration(window)
+        used = f"sum by (domain) (rate(libvirt_domain_info_cpu_time_seconds_total{job_filter}[{span}]))"
+        waited = (
+            f"sum by (domain) (rate(libvirt_domain_vcpu_delay_seconds_total{job_filter}[{span}]))"
         )
+        expr = f"{used} + ({waited} or 0 * {used})"
         result = client.custom_query(query=expr, params={"timeout": format_duration(timeout)})
         out: dict[str, float] = {}
         for item in result:
@@ -153,7 +159,9 @@ class SnapshotBuilder:
         return self.sample_libvirt(facts), "libvirt"
 
     def sample_libvirt(self, facts: dict[str, DomainFacts]) -> dict[str, float]:
-        """Cores used per domain from two ``cpu.time`` samples ``fallback_sample_interval`` apart.
+        """Cores demanded per domain (``cpu.time`` plus the vCPUs' ``delay``) from two samples.
+
+        The samples are ``fallback_sample_interval`` apart.
 
         Each host's samples carry their own timestamps: on a loaded machine one host's stats call can
         take seconds, and a shared interval would then inflate the other hosts' rates.
@@ -174,14 +182,14 @@ class SnapshotBuilder:
         return out
 
     def _cpu_times(self, by_host: dict[str, list[str]]) -> dict[str, tuple[int, float]]:
-        """Domain -> (cpu.time in ns, when it was read: the middle of its host's stats call)."""
+        """Domain -> (cpu.time + vCPU delay in ns, when it was read: the middle of its host's stats call)."""
         out: dict[str, tuple[int, float]] = {}
         for host, names in by_host.items():
             try:
                 conn = self.pool.connection(host)
                 began = time.monotonic()
                 stats: Iterable[tuple[Any, dict[str, Any]]] = conn.getAllDomainStats(
-                    libvirt.VIR_DOMAIN_STATS_CPU_TOTAL,
+                    libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_VCPU,
                     libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE,
                 )
                 at = (began + time.monotonic()) / 2
@@ -192,5 +200,10 @@ class SnapshotBuilder:
             for dom, values in stats:
                 name = dom.name()
                 if name in wanted and "cpu.time" in values:
-                    out[name] = (int(values["cpu.time"]), at)
+                    waited = sum(
+                        int(v)
+                        for k, v in values.items()
+                        if k.startswith("vcpu.") and k.endswith(".delay")
+                    )
+                    out[name] = (int(values["cpu.time"]) + waited, at)
         return out

@@ -398,6 +398,39 @@ def test_journal_dedupes_alert_instances(world):
         journal.set_migration_state(1, "teleported")
 
 
+def test_a_frozen_plan_lets_the_next_notification_act(tmp_path):
+    clock = [1000.0]
+    journal = Journal(tmp_path / "j.sqlite", clock=lambda: clock[0])
+    key = AlertKey("f1", "2026-01-01T00:00:00Z", "g", "hv1")
+    first = journal.record_firing([key], replan_after=600)
+    # Re-sent while the plan waits or runs: a duplicate, whatever the settle window.
+    journal.set_plan_state(first, jr.PLAN_RUNNING)
+    clock[0] += 3600
+    assert journal.record_firing([key], replan_after=600) is None
+    # A silence held it: the very next notification of the same alert gets a new plan.
+    journal.set_plan_state(first, "frozen")
+    second = journal.record_firing([key], replan_after=600)
+    assert second is not None and second != first
+    assert journal.plan(second).hosts == ("hv1",)
+    assert journal.record_firing([key], replan_after=600) is None
+    journal.close()
+
+
+def test_an_executed_plan_is_followed_up_only_after_the_settle_window(tmp_path):
+    clock = [1000.0]
+    journal = Journal(tmp_path / "j.sqlite", clock=lambda: clock[0])
+    key = AlertKey("f1", "2026-01-01T00:00:00Z", "g", "hv1")
+    first = journal.record_firing([key], replan_after=600)
+    journal.set_plan_state(first, "executed")
+    clock[0] += 599
+    # Prometheus still reports the relieved host overloaded: its rates lag the move.
+    assert journal.record_firing([key], replan_after=600) is None
+    clock[0] += 1
+    follow_up = journal.record_firing([key], replan_after=600)
+    assert follow_up is not None and follow_up != first
+    journal.close()
+
+
 def reconcile_world(world, placement_now, rows):
     config, cluster, journal = world
     plan_id = alert_plan(journal)

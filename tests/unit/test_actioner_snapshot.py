@@ -26,10 +26,11 @@ class Dom:
 class Conn:
     """cpu.time grows at ``rate`` cores in real time; the first stats call can be slow."""
 
-    def __init__(self, rates, first_call_delay=0.0):
+    def __init__(self, rates, first_call_delay=0.0, waits=None):
         self.rates = rates
         self.delay = first_call_delay
         self.calls = 0
+        self.waits = waits or {}  # domain -> cores its single vCPU spends waiting for a host CPU
 
     def getAllDomainStats(self, stats, flags):
         self.calls += 1
@@ -39,7 +40,16 @@ class Conn:
         now = time.monotonic()
         if slow:
             time.sleep(self.delay / 2)  # ...and the answer comes back
-        return [(Dom(n), {"cpu.time": int(r * now * 1e9)}) for n, r in self.rates.items()]
+        return [
+            (
+                Dom(n),
+                {
+                    "cpu.time": int(r * now * 1e9),
+                    "vcpu.0.delay": int(self.waits.get(n, 0) * now * 1e9),
+                },
+            )
+            for n, r in self.rates.items()
+        ]
 
 
 NO_PLACEMENT = Placement()
@@ -179,3 +189,12 @@ def test_prometheus_failure_falls_back_or_fails_as_configured(tmp_path):
             Pool(cfg, hosts, conns),
             cpu_query=broken,
         ).build()
+
+
+def test_libvirt_samples_count_vcpu_wait_as_demand(tmp_path):
+    # A starved guest: it runs 0.3 of a core and waits 0.6 more; what it wants is 0.9.
+    hosts = {"hv1": [facts("a", "hv1")], "hv2": [], "hv3": []}
+    conns = {"hv1": Conn({"a": 0.3}, waits={"a": 0.6}), "hv2": Conn({}), "hv3": Conn({})}
+    view = builder(tmp_path, hosts, conns).build()
+    (domain,) = view.snapshot.domains
+    assert domain.cpu_used == pytest.approx(0.9, abs=0.05)
