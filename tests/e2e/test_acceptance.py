@@ -95,7 +95,11 @@ def test_every_chunk_is_on_one_host_at_every_poll(run):
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(polls)]
     # At least one poll a second (a loaded 2-core machine may delay a single poll a little).
     assert statistics.quantiles(gaps, n=20)[-1] <= 1.0, max(gaps)
-    assert max(gaps) <= 2.0
+    # A poll can wait on a libvirtd busy with a migration's switchover; what matters is that no
+    # migration fits between two polls unseen, so the longest gap is shorter than the shortest move.
+    durations = [m.duration for m in run.migrations if m.duration is not None]
+    assert durations, "the run migrated nothing"
+    assert max(gaps) < min(durations), (max(gaps), min(durations))
     assert run.chunks, "the scenario has chunks"
     for at, placement in polls:
         for domain in run.domains:
