@@ -91,7 +91,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def timed(url: str, path: str, params: dict[str, str | int | float], repeats: int) -> tuple[float, int]:
+def timed(
+    url: str, path: str, params: dict[str, str | int | float], repeats: int
+) -> tuple[float, int]:
     """Median wall time in ms of ``repeats`` runs, and the number of series returned."""
     times, count = [], 0
     for _ in range(repeats):
