@@ -14,6 +14,7 @@ import yaml
 from virtbalance.durations import parse_duration
 from virtbalance.errors import ConfigError
 from virtbalance.policy import Policy
+from virtbalance.yamlfile import read_yaml
 
 COPY_STORAGE = ("none", "all", "incremental")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
@@ -500,12 +501,5 @@ def parse_config(data: Any, source: str = "config", base: Path | None = None) ->
 def load_config(path: str | Path) -> Config:
     """Read and validate the YAML file; ConfigError naming the file and every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from exc
+    data = read_yaml(path)
     return parse_config(data, source=str(path), base=path.parent.resolve())

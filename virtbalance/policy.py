@@ -8,10 +8,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from virtbalance.durations import format_duration, parse_duration
 from virtbalance.errors import ConfigError
+from virtbalance.yamlfile import read_yaml
 
 CPU_SIGNALS = ("demand", "node", "max")
 _JOB_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
@@ -91,16 +90,7 @@ class Policy:
         """Read a policy YAML file; ``None`` gives the defaults."""
         if path is None:
             return cls()
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from exc
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from exc
-        return cls.from_mapping(data, source=str(path))
+        return cls.from_mapping(read_yaml(path), source=str(path))
 
     def replace(self, **changes: Any) -> Policy:
         """A copy with some fields changed, validated like a file would be."""

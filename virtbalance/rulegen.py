@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from virtbalance.durations import format_duration
 from virtbalance.errors import ConfigError
 from virtbalance.policy import Policy
+from virtbalance.yamlfile import read_yaml
 
 # Recording rules: the names docs/architecture.md fixes for the alerts and the dashboards.
 RECORD_CPU_DEMAND = "host:libvirt_cpu_demand:ratio"
@@ -102,14 +101,7 @@ def load_policy(path: str | Path | None, profile: str = "default") -> Policy:
     if path is None:
         return profile_policy(profile, source=f"profile {profile}")
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from exc
+    data = read_yaml(path)
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
