@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +27,9 @@ from lab.hosts import (
     HostLayout,
     create_host_network,
     create_lab_bridge,
+    namespace_holder,
+    rejoin_libvirtd,
+    set_link,
     start_libvirtd,
     wait_for_libvirtd,
     write_libvirt_config,
@@ -340,6 +344,67 @@ class Lab:
             ) from None
         return time.monotonic() - began
 
+    # ---- outages ----------------------------------------------------------------------------------
+
+    def libvirtd_running(self, host: str) -> bool:
+        """Whether ``host``'s recorded libvirtd process is alive."""
+        self.host(host)
+        pid = self._libvirtd_pids.get(host)
+        return pid is not None and start_time(pid) is not None
+
+    def stop_libvirtd(self, host: str) -> None:
+        """SIGKILL ``host``'s libvirtd, as when a hypervisor's daemon dies: its guests keep running.
+
+        Clients get refused connections until ``start_libvirtd``; ``down`` still removes everything.
+        """
+        pid = self._libvirtd_pids.get(host)
+        if not self.libvirtd_running(host) or pid is None:
+            return
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + SERVICE_TIMEOUT
+        while start_time(pid) is not None:
+            if time.monotonic() > deadline:
+                raise LabError(f"libvirtd of {host} (pid {pid}) survived SIGKILL")
+            time.sleep(0.05)
+        self._forget_connection(host)
+
+    def start_libvirtd(self, host: str) -> int:
+        """Start ``host``'s libvirtd again (a no-op if it runs), reconnecting to its running guests; its pid.
+
+        It joins the host's namespaces through a process still in them, so the private mounts and
+        ``/run/libvirt`` are the ones the guests were started with; a host with no process left gets
+        them afresh. The new pid is recorded for ``down`` and for ``exec_in_host``.
+        """
+        layout = self._layouts[self.host(host).name]
+        if self.libvirtd_running(host):
+            return self._libvirtd_pids[host]
+        libvirtd = require_tools({"libvirtd": "libvirt-daemon"})["libvirtd"]
+        holder = namespace_holder(layout)
+        if holder is None:
+            pid = start_libvirtd(layout, libvirtd)
+        else:
+            pid = rejoin_libvirtd(layout, libvirtd, holder)
+        update_state(self.state_dir, lambda s: _record_libvirtd(s, host, pid))
+        self._libvirtd_pids[host] = pid
+        wait_for_libvirtd(layout, pid)
+        self._forget_connection(host)
+        return pid
+
+    def disconnect(self, host: str) -> None:
+        """Take ``host`` off the lab network (its link down): connections to it hang, new ones fail."""
+        set_link(self._layouts[self.host(host).name], up=False)
+
+    def reconnect(self, host: str) -> None:
+        """Put ``host`` back on the lab network."""
+        set_link(self._layouts[self.host(host).name], up=True)
+
+    def _forget_connection(self, host: str) -> None:
+        with self._lock:
+            connection = self._connections.pop(host, None)
+        if connection is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                connection.close()
+
     # ---- load -------------------------------------------------------------------------------------
 
     def loads(self) -> dict[str, int]:
@@ -619,6 +684,16 @@ class Lab:
 
         update_state(self.state_dir, drop)
         kill_processes(stopped)
+
+
+def _record_libvirtd(state: dict[str, Any], host: str, pid: int) -> None:
+    """Replace ``host``'s libvirtd pid in the state (its host entry and its process record)."""
+    for entry in state.get("hosts", []):
+        if entry.get("name") == host:
+            entry["libvirtd_pid"] = pid
+    role = f"libvirtd:{host}"
+    state["processes"] = [p for p in state.get("processes", []) if p.get("role") != role]
+    record_process(state, role, pid, start_time(pid))
 
 
 def _describe(found: Leftovers) -> str:
