@@ -24,9 +24,13 @@ from virtbalance.demo.narrator import CPU_RATIO, OVERLOAD_ALERT
 from virtbalance.demo.stack import FREEZE_ALERT, Stack, Timings, start, stop
 
 HOST = "hv2"  # pinned ops1, the cache chunk and worker1: only moving the whole chunk relieves it
+# Dial percents (steps of 1/9 core). Measured demand runs about 10% above the dials on the shared
+# machine (vCPU wait counts), so the phases keep clear of the thresholds on both sides.
 IDLE = {"ops1": 0, "cache1": 0, "cache2": 0}  # the scenario's start: ~15% with worker1
-CALM = {"ops1": 33, "cache1": 11, "cache2": 11}  # ~65% with worker1: under cpu_high (75%)
-OVERLOAD = {"ops1": 44, "cache1": 22, "cache2": 22}  # ~98% with worker1
+CALM = {"ops1": 33, "cache1": 11, "cache2": 0}  # ~54% with worker1: well under cpu_high (75%)
+# ~87% with worker1. Moving the cache chunk (1/3 core) leaves ~54% on hv2 and fits under the 65% target
+# of a peer running ~15%; neither the pinned ops1 nor worker1 alone can relieve hv2.
+OVERLOAD = {"ops1": 44, "cache1": 22, "cache2": 11}
 SPIKE_SECONDS = 25.0  # with the 30 s rate window: ~13 s above the threshold, under `for: 30s`
 PLACEMENT_POLL = 0.5  # seconds; the issue asks for at least one poll a second
 SAMPLE_POLL = 1.0

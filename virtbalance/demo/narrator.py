@@ -48,6 +48,9 @@ class Story:
     host: str
     overload_at: float
     before: HostFigures | None = None
+    at_alert: HostFigures | None = (
+        None  # when the overload alert started firing: "before" the relief
+    )
     after: HostFigures | None = None
     pending_at: float | None = None
     firing_at: float | None = None
@@ -175,6 +178,8 @@ class Narrator:
         figures = self.figures()
         self._narrate_load(story, figures, now)
         self._narrate_alert(story, now)
+        if story.firing_at is not None and story.at_alert is None:
+            story.at_alert = figures
         self._explain_stall(story, figures, now)
         self._narrate_plans(story)
         if (
@@ -364,7 +369,8 @@ def summary(story: Story, hosts: list[str], cpu_high: float) -> str:
         f"{'host':<12} {'CPU before':>10} {'CPU after':>10} {'mem before':>10} {'mem after':>10}"
     )
     for name in hosts:
-        before = story.before
+        # "Before" the rebalancing is when the alert fired; the load raise is the fallback.
+        before = story.at_alert or story.before
         after = story.after
         lines.append(
             f"{name:<12} "
@@ -373,7 +379,9 @@ def summary(story: Story, hosts: list[str], cpu_high: float) -> str:
             f"{percent(before.memory.get(name) if before else None):>10} "
             f"{percent(after.memory.get(name) if after else None):>10}"
         )
-    lines.append(f"(CPU threshold {cpu_high:.0%}; after = when the alert resolved)")
+    lines.append(
+        f"(CPU threshold {cpu_high:.0%}; before = when the alert fired, after = when it resolved)"
+    )
     lines.append("")
     if story.migrations:
         lines.append(

@@ -83,8 +83,11 @@ class DemoScript:
 _SCRIPTS: dict[str, DemoScript] = {
     # hv2 runs a pinned guest, the cache chunk and a worker. The pinned load cannot move and moving
     # the worker alone is not enough, so only moving the whole cache chunk brings hv2 under its target.
+    # The sizes leave room on both sides of the move: the demand signal counts vCPU wait on the shared
+    # machine too (about 10% above the dials), so the chunk (1/3 core) must still fit under another
+    # host's 65% target next to its own ~15%, and what stays (ops1 and worker1) under hv2's.
     "default": DemoScript(
-        overload=Overload(host="hv2", loads={"ops1": 44, "cache1": 22, "cache2": 22}, cpus=1.0),
+        overload=Overload(host="hv2", loads={"ops1": 44, "cache1": 22, "cache2": 11}, cpus=1.0),
         gather={},
         story=(
             "hv2 runs a pinned guest (ops1), the chunk group:cache (cache1, cache2) and worker1; "
