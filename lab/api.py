@@ -27,7 +27,6 @@ from lab.hosts import (
     HostLayout,
     create_host_network,
     create_lab_bridge,
-    namespace_holder,
     rejoin_libvirtd,
     set_link,
     start_libvirtd,
@@ -360,6 +359,7 @@ class Lab:
         pid = self._libvirtd_pids.get(host)
         if not self.libvirtd_running(host) or pid is None:
             return
+        self._hold_namespaces(host)
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + SERVICE_TIMEOUT
         while start_time(pid) is not None:
@@ -369,17 +369,17 @@ class Lab:
         self._forget_connection(host)
 
     def start_libvirtd(self, host: str) -> int:
-        """Start ``host``'s libvirtd again (a no-op if it runs), reconnecting to its running guests; its pid.
+        """Start ``host``'s libvirtd again (a no-op if it runs), adopting its running guests; its pid.
 
-        It joins the host's namespaces through a process still in them, so the private mounts and
-        ``/run/libvirt`` are the ones the guests were started with; a host with no process left gets
-        them afresh. The new pid is recorded for ``down`` and for ``exec_in_host``.
+        It rejoins the namespaces the holder of ``stop_libvirtd`` kept, so the private mounts and
+        ``/run/libvirt`` are the ones the guests were started with (without a holder, e.g. after a
+        crash of the daemon on its own, they are made afresh). The new pid is recorded for ``down``.
         """
         layout = self._layouts[self.host(host).name]
         if self.libvirtd_running(host):
             return self._libvirtd_pids[host]
         libvirtd = require_tools({"libvirtd": "libvirt-daemon"})["libvirtd"]
-        holder = namespace_holder(layout)
+        holder = self._holder(host)
         if holder is None:
             pid = start_libvirtd(layout, libvirtd)
         else:
@@ -387,8 +387,34 @@ class Lab:
         update_state(self.state_dir, lambda s: _record_libvirtd(s, host, pid))
         self._libvirtd_pids[host] = pid
         wait_for_libvirtd(layout, pid)
+        self._stop_role_prefix(f"holder:{host}")
         self._forget_connection(host)
         return pid
+
+    def _hold_namespaces(self, host: str) -> None:
+        """A sleeping process in the daemon's namespaces, so they outlive it for ``start_libvirtd``."""
+        if self._holder(host) is not None:
+            return
+        sleep = find_tool("sleep") or "/bin/sleep"
+        holder = self._spawn(f"holder:{host}", [sleep, "infinity"], Path(os.devnull), host)
+        # nsenter needs the daemon alive to enter its namespaces: wait until the holder is inside
+        # (and sleeping) before the daemon may be killed.
+        daemon = self._libvirtd_pids[host]
+        wanted = _namespaces(daemon)
+        deadline = time.monotonic() + SERVICE_TIMEOUT
+        while _namespaces(holder) != wanted or not _command(holder).startswith(sleep):
+            if start_time(holder) is None or time.monotonic() > deadline:
+                raise LabError(f"could not keep the namespaces of {host} (holder pid {holder})")
+            time.sleep(0.02)
+
+    def _holder(self, host: str) -> int | None:
+        state = read_state(self.state_dir) or {}
+        for entry in state.get("processes", []):
+            if entry.get("role") == f"holder:{host}" and is_same_process(
+                int(entry["pid"]), entry.get("started")
+            ):
+                return int(entry["pid"])
+        return None
 
     def disconnect(self, host: str) -> None:
         """Take ``host`` off the lab network (its link down): connections to it hang, new ones fail."""
@@ -684,6 +710,22 @@ class Lab:
 
         update_state(self.state_dir, drop)
         kill_processes(stopped)
+
+
+def _namespaces(pid: int) -> tuple[str, ...]:
+    """The mount, network and UTS namespaces of a process (empty when it is gone)."""
+    try:
+        return tuple(os.readlink(f"/proc/{pid}/ns/{kind}") for kind in ("mnt", "net", "uts"))
+    except OSError:
+        return ()
+
+
+def _command(pid: int) -> str:
+    """The program a process runs (its argv[0]), empty when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except OSError:
+        return ""
 
 
 def _record_libvirtd(state: dict[str, Any], host: str, pid: int) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import socket
 import time
@@ -148,33 +147,17 @@ def write_libvirt_config(host: HostLayout) -> None:
 
 
 def rejoin_libvirtd(host: HostLayout, libvirtd: str, holder: int) -> int:
-    """Start libvirtd again inside the namespaces ``holder`` still lives in (a guest's QEMU, an exporter).
+    """Start libvirtd again inside the namespaces that ``holder`` (a process left in them) keeps alive.
 
-    The host's mount namespace outlives a killed libvirtd as long as one of its processes runs; keeping
-    it keeps ``/run/libvirt``, whose status files let the new daemon reconnect to the running guests,
-    as on a real hypervisor whose libvirtd is restarted. nsenter execs, so the pid is libvirtd's.
+    Rejoining the old mount namespace keeps ``/run/libvirt``, whose status files let the new daemon
+    adopt the running guests, as on a real hypervisor whose libvirtd is restarted. (A guest's QEMU would
+    not do as the holder: libvirt gives each one a mount namespace of its own with a minimal ``/dev``.)
+    nsenter execs, so the pid is libvirtd's.
     """
     pid_file = str(host.directory / "libvirtd.pid")
     argv = ["nsenter", "-t", str(holder), "--net", "--mount", "--uts", "--"]
     argv += [libvirtd, "--listen", "--pid-file", pid_file]
     return spawn_detached(argv, host.directory / "libvirtd.log")
-
-
-def namespace_holder(host: HostLayout) -> int | None:
-    """A process of the host (in its network namespace, in a mount namespace of its own), None if none."""
-    own = _mount_namespace("self")
-    result = run(["ip", "netns", "pids", host.netns], check=False)
-    for word in result.stdout.split():
-        if word.isdigit() and _mount_namespace(word) not in (None, own):
-            return int(word)
-    return None
-
-
-def _mount_namespace(pid: str) -> str | None:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/mnt")
-    except OSError:
-        return None
 
 
 def set_link(host: HostLayout, up: bool) -> None:
