@@ -16,6 +16,7 @@ from actioner import journal as jr
 from actioner.executor import Executor
 from actioner.journal import Journal, MigrationRow
 from actioner.libvirt_hosts import HostPool
+from actioner.shells import sweep_incoming_shells
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class ReconcileReport:
     rolled_back: list[str] = field(default_factory=list)
     split: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
+    shells_cleared: list[str] = field(default_factory=list)
     interrupted_plans: list[int] = field(default_factory=list)
     requeued_plans: list[int] = field(default_factory=list)
 
@@ -121,6 +123,8 @@ def reconcile(
                         row.id, jr.FAILED, error=f"rollback after restart failed: {result.error}"
                     )
                     report.split.append(row.domain)
+    # A destination that died mid-migration and came back holds a paused copy of what the source resumed.
+    report.shells_cleared = [f"{d}@{h}" for h, d in sweep_incoming_shells(pool)]
     for plan in journal.plans_in_state(jr.PLAN_RUNNING):
         journal.set_plan_state(
             plan.id, "interrupted", detail="the actioner stopped during this plan"
@@ -134,6 +138,7 @@ def reconcile(
             report.rolled_back,
             report.split,
             report.resumed,
+            report.shells_cleared,
             report.interrupted_plans,
         )
     ):

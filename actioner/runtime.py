@@ -11,6 +11,7 @@ from actioner.libvirt_hosts import HostPool
 from actioner.metrics import Metrics
 from actioner.reconcile import reconcile
 from actioner.services import Services
+from actioner.shells import sweep_incoming_shells
 from actioner.silences import AlertmanagerClient
 from actioner.snapshot_builder import SnapshotBuilder
 from actioner.worker import Worker
@@ -38,6 +39,7 @@ def build_services(config: Config, *, start: bool = True) -> Services:
         executor=executor,
         metrics=metrics,
         alertmanager=alertmanager,
+        sweep_shells=lambda: sweep_incoming_shells(pool),
     )
     report = reconcile(journal, pool, executor)
     if start:

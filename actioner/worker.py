@@ -51,8 +51,11 @@ class Worker:
         alertmanager: AlertmanagerClient | None = None,
         planner: Planner = make_plan,
         clock: Callable[[], float] = time.time,
+        sweep_shells: Callable[[], object] | None = None,
     ) -> None:
         self.config = config
+        # Clears stale incoming-migration shells before each plan (actioner.shells); off in unit tests.
+        self._sweep_shells = sweep_shells
         self.journal = journal
         self.builder = builder
         self.executor = executor
@@ -124,6 +127,9 @@ class Worker:
         self.current = plan_id
         try:
             self.journal.set_plan_state(plan_id, jr.PLAN_RUNNING)
+            # A host that came back since the last plan may hold shells of migrations it lost.
+            if self._sweep_shells is not None:
+                self._sweep_shells()
             try:
                 view = self.builder.build()
             except SnapshotError as exc:

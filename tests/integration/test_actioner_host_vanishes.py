@@ -83,12 +83,6 @@ def restart(config: Path, services: Services) -> tuple[Any, Services]:
     return run_app(config)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: the destination's libvirtd, back, adopts the incoming QEMU of each member the "
-    "source resumed, so the chunk runs on both hosts; neither the executor nor the start-up "
-    "reconcile (failed rows are closed) clears these shells yet",
-)
 def test_destination_libvirtd_killed_while_the_chunk_migrates_to_it(loaded_lab, revive, tmp_path):
     lab = loaded_lab
     # A bandwidth cap keeps the members copying long enough for the kill to land inside the moves.

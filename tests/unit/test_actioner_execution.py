@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import libvirt
 import pytest
@@ -30,7 +31,8 @@ class FakeCluster:
     def __init__(self, placement, networks=None):
         self.placement = dict(placement)
         self.networks = networks or {}
-        self.config = None
+        # Only the host names are read (by the stale-shell sweep); none of these fakes has shells.
+        self.config = SimpleNamespace(host_names=("hv1", "hv2", "hv3"))
 
     def facts(self, name, host):
         return DomainFacts(
