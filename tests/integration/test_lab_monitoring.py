@@ -129,7 +129,19 @@ def test_exporters_prometheus_and_alertmanager_reach_the_webhook(
                 return headers, body
         return None
 
-    headers, body = wait_for(firing, 60, "the alert at the webhook")
+    try:
+        headers, body = wait_for(firing, 120, "the alert at the webhook")
+    except AssertionError as exc:
+        # Say where the alert got stuck: not firing in Prometheus, not in Alertmanager, or silenced.
+        seen = {
+            "prometheus alerts": requests.get(f"{prometheus}/api/v1/alerts", timeout=5).json(),
+            "alertmanager alerts": requests.get(f"{alertmanager}/api/v2/alerts", timeout=5).json(),
+            "alertmanager silences": requests.get(
+                f"{alertmanager}/api/v2/silences", timeout=5
+            ).json(),
+            "webhook received": webhook.received,
+        }
+        raise AssertionError(f"{exc}; {json.dumps(seen)[:4000]}") from None
     assert headers["Authorization"] == "Bearer s3cret-lab-token"
     assert body["version"] == "4"
     assert body["groupLabels"] == {"alertname": "HostSustainedOverload", "host": "hv1"}
