@@ -630,6 +630,9 @@ class Lab:
             f"--web.listen-address={address}",
             "--web.enable-lifecycle",
             "--storage.tsdb.retention.time=1d",
+            # An alert that fires before the notifier has found Alertmanager (right after start) is only
+            # sent again after the resend delay, 1 minute by default: far too slow for a lab's short loop.
+            "--rules.alert.resend-delay=5s",
         ]
         log = directory / "prometheus.log"
         process = self._spawn("prometheus", argv, log)
