@@ -153,13 +153,7 @@ class _Reader:
         if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
             self.problems.append(f"{where}: expected a number, got {raw!r}")
             return None
-        if raw < 0:
-            self.problems.append(f"{where}: must not be negative, got {raw}")
-            return None
-        if positive and raw == 0:
-            self.problems.append(f"{where}: must be positive, got {raw}")
-            return None
-        return float(raw)
+        return float(raw) if self._sign_ok(where, raw, positive) else None
 
     def integer(
         self, path: str, data: Mapping[str, Any], key: str, *, required: bool, positive: bool
@@ -174,13 +168,17 @@ class _Reader:
         if isinstance(raw, bool) or not isinstance(raw, int):
             self.problems.append(f"{where}: expected a whole number, got {raw!r}")
             return None
-        if raw < 0:
-            self.problems.append(f"{where}: must not be negative, got {raw}")
-            return None
-        if positive and raw == 0:
-            self.problems.append(f"{where}: must be positive, got {raw}")
-            return None
-        return raw
+        return raw if self._sign_ok(where, raw, positive) else None
+
+    def _sign_ok(self, where: str, value: float, positive: bool) -> bool:
+        """Record a negative (or, when ``positive``, zero) value as a problem; whether it passed."""
+        if value < 0:
+            self.problems.append(f"{where}: must not be negative, got {value}")
+            return False
+        if positive and value == 0:
+            self.problems.append(f"{where}: must be positive, got {value}")
+            return False
+        return True
 
     def string(self, path: str, data: Mapping[str, Any], key: str, *, required: bool) -> str | None:
         raw = self._get(path, data, key, required)
