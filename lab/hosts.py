@@ -86,23 +86,20 @@ def create_host_network(
     run([*inside, "addr", "add", f"{host.address}/{names.prefix_length}", "dev", "eth0"])
     run([*inside, "link", "set", "eth0", "up"])
     run([*inside, "link", "set", "lo", "up"])
-    # STP off, no forward delay: default STP timers made up most of the reconnection gap after a move
     for bridge in private_networks:
-        run(
-            [
-                *inside,
-                "link",
-                "add",
-                bridge,
-                "type",
-                "bridge",
-                "stp_state",
-                "0",
-                "forward_delay",
-                "0",
-            ]
-        )
-        run([*inside, "link", "set", bridge, "up"])
+        for argv in private_bridge_commands(bridge):
+            run([*inside, *argv])
+
+
+def private_bridge_commands(bridge: str) -> list[list[str]]:
+    """The ``ip`` arguments that create a lab private bridge and bring it up.
+
+    STP off, no forward delay: default STP timers made up most of the reconnection gap after a move.
+    """
+    return [
+        ["link", "add", bridge, "type", "bridge", "stp_state", "0", "forward_delay", "0"],
+        ["link", "set", bridge, "up"],
+    ]
 
 
 def write_libvirt_config(host: HostLayout) -> None:

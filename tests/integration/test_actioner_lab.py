@@ -26,6 +26,7 @@ import yaml
 from actioner.app import create_app
 from actioner.config import load_config
 from actioner.runtime import build_services
+from lab.hosts import private_bridge_commands
 from lab.state import read_state
 from tests.actioner_fixtures import payload
 from virtbalance.domain_metadata import NAMESPACE, PREFIX, Placement
@@ -429,22 +430,8 @@ def bridgeless_lab(loaded_lab):
             except libvirt.libvirtError:
                 pass
             if _bridge_settings(lab, host, bridge) is None:
-                for argv in (
-                    [
-                        "ip",
-                        "link",
-                        "add",
-                        bridge,
-                        "type",
-                        "bridge",
-                        "stp_state",
-                        "0",
-                        "forward_delay",
-                        "0",
-                    ],
-                    ["ip", "link", "set", bridge, "up"],
-                ):
-                    assert lab.run_in_host(host, argv).returncode == 0
+                for argv in private_bridge_commands(bridge):
+                    assert lab.run_in_host(host, ["ip", *argv]).returncode == 0
 
 
 def test_missing_bridges_make_destinations_ineligible_unless_managed(bridgeless_lab, tmp_path):
