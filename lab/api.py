@@ -36,6 +36,7 @@ from lab.hosts import (
 from lab.image import build_image
 from lab.monitoring import alertmanager_config, prometheus_config
 from lab.naming import EXPORTER_PORT, LabNames, check_lab_id
+from lab.preconditions import prepare_machine
 from lab.scenario import MAX_TOTAL_LOAD_PERCENT, DomainSpec, Scenario, load_scenario, parse_scenario
 from lab.state import read_state, record_process, update_state, write_state
 from lab.system import (
@@ -121,8 +122,7 @@ class Lab:
         """Start every host and guest of ``scenario``; on any failure remove what was started, re-raise."""
         check_lab_id(lab_id)
         parsed = load_scenario(scenario)  # a bad scenario fails here, before anything exists
-        require_root()
-        tools = require_tools(REQUIRED_TOOLS)
+        tools = prepare_machine(REQUIRED_TOOLS)
         names = LabNames(lab_id)
         found = leftovers(names)
         if found:

@@ -20,6 +20,17 @@ PRIVATE_DIRS = {
     "cache": "/var/cache/libvirt",
     "log": "/var/log/libvirt",
 }
+# libvirtd's runtime directory: a fresh tmpfs in each host, like /run after a boot
+RUN_DIR = "/run/libvirt"
+# every directory a host mounts over; the lab creates them (lab.preconditions), no package is relied on
+MOUNT_POINTS = (*PRIVATE_DIRS.values(), RUN_DIR)
+# STP off, no forward delay: default STP timers made up most of the reconnection gap after a move.
+# No netfilter on bridged frames: where br_netfilter is loaded, they would cross the machine's iptables
+# FORWARD chain, and a FORWARD policy of DROP (Docker sets one) would cut the hosts off from each other.
+BRIDGE_OPTIONS = (
+    *("stp_state", "0", "forward_delay", "0"),
+    *("nf_call_iptables", "0", "nf_call_ip6tables", "0", "nf_call_arptables", "0"),
+)
 _UUID_NAMESPACE = uuid.UUID("5b1e3c52-7d7e-4c56-9d1e-7a6c0f1b2a10")
 
 
@@ -55,20 +66,7 @@ class HostLayout:
 
 def create_lab_bridge(names: LabNames) -> None:
     """The root namespace's bridge joining every host of the lab; the root gets the .1 address."""
-    run(
-        [
-            "ip",
-            "link",
-            "add",
-            names.bridge,
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-        ]
-    )
+    run(["ip", "link", "add", names.bridge, "type", "bridge", *BRIDGE_OPTIONS])
     run(["ip", "addr", "add", f"{names.gateway}/{names.prefix_length}", "dev", names.bridge])
     run(["ip", "link", "set", names.bridge, "up"])
 
@@ -94,10 +92,10 @@ def create_host_network(
 def private_bridge_commands(bridge: str) -> list[list[str]]:
     """The ``ip`` arguments that create a lab private bridge and bring it up.
 
-    STP off, no forward delay: default STP timers made up most of the reconnection gap after a move.
+    See BRIDGE_OPTIONS.
     """
     return [
-        ["link", "add", bridge, "type", "bridge", "stp_state", "0", "forward_delay", "0"],
+        ["link", "add", bridge, "type", "bridge", *BRIDGE_OPTIONS],
         ["link", "set", bridge, "up"],
     ]
 
@@ -171,7 +169,7 @@ def start_libvirtd(host: HostLayout, libvirtd: str) -> int:
     script = " && ".join(
         [
             *mounts,
-            "mount -t tmpfs -o mode=0755,size=16m tmpfs /run/libvirt",
+            f"mount -t tmpfs -o mode=0755,size=16m tmpfs {RUN_DIR}",
             f"hostname {shlex.quote(host.name)}",
             f"exec {shlex.quote(libvirtd)} --listen --pid-file {pid_file}",
         ]
