@@ -87,6 +87,11 @@ class WebhookConfig:
     threads: int = 4
 
 
+# How long a clean stop (SIGTERM) may take to abort and resolve the migrations in flight; below the
+# systemd unit's TimeoutStopSec (deploy/virtbalance-actioner.service), so the stop is never a SIGKILL.
+STOP_GRACE = 100.0
+
+
 @dataclass(frozen=True)
 class ExecutionConfig:
     """Safety rails and libvirt migration settings of the executor."""
@@ -100,9 +105,13 @@ class ExecutionConfig:
     post_copy: bool = False
     copy_storage: str = "none"
     unsafe: bool = False
-    peer2peer: bool = False
+    # The source libvirtd drives the migration: the actioner dying mid-job cannot strand it between
+    # Finish and Confirm (client-driven migration can, leaving the source paused, see actioner.proof).
+    peer2peer: bool = True
     manage_bridges: bool = True
     replan_rounds: int = 3
+    # How often domains in doubt (ambiguous, or paused by a migration without a job) are judged again.
+    recheck_interval: float = 30.0
     # A private bridge is one of these names (glob); others are shared uplinks present on every host.
     private_bridges: tuple[str, ...] = ("*",)
     shared_bridges: tuple[str, ...] = ()
@@ -436,6 +445,7 @@ def parse_config(data: Any, source: str = "config", base: Path | None = None) ->
             "peer2peer",
             "manage_bridges",
             "replan_rounds",
+            "recheck_interval",
             "private_bridges",
             "shared_bridges",
         ),
@@ -471,6 +481,9 @@ def parse_config(data: Any, source: str = "config", base: Path | None = None) ->
         peer2peer=reader.value("execution", e, "peer2peer", edef.peer2peer, "bool"),
         manage_bridges=reader.value("execution", e, "manage_bridges", edef.manage_bridges, "bool"),
         replan_rounds=reader.value("execution", e, "replan_rounds", edef.replan_rounds, "posint"),
+        recheck_interval=reader.value(
+            "execution", e, "recheck_interval", edef.recheck_interval, "duration"
+        ),
         private_bridges=reader.value(
             "execution", e, "private_bridges", edef.private_bridges, "strlist"
         ),
@@ -480,6 +493,8 @@ def parse_config(data: Any, source: str = "config", base: Path | None = None) ->
     )
     if execution.migration_timeout <= 0:
         reader.problems.append("execution.migration_timeout: must be positive")
+    if execution.recheck_interval <= 0:
+        reader.problems.append("execution.recheck_interval: must be positive")
     if execution.max_concurrent_per_host > execution.max_concurrent:
         reader.problems.append(
             "execution.max_concurrent_per_host: must not exceed execution.max_concurrent"

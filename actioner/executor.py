@@ -7,7 +7,9 @@ the split window, and if any member fails move the already-moved members back: a
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,10 +21,12 @@ import libvirt
 
 from actioner import journal as jr
 from actioner.bridges import bridge_exists, ensure_bridge, network_active
-from actioner.config import Config
+from actioner.config import STOP_GRACE, Config
 from actioner.journal import Journal
 from actioner.libvirt_hosts import DomainFacts, HostPool, HostUnreachableError
 from actioner.metrics import Metrics
+from actioner.proof import Action
+from actioner.resolver import Resolver
 from actioner.silences import AlertmanagerClient, SilenceError, freezing
 from virtbalance import barriers
 from virtbalance.plan import Migration, Plan
@@ -31,6 +35,8 @@ from virtbalance.snapshot import Snapshot
 log = logging.getLogger(__name__)
 
 _POLL = 0.5
+# Rollback rows belong to no step of the plan: the reconcile judges them on their own.
+ROLLBACK_STEP = -1
 
 
 @dataclass
@@ -67,12 +73,14 @@ class Executor:
         metrics: Metrics,
         alertmanager: AlertmanagerClient | None = None,
         clock: Callable[[], float] = time.time,
+        resolver: Resolver | None = None,
     ) -> None:
         self.config = config
         self.pool = pool
         self.journal = journal
         self.metrics = metrics
         self.alertmanager = alertmanager
+        self.resolver = resolver or Resolver(pool, journal, metrics)
         self._clock = clock
         self.progress: dict[str, dict[str, Any]] = {}
         self.stopping = threading.Event()
@@ -182,23 +190,19 @@ class Executor:
         by_domain = {r.domain: r for r in results}
         rollback_errors = []
         moved: list[tuple[str, str, str, float]] = []
+        why = f"rolled back: chunk member(s) failed: {', '.join(f.domain for f in failures)}"
         for migration_id, m in zip(ids, group, strict=True):
             r = by_domain[m.domain]
             if r.ok:
-                back = self.migrate(m.domain, destination, source)
+                back = self.roll_back(plan_id, m, why)
                 now = self._clock()
                 moved.append((m.domain, source, destination, now))
                 if back.ok:
-                    self.journal.set_migration_state(
-                        migration_id,
-                        jr.ROLLED_BACK,
-                        reason=f"rolled back: chunk member(s) failed: "
-                        f"{', '.join(f.domain for f in failures)}",
-                    )
+                    self._journal_safely(migration_id, jr.ROLLED_BACK, reason=why)
                     self.metrics.migration(m, "rolled_back", r.seconds)
                 else:
                     rollback_errors.append(f"{m.domain}: {back.error}")
-                    self.journal.set_migration_state(
+                    self._journal_safely(
                         migration_id,
                         jr.FAILED,
                         error=f"rollback failed: {back.error}",
@@ -207,7 +211,7 @@ class Executor:
                     self.metrics.migration(m, "failed", r.seconds)
             else:
                 result = "timeout" if r.timed_out else "failed"
-                self.journal.set_migration_state(migration_id, jr.FAILED, error=r.error)
+                self._journal_safely(migration_id, jr.FAILED, error=r.error)
                 self.metrics.migration(m, result, r.seconds)
         rollback_split: float | None = None
         if first_arrival is not None:
@@ -413,16 +417,69 @@ class Executor:
             params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = execution.bandwidth_mib_per_s
         return flags, params
 
-    def migrate(self, domain: str, source: str, destination: str) -> MoveResult:
-        """Live-migrate one domain; progress from job stats, aborted at the timeout, then verified."""
-        started = time.monotonic()
-        timeout = self.config.execution.migration_timeout
+    def roll_back(self, plan_id: int, move: Migration, why: str) -> MoveResult:
+        """Move a chunk member back to its source: a migration with its own journal row, written first.
+
+        A journal that cannot be written (disk full, read-only) never stops a rollback: a whole chunk
+        matters more than the row, and the failure is logged with the real error.
+        """
+        row: int | None = None
         try:
-            sconn = self.pool.connection(source)
-            dconn = self.pool.connection(destination)
+            row = self.journal.add_migration(
+                plan_id=plan_id,
+                step=ROLLBACK_STEP,
+                domain=move.domain,
+                chunk=move.chunk,
+                source=move.destination,
+                destination=move.source,
+                state=jr.RUNNING,
+                reason=why,
+                kind=jr.ROLLBACK,
+            )
+        except sqlite3.Error as exc:
+            log.critical("%s: rolling back without a journal row: %s", move.domain, exc)
+        result = self.migrate(move.domain, move.destination, move.source)
+        if row is not None:
+            state = jr.DONE if result.ok else jr.FAILED
+            self._journal_safely(row, state, error=result.error or None)
+        return result
+
+    def migrate(self, domain: str, source: str, destination: str) -> MoveResult:
+        """Live-migrate one domain; progress from job stats, aborted at the timeout, then verified.
+
+        The migration gets connections of its own, closed only once its outcome is known: a pooled
+        connection may be dropped by another thread, and closing the destination's connection makes
+        libvirt destroy every incoming migration tied to it.
+        """
+        started = time.monotonic()
+        try:
+            sconn = self.pool.dedicated(source)
+        except HostUnreachableError as exc:
+            return MoveResult(domain, False, 0.0, time.monotonic(), str(exc))
+        connections = [sconn]
+        try:
+            if not self.config.execution.peer2peer:
+                connections.append(self.pool.dedicated(destination))
             dom = sconn.lookupByName(domain)
+            return self._migrate_on(
+                dom,
+                connections[-1],
+                domain,
+                source=source,
+                destination=destination,
+                started=started,
+            )
         except (HostUnreachableError, libvirt.libvirtError) as exc:
             return MoveResult(domain, False, 0.0, time.monotonic(), str(exc))
+        finally:
+            for conn in connections:
+                with contextlib.suppress(libvirt.libvirtError):
+                    conn.close()
+
+    def _migrate_on(
+        self, dom: Any, dconn: Any, domain: str, *, source: str, destination: str, started: float
+    ) -> MoveResult:
+        timeout = self.config.execution.migration_timeout
         flags, params = self._flags_and_params(destination)
         box: dict[str, Any] = {}
 
@@ -453,8 +510,10 @@ class Executor:
                     postcopy = True
                 except libvirt.libvirtError as exc:
                     log.warning("%s: cannot switch to post-copy: %s", domain, exc)
-            if elapsed > timeout and not aborted and not postcopy:
-                log.warning("%s: migration exceeded %.0f s, aborting", domain, timeout)
+            stopping = self.stopping.is_set()
+            if (elapsed > timeout or stopping) and not aborted and not postcopy:
+                why = "the actioner is stopping" if stopping else f"exceeded {timeout:.0f} s"
+                log.warning("%s: migration %s, aborting", domain, why)
                 try:
                     dom.abortJob()
                 except libvirt.libvirtError as exc:
@@ -465,13 +524,52 @@ class Executor:
         finished = float(box.get("finished", time.monotonic()))
         seconds = finished - started
         if "error" in box:
-            # A failed or aborted job can leave the source paused; a VM must keep running.
-            self.pool.resume_if_stranded(source, domain)
-            return MoveResult(domain, False, seconds, finished, box["error"], timed_out=aborted)
+            return self._after_failure(
+                domain,
+                source=source,
+                destination=destination,
+                error=box["error"],
+                seconds=seconds,
+                aborted=aborted,
+            )
         problem = self.verify(domain, destination, source)
         if problem:
             return MoveResult(domain, False, seconds, finished, problem)
         return MoveResult(domain, True, seconds, finished)
+
+    def _after_failure(
+        self,
+        domain: str,
+        *,
+        source: str,
+        destination: str,
+        error: str,
+        seconds: float,
+        aborted: bool,
+    ) -> MoveResult:
+        """libvirt said the migration failed: find out from every host where the domain really is.
+
+        A failure reported after Finish (the destination runs the guest) is a move that happened; a
+        source left paused is resumed only with proof that no other copy runs (actioner.proof).
+        """
+        context = f"migration {source}->{destination} failed: {error}"
+        # a stop must end within STOP_GRACE: wait for a job left behind at most half of it
+        wait = STOP_GRACE / 2 if self.stopping.is_set() else self.config.execution.migration_timeout
+        deadline = time.monotonic() + wait
+        resolution = self.resolver.resolve(domain, context)
+        while resolution.verdict.action is Action.IN_FLIGHT and time.monotonic() < deadline:
+            time.sleep(_POLL)
+            resolution = self.resolver.resolve(domain, context)
+        finished = time.monotonic()
+        if resolution.done and resolution.host == destination:
+            problem = self.verify(domain, destination, source)
+            if problem is None:
+                log.warning("%s: libvirt reported %r, yet the move completed", domain, error)
+                return MoveResult(domain, True, seconds, finished)
+            error = f"{error}; {problem}"
+        elif not resolution.done:
+            error = f"{error}; left untouched: {resolution.detail}"
+        return MoveResult(domain, False, seconds, finished, error, timed_out=aborted)
 
     def _record_progress(
         self, domain: str, source: str, destination: str, dom: Any, elapsed: float
@@ -514,6 +612,18 @@ class Executor:
         return None
 
     # --- journal helpers ----------------------------------------------------------------------
+
+    def _journal_safely(self, migration_id: int, state: str, **fields: str | None) -> None:
+        """A journal write on a path that must go on (rollbacks, outcomes): a failure is logged, not raised."""
+        try:
+            self.journal.set_migration_state(migration_id, state, **fields)
+        except sqlite3.Error as exc:
+            log.critical(
+                "journal write failed (migration %s -> %s): %s; the libvirt action went ahead",
+                migration_id,
+                state,
+                exc,
+            )
 
     def _finish_step(
         self, ids: Sequence[int], group: Sequence[Migration], state: str, reason: str

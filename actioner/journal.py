@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -15,15 +18,21 @@ from typing import Any
 
 # Migration states. A migration is written ``running`` before libvirt is asked to move the domain, so a
 # crash leaves a trace that the start-up reconcile resolves against libvirt's reality.
-PLANNED, RUNNING, DONE, FAILED, ROLLED_BACK, SKIPPED = (
+# ``ambiguous``: after it, where the domain is could not be proven; it was left untouched (the
+# ``ambiguous`` table follows it until a recheck proves it).
+PLANNED, RUNNING, DONE, FAILED, ROLLED_BACK, SKIPPED, AMBIGUOUS = (
     "planned",
     "running",
     "done",
     "failed",
     "rolled_back",
     "skipped",
+    "ambiguous",
 )
-MIGRATION_STATES = (PLANNED, RUNNING, DONE, FAILED, ROLLED_BACK, SKIPPED)
+MIGRATION_STATES = (PLANNED, RUNNING, DONE, FAILED, ROLLED_BACK, SKIPPED, AMBIGUOUS)
+# What a migration row is for: a planned move, or moving a chunk member back (a libvirt call of its own,
+# journaled before it is made like every other, and counted in the cooldown history).
+MOVE, ROLLBACK = "move", "rollback"
 # Plan states: queued -> running -> one final outcome (the outcomes are the metric's label values).
 PLAN_QUEUED, PLAN_RUNNING = "queued", "running"
 PLAN_OUTCOMES = ("executed", "empty", "unresolved", "failed", "cancelled", "dry_run", "frozen")
@@ -67,7 +76,23 @@ CREATE TABLE IF NOT EXISTS migrations (
     created REAL NOT NULL,
     started REAL,
     finished REAL,
-    error TEXT NOT NULL DEFAULT ''
+    error TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL DEFAULT 'move'
+);
+CREATE TABLE IF NOT EXISTS ambiguous (
+    domain TEXT PRIMARY KEY,
+    since REAL NOT NULL,
+    checked REAL NOT NULL,
+    context TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    seen TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ambiguous_resolved (
+    domain TEXT NOT NULL,
+    since REAL NOT NULL,
+    resolved REAL NOT NULL,
+    reason TEXT NOT NULL,
+    how TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS migrations_by_state ON migrations(state);
 CREATE INDEX IF NOT EXISTS migrations_by_domain ON migrations(domain, finished);
@@ -101,6 +126,7 @@ class MigrationRow:
     started: float | None
     finished: float | None
     error: str
+    kind: str = MOVE
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -138,6 +164,39 @@ class PlanRow:
         }
 
 
+class JournalLockedError(RuntimeError):
+    """Another actioner holds the journal."""
+
+
+class JournalLock:
+    """An exclusive lock on ``<journal>.lock``, held for the life of the process: one actioner a journal.
+
+    Two actioners on one journal would each reconcile the other's migrations in flight as interrupted.
+    flock() is released by the kernel when the process dies, so a crash never leaves a stale lock.
+    """
+
+    def __init__(self, journal_path: Path | str) -> None:
+        self.path = Path(f"{journal_path}.lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self._fd)
+            raise JournalLockedError(
+                f"the journal {journal_path} is in use by another actioner (pid {holder}, lock "
+                f"{self.path}); only one actioner may run per journal (see docs/actioner.md, standby)"
+            ) from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = -1
+
+
 class Journal:
     """Thread-safe access to the SQLite journal; every write is its own committed transaction."""
 
@@ -152,6 +211,9 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a journaled 'done' must survive a power cut
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(migrations)")}
+        if "kind" not in columns:  # a journal written before rollbacks had rows of their own
+            self._db.execute("ALTER TABLE migrations ADD COLUMN kind TEXT NOT NULL DEFAULT 'move'")
 
     def close(self) -> None:
         with self._lock:
@@ -163,10 +225,14 @@ class Journal:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # SQLite may already have rolled back (SQLITE_FULL, SQLITE_IOERR): a second ROLLBACK would
+                # fail with "no transaction is active" and hide the real error, which is what is raised.
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def now(self) -> float:
         return float(self._clock())
@@ -343,13 +409,27 @@ class Journal:
         destination: str,
         state: str = PLANNED,
         reason: str = "",
+        kind: str = MOVE,
     ) -> int:
         now = self.now()
+        started = now if state == RUNNING else None
         with self._tx() as db:
             cursor = db.execute(
                 "INSERT INTO migrations (plan_id, step, domain, chunk, source, destination, state,"
-                " reason, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (plan_id, step, domain, chunk, source, destination, state, reason, now),
+                " reason, created, started, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    plan_id,
+                    step,
+                    domain,
+                    chunk,
+                    source,
+                    destination,
+                    state,
+                    reason,
+                    now,
+                    started,
+                    kind,
+                ),
             )
             return int(cursor.lastrowid or 0)
 
@@ -365,7 +445,7 @@ class Journal:
                     "UPDATE migrations SET state=?, started=? WHERE id=?",
                     (state, now, migration_id),
                 )
-            elif state in (DONE, FAILED, ROLLED_BACK, SKIPPED):
+            elif state in (DONE, FAILED, ROLLED_BACK, SKIPPED, AMBIGUOUS):
                 db.execute(
                     "UPDATE migrations SET state=?, finished=? WHERE id=?",
                     (state, now, migration_id),
@@ -398,7 +478,8 @@ class Journal:
         return [MigrationRow(**dict(r)) for r in rows]
 
     def completed_moves(self, since: float) -> list[MigrationRow]:
-        """Migrations that actually moved a domain (done, or rolled back: it moved twice) since a time."""
+        """Migrations that moved a domain since a time: done (a move or a rollback row), or rolled back
+        (the move happened; the rollback that undid it has a row of its own)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT * FROM migrations WHERE state IN ('done', 'rolled_back') AND finished >= ?"
@@ -406,6 +487,51 @@ class Journal:
                 (since,),
             ).fetchall()
         return [MigrationRow(**dict(r)) for r in rows]
+
+    # --- domains in doubt -----------------------------------------------------------------------
+
+    def mark_ambiguous(self, domain: str, *, context: str, reason: str, seen: str) -> bool:
+        """Record that ``domain``'s state cannot be proven; True when it was not ambiguous before."""
+        now = self.now()
+        with self._tx() as db:
+            known = db.execute("SELECT 1 FROM ambiguous WHERE domain=?", (domain,)).fetchone()
+            if known:
+                db.execute(
+                    "UPDATE ambiguous SET checked=?, reason=?, seen=? WHERE domain=?",
+                    (now, reason, seen, domain),
+                )
+                return False
+            db.execute(
+                "INSERT INTO ambiguous (domain, since, checked, context, reason, seen)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (domain, now, now, context, reason, seen),
+            )
+            return True
+
+    def clear_ambiguous(self, domain: str, how: str) -> bool:
+        """The domain was proven (and fixed): keep the episode in ``ambiguous_resolved``."""
+        now = self.now()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT since, reason FROM ambiguous WHERE domain=?", (domain,)
+            ).fetchone()
+            if row is None:
+                return False
+            db.execute(
+                "INSERT INTO ambiguous_resolved (domain, since, resolved, reason, how)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (domain, row["since"], now, row["reason"], how),
+            )
+            db.execute("DELETE FROM ambiguous WHERE domain=?", (domain,))
+            return True
+
+    def ambiguous_domains(self) -> dict[str, str]:
+        """Domain -> why it is in doubt, for every domain not yet proven."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT domain, reason FROM ambiguous ORDER BY domain"
+            ).fetchall()
+        return {r["domain"]: r["reason"] for r in rows}
 
 
 def _plan_row(row: sqlite3.Row) -> PlanRow:

@@ -88,6 +88,14 @@ class HostPool:
             self._conns[name] = conn
             return conn
 
+    def dedicated(self, name: str) -> Any:
+        """A new connection to ``name`` that only its caller uses and closes (one per migration)."""
+        uri = self.config.host(name).uri
+        try:
+            return libvirt.open(uri)
+        except libvirt.libvirtError as exc:
+            raise HostUnreachableError(f"{name}: cannot connect to {uri}: {exc}") from exc
+
     def reachable(self, name: str) -> bool:
         try:
             conn = self.connection(name)
@@ -187,28 +195,6 @@ class HostPool:
                     continue
                 self.drop(host)
         return found
-
-    def resume_if_stranded(self, host: str, domain: str) -> bool:
-        """Resume a domain left paused by a migration that no longer runs (its client died mid-job).
-
-        libvirt pauses the source at the end of a migration; when the job is gone without the domain
-        having moved, nothing resumes it. Returns whether it was resumed.
-        """
-        try:
-            dom = self.connection(host).lookupByName(domain)
-            state, reason = dom.state()
-            if state != libvirt.VIR_DOMAIN_PAUSED or reason != libvirt.VIR_DOMAIN_PAUSED_MIGRATION:
-                return False
-            if dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
-                return False  # still migrating: its job decides
-            dom.resume()
-        except (HostUnreachableError, libvirt.libvirtError) as exc:
-            log.warning("%s on %s: cannot check or resume after a migration: %s", domain, host, exc)
-            return False
-        log.warning(
-            "%s on %s: resumed, it was left paused by an interrupted migration", domain, host
-        )
-        return True
 
     def _private(self, name: str) -> bool:
         execution = self.config.execution

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 import waitress
 
 from actioner.app import create_app
-from actioner.config import load_config
+from actioner.config import STOP_GRACE, load_config
+from actioner.journal import JournalLockedError
 from actioner.worker import Worker
 from virtbalance.errors import ConfigError
 
 EXIT_CONFIG = 2
-# How long a stop waits for the chunk step in flight (systemd's TimeoutStopSec is 120 s).
-STOP_GRACE = 100.0
+EXIT_LOCKED = 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,7 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             config.webhook.listen_host,
             config.webhook.listen_port,
         )
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except JournalLockedError as exc:
+        print(f"virtbalance-actioner: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     worker = app.extensions["virtbalance"].worker
     logging.getLogger("actioner").info(
         "listening on %s:%s (dry_run=%s)",
@@ -59,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.webhook.listen_port,
         config.dry_run,
     )
-    # SIGTERM (systemd stop) behaves like Ctrl-C: waitress returns, the worker stops after its step.
+    # SIGTERM (systemd stop) behaves like Ctrl-C: waitress returns, the migrations in flight are aborted
+    # and resolved (actioner.executor), then the worker ends, all within STOP_GRACE.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         # One process: the worker, the queue and the journal live here; threads serve requests.
@@ -71,10 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             ident="virtbalance-actioner",
         )
     except KeyboardInterrupt:
-        logging.getLogger("actioner").info("stopping: finishing the chunk step in flight")
+        logging.getLogger("actioner").info(
+            "stopping: aborting and resolving the migrations in flight"
+        )
     finally:
         if isinstance(worker, Worker):
             worker.stop(STOP_GRACE)
+            if worker.alive:
+                logging.getLogger("actioner").critical(
+                    "stopped with a migration unresolved after %.0f s; the next start reconciles it",
+                    STOP_GRACE,
+                )
     return 0
 
 

@@ -56,6 +56,39 @@ class _RecentMigrations(Collector):
         return []
 
 
+class _AmbiguousDomains(Collector):
+    """Domains whose state the actioner cannot prove: one series each (few, and each one an incident)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reasons: dict[str, str] = {}
+
+    def set(self, reasons: dict[str, str]) -> None:
+        with self._lock:
+            self._reasons = dict(reasons)
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            domains = sorted(self._reasons)
+        total = GaugeMetricFamily(
+            "virtbalance_domains_ambiguous",
+            "Domains left untouched because their state cannot be proven (held from planning).",
+        )
+        total.add_metric([], len(domains))
+        yield total
+        each = GaugeMetricFamily(
+            "virtbalance_domain_ambiguous",
+            "1 for each domain whose state cannot be proven; the journal has what each host showed.",
+            labels=["domain"],
+        )
+        for domain in domains:
+            each.add_metric([domain], 1)
+        yield each
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
 class Metrics:
     """All actioner metrics in their own registry (one per app, so tests do not collide)."""
 
@@ -105,6 +138,8 @@ class Metrics:
         )
         self.recent = _RecentMigrations()
         r.register(self.recent)
+        self.ambiguous = _AmbiguousDomains()
+        r.register(self.ambiguous)
         for result in MIGRATION_RESULTS:
             self.migrations.labels(result=result)
         for outcome in PLAN_OUTCOMES:
@@ -113,6 +148,10 @@ class Metrics:
             self.cooldowns.labels(kind=kind)
         for code in WEBHOOK_CODES:
             self.webhook_requests.labels(code=code)
+
+    def set_ambiguous(self, reasons: dict[str, str]) -> None:
+        """The domains in doubt now (domain -> reason), as the journal has them."""
+        self.ambiguous.set(reasons)
 
     def migration(self, move: Migration, result: str, seconds: float | None) -> None:
         """Count one migration's result; its duration when it ran."""

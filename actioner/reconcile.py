@@ -1,8 +1,12 @@
-"""Start-up reconcile: journal entries a crash left open are resolved against where libvirt says domains are.
+"""Start-up reconcile: journal rows a crash left open are resolved from proof of where each domain is.
 
-A migration journaled ``running`` ended one way or the other while the actioner was away: it is ``done`` if the
-domain runs on the destination, ``failed`` if it is still on the source. A chunk found split is made whole again
-on its source. Nothing that completed is ever run again, and interrupted plans are not restarted.
+A migration journaled ``running`` ended one way or another while the actioner was away (or still runs:
+with peer-to-peer migration the source libvirtd drives it on). Each domain is judged by actioner.proof
+from what every host shows, after any job left on it has ended (bounded wait): ``done`` when it runs on
+the destination, ``failed`` when it runs on the source, ``ambiguous`` when nothing can be proven (it is
+then left exactly as it is, held from planning, and rechecked periodically). A chunk found split is made
+whole on its source, each move back journaled before it is made. Nothing that completed is run again,
+and interrupted plans are not restarted.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from dataclasses import dataclass, field
 from actioner import journal as jr
 from actioner.executor import Executor
 from actioner.journal import Journal, MigrationRow
-from actioner.libvirt_hosts import HostPool
-from actioner.shells import sweep_incoming_shells
+from actioner.proof import Action
+from actioner.resolver import Resolution, Resolver
+from virtbalance.plan import Migration
 
 log = logging.getLogger(__name__)
 
@@ -28,34 +33,29 @@ class ReconcileReport:
     done: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    ambiguous: list[str] = field(default_factory=list)
     rolled_back: list[str] = field(default_factory=list)
     split: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
-    shells_cleared: list[str] = field(default_factory=list)
     interrupted_plans: list[int] = field(default_factory=list)
     requeued_plans: list[int] = field(default_factory=list)
 
 
-def _settled_location(
-    pool: HostPool, domain: str, wait: float, sleep: Callable[[float], None]
-) -> list[str]:
-    """Hosts the domain runs on, once no migration job of it is left in flight (bounded wait)."""
+def _resolve_after_jobs(
+    resolver: Resolver, domain: str, wait: float, sleep: Callable[[float], None]
+) -> Resolution:
+    """Resolve ``domain`` once no host holds a job for it; at most ``wait`` seconds of waiting."""
     deadline = time.monotonic() + wait
     while True:
-        where = pool.locate(domain)
-        running = sorted(h for h, f in where.items() if f.running_here)
-        incoming = [h for h, f in where.items() if f.active and not f.running_here]
-        # Nothing in flight that we can see: decide now (a domain on an unreachable host shows nowhere).
-        if len(running) <= 1 and not incoming:
-            return running
-        if time.monotonic() >= deadline:
-            return running
+        resolution = resolver.resolve(domain, "reconcile after restart")
+        if resolution.verdict.action is not Action.IN_FLIGHT or time.monotonic() >= deadline:
+            return resolution
         sleep(1.0)
 
 
 def reconcile(
     journal: Journal,
-    pool: HostPool,
+    resolver: Resolver,
     executor: Executor,
     wait: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -63,89 +63,101 @@ def reconcile(
     """Resolve open migrations and plans; requeue plans that never started (the caller submits them)."""
     report = ReconcileReport()
     wait = executor.config.execution.migration_timeout if wait is None else wait
-    open_rows = journal.migrations_in_state(jr.RUNNING, jr.PLANNED)
-    steps: dict[tuple[int, int], list[MigrationRow]] = {}
-    for row in open_rows:
-        steps.setdefault((row.plan_id, row.step), []).append(row)
-    for (plan_id, step), _rows in sorted(steps.items()):
-        every = [r for r in journal.migrations(plan_id) if r.step == step]
-        source, destination = every[0].source, every[0].destination
-        at_destination: list[MigrationRow] = []
-        for row in every:
-            where = _settled_location(
-                pool, row.domain, wait if row.state == jr.RUNNING else 0, sleep
-            )
-            for host in where:
-                if pool.resume_if_stranded(host, row.domain):
-                    report.resumed.append(row.domain)
-            if row.state == jr.PLANNED:
-                journal.set_migration_state(
-                    row.id, jr.SKIPPED, reason="skipped: the actioner stopped before this move"
-                )
-                report.skipped.append(row.domain)
-            elif row.state == jr.RUNNING:
-                if where == [destination]:
-                    problem = executor.verify(row.domain, destination, source)
-                    journal.set_migration_state(
-                        row.id,
-                        jr.DONE,
-                        reason="reconciled after restart: found on the destination",
-                        error=problem or "",
-                    )
-                    report.done.append(row.domain)
-                else:
-                    journal.set_migration_state(
-                        row.id,
-                        jr.FAILED,
-                        error=f"interrupted by an actioner restart; found on {', '.join(where) or 'no host'}",
-                    )
-                    report.failed.append(row.domain)
-            if where == [destination]:
-                at_destination.append(row)
-        on_source = [r for r in every if r not in at_destination and _on(pool, r.domain, source)]
-        if at_destination and on_source:
-            # Split: the crash came between members. Make the chunk whole where it started.
-            names = ", ".join(r.domain for r in at_destination)
-            log.warning(
-                "chunk %s split after restart; moving %s back to %s", every[0].chunk, names, source
-            )
-            for row in at_destination:
-                result = executor.migrate(row.domain, destination, source)
-                if result.ok:
-                    journal.set_migration_state(
-                        row.id,
-                        jr.ROLLED_BACK,
-                        reason="rolled back after restart: the chunk was split",
-                    )
-                    report.rolled_back.append(row.domain)
-                else:
-                    journal.set_migration_state(
-                        row.id, jr.FAILED, error=f"rollback after restart failed: {result.error}"
-                    )
-                    report.split.append(row.domain)
-    # A destination that died mid-migration and came back holds a paused copy of what the source resumed.
-    report.shells_cleared = [f"{d}@{h}" for h, d in sweep_incoming_shells(pool)]
+    for row in journal.migrations_in_state(jr.PLANNED):
+        journal.set_migration_state(
+            row.id, jr.SKIPPED, reason="skipped: the actioner stopped before this move"
+        )
+        report.skipped.append(row.domain)
+    steps: set[tuple[int, int]] = set()
+    for row in journal.migrations_in_state(jr.RUNNING):
+        resolution = _resolve_after_jobs(resolver, row.domain, wait, sleep)
+        _close_row(journal, row, resolution, report)
+        if row.kind == jr.MOVE:
+            steps.add((row.plan_id, row.step))
+    for plan_id, step in sorted(steps):
+        _make_chunk_whole(journal, resolver, executor, report, plan_id=plan_id, step=step)
     for plan in journal.plans_in_state(jr.PLAN_RUNNING):
         journal.set_plan_state(
             plan.id, "interrupted", detail="the actioner stopped during this plan"
         )
         report.interrupted_plans.append(plan.id)
     report.requeued_plans = [p.id for p in journal.plans_in_state(jr.PLAN_QUEUED)]
-    if any(
-        (
-            report.done,
-            report.failed,
-            report.rolled_back,
-            report.split,
-            report.resumed,
-            report.shells_cleared,
-            report.interrupted_plans,
-        )
-    ):
+    if any((report.done, report.failed, report.ambiguous, report.rolled_back, report.split)):
         log.warning("reconcile after restart: %s", report)
     return report
 
 
-def _on(pool: HostPool, domain: str, host: str) -> bool:
-    facts = pool.locate(domain).get(host)
-    return facts is not None and facts.running_here
+def _close_row(
+    journal: Journal, row: MigrationRow, resolution: Resolution, report: ReconcileReport
+) -> None:
+    if not resolution.done:
+        journal.set_migration_state(
+            row.id,
+            jr.AMBIGUOUS,
+            reason="reconciled after restart: state not provable, left untouched",
+            error=resolution.detail,
+        )
+        report.ambiguous.append(row.domain)
+        return
+    if resolution.verdict.action is Action.RESUME:
+        report.resumed.append(row.domain)
+    if resolution.host == row.destination:
+        journal.set_migration_state(
+            row.id, jr.DONE, reason=f"reconciled after restart: {resolution.detail}"
+        )
+        report.done.append(row.domain)
+    else:
+        journal.set_migration_state(
+            row.id,
+            jr.FAILED,
+            error=f"interrupted by an actioner restart; {resolution.detail}",
+        )
+        report.failed.append(row.domain)
+
+
+def _make_chunk_whole(
+    journal: Journal,
+    resolver: Resolver,
+    executor: Executor,
+    report: ReconcileReport,
+    *,
+    plan_id: int,
+    step: int,
+) -> None:
+    """A crash between members can leave a chunk split: move the moved ones back to the source."""
+    rows = [r for r in journal.migrations(plan_id) if r.step == step and r.kind == jr.MOVE]
+    if not rows:
+        return
+    source, destination, chunk = rows[0].source, rows[0].destination, rows[0].chunk
+    held = journal.ambiguous_domains()
+    if any(r.domain in held for r in rows):
+        if any(r.domain not in held for r in rows):
+            report.split.append(chunk)
+            log.critical(
+                "chunk %s: a member is ambiguous; the chunk is left as it is until it is proven",
+                chunk,
+            )
+        return
+    where = {r.domain: resolver.resolve(r.domain, "reconcile: chunk check").host for r in rows}
+    at_destination = [r for r in rows if where[r.domain] == destination]
+    on_source = [r for r in rows if where[r.domain] == source]
+    if not (at_destination and on_source):
+        return
+    log.warning(
+        "chunk %s split after restart; moving %s back to %s",
+        chunk,
+        ", ".join(r.domain for r in at_destination),
+        source,
+    )
+    why = "rolled back after restart: the chunk was split"
+    for row in at_destination:
+        move = Migration(row.domain, source, destination, chunk, row.reason)
+        result = executor.roll_back(plan_id, move, why)
+        if result.ok:
+            journal.set_migration_state(row.id, jr.ROLLED_BACK, reason=why)
+            report.rolled_back.append(row.domain)
+        else:
+            journal.set_migration_state(
+                row.id, jr.FAILED, error=f"rollback after restart failed: {result.error}"
+            )
+            report.split.append(row.domain)

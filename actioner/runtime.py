@@ -6,12 +6,12 @@ import logging
 
 from actioner.config import Config
 from actioner.executor import Executor
-from actioner.journal import Journal
+from actioner.journal import Journal, JournalLock
 from actioner.libvirt_hosts import HostPool
 from actioner.metrics import Metrics
 from actioner.reconcile import reconcile
+from actioner.resolver import Resolver
 from actioner.services import Services
-from actioner.shells import sweep_incoming_shells
 from actioner.silences import AlertmanagerClient
 from actioner.snapshot_builder import SnapshotBuilder
 from actioner.worker import Worker
@@ -20,17 +20,27 @@ log = logging.getLogger(__name__)
 
 
 def build_services(config: Config, *, start: bool = True) -> Services:
-    """Open the journal, reconcile what a previous run left open, then start the worker."""
+    """Lock and open the journal, reconcile what a previous run left open, then start the worker.
+
+    JournalLockedError when another actioner holds the journal (nothing is touched then).
+    """
+    lock = JournalLock(config.journal_path)
     journal = Journal(config.journal_path)
     metrics = Metrics()
     pool = HostPool(config)
+    resolver = Resolver(pool, journal, metrics)
     alertmanager = (
         AlertmanagerClient(config.alertmanager.url, config.alertmanager.timeout)
         if config.alertmanager.url
         else None
     )
     executor = Executor(
-        config=config, pool=pool, journal=journal, metrics=metrics, alertmanager=alertmanager
+        config=config,
+        pool=pool,
+        journal=journal,
+        metrics=metrics,
+        alertmanager=alertmanager,
+        resolver=resolver,
     )
     worker = Worker(
         config=config,
@@ -39,9 +49,9 @@ def build_services(config: Config, *, start: bool = True) -> Services:
         executor=executor,
         metrics=metrics,
         alertmanager=alertmanager,
-        sweep_shells=lambda: sweep_incoming_shells(pool),
+        recheck=resolver.recheck,
     )
-    report = reconcile(journal, pool, executor)
+    report = reconcile(journal, resolver, executor)
     if start:
         worker.start()
     for plan_id in report.requeued_plans:
@@ -53,4 +63,5 @@ def build_services(config: Config, *, start: bool = True) -> Services:
         worker=worker,
         token=config.read_token(),
         progress=executor.progress,
+        journal_lock=lock,
     )

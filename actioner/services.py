@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from actioner.config import Config
-from actioner.journal import Journal
+from actioner.journal import Journal, JournalLock
 from actioner.metrics import Metrics
 
 
@@ -28,3 +28,5 @@ class Services:
     worker: PlanQueue
     token: str | None
     progress: dict[str, dict[str, Any]] | None = None
+    # held for the life of the process: one actioner per journal
+    journal_lock: JournalLock | None = None

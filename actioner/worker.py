@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -37,6 +38,16 @@ def history(journal: Journal, now: float, config: Config) -> list[tuple[str, str
     ]
 
 
+def hold(snapshot: Snapshot, ambiguous: Mapping[str, str]) -> Snapshot:
+    """Pin every domain in doubt, so nothing of its chunk moves until its state is proven."""
+    if not ambiguous:
+        return snapshot
+    domains = tuple(
+        dataclasses.replace(d, pinned=True) if d.name in ambiguous else d for d in snapshot.domains
+    )
+    return dataclasses.replace(snapshot, domains=domains)
+
+
 class Worker:
     """Consumes plan ids from a queue in one thread, so one plan executes at a time per cluster."""
 
@@ -51,11 +62,12 @@ class Worker:
         alertmanager: AlertmanagerClient | None = None,
         planner: Planner = make_plan,
         clock: Callable[[], float] = time.time,
-        sweep_shells: Callable[[], object] | None = None,
+        recheck: Callable[[], object] | None = None,
     ) -> None:
         self.config = config
-        # Clears stale incoming-migration shells before each plan (actioner.shells); off in unit tests.
-        self._sweep_shells = sweep_shells
+        # Judges domains in doubt again (actioner.resolver): before each plan and whenever the queue has
+        # been idle for execution.recheck_interval; in this thread, so never beside a migration.
+        self._recheck = recheck
         self.journal = journal
         self.builder = builder
         self.executor = executor
@@ -104,15 +116,30 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            plan_id = self._queue.get()
+            try:
+                plan_id = self._queue.get(timeout=self.config.execution.recheck_interval)
+            except queue.Empty:
+                self._recheck_safely()
+                continue
             if plan_id is None:
                 continue
             try:
                 self.run(plan_id)
-            except Exception:  # the worker must outlive any single plan
+            except Exception as exc:  # the worker must outlive any single plan
                 log.exception("plan %s crashed", plan_id)
-                self.journal.set_plan_state(plan_id, "failed", detail="internal error, see the log")
                 self.metrics.plans.labels(outcome="failed").inc()
+                try:
+                    self.journal.set_plan_state(plan_id, "failed", detail=f"internal error: {exc}")
+                except Exception:  # a journal that cannot be written (disk full) must not end us
+                    log.exception("plan %s: cannot journal its failure", plan_id)
+
+    def _recheck_safely(self) -> None:
+        if self._recheck is None:
+            return
+        try:
+            self._recheck()
+        except Exception:  # a host failing mid-recheck is rechecked next time
+            log.exception("periodic recheck of domains in doubt failed")
 
     # --- one plan -----------------------------------------------------------------------------
 
@@ -127,16 +154,17 @@ class Worker:
         self.current = plan_id
         try:
             self.journal.set_plan_state(plan_id, jr.PLAN_RUNNING)
-            # A host that came back since the last plan may hold shells of migrations it lost.
-            if self._sweep_shells is not None:
-                self._sweep_shells()
+            # A host that came back since the last plan may hold copies of migrations it lost.
+            self._recheck_safely()
             try:
                 view = self.builder.build()
             except SnapshotError as exc:
                 return self._finish(plan_id, "failed", f"cannot read the cluster: {exc}", started)
             now = self._clock()
             past = history(self.journal, now, self.config)
-            snapshot = barriers.annotate(view.snapshot, past)
+            snapshot = hold(
+                barriers.annotate(view.snapshot, past), self.journal.ambiguous_domains()
+            )
             active = barriers.evaluate(self.config.policy, now, past, snapshot.domains)
             for kind, count in active.counts().items():
                 self.metrics.cooldowns.labels(kind=kind).set(count)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sqlite3
 import time
 from types import SimpleNamespace
 
@@ -31,7 +33,7 @@ class FakeCluster:
     def __init__(self, placement, networks=None):
         self.placement = dict(placement)
         self.networks = networks or {}
-        # Only the host names are read (by the stale-shell sweep); none of these fakes has shells.
+        # Only the host names are read (by the resolver, which asks every host).
         self.config = SimpleNamespace(host_names=("hv1", "hv2", "hv3"))
 
     def facts(self, name, host):
@@ -70,18 +72,42 @@ class FakeCluster:
         return ()
 
     def connection(self, host):
-        return FakeConn()
+        return FakeConn(self, host)
 
     def drop(self, host):
         pass
 
-    def resume_if_stranded(self, host, domain):
-        return False
-
 
 class FakeConn:
+    def __init__(self, cluster, host):
+        self.cluster = cluster
+        self.host = host
+
     def interfaceLookupByName(self, name):
         return object()  # every bridge exists
+
+    def lookupByName(self, name):
+        if self.cluster.placement.get(name) != self.host:
+            error = libvirt.libvirtError(f"Domain not found: {name}")
+            error.err = (libvirt.VIR_ERR_NO_DOMAIN, 0, f"Domain not found: {name}")
+            raise error
+        return FakeDom()
+
+
+class FakeDom:
+    """A running, persistent domain with no job: what the resolver sees of a settled domain."""
+
+    def state(self):
+        return [libvirt.VIR_DOMAIN_RUNNING, 1]
+
+    def isActive(self):
+        return 1
+
+    def isPersistent(self):
+        return 1
+
+    def jobInfo(self):
+        return [libvirt.VIR_DOMAIN_JOB_NONE] + [0] * 11
 
 
 class FakeExecutor(Executor):
@@ -184,10 +210,18 @@ def test_a_failed_member_moves_the_others_back(world):
     assert outcome == "failed"
     assert "db1: refused by the destination" in detail
     assert {cluster.placement[d] for d in CHUNK} == {"hv1"}
-    states = {r.domain: (r.state, r.error) for r in journal.migrations(plan_id)}
+    rows = journal.migrations(plan_id)
+    states = {r.domain: (r.state, r.error) for r in rows if r.kind == jr.MOVE}
     assert states["db1"] == ("failed", "refused by the destination")
     assert states["web1"][0] == states["app1"][0] == "rolled_back"
     assert ("web1", "hv3", "hv1") in executor.calls and ("app1", "hv3", "hv1") in executor.calls
+    # every move back is a migration of its own, journaled (and counted by the cooldowns)
+    back = sorted(
+        (r.domain, r.source, r.destination, r.state) for r in rows if r.kind == jr.ROLLBACK
+    )
+    assert back == [("app1", "hv3", "hv1", "done"), ("web1", "hv3", "hv1", "done")]
+    moved = {(r.domain, r.source, r.destination) for r in journal.completed_moves(0)}
+    assert {("web1", "hv1", "hv3"), ("web1", "hv3", "hv1")} <= moved
     assert metrics.migrations.labels(result="rolled_back")._value.get() == 2
     assert metrics.chunk_split._sum.get() > 0
 
@@ -206,8 +240,10 @@ def test_a_failed_rollback_is_reported_as_a_split(world, caplog):
     assert outcome == "failed"
     assert detail.count("rollback failed") == 1
     assert "SPLIT" in caplog.text
-    states = {r.domain: r.state for r in journal.migrations(plan_id)}
+    states = {r.domain: r.state for r in journal.migrations(plan_id) if r.kind == jr.MOVE}
     assert states == {"app1": "rolled_back", "db1": "failed", "web1": "failed"}
+    rollbacks = {r.domain: r.state for r in journal.migrations(plan_id) if r.kind == jr.ROLLBACK}
+    assert rollbacks == {"app1": "done", "web1": "failed"}
 
 
 def test_dry_run_moves_nothing(world, tmp_path):
@@ -453,14 +489,14 @@ def reconcile_world(world, placement_now, rows):
 
 
 def test_reconcile_marks_completed_moves_done_and_never_repeats_them(world):
-    _config, cluster, journal = world
+    _config, _cluster, journal = world
     plan_id, executor = reconcile_world(
         world,
         {"web1": "hv3", "app1": "hv3", "db1": "hv3"},
         [("web1", jr.DONE), ("app1", jr.RUNNING), ("db1", jr.RUNNING)],
     )
     queued = journal.record_firing([AlertKey("f9", "t", "g", "hv2")])
-    report = reconcile(journal, cluster, executor, wait=0, sleep=lambda s: None)
+    report = reconcile(journal, executor.resolver, executor, wait=0, sleep=lambda s: None)
     assert report.done == ["app1", "db1"]
     assert executor.calls == []
     assert {r.domain: r.state for r in journal.migrations(plan_id)} == dict.fromkeys(CHUNK, "done")
@@ -475,11 +511,13 @@ def test_reconcile_makes_a_split_chunk_whole_on_its_source(world):
         {"web1": "hv3", "app1": "hv1", "db1": "hv1"},
         [("web1", jr.DONE), ("app1", jr.RUNNING), ("db1", jr.PLANNED)],
     )
-    report = reconcile(journal, cluster, executor, wait=0, sleep=lambda s: None)
+    report = reconcile(journal, executor.resolver, executor, wait=0, sleep=lambda s: None)
     assert executor.calls == [("web1", "hv3", "hv1")]
     assert {cluster.placement[d] for d in CHUNK} == {"hv1"}
-    states = {r.domain: r.state for r in journal.migrations(plan_id)}
+    states = {r.domain: r.state for r in journal.migrations(plan_id) if r.kind == jr.MOVE}
     assert states == {"web1": "rolled_back", "app1": "failed", "db1": "skipped"}
+    rollbacks = [(r.domain, r.state) for r in journal.migrations(plan_id) if r.kind == jr.ROLLBACK]
+    assert rollbacks == [("web1", "done")]
     assert report.rolled_back == ["web1"] and report.split == []
 
 
@@ -500,3 +538,49 @@ def test_a_cluster_that_cannot_be_read_fails_the_plan_with_the_reason(world):
     )
     assert metrics.plans.labels(outcome="failed")._value.get() == 1
     assert executor.calls == []
+
+
+def _fill(journal):
+    """Make the journal's database full for real: SQLite answers SQLITE_FULL past max_page_count."""
+    pages = journal._db.execute("PRAGMA page_count").fetchone()[0]
+    journal._db.execute(f"PRAGMA max_page_count = {pages}")
+    for i in range(10_000):
+        try:
+            journal.add_migration(
+                plan_id=0, step=0, domain=f"pad{i}" * 50, chunk="c", source="a", destination="b"
+            )
+        except sqlite3.OperationalError:
+            return
+
+
+def test_a_full_journal_reports_the_real_error(world):
+    _config, _cluster, journal = world
+    _fill(journal)
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+        journal.add_migration(
+            plan_id=0, step=0, domain="x" * 4000, chunk="c", source="a", destination="b"
+        )
+
+
+def test_a_full_journal_never_abandons_a_rollback(world, caplog):
+    config, cluster, journal = world
+    executor = FakeExecutor(
+        cluster=cluster, fail={("db1", "hv3")}, config=config, journal=journal, metrics=Metrics()
+    )
+    plan_id = alert_plan(journal)
+    real_migrate = executor.migrate
+
+    def migrate_then_fill(domain, source, destination):
+        result = real_migrate(domain, source, destination)
+        if domain == "db1":  # the last member failed: the disk fills before the rollbacks
+            _fill(journal)
+        return result
+
+    executor.migrate = migrate_then_fill
+    executor.config = dataclasses.replace(
+        config, execution=dataclasses.replace(config.execution, max_concurrent=1)
+    )
+    outcome, _detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
+    assert outcome == "failed"
+    assert {cluster.placement[d] for d in CHUNK} == {"hv1"}, "the chunk was made whole anyway"
+    assert "rolling back without a journal row: database or disk is full" in caplog.text

@@ -1,0 +1,175 @@
+"""What may be done to a domain after a migration ended badly, decided only from proof: a pure function.
+
+libvirt leaves the source of a migration paused, with no job, whenever it cannot know whether the
+destination runs the guest (the client died between Finish and Confirm, a libvirtd restarted, a link
+broke). Resuming that copy while the destination runs it starts the VM twice; never resuming it loses the
+VM. So the copies on every host are observed and judged here, and only these verdicts act:
+
+- ``KEEP``: one copy runs, persistent, with no job: it is the VM (a move finished, or never happened);
+  the paused leftovers of the migration elsewhere are destroyed and stale definitions removed. Destroying a paused copy beside a running one can never
+  start a second instance, so no other host needs to answer.
+- ``RESUME``: every configured host answered, no copy runs anywhere, exactly one copy is paused by a
+  migration and no job is left: that copy is the VM and is resumed (paused incoming shells are
+  destroyed first: their CPUs never ran).
+- ``IN_FLIGHT``: some host still holds a job for the domain: its job decides, look again later.
+- ``AMBIGUOUS``: anything else (a host that did not answer while nothing runs, two running copies, two
+  paused sources, no copy at all): nothing is touched, the caller journals it and an alert fires.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import libvirt
+
+MIGRATION_PAUSE_REASONS = frozenset(
+    {libvirt.VIR_DOMAIN_PAUSED_MIGRATION, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY}
+)
+
+
+@dataclass(frozen=True)
+class Copy:
+    """What one host holds of a domain: a definition, a running or paused process, a job on it."""
+
+    active: bool
+    persistent: bool
+    state: int
+    reason: int
+    job: bool
+
+    @property
+    def paused_by_migration(self) -> bool:
+        return (
+            self.active
+            and self.state == libvirt.VIR_DOMAIN_PAUSED
+            and self.reason in MIGRATION_PAUSE_REASONS
+        )
+
+    @property
+    def incoming_shell(self) -> bool:
+        """A destination's paused receiving QEMU: transient, its guest CPUs never ran there."""
+        return self.paused_by_migration and not self.persistent
+
+    @property
+    def runs(self) -> bool:
+        """Active and not held by a migration: the guest executes (or was paused by someone on purpose)."""
+        return self.active and not self.paused_by_migration
+
+    def describe(self) -> str:
+        if not self.active:
+            return "defined, not running"
+        kind = "persistent" if self.persistent else "transient"
+        what = "paused by a migration" if self.paused_by_migration else _STATE_NAMES.get(self.state)
+        return f"{what or f'state {self.state}'} ({kind}{', migration job running' if self.job else ''})"
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """A host that could not be asked (unreachable, or libvirt failed the lookup)."""
+
+    error: str
+
+    def describe(self) -> str:
+        return f"did not answer: {self.error}"
+
+
+# host -> what it holds of the domain; None when the host answered that it has no such domain
+Observation = Mapping[str, Copy | Unanswered | None]
+
+
+class Action(enum.Enum):
+    SETTLED = "settled"
+    KEEP = "keep"
+    RESUME = "resume"
+    IN_FLIGHT = "in_flight"
+    AMBIGUOUS = "ambiguous"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do, where the domain lives once it is done, and the copies to destroy or undefine."""
+
+    action: Action
+    host: str | None = None
+    destroy: tuple[str, ...] = ()
+    undefine: tuple[str, ...] = ()
+    reason: str = ""
+
+    @property
+    def needs_action(self) -> bool:
+        return bool(self.destroy or self.undefine) or self.action is Action.RESUME
+
+
+def describe(observation: Observation) -> str:
+    """What each host showed, for the journal and the log: ``hv1: paused by a migration (...); hv2: ...``."""
+    parts = []
+    for host in sorted(observation):
+        seen = observation[host]
+        parts.append(f"{host}: {'absent' if seen is None else seen.describe()}")
+    return "; ".join(parts)
+
+
+def judge(observation: Observation) -> Verdict:
+    """The verdict for one domain from what every configured host showed of it."""
+    copies = {h: c for h, c in observation.items() if isinstance(c, Copy)}
+    silent = sorted(h for h, c in observation.items() if isinstance(c, Unanswered))
+    seen = describe(observation)
+    running = sorted(h for h, c in copies.items() if c.runs)
+    if len(running) > 1:
+        # already twice: no job can make that right, and an operator must hear of it now
+        return Verdict(Action.AMBIGUOUS, reason=f"active on {len(running)} hosts: {seen}")
+    if any(c.job for c in copies.values()):
+        busy = ", ".join(sorted(h for h, c in copies.items() if c.job))
+        return Verdict(Action.IN_FLIGHT, reason=f"a migration job is still running on {busy}")
+    paused = sorted(h for h, c in copies.items() if c.paused_by_migration)
+    defined = sorted(h for h, c in copies.items() if not c.active and c.persistent)
+    if len(running) == 1:
+        host = running[0]
+        if not copies[host].persistent:
+            # a transient copy runs: no definition to fall back on if the paused one is destroyed
+            if paused:
+                return Verdict(
+                    Action.AMBIGUOUS, reason=f"runs without a definition on {host}: {seen}"
+                )
+            return Verdict(Action.SETTLED, host=host, reason=f"runs (transient) on {host}")
+        others = [h for h in defined if h != host]
+        if paused:
+            return Verdict(
+                Action.KEEP,
+                host=host,
+                destroy=tuple(paused),
+                undefine=tuple(sorted({*others, *(h for h in paused if copies[h].persistent)})),
+                reason=f"runs on {host}; the paused copies are leftovers of a finished migration",
+            )
+        return Verdict(Action.SETTLED, host=host, undefine=tuple(others), reason=f"runs on {host}")
+    # nothing runs: only a complete answer can prove which copy is the VM
+    sources = [h for h in paused if copies[h].persistent]
+    shells = [h for h in paused if not copies[h].persistent]
+    if silent:
+        return Verdict(
+            Action.AMBIGUOUS,
+            reason=f"not running on any host that answered, and {', '.join(silent)} did not: {seen}",
+        )
+    if len(sources) == 1:
+        return Verdict(
+            Action.RESUME,
+            host=sources[0],
+            destroy=tuple(shells),
+            reason=f"paused by a migration on {sources[0]} and nowhere else: the move did not happen",
+        )
+    if not sources and not shells:
+        return Verdict(Action.AMBIGUOUS, reason=f"running on no host: {seen}")
+    return Verdict(Action.AMBIGUOUS, reason=f"no copy provably the VM: {seen}")
+
+
+_STATE_NAMES = {
+    libvirt.VIR_DOMAIN_RUNNING: "running",
+    libvirt.VIR_DOMAIN_PAUSED: "paused",
+    libvirt.VIR_DOMAIN_BLOCKED: "blocked",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down",
+    libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
+    libvirt.VIR_DOMAIN_CRASHED: "crashed",
+    libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
+}

@@ -1,0 +1,150 @@
+"""The verdicts on a domain in doubt: act only on proof (table of the cases, and properties over all)."""
+
+from __future__ import annotations
+
+import libvirt
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actioner.proof import Action, Copy, Unanswered, judge
+
+RUNNING = Copy(active=True, persistent=True, state=libvirt.VIR_DOMAIN_RUNNING, reason=1, job=False)
+SOURCE_PAUSED = Copy(
+    active=True,
+    persistent=True,
+    state=libvirt.VIR_DOMAIN_PAUSED,
+    reason=libvirt.VIR_DOMAIN_PAUSED_MIGRATION,
+    job=False,
+)
+SHELL = Copy(
+    active=True,
+    persistent=False,
+    state=libvirt.VIR_DOMAIN_PAUSED,
+    reason=libvirt.VIR_DOMAIN_PAUSED_MIGRATION,
+    job=False,
+)
+DEFINED = Copy(active=False, persistent=True, state=libvirt.VIR_DOMAIN_SHUTOFF, reason=0, job=False)
+MIGRATING = Copy(active=True, persistent=True, state=libvirt.VIR_DOMAIN_RUNNING, reason=1, job=True)
+SILENT = Unanswered("cannot connect to qemu+tcp://hv3/system")
+
+
+@pytest.mark.parametrize(
+    ("observation", "action", "host", "destroy", "undefine"),
+    [
+        # killed between Finish and Confirm: the destination runs, the source waits paused
+        (
+            {"hv1": SOURCE_PAUSED, "hv2": None, "hv3": RUNNING},
+            Action.KEEP,
+            "hv3",
+            ("hv1",),
+            ("hv1",),
+        ),
+        # ... and a host that does not answer changes nothing: destroying a paused copy is always safe
+        (
+            {"hv1": SOURCE_PAUSED, "hv2": SILENT, "hv3": RUNNING},
+            Action.KEEP,
+            "hv3",
+            ("hv1",),
+            ("hv1",),
+        ),
+        # killed before Finish: nothing runs anywhere, every host answered
+        ({"hv1": SOURCE_PAUSED, "hv2": None, "hv3": None}, Action.RESUME, "hv1", (), ()),
+        ({"hv1": SOURCE_PAUSED, "hv2": None, "hv3": SHELL}, Action.RESUME, "hv1", ("hv3",), ()),
+        # the destination's libvirtd does not answer: it may run the guest, so nothing is resumed
+        ({"hv1": SOURCE_PAUSED, "hv2": None, "hv3": SILENT}, Action.AMBIGUOUS, None, (), ()),
+        # a destination whose migration died keeps a shell beside the running source
+        ({"hv1": RUNNING, "hv2": None, "hv3": SHELL}, Action.KEEP, "hv1", ("hv3",), ()),
+        # a finished move whose source definition was left behind
+        ({"hv1": DEFINED, "hv2": None, "hv3": RUNNING}, Action.SETTLED, "hv3", (), ("hv1",)),
+        ({"hv1": None, "hv2": None, "hv3": RUNNING}, Action.SETTLED, "hv3", (), ()),
+        # already twice: touching either copy could destroy the one with the newer disk writes
+        ({"hv1": RUNNING, "hv2": None, "hv3": RUNNING}, Action.AMBIGUOUS, None, (), ()),
+        # a job still runs somewhere: it decides
+        ({"hv1": MIGRATING, "hv2": None, "hv3": SHELL}, Action.IN_FLIGHT, None, (), ()),
+        # two paused persistent copies: no proof which one is the VM
+        ({"hv1": SOURCE_PAUSED, "hv2": None, "hv3": SOURCE_PAUSED}, Action.AMBIGUOUS, None, (), ()),
+        # nothing active anywhere: not ours to start
+        ({"hv1": DEFINED, "hv2": None, "hv3": None}, Action.AMBIGUOUS, None, (), ()),
+        # a running transient copy beside a paused persistent one: keep both, say so
+        (
+            {"hv1": SOURCE_PAUSED, "hv2": None, "hv3": Copy(True, False, 1, 1, False)},
+            Action.AMBIGUOUS,
+            None,
+            (),
+            (),
+        ),
+    ],
+    ids=[
+        "finish-after-confirm-lost",
+        "finish-with-a-silent-bystander",
+        "resume-nothing-elsewhere",
+        "resume-and-clear-the-shell",
+        "destination-silent",
+        "shell-beside-running-source",
+        "stale-definition",
+        "settled",
+        "two-running",
+        "job-in-flight",
+        "two-paused-sources",
+        "nowhere",
+        "transient-runs-beside-paused",
+    ],
+)
+def test_verdicts(observation, action, host, destroy, undefine):
+    verdict = judge(observation)
+    assert verdict.action is action, verdict.reason
+    assert (verdict.host, verdict.destroy, verdict.undefine) == (host, destroy, undefine)
+    assert verdict.reason
+
+
+def test_an_ambiguous_verdict_names_what_each_host_showed():
+    verdict = judge({"hv1": SOURCE_PAUSED, "hv2": None, "hv3": SILENT})
+    assert "hv1: paused by a migration (persistent)" in verdict.reason
+    assert "hv2: absent" in verdict.reason
+    assert "hv3: did not answer: cannot connect" in verdict.reason
+
+
+COPIES = st.one_of(
+    st.none(),
+    st.builds(Unanswered, st.just("timeout")),
+    st.builds(
+        Copy,
+        active=st.booleans(),
+        persistent=st.booleans(),
+        state=st.sampled_from(
+            [libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_SHUTOFF]
+        ),
+        reason=st.sampled_from(
+            [0, 1, libvirt.VIR_DOMAIN_PAUSED_MIGRATION, libvirt.VIR_DOMAIN_PAUSED_USER]
+        ),
+        job=st.booleans(),
+    ),
+)
+OBSERVATIONS = st.dictionaries(st.sampled_from(["hv1", "hv2", "hv3", "hv4"]), COPIES, min_size=1)
+
+
+@given(OBSERVATIONS)
+def test_no_verdict_can_leave_a_domain_running_twice_or_nowhere(observation):
+    verdict = judge(observation)
+    copies = {h: c for h, c in observation.items() if isinstance(c, Copy)}
+    running = {h for h, c in copies.items() if c.runs}
+    if verdict.action is Action.RESUME:
+        # resumed only when every host answered and none runs it
+        assert all(c is None or isinstance(c, Copy) for c in observation.values())
+        assert not running
+        assert not any(c.job for c in copies.values())
+        assert copies[verdict.host].paused_by_migration and copies[verdict.host].persistent
+    if verdict.destroy:
+        # only paused copies are ever destroyed, never the host that keeps the VM
+        assert verdict.host not in verdict.destroy
+        assert all(copies[h].paused_by_migration for h in verdict.destroy)
+        # and something is left that runs, or is resumed
+        assert verdict.host in running or verdict.action is Action.RESUME
+    if verdict.undefine:
+        assert verdict.host is not None and verdict.host not in verdict.undefine
+        assert copies[verdict.host].persistent
+    if len(running) > 1:
+        assert verdict.action is Action.AMBIGUOUS and not verdict.needs_action
+    elif any(c.job for c in copies.values()):
+        assert verdict.action is Action.IN_FLIGHT and not verdict.needs_action

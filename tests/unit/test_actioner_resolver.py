@@ -1,0 +1,158 @@
+"""The resolver against faked hosts: what it destroys, resumes and journals, and what it leaves alone."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import libvirt
+import pytest
+
+from actioner.journal import Journal
+from actioner.libvirt_hosts import HostUnreachableError
+from actioner.metrics import Metrics
+from actioner.proof import Action
+from actioner.resolver import Resolver
+
+PAUSED_BY_MIGRATION = (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_MIGRATION)
+RUNNING = (libvirt.VIR_DOMAIN_RUNNING, 1)
+
+
+class Dom:
+    def __init__(self, state, persistent=True, job=False):
+        self._state = state
+        self.persistent = persistent
+        self.job = job
+        self.calls = []
+        self.active = True
+
+    def state(self):
+        return list(self._state)
+
+    def isActive(self):
+        return int(self.active)
+
+    def isPersistent(self):
+        return int(self.persistent)
+
+    def jobInfo(self):
+        kind = libvirt.VIR_DOMAIN_JOB_UNBOUNDED if self.job else libvirt.VIR_DOMAIN_JOB_NONE
+        return [kind] + [0] * 11
+
+    def destroy(self):
+        self.calls.append("destroy")
+        self.active = False
+        self._state = (libvirt.VIR_DOMAIN_SHUTOFF, 0)
+
+    def undefine(self):
+        self.calls.append("undefine")
+        self.persistent = False
+
+    def resume(self):
+        self.calls.append("resume")
+        self._state = RUNNING
+
+
+class Pool:
+    """Hosts holding domains; a host in ``silent`` does not answer."""
+
+    def __init__(self, hosts, silent=()):
+        self.hosts = hosts
+        self.silent = set(silent)
+        self.config = SimpleNamespace(host_names=tuple(sorted(hosts)))
+
+    def connection(self, host):
+        if host in self.silent:
+            raise HostUnreachableError(f"{host}: cannot connect to qemu+tcp://{host}/system")
+        return SimpleNamespace(lookupByName=lambda name: self._lookup(host, name))
+
+    def _lookup(self, host, name):
+        dom = self.hosts[host].get(name)
+        if dom is None or (not dom.active and not dom.persistent):
+            error = libvirt.libvirtError(f"Domain not found: {name}")
+            error.err = (libvirt.VIR_ERR_NO_DOMAIN, 0, "")
+            raise error
+        return dom
+
+    def domains(self, host):
+        if host in self.silent:
+            raise HostUnreachableError(host)
+        return [
+            SimpleNamespace(name=n, state=d.state()[0], reason=d.state()[1])
+            for n, d in self.hosts[host].items()
+            if d.active
+        ]
+
+
+@pytest.fixture
+def journal(tmp_path):
+    return Journal(tmp_path / "journal.sqlite")
+
+
+def test_the_source_paused_after_finish_is_destroyed_not_resumed(journal):
+    source, destination = Dom(PAUSED_BY_MIGRATION), Dom(RUNNING)
+    pool = Pool({"hv1": {"db1": source}, "hv2": {}, "hv3": {"db1": destination}})
+    resolution = Resolver(pool, journal).resolve("db1", "test")
+    assert resolution.done and resolution.host == "hv3"
+    assert source.calls == ["destroy", "undefine"]
+    assert destination.calls == []
+
+
+def test_a_silent_destination_leaves_the_source_paused_and_journals_it(journal):
+    source = Dom(PAUSED_BY_MIGRATION)
+    pool = Pool({"hv1": {"db1": source}, "hv2": {}, "hv3": {}}, silent={"hv3"})
+    metrics = Metrics()
+    resolver = Resolver(pool, journal, metrics)
+    resolution = resolver.resolve("db1", "reconcile after restart")
+    assert not resolution.done and resolution.verdict.action is Action.AMBIGUOUS
+    assert source.calls == []
+    assert "hv3: did not answer" in journal.ambiguous_domains()["db1"]
+    assert metrics.registry.get_sample_value("virtbalance_domains_ambiguous") == 1
+    assert metrics.registry.get_sample_value("virtbalance_domain_ambiguous", {"domain": "db1"}) == 1
+
+    # the destination answers again, without the domain: now the source is provably the only copy
+    pool.silent.clear()
+    (result,) = resolver.recheck()
+    assert result.done and result.verdict.action is Action.RESUME
+    assert source.calls == ["resume"]
+    assert journal.ambiguous_domains() == {}
+    assert metrics.registry.get_sample_value("virtbalance_domains_ambiguous") == 0
+
+
+def test_a_domain_with_a_job_is_not_touched(journal):
+    source, shell = Dom(PAUSED_BY_MIGRATION, job=True), Dom(PAUSED_BY_MIGRATION, persistent=False)
+    pool = Pool({"hv1": {"db1": source}, "hv3": {"db1": shell}})
+    resolution = Resolver(pool, journal).resolve("db1", "test")
+    assert resolution.verdict.action is Action.IN_FLIGHT and not resolution.done
+    assert source.calls == shell.calls == []
+    assert journal.ambiguous_domains() == {}
+
+
+def test_two_running_copies_are_left_alone_and_reported(journal, caplog):
+    a, b = Dom(RUNNING), Dom(RUNNING)
+    pool = Pool({"hv1": {"db1": a}, "hv3": {"db1": b}})
+    resolution = Resolver(pool, journal).resolve("db1", "periodic recheck")
+    assert not resolution.done
+    assert a.calls == b.calls == []
+    assert "active on 2 hosts" in journal.ambiguous_domains()["db1"]
+    assert "db1 is AMBIGUOUS" in caplog.text
+
+
+def test_nothing_is_done_when_the_world_changed_between_judging_and_acting(journal):
+    source, destination = Dom(PAUSED_BY_MIGRATION), Dom(RUNNING)
+    pool = Pool({"hv1": {"db1": source}, "hv3": {"db1": destination}})
+    resolver = Resolver(pool, journal)
+    looked = []
+    real = pool.connection
+
+    def connection(host):
+        looked.append(host)
+        if len(looked) == 3:  # the second look, right before acting: the destination went silent
+            pool.hosts["hv3"]["db1"] = Dom(PAUSED_BY_MIGRATION)
+        return real(host)
+
+    pool.connection = connection
+    resolution = resolver.resolve("db1", "test")
+    assert not resolution.done
+    assert "changed while acting" in resolution.detail
+    assert source.calls == []
+    assert "db1" in journal.ambiguous_domains()
