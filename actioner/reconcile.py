@@ -87,6 +87,26 @@ def reconcile(
     return report
 
 
+def recheck(journal: Journal, resolver: Resolver, executor: Executor) -> ReconcileReport:
+    """The periodic pass: judge domains in doubt again; once one is proven, close its journal rows and
+    make its chunk whole (a chunk stays as it is, split or not, while any member is in doubt)."""
+    report = ReconcileReport()
+    resolver.recheck()
+    held = journal.ambiguous_domains()
+    steps: set[tuple[int, int]] = set()
+    for row in journal.migrations_in_state(jr.AMBIGUOUS):
+        if row.domain in held:
+            continue
+        _close_row(journal, row, resolver.resolve(row.domain, "periodic recheck"), report)
+        if row.kind == jr.MOVE:
+            steps.add((row.plan_id, row.step))
+    for plan_id, step in sorted(steps):
+        _make_chunk_whole(journal, resolver, executor, report, plan_id=plan_id, step=step)
+    if any((report.done, report.failed, report.rolled_back, report.split)):
+        log.warning("recheck: %s", report)
+    return report
+
+
 def _close_row(
     journal: Journal, row: MigrationRow, resolution: Resolution, report: ReconcileReport
 ) -> None:

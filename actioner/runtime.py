@@ -9,7 +9,7 @@ from actioner.executor import Executor
 from actioner.journal import Journal, JournalLock
 from actioner.libvirt_hosts import HostPool
 from actioner.metrics import Metrics
-from actioner.reconcile import reconcile
+from actioner.reconcile import recheck, reconcile
 from actioner.resolver import Resolver
 from actioner.services import Services
 from actioner.silences import AlertmanagerClient
@@ -49,7 +49,7 @@ def build_services(config: Config, *, start: bool = True) -> Services:
         executor=executor,
         metrics=metrics,
         alertmanager=alertmanager,
-        recheck=resolver.recheck,
+        recheck=lambda: recheck(journal, resolver, executor),
     )
     report = reconcile(journal, resolver, executor)
     if start:

@@ -497,6 +497,35 @@ class Lab:
         loads = {d.name: d.load for d in self.scenario.domains}
         update_state(self.state_dir, lambda s: s.update(loads=loads))
 
+    def repair(self) -> list[str]:
+        """Put a guest that does not run exactly once, running, anywhere, back as new on its host.
+
+        For tests after a failure (a guest on two hosts, or paused by an interrupted migration): the lab's
+        guests hold no state worth keeping, so every copy is destroyed and the guest starts again.
+        Returns what was found, one line per guest repaired.
+        """
+        found = []
+        for spec in self.scenario.domains:
+            copies = {}
+            for host in self.hosts:
+                try:
+                    dom = self.connection(host.name).lookupByName(spec.name)
+                except libvirt.libvirtError:
+                    continue
+                copies[host.name] = dom
+            states = {h: d.state()[0] for h, d in copies.items() if d.isActive()}
+            if list(states.values()) == [libvirt.VIR_DOMAIN_RUNNING]:
+                continue
+            found.append(
+                f"{spec.name}: active copies {states or 'none'}, defined on {sorted(copies)}"
+            )
+            for dom in copies.values():
+                with contextlib.suppress(libvirt.libvirtError):
+                    if dom.isActive():
+                        dom.destroy()
+            self._restart_guest(spec)
+        return found
+
     @property
     def _scenario_names(self) -> set[str]:
         return {d.name for d in self.scenario.domains}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -11,6 +12,8 @@ from lab import Lab
 from lab.api import live_owner
 from lab.naming import lab_id_from_env
 from lab.teardown import teardown
+
+log = logging.getLogger(__name__)
 
 
 def require_root() -> None:
@@ -44,6 +47,13 @@ def lab() -> Iterator[Lab]:
 
 @pytest.fixture
 def fresh_lab(lab: Lab) -> Lab:
-    """The session lab with every guest back on its scenario host at its initial load."""
+    """The session lab with every guest back on its scenario host at its initial load.
+
+    A test that failed may leave a guest on two hosts or paused; such guests are started anew (and
+    the log says what was found), so one failure never makes the next tests error.
+    """
+    repaired = lab.repair()
+    if repaired:
+        log.warning("the lab was not in a known state, repaired: %s", "; ".join(repaired))
     lab.reset()
     return lab

@@ -27,6 +27,7 @@ ALERT_EXPORTER_ABSENT = "LibvirtExporterAbsent"
 ALERT_LIBVIRT_DOWN = "LibvirtUnreachable"
 ALERT_MIGRATIONS_FAILING = "VirtBalanceMigrationsFailing"
 ALERT_UNPLACEABLE = "VirtBalanceChunkUnplaceable"
+ALERT_AMBIGUOUS = "VirtBalanceDomainAmbiguous"
 
 DEFAULT_RUNBOOK_BASE = "https://github.com/virtbalance/virtbalance/blob/main/docs/runbook.md"
 
@@ -389,7 +390,26 @@ def health_alerts(policy: Policy, runbook_base: str) -> tuple[Rule, ...]:
             "runbook_url": _runbook(runbook_base, ALERT_UNPLACEABLE),
         },
     )
-    return (exporter_down, exporter_absent, libvirt_down, failing, unplaceable)
+    ambiguous = Rule(
+        alert=ALERT_AMBIGUOUS,
+        comment=(
+            "The actioner cannot prove where a domain runs after a migration ended badly (a host did not\n"
+            "answer, two copies are active, ...) and left it exactly as it was. One series per domain, at\n"
+            "once: a paused VM is an outage and two running copies corrupt its disks."
+        ),
+        expr="virtbalance_domain_ambiguous > 0",
+        labels={"severity": "critical"},
+        annotations={
+            "summary": "VM {{ $labels.domain }} in doubt after a migration",
+            "description": (
+                "The actioner (instance {{ $labels.instance }}) cannot prove the state of domain "
+                "{{ $labels.domain }} and left it untouched; nothing of its chunk moves until it is "
+                "resolved. Its journal says what each host showed."
+            ),
+            "runbook_url": _runbook(runbook_base, ALERT_AMBIGUOUS),
+        },
+    )
+    return (exporter_down, exporter_absent, libvirt_down, failing, unplaceable, ambiguous)
 
 
 def build_groups(policy: Policy, runbook_base: str = DEFAULT_RUNBOOK_BASE) -> tuple[Group, ...]:
