@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from actioner import journal as jr
@@ -57,10 +57,13 @@ def reconcile(
     journal: Journal,
     resolver: Resolver,
     executor: Executor,
+    *,
     wait: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    also: Sequence[MigrationRow] = (),
 ) -> ReconcileReport:
-    """Resolve open migrations and plans; requeue plans that never started (the caller submits them)."""
+    """Resolve open migrations (and ``also`` these rows) and plans; list the plans that never started
+    (at start-up the caller submits them)."""
     report = ReconcileReport()
     wait = executor.config.execution.migration_timeout if wait is None else wait
     for row in journal.migrations_in_state(jr.PLANNED):
@@ -69,7 +72,7 @@ def reconcile(
         )
         report.skipped.append(row.domain)
     steps: set[tuple[int, int]] = set()
-    for row in journal.migrations_in_state(jr.RUNNING):
+    for row in [*journal.migrations_in_state(jr.RUNNING), *also]:
         resolution = _resolve_after_jobs(resolver, row.domain, wait, sleep)
         _close_row(journal, row, resolution, report)
         if row.kind == jr.MOVE:
@@ -78,32 +81,26 @@ def reconcile(
         _make_chunk_whole(journal, resolver, executor, report, plan_id=plan_id, step=step)
     for plan in journal.plans_in_state(jr.PLAN_RUNNING):
         journal.set_plan_state(
-            plan.id, "interrupted", detail="the actioner stopped during this plan"
+            plan.id,
+            "interrupted",
+            detail="ended without its outcome journaled (the actioner stopped, or its journal failed)",
         )
         report.interrupted_plans.append(plan.id)
     report.requeued_plans = [p.id for p in journal.plans_in_state(jr.PLAN_QUEUED)]
     if any((report.done, report.failed, report.ambiguous, report.rolled_back, report.split)):
-        log.warning("reconcile after restart: %s", report)
+        log.warning("reconcile: %s", report)
     return report
 
 
 def recheck(journal: Journal, resolver: Resolver, executor: Executor) -> ReconcileReport:
-    """The periodic pass: judge domains in doubt again; once one is proven, close its journal rows and
-    make its chunk whole (a chunk stays as it is, split or not, while any member is in doubt)."""
-    report = ReconcileReport()
+    """The periodic pass, run by the worker between plans (so no migration of this process is in
+    flight): judge domains in doubt again, close rows a failure left open (a journal that was full when
+    an outcome was due), and once a domain in doubt is proven, close its rows and make its chunk whole
+    (a chunk stays as it is, split or not, while any member is in doubt)."""
     resolver.recheck()
     held = journal.ambiguous_domains()
-    steps: set[tuple[int, int]] = set()
-    for row in journal.migrations_in_state(jr.AMBIGUOUS):
-        if row.domain in held:
-            continue
-        _close_row(journal, row, resolver.resolve(row.domain, "periodic recheck"), report)
-        if row.kind == jr.MOVE:
-            steps.add((row.plan_id, row.step))
-    for plan_id, step in sorted(steps):
-        _make_chunk_whole(journal, resolver, executor, report, plan_id=plan_id, step=step)
-    if any((report.done, report.failed, report.rolled_back, report.split)):
-        log.warning("recheck: %s", report)
+    proven = [r for r in journal.migrations_in_state(jr.AMBIGUOUS) if r.domain not in held]
+    report = reconcile(journal, resolver, executor, wait=0.0, sleep=lambda _s: None, also=proven)
     return report
 
 

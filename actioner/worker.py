@@ -153,9 +153,10 @@ class Worker:
         started = time.monotonic()
         self.current = plan_id
         try:
-            self.journal.set_plan_state(plan_id, jr.PLAN_RUNNING)
-            # A host that came back since the last plan may hold copies of migrations it lost.
+            # A host that came back since the last plan may hold copies of migrations it lost. Before
+            # this plan is marked running: the recheck treats every running plan as an orphan.
             self._recheck_safely()
+            self.journal.set_plan_state(plan_id, jr.PLAN_RUNNING)
             try:
                 view = self.builder.build()
             except SnapshotError as exc:

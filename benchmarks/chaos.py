@@ -1,0 +1,653 @@
+"""Fault campaign: chunk moves in the lab, one fault per round at a moment drawn from a seed, then checks.
+
+    benchmarks/chaos.py --rounds 200 --seed 1 --json benchmarks/out/chaos.json [--lab-id 0]
+    benchmarks/chaos.py --replay 1:17          # round 17 of seed 1 alone, same fault, same moment
+
+Each round: the lab's chunk (web1, app1, db1 on hv1, joined by private bridges) is made to move by a
+firing alert sent to a real ``virtbalance-actioner`` process; once its first migration is journaled
+``running``, one fault is injected after a delay drawn from the round's seed: SIGKILL or SIGTERM of the
+actioner, the source's or the destination's libvirtd killed and restarted, a host's link cut and
+restored, the journal's filesystem (a small tmpfs) full for a while, a second actioner started on the
+same journal. Peer-to-peer and client-driven migration alternate by seed. The actioner is restarted if
+it was stopped and left to settle; then the invariants are checked:
+
+- ``running_once``: every domain active on exactly one host, and running (nothing paused);
+- ``persistent_once``: defined on exactly one host, the one it runs on;
+- ``chunk_whole``: the chunk on one host;
+- ``journal_closed``: no row left planned, running or ambiguous, no domain journaled in doubt;
+- ``journal_matches_libvirt``: every migration libvirt completed (a ``RESUMED_MIGRATED`` event on the
+  destination) has a journal row that says it moved, per domain, and the rows end where it runs;
+- ``fault_handled``: the fault's own expectation (SIGTERM exits 0, a second actioner exits 3 at once,
+  no actioner dies of something the campaign did not do to it).
+
+The JSON has ``rounds``, ``faults`` (count by kind), ``violations`` (count by invariant) and each failing
+round with its replay key. Needs root and the lab (``virtbalance lab up`` is done here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import requests
+import yaml
+
+from lab import Lab
+from lab.naming import lab_id_from_env
+from lab.teardown import teardown
+from virtbalance.domain_metadata import NAMESPACE, PREFIX, Placement
+
+REPO = Path(__file__).resolve().parent.parent
+FAULTS = (
+    "sigkill",
+    "sigterm",
+    "kill_source_libvirtd",
+    "kill_destination_libvirtd",
+    "cut_link",
+    "journal_full",
+    "second_actioner",
+)
+INVARIANTS = (
+    "running_once",
+    "persistent_once",
+    "chunk_whole",
+    "journal_closed",
+    "journal_matches_libvirt",
+    "fault_handled",
+)
+CHUNK = ("app1", "db1", "web1")
+SOURCE = "hv1"
+TOKEN = "chaos-token"
+SETTLE_TIMEOUT = 240.0
+EXIT_LOCKED = 3
+
+
+@dataclass
+class RoundResult:
+    """One round: what was done to the actioner and which invariants broke."""
+
+    key: str
+    fault: str
+    peer2peer: bool
+    delay: float
+    destination: str | None = None
+    violations: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class MigrationWatch:
+    """Counts the migrations libvirt completes: ``RESUMED_MIGRATED`` on the destination, per domain.
+
+    One event connection per host, reopened when its libvirtd restarts; libvirt's default event loop
+    runs in a thread of its own.
+    """
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self._lock = threading.Lock()
+        self.completed: Counter[str] = Counter()
+        self.where: list[str] = []
+        self._conns: dict[str, Any] = {}
+        self._stop = threading.Event()
+        threading.Thread(target=self._loop, name="libvirt-events", daemon=True).start()
+        threading.Thread(target=self._keep_open, name="event-connections", daemon=True).start()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.completed.clear()
+            self.where.clear()
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.completed)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            libvirt.virEventRunDefaultImpl()
+
+    def _keep_open(self) -> None:
+        while not self._stop.is_set():
+            for host in self.lab.hosts:
+                conn = self._conns.get(host.name)
+                alive = False
+                with contextlib.suppress(libvirt.libvirtError):
+                    alive = conn is not None and conn.isAlive() == 1
+                if alive:
+                    continue
+                with contextlib.suppress(libvirt.libvirtError):
+                    conn = libvirt.open(host.libvirt_uri)
+                    conn.setKeepAlive(2, 3)
+                    conn.domainEventRegisterAny(
+                        None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._event, host.name
+                    )
+                    self._conns[host.name] = conn
+            time.sleep(0.3)
+
+    def _event(self, _conn: Any, dom: Any, event: int, detail: int, host: str) -> None:
+        if (
+            event == libvirt.VIR_DOMAIN_EVENT_RESUMED
+            and detail == libvirt.VIR_DOMAIN_EVENT_RESUMED_MIGRATED
+        ):
+            with self._lock:
+                self.completed[dom.name()] += 1
+                self.where.append(f"{dom.name()}@{host} {time.strftime('%H:%M:%S')}")
+
+    def wait_connected(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self._conns) == len(self.lab.hosts):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("cannot open event connections to every lab host")
+
+
+_EVENT_LOOP: list[bool] = []
+
+
+def register_event_loop() -> None:
+    """libvirt's default event loop, once per process, before any connection that wants events."""
+    if not _EVENT_LOOP:
+        libvirt.virEventRegisterDefaultImpl()
+        _EVENT_LOOP.append(True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size: str = "4m") -> Iterator[Path]:
+    """A tmpfs of its own for the round's journal, so it can be filled without touching the machine."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "chaos-journal", str(path)], check=True
+    )
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def alert(host: str) -> dict[str, Any]:
+    """A firing HostSustainedOverload notification for ``host``, as Alertmanager sends it (version 4)."""
+    now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    fingerprint = hashlib.sha256(f"{host}{now}".encode()).hexdigest()[:16]
+    labels = {"alertname": "HostSustainedOverload", "host": host, "resource": "cpu"}
+    return {
+        "version": "4",
+        "groupKey": f'{{}}:{{alertname="HostSustainedOverload", host="{host}"}}',
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "virtbalance",
+        "groupLabels": {"alertname": "HostSustainedOverload", "host": host},
+        "commonLabels": labels,
+        "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:9093",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": labels,
+                "annotations": {},
+                "startsAt": now,
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://127.0.0.1:9090/graph",
+                "fingerprint": fingerprint,
+            }
+        ],
+    }
+
+
+class Campaign:
+    """Rounds against one lab; the lab's independent guests on hv1 are pinned so the chunk is the move."""
+
+    def __init__(self, lab: Lab, workdir: Path, log: Any) -> None:
+        """``workdir`` keeps a directory per failing round (config, actioner log, journal copy)."""
+        self.lab = lab
+        self.workdir = workdir
+        self.log = log
+        self.watch = MigrationWatch(lab)
+        self.watch.wait_connected()
+        self.policy = yaml.safe_load((REPO / "alerting-rules" / "policy-lab.yaml").read_text())
+
+    def _pin_the_others(self, pinned: bool = True) -> None:
+        """hv1's guests outside the chunk stay put, so relieving hv1 means moving the chunk."""
+        for spec in self.lab.scenario.domains:
+            if spec.host == SOURCE and spec.name not in CHUNK:
+                dom = self.lab.connection(SOURCE).lookupByName(spec.name)
+                dom.setMetadata(
+                    libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+                    Placement(spec.group, spec.anti_affinity, pinned or spec.pinned).to_xml(),
+                    PREFIX,
+                    NAMESPACE,
+                    libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG,
+                )
+
+    def close(self) -> None:
+        """Leave the lab as the scenario made it (placement metadata too) for whoever uses it next."""
+        self.lab.repair()
+        self.lab.reset()
+        self._pin_the_others(pinned=False)
+
+    # --- one round ----------------------------------------------------------------------------
+
+    def round(self, key: str, fault: str) -> RoundResult:
+        rng = random.Random(key)
+        result = RoundResult(
+            key=key,
+            fault=fault,
+            peer2peer=rng.random() < 0.5,
+            delay=round(rng.uniform(0.0, 4.0), 2),
+        )
+        began = time.monotonic()
+        found = self.lab.repair()
+        if found:
+            self.say(f"  repaired before the round: {found}")
+        self.lab.reset()
+        self._pin_the_others()
+        time.sleep(1.5)  # the events of the reset's own moves arrive before the count starts
+        self.watch.reset()
+        directory = Path(
+            tempfile.mkdtemp(prefix=f"round-{key.replace(':', '-')}-", dir=self.workdir)
+        )
+        with small_tmpfs(directory / "journal") as journal_dir:
+            config = self._config(directory, journal_dir, result.peer2peer)
+            try:
+                self._run(
+                    config, journal_dir / "journal.sqlite", directory / "actioner.log", rng, result
+                )
+            finally:
+                if result.violations:
+                    shutil.copy(journal_dir / "journal.sqlite", directory / "journal.sqlite")
+        if result.violations:
+            result.details.append(f"kept: {directory}")
+        else:
+            shutil.rmtree(directory)
+        result.seconds = round(time.monotonic() - began, 1)
+        return result
+
+    def _config(self, directory: Path, journal_dir: Path, peer2peer: bool) -> Path:
+        token = directory / "token"
+        token.write_text(TOKEN)
+        data = {
+            "hosts": {
+                h.name: {
+                    "uri": h.libvirt_uri,
+                    "migration_uri": h.migration_uri,
+                    # a tiny declared capacity makes the chunk's idle guests an overload of hv1
+                    "cpus": 0.1 if h.name == SOURCE else 16,
+                    "memory": h.memory_bytes,
+                }
+                for h in self.lab.hosts
+            },
+            "policy": self.policy,
+            "journal": {"path": str(journal_dir / "journal.sqlite")},
+            "webhook": {"token_file": str(token), "listen": f"127.0.0.1:{free_port()}"},
+            "prometheus": {"fallback_sample_interval": "1s"},
+            "execution": {
+                "migration_timeout": "60s",
+                "bandwidth_mib_per_s": 16,  # seconds per member: room for a fault inside a move
+                "peer2peer": peer2peer,
+                "recheck_interval": "2s",
+            },
+        }
+        path = directory / "actioner.yml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    def _run(
+        self, config: Path, journal: Path, log: Path, rng: random.Random, result: RoundResult
+    ) -> None:
+        url = f"http://{yaml.safe_load(config.read_text())['webhook']['listen']}"
+        process = start_actioner(config, log)
+        try:
+            wait_healthy(url, process)
+            answer = requests.post(
+                f"{url}/api/v1/alerts",
+                json=alert(SOURCE),
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=10,
+            )
+            if answer.status_code != 200:
+                raise RuntimeError(f"the webhook answered {answer.status_code}: {answer.text}")
+            result.destination = wait_first_migration(journal, log)
+            time.sleep(result.delay)
+            process = self._inject(
+                result, rng=rng, config=config, journal=journal, log=log, process=process
+            )
+            if process.poll() is not None:
+                result.violations.append("fault_handled")
+                result.details.append(f"the actioner died on its own ({process.returncode})")
+                process = start_actioner(config, log)
+            wait_healthy(url, process)
+            problem = wait_settled(journal, SETTLE_TIMEOUT)
+            if problem:
+                result.details.append(problem)
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(120)
+            if code != 0:
+                result.violations.append("fault_handled")
+                result.details.append(f"the final SIGTERM ended with {code}")
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+        self._check(journal, result)
+
+    def _inject(
+        self,
+        result: RoundResult,
+        *,
+        rng: random.Random,
+        config: Path,
+        journal: Path,
+        log: Path,
+        process: subprocess.Popen[bytes],
+    ) -> subprocess.Popen[bytes]:
+        fault = result.fault
+        destination = result.destination or "hv3"
+        if fault == "sigkill":
+            process.kill()
+            process.wait(10)
+            return start_actioner(config, log)
+        if fault == "sigterm":
+            process.send_signal(signal.SIGTERM)
+            try:
+                code = process.wait(110)
+            except subprocess.TimeoutExpired:
+                code = None
+            if code != 0:
+                result.violations.append("fault_handled")
+                result.details.append(f"SIGTERM mid-migration ended with {code}")
+                if process.poll() is None:
+                    process.kill()
+                    process.wait(10)
+            return start_actioner(config, log)
+        if fault in ("kill_source_libvirtd", "kill_destination_libvirtd"):
+            host = SOURCE if fault == "kill_source_libvirtd" else destination
+            self.lab.stop_libvirtd(host)
+            time.sleep(rng.uniform(1.0, 5.0))
+            self.lab.start_libvirtd(host)
+            return process
+        if fault == "cut_link":
+            host = rng.choice((SOURCE, destination))
+            result.details.append(f"link of {host} cut")
+            self.lab.disconnect(host)
+            try:
+                time.sleep(rng.uniform(1.0, 6.0))
+            finally:
+                self.lab.reconnect(host)
+            return process
+        if fault == "journal_full":
+            filler = journal.parent / "filler"
+            with contextlib.suppress(OSError), filler.open("wb") as out:
+                while True:
+                    out.write(b"\0" * 65536)
+                    out.flush()
+            time.sleep(rng.uniform(1.0, 4.0))
+            filler.unlink()
+            return process
+        if fault == "second_actioner":
+            second = start_actioner(config, log)
+            try:
+                code = second.wait(30)
+            except subprocess.TimeoutExpired:
+                second.kill()
+                second.wait(10)
+                code = None
+            if code != EXIT_LOCKED:
+                result.violations.append("fault_handled")
+                result.details.append(f"a second actioner on the journal ended with {code}")
+            return process
+        raise ValueError(f"unknown fault {fault!r}")
+
+    # --- the invariants -----------------------------------------------------------------------
+
+    def _check(self, journal: Path, result: RoundResult) -> None:
+        active: dict[str, list[str]] = {}
+        defined: dict[str, list[str]] = {}
+        paused: list[str] = []
+        for host in self.lab.hosts:
+            conn = self.lab.connection(host.name)
+            for dom in conn.listAllDomains(0):
+                name = dom.name()
+                if dom.isPersistent():
+                    defined.setdefault(name, []).append(host.name)
+                if dom.isActive():
+                    active.setdefault(name, []).append(host.name)
+                    if dom.state()[0] != libvirt.VIR_DOMAIN_RUNNING:
+                        paused.append(f"{name}@{host.name}")
+        names = [d.name for d in self.lab.scenario.domains]
+        wrong = {n: active.get(n, []) for n in names if len(active.get(n, [])) != 1}
+        if wrong or paused:
+            result.violations.append("running_once")
+            result.details.append(f"active: {wrong}, not running: {paused}")
+        undefined = {
+            n: defined.get(n, []) for n in names if defined.get(n, []) != active.get(n, [])[:1]
+        }
+        if undefined:
+            result.violations.append("persistent_once")
+            result.details.append(f"persistent on {undefined} (active on {active})")
+        if len({tuple(active.get(d, [])) for d in CHUNK}) != 1:
+            result.violations.append("chunk_whole")
+            result.details.append(f"chunk on {[active.get(d) for d in CHUNK]}")
+        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
+            rows = db.execute(
+                "SELECT domain, source, destination, state, kind FROM migrations ORDER BY id"
+            ).fetchall()
+            doubts = db.execute("SELECT domain, reason FROM ambiguous").fetchall()
+            plans = db.execute(
+                "SELECT state FROM plans WHERE state IN ('queued','running')"
+            ).fetchall()
+        open_rows = [r for r in rows if r[3] in ("planned", "running", "ambiguous")]
+        if open_rows or doubts or plans:
+            result.violations.append("journal_closed")
+            result.details.append(f"open rows {open_rows}, in doubt {doubts}, open plans {plans}")
+        moved: Counter[str] = Counter(
+            r[0]
+            for r in rows
+            if (r[4] == "move" and r[3] in ("done", "rolled_back"))
+            or (r[4] == "rollback" and r[3] == "done")
+        )
+        completed = Counter(self.watch.counts())
+        ends: dict[str, str] = {}
+        for domain, _source, destination, state, kind in rows:
+            if (kind == "move" and state == "done") or (kind == "rollback" and state == "done"):
+                ends[domain] = destination
+            elif kind == "move" and state == "rolled_back":
+                ends.setdefault(domain, SOURCE)
+        mismatch = {
+            d: (completed.get(d, 0), moved.get(d, 0))
+            for d in set(completed) | set(moved)
+            if completed.get(d, 0) != moved.get(d, 0)
+        }
+        misplaced = {d: (h, active.get(d)) for d, h in ends.items() if active.get(d) != [h]}
+        if mismatch or misplaced:
+            result.violations.append("journal_matches_libvirt")
+            result.details.append(
+                f"libvirt completed vs journal moved {mismatch}; journal ends vs placement "
+                f"{misplaced}; completions seen: {self.watch.where}"
+            )
+
+    def say(self, text: str) -> None:
+        print(text, file=self.log, flush=True)
+
+
+def start_actioner(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "actioner.main",
+                "--config",
+                str(config),
+                "--log-level",
+                "DEBUG",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"the actioner exited with {process.returncode} before it was healthy"
+            )
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError("the actioner did not become healthy")
+
+
+def _query(journal: Path, sql: str) -> list[tuple[Any, ...]]:
+    try:
+        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute(sql).fetchall()
+    except sqlite3.Error:
+        return []
+
+
+def wait_first_migration(journal: Path, log: Path, timeout: float = 90.0) -> str:
+    """The destination of the first migration journaled running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = _query(journal, "SELECT destination FROM migrations WHERE state='running' LIMIT 1")
+        if rows:
+            return str(rows[0][0])
+        time.sleep(0.05)
+    tail = log.read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"no migration started within {timeout:.0f} s: {tail}")
+
+
+def wait_settled(journal: Path, timeout: float) -> str | None:
+    """Until no row is open, nothing is in doubt and no plan runs; what is still open on a timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        open_rows = _query(
+            journal,
+            "SELECT count(*) FROM migrations WHERE state IN ('planned','running','ambiguous')",
+        )
+        doubts = _query(journal, "SELECT count(*) FROM ambiguous")
+        plans = _query(journal, "SELECT count(*) FROM plans WHERE state IN ('queued','running')")
+        counts = [r[0][0] if r else -1 for r in (open_rows, doubts, plans)]
+        if counts == [0, 0, 0]:
+            return None
+        if time.monotonic() >= deadline:
+            return f"not settled after {timeout:.0f} s: open rows, in doubt, open plans = {counts}"
+        time.sleep(0.5)
+
+
+def replay_keys(rounds: int, seed: int, only: str | None = None) -> list[tuple[str, str]]:
+    """(key, fault) of each round: the faults in turn, so each kind gets rounds / 7 of them."""
+    if only:
+        return [(only, FAULTS[int(only.split(":")[1]) % len(FAULTS)])]
+    return [(f"{seed}:{i}", FAULTS[i % len(FAULTS)]) for i in range(rounds)]
+
+
+def run_rounds(lab: Lab, keys: list[tuple[str, str]], log: Any, workdir: Path) -> list[RoundResult]:
+    """Every round on a running lab (which is left up); a round the harness could not run counts."""
+    campaign = Campaign(lab, workdir, log)
+    results: list[RoundResult] = []
+    try:
+        _rounds(campaign, keys, results)
+    finally:
+        campaign.close()
+    return results
+
+
+def _rounds(campaign: Campaign, keys: list[tuple[str, str]], results: list[RoundResult]) -> None:
+    for key, fault in keys:
+        try:
+            result = campaign.round(key, fault)
+        except Exception as exc:  # a round the harness could not run is reported, not hidden
+            result = RoundResult(key=key, fault=fault, peer2peer=False, delay=0.0)
+            result.violations.append("fault_handled")
+            result.details.append(f"round aborted: {type(exc).__name__}: {exc}")
+        results.append(result)
+        status = "ok" if not result.violations else "VIOLATED " + ",".join(result.violations)
+        mode = "p2p" if result.peer2peer else "client"
+        campaign.say(
+            f"round {key:>8} {fault:<26} {mode:<6} delay {result.delay:4.2f}s "
+            f"{result.seconds:5.1f}s {status}"
+        )
+        for detail in result.details:
+            campaign.say(f"    {detail}")
+
+
+def summary(results: list[RoundResult], seed: int, seconds: float) -> dict[str, Any]:
+    violations = Counter(v for r in results for v in set(r.violations))
+    return {
+        "date": dt.date.today().isoformat(),
+        "command": " ".join(["benchmarks/chaos.py", *sys.argv[1:]]),
+        "seed": seed,
+        "rounds": len(results),
+        "seconds": round(seconds),
+        "faults": dict(Counter(r.fault for r in results)),
+        "modes": dict(Counter("peer2peer" if r.peer2peer else "client-driven" for r in results)),
+        "violations": {name: violations.get(name, 0) for name in INVARIANTS},
+        "failing_rounds": [asdict(r) for r in results if r.violations],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=len(FAULTS))
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--lab-id", type=int, default=lab_id_from_env())
+    parser.add_argument("--json", type=Path, help="write the summary here")
+    parser.add_argument("--replay", metavar="SEED:ROUND", help="run that one round again")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("chaos: needs root (the lab)", file=sys.stderr)
+        return 2
+    register_event_loop()
+    began = time.monotonic()
+    teardown(args.lab_id)
+    lab = Lab.up("default", lab_id=args.lab_id)
+    work = REPO / "benchmarks" / "out" / f"chaos-{args.seed}"
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        keys = replay_keys(args.rounds, args.seed, args.replay)
+        result = summary(
+            run_rounds(lab, keys, sys.stdout, work), args.seed, time.monotonic() - began
+        )
+    finally:
+        lab.down()
+    text = json.dumps(result, indent=2)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+    print(json.dumps({k: result[k] for k in ("rounds", "faults", "violations")}))
+    return 1 if any(result["violations"].values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
