@@ -49,6 +49,8 @@ class MoveResult:
     finished_at: float
     error: str = ""
     timed_out: bool = False
+    # where the domain is could not be proven afterwards: journaled ambiguous, nothing of its chunk moves
+    ambiguous: bool = False
 
 
 @dataclass
@@ -159,6 +161,8 @@ class Executor:
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migrate") as pool:
             results = list(pool.map(lambda m: self.migrate(m.domain, source, destination), group))
+        if any(r.ambiguous for r in results):
+            return self._leave_in_doubt(ids, group, results)
         successes = [r for r in results if r.ok]
         failures = [r for r in results if not r.ok]
         if not failures:
@@ -202,9 +206,10 @@ class Executor:
                     self.metrics.migration(m, "rolled_back", r.seconds)
                 else:
                     rollback_errors.append(f"{m.domain}: {back.error}")
+                    # SPLIT, not a final state: the periodic recheck tries the rollback again
                     self._journal_safely(
                         migration_id,
-                        jr.FAILED,
+                        jr.SPLIT,
                         error=f"rollback failed: {back.error}",
                         reason="moved, then the rollback failed: the chunk is split",
                     )
@@ -235,6 +240,32 @@ class Executor:
         state = "rolled_back" if successes else "failed"
         log.error("chunk %s not moved (%s): %s", group[0].chunk, state, detail)
         return StepOutcome(state, detail, rollback_split, moved)
+
+    def _leave_in_doubt(
+        self, ids: Sequence[int], group: Sequence[Migration], results: Sequence[MoveResult]
+    ) -> StepOutcome:
+        """A member's state could not be proven: journal every member as it is, move nothing back.
+
+        Rolling the others back could only be judged against a member that may run anywhere; the
+        recheck makes the chunk whole once the member is proven (actioner.reconcile).
+        """
+        for migration_id, m, r in zip(ids, group, results, strict=True):
+            if r.ambiguous:
+                self._journal_safely(migration_id, jr.AMBIGUOUS, error=r.error)
+            elif r.ok:
+                self._journal_safely(migration_id, jr.DONE)
+            else:
+                self._journal_safely(migration_id, jr.FAILED, error=r.error)
+            self.metrics.migration(m, "done" if r.ok else "failed", r.seconds)
+        doubtful = ", ".join(r.domain for r in results if r.ambiguous)
+        log.critical(
+            "chunk %s: %s could not be proven after its migration; the chunk is left as it is "
+            "until the recheck proves it",
+            group[0].chunk,
+            doubtful,
+        )
+        detail = "; ".join(f"{r.domain}: {r.error}" for r in results if not r.ok)
+        return StepOutcome("failed", f"in doubt, left as it is: {detail}")
 
     # --- re-checks ----------------------------------------------------------------------------
 
@@ -438,14 +469,19 @@ class Executor:
             )
         except sqlite3.Error as exc:
             log.critical("%s: rolling back without a journal row: %s", move.domain, exc)
-        result = self.migrate(move.domain, move.destination, move.source)
+        result = self.migrate(move.domain, move.destination, move.source, abortable=False)
         if row is not None:
             state = jr.DONE if result.ok else jr.FAILED
             self._journal_safely(row, state, error=result.error or None)
         return result
 
-    def migrate(self, domain: str, source: str, destination: str) -> MoveResult:
+    def migrate(
+        self, domain: str, source: str, destination: str, *, abortable: bool = True
+    ) -> MoveResult:
         """Live-migrate one domain; progress from job stats, aborted at the timeout, then verified.
+
+        A stop (SIGTERM) aborts it unless ``abortable`` is False: a rollback runs to its end, since
+        stopping halfway would leave its chunk split.
 
         The migration gets connections of its own, closed only once its outcome is known: a pooled
         connection may be dropped by another thread, and closing the destination's connection makes
@@ -468,6 +504,7 @@ class Executor:
                 source=source,
                 destination=destination,
                 started=started,
+                abortable=abortable,
             )
         except (HostUnreachableError, libvirt.libvirtError) as exc:
             return MoveResult(domain, False, 0.0, time.monotonic(), str(exc))
@@ -477,7 +514,15 @@ class Executor:
                     conn.close()
 
     def _migrate_on(
-        self, dom: Any, dconn: Any, domain: str, *, source: str, destination: str, started: float
+        self,
+        dom: Any,
+        dconn: Any,
+        domain: str,
+        *,
+        source: str,
+        destination: str,
+        started: float,
+        abortable: bool,
     ) -> MoveResult:
         timeout = self.config.execution.migration_timeout
         flags, params = self._flags_and_params(destination)
@@ -510,7 +555,7 @@ class Executor:
                     postcopy = True
                 except libvirt.libvirtError as exc:
                     log.warning("%s: cannot switch to post-copy: %s", domain, exc)
-            stopping = self.stopping.is_set()
+            stopping = abortable and self.stopping.is_set()
             if (elapsed > timeout or stopping) and not aborted and not postcopy:
                 why = "the actioner is stopping" if stopping else f"exceeded {timeout:.0f} s"
                 log.warning("%s: migration %s, aborting", domain, why)
@@ -534,7 +579,16 @@ class Executor:
             )
         problem = self.verify(domain, destination, source)
         if problem:
-            return MoveResult(domain, False, seconds, finished, problem)
+            # libvirt said done, yet the destination does not show it (its libvirtd may have died
+            # right after Finish): only proof decides whether it moved
+            return self._after_failure(
+                domain,
+                source=source,
+                destination=destination,
+                error=problem,
+                seconds=seconds,
+                aborted=aborted,
+            )
         return MoveResult(domain, True, seconds, finished)
 
     def _after_failure(
@@ -568,7 +622,15 @@ class Executor:
                 return MoveResult(domain, True, seconds, finished)
             error = f"{error}; {problem}"
         elif not resolution.done:
-            error = f"{error}; left untouched: {resolution.detail}"
+            return MoveResult(
+                domain,
+                False,
+                seconds,
+                finished,
+                f"{error}; left untouched: {resolution.detail}",
+                timed_out=aborted,
+                ambiguous=True,
+            )
         return MoveResult(domain, False, seconds, finished, error, timed_out=aborted)
 
     def _record_progress(

@@ -20,7 +20,8 @@ from typing import Any
 # crash leaves a trace that the start-up reconcile resolves against libvirt's reality.
 # ``ambiguous``: after it, where the domain is could not be proven; it was left untouched (the
 # ``ambiguous`` table follows it until a recheck proves it).
-PLANNED, RUNNING, DONE, FAILED, ROLLED_BACK, SKIPPED, AMBIGUOUS = (
+# ``split``: it moved, and moving it back (its chunk member failed) failed too; the recheck retries.
+PLANNED, RUNNING, DONE, FAILED, ROLLED_BACK, SKIPPED, AMBIGUOUS, SPLIT = (
     "planned",
     "running",
     "done",
@@ -28,8 +29,9 @@ PLANNED, RUNNING, DONE, FAILED, ROLLED_BACK, SKIPPED, AMBIGUOUS = (
     "rolled_back",
     "skipped",
     "ambiguous",
+    "split",
 )
-MIGRATION_STATES = (PLANNED, RUNNING, DONE, FAILED, ROLLED_BACK, SKIPPED, AMBIGUOUS)
+MIGRATION_STATES = (PLANNED, RUNNING, DONE, FAILED, ROLLED_BACK, SKIPPED, AMBIGUOUS, SPLIT)
 # What a migration row is for: a planned move, or moving a chunk member back (a libvirt call of its own,
 # journaled before it is made like every other, and counted in the cooldown history).
 MOVE, ROLLBACK = "move", "rollback"
@@ -445,7 +447,7 @@ class Journal:
                     "UPDATE migrations SET state=?, started=? WHERE id=?",
                     (state, now, migration_id),
                 )
-            elif state in (DONE, FAILED, ROLLED_BACK, SKIPPED, AMBIGUOUS):
+            elif state in (DONE, FAILED, ROLLED_BACK, SKIPPED, AMBIGUOUS, SPLIT):
                 db.execute(
                     "UPDATE migrations SET state=?, finished=? WHERE id=?",
                     (state, now, migration_id),
@@ -482,7 +484,8 @@ class Journal:
         (the move happened; the rollback that undid it has a row of its own)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM migrations WHERE state IN ('done', 'rolled_back') AND finished >= ?"
+                "SELECT * FROM migrations WHERE state IN ('done', 'rolled_back', 'split')"
+                " AND finished >= ?"
                 " ORDER BY finished",
                 (since,),
             ).fetchall()

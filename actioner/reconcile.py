@@ -77,6 +77,8 @@ def reconcile(
         _close_row(journal, row, resolution, report)
         if row.kind == jr.MOVE:
             steps.add((row.plan_id, row.step))
+    # a chunk whose rollback failed earlier is tried again, every pass, until it is whole
+    steps |= {(r.plan_id, r.step) for r in journal.migrations_in_state(jr.SPLIT)}
     for plan_id, step in sorted(steps):
         _make_chunk_whole(journal, resolver, executor, report, plan_id=plan_id, step=step)
     for plan in journal.plans_in_state(jr.PLAN_RUNNING):
@@ -159,6 +161,11 @@ def _make_chunk_whole(
     at_destination = [r for r in rows if where[r.domain] == destination]
     on_source = [r for r in rows if where[r.domain] == source]
     if not (at_destination and on_source):
+        # whole (wherever it is): a member journaled split is not split any more
+        for row in rows:
+            if row.state == jr.SPLIT and where[row.domain] in (source, destination):
+                state = jr.DONE if where[row.domain] == destination else jr.ROLLED_BACK
+                journal.set_migration_state(row.id, state, reason="the chunk is whole again")
         return
     log.warning(
         "chunk %s split after restart; moving %s back to %s",
@@ -166,7 +173,7 @@ def _make_chunk_whole(
         ", ".join(r.domain for r in at_destination),
         source,
     )
-    why = "rolled back after restart: the chunk was split"
+    why = "rolled back by the reconcile: the chunk was split"
     for row in at_destination:
         move = Migration(row.domain, source, destination, chunk, row.reason)
         result = executor.roll_back(plan_id, move, why)
@@ -175,6 +182,9 @@ def _make_chunk_whole(
             report.rolled_back.append(row.domain)
         else:
             journal.set_migration_state(
-                row.id, jr.FAILED, error=f"rollback after restart failed: {result.error}"
+                row.id,
+                jr.SPLIT,
+                reason="moved, then the rollback failed: the chunk is split (retried)",
+                error=f"rollback failed: {result.error}",
             )
             report.split.append(row.domain)

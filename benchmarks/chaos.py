@@ -280,7 +280,8 @@ class Campaign:
                 )
             finally:
                 if result.violations:
-                    shutil.copy(journal_dir / "journal.sqlite", directory / "journal.sqlite")
+                    for part in journal_dir.glob("journal.sqlite*"):
+                        shutil.copy(part, directory / part.name)
         if result.violations:
             result.details.append(f"kept: {directory}")
         else:
@@ -461,7 +462,7 @@ class Campaign:
             plans = db.execute(
                 "SELECT state FROM plans WHERE state IN ('queued','running')"
             ).fetchall()
-        open_rows = [r for r in rows if r[3] in ("planned", "running", "ambiguous")]
+        open_rows = [r for r in rows if r[3] in ("planned", "running", "ambiguous", "split")]
         if open_rows or doubts or plans:
             result.violations.append("journal_closed")
             result.details.append(f"open rows {open_rows}, in doubt {doubts}, open plans {plans}")
@@ -470,6 +471,7 @@ class Campaign:
             for r in rows
             if (r[4] == "move" and r[3] in ("done", "rolled_back"))
             or (r[4] == "rollback" and r[3] == "done")
+            or r[3] == "split"
         )
         completed = Counter(self.watch.counts())
         ends: dict[str, str] = {}
@@ -478,6 +480,8 @@ class Campaign:
                 ends[domain] = destination
             elif kind == "move" and state == "rolled_back":
                 ends.setdefault(domain, SOURCE)
+            elif state == "split":
+                ends[domain] = destination
         mismatch = {
             d: (completed.get(d, 0), moved.get(d, 0))
             for d in set(completed) | set(moved)

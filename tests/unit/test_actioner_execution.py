@@ -15,7 +15,7 @@ from actioner.executor import Executor, MoveResult
 from actioner.journal import AlertKey, Journal
 from actioner.libvirt_hosts import DomainFacts
 from actioner.metrics import Metrics
-from actioner.reconcile import reconcile
+from actioner.reconcile import recheck, reconcile
 from actioner.silences import Matcher, Silence, SilenceError
 from actioner.snapshot_builder import ClusterView, SnapshotError
 from actioner.worker import Worker
@@ -119,7 +119,7 @@ class FakeExecutor(Executor):
         self.fail = set(fail)
         self.calls = []
 
-    def migrate(self, domain, source, destination):
+    def migrate(self, domain, source, destination, *, abortable=True):
         self.calls.append((domain, source, destination))
         if (domain, destination) in self.fail:
             return MoveResult(domain, False, 0.1, time.monotonic(), "refused by the destination")
@@ -241,9 +241,17 @@ def test_a_failed_rollback_is_reported_as_a_split(world, caplog):
     assert detail.count("rollback failed") == 1
     assert "SPLIT" in caplog.text
     states = {r.domain: r.state for r in journal.migrations(plan_id) if r.kind == jr.MOVE}
-    assert states == {"app1": "rolled_back", "db1": "failed", "web1": "failed"}
+    assert states == {"app1": "rolled_back", "db1": "failed", "web1": "split"}
     rollbacks = {r.domain: r.state for r in journal.migrations(plan_id) if r.kind == jr.ROLLBACK}
     assert rollbacks == {"app1": "done", "web1": "failed"}
+
+    # the recheck tries the rollback again until the chunk is whole
+    executor.fail.clear()
+    report = recheck(journal, executor.resolver, executor)
+    assert report.rolled_back == ["web1"]
+    assert {cluster.placement[d] for d in CHUNK} == {"hv1"}
+    states = {r.domain: r.state for r in journal.migrations(plan_id) if r.kind == jr.MOVE}
+    assert states == {"app1": "rolled_back", "db1": "failed", "web1": "rolled_back"}
 
 
 def test_dry_run_moves_nothing(world, tmp_path):
@@ -570,8 +578,8 @@ def test_a_full_journal_never_abandons_a_rollback(world, caplog):
     plan_id = alert_plan(journal)
     real_migrate = executor.migrate
 
-    def migrate_then_fill(domain, source, destination):
-        result = real_migrate(domain, source, destination)
+    def migrate_then_fill(domain, source, destination, **kwargs):
+        result = real_migrate(domain, source, destination, **kwargs)
         if domain == "db1":  # the last member failed: the disk fills before the rollbacks
             _fill(journal)
         return result

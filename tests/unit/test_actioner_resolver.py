@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from types import SimpleNamespace
 
 import libvirt
 import pytest
 
+from actioner.executor import Executor
 from actioner.journal import Journal
 from actioner.libvirt_hosts import HostUnreachableError
 from actioner.metrics import Metrics
 from actioner.proof import Action
 from actioner.resolver import Resolver
+from tests.actioner_fixtures import actioner_config
 
 PAUSED_BY_MIGRATION = (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_MIGRATION)
 RUNNING = (libvirt.VIR_DOMAIN_RUNNING, 1)
@@ -156,3 +160,66 @@ def test_nothing_is_done_when_the_world_changed_between_judging_and_acting(journ
     assert "changed while acting" in resolution.detail
     assert source.calls == []
     assert "db1" in journal.ambiguous_domains()
+
+
+class MigratingDom(Dom):
+    """A source domain whose migrateToURI3 blocks until released, as a real one lasts seconds."""
+
+    def __init__(self, release):
+        super().__init__(RUNNING)
+        self.release = release
+
+    def migrateToURI3(self, uri, params, flags):
+        assert self.release.wait(10)
+        raise libvirt.libvirtError("migration failed")
+
+    def jobStats(self, flags):
+        return {}
+
+
+class Conn:
+    def __init__(self, dom):
+        self.dom = dom
+        self.closed = False
+
+    def lookupByName(self, name):
+        return self.dom
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_migration_keeps_its_own_connections_until_its_outcome_is_known(tmp_path, journal):
+    release = threading.Event()
+    source = MigratingDom(release)
+    pool = Pool({"hv1": {"db1": source}, "hv2": {}, "hv3": {}})
+    opened = []
+
+    def dedicated(host):
+        opened.append(Conn(source))
+        return opened[-1]
+
+    pool.dedicated = dedicated
+    pool.drop = lambda host: None
+    executor = Executor(
+        config=actioner_config(tmp_path), pool=pool, journal=journal, metrics=Metrics()
+    )
+    outcome = {}
+    thread = threading.Thread(
+        target=lambda: outcome.update(result=executor.migrate("db1", "hv1", "hv3"))
+    )
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not opened and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # peer-to-peer by default: one connection, to the source, held while the job runs
+    assert len(opened) == 1 and not opened[0].closed
+    pool.drop("hv1")  # another thread dropping the pooled connection changes nothing here
+    assert not opened[0].closed
+    release.set()
+    thread.join(10)
+    assert opened[0].closed, "closed once the outcome was known"
+    result = outcome["result"]
+    assert not result.ok and "migration failed" in result.error
+    # the source never left: judged settled there, nothing resumed or destroyed
+    assert source.calls == []
