@@ -8,6 +8,7 @@ resume the domain is observed and judged again: the action happens only if the v
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ class Resolution:
     verdict: Verdict
     done: bool
     detail: str
+    domain: str = ""
 
     @property
     def host(self) -> str | None:
@@ -79,42 +81,74 @@ class Resolver:
         self.pool = pool
         self.journal = journal
         self.metrics = metrics
+        # domain -> when the recheck first saw a job on it (monotonic seconds)
+        self._in_flight_since: dict[str, float] = {}
 
     def resolve(self, domain: str, context: str) -> Resolution:
         """Judge ``domain`` and act if proven; an unproven domain is journaled ambiguous (and held)."""
         observation = observe(self.pool, domain)
         verdict = judge(observation)
         if verdict.action is Action.IN_FLIGHT:
-            return Resolution(verdict, False, verdict.reason)
+            return Resolution(verdict, False, verdict.reason, domain)
         if verdict.action is Action.AMBIGUOUS:
             self._ambiguous(domain, context, verdict.reason, describe(observation))
-            return Resolution(verdict, False, verdict.reason)
+            return Resolution(verdict, False, verdict.reason, domain)
         if verdict.needs_action:
             problem = self._carry_out(domain, verdict)
             if problem:
                 self._ambiguous(domain, context, problem, describe(observe(self.pool, domain)))
-                return Resolution(verdict, False, problem)
+                return Resolution(verdict, False, problem, domain)
         if self.journal.clear_ambiguous(domain, f"{verdict.action.value}: {verdict.reason}"):
             log.warning("%s: no longer ambiguous: %s", domain, verdict.reason)
         self._count()
-        return Resolution(verdict, True, verdict.reason)
+        return Resolution(verdict, True, verdict.reason, domain)
 
     def recheck(self) -> list[Resolution]:
-        """Every domain journaled ambiguous, and every domain paused by a migration with no job."""
+        """Every domain journaled ambiguous, paused by a migration, or defined on a host while it runs
+        on another (a source whose libvirtd was away when the move undefined it)."""
         domains = set(self.journal.ambiguous_domains())
+        active: dict[str, set[str]] = {}
+        defined: dict[str, set[str]] = {}
         for host in self.pool.config.host_names:
             try:
+                conn = self.pool.connection(host)
                 for facts in self.pool.domains(host):
+                    active.setdefault(facts.name, set()).add(host)
                     if (
                         facts.state == libvirt.VIR_DOMAIN_PAUSED
                         and facts.reason in MIGRATION_PAUSE_REASONS
                     ):
                         domains.add(facts.name)
+                for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_INACTIVE):
+                    defined.setdefault(dom.name(), set()).add(host)
             except (HostUnreachableError, libvirt.libvirtError):
                 continue  # its domains are judged when it answers; ambiguous ones stay held
+        domains |= {name for name, hosts in defined.items() if active.get(name, set()) - hosts}
         results = [self.resolve(d, "periodic recheck") for d in sorted(domains)]
+        self._escalate_stuck_jobs(results)
         self._count()
         return results
+
+    def _escalate_stuck_jobs(self, results: list[Resolution]) -> None:
+        """A job that outlives ``migration_timeout`` between plans belongs to no migration of ours (a
+        daemon that restarted mid-migration, say): journal the domain ambiguous so it is seen and held."""
+        now = time.monotonic()
+        stuck = set()
+        for resolution in results:
+            domain = resolution.domain
+            if resolution.verdict.action is not Action.IN_FLIGHT:
+                self._in_flight_since.pop(domain, None)
+                continue
+            since = self._in_flight_since.setdefault(domain, now)
+            if now - since >= self.pool.config.execution.migration_timeout:
+                stuck.add(domain)
+        for domain in sorted(stuck):
+            seen = describe(observe(self.pool, domain))
+            reason = (
+                f"a job has run on it for {now - self._in_flight_since[domain]:.0f} s with no "
+                f"migration of this actioner in flight: {seen}"
+            )
+            self._ambiguous(domain, "periodic recheck", reason, seen)
 
     def _carry_out(self, domain: str, verdict: Verdict) -> str | None:
         """Do what the verdict says, each step only if a fresh judgement still says the same."""

@@ -1,13 +1,13 @@
 """The actioner killed between Finish and Confirm, made to happen every time rather than by luck of timing.
 
 With client-driven migration the actioner itself calls Confirm on the source after the destination's
-Finish has started the guest. The test lets the migration run, and as soon as the source shows the
-migration job it drops every packet the actioner sends to the source's libvirtd (the source's replies
-still arrive): Perform's answer reaches the actioner, Finish on the destination goes through, and
-Confirm never arrives. Once the destination runs the guest, the actioner is killed; libvirt then leaves
-the source paused with no job, as documented, and the test checks that it did. A restarted actioner
-must finish the move from proof, or, when the destination does not answer, leave the domain paused,
-journal it ambiguous, raise the metric, and resolve it once the destination is back.
+Finish has started the guest. The test drops exactly that call on its way to the source's libvirtd
+(an iptables match on the RPC header's program and procedure): every other call goes through, so
+the destination runs the guest and the actioner waits on a Confirm that never arrives. Then the actioner
+is killed; libvirt leaves the source paused with no job, as documented, and the test checks that it
+did. A restarted actioner must finish the move from proof, or, when the destination does not answer,
+leave the domain paused, journal it ambiguous, raise the metric, and resolve it once the destination is
+back.
 """
 
 from __future__ import annotations
@@ -50,44 +50,66 @@ def _rows(journal: Path) -> list[tuple[str, str, str, str, str]]:
         ).fetchall()
 
 
-def _actioner_ports(pid: int, address: str) -> list[int]:
-    """Local ports of the actioner's TCP connections to ``address``'s libvirtd."""
+# libvirt's RPC program, its version and the procedure of Confirm (phase 3, typed parameters), as read
+# off the wire with libvirt 9.0: a client-driven migrate3 sends 302 (Begin), 305 (Perform) and 307
+# (Confirm) to the source
+REMOTE_PROGRAM, REMOTE_VERSION, PROC_MIGRATE_CONFIRM3_PARAMS = 0x20008086, 1, 307
+
+
+@contextlib.contextmanager
+def _confirm_never_arrives(address: str) -> Iterator[None]:
+    """Drop every Confirm call sent to ``address``'s libvirtd; every other call goes through.
+
+    The RPC header is matched anywhere in a segment, not only at its start: the actioner's progress
+    polls share the connection, and TCP may pack one of them into the same segment as the Confirm.
+    """
+    header = f"{REMOTE_PROGRAM:08x}{REMOTE_VERSION:08x}{PROC_MIGRATE_CONFIRM3_PARAMS:08x}"
+    rule = ["OUTPUT", "-p", "tcp", "-d", address, "--dport", "16509", "-m", "string"]
+    rule += ["--algo", "kmp", "--hex-string", f"|{header}|", "-j", "DROP"]
+    subprocess.run(["iptables", "-I", *rule], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["iptables", "-D", *rule], check=False)
+
+
+def _ports_to(pid: int, address: str) -> list[int]:
+    """Local ports of ``pid``'s TCP connections to ``address``'s libvirtd."""
     out = subprocess.run(
         ["ss", "-Htnp", "state", "established", "dst", f"{address}:16509"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    ports = []
-    for line in out.splitlines():
-        if f"pid={pid}," in line:
-            local = line.split()[2]  # Recv-Q Send-Q Local:Port Peer:Port Process
-            ports.append(int(local.rsplit(":", 1)[1]))
-    return ports
-
-
-@contextlib.contextmanager
-def _drop_requests(ports: list[int], address: str) -> Iterator[None]:
-    """Drop what these local ports send to ``address``'s libvirtd; its answers still come in."""
-    rules = [
-        ["OUTPUT", "-p", "tcp", "-d", address, "--dport", "16509", "--sport", str(p), "-j", "DROP"]
-        for p in ports
+    # with a state filter the columns are: Recv-Q Send-Q Local:Port Peer:Port Process
+    return [
+        int(line.split()[2].rsplit(":", 1)[1]) for line in out.splitlines() if f"pid={pid}," in line
     ]
-    for rule in rules:
-        subprocess.run(["iptables", "-I", *rule], check=True)
-    try:
-        yield
-    finally:
-        for rule in rules:
-            subprocess.run(["iptables", "-D", *rule], check=False)
+
+
+def _reset(ports: list[int], address: str) -> None:
+    """Reset what is left of a killed process's connections to ``address``'s libvirtd.
+
+    Its kernel keeps the sockets until their queued data (the held Confirm) is delivered, and the
+    actioner runs no libvirt keepalive, so the source would wait for minutes; a reset carries no
+    data, so the Confirm stays undelivered.
+    """
+    for port in ports:
+        subprocess.run(
+            ["ss", "-K", "dst", f"{address}:16509", "sport", "=", f":{port}"],
+            capture_output=True,
+            check=False,
+        )
 
 
 def _copy(lab, host: str, domain: str) -> tuple[int, int, bool, bool] | None:
     """(state, reason, active, persistent) of ``domain`` on ``host``, None when it is not there."""
     try:
         dom = lab.connection(host).lookupByName(domain)
-    except libvirt.libvirtError:
-        return None
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise
     state, reason = dom.state()
     return state, reason, bool(dom.isActive()), bool(dom.isPersistent())
 
@@ -119,50 +141,51 @@ def _kill_between_finish_and_confirm(lab, tmp_path: Path) -> tuple[Path, Path, s
     log = tmp_path / "actioner.log"
     source_address = lab.host(SOURCE).address
     process = _start_actioner(config, log)
+
+    def arrived() -> str | None:
+        for name in CHUNK:
+            if (_copy(lab, DESTINATION, name) or (0,))[0] == libvirt.VIR_DOMAIN_RUNNING:
+                return name
+        return None
+
+    seen: list[object] = []
+
+    def stranded() -> bool:
+        copy = _copy(lab, SOURCE, domain)
+        job = lab.connection(SOURCE).lookupByName(domain).jobInfo()[0] if copy else None
+        seen[:] = [copy, job]
+        paused = (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_MIGRATION, True, True)
+        return copy == paused and job == libvirt.VIR_DOMAIN_JOB_NONE
+
     try:
         _wait_healthy(url, process)
-        response = requests.post(
-            f"{url}/api/v1/alerts",
-            json=firing(SOURCE),
-            headers={"Authorization": f"Bearer {TOKEN}"},
-            timeout=5,
-        )
-        assert response.status_code == 200
-
-        def migrating() -> str | None:
-            """A member whose memory is being sent: Perform has been asked for (the job itself is
-            there from Begin on, when the actioner still has to ask the source for more)."""
-            for name in CHUNK:
-                with contextlib.suppress(libvirt.libvirtError):
-                    stats = lab.connection(SOURCE).lookupByName(name).jobStats(0)
-                    if stats.get("memory_processed", 0) > 0:
-                        return name
-            return None
-
-        domain = _wait("memory of a member being sent from the source", migrating, timeout=180)
-        with _drop_requests(_actioner_ports(process.pid, source_address), source_address):
-            _wait(
-                f"{domain} running on {DESTINATION}",
-                lambda: (_copy(lab, DESTINATION, domain) or (0,))[0] == libvirt.VIR_DOMAIN_RUNNING,
+        with _confirm_never_arrives(source_address):
+            response = requests.post(
+                f"{url}/api/v1/alerts",
+                json=firing(SOURCE),
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=5,
             )
+            assert response.status_code == 200
+            # Finish has started the guest there; the actioner now waits on a Confirm that never comes
+            domain = _wait(f"a chunk member running on {DESTINATION}", arrived, timeout=180)
+            ports = _ports_to(process.pid, source_address)
             process.send_signal(signal.SIGKILL)
             process.wait(10)
+            # As libvirt documents for a client lost after Finish, the source then waits, paused,
+            # with no job.
+            _reset(ports, source_address)
+            _wait(f"{domain} left paused on {SOURCE} without a job", stranded, 60, 0.2)
+    except AssertionError as exc:
+        libvirtd_log = (lab.state_dir / "hosts" / SOURCE / "libvirtd.log").read_text()[-2500:]
+        raise AssertionError(
+            f"{exc}; (state, reason, active, persistent), job: {seen}; {SOURCE}'s libvirtd said: "
+            f"{libvirtd_log}"
+        ) from None
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(10)
-    # what libvirt documents for a client lost after Finish: the source waits, paused, with no job
-    _wait(
-        f"{domain} left paused by the migration on {SOURCE} without a job",
-        lambda: (
-            _copy(lab, SOURCE, domain)
-            == (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_MIGRATION, True, True)
-            and lab.connection(SOURCE).lookupByName(domain).jobInfo()[0]
-            == libvirt.VIR_DOMAIN_JOB_NONE
-        ),
-        timeout=60,
-        poll=0.2,
-    )
     assert _copy(lab, DESTINATION, domain) == (
         libvirt.VIR_DOMAIN_RUNNING,
         libvirt.VIR_DOMAIN_RUNNING_MIGRATED,

@@ -86,6 +86,9 @@ class FakeConn:
     def interfaceLookupByName(self, name):
         return object()  # every bridge exists
 
+    def listAllDomains(self, flags):
+        return []  # nothing defined without running
+
     def lookupByName(self, name):
         if self.cluster.placement.get(name) != self.host:
             error = libvirt.libvirtError(f"Domain not found: {name}")

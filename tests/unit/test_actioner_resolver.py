@@ -67,7 +67,14 @@ class Pool:
     def connection(self, host):
         if host in self.silent:
             raise HostUnreachableError(f"{host}: cannot connect to qemu+tcp://{host}/system")
-        return SimpleNamespace(lookupByName=lambda name: self._lookup(host, name))
+        return SimpleNamespace(
+            lookupByName=lambda name: self._lookup(host, name),
+            listAllDomains=lambda flags: [
+                SimpleNamespace(name=lambda n=n: n)
+                for n, d in self.hosts[host].items()
+                if not d.active and d.persistent
+            ],
+        )
 
     def _lookup(self, host, name):
         dom = self.hosts[host].get(name)
@@ -223,3 +230,29 @@ def test_a_migration_keeps_its_own_connections_until_its_outcome_is_known(tmp_pa
     assert not result.ok and "migration failed" in result.error
     # the source never left: judged settled there, nothing resumed or destroyed
     assert source.calls == []
+
+
+def test_a_definition_left_on_a_source_whose_libvirtd_was_away_is_removed(journal):
+    stale = Dom(RUNNING)
+    stale.active = False  # defined, not running: the move's undefine never reached it
+    running = Dom(RUNNING)
+    pool = Pool({"hv1": {"db1": stale}, "hv3": {"db1": running}})
+    (result,) = Resolver(pool, journal).recheck()
+    assert result.done and result.host == "hv3"
+    assert stale.calls == ["undefine"] and running.calls == []
+
+
+def test_a_job_that_outlives_the_migration_timeout_is_journaled_ambiguous(journal, monkeypatch):
+    shell = Dom(PAUSED_BY_MIGRATION, persistent=False, job=True)
+    pool = Pool({"hv1": {"db1": Dom(RUNNING)}, "hv3": {"db1": shell}})
+    pool.config.execution = SimpleNamespace(migration_timeout=60.0)
+    resolver = Resolver(pool, journal)
+    now = [1000.0]
+    monkeypatch.setattr("actioner.resolver.time.monotonic", lambda: now[0])
+    resolver.recheck()
+    assert journal.ambiguous_domains() == {}  # a job may be a migration finishing: not yet
+    now[0] += 61
+    resolver.recheck()
+    reason = journal.ambiguous_domains()["db1"]
+    assert "a job has run on it for 61 s" in reason
+    assert shell.calls == []
