@@ -13,7 +13,7 @@ from virtbalance.planner.drain import drain
 from virtbalance.planner.model import build_model
 from virtbalance.planner.outcome import Outcome
 from virtbalance.planner.placement import Placer
-from virtbalance.planner.refine import enabled, refine
+from virtbalance.planner.refine import enabled, refine_relieve
 from virtbalance.planner.relieve import relieve
 from virtbalance.policy import Policy
 from virtbalance.snapshot import Snapshot
@@ -120,7 +120,7 @@ def _relieve(
     assert best is not None
     if not solver:
         return best, deadline.cut
-    refined, proven = refine(
+    refined, proven = refine_relieve(
         snapshot, policy, relieve_hosts, forbidden, max_migrations, best, deadline
     )
     if refined is not None and refined.cost() < best.cost():

@@ -113,13 +113,15 @@ def _spread(rng: random.Random, domains: int, hosts: int) -> list[int]:
 
 def tight(seed: int) -> Shape:
     """A tight cluster: a third of the hosts at 80-105% CPU, the others at 35-60%, half the domains in
-    chunks of 2-4, a few pinned and anti-affine. Overloaded hosts compete for the little room there is."""
+    chunks of 2-4, a few pinned and anti-affine, none in cooldown (so no host is settling: what is hard
+    is where to put things). Overloaded hosts compete for the little room there is."""
     rng = random.Random(seed)
     hosts = rng.randint(4, 30)
     return Shape(
         hosts=hosts,
         domains=hosts * rng.randint(8, 24),
         chunked=0.5,
+        cooling=0.0,
         overloaded=1 / 3,
         calm_cpu=(0.35, 0.6),
         hot_cpu=(0.80, 1.05),

@@ -17,7 +17,7 @@ from virtbalance.snapshot import Snapshot
 SOLVER_SHARE = 0.8
 
 
-def refine(  # noqa: PLR0917 - the planner's inputs, passed through
+def refine_relieve(  # noqa: PLR0917 - the planner's inputs, passed through
     snapshot: Snapshot,
     policy: Policy,
     relieve_hosts: frozenset[str] | None,
