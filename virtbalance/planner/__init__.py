@@ -13,7 +13,7 @@ from virtbalance.planner.drain import drain
 from virtbalance.planner.model import build_model
 from virtbalance.planner.outcome import Outcome
 from virtbalance.planner.placement import Placer
-from virtbalance.planner.refine import enabled, refine_relieve
+from virtbalance.planner.refine import enabled, refine_relieve, small_enough
 from virtbalance.planner.relieve import relieve
 from virtbalance.policy import Policy
 from virtbalance.snapshot import Snapshot
@@ -33,7 +33,7 @@ VARIANTS = (
 )
 MAX_CONTESTED = 64
 # Share of the budget the greedy search may use when CP-SAT refines its plan (CP-SAT has the rest).
-GREEDY_SHARE = 0.4
+GREEDY_SHARE = 0.25
 # More hosts than this missing their cheapest set means the plan's budget is what limits it (most hosts
 # cannot be relieved in this plan whatever the order): other orders would cost time for nothing.
 MAX_MISSED = 8
@@ -102,6 +102,7 @@ def _relieve(
     budget is what they compete for), tight packing, the reverse order; keep the cheapest plan (ties go
     to the earlier variant). Then CP-SAT, seeded with that plan, where OR-Tools is installed: its plan
     is kept only if cheaper. Returns the plan and, unless it is proven optimal, what the budget cut."""
+    solver = solver and small_enough(snapshot, policy, relieve_hosts, forbidden, max_migrations)
     greedy = deadline.part(GREEDY_SHARE) if solver else deadline
     best: Outcome | None = None
     missed_first: tuple[str, ...] = ()

@@ -10,7 +10,7 @@ planner's allowance for a chunk larger than a cap moving alone (stricter, so sti
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -203,26 +203,27 @@ class _Problem:
         return solver, solver.solve(self.cp)
 
 
-def pairs(model: Model, needs: Mapping[str, Need], receivers: Sequence[HostLoad]) -> int:
+def pairs(model: Model, needs: Mapping[str, Need], receivers: Sequence[object]) -> int:
     """How big the model would be, in (chunk, destination) pairs before filtering."""
     return sum(1 for n in needs for u in model.units[n] if not u.blocked) * len(receivers)
 
 
-def solve_sets(  # noqa: PLR0917
+def solve_sets(
     model: Model,
     needs: Mapping[str, Need],
     receivers: Sequence[HostLoad],
     hint: Sequence[tuple[Unit, str]],
-    seconds: float,
-    deterministic: bool,
+    seconds: Callable[[], tuple[float, bool]],
 ) -> Sets | None:
     """The full-relief sets that resolve the most hosts with the least memory, then fewest migrations,
-    from the model's current state; None if CP-SAT found nothing in time."""
+    from the model's current state; None if CP-SAT found nothing in time. ``seconds``, asked once the
+    model is built: how long CP-SAT may take, and whether in its deterministic work units."""
     from ortools.sat.python import cp_model  # noqa: PLC0415
 
     problem = _Problem(model, needs, receivers, require_all=False)
     problem.hint(hint)
-    solver, status = problem.solve(seconds, deterministic)
+    limit, deterministic = seconds()
+    solver, status = problem.solve(limit, deterministic)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     moves: dict[str, list[tuple[Unit, str]]] = {}

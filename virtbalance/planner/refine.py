@@ -14,7 +14,7 @@ from virtbalance.policy import Policy
 from virtbalance.snapshot import Snapshot
 
 # Share of the remaining budget CP-SAT may use: the rest replays its answer into a plan.
-SOLVER_SHARE = 0.8
+SOLVER_SHARE = 0.9
 
 
 def refine_relieve(  # noqa: PLR0917 - the planner's inputs, passed through
@@ -49,12 +49,15 @@ def refine_relieve(  # noqa: PLR0917 - the planner's inputs, passed through
         for m in greedy.moves
         if m.unit.host in needs and m.unit.host not in unresolved
     ]
-    remaining = deadline.remaining()
-    if remaining is None:
-        # No clock: CP-SAT's own work units, so that the same input still gives the same plan.
-        sets = exact.solve_sets(model, needs, receivers, hint, policy.plan_budget, True)
-    else:
-        sets = exact.solve_sets(model, needs, receivers, hint, remaining * SOLVER_SHARE, False)
+
+    def seconds() -> tuple[float, bool]:
+        remaining = deadline.remaining()
+        if remaining is None:
+            # No clock: CP-SAT's own work units, so that the same input still gives the same plan.
+            return policy.plan_budget, True
+        return remaining * SOLVER_SHARE, False
+
+    sets = exact.solve_sets(model, needs, receivers, hint, seconds)
     if sets is None or not sets.optimal:
         deadline.stop("exact")
     if sets is None:
@@ -74,6 +77,21 @@ def refine_relieve(  # noqa: PLR0917 - the planner's inputs, passed through
 def enabled(policy: Policy) -> bool:
     """Whether relieve refines its plan with CP-SAT: OR-Tools installed and not ``plan_solver: greedy``."""
     return policy.plan_solver != "greedy" and exact.available()
+
+
+def small_enough(
+    snapshot: Snapshot,
+    policy: Policy,
+    relieve_hosts: frozenset[str] | None,
+    forbidden: frozenset[tuple[str, str]],
+    max_migrations: int | None,
+) -> bool:
+    """Whether the CP-SAT model stays within ``exact.MAX_PAIRS``: if not, the greedy search keeps the
+    whole budget."""
+    model = build_model(snapshot, policy, forbidden, max_migrations)
+    outcome = Outcome(model, Placer(model))
+    needs, _ = prepare(outcome, relieve_hosts)
+    return exact.pairs(model, needs, outcome.placer.order) <= exact.MAX_PAIRS
 
 
 def _optimal(greedy: Outcome, model: Model, needs: Mapping[str, Need]) -> bool:

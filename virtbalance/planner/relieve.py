@@ -319,8 +319,15 @@ def _movable(outcome: Outcome, host: HostLoad) -> tuple[list[Unit], list[Unit]]:
 def _why_stuck(outcome: Outcome, stuck: list[Unit]) -> list[str]:
     """What keeps each unit in place, for an operator (only computed when reported: it scans hosts)."""
     return [
-        f"{u.describe()}: {u.blocked}" if u.blocked else outcome.placer.why_not(u) for u in stuck
+        f"{u.describe()}: {u.blocked}" if u.blocked else _why_not(outcome, u) for u in stuck
     ]
+
+
+def _why_not(outcome: Outcome, unit: Unit) -> str:
+    """``Placer.why_not``, unless the budget has run out: it scans every host, for each chunk."""
+    if outcome.deadline.cut is not None:
+        return f"{unit.describe()} fits no host (not examined further: plan_budget ran out)"
+    return outcome.placer.why_not(unit)
 
 
 def _limit(outcome: Outcome, host: HostLoad) -> int:
@@ -478,7 +485,7 @@ def _evacuate(outcome: Outcome, host: HostLoad) -> None:
             continue
         destination = outcome.placer.find(unit)
         if destination is None:
-            blockers.append(outcome.placer.why_not(unit))
+            blockers.append(_why_not(outcome, unit))
             continue
         why = (
             f"evacuate {host.name}: load outside its domains alone is "
@@ -554,7 +561,7 @@ def _partial_relief(outcome: Outcome, host: HostLoad, need: Need) -> None:
                 continue
             destination = outcome.placer.find(unit)
             if destination is None:
-                blockers.append(outcome.placer.why_not(unit))
+                blockers.append(_why_not(outcome, unit))
                 continue
             outcome.move(unit, destination, f"{why}: hungriest chunks first")
             left = Need(max(0.0, left.cpu - unit.cpu), max(0, left.memory - unit.memory))
