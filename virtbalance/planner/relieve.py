@@ -318,9 +318,7 @@ def _movable(outcome: Outcome, host: HostLoad) -> tuple[list[Unit], list[Unit]]:
 
 def _why_stuck(outcome: Outcome, stuck: list[Unit]) -> list[str]:
     """What keeps each unit in place, for an operator (only computed when reported: it scans hosts)."""
-    return [
-        f"{u.describe()}: {u.blocked}" if u.blocked else _why_not(outcome, u) for u in stuck
-    ]
+    return [f"{u.describe()}: {u.blocked}" if u.blocked else _why_not(outcome, u) for u in stuck]
 
 
 def _why_not(outcome: Outcome, unit: Unit) -> str:
