@@ -15,6 +15,9 @@ from virtbalance.snapshot import Snapshot
 
 # Share of the remaining budget CP-SAT may use: the rest replays its answer into a plan.
 SOLVER_SHARE = 0.9
+# Hosts times domains above this many times exact.MAX_PAIRS: no need to count the pairs (about 700 hosts
+# with 6 domains each; a tenth of them overloaded would already give 60,000 pairs).
+OBVIOUSLY_TOO_BIG = 50
 
 
 def refine_relieve(  # noqa: PLR0917 - the planner's inputs, passed through
@@ -87,7 +90,9 @@ def small_enough(
     max_migrations: int | None,
 ) -> bool:
     """Whether the CP-SAT model stays within ``exact.MAX_PAIRS``: if not, the greedy search keeps the
-    whole budget."""
+    whole budget. Clusters far too big are told apart without building a model (it takes a while)."""
+    if len(snapshot.hosts) * len(snapshot.domains) > OBVIOUSLY_TOO_BIG * exact.MAX_PAIRS:
+        return False
     model = build_model(snapshot, policy, forbidden, max_migrations)
     outcome = Outcome(model, Placer(model))
     needs, _ = prepare(outcome, relieve_hosts)
