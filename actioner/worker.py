@@ -233,6 +233,7 @@ class Worker:
                 relieve_hosts=relieve,
                 forbidden=frozenset(frozen) | frozenset(ineligible),
                 max_migrations=active.remaining_hourly,
+                clock=time.monotonic,
             )
             new_frozen: dict[tuple[str, str], str] = {}
             if self.alertmanager is not None:

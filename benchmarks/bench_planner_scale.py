@@ -1,8 +1,12 @@
 """Planner speed: relieve on seeded clusters from 50 to 5,000 hosts (6 domains per host, 20% in chunks, 5% overloaded).
 
 Usage: .venv/bin/python benchmarks/bench_planner_scale.py [--sizes 50,500,1000,2000,5000] [--repeat 3]
+       [--overloaded 0.05] [--lifted] [--tight] [--solver auto|greedy]
 Times plan() only (the snapshot is built beforehand; parsing is reported separately for the largest size),
-with the per-plan caps lifted and with the default policy.
+with the per-plan caps lifted and with the default policy, each on time.monotonic with the default
+plan_budget (2 s), as the CLI and the actioner run it; ``cut`` says where the budget cut a plan.
+``--lifted``: max_per_host lifted too (100000, like max_migrations; else 8). ``--tight``: hosts not
+overloaded at 35-60% CPU, overloaded ones at 80-105%, half the domains in chunks.
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from virtbalance.planner import plan
+from virtbalance.planner import exact, plan
 from virtbalance.planner.instances import Shape, generate
-from virtbalance.policy import Policy
+from virtbalance.policy import PLAN_SOLVERS, Policy
 from virtbalance.snapshot import parse_snapshot
 
 
@@ -27,24 +32,34 @@ def main() -> int:
     parser.add_argument("--sizes", default="50,500,1000,2000,5000")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--overloaded", type=float, default=0.05)
+    parser.add_argument("--lifted", action="store_true", help="max_per_host 100000 too")
+    parser.add_argument("--tight", action="store_true", help="busy hosts, half the domains chunked")
+    parser.add_argument("--solver", choices=PLAN_SOLVERS, default="auto")
     args = parser.parse_args()
+    exact.available()  # import OR-Tools (if installed) before any plan is timed
     # Per-plan caps lifted so that every overloaded host is planned for: the cost of the whole search.
-    policy = Policy(max_migrations=100_000, max_per_host=8)
+    policy = Policy().replace(
+        max_migrations=100_000, max_per_host=100_000 if args.lifted else 8, plan_solver=args.solver
+    )
     # And the default policy (8 migrations per plan): most overloaded hosts then wait for the next plan.
-    default = Policy()
+    default = Policy().replace(plan_solver=args.solver)
     rows = []
     for hosts in (int(x) for x in args.sizes.split(",")):
-        snapshot = generate(args.seed, Shape(hosts=hosts, domains=6 * hosts, overloaded=0.05))
+        shape = Shape(hosts=hosts, domains=6 * hosts, overloaded=args.overloaded)
+        if args.tight:
+            shape = replace(shape, chunked=0.5, calm_cpu=(0.35, 0.6), hot_cpu=(0.8, 1.05))
+        snapshot = generate(args.seed, shape)
         chunked = sum(1 for d in snapshot.domains if d.private_networks) / len(snapshot.domains)
         times = []
         for _ in range(args.repeat):
             start = time.perf_counter()
-            result = plan(snapshot, policy)
+            result = plan(snapshot, policy, clock=time.monotonic)
             times.append(time.perf_counter() - start)
         capped = []
         for _ in range(args.repeat):
             start = time.perf_counter()
-            plan(snapshot, default)
+            plan(snapshot, default, clock=time.monotonic)
             capped.append(time.perf_counter() - start)
         rows.append(
             {
@@ -58,6 +73,7 @@ def main() -> int:
                 "unresolved_hosts": len({u.host for u in result.unresolved}),
                 "seconds_median": round(statistics.median(times), 3),
                 "seconds_max": round(max(times), 3),
+                "cut": result.cut_short.stage if result.cut_short else None,
                 "default_policy_seconds_median": round(statistics.median(capped), 3),
             }
         )

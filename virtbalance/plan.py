@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from virtbalance.errors import ValidationError
 
@@ -90,6 +90,35 @@ class HostAfter:
         return {"name": self.name, "cpu_ratio": self.cpu_ratio, "memory_ratio": self.memory_ratio}
 
 
+CutStage = Literal["search", "improvement", "variants", "exact", "moves"]
+CUT_STAGES: tuple[CutStage, ...] = ("search", "improvement", "variants", "exact", "moves")
+
+
+@dataclass(frozen=True)
+class CutShort:
+    """The planning budget ran out: the plan is the best found by then, not the best there may be.
+
+    ``stage`` is what was running when it ran out (``search``: the per-host search for the cheapest
+    set, later hosts took the first set found; ``improvement``: re-solving hosts that competed;
+    ``variants``: other orders and packings; ``exact``: the CP-SAT search, not proven optimal;
+    ``moves``: a mode's move-by-move loop, stopped early).
+    """
+
+    budget: float  # seconds (the policy's plan_budget)
+    stage: CutStage
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.stage not in CUT_STAGES:
+            raise ValidationError(
+                "cut_short.stage",
+                [f"unknown stage {self.stage!r} (known: {', '.join(CUT_STAGES)})"],
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"budget_seconds": self.budget, "stage": self.stage, "reason": self.reason}
+
+
 @dataclass(frozen=True)
 class Plan:
     """The planner's answer: migrations in execution order, chunk by chunk; what stays unresolved."""
@@ -98,6 +127,8 @@ class Plan:
     migrations: tuple[Migration, ...] = ()
     unresolved: tuple[Unresolved, ...] = ()
     hosts_after: tuple[HostAfter, ...] = ()
+    # Set when the planning budget ran out before the search was done.
+    cut_short: CutShort | None = None
 
     @property
     def empty(self) -> bool:
@@ -116,6 +147,7 @@ class Plan:
             "migrations": [m.to_dict() for m in self.migrations],
             "unresolved": [u.to_dict() for u in self.unresolved],
             "hosts_after": [h.to_dict() for h in self.hosts_after],
+            "cut_short": self.cut_short.to_dict() if self.cut_short else None,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -151,6 +183,7 @@ class Plan:
                     )
                     for h in data.get("hosts_after", ())
                 ),
+                cut_short=_cut_short(data.get("cut_short")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ValidationError):
@@ -168,6 +201,9 @@ class Plan:
                 (m.chunk, m.domain, m.source, m.destination, m.reason) for m in self.migrations
             ]
             lines += _table(rows)
+        if self.cut_short:
+            lines.append("")
+            lines.append(f"cut short: {self.cut_short.reason}")
         if self.unresolved:
             lines.append("")
             lines.append("unresolved:")
@@ -186,6 +222,14 @@ class Plan:
                 + [(h.name, f"{h.cpu_ratio:.1%}", f"{h.memory_ratio:.1%}") for h in shown]
             )
         return "\n".join(lines)
+
+
+def _cut_short(data: Any) -> CutShort | None:
+    if data is None:
+        return None
+    # CutShort checks the stage.
+    stage = cast(CutStage, str(data["stage"]))
+    return CutShort(budget=float(data["budget_seconds"]), stage=stage, reason=str(data["reason"]))
 
 
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:

@@ -13,6 +13,7 @@ from virtbalance.errors import ConfigError
 from virtbalance.yamlfile import read_yaml
 
 CPU_SIGNALS = ("demand", "node", "max")
+PLAN_SOLVERS = ("auto", "greedy")
 _JOB_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
 
 
@@ -38,6 +39,11 @@ class Policy:
     # Partial relief (targets out of reach): a chunk moves only if it carries this share of the host's
     # capacity in a resource the host is over (smaller moves cost a migration and relieve nothing).
     partial_min_relief: float = 0.05
+    # Planning time: after this long the best plan found so far is returned, marked as cut short.
+    plan_budget: float = 2.0
+    # auto: CP-SAT (OR-Tools) refines the greedy plan within the budget where OR-Tools is installed;
+    # greedy: never.
+    plan_solver: str = "auto"
     # Other planner modes.
     balance_spread: float = 0.15
     cpu_low: float = 0.20
@@ -131,6 +137,7 @@ _DURATION_FIELDS = frozenset(
         "underutilized_for",
         "exporter_down_for",
         "migration_failure_window",
+        "plan_budget",
     }
 )
 _RATIO_FIELDS = frozenset(
@@ -140,12 +147,21 @@ _RATIO_FIELDS = frozenset(
 
 def _coerce(key: str, default: Any, raw: Any) -> Any:
     """Turn one raw YAML value into the field's type, or raise ValueError saying why not."""
+    if key == "plan_budget":
+        budget = parse_duration(raw)
+        if budget <= 0:
+            raise ValueError(f"must be a positive duration, got {raw!r}")
+        return budget
     if key in _DURATION_FIELDS:
         return parse_duration(raw)
     if key == "exporter_job":
         # It lands inside a PromQL string literal: keep to characters that need no escaping.
         if not isinstance(raw, str) or not _JOB_NAME.fullmatch(raw):
             raise ValueError(f"expected a scrape job name ([A-Za-z0-9_.:-]+), got {raw!r}")
+        return raw
+    if key == "plan_solver":
+        if raw not in PLAN_SOLVERS:
+            raise ValueError(f"must be one of {', '.join(PLAN_SOLVERS)}, got {raw!r}")
         return raw
     if key == "cpu_signal":
         if raw not in CPU_SIGNALS:

@@ -153,3 +153,36 @@ def test_live_with_unusable_config_exits_2(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "absent.yaml" in captured.err
+
+
+def test_json_says_nothing_was_cut(tmp_path, capsys):
+    assert main(["plan", "--snapshot", write(tmp_path, SNAPSHOT), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cut_short"] is None
+
+
+def test_a_plan_cut_by_its_budget_says_so_in_json_and_table(tmp_path, capsys):
+    # A tight cluster with the caps lifted (issue 16's kind): the greedy search alone takes seconds.
+    from virtbalance.planner.instances import generate, tight  # noqa: PLC0415
+
+    snapshot = write(tmp_path, generate(17, tight(17)).to_dict())
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "max_migrations: 100000\nmax_per_host: 100000\nplan_budget: 10ms\nplan_solver: greedy\n"
+    )
+    assert main(["plan", "--snapshot", snapshot, "--policy", str(policy), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["cut_short"]["budget_seconds"] == 0.01
+    assert out["cut_short"]["stage"] in {"search", "improvement", "variants"}
+    assert out["migrations"]  # the first sets found still move
+    assert main(["plan", "--snapshot", snapshot, "--policy", str(policy)]) == 0
+    assert "cut short: plan_budget 0.01s ran out during" in capsys.readouterr().out
+
+
+def test_a_bad_budget_is_bad_input(tmp_path, capsys):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("plan_budget: 0s\n")
+    snapshot = write(tmp_path, SNAPSHOT)
+    assert main(["plan", "--snapshot", snapshot, "--policy", str(policy)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "plan_budget: must be a positive duration, got '0s'" in captured.err

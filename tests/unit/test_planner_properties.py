@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from virtbalance.chunks import ChunkMember, find_chunks
 from virtbalance.plan import Mode, Plan
 from virtbalance.planner import plan
+from virtbalance.planner.instances import generate, tight
 from virtbalance.policy import Policy
 from virtbalance.snapshot import DomainState, HostState, Snapshot
 
@@ -19,6 +20,21 @@ NOW = 1_000_000.0
 EPS = 1e-9
 POLICY = Policy()
 SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large]
+# Tight clusters of at most 10 hosts (virtbalance.planner.instances.tight): big enough for the budget
+# to cut the search at many different points.
+TIGHT_SEEDS = [1, 2, 14, 15, 18, 21, 22, 28, 31, 32, 39, 43, 46, 49, 55, 57, 66, 67, 70, 72, 79]
+
+
+class Ticks:
+    """A fake monotonic clock: each reading is one second after the one before, so a plan_budget of
+    N seconds cuts the plan at its N-th look at the clock, the same way every run."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def __call__(self) -> float:
+        self.readings += 1
+        return float(self.readings)
 
 
 @st.composite
@@ -253,3 +269,58 @@ def test_relieve_hosts_limits_the_sources(snapshot):
     result = plan(snapshot, POLICY, relieve_hosts=chosen)
     assert {m.source for m in result.migrations} <= chosen
     assert {u.host for u in result.unresolved} <= chosen
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=SLOW_OK)
+@given(scenarios(), st.integers(1, 80), st.sampled_from(["auto", "greedy"]))
+def test_plans_cut_by_the_budget_never_break_a_hard_constraint(scenario, ticks, solver):
+    snapshot, policy, mode, forbidden = scenario
+    policy = policy.replace(plan_budget=ticks, plan_solver=solver)
+    result = plan(snapshot, policy, mode, forbidden=forbidden, clock=Ticks())
+    check_invariants(snapshot, policy, mode, forbidden, result)
+    if result.cut_short is not None:
+        assert result.cut_short.budget == ticks
+        assert Plan.from_dict(result.to_dict()) == result
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=SLOW_OK)
+@given(
+    st.sampled_from(TIGHT_SEEDS),
+    st.integers(1, 1500),
+    st.sampled_from(["auto", "greedy"]),
+    st.sampled_from([(8, 4), (100_000, 100_000)]),
+    st.integers(0, 8),
+)
+def test_tight_clusters_cut_anywhere_keep_every_hard_constraint(seed, ticks, solver, caps, cap):
+    snapshot = generate(seed, tight(seed))
+    policy = POLICY.replace(
+        plan_budget=ticks, plan_solver=solver, max_migrations=caps[0], max_per_host=caps[1]
+    )
+    mode = Mode("relieve")
+    result = plan(snapshot, policy, mode, max_migrations=cap * 10 or None, clock=Ticks())
+    check_invariants(snapshot, policy, mode, frozenset(), result, cap=cap * 10 or None)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=SLOW_OK)
+@given(scenarios(), st.integers(1, 80), st.integers(0, 2**32))
+def test_a_budget_cut_at_the_same_point_gives_the_same_plan(scenario, ticks, seed):
+    snapshot, policy, mode, forbidden = scenario
+    policy = policy.replace(plan_budget=ticks)
+    rng = random.Random(seed)
+    hosts, domains = list(snapshot.hosts), list(snapshot.domains)
+    rng.shuffle(hosts)
+    rng.shuffle(domains)
+    shuffled = Snapshot(snapshot.time, tuple(hosts), tuple(domains))
+    first = plan(snapshot, policy, mode, forbidden=forbidden, clock=Ticks())
+    assert plan(shuffled, policy, mode, forbidden=forbidden, clock=Ticks()) == first
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=SLOW_OK)
+@given(st.sampled_from(TIGHT_SEEDS), st.integers(1, 1500))
+def test_tight_clusters_cut_at_the_same_point_give_the_same_plan(seed, ticks):
+    # Greedy only: CP-SAT's limit is real seconds, and how far it gets in them is not repeatable.
+    snapshot = generate(seed, tight(seed))
+    policy = POLICY.replace(
+        plan_budget=ticks, plan_solver="greedy", max_migrations=100_000, max_per_host=100_000
+    )
+    assert plan(snapshot, policy, clock=Ticks()) == plan(snapshot, policy, clock=Ticks())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from virtbalance.errors import ValidationError
@@ -63,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         snapshot, config_policy = load_snapshot(args.snapshot), None
     policy = Policy.load(args.policy) if args.policy else (config_policy or Policy())
-    result = plan(snapshot, policy, mode)
+    # The policy's plan_budget runs on this clock: past it, the best plan found so far is printed.
+    result = plan(snapshot, policy, mode, clock=time.monotonic)
     if args.json:
         sys.stdout.write(result.to_json() + "\n")
     else:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from virtbalance.errors import ValidationError
-from virtbalance.plan import Mode, Plan
+from virtbalance.plan import CutShort, Mode, Plan
 from virtbalance.planner.balance import balance
 from virtbalance.planner.consolidate import consolidate
+from virtbalance.planner.deadline import Clock, Deadline
 from virtbalance.planner.drain import drain
 from virtbalance.planner.model import build_model
 from virtbalance.planner.outcome import Outcome
 from virtbalance.planner.placement import Placer
+from virtbalance.planner.refine import enabled, refine_relieve, small_enough
 from virtbalance.planner.relieve import relieve
 from virtbalance.policy import Policy
 from virtbalance.snapshot import Snapshot
@@ -28,6 +32,8 @@ VARIANTS = (
     (True, True, False),
 )
 MAX_CONTESTED = 64
+# Share of the budget the greedy search may use when CP-SAT refines its plan (CP-SAT has the rest).
+GREEDY_SHARE = 0.25
 # More hosts than this missing their cheapest set means the plan's budget is what limits it (most hosts
 # cannot be relieved in this plan whatever the order): other orders would cost time for nothing.
 MAX_MISSED = 8
@@ -41,20 +47,36 @@ def plan(
     relieve_hosts: frozenset[str] | None = None,
     forbidden: frozenset[tuple[str, str]] = frozenset(),
     max_migrations: int | None = None,
+    clock: Clock | None = None,
 ) -> Plan:
-    """Decide which chunks move where. No I/O, no clock: the same input gives the same plan.
+    """Decide which chunks move where. No I/O, and no clock but ``clock``: the same input gives the
+    same plan unless the budget cuts it.
 
     ``relieve_hosts`` limits relief to these hosts (None: every host above cpu_high or memory_high);
     ``forbidden`` holds (domain, destination) pairs that may not happen, ``"*"`` meaning anywhere;
-    ``max_migrations`` lowers the policy's per-plan cap (what the hourly rate cap leaves).
+    ``max_migrations`` lowers the policy's per-plan cap (what the hourly rate cap leaves);
+    ``clock`` (monotonic seconds, e.g. ``time.monotonic``) times the policy's ``plan_budget``: once it
+    has passed, the best plan found so far is returned, its ``cut_short`` saying where the search was.
+    Without a clock the searches are bounded by their own limits only.
     """
     names = {h.name for h in snapshot.hosts}
     if mode.kind == "drain" and mode.host not in names:
         raise ValidationError("mode", [f"drain: unknown host {mode.host!r} (not in the snapshot)"])
+    solver = mode.kind == "relieve" and enabled(policy)  # imports OR-Tools before the clock starts
+    deadline = Deadline(clock, policy.plan_budget)
     if mode.kind == "relieve":
-        return _relieve(snapshot, policy, relieve_hosts, forbidden, max_migrations).plan(mode)
+        outcome, cut = _relieve(
+            snapshot,
+            policy,
+            relieve_hosts,
+            forbidden,
+            max_migrations,
+            deadline=deadline,
+            solver=solver,
+        )
+        return replace(outcome.plan(mode), cut_short=cut)
     model = build_model(snapshot, policy, forbidden, max_migrations)
-    outcome = Outcome(model, Placer(model))
+    outcome = Outcome(model, Placer(model), deadline=deadline)
     if mode.kind == "drain":
         assert mode.host is not None  # Mode guarantees it
         drain(outcome, mode.host)
@@ -71,16 +93,24 @@ def _relieve(
     relieve_hosts: frozenset[str] | None,
     forbidden: frozenset[tuple[str, str]],
     max_migrations: int | None,
-) -> Outcome:
+    *,
+    deadline: Deadline,
+    solver: bool,
+) -> tuple[Outcome, CutShort | None]:
     """Least-loaded destinations first. When hosts competed (for destinations or the plan's budget) and
     some missed their cheapest set, also try: the hosts that missed first, fewest domains first (when the
     budget is what they compete for), tight packing, the reverse order; keep the cheapest plan (ties go
-    to the earlier variant)."""
+    to the earlier variant). Then CP-SAT, seeded with that plan, where OR-Tools is installed: its plan
+    is kept only if cheaper. Returns the plan and, unless it is proven optimal, what the budget cut."""
+    solver = solver and small_enough(snapshot, policy, relieve_hosts, forbidden, max_migrations)
+    greedy = deadline.part(GREEDY_SHARE) if solver else deadline
     best: Outcome | None = None
     missed_first: tuple[str, ...] = ()
-    for pack, reverse, frugal in VARIANTS:
+    for number, (pack, reverse, frugal) in enumerate(VARIANTS):
+        if number > 0 and greedy.expired("variants"):
+            break
         model = build_model(snapshot, policy, forbidden, max_migrations)
-        outcome = Outcome(model, Placer(model, pack=pack), frugal=frugal)
+        outcome = Outcome(model, Placer(model, pack=pack), frugal=frugal, deadline=greedy)
         missed = relieve(outcome, relieve_hosts, reverse=reverse, first=missed_first)
         if best is None or outcome.cost() < best.cost():
             best = outcome
@@ -89,4 +119,11 @@ def _relieve(
             break
         missed_first = tuple(dict.fromkeys((*missed_first, *missed)))
     assert best is not None
-    return best
+    if not solver:
+        return best, deadline.cut
+    refined, proven = refine_relieve(
+        snapshot, policy, relieve_hosts, forbidden, max_migrations, best, deadline
+    )
+    if refined is not None and refined.cost() < best.cost():
+        best = refined
+    return best, None if proven else deadline.cut or greedy.cut

@@ -33,7 +33,7 @@ def balance(outcome: Outcome) -> None:
         return
     moved: set[tuple[str, str]] = set()
     received: set[str] = set()
-    while True:
+    while not outcome.deadline.expired("moves"):
         ranked = sorted(hosts, key=lambda h: (h.cpu_ratio, h.name))
         low, high = ranked[0], ranked[-1]
         spread = high.cpu_ratio - low.cpu_ratio

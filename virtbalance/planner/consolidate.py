@@ -21,6 +21,8 @@ def consolidate(outcome: Outcome) -> None:
     )
     receivers: set[str] = set()
     for host in candidates:
+        if outcome.deadline.expired("moves"):
+            break
         units = model.units[host.name]
         size = sum(u.size for u in units)
         blocked = [f"{u.describe()}: {u.blocked}" for u in units if u.blocked]

@@ -25,6 +25,7 @@ class Shape:
     overloaded: float = 0.10  # hosts above cpu_high (a third of them above memory_high too)
     maintenance: float = 0.0
     calm_cpu: tuple[float, float] = (0.05, 0.55)  # CPU ratio range of the hosts not overloaded
+    hot_cpu: tuple[float, float] = (0.78, 0.97)  # CPU ratio range of the overloaded hosts
 
 
 def generate(seed: int, shape: Shape) -> Snapshot:
@@ -43,7 +44,7 @@ def generate(seed: int, shape: Shape) -> Snapshot:
         memory = rng.choice((32, 64, 128)) * GIB
         count = per_host[index]
         if index in overloaded:
-            cpu_ratio = rng.uniform(0.78, 0.97)
+            cpu_ratio = rng.uniform(*shape.hot_cpu)
             memory_ratio = rng.uniform(0.91, 0.96) if rng.random() < 0.33 else rng.uniform(0.3, 0.8)
         else:
             cpu_ratio = rng.uniform(*shape.calm_cpu)
@@ -108,3 +109,20 @@ def _spread(rng: random.Random, domains: int, hosts: int) -> list[int]:
     for index in rng.sample(range(hosts), domains % hosts):
         counts[index] += 1
     return counts
+
+
+def tight(seed: int) -> Shape:
+    """A tight cluster: a third of the hosts at 80-105% CPU, the others at 35-60%, half the domains in
+    chunks of 2-4, a few pinned and anti-affine, none in cooldown (so no host is settling: what is hard
+    is where to put things). Overloaded hosts compete for the little room there is."""
+    rng = random.Random(seed)
+    hosts = rng.randint(4, 30)
+    return Shape(
+        hosts=hosts,
+        domains=hosts * rng.randint(8, 24),
+        chunked=0.5,
+        cooling=0.0,
+        overloaded=1 / 3,
+        calm_cpu=(0.35, 0.6),
+        hot_cpu=(0.80, 1.05),
+    )

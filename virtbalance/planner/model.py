@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from virtbalance.barriers import Barriers, evaluate
 from virtbalance.chunks import ChunkMember, find_chunks
@@ -71,7 +72,7 @@ class Unit:
     def key(self) -> tuple[str, str]:
         return (self.host, self.id)
 
-    @property
+    @cached_property
     def size(self) -> int:
         return len(self.members)
 

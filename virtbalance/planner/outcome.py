@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from virtbalance.plan import HostAfter, Migration, Mode, Plan, Unresolved
+from virtbalance.planner.deadline import Deadline, unbounded
 from virtbalance.planner.model import HostLoad, Model, Unit, pct
 from virtbalance.planner.placement import Placer
 
@@ -34,6 +35,7 @@ class Outcome:
     # relieve: choose each host's set by fewest domains first (a variant for when the budget is short)
     frugal: bool = False
     by_source: dict[str, list[Move]] = field(default_factory=dict)
+    deadline: Deadline = field(default_factory=unbounded)
 
     def move(self, unit: Unit, destination: str, why: str) -> None:
         """Commit a chunk move to the model."""
@@ -112,4 +114,5 @@ class Outcome:
             migrations=tuple(self.migrations()),
             unresolved=tuple(self.unresolved),
             hosts_after=hosts_after,
+            cut_short=self.deadline.cut,
         )

@@ -41,6 +41,11 @@ class Placer:
         self.max_memory = max((h.memory for h in model.hosts.values()), default=1)
         # A host above a target can take nothing; as receivers only fill up, it never comes back.
         self.full_at = max(self.policy.cpu_target, self.policy.memory_target) + EPS
+        # What each host may hold below the targets (capacities never change during a plan), EPS included.
+        self.cpu_room = {n: self.policy.cpu_target * h.cpus + EPS for n, h in model.hosts.items()}
+        self.memory_room = {
+            n: self.policy.memory_target * h.memory + EPS for n, h in model.hosts.items()
+        }
         receivers = [h for h in model.hosts.values() if self.receives(h) is None]
         self.order = sorted((h.load, h.name) for h in receivers if h.load <= self.full_at)
         # Free room only shrinks on receivers during a plan (sources never receive), so these stay upper bounds.
@@ -63,11 +68,16 @@ class Placer:
             return f"{host.name} sends in this plan"
         return None
 
-    def misfit(self, unit: Unit, host: HostLoad, delta: Delta | None = None) -> str | None:
-        """Why ``unit`` may not go to ``host`` (with tentative ``delta`` already there), or None if it fits."""
+    def misfit(
+        self, unit: Unit, host: HostLoad, delta: Delta | None = None, receiving: bool = False
+    ) -> str | None:
+        """Why ``unit`` may not go to ``host`` (with tentative ``delta`` already there), or None if it fits.
+
+        ``receiving``: the caller knows ``host`` receives in this plan (it is in ``order``).
+        """
         if host.name == unit.host:
             return "its own host"
-        reason = self.receives(host)
+        reason = None if receiving else self.receives(host)
         if reason:
             return reason
         policy = self.policy
@@ -124,10 +134,19 @@ class Placer:
             sequence = (order[i] for i in range(end - 1, -1, -1))
         else:
             sequence = iter(order)
+        cpu_room, memory_room = self.cpu_room, self.memory_room
         for _, name in sequence:
             host = hosts[name]
             delta = overlay.get(name) if overlay else None
-            if self.misfit(unit, host, delta) is not None:
+            # Capacity inline first: on a tight cluster it rules out most hosts, and this loop is the
+            # planner's hottest. Hosts in ``order`` all receive (``_reorder`` keeps it so).
+            extra_cpu, extra_memory = (delta.cpu, delta.memory) if delta else (0.0, 0)
+            if (
+                host.cpu_used + extra_cpu + unit.cpu > cpu_room[name]
+                or host.memory_used + extra_memory + unit.memory > memory_room[name]
+            ):
+                continue
+            if self.misfit(unit, host, delta, receiving=True) is not None:
                 continue
             score = self._score(unit, host, delta)
             key = (-score, name) if pack else (score, name)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from virtbalance.planner.deadline import Deadline
 from virtbalance.planner.model import EPS, HostLoad, Model, Unit, pct
 from virtbalance.planner.outcome import Move, Outcome, ratios
 from virtbalance.planner.placement import Delta
 
 # Search nodes per host for the exact subset search; hosts with few chunks never get near it.
 NODE_LIMIT = 20_000
+# The subset search looks at the deadline every this many nodes (a clock reading costs more than a node).
+DEADLINE_EVERY = 64
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,24 @@ def relieve(
     Returns the hosts that did not get the cheapest set of chunks they could have had with destinations
     and budget to themselves: when there are none, no other order can do better.
     """
+    needs, busy = prepare(outcome, relieve_hosts, reverse, first)
+    for name, need in needs.items():
+        _full_relief(outcome, outcome.model.hosts[name], need)
+    missed = _improve(outcome, needs)
+    finish(outcome, needs, busy)
+    return missed
+
+
+def prepare(
+    outcome: Outcome,
+    relieve_hosts: frozenset[str] | None,
+    reverse: bool = False,
+    first: tuple[str, ...] = (),
+) -> tuple[dict[str, Need], list[str]]:
+    """The hosts to relieve, in order, with what must leave each; the busy ones (see ``_evacuate``).
+
+    Overloaded hosts stop receiving; those settling are reported unresolved here.
+    """
     model = outcome.model
     policy = model.policy
     overloaded: list[tuple[float, str, Need]] = []
@@ -76,17 +97,47 @@ def relieve(
             busy.append(name)
         else:
             needs[name] = need
-    for name, need in needs.items():
-        _full_relief(outcome, model.hosts[name], need)
+    return needs, busy
 
-    missed = _improve(outcome, needs)
+
+def finish(outcome: Outcome, needs: dict[str, Need], busy: list[str]) -> None:
+    """After full relief: evacuate the busy hosts, then partial relief where full relief failed."""
     resolved = {m.unit.host for m in outcome.moves}
     for name in busy:
-        _evacuate(outcome, model.hosts[name])
+        _evacuate(outcome, outcome.model.hosts[name])
     for name, need in needs.items():
         if name not in resolved:
-            _partial_relief(outcome, model.hosts[name], need)
-    return missed
+            _partial_relief(outcome, outcome.model.hosts[name], need)
+
+
+def relieve_with(
+    outcome: Outcome, host: HostLoad, need: Need, placed: Sequence[tuple[Unit, str]]
+) -> bool:
+    """Commit a full-relief set found elsewhere (CP-SAT), checking every move against the hard
+    constraints as it goes and the host against the targets at the end; False, with nothing of it
+    committed, if a check fails."""
+    model = outcome.model
+    policy = model.policy
+    done = 0
+    for unit, destination in placed:
+        if (
+            unit.host != host.name
+            or unit.blocked
+            or model.cap_reason(host, unit.size)
+            or outcome.placer.misfit(unit, model.hosts[destination]) is not None
+        ):
+            break
+        outcome.placer.commit(unit, destination)
+        done += 1
+    reached = (
+        done == len(placed)
+        and _target_need(host, need, policy.cpu_target, policy.memory_target).met
+    )
+    for unit, destination in reversed(placed[:done]):
+        outcome.placer.uncommit(unit, destination)
+    if reached:
+        _commit(outcome, host, list(placed))
+    return reached
 
 
 def _ideal(outcome: Outcome, name: str, need: Need) -> tuple[list[Unit], Cost] | None:
@@ -105,6 +156,7 @@ def _ideal(outcome: Outcome, name: str, need: Need) -> tuple[list[Unit], Cost] |
         limit,
         lambda units: outcome.placer.place_all(units, base=base) is not None,
         solo,
+        deadline=outcome.deadline,
     )
     if cover is None:
         return None
@@ -142,13 +194,15 @@ def _improve(outcome: Outcome, needs: dict[str, Need]) -> list[str]:
     while improved and attempts < IMPROVE_ATTEMPTS:
         improved = False
         for missed in list(needs):
+            if outcome.deadline.expired("improvement"):
+                return []
             target = missing(missed)
             if target is None:
                 continue
             best: tuple[Cost, tuple[str, ...]] | None = None
             for group in _rivals(outcome, missed, target[0], needs):
                 attempts += 1
-                if attempts > IMPROVE_ATTEMPTS:
+                if attempts > IMPROVE_ATTEMPTS or outcome.deadline.expired("improvement"):
                     break
                 hosts = (missed, *group)
                 before = _total(outcome, hosts)
@@ -162,6 +216,9 @@ def _improve(outcome: Outcome, needs: dict[str, Need]) -> list[str]:
             if best is not None:
                 _resolve(outcome, needs, (missed, *best[1]))
                 improved = True
+    if outcome.deadline.expired("improvement"):
+        # No time for other variants either: which hosts missed does not matter any more.
+        return []
     return [name for name in needs if missing(name) is not None]
 
 
@@ -170,13 +227,19 @@ Cost = tuple[int, int, int]
 
 def _loose_bound(outcome: Outcome, name: str, need: Need) -> Cost | None:
     """The cost of the cheapest covering set, destinations aside: a quick lower bound."""
-    model = outcome.model
+    bound = loose_bound(outcome.model, name, need)
+    return None if bound is None else (0, *bound)
+
+
+def loose_bound(model: Model, name: str, need: Need) -> tuple[int, int] | None:
+    """(memory, domains) of the cheapest set of chunks covering ``need`` within the caps, wherever it
+    goes: no plan relieves the host for less. None: no set covers it."""
     free = [u for u in model.units[name] if not u.blocked]
     limit = min(model.policy.max_per_host, model.max_migrations)
     cover = cheapest_cover(free, need, limit, lambda _: True, model.solo(None))
     if cover is None:
         return None
-    return (0, sum(u.memory for u in cover), sum(u.size for u in cover))
+    return (sum(u.memory for u in cover), sum(u.size for u in cover))
 
 
 def _rivals(
@@ -255,9 +318,14 @@ def _movable(outcome: Outcome, host: HostLoad) -> tuple[list[Unit], list[Unit]]:
 
 def _why_stuck(outcome: Outcome, stuck: list[Unit]) -> list[str]:
     """What keeps each unit in place, for an operator (only computed when reported: it scans hosts)."""
-    return [
-        f"{u.describe()}: {u.blocked}" if u.blocked else outcome.placer.why_not(u) for u in stuck
-    ]
+    return [f"{u.describe()}: {u.blocked}" if u.blocked else _why_not(outcome, u) for u in stuck]
+
+
+def _why_not(outcome: Outcome, unit: Unit) -> str:
+    """``Placer.why_not``, unless the budget has run out: it scans every host, for each chunk."""
+    if outcome.deadline.cut is not None:
+        return f"{unit.describe()} fits no host (not examined further: plan_budget ran out)"
+    return outcome.placer.why_not(unit)
 
 
 def _limit(outcome: Outcome, host: HostLoad) -> int:
@@ -273,18 +341,16 @@ def _full_relief(outcome: Outcome, host: HostLoad, need: Need) -> bool:
     def places(units: list[Unit]) -> bool:
         return outcome.placer.place_all(units) is not None
 
-    if outcome.frugal:
-        # Fewest domains first (then least memory): leaves the plan's budget to the other hosts.
-        chosen = next(
-            (
-                c
-                for n in range(1, limit + 1)
-                if (c := cheapest_cover(movable, need, n, places, min(solo, n)))
-            ),
-            None,
-        ) or (cheapest_cover(movable, need, limit, places, solo) if solo > limit else None)
-    else:
-        chosen = cheapest_cover(movable, need, limit, places, solo)
+    # frugal: fewest domains first (then least memory), which leaves the plan's budget to the others.
+    chosen = cheapest_cover(
+        movable,
+        need,
+        limit,
+        places,
+        solo,
+        fewest=outcome.frugal,
+        deadline=outcome.deadline,
+    )
     if chosen is None:
         return False
     placed = outcome.placer.place_all(chosen)
@@ -299,14 +365,23 @@ def cheapest_cover(
     limit: int,
     places: Callable[[list[Unit]], bool],
     solo: int = 0,
+    *,
+    fewest: bool = False,
+    deadline: Deadline | None = None,
 ) -> list[Unit] | None:
-    """The set of units covering ``need`` with least memory, then fewest domains, within ``limit`` domains
-    (a set of one unit: within ``solo``, the caps' allowance for a chunk moving alone).
+    """The set of units covering ``need`` with least memory, then fewest domains (``fewest``: fewest
+    domains, then least memory), within ``limit`` domains (a set of one unit: within ``solo``, the
+    caps' allowance for a chunk moving alone).
 
-    Depth-first branch and bound over units sorted by memory; a covering set is only accepted when
-    ``places`` finds destinations for all of it together.
+    Depth-first branch and bound over units sorted by that cost; a covering set is only accepted when
+    ``places`` finds destinations for all of it together. When ``deadline`` expires the search stops
+    and the best set found so far is returned (at worst the greedy start).
     """
-    order = sorted(units, key=lambda u: (u.memory, u.size, u.id))
+
+    def cost(memory: int, size: int) -> tuple[int, int]:
+        return (size, memory) if fewest else (memory, size)
+
+    order = sorted(units, key=lambda u: (cost(u.memory, u.size), u.id))
     count = len(order)
     suffix_cpu = [0.0] * (count + 1)
     suffix_memory = [0] * (count + 1)
@@ -317,8 +392,10 @@ def cheapest_cover(
         return None
 
     best: list[Unit] | None = None
-    best_cost = (float("inf"), float("inf"))
+    inf = 1 << 62
+    best_cost = (inf, inf)
     nodes = 0
+    stopped = deadline is not None and deadline.expired("search")
 
     # A greedy start (most CPU per byte first) gives the search a bound to prune with.
     greedy: list[Unit] = []
@@ -330,36 +407,41 @@ def cheapest_cover(
             greedy.append(unit)
             cpu, memory, size = cpu + unit.cpu, memory + unit.memory, size + unit.size
     if cpu >= need.cpu - EPS and memory >= need.memory and places(greedy):
-        best, best_cost = greedy, (memory, size)
+        best, best_cost = greedy, cost(memory, size)
     # Chunks larger than the caps may only move alone: each is a candidate set by itself.
     for unit in order:
         if (
             limit < unit.size <= solo
-            and (unit.memory, unit.size) < best_cost
+            and cost(unit.memory, unit.size) < best_cost
             and unit.cpu >= need.cpu - EPS
             and unit.memory >= need.memory
             and places([unit])
         ):
-            best, best_cost = [unit], (unit.memory, unit.size)
+            best, best_cost = [unit], cost(unit.memory, unit.size)
 
     chosen: list[Unit] = []
 
     def search(i: int, cpu: float, memory: int, size: int) -> None:
-        nonlocal best, best_cost, nodes
+        nonlocal best, best_cost, nodes, stopped
+        if stopped:
+            return
         nodes += 1
         if nodes > NODE_LIMIT:
             return
+        if nodes % DEADLINE_EVERY == 0 and deadline is not None and deadline.expired("search"):
+            stopped = True
+            return
         if cpu >= need.cpu - EPS and memory >= need.memory:
-            if (memory, size) < best_cost and places(chosen):
-                best, best_cost = list(chosen), (memory, size)
+            if cost(memory, size) < best_cost and places(chosen):
+                best, best_cost = list(chosen), cost(memory, size)
             return
         if i == count:
             return
         if cpu + suffix_cpu[i] < need.cpu - EPS or memory + suffix_memory[i] < need.memory:
             return
         unit = order[i]
-        if (memory + unit.memory, size + unit.size) >= best_cost:
-            # Later units are no smaller (sorted by memory, then size): nothing through here is cheaper.
+        if cost(memory + unit.memory, size + unit.size) >= best_cost:
+            # Later units cost no less (sorted by cost): nothing through here is cheaper.
             return
         if size + unit.size <= limit:
             chosen.append(unit)
@@ -401,7 +483,7 @@ def _evacuate(outcome: Outcome, host: HostLoad) -> None:
             continue
         destination = outcome.placer.find(unit)
         if destination is None:
-            blockers.append(outcome.placer.why_not(unit))
+            blockers.append(_why_not(outcome, unit))
             continue
         why = (
             f"evacuate {host.name}: load outside its domains alone is "
@@ -477,7 +559,7 @@ def _partial_relief(outcome: Outcome, host: HostLoad, need: Need) -> None:
                 continue
             destination = outcome.placer.find(unit)
             if destination is None:
-                blockers.append(outcome.placer.why_not(unit))
+                blockers.append(_why_not(outcome, unit))
                 continue
             outcome.move(unit, destination, f"{why}: hungriest chunks first")
             left = Need(max(0.0, left.cpu - unit.cpu), max(0, left.memory - unit.memory))
@@ -513,7 +595,14 @@ def _cover(outcome: Outcome, host: HostLoad, units: list[Unit], need: Need) -> l
     def places(chosen: list[Unit]) -> bool:
         return outcome.placer.place_all(chosen) is not None
 
-    return cheapest_cover(units, need, _limit(outcome, host), places, outcome.model.solo(host))
+    return cheapest_cover(
+        units,
+        need,
+        _limit(outcome, host),
+        places,
+        outcome.model.solo(host),
+        deadline=outcome.deadline,
+    )
 
 
 def _report(  # noqa: PLR0917
