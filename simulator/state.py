@@ -15,17 +15,21 @@ class Move:
     domain: str
     destination: str
     reason: str = ""
+    # Moves with the same group, source and destination in a row run together (a chunk); "" groups
+    # consecutive moves between the same two hosts.
+    group: str = ""
 
 
 @dataclass(frozen=True)
 class MigrationRecord:
-    """A migration that happened: at ``time`` (when it took effect) it moved ``memory_bytes``."""
+    """A migration that happened: it ended at ``time`` after ``duration`` seconds, copying ``memory_bytes``."""
 
     time: float
     domain: str
     source: str
     destination: str
     memory_bytes: int
+    duration: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class ClusterView:
     host_memory_used: Mapping[str, int]
     firing: frozenset[str]
     history: Sequence[MigrationRecord]
+    # When the migrations decided so far will all have ended (the executor is busy until then).
+    executing_until: float = 0.0
 
     def cpu_ratio(self, host: str) -> float:
         return self.host_cpu_used[host] / self.host_cpus[host]

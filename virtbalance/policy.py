@@ -30,6 +30,10 @@ class Policy:
     memory_target: float = 0.85
     # Barriers against migration storms.
     vm_cooldown: float = 3600.0
+    # The cooldown doubles with each move of a domain within vm_cooldown_window, up to vm_cooldown_max
+    # (at or below vm_cooldown: a fixed cooldown). See virtbalance.barriers.cooldown.
+    vm_cooldown_max: float = 21600.0
+    vm_cooldown_window: float = 86400.0
     host_settle: float = 600.0
     anti_flap: float = 86400.0
     max_migrations: int = 8
@@ -124,6 +128,8 @@ class Policy:
 _DURATION_FIELDS = frozenset(
     {
         "vm_cooldown",
+        "vm_cooldown_max",
+        "vm_cooldown_window",
         "host_settle",
         "anti_flap",
         "overload_for",

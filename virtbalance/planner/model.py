@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from virtbalance.barriers import Barriers, evaluate
+from virtbalance.causes import Cause
 from virtbalance.chunks import ChunkMember, find_chunks
 from virtbalance.policy import Policy
 from virtbalance.snapshot import DomainState, Snapshot
@@ -64,8 +65,10 @@ class Unit:
     anti_affinity: frozenset[str]
     # Why it may not move at all (pinned, cooldown, forbidden), or None.
     blocked: str | None
-    # Destinations it may not go to, with the reason (anti-flap, forbidden pairs).
-    barred: tuple[tuple[str, str], ...]
+    # Destinations it may not go to, with the reason (anti-flap, forbidden pairs) and its cause.
+    barred: tuple[tuple[str, str, Cause], ...]
+    # What ``blocked`` is, typed (the first member's barrier: frozen, pinned, then cooldown).
+    blocked_cause: Cause | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -76,9 +79,15 @@ class Unit:
         return len(self.members)
 
     def barred_reason(self, host: str) -> str | None:
-        for name, reason in self.barred:
+        for name, reason, _ in self.barred:
             if name == host:
                 return reason
+        return None
+
+    def barred_cause(self, host: str) -> Cause | None:
+        for name, _, cause in self.barred:
+            if name == host:
+                return cause
         return None
 
     def describe(self) -> str:
@@ -119,11 +128,20 @@ class Model:
         may move when it is the only move touching the host, and one larger than ``max_migrations``
         when it is the only move of the plan (within ``ceiling``). Anything else must fit the caps.
         """
+        found = self.cap_cause(host, size)
+        return None if found is None else found[1]
+
+    def cap_cause(self, host: HostLoad, size: int) -> tuple[Cause, str] | None:
+        """``cap_reason`` with its cause: the hourly cap when what it left is below the per-plan cap."""
         policy = self.policy
         if host.moves + size > policy.max_per_host and (host.moves > 0 or policy.max_per_host == 0):
-            return f"max_per_host {policy.max_per_host} reached on {host.name}"
+            return Cause.PLAN_CAP, f"max_per_host {policy.max_per_host} reached on {host.name}"
         if size > self.budget_left() and size > self._alone(self.migrations):
-            return f"max_migrations {self.max_migrations} per plan reached"
+            hourly = self.ceiling is not None and self.ceiling < policy.max_migrations
+            return (
+                Cause.HOURLY_CAP if hourly else Cause.PLAN_CAP,
+                f"max_migrations {self.max_migrations} per plan reached",
+            )
         return None
 
     def solo(self, host: HostLoad | None) -> int:
@@ -147,9 +165,11 @@ def build_model(
     policy: Policy,
     forbidden: frozenset[tuple[str, str]],
     max_migrations: int | None,
+    barriers: Barriers | None = None,
 ) -> Model:
     """Hosts and chunks sorted by name, so the plan does not depend on the order of the input."""
-    barriers = evaluate(policy, snapshot.time, domains=snapshot.domains)
+    if barriers is None:
+        barriers = evaluate(policy, snapshot.time, domains=snapshot.domains)
     by_host: dict[str, list[DomainState]] = {h.name: [] for h in snapshot.hosts}
     for domain in sorted(snapshot.domains, key=lambda d: d.name):
         by_host[domain.host].append(domain)
@@ -233,19 +253,26 @@ def _unit(  # noqa: PLR0917 - private helper, called once
     forbidden_to: dict[str, list[str]],
 ) -> Unit:
     blocked: list[str] = []
-    barred: dict[str, str] = {}
+    causes: set[Cause] = set()
+    barred: dict[str, tuple[str, str, Cause]] = {}
     for member in members:
         if member.pinned:
             blocked.append(f"{member.name} is pinned")
+            causes.add(Cause.PINNED)
         cooldown = barriers.domain_blocked(member.name)
         if cooldown:
             blocked.append(cooldown)
+            causes.add(Cause.COOLDOWN)
         if member.name in forbidden_any:
             blocked.append(f"{member.name} is frozen (silenced)")
+            causes.add(Cause.FROZEN)
         for destination in forbidden_to.get(member.name, ()):
-            barred.setdefault(destination, f"{member.name} to {destination} is frozen (silenced)")
+            barred.setdefault(
+                destination,
+                (destination, f"{member.name} to {destination} is frozen (silenced)", Cause.FROZEN),
+            )
         for destination, reason in sorted(barriers.returns.get(member.name, {}).items()):
-            barred.setdefault(destination, reason)
+            barred.setdefault(destination, (destination, reason, Cause.ANTI_FLAP))
     return Unit(
         host=host,
         id=chunk_id,
@@ -254,5 +281,9 @@ def _unit(  # noqa: PLR0917 - private helper, called once
         memory=sum(m.memory_bytes for m in members),
         anti_affinity=frozenset(m.anti_affinity for m in members if m.anti_affinity),
         blocked="; ".join(blocked) if blocked else None,
-        barred=tuple(sorted(barred.items())),
+        barred=tuple(barred[d] for d in sorted(barred)),
+        # An operator's freeze outranks a pin, a pin outranks a cooldown that will end.
+        blocked_cause=next(
+            (c for c in (Cause.FROZEN, Cause.PINNED, Cause.COOLDOWN) if c in causes), None
+        ),
     )

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from virtbalance.causes import Cause
 from virtbalance.planner.model import EPS, HostLoad, Model, Unit, mib, pct
 
 # How many fitting hosts (in least-loaded order) to compare before choosing: enough to prefer the one that
@@ -53,44 +54,91 @@ class Placer:
 
     def receives(self, host: HostLoad) -> str | None:
         """Why a host may receive nothing at all in this plan, or None."""
+        found = self.receives_cause(host)
+        return None if found is None else found[1]
+
+    def receives_cause(self, host: HostLoad) -> tuple[Cause, str] | None:
+        """``receives`` with its cause."""
         if host.maintenance:
-            return f"{host.name} is in maintenance"
+            return Cause.OTHER, f"{host.name} is in maintenance"
         if host.settle:
-            return host.settle
+            return Cause.SETTLE, host.settle
         if host.name in self.excluded:
-            return f"{host.name} {self.excluded[host.name]}"
+            return Cause.OTHER, f"{host.name} {self.excluded[host.name]}"
         if host.is_source:
-            return f"{host.name} sends in this plan"
+            return Cause.OTHER, f"{host.name} sends in this plan"
         return None
 
     def misfit(self, unit: Unit, host: HostLoad, delta: Delta | None = None) -> str | None:
         """Why ``unit`` may not go to ``host`` (with tentative ``delta`` already there), or None if it fits."""
+        found = self.misfit_cause(unit, host, delta)
+        return None if found is None else found[1]
+
+    def misfit_cause(
+        self, unit: Unit, host: HostLoad, delta: Delta | None = None, room: bool = True
+    ) -> tuple[Cause, str] | None:
+        """``misfit`` with its cause; ``room=False`` skips the capacity checks (what else bars it)."""
         if host.name == unit.host:
-            return "its own host"
-        reason = self.receives(host)
-        if reason:
-            return reason
+            return Cause.OTHER, "its own host"
+        found = self.receives_cause(host)
+        if found:
+            return found
         policy = self.policy
         extra = delta or _NO_DELTA
         # Capacity first: it is what rules out most hosts, and it costs two comparisons.
-        if host.cpu_used + extra.cpu + unit.cpu > policy.cpu_target * host.cpus + EPS:
-            return "cpu"
-        if host.memory_used + extra.memory + unit.memory > policy.memory_target * host.memory + EPS:
-            return "memory"
+        short = self.no_room(unit, host, extra) if room else None
+        if short:
+            return Cause.NO_ROOM, short
         moves = host.moves + extra.moves
         # A chunk larger than the cap may arrive only as the one move touching the host.
         if moves + unit.size > policy.max_per_host and (moves > 0 or policy.max_per_host == 0):
-            return f"max_per_host {policy.max_per_host} reached on {host.name}"
+            return Cause.PLAN_CAP, f"max_per_host {policy.max_per_host} reached on {host.name}"
         if unit.barred:
             barred = unit.barred_reason(host.name)
             if barred:
-                return barred
+                return unit.barred_cause(host.name) or Cause.OTHER, barred
         if unit.anti_affinity:
             present = {k for k, n in host.anti_affinity.items() if n > 0} | extra.anti_affinity
             clash = unit.anti_affinity & present
             if clash:
-                return f"anti-affinity {', '.join(sorted(clash))} already on {host.name}"
+                return (
+                    Cause.OTHER,
+                    f"anti-affinity {', '.join(sorted(clash))} already on {host.name}",
+                )
         return None
+
+    def no_room(self, unit: Unit, host: HostLoad, extra: Delta = _NO_DELTA) -> str | None:
+        """ "cpu" or "memory" when ``unit`` would take ``host`` above that target, else None."""
+        policy = self.policy
+        if host.cpu_used + extra.cpu + unit.cpu > policy.cpu_target * host.cpus + EPS:
+            return "cpu"
+        if host.memory_used + extra.memory + unit.memory > policy.memory_target * host.memory + EPS:
+            return "memory"
+        return None
+
+    def no_fit_cause(self, unit: Unit) -> Cause:
+        """Why ``unit`` fits no host, typed: too large for any host even empty; else what bars the
+        hosts that have room for it (the most common such cause); else no host has room."""
+        policy = self.policy
+        if len(self.model.hosts) < 2:
+            return Cause.NO_ROOM
+        if (
+            unit.cpu > policy.cpu_target * self.max_cpus + EPS
+            or unit.memory > policy.memory_target * self.max_memory + EPS
+        ):
+            return Cause.TOO_LARGE
+        counts: Counter[Cause] = Counter()
+        for name in sorted(self.model.hosts):
+            host = self.model.hosts[name]
+            if name == unit.host or self.no_room(unit, host) is not None:
+                continue
+            found = self.misfit_cause(unit, host, room=False)
+            if found is not None:
+                counts[found[0]] += 1
+        if not counts:
+            return Cause.NO_ROOM
+        order = list(Cause)
+        return min(counts, key=lambda c: (-counts[c], order.index(c)))
 
     def _score(self, unit: Unit, host: HostLoad, delta: Delta | None) -> float:
         cpu = host.cpu_used + unit.cpu + (delta.cpu if delta else 0.0)
