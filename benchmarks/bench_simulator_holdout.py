@@ -5,7 +5,7 @@ overloaded host-time by >= 90% against ``none``, with fewer migrations than ever
 points of its cut, 0 chunk splits and 0 flaps, and the whole comparison (load + all policies) within
 60 s. Prints a Markdown block for docs/benchmarks.md, with the diagnosis of virtbalance's overloads.
 
-    .venv/bin/python benchmarks/bench_simulator_holdout.py [--scenarios NAME,...] [--json DIR] [--plot DIR]
+    .venv/bin/python benchmarks/bench_simulator_holdout.py [--traces DIR] [--scenarios NAME,...] [--json DIR] [--plot DIR]
 
 Cluster sizes follow one rule, so that a trace nobody tuned on gets the same treatment: 10 hosts, the
 smallest multiple of 4 CPUs per host that keeps the whole cluster's peak demand at or below 75%
@@ -56,19 +56,19 @@ class Scenario:
 
 
 SCENARIOS = (
-    Scenario("bitbrains-2013-8", TRACES / "bitbrains-rnd-2013-8", "bitbrains", role="tuned on"),
+    Scenario("bitbrains-2013-8", Path("bitbrains-rnd-2013-8"), "bitbrains", role="tuned on"),
     Scenario(
         "bitbrains-2013-7",
-        TRACES / "bitbrains-rnd-2013-7",
+        Path("bitbrains-rnd-2013-7"),
         "bitbrains",
         role="held out (tuned on by earlier work)",
     ),
-    Scenario("planetlab-20110303", TRACES / "planetlab" / "20110303", "planetlab"),
-    Scenario("planetlab-20110322", TRACES / "planetlab" / "20110322", "planetlab"),
-    Scenario("planetlab-20110403", TRACES / "planetlab" / "20110403", "planetlab"),
+    Scenario("planetlab-20110303", Path("planetlab") / "20110303", "planetlab"),
+    Scenario("planetlab-20110322", Path("planetlab") / "20110322", "planetlab"),
+    Scenario("planetlab-20110403", Path("planetlab") / "20110403", "planetlab"),
     Scenario(
         "mixed-2013-7",
-        TRACES / "bitbrains-rnd-2013-7",
+        Path("bitbrains-rnd-2013-7"),
         "bitbrains",
         groups=(HostGroup(5, 32.0, 128 * GIB), HostGroup(5, 64.0, 512 * GIB)),
     ),
@@ -114,6 +114,7 @@ def goals(comparison: Comparison, seconds: float) -> tuple[list[str], bool]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", help="comma-separated scenario names (default: all)")
+    parser.add_argument("--traces", default=str(TRACES), help="the directory of the trace sets")
     parser.add_argument("--policy-file", default=str(REPO / "alerting-rules" / "policy.yaml"))
     parser.add_argument("--json", help="write each scenario's JSON into this directory")
     parser.add_argument("--plot", help="write each scenario's PNG into this directory")
@@ -129,7 +130,7 @@ def main() -> int:
         if wanted is not None and scenario.name not in wanted:
             continue
         started = time.perf_counter()
-        traces = TraceSpec(path=str(scenario.traces), format=scenario.format)
+        traces = TraceSpec(path=str(Path(args.traces) / scenario.traces), format=scenario.format)
         workload = traces.load()
         cluster = ClusterSpec(groups=scenario.groups) if scenario.groups else sized(workload)
         simulation = Simulation(traces=traces, cluster=cluster, policy=policy)

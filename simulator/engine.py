@@ -212,6 +212,7 @@ def replay(
     memory_high = policy.memory_high
     cpu_now: dict[str, float] = dict.fromkeys(names, 0.0)
     index_of = {n: i for i, n in enumerate(names)}
+    series_by_name = dict(zip(names, series, strict=True))
     diagnosis = Diagnosis(hosts, workload.steps, workload.step)
     explains = True
 
@@ -310,13 +311,16 @@ def replay(
             firing=frozenset(firing),
             history=history,
             executing_until=free_at,
+            cpu_series=series_by_name,
         )
-        admitted = _admit(plugin.decide(view), view, metrics, {f.domain for f in flights})
+        # One executor for every policy: while its migrations run, nothing new is decided.
+        busy = free_at > now
+        admitted = [] if busy else _admit(plugin.decide(view), view, metrics, set())
         if admitted:
-            pending, free_at = _schedule(
-                admitted, view, cost, policy.max_per_host, max(now, free_at)
-            )
+            pending, free_at = _schedule(admitted, view, cost, policy.max_per_host, now)
         explained = plugin.explain()
+        if busy and explained is not None:
+            explained = dict.fromkeys(firing, Cause.WAITING)
         explains = explains and explained is not None
         if overloaded_hosts and explained is not None:
             relieving = {view.placement[m.domain] for m in admitted} | {f.source for f in flights}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from virtbalance.chunks import Chunk, ChunkMember, find_chunks
 
@@ -54,6 +54,22 @@ class ClusterView:
     history: Sequence[MigrationRecord]
     # When the migrations decided so far will all have ended (the executor is busy until then).
     executing_until: float = 0.0
+    # Each domain's CPU per step of the whole trace: plug-ins may read the past (indexes <= step) only.
+    cpu_series: Mapping[str, Sequence[float]] = field(default_factory=dict)
+
+    def recent_peaks(self, steps: int) -> tuple[dict[str, float], dict[str, float]]:
+        """Peak CPU over the last ``steps`` steps: per domain, and per host of the domains it runs now."""
+        first = max(0, self.step - steps + 1)
+        domains = {
+            name: max(values[first : self.step + 1]) for name, values in self.cpu_series.items()
+        }
+        hosts = {}
+        for host, names in self.domains_by_host.items():
+            rows = [self.cpu_series[n] for n in names if n in self.cpu_series]
+            hosts[host] = max(
+                (sum(row[i] for row in rows) for i in range(first, self.step + 1)), default=0.0
+            )
+        return domains, hosts
 
     def cpu_ratio(self, host: str) -> float:
         return self.host_cpu_used[host] / self.host_cpus[host]

@@ -42,6 +42,9 @@ class Policy:
     # Partial relief (targets out of reach): a chunk moves only if it carries this share of the host's
     # capacity in a resource the host is over (smaller moves cost a migration and relieve nothing).
     partial_min_relief: float = 0.05
+    # Destinations are judged on their recent peak over this window, which must stay at or below
+    # cpu_high, when the caller supplies one (virtbalance.forecast); 0: on the last sample, cpu_target.
+    forecast_window: float = 3600.0
     # Other planner modes.
     balance_spread: float = 0.15
     cpu_low: float = 0.20
@@ -130,6 +133,7 @@ _DURATION_FIELDS = frozenset(
         "vm_cooldown",
         "vm_cooldown_max",
         "vm_cooldown_window",
+        "forecast_window",
         "host_settle",
         "anti_flap",
         "overload_for",

@@ -27,6 +27,7 @@ from virtbalance.barriers import annotate, evaluate, horizon
 from virtbalance.causes import Cause
 from virtbalance.durations import parse_duration
 from virtbalance.errors import ValidationError
+from virtbalance.forecast import Forecast
 from virtbalance.plan import Mode
 from virtbalance.planner import plan
 from virtbalance.policy import Policy
@@ -103,6 +104,14 @@ class VirtbalancePolicy(PolicyPlugin):
     def explain(self) -> Mapping[str, Cause]:
         return self.causes
 
+    def _forecast(self, view: ClusterView) -> Forecast | None:
+        """Recent peaks over the policy's ``forecast_window`` (0: none, destinations judged on the sample)."""
+        steps = round(self.policy.forecast_window / view.step_seconds)
+        if steps < 1:
+            return None
+        domains, hosts = view.recent_peaks(steps)
+        return Forecast(domains, hosts)
+
     def _forbidden(self, now: float) -> frozenset[tuple[str, str]]:
         assert self.start is not None
         offset = now - self.start
@@ -125,9 +134,7 @@ class VirtbalancePolicy(PolicyPlugin):
         if not view.firing:
             self.next_plan = None
             return ()
-        if (self.next_plan is not None and view.time < self.next_plan) or (
-            view.executing_until > view.time
-        ):
+        if self.next_plan is not None and view.time < self.next_plan:
             self.causes = dict.fromkeys(view.firing, Cause.WAITING)
             return ()
         self.next_plan = view.time + self.params.replan_every
@@ -145,6 +152,7 @@ class VirtbalancePolicy(PolicyPlugin):
             forbidden=self._forbidden(view.time),
             max_migrations=barriers.remaining_hourly,
             barriers=barriers,
+            forecast=self._forecast(view),
         )
         self.plans += 1
         # The CPU entry first: the diagnosis is of CPU overload.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from virtbalance.barriers import Barriers
 from virtbalance.errors import ValidationError
+from virtbalance.forecast import Forecast
 from virtbalance.plan import Mode, Plan
 from virtbalance.planner.balance import balance
 from virtbalance.planner.consolidate import consolidate
@@ -43,6 +44,7 @@ def plan(
     forbidden: frozenset[tuple[str, str]] = frozenset(),
     max_migrations: int | None = None,
     barriers: Barriers | None = None,
+    forecast: Forecast | None = None,
 ) -> Plan:
     """Decide which chunks move where. No I/O, no clock: the same input gives the same plan.
 
@@ -50,16 +52,25 @@ def plan(
     ``forbidden`` holds (domain, destination) pairs that may not happen, ``"*"`` meaning anywhere;
     ``max_migrations`` lowers the policy's per-plan cap (what the hourly rate cap leaves);
     ``barriers``: those evaluated from the migration history at the snapshot's time (None: from the
-    domains' own last-move fields, which cannot tell a domain's repeated moves).
+    domains' own last-move fields, which cannot tell a domain's repeated moves); ``forecast``: recent
+    peaks to judge destinations on (None: the snapshot's samples, against cpu_target).
     """
     names = {h.name for h in snapshot.hosts}
     if mode.kind == "drain" and mode.host not in names:
         raise ValidationError("mode", [f"drain: unknown host {mode.host!r} (not in the snapshot)"])
     if mode.kind == "relieve":
         return _relieve(
-            snapshot, policy, relieve_hosts, forbidden, max_migrations, barriers=barriers
+            snapshot,
+            policy,
+            relieve_hosts,
+            forbidden,
+            max_migrations,
+            barriers=barriers,
+            forecast=forecast,
         ).plan(mode)
-    model = build_model(snapshot, policy, forbidden, max_migrations, barriers)
+    model = build_model(
+        snapshot, policy, forbidden, max_migrations, barriers=barriers, forecast=forecast
+    )
     outcome = Outcome(model, Placer(model))
     if mode.kind == "drain":
         assert mode.host is not None  # Mode guarantees it
@@ -79,6 +90,7 @@ def _relieve(
     max_migrations: int | None,
     *,
     barriers: Barriers | None = None,
+    forecast: Forecast | None = None,
 ) -> Outcome:
     """Least-loaded destinations first. When hosts competed (for destinations or the plan's budget) and
     some missed their cheapest set, also try: the hosts that missed first, fewest domains first (when the
@@ -87,7 +99,9 @@ def _relieve(
     best: Outcome | None = None
     missed_first: tuple[str, ...] = ()
     for pack, reverse, frugal in VARIANTS:
-        model = build_model(snapshot, policy, forbidden, max_migrations, barriers)
+        model = build_model(
+            snapshot, policy, forbidden, max_migrations, barriers=barriers, forecast=forecast
+        )
         outcome = Outcome(model, Placer(model, pack=pack), frugal=frugal)
         missed = relieve(outcome, relieve_hosts, reverse=reverse, first=missed_first)
         if best is None or outcome.cost() < best.cost():

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from virtbalance.barriers import Barriers, evaluate
 from virtbalance.causes import Cause
 from virtbalance.chunks import ChunkMember, find_chunks
+from virtbalance.forecast import Forecast
 from virtbalance.policy import Policy
 from virtbalance.snapshot import DomainState, Snapshot
 
@@ -32,6 +33,8 @@ class HostLoad:
     # Why it may not send or receive (host_settle), or None.
     settle: str | None
     anti_affinity: Counter[str] = field(default_factory=Counter)
+    # CPU a destination is judged on: the forecast peak when there is one, else cpu_used (see Model).
+    cpu_peak: float = 0.0
     moves: int = 0  # migrations into or out of it in this plan
     sent: int = 0  # chunks it sends in this plan: while any, it receives nothing
 
@@ -69,6 +72,8 @@ class Unit:
     barred: tuple[tuple[str, str, Cause], ...]
     # What ``blocked`` is, typed (the first member's barrier: frozen, pinned, then cooldown).
     blocked_cause: Cause | None = None
+    # CPU it brings to a destination: its members' forecast peaks, else ``cpu``.
+    cpu_peak: float = 0.0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -117,6 +122,14 @@ class Model:
     # the hourly rate cap leaves; never exceeded). None: no such limit.
     ceiling: int | None = None
     migrations: int = 0
+    # With a forecast, destinations are judged on their recent peak, which must stay at or below
+    # cpu_high (their own alert): the peak already holds the headroom cpu_target keeps on a sample.
+    forecast: bool = False
+
+    @property
+    def destination_cpu(self) -> float:
+        """The CPU ratio a destination's judged load may reach."""
+        return self.policy.cpu_high if self.forecast else self.policy.cpu_target
 
     def budget_left(self) -> int:
         return self.max_migrations - self.migrations
@@ -165,7 +178,9 @@ def build_model(
     policy: Policy,
     forbidden: frozenset[tuple[str, str]],
     max_migrations: int | None,
+    *,
     barriers: Barriers | None = None,
+    forecast: Forecast | None = None,
 ) -> Model:
     """Hosts and chunks sorted by name, so the plan does not depend on the order of the input."""
     if barriers is None:
@@ -194,6 +209,9 @@ def build_model(
             maintenance=state.maintenance,
             settle=barriers.host_blocked(state.name),
             anti_affinity=Counter(d.anti_affinity for d in domains if d.anti_affinity),
+            cpu_peak=state.cpu_used
+            if forecast is None
+            else forecast.host(state.name, state.cpu_used),
         )
 
     def chunks_of(host: str) -> list[Unit]:
@@ -207,6 +225,7 @@ def build_model(
                 barriers,
                 forbidden_any,
                 forbidden_to,
+                forecast,
             )
             for chunk in find_chunks(
                 ChunkMember(d.name, d.private_networks, d.group) for d in domains
@@ -225,6 +244,7 @@ def build_model(
         barriers=barriers,
         max_migrations=max(0, cap),
         ceiling=None if max_migrations is None else max(0, max_migrations),
+        forecast=forecast is not None,
     )
 
 
@@ -251,6 +271,7 @@ def _unit(  # noqa: PLR0917 - private helper, called once
     barriers: Barriers,
     forbidden_any: set[str],
     forbidden_to: dict[str, list[str]],
+    forecast: Forecast | None,
 ) -> Unit:
     blocked: list[str] = []
     causes: set[Cause] = set()
@@ -278,6 +299,9 @@ def _unit(  # noqa: PLR0917 - private helper, called once
         id=chunk_id,
         members=members,
         cpu=sum(m.cpu_used for m in members),
+        cpu_peak=sum(
+            m.cpu_used if forecast is None else forecast.domain(m.name, m.cpu_used) for m in members
+        ),
         memory=sum(m.memory_bytes for m in members),
         anti_affinity=frozenset(m.anti_affinity for m in members if m.anti_affinity),
         blocked="; ".join(blocked) if blocked else None,

@@ -41,12 +41,12 @@ class Placer:
         self.max_cpus = max((h.cpus for h in model.hosts.values()), default=1.0)
         self.max_memory = max((h.memory for h in model.hosts.values()), default=1)
         # A host above a target can take nothing; as receivers only fill up, it never comes back.
-        self.full_at = max(self.policy.cpu_target, self.policy.memory_target) + EPS
+        self.full_at = max(model.destination_cpu, self.policy.memory_target) + EPS
         receivers = [h for h in model.hosts.values() if self.receives(h) is None]
         self.order = sorted((h.load, h.name) for h in receivers if h.load <= self.full_at)
         # Free room only shrinks on receivers during a plan (sources never receive), so these stay upper bounds.
         self.max_cpu_room = max(
-            (self.policy.cpu_target * h.cpus - h.cpu_used for h in receivers), default=-1.0
+            (model.destination_cpu * h.cpus - h.cpu_peak for h in receivers), default=-1.0
         )
         self.max_memory_room = max(
             (self.policy.memory_target * h.memory - h.memory_used for h in receivers), default=-1.0
@@ -108,9 +108,12 @@ class Placer:
         return None
 
     def no_room(self, unit: Unit, host: HostLoad, extra: Delta = _NO_DELTA) -> str | None:
-        """ "cpu" or "memory" when ``unit`` would take ``host`` above that target, else None."""
+        """``cpu`` or ``memory`` when ``unit`` would take ``host`` above that target, else None.
+
+        CPU is judged on the forecast peaks when the plan has them (``Model.destination_cpu``).
+        """
         policy = self.policy
-        if host.cpu_used + extra.cpu + unit.cpu > policy.cpu_target * host.cpus + EPS:
+        if host.cpu_peak + extra.cpu + unit.cpu_peak > self.model.destination_cpu * host.cpus + EPS:
             return "cpu"
         if host.memory_used + extra.memory + unit.memory > policy.memory_target * host.memory + EPS:
             return "memory"
@@ -123,7 +126,7 @@ class Placer:
         if len(self.model.hosts) < 2:
             return Cause.NO_ROOM
         if (
-            unit.cpu > policy.cpu_target * self.max_cpus + EPS
+            unit.cpu_peak > self.model.destination_cpu * self.max_cpus + EPS
             or unit.memory > policy.memory_target * self.max_memory + EPS
         ):
             return Cause.TOO_LARGE
@@ -141,7 +144,7 @@ class Placer:
         return min(counts, key=lambda c: (-counts[c], order.index(c)))
 
     def _score(self, unit: Unit, host: HostLoad, delta: Delta | None) -> float:
-        cpu = host.cpu_used + unit.cpu + (delta.cpu if delta else 0.0)
+        cpu = host.cpu_peak + unit.cpu_peak + (delta.cpu if delta else 0.0)
         memory = host.memory_used + unit.memory + (delta.memory if delta else 0)
         return max(cpu / host.cpus, memory / host.memory)
 
@@ -153,7 +156,7 @@ class Placer:
         ``pack`` defaults to the placer's own ``pack``.
         """
         pack = self.pack if pack is None else pack
-        if unit.cpu > self.max_cpu_room + EPS or unit.memory > self.max_memory_room + EPS:
+        if unit.cpu_peak > self.max_cpu_room + EPS or unit.memory > self.max_memory_room + EPS:
             return None
         hosts = self.model.hosts
         best: tuple[float, str] | None = None
@@ -165,7 +168,7 @@ class Placer:
             if not overlay or all(d.cpu >= 0 and d.memory >= 0 for d in overlay.values()):
                 # Hosts loaded above this cannot take the unit even if they are the biggest there are.
                 limit = max(
-                    self.policy.cpu_target - unit.cpu / self.max_cpus,
+                    self.model.destination_cpu - unit.cpu_peak / self.max_cpus,
                     self.policy.memory_target - unit.memory / self.max_memory,
                 )
                 end = bisect.bisect_right(order, (limit + EPS, "\uffff"))
@@ -217,7 +220,7 @@ class Placer:
             if destination is None:
                 return None
             delta = overlay.setdefault(destination, Delta())
-            delta.cpu += unit.cpu
+            delta.cpu += unit.cpu_peak
             delta.memory += unit.memory
             delta.moves += unit.size
             delta.anti_affinity |= unit.anti_affinity
@@ -229,7 +232,7 @@ class Placer:
         overlay: Overlay = {}
         for unit, destination in moves:
             delta = overlay.setdefault(destination, Delta())
-            delta.cpu -= unit.cpu
+            delta.cpu -= unit.cpu_peak
             delta.memory -= unit.memory
             delta.moves -= unit.size
         return overlay
@@ -244,6 +247,7 @@ class Placer:
             self._reorder(source, remove=True)
         source.sent += 1
         source.cpu_used -= unit.cpu
+        source.cpu_peak -= unit.cpu_peak
         source.memory_used -= unit.memory
         source.moves += unit.size
         if unit.anti_affinity:
@@ -251,6 +255,7 @@ class Placer:
             source.anti_affinity.subtract(keys)
             target.anti_affinity.update(keys)
         target.cpu_used += unit.cpu
+        target.cpu_peak += unit.cpu_peak
         target.memory_used += unit.memory
         target.moves += unit.size
         self._reorder(target, remove=False)
@@ -263,6 +268,7 @@ class Placer:
         self._reorder(target, remove=True)
         source.sent -= 1
         source.cpu_used += unit.cpu
+        source.cpu_peak += unit.cpu_peak
         source.memory_used += unit.memory
         source.moves -= unit.size
         if unit.anti_affinity:
@@ -272,6 +278,7 @@ class Placer:
         if not source.is_source:
             self._reorder(source, remove=False)
         target.cpu_used -= unit.cpu
+        target.cpu_peak -= unit.cpu_peak
         target.memory_used -= unit.memory
         target.moves -= unit.size
         self._reorder(target, remove=False)
@@ -309,7 +316,7 @@ class Placer:
                 continue
             if reason in ("cpu", "memory"):
                 memory_room = self.policy.memory_target * host.memory - host.memory_used
-                cpu_room = self.policy.cpu_target * host.cpus - host.cpu_used
+                cpu_room = self.model.destination_cpu * host.cpus - host.cpu_peak
                 if best_memory is None or memory_room > best_memory[0]:
                     best_memory = (memory_room, name)
                 if best_cpu is None or cpu_room > best_cpu[0]:
@@ -324,10 +331,11 @@ class Placer:
                 f"{best_memory[1]} has {mib(max(0.0, best_memory[0]))} free below memory_target "
                 f"{pct(self.policy.memory_target)}"
             )
-        if best_cpu is not None and unit.cpu > best_cpu[0] + EPS:
+        if best_cpu is not None and unit.cpu_peak > best_cpu[0] + EPS:
+            limit = "cpu_high (on its recent peak)" if self.model.forecast else "cpu_target"
             parts.append(
-                f"{best_cpu[1]} has {max(0.0, best_cpu[0]):.2f} cores spare below cpu_target "
-                f"{pct(self.policy.cpu_target)}"
+                f"{best_cpu[1]} has {max(0.0, best_cpu[0]):.2f} cores spare below {limit} "
+                f"{pct(self.model.destination_cpu)}"
             )
         if best_memory is not None and not parts:
             parts.append("no single host has room for both its CPU and memory")

@@ -196,7 +196,7 @@ def _rivals(
     senders: dict[str, set[str]] = {}
     for move in outcome.moves:
         delta = incoming.setdefault(move.destination, Delta())
-        delta.cpu -= move.unit.cpu
+        delta.cpu -= move.unit.cpu_peak
         delta.memory -= move.unit.memory
         delta.moves -= move.unit.size
         senders.setdefault(move.destination, set()).add(move.unit.host)
