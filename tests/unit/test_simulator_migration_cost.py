@@ -55,7 +55,9 @@ def test_disabled_costs_nothing():
 
 
 def test_settings_are_validated_with_every_problem():
-    assert CostModel.from_mapping({"bandwidth_gib": 10, "overhead_cores": 0.5}).bandwidth == 10 * GIB
+    assert (
+        CostModel.from_mapping({"bandwidth_gib": 10, "overhead_cores": 0.5}).bandwidth == 10 * GIB
+    )
     with pytest.raises(ValidationError) as caught:
         CostModel.from_mapping({"bandwidth_gib": 0, "dirty_mib_per_core": -1, "speed": 1})
     assert list(caught.value.problems) == [

@@ -34,8 +34,16 @@ def need_of(model: Model, host: HostLoad) -> Need | None:
     if not (cpu_over or memory_over):
         return None
     cpu = host.cpu_used - policy.cpu_target * host.cpus if cpu_over else 0.0
+    if cpu_over and model.forecast:
+        cpu = min(cpu, _forecast_need(model, host))
     memory = host.memory_used - int(policy.memory_target * host.memory) if memory_over else 0
     return Need(max(0.0, cpu), max(0, memory))
+
+
+def _forecast_need(model: Model, host: HostLoad) -> float:
+    """CPU to move so that the host's recent peak ends at cpu_high: with a forecast, cpu_target's
+    headroom below the sample is what the peak already shows, and moving more only costs migrations."""
+    return host.cpu_peak - model.policy.cpu_high * host.cpus
 
 
 def relieve(
