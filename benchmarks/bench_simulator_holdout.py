@@ -137,7 +137,8 @@ def main() -> int:
         comparison = compare(simulation, workload=workload, record_series=bool(args.plot))
         seconds = time.perf_counter() - started
         sizes = ", ".join(
-            f"{g.hosts} x {g.cpus:g} CPUs/{g.memory_bytes / GIB:g} GiB" for g in cluster.host_groups()
+            f"{g.hosts} x {g.cpus:g} CPUs/{g.memory_bytes / GIB:g} GiB"
+            for g in cluster.host_groups()
         )
         print(f"### {scenario.name} ({scenario.role}): {len(workload.vms)} VMs, {sizes}\n")
         print("```")
