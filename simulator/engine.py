@@ -213,15 +213,12 @@ def replay(
     cpu_now: dict[str, float] = dict.fromkeys(names, 0.0)
     index_of = {n: i for i, n in enumerate(names)}
     series_by_name = dict(zip(names, series, strict=True))
+    rows = list(zip(names, series, memory_series, strict=True))
     diagnosis = Diagnosis(hosts, workload.steps, workload.step)
     explains = True
 
     for step in range(workload.steps):
         now = workload.start + step * workload.step
-        for i, name in enumerate(names):
-            mem = memory_series[i]
-            if mem is not None:
-                memory_now[name] = int(mem[step])
         if pending:
             moved = []
             for move, begin, end in pending:
@@ -250,9 +247,11 @@ def replay(
 
         host_cpu_used = dict.fromkeys(hosts, 0.0)
         host_memory_used = dict.fromkeys(hosts, 0)
-        for name, values in zip(names, series, strict=True):
+        for name, values, used in rows:
             value = values[step]
             cpu_now[name] = value
+            if used is not None:
+                memory_now[name] = int(used[step])
             where = placement[name]
             host_cpu_used[where] += value
             host_memory_used[where] += memory_now[name]
@@ -315,7 +314,7 @@ def replay(
         )
         # One executor for every policy: while its migrations run, nothing new is decided.
         busy = free_at > now
-        admitted = [] if busy else _admit(plugin.decide(view), view, metrics, set())
+        admitted = [] if busy else _admit(plugin.decide(view), view, metrics)
         if admitted:
             pending, free_at = _schedule(admitted, view, cost, policy.max_per_host, now)
         explained = plugin.explain()
@@ -339,11 +338,8 @@ def replay(
     )
 
 
-def _admit(
-    moves: Sequence[Move], view: ClusterView, metrics: Metrics, busy: set[str]
-) -> list[Move]:
-    """Keep the moves the hypervisors would accept: a known domain, not migrating already, another host,
-    memory to hold it.
+def _admit(moves: Sequence[Move], view: ClusterView, metrics: Metrics) -> list[Move]:
+    """Keep the moves the hypervisors would accept: a known domain, another host, memory to hold it.
 
     Memory is checked in order, counting what the earlier admitted moves take and free; a refused
     move is counted in ``rejected_moves`` (libvirt would have failed it).
@@ -357,7 +353,6 @@ def _admit(
         if (
             source is None
             or move.domain in seen
-            or move.domain in busy
             or move.destination not in view.host_memory
             or move.destination == source
             or view.host_memory_used[move.destination] + delta.get(move.destination, 0) + size
