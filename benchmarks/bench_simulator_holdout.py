@@ -5,7 +5,7 @@ overloaded host-time by >= 90% against ``none``, with fewer migrations than ever
 points of its cut, 0 chunk splits and 0 flaps, and the whole comparison (load + all policies) within
 60 s. Prints a Markdown block for docs/benchmarks.md, with the diagnosis of virtbalance's overloads.
 
-    .venv/bin/python benchmarks/bench_simulator_holdout.py [--traces DIR] [--scenarios NAME,...] [--json DIR] [--plot DIR]
+    .venv/bin/python benchmarks/bench_simulator_holdout.py [--traces DIR] [--scenarios NAME,...] [--seed N] [--json DIR] [--plot DIR]
 
 Cluster sizes follow one rule, so that a trace nobody tuned on gets the same treatment: 10 hosts, the
 smallest multiple of 4 CPUs per host that keeps the whole cluster's peak demand at or below 75%
@@ -21,7 +21,7 @@ import math
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -116,6 +116,7 @@ def main() -> int:
     parser.add_argument("--scenarios", help="comma-separated scenario names (default: all)")
     parser.add_argument("--traces", default=str(TRACES), help="the directory of the trace sets")
     parser.add_argument("--policy-file", default=str(REPO / "alerting-rules" / "policy.yaml"))
+    parser.add_argument("--seed", type=int, default=1, help="seed of the chunk assignment")
     parser.add_argument("--json", help="write each scenario's JSON into this directory")
     parser.add_argument("--plot", help="write each scenario's PNG into this directory")
     args = parser.parse_args()
@@ -132,7 +133,10 @@ def main() -> int:
         started = time.perf_counter()
         traces = TraceSpec(path=str(Path(args.traces) / scenario.traces), format=scenario.format)
         workload = traces.load()
-        cluster = ClusterSpec(groups=scenario.groups) if scenario.groups else sized(workload)
+        cluster = replace(
+            ClusterSpec(groups=scenario.groups) if scenario.groups else sized(workload),
+            seed=args.seed,
+        )
         simulation = Simulation(traces=traces, cluster=cluster, policy=policy)
         comparison = compare(simulation, workload=workload, record_series=bool(args.plot))
         seconds = time.perf_counter() - started

@@ -124,12 +124,19 @@ class _Tracker:
 
 @dataclass
 class _Flight:
-    """A migration running (or queued) between ``start`` and ``end``."""
+    """A migration decided at ``queued``, copying from ``start`` to ``end``."""
 
     domain: str
     source: str
+    destination: str
+    queued: float
     start: float
     end: float
+
+
+def _share(first: float, last: float, begin: float, end: float, step: float) -> float:
+    """The share of the interval (first, last] that [begin, end) covers."""
+    return max(0.0, min(end, last) - max(begin, first)) / step
 
 
 def _schedule(
@@ -154,9 +161,9 @@ def _schedule(
         ):
             end += 1
         group = moves[index:end]
-        ends = cost.chunk([(view.memory[m.domain], view.cpu[m.domain]) for m in group], per_host)
-        out += [(m, clock, clock + e) for m, e in zip(group, ends, strict=True)]
-        clock += max(ends, default=0.0)
+        spans = cost.chunk([(view.memory[m.domain], view.cpu[m.domain]) for m in group], per_host)
+        out += [(m, clock + a, clock + b) for m, (a, b) in zip(group, spans, strict=True)]
+        clock += max((b for _, b in spans), default=0.0)
         index = end
     return out, clock
 
@@ -221,6 +228,7 @@ def replay(
         now = workload.start + step * workload.step
         if pending:
             moved = []
+            decided = now - workload.step
             for move, begin, end in pending:
                 source = placement[move.domain]
                 record = MigrationRecord(
@@ -234,8 +242,10 @@ def replay(
                 placement[move.domain] = move.destination
                 domains_by_host[source].remove(move.domain)
                 domains_by_host[move.destination].append(move.domain)
-                if end > begin:
-                    flights.append(_Flight(move.domain, source, begin, end))
+                if end > decided:
+                    flights.append(
+                        _Flight(move.domain, source, move.destination, decided, begin, end)
+                    )
                 history.append(record)
                 metrics.migrations += 1
                 metrics.migrated_bytes += record.memory_bytes
@@ -256,17 +266,21 @@ def replay(
             host_cpu_used[where] += value
             host_memory_used[where] += memory_now[name]
         if flights:
-            # The interval (now - step, now]: a running migration keeps the domain's load and the
-            # copying on its source for the part of it the migration overlaps.
-            begin_of_step = now - workload.step
+            # Over the interval (now - step, now] a domain counts on its source until its migration
+            # ends, plus the copying while it runs; on its destination once the copy starts (it is
+            # placed there already, so the wait in the executor's queue is taken off).
+            first = now - workload.step
             running = []
             for flight in flights:
-                overlap = min(flight.end, now) - max(flight.start, begin_of_step)
-                if overlap > 0:
-                    share = overlap / workload.step
-                    host_cpu_used[flight.source] += share * (
-                        series[index_of[flight.domain]][step] + cost.overhead_cores
-                    )
+                cpu = series[index_of[flight.domain]][step]
+                host_cpu_used[flight.source] += cpu * _share(
+                    first, now, flight.queued, flight.end, workload.step
+                ) + cost.overhead_cores * _share(
+                    first, now, flight.start, flight.end, workload.step
+                )
+                host_cpu_used[flight.destination] -= cpu * _share(
+                    first, now, flight.queued, flight.start, workload.step
+                )
                 if flight.end > now:
                     running.append(flight)
             flights = running

@@ -112,13 +112,16 @@ class CostModel:
             ends[index] = clock
         return ends
 
-    def chunk(self, members: Sequence[tuple[float, float]], per_host: int) -> list[float]:
-        """Seconds until each member ends when at most ``per_host`` run at once (waves, in order)."""
+    def chunk(
+        self, members: Sequence[tuple[float, float]], per_host: int
+    ) -> list[tuple[float, float]]:
+        """(start, end) of each member, in seconds from the chunk's start, when at most ``per_host``
+        run at once: waves in order, each after the previous one has ended."""
         width = max(1, per_host)
-        ends: list[float] = []
+        spans: list[tuple[float, float]] = []
         start = 0.0
         for first in range(0, len(members), width):
             wave = self.wave(members[first : first + width])
-            ends += [start + e for e in wave]
-            start = max([start, *ends])
-        return ends
+            spans += [(start, start + e) for e in wave]
+            start = max([start, *(end for _, end in spans)])
+        return spans

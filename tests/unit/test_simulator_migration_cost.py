@@ -44,14 +44,14 @@ def test_concurrent_migrations_share_the_pair_and_speed_up_when_one_ends():
 
 def test_a_chunk_larger_than_the_per_host_cap_moves_in_waves():
     members = [(GIB, 0.0)] * 5
-    ends = COST.chunk(members, per_host=4)
-    # Four together on 1 GiB/s: 4 s; the fifth alone after them: 1 s more.
-    assert ends == [pytest.approx(4.0)] * 4 + [pytest.approx(5.0)]
+    spans = COST.chunk(members, per_host=4)
+    # Four together on 1 GiB/s: 4 s; the fifth starts when they end and takes 1 s alone.
+    assert spans == [(0.0, pytest.approx(4.0))] * 4 + [(pytest.approx(4.0), pytest.approx(5.0))]
 
 
 def test_disabled_costs_nothing():
     free = CostModel(enabled=False)
-    assert free.chunk([(8 * GIB, 4.0)] * 3, per_host=4) == [0.0, 0.0, 0.0]
+    assert free.chunk([(8 * GIB, 4.0)] * 3, per_host=4) == [(0.0, 0.0)] * 3
 
 
 def test_settings_are_validated_with_every_problem():
@@ -114,11 +114,12 @@ def test_source_keeps_the_load_and_the_copying_while_the_destination_carries_it_
 
 
 def test_chunks_run_one_after_another_and_nothing_is_decided_while_they_run():
-    # Two 600 GiB domains to different hosts: 600 s each, one after the other, from step 0.
+    # Two 600 GiB domains to different hosts, one after the other from step 0: a (idle) copies for
+    # 600 s; b (1 core: 16 MiB/s dirtied, 9.375 GiB more) waits for it, then copies for 609.375 s.
     workload = synthetic(
         0.0,
         STEP,
-        [("a", 1, 600 * GIB, [0.0] * 8), ("b", 1, 600 * GIB, [0.0] * 8), ("c", 1, GIB, [0.0] * 8)],
+        [("a", 1, 600 * GIB, [0.0] * 8), ("b", 1, 600 * GIB, [1.0] * 8), ("c", 1, GIB, [0.0] * 8)],
     )
     cluster = Cluster(
         host_names=("h0", "h1", "h2"),
@@ -127,11 +128,21 @@ def test_chunks_run_one_after_another_and_nothing_is_decided_while_they_run():
         networks={},
         placement={"a": "h0", "b": "h0", "c": "h1"},
     )
-    script = {0: [Move("a", "h1"), Move("b", "h2")], 2: [Move("c", "h0")], 4: [Move("c", "h2")]}
+    script = {0: [Move("a", "h1"), Move("b", "h2")], 2: [Move("c", "h0")], 5: [Move("c", "h2")]}
     result = replay(workload, cluster, Scripted(script), Policy(), cost=COST)
-    # The step-2 move is never asked for: the executor is busy until 1200 s (step 4).
-    assert [(r.domain, r.time) for r in result.history] == [
-        ("a", pytest.approx(600.0)),
-        ("b", pytest.approx(1200.0)),
-        ("c", pytest.approx(1200.0 + 1.0)),
+    b_ends = 600.0 + 609.375
+    # The step-2 move is never asked for: the executor is busy until b ends (step 5 decides again).
+    assert [(r.domain, r.time, r.duration) for r in result.history] == [
+        ("a", pytest.approx(600.0), pytest.approx(600.0)),
+        ("b", pytest.approx(b_ends), pytest.approx(609.375)),
+        ("c", pytest.approx(1500.0 + 1.0), pytest.approx(1.0)),
     ]
+    h0, h2 = result.host_series["h0"], result.host_series["h2"]
+    # Step 1 (0-300 s): a copies (0.25 cores on h0); b waits, its load still on h0, not yet on h2.
+    assert (h0[1], h2[1]) == (pytest.approx((1.0 + 0.25) / 4), pytest.approx(0.0))
+    # Step 3 (600-900 s): b copies: on h0 with the copying, and on h2 too.
+    assert (h0[3], h2[3]) == (pytest.approx((1.0 + 0.25) / 4), pytest.approx(1.0 / 4))
+    # Step 5 (1200-1500 s): b ends 9.375 s into it.
+    share = 9.375 / STEP
+    assert h0[5] == pytest.approx(share * 1.25 / 4)
+    assert h2[5] == pytest.approx(1.0 / 4)
