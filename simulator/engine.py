@@ -16,6 +16,7 @@ from simulator.policies.base import PolicyPlugin
 from simulator.state import ClusterView, MigrationRecord, Move
 from simulator.traces import GIB, Workload
 from virtbalance.causes import Cause
+from virtbalance.chunks import Chunk
 from virtbalance.policy import Policy
 
 FLAP_WINDOW = 86400.0
@@ -221,6 +222,7 @@ def replay(
     index_of = {n: i for i, n in enumerate(names)}
     series_by_name = dict(zip(names, series, strict=True))
     rows = list(zip(names, series, memory_series, strict=True))
+    chunk_cache: dict[tuple[str, ...], list[Chunk]] = {}
     diagnosis = Diagnosis(hosts, workload.steps, workload.step)
     explains = True
 
@@ -325,6 +327,7 @@ def replay(
             history=history,
             executing_until=free_at,
             cpu_series=series_by_name,
+            chunk_cache=chunk_cache,
         )
         # One executor for every policy: while its migrations run, nothing new is decided.
         busy = free_at > now

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 
 from virtbalance.chunks import Chunk, ChunkMember, find_chunks
 
+# Chunk lists kept for hosts' domain lists seen before; a storm of moves makes many, so start over.
+CHUNK_CACHE_SIZE = 4096
+
 
 @dataclass(frozen=True)
 class Move:
@@ -56,6 +59,9 @@ class ClusterView:
     executing_until: float = 0.0
     # Each domain's CPU per step of the whole trace: plug-ins may read the past (indexes <= step) only.
     cpu_series: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    # Chunks found so far, by a host's domains in order (the engine keeps it across steps: chunks
+    # change only when domains move).
+    chunk_cache: dict[tuple[str, ...], list[Chunk]] = field(default_factory=dict)
 
     def recent_peaks(self, steps: int) -> tuple[dict[str, float], dict[str, float]]:
         """Peak CPU over the last ``steps`` steps: per domain, and per host of the domains it runs now."""
@@ -79,6 +85,12 @@ class ClusterView:
 
     def chunks_on(self, host: str) -> list[Chunk]:
         """The host's chunks, found the way the exporter and planner find them."""
-        return find_chunks(
-            ChunkMember(name, self.networks.get(name, ())) for name in self.domains_by_host[host]
-        )
+        key = tuple(self.domains_by_host[host])
+        found = self.chunk_cache.get(key)
+        if found is None:
+            if len(self.chunk_cache) >= CHUNK_CACHE_SIZE:
+                self.chunk_cache.clear()
+            found = self.chunk_cache[key] = find_chunks(
+                ChunkMember(name, self.networks.get(name, ())) for name in key
+            )
+        return found

@@ -115,8 +115,9 @@ def _parse_bitbrains_file(
         for number, line in enumerate(handle, start=2):
             if not line.strip():
                 continue
-            # The separator is ";\t"; splitting on ";" and stripping also accepts plain ";".
-            parts = [p.strip() for p in line.split(";")]
+            # The separator is ";\t"; splitting on ";" also accepts plain ";" (float() and int()
+            # ignore the surrounding whitespace).
+            parts = line.split(";")
             try:
                 if len(parts) != BITBRAINS_COLUMNS:
                     raise ValueError(f"expected {BITBRAINS_COLUMNS} columns, got {len(parts)}")
