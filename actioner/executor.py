@@ -311,7 +311,7 @@ class Executor:
     ) -> str | None:
         policy = self.config.policy
         now = self._clock()
-        horizon = now - max(policy.vm_cooldown, policy.host_settle, policy.anti_flap, barriers.HOUR)
+        horizon = now - barriers.horizon(policy)
         history = [
             (r.domain, r.source, r.destination, r.finished or now)
             for r in self.journal.completed_moves(horizon)

@@ -31,7 +31,7 @@ Planner = Callable[..., Plan]
 def history(journal: Journal, now: float, config: Config) -> list[tuple[str, str, str, float]]:
     """Migrations that moved a domain, as barrier history ``(domain, source, destination, time)``."""
     policy = config.policy
-    horizon = now - max(policy.vm_cooldown, policy.host_settle, policy.anti_flap, barriers.HOUR)
+    horizon = now - barriers.horizon(policy)
     return [
         (r.domain, r.source, r.destination, r.finished if r.finished is not None else now)
         for r in journal.completed_moves(horizon)
@@ -234,6 +234,7 @@ class Worker:
                 forbidden=frozenset(frozen) | frozenset(ineligible),
                 max_migrations=active.remaining_hourly,
                 clock=time.monotonic,
+                barriers=active,
             )
             new_frozen: dict[tuple[str, str], str] = {}
             if self.alertmanager is not None:

@@ -8,10 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from simulator.cluster import HostGroup
 from simulator.config import TRACE_FORMATS, Simulation, load_simulation
 from simulator.plot import plot_hosts
 from simulator.policies import PLUGINS
-from simulator.report import table, to_json
+from simulator.report import diagnosis_table, table, to_json
 from simulator.run import compare
 from simulator.traces import GIB, MEMORY_BASES
 from virtbalance.errors import ValidationError
@@ -42,6 +43,18 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--chunk-share", type=float, help="share of VMs chained into chunks")
     parser.add_argument("--seed", type=int, help="seed of the chunk assignment")
     parser.add_argument("--fill", type=float, help="first fit fills a host up to this memory share")
+    parser.add_argument(
+        "--host-groups",
+        help="mixed hosts instead of --hosts/--cpus/--memory-gib: HOSTSxCPUSxGIB,... (5x32x128,5x64x512)",
+    )
+    parser.add_argument(
+        "--bandwidth-gib", type=float, help="migration bandwidth per host pair, GiB/s (default 1)"
+    )
+    parser.add_argument(
+        "--no-migration-cost",
+        action="store_true",
+        help="migrations take no time and add no load (the model before migration costs)",
+    )
     parser.add_argument("--policy-file", help="virtbalance policy YAML (the production one)")
     parser.add_argument(
         "--policies", help=f"comma-separated policies to compare (known: {', '.join(PLUGINS)})"
@@ -72,12 +85,31 @@ def _simulation(args: argparse.Namespace) -> Simulation:
             overrides[flag] = getattr(args, flag)
     if args.memory_gib is not None:
         overrides["memory_bytes"] = int(args.memory_gib * GIB)
+    if args.host_groups:
+        try:
+            overrides["groups"] = tuple(
+                HostGroup.parse(g) for g in args.host_groups.split(",") if g.strip()
+            )
+        except ValueError as exc:
+            raise ValidationError("--host-groups", [str(exc)]) from exc
     cluster = replace(cluster, **overrides) if overrides else cluster
+    migration = simulation.migration
+    if args.bandwidth_gib is not None:
+        migration = replace(migration, bandwidth=args.bandwidth_gib * GIB)
+    if args.no_migration_cost:
+        migration = replace(migration, enabled=False)
     policy = Policy.load(args.policy_file) if args.policy_file else simulation.policy
     names = simulation.compare
     if args.policies:
         names = tuple(n.strip() for n in args.policies.split(",") if n.strip())
-    simulation = replace(simulation, traces=traces, cluster=cluster, policy=policy, compare=names)
+    simulation = replace(
+        simulation,
+        traces=traces,
+        cluster=cluster,
+        policy=policy,
+        compare=names,
+        migration=migration,
+    )
     problems = simulation.problems()
     if problems:
         raise ValidationError(args.config or "simulate", problems)
@@ -93,10 +125,11 @@ def run(args: argparse.Namespace) -> int:
 
     comparison = compare(simulation, record_series=bool(args.plot), progress=progress)
     # With the JSON on stdout the table goes to stderr, so the JSON stays parseable.
-    print(
-        table(comparison.results, simulation.policy.cpu_high),
-        file=sys.stderr if args.json == "-" else sys.stdout,
-    )
+    out = sys.stderr if args.json == "-" else sys.stdout
+    print(table(comparison.results, simulation.policy.cpu_high), file=out)
+    why = diagnosis_table(comparison.results)
+    if why:
+        print("\n" + why, file=out)
     skipped = comparison.workload.skipped_lines
     if skipped:
         print(

@@ -15,6 +15,36 @@ AUTO_FILL_SLACK = 0.05
 
 
 @dataclass(frozen=True)
+class HostGroup:
+    """``hosts`` hosts of one size, for clusters of mixed hosts."""
+
+    hosts: int
+    cpus: float
+    memory_bytes: int
+
+    @classmethod
+    def parse(cls, text: str) -> HostGroup:
+        """``5x32x128``: 5 hosts of 32 CPUs and 128 GiB; ValueError saying what is wrong."""
+        parts = text.strip().split("x")
+        if len(parts) != 3:
+            raise ValueError(f"expected HOSTSxCPUSxGIB like 5x32x128, got {text!r}")
+        try:
+            return cls(int(parts[0]), float(parts[1]), int(float(parts[2]) * GIB))
+        except ValueError as exc:
+            raise ValueError(f"expected HOSTSxCPUSxGIB like 5x32x128, got {text!r}") from exc
+
+    def problems(self, where: str) -> list[str]:
+        found = []
+        if self.hosts < 1:
+            found.append(f"{where}.hosts: must be at least 1, got {self.hosts}")
+        if self.cpus <= 0:
+            found.append(f"{where}.cpus: must be positive, got {self.cpus}")
+        if self.memory_bytes <= 0:
+            found.append(f"{where}.memory_gib: must be positive, got {self.memory_bytes / GIB}")
+        return found
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     """Host count and size, and how many VMs are chained into chunks by private networks."""
 
@@ -28,6 +58,8 @@ class ClusterSpec:
     # First fit fills a host up to this share of its memory before trying the next one; None (auto)
     # is the cluster's average memory share plus AUTO_FILL_SLACK, so the start uses every host.
     fill: float | None = None
+    # Mixed clusters: groups of hosts of different sizes, in this order (instead of hosts/cpus/memory).
+    groups: tuple[HostGroup, ...] = ()
 
     @classmethod
     def from_mapping(cls, data: Any, source: str = "cluster") -> ClusterSpec:
@@ -49,8 +81,12 @@ class ClusterSpec:
             "fill": float,
         }
         for key, raw in data.items():
+            if key == "groups":
+                values["groups"] = _groups(raw, problems)
+                continue
             if key not in known:
-                problems.append(f"{key}: unknown key (known: {', '.join(sorted(known))})")
+                names = ", ".join(sorted([*known, "groups"]))
+                problems.append(f"{key}: unknown key (known: {names})")
                 continue
             if key == "fill" and raw == "auto":
                 continue
@@ -88,12 +124,48 @@ class ClusterSpec:
             )
         if self.fill is not None and not 0.0 < self.fill <= 1.0:
             found.append(f"fill: must be within (0, 1], got {self.fill}")
+        for index, group in enumerate(self.groups):
+            found += group.problems(f"groups[{index}]")
         return found
+
+    def host_groups(self) -> tuple[HostGroup, ...]:
+        """The groups, or one group of identical hosts."""
+        return self.groups or (HostGroup(self.hosts, self.cpus, self.memory_bytes),)
+
+    @property
+    def host_count(self) -> int:
+        return sum(g.hosts for g in self.host_groups())
 
     @property
     def host_names(self) -> tuple[str, ...]:
-        width = len(str(self.hosts - 1))
-        return tuple(f"host{index:0{width}d}" for index in range(self.hosts))
+        count = self.host_count
+        width = len(str(count - 1))
+        return tuple(f"host{index:0{width}d}" for index in range(count))
+
+    def sizes(self) -> list[tuple[float, int]]:
+        """(CPUs, memory bytes) of every host, in ``host_names`` order."""
+        return [(g.cpus, g.memory_bytes) for g in self.host_groups() for _ in range(g.hosts)]
+
+
+def _groups(raw: Any, problems: list[str]) -> tuple[HostGroup, ...]:
+    if not isinstance(raw, list) or not raw:
+        problems.append(f"groups: expected a list of {{hosts, cpus, memory_gib}}, got {raw!r}")
+        return ()
+    groups = []
+    for index, item in enumerate(raw):
+        where = f"groups[{index}]"
+        if not isinstance(item, Mapping) or set(item) != {"hosts", "cpus", "memory_gib"}:
+            problems.append(f"{where}: expected exactly hosts, cpus and memory_gib, got {item!r}")
+            continue
+        numbers = [item[k] for k in ("hosts", "cpus", "memory_gib")]
+        if any(isinstance(n, bool) or not isinstance(n, int | float) for n in numbers):
+            problems.append(f"{where}: hosts, cpus and memory_gib must be numbers, got {item!r}")
+            continue
+        if not isinstance(item["hosts"], int):
+            problems.append(f"{where}.hosts: expected a whole number, got {item['hosts']!r}")
+            continue
+        groups.append(HostGroup(item["hosts"], float(item["cpus"]), int(item["memory_gib"] * GIB)))
+    return tuple(groups)
 
 
 @dataclass(frozen=True)
@@ -154,25 +226,27 @@ def build_cluster(vms: Sequence[VmTrace], spec: ClusterSpec) -> Cluster:
         units.setdefault(key, []).append(name)
     ordered = sorted(units.values(), key=lambda group: (-sum(memory[n] for n in group), group[0]))
     hosts = spec.host_names
+    sizes = dict(zip(hosts, spec.sizes(), strict=True))
+    capacity = {h: sizes[h][1] for h in hosts}
     used = dict.fromkeys(hosts, 0)
     fill = spec.fill
     if fill is None:
-        total = sum(memory.values()) / (spec.memory_bytes * spec.hosts)
+        total = sum(memory.values()) / sum(capacity.values())
         fill = min(1.0, total + AUTO_FILL_SLACK)
-    limit = fill * spec.memory_bytes
     placement: dict[str, str] = {}
     for group in ordered:
         need = sum(memory[n] for n in group)
-        target = next((h for h in hosts if used[h] + need <= limit), None)
+        # Room is a share of each host's memory: on mixed hosts every host fills to the same ratio.
+        target = next((h for h in hosts if used[h] + need <= fill * capacity[h]), None)
         if target is None:
-            target = min(hosts, key=lambda h: (used[h], h))
+            target = min(hosts, key=lambda h: (used[h] / capacity[h], h))
         used[target] += need
         for name in group:
             placement[name] = target
     return Cluster(
         host_names=hosts,
-        host_cpus=dict.fromkeys(hosts, spec.cpus),
-        host_memory=dict.fromkeys(hosts, spec.memory_bytes),
+        host_cpus={h: sizes[h][0] for h in hosts},
+        host_memory=capacity,
         networks=networks,
         placement={n: placement[n] for n in names},
     )

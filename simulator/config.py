@@ -10,6 +10,7 @@ from typing import Any, cast
 import yaml
 
 from simulator.cluster import ClusterSpec
+from simulator.migration import CostModel
 from simulator.policies import PLUGINS
 from simulator.traces import (
     GIB,
@@ -84,10 +85,13 @@ class Simulation:
     policy: Policy = field(default_factory=Policy)
     compare: tuple[str, ...] = DEFAULT_COMPARE
     parameters: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
+    # What a migration costs; every policy pays the same.
+    migration: CostModel = field(default_factory=CostModel)
 
     def problems(self, require_path: bool = True) -> list[str]:
         found = self.traces.problems(require_path)
         found += [f"cluster.{p}" for p in self.cluster.problems()]
+        found += [f"migration.{p}" for p in self.migration.problems()]
         found += [
             f"compare: unknown policy {n!r} (known: {', '.join(PLUGINS)})"
             for n in self.compare
@@ -156,7 +160,7 @@ def parse_simulation(data: Any, source: str, base: Path | None = None) -> Simula
     if not isinstance(data, Mapping):
         raise ValidationError(source, [f"expected a mapping, got {type(data).__name__}"])
     problems: list[str] = []
-    known = ("traces", "cluster", "policy", "compare", "policies")
+    known = ("traces", "cluster", "policy", "compare", "policies", "migration")
     problems += [f"{k}: unknown key (known: {', '.join(known)})" for k in data if k not in known]
     traces = _trace_spec(data.get("traces"), problems)
     if traces.path and base is not None and not Path(traces.path).is_absolute():
@@ -166,6 +170,11 @@ def parse_simulation(data: Any, source: str, base: Path | None = None) -> Simula
         cluster = ClusterSpec.from_mapping(data.get("cluster"), "cluster")
     except ValidationError as exc:
         problems += [f"cluster.{p}" for p in exc.problems]
+    migration = CostModel()
+    try:
+        migration = CostModel.from_mapping(data.get("migration"), "migration")
+    except ValidationError as exc:
+        problems += [f"migration.{p}" for p in exc.problems]
     policy = Policy()
     raw_policy = data.get("policy")
     if isinstance(raw_policy, str):
@@ -195,9 +204,14 @@ def parse_simulation(data: Any, source: str, base: Path | None = None) -> Simula
         policy=policy,
         compare=tuple(compare),
         parameters=cast(Mapping[str, Mapping[str, Any] | None], parameters),
+        migration=migration,
     )
     # The trace path may still come from the command line.
-    problems += [p for p in simulation.problems(False) if not p.startswith("cluster.")]
+    problems += [
+        p
+        for p in simulation.problems(False)
+        if not p.startswith("cluster.") and not p.startswith("migration.")
+    ]
     if problems:
         raise ValidationError(source, problems)
     return simulation

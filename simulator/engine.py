@@ -10,9 +10,13 @@ from typing import Any
 
 from simulator.alerting import sustained
 from simulator.cluster import Cluster
+from simulator.diagnosis import Diagnosis
+from simulator.migration import CostModel
 from simulator.policies.base import PolicyPlugin
 from simulator.state import ClusterView, MigrationRecord, Move
 from simulator.traces import GIB, Workload
+from virtbalance.causes import Cause
+from virtbalance.chunks import Chunk
 from virtbalance.policy import Policy
 
 FLAP_WINDOW = 86400.0
@@ -36,6 +40,7 @@ class Metrics:
     chunk_splits: int = 0
     rejected_moves: int = 0
     alert_host_steps: int = 0
+    migration_seconds: float = 0.0
     replay_seconds: float = 0.0
 
     @property
@@ -69,6 +74,7 @@ class Metrics:
             "chunk_splits": self.chunk_splits,
             "rejected_moves": self.rejected_moves,
             "alert_host_steps": self.alert_host_steps,
+            "migration_hours": round(self.migration_seconds / 3600.0, 4),
             "replay_seconds": round(self.replay_seconds, 3),
         }
 
@@ -81,6 +87,8 @@ class Result:
     parameters: dict[str, Any]
     history: list[MigrationRecord]
     host_series: dict[str, array[float]] = field(default_factory=dict)
+    # Why each overload was not relieved at once (plug-ins that can say: virtbalance).
+    diagnosis: Diagnosis | None = None
 
 
 class _Tracker:
@@ -115,6 +123,52 @@ class _Tracker:
         return count
 
 
+@dataclass
+class _Flight:
+    """A migration decided at ``queued``, copying from ``start`` to ``end``."""
+
+    domain: str
+    source: str
+    destination: str
+    queued: float
+    start: float
+    end: float
+
+
+def _share(first: float, last: float, begin: float, end: float, step: float) -> float:
+    """The share of the interval (first, last] that [begin, end) covers."""
+    return max(0.0, min(end, last) - max(begin, first)) / step
+
+
+def _schedule(
+    moves: Sequence[Move], view: ClusterView, cost: CostModel, per_host: int, free_at: float
+) -> tuple[list[tuple[Move, float, float]], float]:
+    """Start and end of each move: groups (a chunk) one after another from ``free_at``, members together."""
+    out: list[tuple[Move, float, float]] = []
+    clock = free_at
+    index = 0
+    while index < len(moves):
+        first = moves[index]
+        key = (first.group, view.placement[first.domain], first.destination)
+        end = index + 1
+        while (
+            end < len(moves)
+            and (
+                moves[end].group,
+                view.placement[moves[end].domain],
+                moves[end].destination,
+            )
+            == key
+        ):
+            end += 1
+        group = moves[index:end]
+        spans = cost.chunk([(view.memory[m.domain], view.cpu[m.domain]) for m in group], per_host)
+        out += [(m, clock + a, clock + b) for m, (a, b) in zip(group, spans, strict=True)]
+        clock += max((b for _, b in spans), default=0.0)
+        index = end
+    return out, clock
+
+
 def replay(
     workload: Workload,
     cluster: Cluster,
@@ -122,18 +176,23 @@ def replay(
     policy: Policy,
     *,
     record_series: bool = True,
+    cost: CostModel | None = None,
 ) -> Result:
     """Replay ``workload`` on ``cluster`` under ``plugin``.
 
-    Each step: apply the moves decided at the previous step (each costs its memory in transferred
-    bytes), sum every host's demand, count overload (CPU above ``policy.cpu_high``), advance the
-    policy's alert (CPU above ``cpu_high`` or memory above ``memory_high`` for ``overload_for``),
-    then ask the plug-in what to move.
+    Step ``i`` stands for the interval that ends at ``start + i * step``, when it is sampled and the
+    policy decides. Each step: the moves decided at the previous step begin (one chunk after another,
+    after any still running; ``cost`` says how long each lasts, during which the source still carries
+    the domain plus the copying overhead and the destination carries it too); sum every host's demand
+    over the interval; count overload (CPU above ``policy.cpu_high``); advance the policy's alert (CPU
+    above ``cpu_high`` or memory above ``memory_high`` for ``overload_for``); ask the plug-in what to
+    move, and record why each overloaded host got no move (the diagnosis).
     """
+    cost = cost or CostModel()
     started = wallclock.perf_counter()
     names = [vm.name for vm in workload.vms]
     series = [vm.cpu for vm in workload.vms]
-    memory = {vm.name: vm.memory_bytes for vm in workload.vms}
+    memory_series = [vm.memory for vm in workload.vms]
     vcpus = {vm.name: vm.vcpus for vm in workload.vms}
     networks = {n: tuple(cluster.networks.get(n, ())) for n in names}
     hosts = cluster.host_names
@@ -141,9 +200,7 @@ def replay(
     domains_by_host: dict[str, list[str]] = {h: [] for h in hosts}
     for name in names:
         domains_by_host[placement[name]].append(name)
-    host_memory_used = dict.fromkeys(hosts, 0)
-    for name in names:
-        host_memory_used[placement[name]] += memory[name]
+    memory_now = {vm.name: vm.memory_bytes for vm in workload.vms}
     metrics = Metrics(
         policy=plugin.name,
         chunk_aware=plugin.chunk_aware,
@@ -156,46 +213,90 @@ def replay(
     history: list[MigrationRecord] = []
     tracker = _Tracker(cluster)
     pending_since: dict[str, float | None] = dict.fromkeys(hosts)
-    pending: list[Move] = []
+    pending: list[tuple[Move, float, float]] = []
+    flights: list[_Flight] = []
+    free_at = workload.start
     cpu_high = policy.cpu_high
     memory_high = policy.memory_high
     cpu_now: dict[str, float] = dict.fromkeys(names, 0.0)
+    index_of = {n: i for i, n in enumerate(names)}
+    series_by_name = dict(zip(names, series, strict=True))
+    rows = list(zip(names, series, memory_series, strict=True))
+    chunk_cache: dict[tuple[str, ...], list[Chunk]] = {}
+    diagnosis = Diagnosis(hosts, workload.steps, workload.step)
+    explains = True
 
     for step in range(workload.steps):
         now = workload.start + step * workload.step
         if pending:
             moved = []
-            for move in pending:
+            decided = now - workload.step
+            for move, begin, end in pending:
                 source = placement[move.domain]
                 record = MigrationRecord(
-                    now, move.domain, source, move.destination, memory[move.domain]
+                    end,
+                    move.domain,
+                    source,
+                    move.destination,
+                    memory_now[move.domain],
+                    end - begin,
                 )
                 placement[move.domain] = move.destination
                 domains_by_host[source].remove(move.domain)
                 domains_by_host[move.destination].append(move.domain)
-                host_memory_used[source] -= memory[move.domain]
-                host_memory_used[move.destination] += memory[move.domain]
+                if end > decided:
+                    flights.append(
+                        _Flight(move.domain, source, move.destination, decided, begin, end)
+                    )
                 history.append(record)
                 metrics.migrations += 1
                 metrics.migrated_bytes += record.memory_bytes
+                metrics.migration_seconds += record.duration
                 metrics.flaps += tracker.is_flap(record)
                 moved.append(move.domain)
             metrics.chunk_splits += tracker.new_splits(moved, networks, placement)
             pending = []
 
         host_cpu_used = dict.fromkeys(hosts, 0.0)
-        for name, values in zip(names, series, strict=True):
+        host_memory_used = dict.fromkeys(hosts, 0)
+        for name, values, used in rows:
             value = values[step]
             cpu_now[name] = value
-            host_cpu_used[placement[name]] += value
+            if used is not None:
+                memory_now[name] = int(used[step])
+            where = placement[name]
+            host_cpu_used[where] += value
+            host_memory_used[where] += memory_now[name]
+        if flights:
+            # Over the interval (now - step, now] a domain counts on its source until its migration
+            # ends, plus the copying while it runs; on its destination once the copy starts (it is
+            # placed there already, so the wait in the executor's queue is taken off).
+            first = now - workload.step
+            running = []
+            for flight in flights:
+                cpu = series[index_of[flight.domain]][step]
+                host_cpu_used[flight.source] += cpu * _share(
+                    first, now, flight.queued, flight.end, workload.step
+                ) + cost.overhead_cores * _share(
+                    first, now, flight.start, flight.end, workload.step
+                )
+                host_cpu_used[flight.destination] -= cpu * _share(
+                    first, now, flight.queued, flight.start, workload.step
+                )
+                if flight.end > now:
+                    running.append(flight)
+            flights = running
 
         firing = set()
+        overloaded_hosts = []
         for host in hosts:
             ratio = host_cpu_used[host] / cluster.host_cpus[host]
             if record_series:
                 host_series[host][step] = ratio
             metrics.worst_cpu_ratio = max(metrics.worst_cpu_ratio, ratio)
             overloaded = ratio > cpu_high
+            if overloaded:
+                overloaded_hosts.append(host)
             metrics.overloaded_host_steps += overloaded
             breached = (
                 overloaded or host_memory_used[host] / cluster.host_memory[host] > memory_high
@@ -217,18 +318,41 @@ def replay(
             placement=placement,
             domains_by_host=domains_by_host,
             cpu=cpu_now,
-            memory=memory,
+            memory=memory_now,
             vcpus=vcpus,
             networks=networks,
             host_cpu_used=host_cpu_used,
             host_memory_used=host_memory_used,
             firing=frozenset(firing),
             history=history,
+            executing_until=free_at,
+            cpu_series=series_by_name,
+            chunk_cache=chunk_cache,
         )
-        pending = _admit(plugin.decide(view), view, metrics)
+        # One executor for every policy: while its migrations run, nothing new is decided.
+        busy = free_at > now
+        admitted = [] if busy else _admit(plugin.decide(view), view, metrics)
+        if admitted:
+            pending, free_at = _schedule(admitted, view, cost, policy.max_per_host, now)
+        explained = plugin.explain()
+        if busy and explained is not None:
+            explained = dict.fromkeys(firing, Cause.WAITING)
+        explains = explains and explained is not None
+        if overloaded_hosts and explained is not None:
+            relieving = {view.placement[m.domain] for m in admitted} | {f.source for f in flights}
+            for host in overloaded_hosts:
+                if host in relieving:
+                    cause = Cause.MIGRATING
+                elif host not in firing:
+                    cause = Cause.FOR_WINDOW
+                else:
+                    cause = explained.get(host, Cause.OTHER)
+                diagnosis.record(host, step, cause)
 
     metrics.replay_seconds = wallclock.perf_counter() - started
-    return Result(metrics, plugin.parameters(), history, host_series)
+    return Result(
+        metrics, plugin.parameters(), history, host_series, diagnosis if explains else None
+    )
 
 
 def _admit(moves: Sequence[Move], view: ClusterView, metrics: Metrics) -> list[Move]:

@@ -18,6 +18,7 @@ COLUMNS = (
     ("FLAPS", lambda m: str(m.flaps)),
     ("SPLITS", lambda m: str(m.chunk_splits)),
     ("REFUSED", lambda m: str(m.rejected_moves)),
+    ("MIG-H", lambda m: f"{m.migration_seconds / 3600.0:.2f}"),
     ("SECONDS", lambda m: f"{m.replay_seconds:.1f}"),
 )
 
@@ -52,11 +53,46 @@ def table(results: Sequence[Result], cpu_high: float) -> str:
     return "\n".join(lines)
 
 
+def diagnosis_table(results: Sequence[Result]) -> str:
+    """Per policy that can say: host-time and stretches per cause of unrelieved overload."""
+    blocks = []
+    for result in results:
+        diagnosis = result.diagnosis
+        if diagnosis is None:
+            continue
+        totals = diagnosis.totals()
+        overloaded = sum(n for n, _ in totals.values())
+        hour = 3600.0 / diagnosis.step_seconds
+        rows = [("CAUSE", "HOST-HOURS", "SHARE", "STRETCHES")]
+        rows += [
+            (str(c), f"{n / hour:.1f}", f"{100.0 * n / overloaded:.1f}%", str(k))
+            for c, (n, k) in totals.items()
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = [f"why {result.metrics.policy} did not relieve an overload at once:"]
+        lines += ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in rows]
+        doc = diagnosis.to_dict()
+        longest = doc["longest_unrelieved"]
+        lines.append(
+            f"{doc['stretches']} overload stretches: {doc['relieved']} relieved by a move, "
+            f"{doc['unrelieved']} not"
+            + (
+                f" (longest: {longest['host']}, {longest['hours']:.1f} h, mostly {longest['main_cause']})"
+                if longest
+                else ""
+            )
+        )
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
 def to_document(results: Sequence[Result], setup: dict[str, Any]) -> dict[str, Any]:
     base = next((r.metrics for r in results if r.metrics.policy == "none"), None)
     policies = []
     for result in results:
         entry = {**result.metrics.to_dict(), "parameters": result.parameters}
+        if result.diagnosis is not None:
+            entry["diagnosis"] = result.diagnosis.to_dict()
         if base is not None:
             entry["overload_reduction_pct"] = round(
                 reduction_pct(

@@ -38,15 +38,18 @@ class Comparison:
                 "skipped_lines": len(self.workload.skipped_lines),
             },
             "cluster": {
-                "hosts": spec.hosts,
-                "cpus": spec.cpus,
-                "memory_gib": spec.memory_bytes / GIB,
+                "hosts": spec.host_count,
+                "groups": [
+                    {"hosts": g.hosts, "cpus": g.cpus, "memory_gib": g.memory_bytes / GIB}
+                    for g in spec.host_groups()
+                ],
                 "chunk_share": spec.chunk_share,
                 "chunks": len(self.cluster.chunks()),
                 "seed": spec.seed,
                 "fill": "auto" if spec.fill is None else spec.fill,
             },
             "policy": simulation.policy.to_mapping(),
+            "migration": simulation.migration.to_mapping(),
             "load_seconds": round(self.load_seconds, 3),
             "total_seconds": round(self.total_seconds, 3),
         }
@@ -68,7 +71,14 @@ def compare(
     cluster = build_cluster(workload.vms, simulation.cluster)
     results = []
     for plugin in plugins:
-        result = replay(workload, cluster, plugin, simulation.policy, record_series=record_series)
+        result = replay(
+            workload,
+            cluster,
+            plugin,
+            simulation.policy,
+            record_series=record_series,
+            cost=simulation.migration,
+        )
         results.append(result)
         if progress is not None:
             progress(result)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from virtbalance.chunks import Chunk, ChunkMember, find_chunks
+
+# Chunk lists kept for hosts' domain lists seen before; a storm of moves makes many, so start over.
+CHUNK_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -15,17 +18,21 @@ class Move:
     domain: str
     destination: str
     reason: str = ""
+    # Moves with the same group, source and destination in a row run together (a chunk); "" groups
+    # consecutive moves between the same two hosts.
+    group: str = ""
 
 
 @dataclass(frozen=True)
 class MigrationRecord:
-    """A migration that happened: at ``time`` (when it took effect) it moved ``memory_bytes``."""
+    """A migration that happened: it ended at ``time`` after ``duration`` seconds, copying ``memory_bytes``."""
 
     time: float
     domain: str
     source: str
     destination: str
     memory_bytes: int
+    duration: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,27 @@ class ClusterView:
     host_memory_used: Mapping[str, int]
     firing: frozenset[str]
     history: Sequence[MigrationRecord]
+    # When the migrations decided so far will all have ended (the executor is busy until then).
+    executing_until: float = 0.0
+    # Each domain's CPU per step of the whole trace: plug-ins may read the past (indexes <= step) only.
+    cpu_series: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    # Chunks found so far, by a host's domains in order (the engine keeps it across steps: chunks
+    # change only when domains move).
+    chunk_cache: dict[tuple[str, ...], list[Chunk]] = field(default_factory=dict)
+
+    def recent_peaks(self, steps: int) -> tuple[dict[str, float], dict[str, float]]:
+        """Peak CPU over the last ``steps`` steps: per domain, and per host of the domains it runs now."""
+        first = max(0, self.step - steps + 1)
+        domains = {
+            name: max(values[first : self.step + 1]) for name, values in self.cpu_series.items()
+        }
+        hosts = {}
+        for host, names in self.domains_by_host.items():
+            rows = [self.cpu_series[n] for n in names if n in self.cpu_series]
+            hosts[host] = max(
+                (sum(row[i] for row in rows) for i in range(first, self.step + 1)), default=0.0
+            )
+        return domains, hosts
 
     def cpu_ratio(self, host: str) -> float:
         return self.host_cpu_used[host] / self.host_cpus[host]
@@ -57,6 +85,12 @@ class ClusterView:
 
     def chunks_on(self, host: str) -> list[Chunk]:
         """The host's chunks, found the way the exporter and planner find them."""
-        return find_chunks(
-            ChunkMember(name, self.networks.get(name, ())) for name in self.domains_by_host[host]
-        )
+        key = tuple(self.domains_by_host[host])
+        found = self.chunk_cache.get(key)
+        if found is None:
+            if len(self.chunk_cache) >= CHUNK_CACHE_SIZE:
+                self.chunk_cache.clear()
+            found = self.chunk_cache[key] = find_chunks(
+                ChunkMember(name, self.networks.get(name, ())) for name in key
+            )
+        return found

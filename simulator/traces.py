@@ -31,6 +31,8 @@ class VmTrace:
     vcpus: int
     memory_bytes: int
     cpu: array[float] = field(repr=False)
+    # Memory in use per step (bytes), where the trace has it; None: ``memory_bytes`` throughout.
+    memory: array[float] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,13 @@ class Workload:
     def window(self, first: int, count: int) -> Workload:
         """Steps ``first`` to ``first + count - 1`` only (a week of a month, say)."""
         vms = tuple(
-            VmTrace(vm.name, vm.vcpus, vm.memory_bytes, vm.cpu[first : first + count])
+            VmTrace(
+                vm.name,
+                vm.vcpus,
+                vm.memory_bytes,
+                vm.cpu[first : first + count],
+                None if vm.memory is None else vm.memory[first : first + count],
+            )
             for vm in self.vms
         )
         return Workload(self.start + first * self.step, self.step, vms, self.skipped_lines)
@@ -71,6 +79,7 @@ class _RawSeries:
     vcpus: int
     memory_bytes: int
     samples: list[tuple[float, float]]  # (unix seconds, cores)
+    memory: list[float] | None = None  # bytes in use, one per sample (None: not in the trace)
 
 
 def _natural_key(path: Path) -> tuple[int, str]:
@@ -94,6 +103,7 @@ def _parse_bitbrains_file(
     path: Path, memory_basis: MemoryBasis, strict: bool, skipped: list[str]
 ) -> _RawSeries:
     samples: list[tuple[float, float]] = []
+    used: list[float] = []
     vcpus = 0
     memory_kb = 0.0
     with path.open(encoding="utf-8", errors="replace") as handle:
@@ -105,8 +115,9 @@ def _parse_bitbrains_file(
         for number, line in enumerate(handle, start=2):
             if not line.strip():
                 continue
-            # The separator is ";\t"; splitting on ";" and stripping also accepts plain ";".
-            parts = [p.strip() for p in line.split(";")]
+            # The separator is ";\t"; splitting on ";" also accepts plain ";" (float() and int()
+            # ignore the surrounding whitespace).
+            parts = line.split(";")
             try:
                 if len(parts) != BITBRAINS_COLUMNS:
                     raise ValueError(f"expected {BITBRAINS_COLUMNS} columns, got {len(parts)}")
@@ -128,13 +139,15 @@ def _parse_bitbrains_file(
             vcpus = max(vcpus, cores)
             memory_kb = max(memory_kb, used_kb if memory_basis == "used-max" else provisioned_kb)
             samples.append((stamp, percent * cores / 100.0))
+            used.append(used_kb * KIB if memory_basis == "used-max" else provisioned_kb * KIB)
     if not samples:
         raise ValidationError(str(path), ["no usable samples"])
     # Rows with 0 cores and all zeros are periods the VM reported nothing: they count as idle.
     vcpus = max(vcpus, 1)
     # Every VM needs a footprint to be placed and moved, even one that reported no memory: 1 GiB at least.
     memory_bytes = max(int(memory_kb * KIB), GIB)
-    return _RawSeries(path.stem, vcpus, memory_bytes, samples)
+    # The same floor per step: a migration copies at least that much.
+    return _RawSeries(path.stem, vcpus, memory_bytes, samples, [max(u, GIB) for u in used])
 
 
 def _grid(series: Sequence[_RawSeries], step: float, start: float | None) -> Workload:
@@ -162,8 +175,32 @@ def _grid(series: Sequence[_RawSeries], step: float, start: float | None) -> Wor
             if hits[index]:
                 current = sums[index] / hits[index]
             cpu[index] = current
-        vms.append(VmTrace(raw.name, raw.vcpus, raw.memory_bytes, cpu))
+        vms.append(
+            VmTrace(
+                raw.name, raw.vcpus, raw.memory_bytes, cpu, _memory_grid(raw, origin, step, count)
+            )
+        )
     return Workload(origin, step, tuple(vms))
+
+
+def _memory_grid(raw: _RawSeries, origin: float, step: float, count: int) -> array[float] | None:
+    """Memory in use on the grid: the mean per step, gaps hold the last value, the first value before it."""
+    if raw.memory is None:
+        return None
+    sums = [0.0] * count
+    hits = [0] * count
+    for (stamp, _), used in zip(raw.samples, raw.memory, strict=True):
+        index = int((stamp - origin) // step)
+        if 0 <= index < count:
+            sums[index] += used
+            hits[index] += 1
+    current = raw.memory[0]
+    out = array("d", bytes(8 * count))
+    for index in range(count):
+        if hits[index]:
+            current = sums[index] / hits[index]
+        out[index] = current
+    return out
 
 
 def load_bitbrains(

@@ -1,5 +1,10 @@
 """Barriers against migration storms: VM cooldown, host settle, anti-flap and the hourly rate cap, as pure functions.
 
+The VM cooldown grows with repeated moves, as the KubeVirt-aware descheduler's does: a domain's
+cooldown is ``max(vm_cooldown, its last migration's duration) x 2^(n-1)``, at most ``vm_cooldown_max``,
+where n counts its moves within ``vm_cooldown_window``. A domain moved once waits little; one the
+planner keeps moving waits longer each time, whatever load pattern makes it move.
+
 The planner, the actioner and the simulator all decide barriers here, from the same two inputs: the domains'
 ``last_migrated``/``last_host`` fields and a migration history. There is no other copy of this logic.
 """
@@ -19,12 +24,44 @@ HOUR = 3600.0
 
 
 class MigrationRecord(NamedTuple):
-    """One finished migration; a plain ``(domain, source, destination, time)`` tuple works too."""
+    """One finished migration; a plain ``(domain, source, destination, time)`` tuple works too.
+
+    ``duration`` (seconds, 0 when unknown) lengthens the cooldown of a domain slow to migrate.
+    """
 
     domain: str
     source: str
     destination: str
     time: float
+    duration: float = 0.0
+
+
+# (domain, source, destination, time) or with the migration's duration as a fifth element.
+HistoryItem = tuple[str, str, str, float] | tuple[str, str, str, float, float]
+
+
+def horizon(policy: Policy) -> float:
+    """How far back a barrier can see: history older than this changes nothing."""
+    return max(
+        HOUR,
+        policy.vm_cooldown,
+        policy.vm_cooldown_max,
+        policy.vm_cooldown_window,
+        policy.host_settle,
+        policy.anti_flap,
+    )
+
+
+def cooldown(policy: Policy, moves: int, duration: float = 0.0) -> float:
+    """The cooldown after a domain's ``moves``-th move within ``vm_cooldown_window`` (1: the first).
+
+    ``max(vm_cooldown, duration) x 2^(moves-1)``, capped at ``vm_cooldown_max``; a cap at or below
+    ``vm_cooldown`` keeps the cooldown fixed.
+    """
+    base = max(policy.vm_cooldown, duration)
+    if policy.vm_cooldown_max <= policy.vm_cooldown:
+        return base
+    return max(base, min(policy.vm_cooldown_max, base * 2.0 ** max(0, moves - 1)))
 
 
 @dataclass(frozen=True)
@@ -81,7 +118,7 @@ def ago(seconds: float) -> str:
 
 
 def _records(
-    history: Iterable[tuple[str, str, str, float]], domains: Iterable[DomainState]
+    history: Iterable[HistoryItem], domains: Iterable[DomainState]
 ) -> list[MigrationRecord]:
     """History plus what the domains remember of their last move, without counting a move twice."""
     records = [MigrationRecord(*r) for r in history]
@@ -101,7 +138,7 @@ def _records(
 def evaluate(
     policy: Policy,
     now: float,
-    history: Iterable[tuple[str, str, str, float]] = (),
+    history: Iterable[HistoryItem] = (),
     domains: Iterable[DomainState] = (),
 ) -> Barriers:
     """Every barrier active at ``now`` from a migration history and/or the domains' own last-move fields."""
@@ -110,15 +147,28 @@ def evaluate(
     blocked_hosts: dict[str, str] = {}
     returns: dict[str, dict[str, str]] = {}
     recent = 0
+    # Moves per domain within vm_cooldown_window so far (records are oldest first).
+    moves: dict[str, int] = {}
     for record in records:
         age = now - record.time
         if age < HOUR:
             recent += 1
-        if age < policy.vm_cooldown:
+        if age < policy.vm_cooldown_window:
+            moves[record.domain] = moves.get(record.domain, 0) + 1
+        count = moves.get(record.domain, 1)
+        window = cooldown(policy, count, record.duration)
+        if age < window:
+            nth = (
+                f": move {count} in {format_duration(policy.vm_cooldown_window)}"
+                if count > 1
+                else ""
+            )
             blocked_domains[record.domain] = (
                 f"vm_cooldown: {record.domain} moved {ago(age)} ago "
-                f"(window {format_duration(policy.vm_cooldown)})"
+                f"(window {format_duration(window)}{nth})"
             )
+        else:
+            blocked_domains.pop(record.domain, None)
         if age < policy.host_settle:
             for host, role in ((record.source, "sent"), (record.destination, "received")):
                 if host:
@@ -141,7 +191,7 @@ def evaluate(
     )
 
 
-def annotate(snapshot: Snapshot, history: Iterable[tuple[str, str, str, float]]) -> Snapshot:
+def annotate(snapshot: Snapshot, history: Iterable[HistoryItem]) -> Snapshot:
     """The snapshot with each domain's ``last_migrated``/``last_host`` taken from history where it is newer."""
     latest: dict[str, MigrationRecord] = {}
     for record in sorted(

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+from virtbalance.causes import Cause
 from virtbalance.errors import ValidationError
 
 ModeKind = Literal["relieve", "drain", "balance", "consolidate"]
@@ -73,9 +74,16 @@ class Unresolved:
     host: str
     resource: str  # cpu, memory, drain, balance
     reason: str
+    # What kept it there, typed (the reason text says it for an operator).
+    cause: Cause = Cause.OTHER
 
     def to_dict(self) -> dict[str, str]:
-        return {"host": self.host, "resource": self.resource, "reason": self.reason}
+        return {
+            "host": self.host,
+            "resource": self.resource,
+            "reason": self.reason,
+            "cause": str(self.cause),
+        }
 
 
 @dataclass(frozen=True)
@@ -171,7 +179,10 @@ class Plan:
                 ),
                 unresolved=tuple(
                     Unresolved(
-                        host=str(u["host"]), resource=str(u["resource"]), reason=str(u["reason"])
+                        host=str(u["host"]),
+                        resource=str(u["resource"]),
+                        reason=str(u["reason"]),
+                        cause=Cause(u.get("cause", Cause.OTHER)),
                     )
                     for u in data.get("unresolved", ())
                 ),

@@ -31,6 +31,10 @@ class Policy:
     memory_target: float = 0.85
     # Barriers against migration storms.
     vm_cooldown: float = 3600.0
+    # The cooldown doubles with each move of a domain within vm_cooldown_window, up to vm_cooldown_max
+    # (at or below vm_cooldown: a fixed cooldown). See virtbalance.barriers.cooldown.
+    vm_cooldown_max: float = 21600.0
+    vm_cooldown_window: float = 86400.0
     host_settle: float = 600.0
     anti_flap: float = 86400.0
     max_migrations: int = 8
@@ -44,6 +48,9 @@ class Policy:
     # auto: CP-SAT (OR-Tools) refines the greedy plan within the budget where OR-Tools is installed;
     # greedy: never.
     plan_solver: str = "auto"
+    # Destinations are judged on their recent peak over this window, which must stay at or below
+    # cpu_high, when the caller supplies one (virtbalance.forecast); 0: on the last sample, cpu_target.
+    forecast_window: float = 3600.0
     # Other planner modes.
     balance_spread: float = 0.15
     cpu_low: float = 0.20
@@ -130,6 +137,9 @@ class Policy:
 _DURATION_FIELDS = frozenset(
     {
         "vm_cooldown",
+        "vm_cooldown_max",
+        "vm_cooldown_window",
+        "forecast_window",
         "host_settle",
         "anti_flap",
         "overload_for",

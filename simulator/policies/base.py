@@ -8,6 +8,7 @@ from dataclasses import asdict, fields
 from typing import Any, ClassVar, TypeVar
 
 from simulator.state import ClusterView, Move
+from virtbalance.causes import Cause
 from virtbalance.durations import parse_duration
 from virtbalance.errors import ValidationError
 
@@ -28,6 +29,10 @@ class PolicyPlugin(ABC):
     @abstractmethod
     def parameters(self) -> dict[str, Any]:
         """The plug-in's parameters as used, for reports."""
+
+    def explain(self) -> Mapping[str, Cause] | None:
+        """Why each firing host got no move at the last ``decide``, or None if the plug-in cannot say."""
+        return None
 
 
 def parse_params(

@@ -5,30 +5,70 @@ evaluates the policy's ``for`` like the Prometheus rule), this plug-in builds a 
 annotates it with the migration history, asks ``virtbalance.barriers.evaluate`` for the hourly
 budget, and calls ``virtbalance.planner.plan`` in ``relieve`` mode for the firing hosts, as the
 actioner does on a webhook notification. ``replan_every`` stands for Alertmanager's re-notification
-period: while an alert keeps firing, the actioner hears of it again that often.
+period: while an alert keeps firing, the actioner hears of it again that often. Like the actioner's
+single worker, it does not plan while the migrations of its last plan still run. ``freeze`` replays
+operators' silences: ``{domain, destination ("*": anywhere), from, until}`` (durations from the start
+of the trace), passed to the planner as forbidden moves.
+
+For the diagnosis, ``explain`` says why each firing host got no move, from what the real barriers and
+planner returned: the hourly cap (``Barriers.remaining_hourly``), else the plan's ``Unresolved.cause``.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from simulator.policies.base import PolicyPlugin, as_dict, parse_params
 from simulator.state import ClusterView, MigrationRecord, Move
-from virtbalance.barriers import annotate, evaluate
+from virtbalance.barriers import annotate, evaluate, horizon
+from virtbalance.causes import Cause
+from virtbalance.durations import parse_duration
+from virtbalance.errors import ValidationError
+from virtbalance.forecast import Forecast
 from virtbalance.plan import Mode
 from virtbalance.planner import plan
 from virtbalance.policy import Policy
 from virtbalance.snapshot import DomainState, HostState, Snapshot
 
-HOUR = 3600.0
+
+@dataclass(frozen=True)
+class Freeze:
+    """A silence: ``domain`` may not move to ``destination`` ("*": anywhere) from ``start`` to ``end``
+    seconds after the trace begins."""
+
+    domain: str
+    destination: str
+    start: float
+    end: float
 
 
 @dataclass(frozen=True)
 class VirtbalanceParams:
     replan_every: float = 300.0
+    freeze: tuple[Freeze, ...] = field(default=())
+
+
+def _freezes(raw: Any) -> tuple[Freeze, ...]:
+    where = "policies.virtbalance.freeze"
+    if not isinstance(raw, list):
+        raise ValidationError(where, [f"expected a list of silences, got {raw!r}"])
+    found, problems = [], []
+    for index, item in enumerate(raw):
+        if not isinstance(item, Mapping) or not {"domain", "from", "until"} <= set(item):
+            problems.append(f"{where}[{index}]: needs domain, from and until, got {item!r}")
+            continue
+        try:
+            start, end = parse_duration(item["from"]), parse_duration(item["until"])
+        except ValueError as exc:
+            problems.append(f"{where}[{index}]: {exc}")
+            continue
+        found.append(Freeze(str(item["domain"]), str(item.get("destination", "*")), start, end))
+    if problems:
+        raise ValidationError(where, problems)
+    return tuple(found)
 
 
 class VirtbalancePolicy(PolicyPlugin):
@@ -42,20 +82,42 @@ class VirtbalancePolicy(PolicyPlugin):
         self.policy = policy
         self.next_plan: float | None = None
         self.seen = 0
-        # Only what a barrier can still see: the longest barrier window (or an hour for the cap).
-        self.window = max(HOUR, policy.vm_cooldown, policy.host_settle, policy.anti_flap)
+        # Only what a barrier can still see.
+        self.window = horizon(policy)
         self.recent: deque[MigrationRecord] = deque()
         self.plans = 0
+        self.start: float | None = None
+        self.causes: dict[str, Cause] = {}
 
     @classmethod
     def build(cls, params: Mapping[str, Any] | None, policy: Policy) -> VirtbalancePolicy:
+        rest = dict(params or {})
+        freeze = _freezes(rest.pop("freeze")) if "freeze" in rest else ()
         parsed = parse_params(
-            VirtbalanceParams, params, "policies.virtbalance", frozenset({"replan_every"})
+            VirtbalanceParams, rest, "policies.virtbalance", frozenset({"replan_every"})
         )
-        return cls(parsed, policy)
+        return cls(VirtbalanceParams(parsed.replan_every, freeze), policy)
 
     def parameters(self) -> dict[str, Any]:
         return {**as_dict(self.params), "policy": self.policy.to_mapping()}
+
+    def explain(self) -> Mapping[str, Cause]:
+        return self.causes
+
+    def _forecast(self, view: ClusterView) -> Forecast | None:
+        """Recent peaks over the policy's ``forecast_window`` (0: none, destinations judged on the sample)."""
+        steps = round(self.policy.forecast_window / view.step_seconds)
+        if steps < 1:
+            return None
+        domains, hosts = view.recent_peaks(steps)
+        return Forecast(domains, hosts)
+
+    def _forbidden(self, now: float) -> frozenset[tuple[str, str]]:
+        assert self.start is not None
+        offset = now - self.start
+        return frozenset(
+            (f.domain, f.destination) for f in self.params.freeze if f.start <= offset < f.end
+        )
 
     def _remember(self, view: ClusterView) -> None:
         for record in view.history[self.seen :]:
@@ -65,16 +127,21 @@ class VirtbalancePolicy(PolicyPlugin):
             self.recent.popleft()
 
     def decide(self, view: ClusterView) -> Sequence[Move]:
+        if self.start is None:
+            self.start = view.time
         self._remember(view)
+        self.causes = {}
         if not view.firing:
             self.next_plan = None
             return ()
         if self.next_plan is not None and view.time < self.next_plan:
+            self.causes = dict.fromkeys(view.firing, Cause.WAITING)
             return ()
         self.next_plan = view.time + self.params.replan_every
-        history = [(r.domain, r.source, r.destination, r.time) for r in self.recent]
+        history = [(r.domain, r.source, r.destination, r.time, r.duration) for r in self.recent]
         barriers = evaluate(self.policy, view.time, history)
         if barriers.remaining_hourly <= 0:
+            self.causes = dict.fromkeys(view.firing, Cause.HOURLY_CAP)
             return ()
         snapshot = annotate(snapshot_of(view), history)
         result = plan(
@@ -82,10 +149,16 @@ class VirtbalancePolicy(PolicyPlugin):
             self.policy,
             Mode("relieve"),
             relieve_hosts=frozenset(view.firing),
+            forbidden=self._forbidden(view.time),
             max_migrations=barriers.remaining_hourly,
+            barriers=barriers,
+            forecast=self._forecast(view),
         )
         self.plans += 1
-        return [Move(m.domain, m.destination, m.reason) for m in result.migrations]
+        # The CPU entry first: the diagnosis is of CPU overload.
+        for entry in sorted(result.unresolved, key=lambda u: u.resource != "cpu"):
+            self.causes.setdefault(entry.host, entry.cause)
+        return [Move(m.domain, m.destination, m.reason, group=m.chunk) for m in result.migrations]
 
 
 def snapshot_of(view: ClusterView) -> Snapshot:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from virtbalance.barriers import MigrationRecord, ago, annotate, evaluate
+from virtbalance.barriers import MigrationRecord, ago, annotate, cooldown, evaluate, horizon
 from virtbalance.policy import Policy
 from virtbalance.snapshot import DomainState, HostState, Snapshot
 
@@ -99,3 +99,45 @@ def test_ago_formats():
         "1 h 1 min",
         "25 h",
     ]
+
+
+def test_cooldown_doubles_with_each_move_in_the_window_up_to_the_cap():
+    # KubeVirt-style: max(vm_cooldown, duration) x 2^(n-1), at most vm_cooldown_max.
+    policy = Policy(vm_cooldown=900, vm_cooldown_max=6 * 3600, vm_cooldown_window=86400)
+    assert [cooldown(policy, n) for n in (1, 2, 3, 5, 6, 9)] == [
+        900,
+        1800,
+        3600,
+        14400,
+        21600,
+        21600,
+    ]
+    # A migration that took 20 minutes protects the domain for at least that long.
+    assert cooldown(policy, 1, duration=1200) == 1200
+    assert cooldown(policy, 2, duration=1200) == 2400
+    # A cap at or below the base keeps the old fixed cooldown.
+    assert cooldown(Policy(vm_cooldown=3600, vm_cooldown_max=3600), 7) == 3600
+
+
+def test_history_counts_repeated_moves_and_forgets_those_outside_the_window():
+    policy = Policy(vm_cooldown=900, vm_cooldown_max=6 * 3600, vm_cooldown_window=86400)
+    hour = 3600.0
+    history = [
+        ("web1", "hv1", "hv2", NOW - 30 * hour),  # outside the 24 h window: not counted
+        ("web1", "hv2", "hv3", NOW - 5 * hour),
+        ("web1", "hv3", "hv4", NOW - 3 * hour),
+        ("web1", "hv4", "hv5", NOW - 40 * 60),  # third move in 24 h: 900 x 4 = 1 h
+    ]
+    b = evaluate(policy, NOW, history)
+    assert (
+        b.domain_blocked("web1") == "vm_cooldown: web1 moved 40 min ago (window 1h: move 3 in 1d)"
+    )
+    # A 5-tuple carries the migration's duration.
+    slow = evaluate(policy, NOW, [("db1", "hv1", "hv2", NOW - 1500, 1800.0)])
+    assert slow.domain_blocked("db1") == "vm_cooldown: db1 moved 25 min ago (window 30m)"
+    assert evaluate(policy, NOW, [("db1", "hv1", "hv2", NOW - 1500)]).domain_blocked("db1") is None
+
+
+def test_horizon_covers_every_window():
+    policy = Policy(vm_cooldown_window=2 * 86400, anti_flap=86400)
+    assert horizon(policy) == 2 * 86400

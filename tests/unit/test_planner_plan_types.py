@@ -69,7 +69,7 @@ def test_round_trip_through_json():
         "reason": "relieve hv1: cpu 90.0% -> 60.0%",
     }
     assert data["unresolved"] == [
-        {"host": "hv4", "resource": "cpu", "reason": "chunk x fits no host"}
+        {"host": "hv4", "resource": "cpu", "reason": "chunk x fits no host", "cause": "other"}
     ]
     assert data["hosts_after"][0] == {"name": "hv1", "cpu_ratio": 0.6, "memory_ratio": 0.5}
     assert Plan.from_dict(data) == plan

@@ -9,6 +9,7 @@ import pytest
 from simulator.alerting import sustained
 from simulator.cluster import Cluster, ClusterSpec, build_cluster
 from simulator.engine import replay
+from simulator.migration import CostModel
 from simulator.policies.base import PolicyPlugin
 from simulator.policies.livemigrationspec import LiveMigrationSpecParams, LiveMigrationSpecPolicy
 from simulator.policies.none import NoneParams, NonePolicy
@@ -17,6 +18,8 @@ from simulator.traces import GIB, synthetic
 from virtbalance.policy import Policy
 
 STEP = 300.0
+# Instantaneous migrations: the hand-computed cases below are about timing and counting.
+FREE = CostModel(enabled=False)
 
 
 def three_hosts(
@@ -89,12 +92,12 @@ def test_none_on_three_hosts_counts_every_overloaded_step():
 
 def test_livemigrationspec_on_three_hosts_hand_computed():
     plugin = LiveMigrationSpecPolicy(LiveMigrationSpecParams(high=0.75, sustain=600.0))
-    result = replay(WORKLOAD, three_hosts(START), plugin, Policy())
+    result = replay(WORKLOAD, three_hosts(START), plugin, Policy(), cost=FREE)
     m = result.metrics
     # Sustained at step 2 (600 s): the hungriest VM, a (2 cores), goes to the idle h2 (0 + 2 of 4 = 0.5);
-    # it takes effect at step 3, so h0 is overloaded at steps 0, 1, 2 only.
+    # it ends at once and counts on h2 from step 3, so h0 is overloaded at steps 0, 1, 2 only.
     assert [(r.time, r.domain, r.source, r.destination) for r in result.history] == [
-        (900.0, "a", "h0", "h2")
+        (600.0, "a", "h0", "h2")
     ]
     assert m.overloaded_host_steps == 3
     assert m.overloaded_host_time_pct == pytest.approx(100 * 3 / 18)
@@ -114,10 +117,10 @@ def test_move_takes_effect_next_step_and_memory_is_checked():
         1: [Move("b", "nowhere"), Move("c", "h1"), Move("a", "h1")],
     }
     plugin = Scripted(script)
-    result = replay(WORKLOAD, three_hosts(START), plugin, Policy())
+    result = replay(WORKLOAD, three_hosts(START), plugin, Policy(), cost=FREE)
     # Step 1: "nowhere" is unknown, c is already on h1, a is already on h1 (moved at step 1).
     assert result.metrics.rejected_moves == 3
-    assert [(r.time, r.domain, r.destination) for r in result.history] == [(300.0, "a", "h1")]
+    assert [(r.time, r.domain, r.destination) for r in result.history] == [(0.0, "a", "h1")]
     assert list(result.host_series["h0"])[:2] == [0.875, 0.375]
 
 

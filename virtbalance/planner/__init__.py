@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from virtbalance.barriers import Barriers
 from virtbalance.errors import ValidationError
+from virtbalance.forecast import Forecast
 from virtbalance.plan import CutShort, Mode, Plan
 from virtbalance.planner.balance import balance
 from virtbalance.planner.consolidate import consolidate
@@ -48,6 +50,8 @@ def plan(
     forbidden: frozenset[tuple[str, str]] = frozenset(),
     max_migrations: int | None = None,
     clock: Clock | None = None,
+    barriers: Barriers | None = None,
+    forecast: Forecast | None = None,
 ) -> Plan:
     """Decide which chunks move where. No I/O, and no clock but ``clock``: the same input gives the
     same plan unless the budget cuts it.
@@ -58,6 +62,9 @@ def plan(
     ``clock`` (monotonic seconds, e.g. ``time.monotonic``) times the policy's ``plan_budget``: once it
     has passed, the best plan found so far is returned, its ``cut_short`` saying where the search was.
     Without a clock the searches are bounded by their own limits only.
+    ``barriers``: those evaluated from the migration history at the snapshot's time (None: from the
+    domains' own last-move fields, which cannot tell a domain's repeated moves); ``forecast``: recent
+    peaks to judge destinations on (None: the snapshot's samples, against cpu_target).
     """
     names = {h.name for h in snapshot.hosts}
     if mode.kind == "drain" and mode.host not in names:
@@ -73,9 +80,13 @@ def plan(
             max_migrations,
             deadline=deadline,
             solver=solver,
+            barriers=barriers,
+            forecast=forecast,
         )
         return replace(outcome.plan(mode), cut_short=cut)
-    model = build_model(snapshot, policy, forbidden, max_migrations)
+    model = build_model(
+        snapshot, policy, forbidden, max_migrations, barriers=barriers, forecast=forecast
+    )
     outcome = Outcome(model, Placer(model), deadline=deadline)
     if mode.kind == "drain":
         assert mode.host is not None  # Mode guarantees it
@@ -96,20 +107,32 @@ def _relieve(
     *,
     deadline: Deadline,
     solver: bool,
+    barriers: Barriers | None = None,
+    forecast: Forecast | None = None,
 ) -> tuple[Outcome, CutShort | None]:
     """Least-loaded destinations first. When hosts competed (for destinations or the plan's budget) and
     some missed their cheapest set, also try: the hosts that missed first, fewest domains first (when the
     budget is what they compete for), tight packing, the reverse order; keep the cheapest plan (ties go
     to the earlier variant). Then CP-SAT, seeded with that plan, where OR-Tools is installed: its plan
     is kept only if cheaper. Returns the plan and, unless it is proven optimal, what the budget cut."""
-    solver = solver and small_enough(snapshot, policy, relieve_hosts, forbidden, max_migrations)
+    solver = solver and small_enough(
+        snapshot,
+        policy,
+        relieve_hosts,
+        forbidden,
+        max_migrations,
+        barriers=barriers,
+        forecast=forecast,
+    )
     greedy = deadline.part(GREEDY_SHARE) if solver else deadline
     best: Outcome | None = None
     missed_first: tuple[str, ...] = ()
     for number, (pack, reverse, frugal) in enumerate(VARIANTS):
         if number > 0 and greedy.expired("variants"):
             break
-        model = build_model(snapshot, policy, forbidden, max_migrations)
+        model = build_model(
+            snapshot, policy, forbidden, max_migrations, barriers=barriers, forecast=forecast
+        )
         outcome = Outcome(model, Placer(model, pack=pack), frugal=frugal, deadline=greedy)
         missed = relieve(outcome, relieve_hosts, reverse=reverse, first=missed_first)
         if best is None or outcome.cost() < best.cost():
@@ -122,7 +145,15 @@ def _relieve(
     if not solver:
         return best, deadline.cut
     refined, proven = refine_relieve(
-        snapshot, policy, relieve_hosts, forbidden, max_migrations, best, deadline
+        snapshot,
+        policy,
+        relieve_hosts,
+        forbidden,
+        max_migrations,
+        best,
+        deadline,
+        barriers=barriers,
+        forecast=forecast,
     )
     if refined is not None and refined.cost() < best.cost():
         best = refined

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from virtbalance.barriers import Barriers, evaluate
+from virtbalance.causes import Cause
 from virtbalance.chunks import ChunkMember, find_chunks
+from virtbalance.forecast import Forecast
 from virtbalance.policy import Policy
 from virtbalance.snapshot import DomainState, Snapshot
 
@@ -32,6 +34,8 @@ class HostLoad:
     # Why it may not send or receive (host_settle), or None.
     settle: str | None
     anti_affinity: Counter[str] = field(default_factory=Counter)
+    # CPU a destination is judged on: the forecast peak when there is one, else cpu_used (see Model).
+    cpu_peak: float = 0.0
     moves: int = 0  # migrations into or out of it in this plan
     sent: int = 0  # chunks it sends in this plan: while any, it receives nothing
 
@@ -65,8 +69,12 @@ class Unit:
     anti_affinity: frozenset[str]
     # Why it may not move at all (pinned, cooldown, forbidden), or None.
     blocked: str | None
-    # Destinations it may not go to, with the reason (anti-flap, forbidden pairs).
-    barred: tuple[tuple[str, str], ...]
+    # Destinations it may not go to, with the reason (anti-flap, forbidden pairs) and its cause.
+    barred: tuple[tuple[str, str, Cause], ...]
+    # What ``blocked`` is, typed (the first member's barrier: frozen, pinned, then cooldown).
+    blocked_cause: Cause | None = None
+    # CPU it brings to a destination: its members' forecast peaks, else ``cpu``.
+    cpu_peak: float = 0.0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -77,9 +85,15 @@ class Unit:
         return len(self.members)
 
     def barred_reason(self, host: str) -> str | None:
-        for name, reason in self.barred:
+        for name, reason, _ in self.barred:
             if name == host:
                 return reason
+        return None
+
+    def barred_cause(self, host: str) -> Cause | None:
+        for name, _, cause in self.barred:
+            if name == host:
+                return cause
         return None
 
     def describe(self) -> str:
@@ -109,6 +123,14 @@ class Model:
     # the hourly rate cap leaves; never exceeded). None: no such limit.
     ceiling: int | None = None
     migrations: int = 0
+    # With a forecast, destinations are judged on their recent peak, which must stay at or below
+    # cpu_high (their own alert): the peak already holds the headroom cpu_target keeps on a sample.
+    forecast: bool = False
+
+    @property
+    def destination_cpu(self) -> float:
+        """The CPU ratio a destination's judged load may reach."""
+        return self.policy.cpu_high if self.forecast else self.policy.cpu_target
 
     def budget_left(self) -> int:
         return self.max_migrations - self.migrations
@@ -120,11 +142,20 @@ class Model:
         may move when it is the only move touching the host, and one larger than ``max_migrations``
         when it is the only move of the plan (within ``ceiling``). Anything else must fit the caps.
         """
+        found = self.cap_cause(host, size)
+        return None if found is None else found[1]
+
+    def cap_cause(self, host: HostLoad, size: int) -> tuple[Cause, str] | None:
+        """``cap_reason`` with its cause: the hourly cap when what it left is below the per-plan cap."""
         policy = self.policy
         if host.moves + size > policy.max_per_host and (host.moves > 0 or policy.max_per_host == 0):
-            return f"max_per_host {policy.max_per_host} reached on {host.name}"
+            return Cause.PLAN_CAP, f"max_per_host {policy.max_per_host} reached on {host.name}"
         if size > self.budget_left() and size > self._alone(self.migrations):
-            return f"max_migrations {self.max_migrations} per plan reached"
+            hourly = self.ceiling is not None and self.ceiling < policy.max_migrations
+            return (
+                Cause.HOURLY_CAP if hourly else Cause.PLAN_CAP,
+                f"max_migrations {self.max_migrations} per plan reached",
+            )
         return None
 
     def solo(self, host: HostLoad | None) -> int:
@@ -148,9 +179,13 @@ def build_model(
     policy: Policy,
     forbidden: frozenset[tuple[str, str]],
     max_migrations: int | None,
+    *,
+    barriers: Barriers | None = None,
+    forecast: Forecast | None = None,
 ) -> Model:
     """Hosts and chunks sorted by name, so the plan does not depend on the order of the input."""
-    barriers = evaluate(policy, snapshot.time, domains=snapshot.domains)
+    if barriers is None:
+        barriers = evaluate(policy, snapshot.time, domains=snapshot.domains)
     by_host: dict[str, list[DomainState]] = {h.name: [] for h in snapshot.hosts}
     for domain in sorted(snapshot.domains, key=lambda d: d.name):
         by_host[domain.host].append(domain)
@@ -175,6 +210,9 @@ def build_model(
             maintenance=state.maintenance,
             settle=barriers.host_blocked(state.name),
             anti_affinity=Counter(d.anti_affinity for d in domains if d.anti_affinity),
+            cpu_peak=state.cpu_used
+            if forecast is None
+            else forecast.host(state.name, state.cpu_used),
         )
 
     def chunks_of(host: str) -> list[Unit]:
@@ -188,6 +226,7 @@ def build_model(
                 barriers,
                 forbidden_any,
                 forbidden_to,
+                forecast,
             )
             for chunk in find_chunks(
                 ChunkMember(d.name, d.private_networks, d.group) for d in domains
@@ -206,6 +245,7 @@ def build_model(
         barriers=barriers,
         max_migrations=max(0, cap),
         ceiling=None if max_migrations is None else max(0, max_migrations),
+        forecast=forecast is not None,
     )
 
 
@@ -232,28 +272,43 @@ def _unit(  # noqa: PLR0917 - private helper, called once
     barriers: Barriers,
     forbidden_any: set[str],
     forbidden_to: dict[str, list[str]],
+    forecast: Forecast | None,
 ) -> Unit:
     blocked: list[str] = []
-    barred: dict[str, str] = {}
+    causes: set[Cause] = set()
+    barred: dict[str, tuple[str, str, Cause]] = {}
     for member in members:
         if member.pinned:
             blocked.append(f"{member.name} is pinned")
+            causes.add(Cause.PINNED)
         cooldown = barriers.domain_blocked(member.name)
         if cooldown:
             blocked.append(cooldown)
+            causes.add(Cause.COOLDOWN)
         if member.name in forbidden_any:
             blocked.append(f"{member.name} is frozen (silenced)")
+            causes.add(Cause.FROZEN)
         for destination in forbidden_to.get(member.name, ()):
-            barred.setdefault(destination, f"{member.name} to {destination} is frozen (silenced)")
+            barred.setdefault(
+                destination,
+                (destination, f"{member.name} to {destination} is frozen (silenced)", Cause.FROZEN),
+            )
         for destination, reason in sorted(barriers.returns.get(member.name, {}).items()):
-            barred.setdefault(destination, reason)
+            barred.setdefault(destination, (destination, reason, Cause.ANTI_FLAP))
     return Unit(
         host=host,
         id=chunk_id,
         members=members,
         cpu=sum(m.cpu_used for m in members),
+        cpu_peak=sum(
+            m.cpu_used if forecast is None else forecast.domain(m.name, m.cpu_used) for m in members
+        ),
         memory=sum(m.memory_bytes for m in members),
         anti_affinity=frozenset(m.anti_affinity for m in members if m.anti_affinity),
         blocked="; ".join(blocked) if blocked else None,
-        barred=tuple(sorted(barred.items())),
+        barred=tuple(barred[d] for d in sorted(barred)),
+        # An operator's freeze outranks a pin, a pin outranks a cooldown that will end.
+        blocked_cause=next(
+            (c for c in (Cause.FROZEN, Cause.PINNED, Cause.COOLDOWN) if c in causes), None
+        ),
     )

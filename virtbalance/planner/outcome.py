@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from virtbalance.causes import Cause
 from virtbalance.plan import HostAfter, Migration, Mode, Plan, Unresolved
 from virtbalance.planner.deadline import Deadline, unbounded
 from virtbalance.planner.model import HostLoad, Model, Unit, pct
@@ -56,8 +57,10 @@ class Outcome:
         self.moves = [m for m in self.moves if m.unit.host != source]
         return mine
 
-    def unresolved_host(self, host: str, resource: str, reason: str) -> None:
-        self.unresolved.append(Unresolved(host, resource, reason))
+    def unresolved_host(
+        self, host: str, resource: str, reason: str, cause: Cause = Cause.OTHER
+    ) -> None:
+        self.unresolved.append(Unresolved(host, resource, reason, cause))
 
     def cost(self) -> tuple[int, int, int]:
         """How good the plan is, smaller better: hosts left unresolved, migrated memory, migrations."""

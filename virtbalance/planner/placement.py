@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from virtbalance.causes import Cause
 from virtbalance.planner.model import EPS, HostLoad, Model, Unit, mib, pct
 
 # How many fitting hosts (in least-loaded order) to compare before choosing: enough to prefer the one that
@@ -40,9 +41,10 @@ class Placer:
         self.max_cpus = max((h.cpus for h in model.hosts.values()), default=1.0)
         self.max_memory = max((h.memory for h in model.hosts.values()), default=1)
         # A host above a target can take nothing; as receivers only fill up, it never comes back.
-        self.full_at = max(self.policy.cpu_target, self.policy.memory_target) + EPS
-        # What each host may hold below the targets (capacities never change during a plan), EPS included.
-        self.cpu_room = {n: self.policy.cpu_target * h.cpus + EPS for n, h in model.hosts.items()}
+        self.full_at = max(model.destination_cpu, self.policy.memory_target) + EPS
+        # What each host may hold below the targets (capacities never change during a plan), EPS
+        # included; CPU in the terms of no_room (forecast peaks when the plan has them).
+        self.cpu_room = {n: model.destination_cpu * h.cpus + EPS for n, h in model.hosts.items()}
         self.memory_room = {
             n: self.policy.memory_target * h.memory + EPS for n, h in model.hosts.items()
         }
@@ -50,7 +52,7 @@ class Placer:
         self.order = sorted((h.load, h.name) for h in receivers if h.load <= self.full_at)
         # Free room only shrinks on receivers during a plan (sources never receive), so these stay upper bounds.
         self.max_cpu_room = max(
-            (self.policy.cpu_target * h.cpus - h.cpu_used for h in receivers), default=-1.0
+            (model.destination_cpu * h.cpus - h.cpu_peak for h in receivers), default=-1.0
         )
         self.max_memory_room = max(
             (self.policy.memory_target * h.memory - h.memory_used for h in receivers), default=-1.0
@@ -58,14 +60,19 @@ class Placer:
 
     def receives(self, host: HostLoad) -> str | None:
         """Why a host may receive nothing at all in this plan, or None."""
+        found = self.receives_cause(host)
+        return None if found is None else found[1]
+
+    def receives_cause(self, host: HostLoad) -> tuple[Cause, str] | None:
+        """``receives`` with its cause."""
         if host.maintenance:
-            return f"{host.name} is in maintenance"
+            return Cause.OTHER, f"{host.name} is in maintenance"
         if host.settle:
-            return host.settle
+            return Cause.SETTLE, host.settle
         if host.name in self.excluded:
-            return f"{host.name} {self.excluded[host.name]}"
+            return Cause.OTHER, f"{host.name} {self.excluded[host.name]}"
         if host.is_source:
-            return f"{host.name} sends in this plan"
+            return Cause.OTHER, f"{host.name} sends in this plan"
         return None
 
     def misfit(
@@ -75,35 +82,85 @@ class Placer:
 
         ``receiving``: the caller knows ``host`` receives in this plan (it is in ``order``).
         """
+        found = self.misfit_cause(unit, host, delta, receiving=receiving)
+        return None if found is None else found[1]
+
+    def misfit_cause(
+        self,
+        unit: Unit,
+        host: HostLoad,
+        delta: Delta | None = None,
+        room: bool = True,
+        receiving: bool = False,
+    ) -> tuple[Cause, str] | None:
+        """``misfit`` with its cause; ``room=False`` skips the capacity checks (what else bars it)."""
         if host.name == unit.host:
-            return "its own host"
-        reason = None if receiving else self.receives(host)
-        if reason:
-            return reason
+            return Cause.OTHER, "its own host"
+        found = None if receiving else self.receives_cause(host)
+        if found:
+            return found
         policy = self.policy
         extra = delta or _NO_DELTA
         # Capacity first: it is what rules out most hosts, and it costs two comparisons.
-        if host.cpu_used + extra.cpu + unit.cpu > policy.cpu_target * host.cpus + EPS:
-            return "cpu"
-        if host.memory_used + extra.memory + unit.memory > policy.memory_target * host.memory + EPS:
-            return "memory"
+        short = self.no_room(unit, host, extra) if room else None
+        if short:
+            return Cause.NO_ROOM, short
         moves = host.moves + extra.moves
         # A chunk larger than the cap may arrive only as the one move touching the host.
         if moves + unit.size > policy.max_per_host and (moves > 0 or policy.max_per_host == 0):
-            return f"max_per_host {policy.max_per_host} reached on {host.name}"
+            return Cause.PLAN_CAP, f"max_per_host {policy.max_per_host} reached on {host.name}"
         if unit.barred:
             barred = unit.barred_reason(host.name)
             if barred:
-                return barred
+                return unit.barred_cause(host.name) or Cause.OTHER, barred
         if unit.anti_affinity:
             present = {k for k, n in host.anti_affinity.items() if n > 0} | extra.anti_affinity
             clash = unit.anti_affinity & present
             if clash:
-                return f"anti-affinity {', '.join(sorted(clash))} already on {host.name}"
+                return (
+                    Cause.OTHER,
+                    f"anti-affinity {', '.join(sorted(clash))} already on {host.name}",
+                )
         return None
 
+    def no_room(self, unit: Unit, host: HostLoad, extra: Delta = _NO_DELTA) -> str | None:
+        """``cpu`` or ``memory`` when ``unit`` would take ``host`` above that target, else None.
+
+        CPU is judged on the forecast peaks when the plan has them (``Model.destination_cpu``).
+        """
+        policy = self.policy
+        if host.cpu_peak + extra.cpu + unit.cpu_peak > self.model.destination_cpu * host.cpus + EPS:
+            return "cpu"
+        if host.memory_used + extra.memory + unit.memory > policy.memory_target * host.memory + EPS:
+            return "memory"
+        return None
+
+    def no_fit_cause(self, unit: Unit) -> Cause:
+        """Why ``unit`` fits no host, typed: too large for any host even empty; else what bars the
+        hosts that have room for it (the most common such cause); else no host has room."""
+        policy = self.policy
+        if len(self.model.hosts) < 2:
+            return Cause.NO_ROOM
+        if (
+            unit.cpu_peak > self.model.destination_cpu * self.max_cpus + EPS
+            or unit.memory > policy.memory_target * self.max_memory + EPS
+        ):
+            return Cause.TOO_LARGE
+        counts: Counter[Cause] = Counter()
+        for name in sorted(self.model.hosts):
+            host = self.model.hosts[name]
+            if name == unit.host or self.no_room(unit, host) is not None:
+                continue
+            found = self.misfit_cause(unit, host, room=False)
+            if found is not None:
+                counts[found[0]] += 1
+        if not counts:
+            return Cause.NO_ROOM
+        order = list(Cause)
+        return min(counts, key=lambda c: (-counts[c], order.index(c)))
+
     def _score(self, unit: Unit, host: HostLoad, delta: Delta | None) -> float:
-        cpu = host.cpu_used + unit.cpu + (delta.cpu if delta else 0.0)
+        cpu = host.cpu_peak + unit.cpu_peak + (delta.cpu if delta else 0.0)
         memory = host.memory_used + unit.memory + (delta.memory if delta else 0)
         return max(cpu / host.cpus, memory / host.memory)
 
@@ -115,7 +172,7 @@ class Placer:
         ``pack`` defaults to the placer's own ``pack``.
         """
         pack = self.pack if pack is None else pack
-        if unit.cpu > self.max_cpu_room + EPS or unit.memory > self.max_memory_room + EPS:
+        if unit.cpu_peak > self.max_cpu_room + EPS or unit.memory > self.max_memory_room + EPS:
             return None
         hosts = self.model.hosts
         best: tuple[float, str] | None = None
@@ -127,7 +184,7 @@ class Placer:
             if not overlay or all(d.cpu >= 0 and d.memory >= 0 for d in overlay.values()):
                 # Hosts loaded above this cannot take the unit even if they are the biggest there are.
                 limit = max(
-                    self.policy.cpu_target - unit.cpu / self.max_cpus,
+                    self.model.destination_cpu - unit.cpu_peak / self.max_cpus,
                     self.policy.memory_target - unit.memory / self.max_memory,
                 )
                 end = bisect.bisect_right(order, (limit + EPS, "\uffff"))
@@ -142,7 +199,7 @@ class Placer:
             # planner's hottest. Hosts in ``order`` all receive (``_reorder`` keeps it so).
             extra_cpu, extra_memory = (delta.cpu, delta.memory) if delta else (0.0, 0)
             if (
-                host.cpu_used + extra_cpu + unit.cpu > cpu_room[name]
+                host.cpu_peak + extra_cpu + unit.cpu_peak > cpu_room[name]
                 or host.memory_used + extra_memory + unit.memory > memory_room[name]
             ):
                 continue
@@ -188,7 +245,7 @@ class Placer:
             if destination is None:
                 return None
             delta = overlay.setdefault(destination, Delta())
-            delta.cpu += unit.cpu
+            delta.cpu += unit.cpu_peak
             delta.memory += unit.memory
             delta.moves += unit.size
             delta.anti_affinity |= unit.anti_affinity
@@ -200,7 +257,7 @@ class Placer:
         overlay: Overlay = {}
         for unit, destination in moves:
             delta = overlay.setdefault(destination, Delta())
-            delta.cpu -= unit.cpu
+            delta.cpu -= unit.cpu_peak
             delta.memory -= unit.memory
             delta.moves -= unit.size
         return overlay
@@ -215,6 +272,7 @@ class Placer:
             self._reorder(source, remove=True)
         source.sent += 1
         source.cpu_used -= unit.cpu
+        source.cpu_peak -= unit.cpu_peak
         source.memory_used -= unit.memory
         source.moves += unit.size
         if unit.anti_affinity:
@@ -222,6 +280,7 @@ class Placer:
             source.anti_affinity.subtract(keys)
             target.anti_affinity.update(keys)
         target.cpu_used += unit.cpu
+        target.cpu_peak += unit.cpu_peak
         target.memory_used += unit.memory
         target.moves += unit.size
         self._reorder(target, remove=False)
@@ -234,6 +293,7 @@ class Placer:
         self._reorder(target, remove=True)
         source.sent -= 1
         source.cpu_used += unit.cpu
+        source.cpu_peak += unit.cpu_peak
         source.memory_used += unit.memory
         source.moves -= unit.size
         if unit.anti_affinity:
@@ -243,6 +303,7 @@ class Placer:
         if not source.is_source:
             self._reorder(source, remove=False)
         target.cpu_used -= unit.cpu
+        target.cpu_peak -= unit.cpu_peak
         target.memory_used -= unit.memory
         target.moves -= unit.size
         self._reorder(target, remove=False)
@@ -280,7 +341,7 @@ class Placer:
                 continue
             if reason in ("cpu", "memory"):
                 memory_room = self.policy.memory_target * host.memory - host.memory_used
-                cpu_room = self.policy.cpu_target * host.cpus - host.cpu_used
+                cpu_room = self.model.destination_cpu * host.cpus - host.cpu_peak
                 if best_memory is None or memory_room > best_memory[0]:
                     best_memory = (memory_room, name)
                 if best_cpu is None or cpu_room > best_cpu[0]:
@@ -295,10 +356,11 @@ class Placer:
                 f"{best_memory[1]} has {mib(max(0.0, best_memory[0]))} free below memory_target "
                 f"{pct(self.policy.memory_target)}"
             )
-        if best_cpu is not None and unit.cpu > best_cpu[0] + EPS:
+        if best_cpu is not None and unit.cpu_peak > best_cpu[0] + EPS:
+            limit = "cpu_high (on its recent peak)" if self.model.forecast else "cpu_target"
             parts.append(
-                f"{best_cpu[1]} has {max(0.0, best_cpu[0]):.2f} cores spare below cpu_target "
-                f"{pct(self.policy.cpu_target)}"
+                f"{best_cpu[1]} has {max(0.0, best_cpu[0]):.2f} cores spare below {limit} "
+                f"{pct(self.model.destination_cpu)}"
             )
         if best_memory is not None and not parts:
             parts.append("no single host has room for both its CPU and memory")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from virtbalance.barriers import Barriers
+from virtbalance.forecast import Forecast
 from virtbalance.planner import exact
 from virtbalance.planner.deadline import Deadline
 from virtbalance.planner.model import Model, Unit, build_model
@@ -31,13 +33,18 @@ def refine_relieve(  # noqa: PLR0917 - the planner's inputs, passed through
     max_migrations: int | None,
     greedy: Outcome,
     deadline: Deadline,
+    *,
+    barriers: Barriers | None = None,
+    forecast: Forecast | None = None,
 ) -> tuple[Outcome | None, bool]:
     """CP-SAT's plan, if it found one (None: too big a model, out of time, or no valid answer), and
     whether the best plan is proven optimal (greedy's, when it is cheapest by the lower bounds, or
     CP-SAT's). Only called when ``enabled``."""
 
     def fresh() -> tuple[Outcome, dict[str, Need], list[str]]:
-        model = build_model(snapshot, policy, forbidden, max_migrations)
+        model = build_model(
+            snapshot, policy, forbidden, max_migrations, barriers=barriers, forecast=forecast
+        )
         outcome = Outcome(model, Placer(model), deadline=deadline)
         needs, busy = prepare(outcome, relieve_hosts)
         return outcome, needs, busy
@@ -91,12 +98,17 @@ def small_enough(
     relieve_hosts: frozenset[str] | None,
     forbidden: frozenset[tuple[str, str]],
     max_migrations: int | None,
+    *,
+    barriers: Barriers | None = None,
+    forecast: Forecast | None = None,
 ) -> bool:
     """Whether the CP-SAT model stays within ``exact.MAX_PAIRS``: if not, the greedy search keeps the
     whole budget. Clusters far too big are told apart without building a model (it takes a while)."""
     if len(snapshot.hosts) * len(snapshot.domains) > OBVIOUSLY_TOO_BIG * exact.MAX_PAIRS:
         return False
-    model = build_model(snapshot, policy, forbidden, max_migrations)
+    model = build_model(
+        snapshot, policy, forbidden, max_migrations, barriers=barriers, forecast=forecast
+    )
     outcome = Outcome(model, Placer(model))
     needs, _ = prepare(outcome, relieve_hosts)
     return exact.pairs(model, needs, outcome.placer.order) <= exact.MAX_PAIRS

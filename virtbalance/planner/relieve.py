@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from virtbalance.causes import Cause
 from virtbalance.planner.deadline import Deadline
 from virtbalance.planner.model import EPS, HostLoad, Model, Unit, pct
 from virtbalance.planner.outcome import Move, Outcome, ratios
@@ -36,8 +37,16 @@ def need_of(model: Model, host: HostLoad) -> Need | None:
     if not (cpu_over or memory_over):
         return None
     cpu = host.cpu_used - policy.cpu_target * host.cpus if cpu_over else 0.0
+    if cpu_over and model.forecast:
+        cpu = min(cpu, _forecast_need(model, host))
     memory = host.memory_used - int(policy.memory_target * host.memory) if memory_over else 0
     return Need(max(0.0, cpu), max(0, memory))
+
+
+def _forecast_need(model: Model, host: HostLoad) -> float:
+    """CPU to move so that the host's recent peak ends at cpu_high: with a forecast, cpu_target's
+    headroom below the sample is what the peak already shows, and moving more only costs migrations."""
+    return host.cpu_peak - model.policy.cpu_high * host.cpus
 
 
 def relieve(
@@ -92,7 +101,13 @@ def prepare(
     for _, name, need in overloaded:
         host = model.hosts[name]
         if host.settle:
-            _report(outcome, host, need, [f"{host.settle}: waiting before touching it again"])
+            _report(
+                outcome,
+                host,
+                need,
+                [f"{host.settle}: waiting before touching it again"],
+                cause=Cause.SETTLE,
+            )
         elif host.immovable_cpu > policy.cpu_high * host.cpus + EPS:
             busy.append(name)
         else:
@@ -150,6 +165,8 @@ def _ideal(outcome: Outcome, name: str, need: Need) -> tuple[list[Unit], Cost] |
     if cheapest_cover(free, need, limit, lambda _: True, solo) is None:
         return None
     base = outcome.placer.initial_overlay((m.unit, m.destination) for m in outcome.moves)
+    # A chunk with no destination by itself has none in any set (the others only add load).
+    free = [u for u in free if outcome.placer.find(u, base) is not None]
     cover = cheapest_cover(
         free,
         need,
@@ -250,7 +267,7 @@ def _rivals(
     senders: dict[str, set[str]] = {}
     for move in outcome.moves:
         delta = incoming.setdefault(move.destination, Delta())
-        delta.cpu -= move.unit.cpu
+        delta.cpu -= move.unit.cpu_peak
         delta.memory -= move.unit.memory
         delta.moves -= move.unit.size
         senders.setdefault(move.destination, set()).add(move.unit.host)
@@ -499,10 +516,12 @@ def _evacuate(outcome: Outcome, host: HostLoad) -> None:
     )
     if blockers:
         reason += "; left: " + _join(blockers)
-    outcome.unresolved_host(host.name, "cpu", reason)
+    outcome.unresolved_host(host.name, "cpu", reason, Cause.HOST_LOAD)
     need = need_of(outcome.model, host)
     if need is not None and need.memory > 0:
-        _report(outcome, host, Need(0.0, need.memory), blockers, only_memory=True)
+        _report(
+            outcome, host, Need(0.0, need.memory), blockers, only_memory=True, cause=Cause.HOST_LOAD
+        )
 
 
 def _partial_relief(outcome: Outcome, host: HostLoad, need: Need) -> None:
@@ -528,6 +547,12 @@ def _partial_relief(outcome: Outcome, host: HostLoad, need: Need) -> None:
 
     worthwhile = [u for u in movable if relief(u) > 0 and relief(u) >= floor - EPS]
     small = len(movable) - len(worthwhile)
+    # (relief, cause) of every chunk that stays: the cause of the one that would relieve most is the host's.
+    kept: list[tuple[float, Cause]] = [
+        (relief(u), u.blocked_cause or outcome.placer.no_fit_cause(u)) for u in stuck
+    ]
+    keys = {u.key for u in worthwhile}
+    kept += [(relief(u), Cause.PARTIAL_RULE) for u in movable if u.key not in keys]
     if small:
         blockers.append(
             f"{small} chunk(s) carry less than partial_min_relief {pct(floor)} of its capacity each "
@@ -546,34 +571,43 @@ def _partial_relief(outcome: Outcome, host: HostLoad, need: Need) -> None:
             outcome.move(unit, where, f"{why}: brings it to the alert threshold")
         chosen = {u.key for u in cover}
         for unit in worthwhile:
-            if unit.key not in chosen and (limited := outcome.model.cap_reason(host, unit.size)):
-                blockers.append(f"{unit.describe()}: {limited}")
+            if unit.key not in chosen and (limited := outcome.model.cap_cause(host, unit.size)):
+                blockers.append(f"{unit.describe()}: {limited[1]}")
+                kept.append((relief(unit), limited[0]))
     else:
         left = threshold
         for unit in sorted(worthwhile, key=lambda u: (-relief(u), u.memory, u.id)):
             if left.met:
                 break
-            limited = outcome.model.cap_reason(host, unit.size)
+            limited = outcome.model.cap_cause(host, unit.size)
             if limited:
-                blockers.append(f"{unit.describe()}: {limited}")
+                blockers.append(f"{unit.describe()}: {limited[1]}")
+                kept.append((relief(unit), limited[0]))
                 continue
             destination = outcome.placer.find(unit)
             if destination is None:
                 blockers.append(_why_not(outcome, unit))
+                # typing the cause scans every host too: not once the budget has run out
+                cut = outcome.deadline.cut is not None
+                kept.append(
+                    (relief(unit), Cause.OTHER if cut else outcome.placer.no_fit_cause(unit))
+                )
                 continue
             outcome.move(unit, destination, f"{why}: hungriest chunks first")
             left = Need(max(0.0, left.cpu - unit.cpu), max(0, left.memory - unit.memory))
     left = _target_need(host, need, policy.cpu_target, policy.memory_target)
     if not left.met:
+        cause = max(kept, key=lambda k: k[0])[1] if kept else Cause.OTHER
         if host.immovable_cpu > policy.cpu_target * host.cpus + EPS and left.cpu > EPS:
             blockers.insert(
                 0,
                 f"load outside its domains is {host.immovable_cpu:.2f} cores "
                 f"({pct(host.immovable_cpu / host.cpus)}), above cpu_target by itself",
             )
+            cause = Cause.HOST_LOAD
         elif not blockers:
             blockers.append("its movable chunks do not carry enough load")
-        _report(outcome, host, left, blockers, before=before)
+        _report(outcome, host, left, blockers, before=before, cause=cause)
 
 
 def _target_need(host: HostLoad, need: Need, cpu: float, memory: float) -> Need:
@@ -612,6 +646,7 @@ def _report(  # noqa: PLR0917
     blockers: list[str],
     before: str | None = None,
     only_memory: bool = False,
+    cause: Cause = Cause.OTHER,
 ) -> None:
     policy = outcome.model.policy
     start = f"{before} -> {ratios(host)}" if before else ratios(host)
@@ -621,6 +656,7 @@ def _report(  # noqa: PLR0917
             "cpu",
             f"{start}, cpu_target {pct(policy.cpu_target)} not reached "
             f"({need.cpu:.2f} cores too many): " + _join(blockers),
+            cause,
         )
     if need.memory > 0:
         outcome.unresolved_host(
@@ -628,6 +664,7 @@ def _report(  # noqa: PLR0917
             "memory",
             f"{start}, memory_target {pct(policy.memory_target)} not reached "
             f"({need.memory / 2**20:.0f} MiB too many): " + _join(blockers),
+            cause,
         )
 
 

@@ -1,0 +1,127 @@
+"""What a live migration costs in the replay: how long it lasts, and the load it leaves on both hosts meanwhile.
+
+One pre-copy round and one round for the memory dirtied meanwhile: a domain of ``m`` bytes that dirties
+``d`` bytes/s, copied at ``b`` bytes/s, transfers ``m + d * m / b`` bytes. Migrations between the same
+two hosts share the pair's ``bandwidth`` equally (processor sharing: when one ends, the others speed
+up). A chunk's members run concurrently, at most ``max_per_host`` at once (the executor's per-host cap);
+chunks run one after the other, and a decision's chunks after the previous decision's, like the
+actioner's single worker. While a domain migrates, the source still carries its CPU load plus
+``overhead_cores`` (the copying), and the destination carries its load from the start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from virtbalance.errors import ValidationError
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Migration cost settings; ``enabled=False`` makes every migration instantaneous and free."""
+
+    enabled: bool = True
+    # Bytes per second between one pair of hosts, shared by the migrations running between them.
+    bandwidth: float = float(GIB)
+    # Bytes per second a domain dirties per core of CPU it uses (a busy domain writes more memory).
+    dirty_per_core: float = float(16 * MIB)
+    # Cores the copying costs the source, per running migration.
+    overhead_cores: float = 0.25
+
+    @classmethod
+    def from_mapping(cls, data: Any, source: str = "migration") -> CostModel:
+        """Validate the ``migration:`` section; ValidationError listing every problem."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise ValidationError(source, [f"expected a mapping, got {type(data).__name__}"])
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+        scales = {
+            "bandwidth_gib": ("bandwidth", GIB),
+            "dirty_mib_per_core": ("dirty_per_core", MIB),
+        }
+        for key, raw in data.items():
+            if key == "enabled":
+                if isinstance(raw, bool):
+                    values["enabled"] = raw
+                else:
+                    problems.append(f"enabled: expected true or false, got {raw!r}")
+            elif key in scales or key == "overhead_cores":
+                if isinstance(raw, bool) or not isinstance(raw, int | float):
+                    problems.append(f"{key}: expected a number, got {raw!r}")
+                    continue
+                field, scale = scales.get(key, ("overhead_cores", 1))
+                values[field] = float(raw) * scale
+            else:
+                known = ", ".join(["enabled", *scales, "overhead_cores"])
+                problems.append(f"{key}: unknown key (known: {known})")
+        model = cls(**values)
+        problems += model.problems()
+        if problems:
+            raise ValidationError(source, problems)
+        return model
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.bandwidth <= 0:
+            found.append(f"bandwidth_gib: must be positive, got {self.bandwidth / GIB}")
+        if self.dirty_per_core < 0:
+            found.append(
+                f"dirty_mib_per_core: must not be negative, got {self.dirty_per_core / MIB}"
+            )
+        if self.overhead_cores < 0:
+            found.append(f"overhead_cores: must not be negative, got {self.overhead_cores}")
+        return found
+
+    def to_mapping(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "bandwidth_gib": self.bandwidth / GIB,
+            "dirty_mib_per_core": self.dirty_per_core / MIB,
+            "overhead_cores": self.overhead_cores,
+        }
+
+    def transfer_bytes(self, memory: float, cpu: float, share: float) -> float:
+        """Bytes a domain of ``memory`` bytes using ``cpu`` cores transfers when copied at ``share`` bytes/s."""
+        return memory + self.dirty_per_core * cpu * memory / share
+
+    def wave(self, members: Sequence[tuple[float, float]]) -> list[float]:
+        """Seconds until each member ends, ``(memory, cpu)`` each, all starting together on one pair.
+
+        Each starts at an equal share of the bandwidth (which fixes its dirty round); the pair's
+        bandwidth is then shared equally among those still running.
+        """
+        if not self.enabled or not members:
+            return [0.0] * len(members)
+        share = self.bandwidth / len(members)
+        work = [self.transfer_bytes(m, c, share) for m, c in members]
+        order = sorted(range(len(work)), key=lambda i: work[i])
+        ends = [0.0] * len(work)
+        clock = 0.0
+        done = 0.0
+        for rank, index in enumerate(order):
+            running = len(work) - rank
+            clock += (work[index] - done) * running / self.bandwidth
+            done = work[index]
+            ends[index] = clock
+        return ends
+
+    def chunk(
+        self, members: Sequence[tuple[float, float]], per_host: int
+    ) -> list[tuple[float, float]]:
+        """(start, end) of each member, in seconds from the chunk's start, when at most ``per_host``
+        run at once: waves in order, each after the previous one has ended."""
+        width = max(1, per_host)
+        spans: list[tuple[float, float]] = []
+        start = 0.0
+        for first in range(0, len(members), width):
+            wave = self.wave(members[first : first + width])
+            spans += [(start, start + e) for e in wave]
+            start = max([start, *(end for _, end in spans)])
+        return spans

@@ -1,0 +1,118 @@
+"""Relieve with a short forecast (recent peaks), and the typed causes of what stays unresolved."""
+
+from __future__ import annotations
+
+from virtbalance.causes import Cause
+from virtbalance.forecast import Forecast
+from virtbalance.plan import Mode
+from virtbalance.planner import plan
+from virtbalance.policy import Policy
+from virtbalance.snapshot import DomainState, HostState, Snapshot
+
+GIB = 2**30
+POLICY = Policy()  # cpu_high 75%, cpu_target 65%
+
+
+def cluster(loads: dict[str, dict[str, float]], heavy: frozenset[str] = frozenset()) -> Snapshot:
+    """Hosts of 10 CPUs and 64 GiB; each domain 1 GiB (``heavy``: 8 GiB) with the given cores."""
+
+    def size(name: str) -> int:
+        return (8 if name in heavy else 1) * GIB
+
+    hosts = tuple(
+        HostState(h, 10.0, 64 * GIB, sum(d.values()), sum(size(n) for n in d))
+        for h, d in loads.items()
+    )
+    domains = tuple(
+        DomainState(name, h, 4, cores, size(name))
+        for h, d in loads.items()
+        for name, cores in d.items()
+    )
+    return Snapshot(time=1000.0, hosts=hosts, domains=domains)
+
+
+def moves(result) -> list[tuple[str, str]]:
+    return [(m.domain, m.destination) for m in result.migrations]
+
+
+def test_a_steady_destination_above_cpu_target_may_take_load_a_bursty_one_below_it_may_not():
+    snapshot = cluster(
+        {"hv0": {"big": 2.0, "rest": 6.0}, "steady": {"s": 6.8}, "bursty": {"b": 4.0}}
+    )
+    # On the samples: steady (68%) is above cpu_target, bursty (40% + 20% = 60%) takes big.
+    assert moves(plan(snapshot, POLICY, Mode("relieve"))) == [("big", "bursty")]
+    # Recent peaks: steady never left 68%, bursty reached 70% an hour ago (+ big's 2.0 peak = 90%).
+    forecast = Forecast(
+        domains={"big": 2.0, "rest": 6.0, "s": 6.8, "b": 7.0},
+        hosts={"hv0": 8.0, "steady": 6.8, "bursty": 7.0},
+    )
+    result = plan(snapshot, POLICY, Mode("relieve"), forecast=forecast)
+    # steady: 6.8 + 2.0 peak = 88% > cpu_high; bursty 7.0 + 2.0 = 90%: neither; unresolved, no room.
+    assert moves(result) == []
+    assert [(u.host, u.cause) for u in result.unresolved] == [("hv0", Cause.NO_ROOM)]
+    calm = Forecast(
+        domains={"big": 0.6, "rest": 6.0, "s": 6.8, "b": 7.0},
+        hosts={"hv0": 6.6, "steady": 6.8, "bursty": 7.0},
+    )
+    # big at 2.0 now but 0.6 at its recent peak?  The forecast never goes below the sample.
+    assert calm.domain("big", 2.0) == 2.0
+
+
+def test_with_a_forecast_the_source_moves_only_what_brings_its_peak_to_cpu_high():
+    # hv0 at 80% (peak 80%): on the samples it must reach 65% (1.5 cores: a and b); with the forecast
+    # it is enough to bring the peak to 75% (0.5 cores: a alone).
+    snapshot = cluster(
+        {"hv0": {"a": 1.0, "b": 1.0, "rest": 6.0}, "hv1": {"x": 1.0}}, heavy=frozenset({"rest"})
+    )
+    assert sorted(moves(plan(snapshot, POLICY, Mode("relieve")))) == [("a", "hv1"), ("b", "hv1")]
+    forecast = Forecast(
+        domains={"a": 1.0, "b": 1.0, "rest": 6.0, "x": 1.0}, hosts={"hv0": 8.0, "hv1": 1.0}
+    )
+    result = plan(snapshot, POLICY, Mode("relieve"), forecast=forecast)
+    assert moves(result) == [("a", "hv1")]
+    assert result.unresolved == ()
+
+
+def test_unresolved_causes_are_typed():
+    # A chunk of 7.8 cores is above cpu_target on any 10-CPU host, even an empty one.
+    big = Snapshot(
+        time=0.0,
+        hosts=(
+            HostState("hv0", 10.0, 64 * GIB, 8.0, 3 * GIB),
+            HostState("hv1", 10.0, 64 * GIB, 0.0, 0),
+        ),
+        domains=(
+            DomainState("c1", "hv0", 4, 3.9, GIB, private_networks=("lan",)),
+            DomainState("c2", "hv0", 4, 3.9, GIB, private_networks=("lan",)),
+            DomainState("tiny", "hv0", 1, 0.2, GIB),
+        ),
+    )
+    (entry,) = plan(big, POLICY, Mode("relieve")).unresolved
+    assert entry.cause is Cause.TOO_LARGE
+    assert entry.to_dict()["cause"] == "too_large"
+    # Frozen: the only worthwhile domain is silenced.
+    snapshot = cluster({"hv0": {"f": 3.0, "rest": 5.0}, "hv1": {}})
+    rest_frozen = frozenset({("f", "*"), ("rest", "*")})
+    (entry,) = plan(snapshot, POLICY, Mode("relieve"), forbidden=rest_frozen).unresolved
+    assert entry.cause is Cause.FROZEN
+    # Anti-flap: f (the hungriest) left hv1 an hour ago, and hv1 is the only other host.
+    snapshot = cluster({"hv0": {"f": 5.0, "rest": 3.0}, "hv1": {}})
+    annotated = snapshot.with_domains(
+        tuple(
+            DomainState(
+                d.name,
+                d.host,
+                d.vcpus,
+                d.cpu_used,
+                d.memory_bytes,
+                last_migrated=-3600.0,
+                last_host="hv1",
+            )
+            if d.name == "f"
+            else d
+            for d in snapshot.domains
+        )
+    )
+    relaxed = POLICY.replace(vm_cooldown="30m", vm_cooldown_max="30m")
+    result = plan(annotated, relaxed, Mode("relieve"), forbidden=frozenset({("rest", "*")}))
+    assert [u.cause for u in result.unresolved] == [Cause.ANTI_FLAP]
