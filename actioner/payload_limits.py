@@ -46,7 +46,7 @@ def _check_tree(data: Any) -> None:
         if not isinstance(value, dict | list):
             continue
         if depth >= MAX_DEPTH:
-            raise BodyError(f"{_printable(path)}: nested over {MAX_DEPTH} levels deep")
+            raise BodyError(f"nested over {MAX_DEPTH} levels deep, at {_printable(path)}")
         if isinstance(value, dict):
             for key, item in value.items():
                 where = f"{path}.{key}" if path else key

@@ -20,14 +20,15 @@ SENSITIVE_PARAMS = ("keyfile", "pkipath", "known_hosts", "sshauth", "command", "
 # scheme://userinfo@ : userinfo is user or user:password, without / or whitespace.
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@'\"<>]+@")
 _PARAMS = re.compile(
-    r"(?P<key>[?&;](?:" + "|".join(SENSITIVE_PARAMS) + r")=)[^&;\s'\"<>]*?(?=$|[&;\s'\"<>]|:\s)", re.IGNORECASE
+    r"(?P<key>[?&;](?:" + "|".join(SENSITIVE_PARAMS) + r")=)[^&;\s'\"<>]*?(?=$|[&;\s'\"<>]|:\s)",
+    re.IGNORECASE,
 )
 # ssh and libvirt say user@host outside URIs ("admin@hv3: Permission denied (publickey)").
 _USER_AT_HOST = re.compile(r"(?<![\w.+\-/:@])[A-Za-z0-9_][\w.+\-]*@(?=[A-Za-z0-9\[])")
 # A path to key material named in an error message: id_rsa, *.key, *.pem, or a pki directory.
 _KEY_PATH = re.compile(
-    r"(?<![\w.])/(?:[^\s'\"<>,;:]*/)?"
-    r"(?:id_[A-Za-z0-9]+(?:\.pub)?|[^\s'\"<>,;:/]*\.(?:key|pem|p12|pfx)|[^\s'\"<>,;:/]*pki[^\s'\"<>,;:]*)"
+    r"(?<![\w.:/=<>\-])/(?:[^\s'\"<>,;:]*/)?"
+    r"(?:id_[A-Za-z0-9]+(?:\.pub)?|[^\s'\"<>,;:/]*\.(?:key|pem|p12|pfx)|pki(?:/[^\s'\"<>,;:]*)?)"
     r"(?=$|[\s'\"<>,;:)])"
 )
 
