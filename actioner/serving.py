@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 
 IDENT = "virtbalance-actioner"
 _RELAY_CHUNK = 64 * 1024
+# Bytes from a client held for waitress at most; the relay stops reading the client beyond this.
+_RELAY_BUFFER = 256 * 1024
+# After waitress closed early, how long and how much the relay keeps reading so its close is no reset.
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 4 * 1024 * 1024
 # waitress closes a connection idle this long; the relay follows when waitress closes its side.
 CHANNEL_TIMEOUT = 120
 
@@ -65,38 +70,115 @@ class _RelayHandler(socketserver.BaseRequestHandler):
             backend.close()
             return
         client.settimeout(CHANNEL_TIMEOUT)
-        with backend, selectors.DefaultSelector() as selector:
-            selector.register(client, selectors.EVENT_READ)
-            selector.register(backend, selectors.EVENT_READ)
+        backend.setblocking(False)
+        with backend:
             try:
-                self._pump(client, backend, selector)
+                _Pump(client, backend).run()
             except (OSError, ssl.SSLError) as exc:
                 log.debug("TLS relay: connection from %s ended: %s", self.client_address, exc)
 
-    @staticmethod
-    def _pump(client: ssl.SSLSocket, backend: socket.socket, selector: Any) -> None:
-        client_open = True
-        while True:
-            # Decrypted bytes already buffered by ssl are not visible to select.
-            pending = client_open and client.pending() > 0
-            ready = {key.fileobj for key, _ in selector.select(0 if pending else None)}
-            if client_open and (pending or client in ready):
-                try:
-                    data = client.recv(_RELAY_CHUNK)
-                except ssl.SSLWantReadError:
-                    data = None
-                if data == b"":
-                    # The client finished sending; waitress may still answer.
-                    client_open = False
-                    selector.unregister(client)
-                    backend.shutdown(socket.SHUT_WR)
-                elif data:
-                    backend.sendall(data)
-            if backend in ready:
-                data = backend.recv(_RELAY_CHUNK)
+
+class _Pump:
+    """Moves bytes both ways until waitress closes; never blocks writing to waitress.
+
+    Writes to waitress are non-blocking and buffered (at most _RELAY_BUFFER), so the answer waitress
+    sends while it refuses to read more (a 413 for a body over the cap) is always read and passed on.
+    """
+
+    def __init__(self, client: ssl.SSLSocket, backend: socket.socket) -> None:
+        self.client = client
+        self.backend = backend
+        self.to_backend = bytearray()
+        self.client_eof = False  # the client finished sending
+        self.backend_deaf = False  # waitress no longer reads (it answered and is closing)
+        self.watching_client = False
+        self.selector = selectors.DefaultSelector()
+
+    def run(self) -> None:
+        with self.selector:
+            self.selector.register(self.backend, selectors.EVENT_READ)
+            while self._step():
+                pass
+
+    def _step(self) -> bool:
+        reading_client = not self.client_eof and len(self.to_backend) < _RELAY_BUFFER
+        if reading_client != self.watching_client:
+            if reading_client:
+                self.selector.register(self.client, selectors.EVENT_READ)
+            else:
+                self.selector.unregister(self.client)
+            self.watching_client = reading_client
+        writing = bool(self.to_backend) and not self.backend_deaf
+        self.selector.modify(
+            self.backend, selectors.EVENT_READ | (selectors.EVENT_WRITE if writing else 0)
+        )
+        # Decrypted bytes already buffered by ssl are not visible to select.
+        pending = reading_client and self.client.pending() > 0
+        masks: dict[Any, int] = {}
+        for key, mask in self.selector.select(0 if pending else None):
+            masks[key.fileobj] = mask
+        backend_mask = masks.get(self.backend, 0)
+        if backend_mask & selectors.EVENT_READ:
+            try:
+                data = self.backend.recv(_RELAY_CHUNK)
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                # waitress closed (after a 413, a Connection: close or its idle timeout).
+                self._linger()
+                return False
+            self.client.sendall(data)
+        if backend_mask & selectors.EVENT_WRITE:
+            self._send_backend()
+        if reading_client and (pending or masks.get(self.client, 0) & selectors.EVENT_READ):
+            self._read_client()
+        return True
+
+    def _send_backend(self) -> None:
+        if self.to_backend and not self.backend_deaf:
+            try:
+                sent = self.backend.send(self.to_backend)
+            except BlockingIOError:
+                return
+            except (BrokenPipeError, ConnectionResetError):
+                # waitress stopped reading: drop the rest, keep passing on what it answers.
+                self.backend_deaf = True
+                self.to_backend.clear()
+                return
+            del self.to_backend[:sent]
+        if self.client_eof and not self.to_backend and not self.backend_deaf:
+            # The client finished sending and all of it reached waitress, which may still answer.
+            self.backend.shutdown(socket.SHUT_WR)
+            self.backend_deaf = True
+
+    def _read_client(self) -> None:
+        try:
+            data = self.client.recv(_RELAY_CHUNK)
+        except ssl.SSLWantReadError:
+            return
+        if not data:
+            self.client_eof = True
+        elif not self.backend_deaf:
+            self.to_backend += data
+        # Once waitress no longer reads, what the client still sends is read and dropped: left
+        # unread, it would make the close a TCP reset that can discard the answer at the client.
+        self._send_backend()
+
+    def _linger(self) -> None:
+        """Close like a web server does after an early answer: FIN first, then drain for a moment."""
+        if self.client_eof:
+            return
+        try:
+            self.client.shutdown(socket.SHUT_WR)  # ends TLS too: what still arrives is dropped raw
+            self.client.settimeout(_LINGER_SECONDS)
+            drained = 0
+            while drained < _LINGER_BYTES:
+                data = self.client.recv(_RELAY_CHUNK)
                 if not data:
-                    return  # waitress closed (after a 413, a Connection: close or its idle timeout)
-                client.sendall(data)
+                    return
+                drained += len(data)
+        except OSError:
+            return
 
 
 class TLSRelay(SecureThreadingMixIn, socketserver.TCPServer):
@@ -160,6 +242,16 @@ class Served:
             self.waitress.run()
         finally:
             self.close()
+
+    def stop(self) -> None:
+        """Make ``run()`` return, from any thread: waitress closes its sockets in its own loop."""
+        dispatchers = self.waitress._map  # waitress's asyncore map: the server, channels, trigger
+
+        def close_all() -> None:
+            for dispatcher in list(dispatchers.values()):
+                dispatcher.close()
+
+        self.waitress.trigger.pull_trigger(close_all)
 
     def close(self) -> None:
         if self._relay is not None:
