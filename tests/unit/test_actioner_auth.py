@@ -151,7 +151,12 @@ def test_a_bad_web_config_stops_the_actioner_at_check(tmp_path, capsys):
         "hosts: {hv1: 'qemu+tls://hv1/system'}\nwebhook: {token_file: token}\n"
     )
     (tmp_path / "web.yml").write_text("basic_auth_users: {alice: secret}\n")
-    args = ["--config", str(tmp_path / "actioner.yml"), "--web.config.file", str(tmp_path / "web.yml")]
+    args = [
+        "--config",
+        str(tmp_path / "actioner.yml"),
+        "--web.config.file",
+        str(tmp_path / "web.yml"),
+    ]
     assert main([*args, "--check"]) == 2
     err = capsys.readouterr().err
     assert "basic_auth_users.alice: not a bcrypt hash" in err and "secret" not in err
