@@ -37,7 +37,7 @@ class SecureThreadingMixIn(ThreadingMixIn):
             log.warning(
                 "over %d connections: closing one from %s", self.max_connections, client_address
             )
-            self.shutdown_request(request)
+            request.close()
             return
         try:
             super().process_request(request, client_address)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from actioner.app import create_app
 from actioner.journal import Journal
@@ -21,6 +22,7 @@ from actioner.services import Services
 from actioner.serving import Served
 from tests.actioner_fixtures import TOKEN, RecordingQueue, actioner_config, payload
 from tests.tls_fixtures import Certs, make_certs
+from virtbalance.cli import main as cli_main
 from virtbalance.webconfig import TLSServerConfig
 
 pytestmark = pytest.mark.integration
@@ -225,3 +227,29 @@ def test_several_requests_share_one_connection(served):
         answer = read_until_closed(sock)
     assert answer.count(b"HTTP/1.1 200 OK") == 3
     assert answer.count(b"virtbalance_webhook_requests_total") >= 3
+
+
+@pytest.mark.parametrize("served", ["https"], indirect=True)
+def test_the_drain_command_reaches_the_actioner_over_tls(served, tmp_path, capsys):
+    config = tmp_path / "cli.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "hosts": {
+                    "hv1": "qemu+tcp://192.0.2.1/system",
+                    "hv2": "qemu+tcp://192.0.2.2/system",
+                },
+                "webhook": {"token_file": str(tmp_path / "token")},
+                "journal": {"path": str(tmp_path / "cli-journal.sqlite")},
+            }
+        )
+    )
+    args = ["drain", "hv2", "--config", str(config), "--url", served.url]
+    args += ["--cacert", str(served.certs.ca)]
+    # Without the client certificate the handshake fails; with it the drain is queued.
+    assert cli_main(args) == 1
+    assert "did not answer" in capsys.readouterr().err
+    args += ["--cert", str(served.certs.client_cert), "--key", str(served.certs.client_key)]
+    assert cli_main(args) == 0
+    assert "queued as plan" in capsys.readouterr().out
+    assert len(served.services.worker.submitted) == 1

@@ -115,7 +115,7 @@ def test_plans_api_and_journal_never_show_uri_credentials(client, actioner_servi
     stored = " ".join(
         str(value)
         for table in ("plans", "migrations")
-        for row in db.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names
+        for row in db.execute(f"SELECT * FROM {table}")
         for value in row
     )
     db.close()
