@@ -70,14 +70,19 @@ def test_the_exporter_web_config_refuses_its_placeholder_until_replaced(tls_dir)
 def test_units_pass_the_web_config():
     actioner = (DEPLOY / "virtbalance-actioner.service").read_text()
     exporter = (DEPLOY / "virtbalance-exporter.service").read_text()
-    assert actioner.count("--web.config.file /etc/virtbalance/actioner-web.yml") == 2  # check + start
+    assert (
+        actioner.count("--web.config.file /etc/virtbalance/actioner-web.yml") == 2
+    )  # check + start
     assert "--web.config.file=/etc/virtbalance/exporter-web.yml" in exporter
 
 
 def test_alertmanager_and_prometheus_talk_tls_with_credentials():
     am = yaml.safe_load((DEPLOY / "alertmanager.yml").read_text())
     [webhook] = [
-        w for r in am["receivers"] for w in r.get("webhook_configs", []) if "virtbalance" in w["url"]
+        w
+        for r in am["receivers"]
+        for w in r.get("webhook_configs", [])
+        if "virtbalance" in w["url"]
     ]
     assert webhook["url"].startswith("https://")
     assert set(webhook["http_config"]["tls_config"]) == {"ca_file", "cert_file", "key_file"}
