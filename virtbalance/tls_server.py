@@ -26,6 +26,8 @@ class SecureThreadingMixIn(ThreadingMixIn):
     """
 
     daemon_threads = True
+    # socketserver's default backlog of 5 drops connections under a burst; the thread cap limits work.
+    request_queue_size = 128
     ssl_context: ssl.SSLContext | None = None
     max_connections = MAX_CONNECTIONS
     _slots: threading.BoundedSemaphore | None = None
