@@ -67,13 +67,14 @@ def _start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[bytes]) -> int:
     process.terminate()
     try:
-        process.wait(30)
+        return process.wait(30)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(10)
+        return -9
 
 
 def _wait(
@@ -166,8 +167,9 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         )
         yield stack
     finally:
-        for process in processes:
-            _stop(process)
+        codes = [_stop(process) for process in processes]
+    # SIGTERM stops the actioner's TLS relay and waitress cleanly.
+    assert codes[0] == 0, codes
 
 
 def test_exporter_and_actioner_refuse_what_lacks_a_credential(stack):
