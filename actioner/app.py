@@ -15,7 +15,7 @@ from actioner.payload_limits import BodyError, decode_body
 from actioner.runtime import build_services
 from actioner.services import Services
 from actioner.webhook import PayloadError, overload_alerts, parse_notification
-from virtbalance.basic_auth import BasicAuth
+from virtbalance.basic_auth import REALM, BasicAuth
 from virtbalance.redact import redact
 
 log = logging.getLogger(__name__)
@@ -171,16 +171,14 @@ def create_app(
 
     @app.before_request
     def _authenticate() -> Response | None:
-        # Every route but the health check, before any body is read or any journal query is made.
+        # Every route but the health check, before the body is parsed or any journal query is made.
         if request.path in PUBLIC_PATHS or auth.allows(request.headers.get("Authorization")):
             return None
         # The webhook blueprint's after_request counts its own answers; a wrong method is not routed there.
         if request.path == "/api/v1/alerts" and request.blueprint is None:
             app.extensions["virtbalance"].metrics.webhook_requests.labels(code="401").inc()
         response = _error(401, "missing or wrong credentials (bearer token or basic auth)")
-        response.headers["WWW-Authenticate"] = (
-            'Bearer realm="virtbalance", Basic realm="virtbalance"'
-        )
+        response.headers["WWW-Authenticate"] = f'Bearer realm="{REALM}", Basic realm="{REALM}"'
         return response
 
     @app.errorhandler(HTTPException)
