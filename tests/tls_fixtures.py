@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-# Low bcrypt cost: the tests check the logic, not the cost.
 USER, PASSWORD = "prometheus", "scrape-pass-123"
 
 
@@ -101,6 +100,7 @@ def make_certs(directory: Path) -> Certs:
 
 
 def password_hash(password: str = PASSWORD) -> str:
+    # The lowest bcrypt cost: the tests check the logic, not the cost.
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
 
 
