@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -10,12 +9,17 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
+from actioner.auth import PUBLIC_PATHS, RequestAuth
 from actioner.config import Config
+from actioner.payload_limits import BodyError, decode_body
 from actioner.runtime import build_services
 from actioner.services import Services
-from actioner.webhook import PayloadError, check_token, overload_alerts, parse_notification
+from actioner.webhook import PayloadError, overload_alerts, parse_notification
+from virtbalance.basic_auth import REALM, BasicAuth
+from virtbalance.redact import redact
 
 log = logging.getLogger(__name__)
+MAX_PLANS_PER_REQUEST = 100
 
 
 def services() -> Services:
@@ -31,8 +35,15 @@ def _error(code: int, message: str, problems: list[str] | None = None) -> Respon
     return response
 
 
-def _authorised() -> bool:
-    return check_token(request.headers.get("Authorization"), services().token)
+def _redacted(value: Any) -> Any:
+    """``value`` with every string passed through redact (plans carry raw libvirt errors)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return value
 
 
 webhook = Blueprint("webhook", __name__)
@@ -48,8 +59,6 @@ def _count(response: Response) -> Response:
 def receive_alerts() -> Response:
     """Validate, record, queue; answer at once. Dedupe happens in the journal (fingerprint + startsAt)."""
     svc = services()
-    if not _authorised():
-        return _error(401, "missing or wrong bearer token")
     length = request.content_length
     if length is not None and length > svc.config.webhook.max_body_bytes:
         return _error(413, f"payload over {svc.config.webhook.max_body_bytes} bytes")
@@ -58,10 +67,9 @@ def receive_alerts() -> Response:
     if len(raw) > svc.config.webhook.max_body_bytes:
         return _error(413, f"payload over {svc.config.webhook.max_body_bytes} bytes")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        message = getattr(exc, "msg", str(exc))
-        return _error(400, f"malformed JSON: {message}")
+        data = decode_body(raw)
+    except BodyError as exc:
+        return _error(400, str(exc))
     try:
         notification = parse_notification(data)
     except PayloadError as exc:
@@ -99,7 +107,8 @@ api = Blueprint("api", __name__)
 def list_plans() -> Response:
     svc = services()
     try:
-        limit = max(1, min(500, int(request.args.get("limit", "20"))))
+        # Each plan costs a journal query for its migrations: bounded per request.
+        limit = max(1, min(MAX_PLANS_PER_REQUEST, int(request.args.get("limit", "20"))))
     except ValueError:
         return _error(400, "limit: expected a whole number")
     out = []
@@ -107,14 +116,14 @@ def list_plans() -> Response:
         item = plan.to_dict()
         item["migrations"] = [m.to_dict() for m in svc.journal.migrations(plan.id)]
         out.append(item)
-    return jsonify({"plans": out, "in_progress": svc.progress or {}})
+    return jsonify(
+        _redacted({"plans": out, "in_progress": svc.progress or {}, "worker": svc.worker.status()})
+    )
 
 
 @api.post("/api/v1/drain/<host>")
 def drain(host: str) -> Response:
     svc = services()
-    if not _authorised():
-        return _error(401, "missing or wrong bearer token")
     if host not in svc.config.host_names:
         return _error(404, f"unknown host {host!r} (known: {', '.join(svc.config.host_names)})")
     plan_id = svc.journal.create_plan("drain", f"drain:{host}", [host])
@@ -129,10 +138,9 @@ health = Blueprint("health", __name__)
 
 @health.get("/healthz")
 def healthz() -> Response:
-    svc = services()
-    worker = svc.worker.status()
-    ok = bool(worker.get("alive", True))
-    response = jsonify({"status": "ok" if ok else "worker stopped", "worker": worker})
+    """Served without credentials: ok or unavailable, nothing about hosts, plans or the worker's work."""
+    ok = bool(services().worker.status().get("alive", True))
+    response = jsonify({"status": "ok" if ok else "unavailable"})
     response.status_code = 200 if ok else 503
     return response
 
@@ -142,10 +150,16 @@ def metrics() -> Response:
     return Response(generate_latest(services().metrics.registry), mimetype=CONTENT_TYPE_LATEST)
 
 
-def create_app(config: Config, *, services: Services | None = None) -> Flask:
-    """The WSGI app. Without ``services`` it builds the real ones (libvirt, journal, worker thread)."""
+def create_app(
+    config: Config, *, services: Services | None = None, basic_auth: BasicAuth | None = None
+) -> Flask:
+    """The WSGI app. Without ``services`` it builds the real ones (libvirt, journal, worker thread).
+
+    ``basic_auth``: the web config's users, accepted besides the bearer token.
+    """
     if services is None:
         services = build_services(config)
+    auth = RequestAuth(token=services.token, basic=basic_auth)
     app = Flask("actioner")
     # Flask refuses bigger bodies itself (413); one byte of slack lets the handler see that a chunked
     # body (no Content-Length, which werkzeug silently cuts at the limit) was too long.
@@ -154,6 +168,18 @@ def create_app(config: Config, *, services: Services | None = None) -> Flask:
     app.register_blueprint(webhook)
     app.register_blueprint(api)
     app.register_blueprint(health)
+
+    @app.before_request
+    def _authenticate() -> Response | None:
+        # Every route but the health check, before the body is parsed or any journal query is made.
+        if request.path in PUBLIC_PATHS or auth.allows(request.headers.get("Authorization")):
+            return None
+        # The webhook blueprint's after_request counts its own answers; a wrong method is not routed there.
+        if request.path == "/api/v1/alerts" and request.blueprint is None:
+            app.extensions["virtbalance"].metrics.webhook_requests.labels(code="401").inc()
+        response = _error(401, "missing or wrong credentials (bearer token or basic auth)")
+        response.headers["WWW-Authenticate"] = f'Bearer realm="{REALM}", Basic realm="{REALM}"'
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

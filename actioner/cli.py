@@ -54,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     config_arg(drain)
     drain.add_argument("host", metavar="HOST")
     drain.add_argument("--url", help="actioner URL (default: from webhook.listen in the config)")
+    drain.add_argument("--cacert", metavar="FILE", help="CA of the actioner's TLS certificate")
+    drain.add_argument("--cert", metavar="FILE", help="client certificate (with --key)")
+    drain.add_argument("--key", metavar="FILE", help="key of the client certificate")
     drain.set_defaults(func=run_drain)
 
     hist = subparsers.add_parser("history", help="recent plans and migrations from the journal")
@@ -238,7 +241,13 @@ def run_drain(args: argparse.Namespace) -> int:
     if token:
         headers["Authorization"] = f"Bearer {token}"
     try:
-        response = requests.post(f"{url}/api/v1/drain/{args.host}", headers=headers, timeout=10)
+        response = requests.post(
+            f"{url}/api/v1/drain/{args.host}",
+            headers=headers,
+            timeout=10,
+            verify=args.cacert or True,
+            cert=(args.cert, args.key) if args.cert else None,
+        )
     except requests.RequestException as exc:
         sys.stderr.write(f"virtbalance drain: the actioner at {url} did not answer: {exc}\n")
         return 1

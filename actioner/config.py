@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -257,6 +258,16 @@ def parse_size(raw: Any) -> int:
     return value
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address or ``localhost`` (any other name may resolve elsewhere)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _check_libvirt_uri(uri: str) -> str | None:
     parts = urlsplit(uri)
     if not _LIBVIRT_SCHEMES.match(parts.scheme):
@@ -420,6 +431,11 @@ def parse_config(data: Any, source: str = "config", base: Path | None = None) ->
             reader.problems.append(f"webhook.listen: expected HOST:PORT, got {listen!r}")
         else:
             listen_host, listen_port = host_part.strip("[]"), int(port_part)
+    if token_value is None and not _is_loopback(listen_host):
+        # Anyone who reaches a non-loopback address could trigger migrations and read the plans.
+        reader.problems.append(
+            f"webhook.token_file: required when webhook.listen ({listen_host}) is not a loopback address"
+        )
     webhook = WebhookConfig(
         token_file=token_file,
         max_body_bytes=reader.value("webhook", w, "max_body_bytes", wdef.max_body_bytes, "size"),

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from virtbalance.redact import redact
+
 # Migration states. A migration is written ``running`` before libvirt is asked to move the domain, so a
 # crash leaves a trace that the start-up reconcile resolves against libvirt's reality.
 # ``ambiguous``: after it, where the domain is could not be proven; it was left untouched (the
@@ -365,7 +367,7 @@ class Journal:
         with self._tx() as db:
             db.execute("UPDATE plans SET state=?, updated=? WHERE id=?", (state, now, plan_id))
             if detail is not None:
-                db.execute("UPDATE plans SET detail=? WHERE id=?", (detail, plan_id))
+                db.execute("UPDATE plans SET detail=? WHERE id=?", (redact(detail), plan_id))
             if plan_json is not None:
                 db.execute("UPDATE plans SET plan_json=? WHERE id=?", (plan_json, plan_id))
 
@@ -455,9 +457,13 @@ class Journal:
             else:
                 db.execute("UPDATE migrations SET state=? WHERE id=?", (state, migration_id))
             if reason is not None:
-                db.execute("UPDATE migrations SET reason=? WHERE id=?", (reason, migration_id))
+                db.execute(
+                    "UPDATE migrations SET reason=? WHERE id=?", (redact(reason), migration_id)
+                )
             if error is not None:
-                db.execute("UPDATE migrations SET error=? WHERE id=?", (error, migration_id))
+                db.execute(
+                    "UPDATE migrations SET error=? WHERE id=?", (redact(error), migration_id)
+                )
 
     def migrations(self, plan_id: int | None = None, limit: int = 500) -> list[MigrationRow]:
         with self._lock:
@@ -495,6 +501,7 @@ class Journal:
 
     def mark_ambiguous(self, domain: str, *, context: str, reason: str, seen: str) -> bool:
         """Record that ``domain``'s state cannot be proven; True when it was not ambiguous before."""
+        reason, seen = redact(reason), redact(seen)
         now = self.now()
         with self._tx() as db:
             known = db.execute("SELECT 1 FROM ambiguous WHERE domain=?", (domain,)).fetchone()
@@ -513,6 +520,7 @@ class Journal:
 
     def clear_ambiguous(self, domain: str, how: str) -> bool:
         """The domain was proven (and fixed): keep the episode in ``ambiguous_resolved``."""
+        how = redact(how)
         now = self.now()
         with self._tx() as db:
             row = db.execute(

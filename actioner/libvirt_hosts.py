@@ -14,6 +14,7 @@ import libvirt
 
 from actioner.config import Config, HostConfig
 from virtbalance.domain_metadata import Placement, find_placement
+from virtbalance.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,9 @@ class HostPool:
             try:
                 conn = libvirt.open(uri)
             except libvirt.libvirtError as exc:
-                raise HostUnreachableError(f"{name}: cannot connect to {uri}: {exc}") from exc
+                raise HostUnreachableError(
+                    f"{name}: cannot connect to {redact(uri)}: {redact(str(exc))}"
+                ) from exc
             self._conns[name] = conn
             return conn
 

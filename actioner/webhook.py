@@ -1,8 +1,7 @@
-"""Alertmanager webhook payloads (version 4): validation naming every problem, bearer-token check."""
+"""Alertmanager webhook payloads (version 4): validation naming every problem."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -53,18 +52,6 @@ class Notification:
 
     def resolved(self) -> list[Alert]:
         return [a for a in self.alerts if a.status == "resolved"]
-
-
-def check_token(header: str | None, expected: str | None) -> bool:
-    """Whether an ``Authorization`` header carries the expected bearer token (constant-time compare)."""
-    if expected is None:
-        return True
-    if not header:
-        return False
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(credentials.strip().encode("utf-8"), expected.encode("utf-8"))
 
 
 def _string(problems: list[str], data: Mapping[str, Any], key: str, path: str) -> str:

@@ -34,6 +34,7 @@ class ExporterConfig:
     xml_max_age: float = DEFAULT_XML_MAX_AGE
     stats_concurrency: int = DEFAULT_STATS_CONCURRENCY
     collect_dirty_rate: bool = False
+    web_config_file: str | None = None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="listen",
         default=DEFAULT_LISTEN_ADDRESS,
         help=f"[host]:port to serve on (default {DEFAULT_LISTEN_ADDRESS})",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        default=None,
+        metavar="FILE",
+        help="TLS and basic auth (the Prometheus exporters' web config format)",
     )
     parser.add_argument(
         "--web.telemetry-path", dest="path", default=DEFAULT_TELEMETRY_PATH, help="metrics path"
@@ -189,4 +197,5 @@ def parse_config(argv: Sequence[str] | None = None) -> ExporterConfig:
         xml_max_age=xml_max_age,
         stats_concurrency=concurrency or DEFAULT_STATS_CONCURRENCY,
         collect_dirty_rate=bool(args.dirty_rate),
+        web_config_file=args.web_config,
     )

@@ -10,6 +10,7 @@ test checks against ``generate_latest``) and turns them into prometheus_client m
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 
 from prometheus_client.metrics_core import Metric
@@ -18,12 +19,21 @@ from prometheus_client.samples import Sample
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+# Lone surrogates: how Python holds bytes that were not UTF-8 (a name libvirt passed through as bytes).
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _valid_utf8(text: str) -> str:
+    """``text`` with anything that cannot be UTF-8 replaced by U+FFFD: the format is UTF-8 only."""
+    return text if text.isascii() else _SURROGATES.sub("\ufffd", text)
+
+
 def _escape_label(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return _valid_utf8(value).replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
 def _escape_help(text: str) -> str:
-    return text.replace("\\", r"\\").replace("\n", r"\n")
+    return _valid_utf8(text).replace("\\", r"\\").replace("\n", r"\n")
 
 
 class LabelSet:

@@ -7,7 +7,6 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -19,7 +18,11 @@ from exporter.config import ExporterConfig, parse_config
 from exporter.exposition import CONTENT_TYPE, render
 from exporter.source import DIRTYRATE_GROUP, STATS_GROUPS, LibvirtSource
 from exporter.topology import TopologyCache
+from virtbalance.basic_auth import BasicAuth, require_basic_auth
 from virtbalance.errors import ConfigError
+from virtbalance.redact import install_log_redaction, redact, uri_secrets
+from virtbalance.tls_server import SecureThreadingMixIn
+from virtbalance.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("virtbalance.exporter")
 EXIT_USAGE = 2
@@ -80,11 +83,33 @@ def build_app(collector: LibvirtCollector, telemetry_path: str) -> WsgiApp:
     return app
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+def secure_app(app: WsgiApp, web: WebConfig) -> WsgiApp:
+    """``app`` behind the web config's basic-auth users (unchanged when there are none)."""
+    if not web.basic_auth_users:
+        return app
+    return require_basic_auth(app, BasicAuth(web.basic_auth_users))
+
+
+class _ThreadingServer(SecureThreadingMixIn, WSGIServer):
+    pass
+
+
+def make_exporter_server(host: str, port: int, app: WsgiApp, web: WebConfig) -> WSGIServer:
+    """The HTTP(S) server of the exporter: TLS and basic auth as the web config says."""
+    server = make_server(
+        host, port, secure_app(app, web), server_class=_ThreadingServer, handler_class=_QuietHandler
+    )
+    if web.tls is not None:
+        assert isinstance(server, _ThreadingServer)
+        server.ssl_context = web.tls.ssl_context()
+        server.base_environ["HTTPS"] = "on"
+    return server
 
 
 class _QuietHandler(WSGIRequestHandler):
+    # A client that stops sending mid-request frees its thread after this long.
+    timeout = 30
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug(format, *args)
 
@@ -98,16 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"virtbalance-exporter: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    install_log_redaction(uri_secrets([config.libvirt_uri]))
+    try:
+        web = load_web_config(config.web_config_file)
+    except ConfigError as exc:
+        print(f"virtbalance-exporter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     collector = build_collector(config)
     app = build_app(collector, config.telemetry_path)
     try:
-        server = make_server(
-            config.listen_host or "0.0.0.0",
-            config.listen_port,
-            app,
-            server_class=_ThreadingServer,
-            handler_class=_QuietHandler,
-        )
+        server = make_exporter_server(config.listen_host or "0.0.0.0", config.listen_port, app, web)
     except OSError as exc:
         print(
             f"virtbalance-exporter: cannot listen on {config.listen_host}:{config.listen_port}: {exc}",
@@ -115,11 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     log.info(
-        "serving %s on %s:%d for %s",
+        "serving %s on %s://%s:%d for %s",
         config.telemetry_path,
+        "https" if web.tls else "http",
         config.listen_host or "0.0.0.0",
         config.listen_port,
-        config.libvirt_uri,
+        redact(config.libvirt_uri),
     )
     try:
         server.serve_forever()

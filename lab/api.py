@@ -628,10 +628,13 @@ class Lab:
         evaluation_interval: str = "2s",
         alertmanager: str | None = None,
         extra_jobs: Mapping[str, Sequence[str]] | None = None,
+        *,
+        extra_jobs_token_file: Path | None = None,
     ) -> str:
         """Debian's Prometheus on 127.0.0.1 scraping every exporter (started if needed); its URL.
 
-        ``extra_jobs`` adds scrape jobs by name (the actioner's metrics, for instance).
+        ``extra_jobs`` adds scrape jobs by name (the actioner's metrics, for instance), sending the
+        bearer token of ``extra_jobs_token_file`` when given.
         """
         binary = require_tools({"prometheus": MONITORING_TOOLS["prometheus"]})["prometheus"]
         state = read_state(self.state_dir) or {}
@@ -647,6 +650,7 @@ class Lab:
                 evaluation_interval,
                 alertmanager,
                 extra_jobs=extra_jobs,
+                extra_jobs_token_file=extra_jobs_token_file,
             )
         )
         self._stop_role_prefix("prometheus")

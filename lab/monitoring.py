@@ -22,6 +22,7 @@ def prometheus_config(
     alertmanager: str | None,
     *,
     extra_jobs: Mapping[str, Sequence[str]] | None = None,
+    extra_jobs_token_file: Path | None = None,
 ) -> str:
     """Scrape every exporter target with the label host=<lab host>; rules, Alertmanager and more jobs optional."""
     for name, value in (
@@ -45,9 +46,16 @@ def prometheus_config(
     for job, job_targets in sorted((extra_jobs or {}).items()):
         if job == SCRAPE_JOB:
             raise ValueError(f"extra job {job!r} would replace the exporters' job")
-        config["scrape_configs"].append(
-            {"job_name": job, "static_configs": [{"targets": list(job_targets)}]}
-        )
+        extra: dict[str, Any] = {
+            "job_name": job,
+            "static_configs": [{"targets": list(job_targets)}],
+        }
+        if extra_jobs_token_file is not None:
+            # The actioner's /metrics needs its bearer token, like every endpoint but /healthz.
+            extra["authorization"] = {
+                "credentials_file": str(Path(extra_jobs_token_file).resolve())
+            }
+        config["scrape_configs"].append(extra)
     if rule_files:
         config["rule_files"] = [str(Path(p).resolve()) for p in rule_files]
     if alertmanager:

@@ -193,7 +193,7 @@ class Run:
         self.record = record
         self.prometheus = Prometheus(stack.prometheus_url)
         self.alertmanager = Alertmanager(stack.alertmanager_url)
-        self.actioner = ActionerReader(stack.actioner_url)
+        self.actioner = ActionerReader(stack.actioner_url, stack.token)
         self.known_plans: set[str] = set()
 
     def phase(self, name: str) -> None:
@@ -247,7 +247,7 @@ class Run:
                 }
             ],
         }
-        token = (self.stack.state_dir / "webhook-token").read_text(encoding="utf-8").strip()
+        token = self.stack.token
         response = requests.post(
             f"{self.stack.actioner_url}/api/v1/alerts",
             json=payload,

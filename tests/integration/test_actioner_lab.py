@@ -187,7 +187,9 @@ def test_firing_alert_moves_the_whole_chunk_then_cooldown_blocks_a_second_move(
     placement = assert_whole_cluster_sane(fresh_lab)
     (destination,) = destinations
     assert all(placement[d] == destination for d in CHUNK)
-    metrics = client.get("/metrics").get_data(as_text=True)
+    metrics = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).get_data(
+        as_text=True
+    )
     assert 'virtbalance_plans_total{outcome="executed"} 1.0' in metrics
     assert "virtbalance_chunk_split_seconds_count 1.0" in metrics
     services.journal.close()
@@ -273,7 +275,9 @@ def test_a_failed_member_rolls_the_chunk_back(loaded_lab, tmp_path):
         states = {m.domain: m.state for m in services.journal.migrations(plan_id)}
         assert states["db1"] == "failed"
         assert states["web1"] == "rolled_back" and states["app1"] == "rolled_back", states
-        metrics = client.get("/metrics").get_data(as_text=True)
+        metrics = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).get_data(
+            as_text=True
+        )
         assert 'virtbalance_migrations_total{result="rolled_back"} 2.0' in metrics
         services.journal.close()
     finally:
@@ -602,7 +606,9 @@ def test_a_migration_over_its_timeout_is_aborted_and_the_chunk_stays_running(loa
     rows = services.journal.migrations(plan_id)
     assert {r.domain for r in rows} == set(CHUNK)
     assert {r.state for r in rows} == {"failed"}
-    metrics = client.get("/metrics").get_data(as_text=True)
+    metrics = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).get_data(
+        as_text=True
+    )
     assert 'virtbalance_migrations_total{result="timeout"} 3.0' in metrics
     assert time.monotonic() - started < 120
     placement = assert_whole_cluster_sane(lab)

@@ -67,7 +67,8 @@ def test_alertmanager_deliveries_and_repeats_make_one_plan(lab, served_actioner)
         delivered = 0.0
         while time.monotonic() < deadline:
             requests.post(f"{am}/api/v2/alerts", json=[alert], timeout=5).raise_for_status()
-            metrics = requests.get(f"{url}/metrics", timeout=5).text
+            headers = {"Authorization": f"Bearer {Path(token_file).read_text().strip()}"}
+            metrics = requests.get(f"{url}/metrics", headers=headers, timeout=5).text
             delivered = _sample(metrics, 'virtbalance_webhook_requests_total{code="200"}')
             if delivered >= 3:
                 break

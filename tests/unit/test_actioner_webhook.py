@@ -224,16 +224,17 @@ def test_unknown_host_and_other_alerts_are_ignored_with_a_note(client, actioner_
     assert actioner_services.journal.plans() == []
 
 
-def test_get_on_the_webhook_is_405(client):
-    assert client.get("/api/v1/alerts").status_code == 405
+def test_get_on_the_webhook_is_405_once_authenticated(client):
+    assert client.get("/api/v1/alerts", headers=AUTH).status_code == 405
+    assert client.get("/api/v1/alerts").status_code == 401
 
 
 def test_webhook_codes_are_counted(client):
     post(client, payload("firing_hv1"))
     post(client, payload("firing_hv1"), headers={})
     post(client, b"[")
-    client.get("/api/v1/alerts")
-    text = client.get("/metrics").get_data(as_text=True)
+    client.get("/api/v1/alerts", headers=AUTH)
+    text = client.get("/metrics", headers=AUTH).get_data(as_text=True)
     assert 'virtbalance_webhook_requests_total{code="200"} 1.0' in text
     assert 'virtbalance_webhook_requests_total{code="401"} 1.0' in text
     assert 'virtbalance_webhook_requests_total{code="400"} 1.0' in text
@@ -242,7 +243,7 @@ def test_webhook_codes_are_counted(client):
 
 
 def test_metrics_label_values_are_precreated(client):
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.get("/metrics", headers=AUTH).get_data(as_text=True)
     for result in ("done", "failed", "rolled_back", "skipped", "timeout"):
         assert f'virtbalance_migrations_total{{result="{result}"}} 0.0' in text
     for outcome in ("executed", "empty", "unresolved", "failed", "cancelled", "dry_run", "frozen"):
@@ -260,16 +261,16 @@ def test_metrics_label_values_are_precreated(client):
 
 
 def test_healthz_and_plans_api(client, actioner_services):
-    assert client.get("/healthz").get_json()["status"] == "ok"
+    assert client.get("/healthz").get_json() == {"status": "ok"}
     plan_id = post(client, payload("firing_hv1")).get_json()["queued_plan"]
     journal = actioner_services.journal
     journal.add_migration(
         plan_id=plan_id, step=0, domain="web1", chunk="lan11", source="hv1", destination="hv2"
     )
-    plans = client.get("/api/v1/plans").get_json()["plans"]
+    plans = client.get("/api/v1/plans", headers=AUTH).get_json()["plans"]
     assert [(p["id"], p["state"], p["hosts"]) for p in plans] == [(plan_id, "queued", ["hv1"])]
     assert [(m["domain"], m["state"]) for m in plans[0]["migrations"]] == [("web1", "planned")]
-    assert client.get("/api/v1/plans?limit=x").status_code == 400
+    assert client.get("/api/v1/plans?limit=x", headers=AUTH).status_code == 400
 
 
 def test_drain_needs_the_token_and_a_known_host(client, actioner_services):

@@ -30,3 +30,21 @@ def test_extra_jobs_are_scraped_beside_the_exporters():
 def test_an_extra_job_may_not_take_the_exporters_name():
     with pytest.raises(ValueError, match="would replace the exporters' job"):
         prometheus_config({}, [], "2s", "2s", None, extra_jobs={SCRAPE_JOB: ["x:1"]})
+
+
+def test_extra_jobs_send_the_actioner_token_from_its_file(tmp_path):
+    token = tmp_path / "webhook-token"
+    config = yaml.safe_load(
+        prometheus_config(
+            {},
+            [],
+            "2s",
+            "2s",
+            None,
+            extra_jobs={"virtbalance-actioner": ["127.0.0.1:9999"]},
+            extra_jobs_token_file=token,
+        )
+    )
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["virtbalance-actioner"]["authorization"] == {"credentials_file": str(token)}
+    assert "authorization" not in jobs[SCRAPE_JOB]

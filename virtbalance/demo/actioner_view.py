@@ -101,11 +101,13 @@ def parse_plan(item: dict[str, Any], in_progress: dict[str, Any] | None = None) 
 class ActionerReader:
     """Reads the actioner's recent plans and the chunk split windows it measured."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str | None = None) -> None:
         self.url = url.rstrip("/")
+        # Every actioner endpoint but /healthz needs the webhook token.
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     def plans(self, limit: int = 50) -> list[PlanView]:
-        body = _get_json(f"{self.url}/api/v1/plans", {"limit": str(limit)})
+        body = _get_json(f"{self.url}/api/v1/plans", {"limit": str(limit)}, self.headers)
         if not isinstance(body, dict) or not isinstance(body.get("plans"), list):
             raise ServiceError(f"{self.url}/api/v1/plans: expected {{'plans': [...]}}")
         in_progress = body.get("in_progress") or {}
@@ -120,7 +122,7 @@ class ActionerReader:
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every sample of ``/metrics``: (name, sorted labels) -> value."""
         try:
-            response = requests.get(f"{self.url}/metrics", timeout=TIMEOUT)
+            response = requests.get(f"{self.url}/metrics", headers=self.headers, timeout=TIMEOUT)
         except requests.RequestException as exc:
             raise ServiceError(f"GET {self.url}/metrics: {exc}") from exc
         if response.status_code != 200:

@@ -123,7 +123,7 @@ def demo_up(
     narrator = Narrator(
         stack.prometheus,
         stack.alertmanager,
-        ActionerReader(stack.actioner_url),
+        ActionerReader(stack.actioner_url, stack.token),
         hosts=stack.hosts,
         cpu_high=stack.policy.cpu_high,
         out=out,

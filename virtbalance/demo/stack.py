@@ -36,6 +36,10 @@ ACTIONER_BINARY = "virtbalance-actioner"
 ACTIONER_SCRAPE_JOB = "virtbalance-actioner"
 
 
+# The actioner's bearer token, in the stack's state directory (Alertmanager and Prometheus read it too).
+TOKEN_FILE = "webhook-token"
+
+
 class StackError(RuntimeError):
     """The stack could not be brought up or found."""
 
@@ -82,6 +86,11 @@ class Stack:
     @property
     def actioner_metrics_url(self) -> str:
         return f"{self.actioner_url}/metrics"
+
+    @property
+    def token(self) -> str:
+        """The webhook token: every actioner endpoint but /healthz needs it."""
+        return (self.state_dir / TOKEN_FILE).read_text(encoding="utf-8").strip()
 
     @property
     def actioner_log(self) -> Path:
@@ -141,7 +150,7 @@ def start(
     stop_actioner(state_dir)
     for leftover in state_dir.glob("journal.sqlite*"):
         leftover.unlink()
-    token_file = state_dir / "webhook-token"
+    token_file = state_dir / TOKEN_FILE
     if not token_file.exists():
         token_file.write_text(secrets.token_urlsafe(32) + "\n", encoding="utf-8")
         token_file.chmod(0o600)
@@ -163,6 +172,7 @@ def start(
         alertmanager=alertmanager_url,
         # The actioner's own metrics feed the rebalancing dashboard and the migration alerts.
         extra_jobs={ACTIONER_SCRAPE_JOB: [f"127.0.0.1:{actioner_port}"]},
+        extra_jobs_token_file=token_file,
     )
     config_file = state_dir / "actioner.yml"
     config = actioner_config(
