@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import logging
 import sys
 import time
@@ -17,12 +18,34 @@ from exporter.bridges import SysfsBridgeInspector
 from exporter.collector import CapacityOverride, LibvirtCollector
 from exporter.config import ExporterConfig, parse_config
 from exporter.exposition import CONTENT_TYPE, render
+from exporter.jobs import JobWatch, start_event_loop
 from exporter.source import DIRTYRATE_GROUP, STATS_GROUPS, LibvirtSource
 from exporter.topology import TopologyCache
 from virtbalance.errors import ConfigError
 
 log = logging.getLogger("virtbalance.exporter")
 EXIT_USAGE = 2
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
+LOGFMT = "time=%(asctime)s level=%(levelname)s source=%(name)s msg=%(message)r"
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line (``--log.format json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "source": record.name,
+            "msg": record.getMessage(),
+        }
+        return json.dumps(fields)
+
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -32,6 +55,8 @@ def build_collector(config: ExporterConfig) -> LibvirtCollector:
     """The production wiring: a real libvirt connection, sysfs bridges, the monotonic clock."""
     # libvirt prints every error to stderr by default; the exporter logs what matters itself.
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    # Domain events tell which domains are migrating, so scrapes ask only those for job stats.
+    start_event_loop()
     source = LibvirtSource(
         connect=lambda: libvirt.open(config.libvirt_uri),
         clock=time.monotonic,
@@ -39,6 +64,7 @@ def build_collector(config: ExporterConfig) -> LibvirtCollector:
         topology_cache=TopologyCache(config.xml_max_age),
         stats_groups=STATS_GROUPS | (DIRTYRATE_GROUP if config.collect_dirty_rate else 0),
         concurrency=config.stats_concurrency,
+        jobs=JobWatch(time.monotonic),
     )
     return LibvirtCollector(
         source=source,
@@ -50,8 +76,10 @@ def build_collector(config: ExporterConfig) -> LibvirtCollector:
     )
 
 
-def build_app(collector: LibvirtCollector, telemetry_path: str) -> WsgiApp:
+def build_app(collector: LibvirtCollector, telemetry_path: str, health_path: str = "") -> WsgiApp:
     """The WSGI app: metrics on the telemetry path, a landing page on /, 404 elsewhere.
+
+    With a health path, that path answers 200 while libvirt answers and 503 otherwise.
 
     The metrics are rendered by ``exporter.exposition`` rather than prometheus_client's
     ``generate_latest``: the same text, a tenth of the CPU for a host with many domains.
@@ -60,7 +88,9 @@ def build_app(collector: LibvirtCollector, telemetry_path: str) -> WsgiApp:
     landing = (
         "<html><head><title>virtbalance exporter</title></head><body>"
         "<h1>virtbalance libvirt exporter</h1>"
-        f'<p><a href="{path_html}">Metrics</a></p></body></html>'
+        f'<p><a href="{path_html}">Metrics</a></p>'
+        + (f'<p><a href="{html.escape(health_path)}">Health</a></p>' if health_path else "")
+        + "</body></html>"
     ).encode()
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -71,6 +101,12 @@ def build_app(collector: LibvirtCollector, telemetry_path: str) -> WsgiApp:
                 "200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))]
             )
             return [body]
+        if health_path and path == health_path:
+            if collector.healthy():
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [b"ok\n"]
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"libvirt is not reachable\n"]
         if path == "/":
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
             return [landing]
@@ -90,16 +126,18 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         config = parse_config(argv)
     except ConfigError as exc:
         print(f"virtbalance-exporter: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        _JsonFormatter() if config.log_format == "json" else logging.Formatter(LOGFMT)
+    )
+    logging.basicConfig(level=LOG_LEVELS[config.log_level], handlers=[handler])
     collector = build_collector(config)
-    app = build_app(collector, config.telemetry_path)
+    app = build_app(collector, config.telemetry_path, config.health_path)
     try:
         server = make_server(
             config.listen_host or "0.0.0.0",
