@@ -88,10 +88,10 @@ class JobWatch:
         with self._lock:
             self._suspects[uuid] = self._suspects.get(uuid, 0) + 1
 
-    def mark(self, uuid: str) -> None:
-        """Treat ``uuid`` as if an event had named it (used by tests and for an unclear result)."""
+    def follow(self, uuid: str) -> None:
+        """A check found a job (a sweep, or a paused domain): keep asking until it ends."""
         with self._lock:
-            self._suspects[uuid] = self._suspects.get(uuid, 0) + 1
+            self._suspects.setdefault(uuid, 0)
 
     def plan(self) -> JobPlan:
         now = self._clock()

@@ -611,7 +611,9 @@ class LibvirtSource:
             elif code in _NO_JOB_STATS:
                 # Paused and refusing job stats: a migration coming in. Running: no job support.
                 fetched.migrating[uuid] = state == libvirt.VIR_DOMAIN_PAUSED
-                if state != libvirt.VIR_DOMAIN_PAUSED:
+                if state == libvirt.VIR_DOMAIN_PAUSED:
+                    self._jobs.follow(uuid)
+                else:
                     self._jobs.idle(plan, uuid)
             else:
                 log.warning("domain %s: jobStats failed: %s", dom.name(), exc)
@@ -624,6 +626,7 @@ class LibvirtSource:
         )
         if active:
             fetched.jobs[uuid] = job
+            self._jobs.follow(uuid)
         else:
             self._jobs.idle(plan, uuid)
 
