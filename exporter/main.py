@@ -19,6 +19,7 @@ from exporter.collector import CapacityOverride, LibvirtCollector
 from exporter.config import ExporterConfig, parse_config
 from exporter.exposition import CONTENT_TYPE, render
 from exporter.jobs import JobWatch, start_event_loop
+from exporter.procfs import QemuProcesses, is_local_system_uri
 from exporter.source import DIRTYRATE_GROUP, STATS_GROUPS, LibvirtSource
 from exporter.topology import TopologyCache
 from virtbalance.errors import ConfigError
@@ -65,6 +66,8 @@ def build_collector(config: ExporterConfig) -> LibvirtCollector:
         stats_groups=STATS_GROUPS | (DIRTYRATE_GROUP if config.collect_dirty_rate else 0),
         concurrency=config.stats_concurrency,
         jobs=JobWatch(time.monotonic),
+        # On the hypervisor itself, RSS comes from /proc instead of a QEMU query per domain.
+        processes=QemuProcesses() if is_local_system_uri(config.libvirt_uri) else None,
     )
     return LibvirtCollector(
         source=source,

@@ -14,7 +14,9 @@ from typing import Any, Protocol
 
 import libvirt
 
+from exporter.balloon import BalloonPlan
 from exporter.jobs import JobPlan, JobWatch
+from exporter.procfs import QemuProcesses
 from exporter.topology import DomainTopology, TopologyCache, TopologyError, parse_topology
 
 log = logging.getLogger(__name__)
@@ -23,15 +25,17 @@ log = logging.getLogger(__name__)
 STAGES = ("connect", "node", "stats", "xml", "network", "job", "pool")
 DURATION_STAGES = (*STAGES, "collect", "total")
 
-# Only the groups the metrics use: each extra group costs QEMU monitor round trips per domain.
+# Only the groups the metrics use: each costs libvirtd work per domain, some a QEMU query. CPU
+# time and the balloon's size come from virDomainGetInfo instead (measured cheaper on libvirt 9
+# than the cpu group, see docs/benchmarks.md); the balloon group (guest memory statistics and
+# RSS, a QEMU query) only for the domains that need it (exporter/balloon.py).
 STATS_GROUPS = (
     libvirt.VIR_DOMAIN_STATS_STATE
-    | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
-    | libvirt.VIR_DOMAIN_STATS_BALLOON
     | libvirt.VIR_DOMAIN_STATS_VCPU
     | libvirt.VIR_DOMAIN_STATS_INTERFACE
     | libvirt.VIR_DOMAIN_STATS_BLOCK
 )
+BALLOON_GROUP = libvirt.VIR_DOMAIN_STATS_BALLOON
 # One more monitor command per domain, and only useful after someone started a calculation.
 DIRTYRATE_GROUP = getattr(libvirt, "VIR_DOMAIN_STATS_DIRTYRATE", 0)
 # Below this many domains per call, splitting the bulk call gains less than the extra round trip.
@@ -61,6 +65,7 @@ class _Domain(Protocol):
     def ID(self) -> int: ...  # noqa: N802 (libvirt's name)
     def XMLDesc(self, flags: int) -> str: ...  # noqa: N802 (libvirt's name)
     def jobStats(self, flags: int) -> dict[str, Any]: ...  # noqa: N802 (libvirt's name)
+    def info(self) -> list[int]: ...
 
 
 class _Pool(Protocol):
@@ -137,6 +142,7 @@ class _Fetched:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # by UUID, running jobs only
     vanished: set[str] = field(default_factory=set)
     job_errors: int = 0
+    info_errors: int = 0
     cut: set[str] = field(default_factory=set)  # UUIDs the deadline left unchecked
     job_seconds: float = 0.0
 
@@ -231,6 +237,7 @@ class LibvirtSource:
         stats_groups: int = STATS_GROUPS,
         concurrency: int = 1,
         jobs: JobWatch | None = None,
+        processes: QemuProcesses | None = None,
     ) -> None:
         self._connect = connect
         self._clock = clock
@@ -239,6 +246,8 @@ class LibvirtSource:
         self._groups = stats_groups
         self._concurrency = concurrency
         self._jobs = jobs if jobs is not None else JobWatch(clock)
+        self._processes = processes  # None: RSS only from libvirt's balloon group
+        self._balloon = BalloonPlan(clock)
         self._session: _Session | None = None
 
     @property
@@ -329,6 +338,7 @@ class LibvirtSource:
             session.broken = True
             return
         plan = self._jobs.plan()
+        self._balloon.start_scrape()
         try:
             listed, fetched = self._timed(
                 data, "stats", lambda: self._stats_and_jobs(conn, deadline, plan)
@@ -352,6 +362,8 @@ class LibvirtSource:
             jobs.update(part.jobs)
             for _ in range(part.job_errors):
                 data.error("job")
+            for _ in range(part.info_errors):
+                data.error("stats")
         if unread:
             data.error("job")  # the deadline passed: the rest is unknown this scrape
         records = [(dom, stats) for part in fetched for dom, stats in part.records]
@@ -397,6 +409,7 @@ class LibvirtSource:
             known = [d.uuid for d in data.domains]
             self._cache.retain({*known, *(d.uuid for d in data.inactive)})
             self._jobs.retain(known)
+            self._balloon.retain(known)
 
     def _stats_and_jobs(
         self, conn: Connection, deadline: Deadline, plan: JobPlan
@@ -414,18 +427,12 @@ class LibvirtSource:
             return listed, []
         shards = min(self._concurrency, len(running) // MIN_DOMAINS_PER_CALL)
         if shards <= 1:
-            stats_call = lambda: conn.domainListGetStats(running, self._groups, STATS_FLAGS)  # noqa: E731
-            return listed, [self._fetch(stats_call, deadline, plan)]
+            return listed, [self._fetch(conn, running, deadline, plan)]
         results: list[_Fetched | libvirt.libvirtError | None] = [None] * shards
 
         def run(index: int) -> None:
-            shard = running[index::shards]
             try:
-                results[index] = self._fetch(
-                    lambda: conn.domainListGetStats(shard, self._groups, STATS_FLAGS),
-                    deadline,
-                    plan,
-                )
+                results[index] = self._fetch(conn, running[index::shards], deadline, plan)
             except libvirt.libvirtError as exc:
                 results[index] = exc
 
@@ -447,12 +454,23 @@ class LibvirtSource:
         return listed, fetched
 
     def _fetch(
-        self,
-        stats_call: Callable[[], list[tuple[_Domain, dict[str, Any]]]],
-        deadline: Deadline,
-        plan: JobPlan,
+        self, conn: Connection, domains: list[_Domain], deadline: Deadline, plan: JobPlan
     ) -> _Fetched:
-        fetched = _Fetched(records=list(stats_call()))
+        """One shard: its bulk stats (balloon group only where needed), info and job checks."""
+        with_balloon = [dom for dom in domains if self._balloon.wants(dom.UUIDString())]
+        without = [dom for dom in domains if not self._balloon.wants(dom.UUIDString())]
+        fetched = _Fetched(records=[])
+        asked: set[str] = set()
+        if with_balloon:
+            records = conn.domainListGetStats(
+                with_balloon, self._groups | BALLOON_GROUP, STATS_FLAGS
+            )
+            fetched.records.extend(records)
+            asked = {dom.UUIDString() for dom, _ in records}
+        if without:
+            fetched.records.extend(conn.domainListGetStats(without, self._groups, STATS_FLAGS))
+        for dom, stats in fetched.records:
+            self._add_info(dom, stats, dom.UUIDString() in asked, fetched)
         start = self._clock()
         for dom, stats in fetched.records:
             state = stats.get("state.state")
@@ -465,6 +483,37 @@ class LibvirtSource:
             self._job(dom, uuid, state, fetched, plan)
         fetched.job_seconds = self._clock() - start
         return fetched
+
+    def _add_info(
+        self, dom: _Domain, stats: dict[str, Any], asked: bool, fetched: _Fetched
+    ) -> None:
+        """CPU time and balloon size from virDomainGetInfo, RSS from /proc when the group was skipped.
+
+        They go into the record under the bulk-stats keys the families read.
+        """
+        uuid = dom.UUIDString()
+        try:
+            _state, max_kib, current_kib, _vcpus, cpu_ns = dom.info()[:5]
+        except libvirt.libvirtError as exc:
+            if _error_code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                fetched.vanished.add(uuid)  # left the host since the bulk call
+            else:
+                log.warning("domain %s: info failed: %s", dom.name(), exc)
+                fetched.info_errors += 1
+            return
+        # One source every scrape, whether or not the balloon group was asked (the same figures).
+        stats["cpu.time"] = cpu_ns
+        stats["balloon.maximum"] = max_kib
+        stats["balloon.current"] = current_kib
+        name = dom.name()
+        if "balloon.rss" in stats:  # the group was asked: could /proc have done it?
+            local_rss = self._processes is not None and self._processes.rss_kib(name) is not None
+        else:
+            rss = self._processes.rss_kib(name) if self._processes is not None else None
+            if rss is not None:
+                stats["balloon.rss"] = rss
+            local_rss = rss is not None
+        self._balloon.learn(uuid, asked, stats, local_rss)
 
     def _connection(self, session: _Session) -> Connection | None:
         if session.conn is None:

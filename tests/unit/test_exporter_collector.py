@@ -36,10 +36,15 @@ def make(
     private: Sequence[str] = (),
     public: Sequence[str] = (),
     bridges: FakeBridges | None = None,
+    groups: int = STATS_GROUPS,
 ) -> CollectorRegistry:
     clock = FakeClock()
     source = LibvirtSource(
-        connect=lambda: conn, clock=clock, timeout=5.0, topology_cache=TopologyCache(60.0)
+        connect=lambda: conn,
+        clock=clock,
+        timeout=5.0,
+        topology_cache=TopologyCache(60.0),
+        stats_groups=groups,
     )
     collector = LibvirtCollector(
         source,
@@ -101,7 +106,7 @@ def test_libvirt_network_interface_reports_its_bridge(conn):
 
 
 def test_virtbalance_domain_metrics(conn):
-    registry = make(conn)
+    registry = make(conn, groups=STATS_GROUPS | DIRTYRATE_GROUP)
     value = registry.get_sample_value
     assert value("libvirt_domain_memory_rss_bytes", A) == 45736 * KIB
     assert value("libvirt_domain_memory_balloon_current_bytes", A) == 65536 * KIB
@@ -118,7 +123,7 @@ def test_virtbalance_domain_metrics(conn):
 
 def test_dirty_rate_converts_mebibytes(conn):
     conn.domain("vbexp-a").stats["dirtyrate.megabytes_per_second"] = 3
-    registry = make(conn)
+    registry = make(conn, groups=STATS_GROUPS | DIRTYRATE_GROUP)
     assert (
         registry.get_sample_value("libvirt_domain_dirty_rate_bytes_per_second", A)
         == 3 * 1024 * 1024
@@ -235,13 +240,13 @@ def test_absent_series_when_stats_are_missing(conn):
         del stats[key]
     registry = make(conn)
     value = registry.get_sample_value
+    # CPU time and memory sizes come from virDomainGetInfo, which NOWAIT does not skip.
     assert value("libvirt_domain_info_cpu_time_seconds_total", A) == pytest.approx(0.87)
+    assert value("libvirt_domain_info_maximum_memory_bytes", A) == 64 * 1024 * 1024
+    assert value("libvirt_domain_memory_balloon_current_bytes", A) == 64 * 1024 * 1024
     for name in (
         "libvirt_domain_info_virtual_cpus",
-        "libvirt_domain_info_maximum_memory_bytes",
-        "libvirt_domain_info_memory_usage_bytes",
         "libvirt_domain_memory_rss_bytes",
-        "libvirt_domain_memory_balloon_current_bytes",
         "libvirt_domain_dirty_rate_bytes_per_second",
     ):
         assert value(name, A) is None, name
