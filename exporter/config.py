@@ -40,6 +40,7 @@ class ExporterConfig:
     xml_max_age: float = DEFAULT_XML_MAX_AGE
     stats_concurrency: int = DEFAULT_STATS_CONCURRENCY
     collect_dirty_rate: bool = False
+    job_sweep_seconds: float = 0.0  # 0: every domain's job every scrape; see exporter/jobs.py
     health_path: str = ""  # "" = no health endpoint
     log_level: str = "info"
     log_format: str = "logfmt"
@@ -149,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log.format", dest="log_format", default="logfmt", help=f"one of {', '.join(LOG_FORMATS)}"
+    )
+    parser.add_argument(
+        "--libvirt.job-sweep-interval",
+        dest="job_sweep",
+        default="0",
+        help="0 (default): ask every running domain for its job each scrape; N > 0: only the "
+        "domains libvirt's events mark (and paused or new ones), and all of them every N seconds",
     )
     parser.add_argument(
         "--collect.dirty-rate",
@@ -273,6 +281,15 @@ def parse_config(argv: Sequence[str] | None = None) -> ExporterConfig:
     elif timeout_text is not None:
         timeout = _positive_float(timeout_text, "--scrape.timeout", problems)
     xml_max_age = _positive_float(args.xml_max_age, "--xml.max-age", problems)
+    job_sweep = 0.0
+    try:
+        job_sweep = float(args.job_sweep)
+    except ValueError:
+        problems.append(
+            f"--libvirt.job-sweep-interval: {args.job_sweep!r} is not a number of seconds"
+        )
+    if job_sweep < 0:
+        problems.append(f"--libvirt.job-sweep-interval: must be 0 or more, got {args.job_sweep}")
     concurrency_text = _alias(
         args.concurrency,
         args.max_collects,
@@ -313,6 +330,7 @@ def parse_config(argv: Sequence[str] | None = None) -> ExporterConfig:
         xml_max_age=xml_max_age,
         stats_concurrency=concurrency or DEFAULT_STATS_CONCURRENCY,
         collect_dirty_rate=bool(args.dirty_rate),
+        job_sweep_seconds=job_sweep,
         health_path=args.health,
         log_level=args.log_level,
         log_format=args.log_format,

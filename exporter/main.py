@@ -56,8 +56,9 @@ def build_collector(config: ExporterConfig) -> LibvirtCollector:
     """The production wiring: a real libvirt connection, sysfs bridges, the monotonic clock."""
     # libvirt prints every error to stderr by default; the exporter logs what matters itself.
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    # Domain events tell which domains are migrating, so scrapes ask only those for job stats.
-    start_event_loop()
+    if config.job_sweep_seconds > 0:
+        # Domain events tell which domains may be in a job, so scrapes ask only those.
+        start_event_loop()
     source = LibvirtSource(
         connect=lambda: libvirt.open(config.libvirt_uri),
         clock=time.monotonic,
@@ -65,7 +66,7 @@ def build_collector(config: ExporterConfig) -> LibvirtCollector:
         topology_cache=TopologyCache(config.xml_max_age),
         stats_groups=STATS_GROUPS | (DIRTYRATE_GROUP if config.collect_dirty_rate else 0),
         concurrency=config.stats_concurrency,
-        jobs=JobWatch(time.monotonic),
+        jobs=JobWatch(time.monotonic, config.job_sweep_seconds),
         # On the hypervisor itself, RSS comes from /proc instead of a QEMU query per domain.
         processes=QemuProcesses() if is_local_system_uri(config.libvirt_uri) else None,
     )

@@ -133,3 +133,12 @@ def test_inovex_flag_problems_are_named():
         parse_config(["--exporter.max-concurrent-collects=0"])
     with pytest.raises(ConfigError, match="not a local driver URI"):
         parse_config(["--libvirt.uri=/run/s", "--libvirt.driver=qemu+tcp://h/system"])
+
+
+def test_job_sweep_interval():
+    assert parse_config([]).job_sweep_seconds == 0
+    assert parse_config(["--libvirt.job-sweep-interval=60"]).job_sweep_seconds == 60
+    with pytest.raises(ConfigError, match="--libvirt.job-sweep-interval: must be 0 or more"):
+        parse_config(["--libvirt.job-sweep-interval=-1"])
+    with pytest.raises(ConfigError, match="--libvirt.job-sweep-interval: 'often'"):
+        parse_config(["--libvirt.job-sweep-interval=often"])

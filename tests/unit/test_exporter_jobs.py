@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter.collector import LibvirtCollector
-from exporter.jobs import DEFAULT_SWEEP_SECONDS, JobWatch
+from exporter.jobs import JobWatch
 from exporter.source import LibvirtSource
 from exporter.topology import TopologyCache
 from tests.fixtures.exporter.fake_libvirt import (
@@ -20,6 +20,7 @@ from tests.fixtures.exporter.fake_libvirt import (
     recorded_host,
 )
 
+SWEEP = 60.0  # --libvirt.job-sweep-interval: event-driven checks
 UUID_A = "b7fbb86e-17a3-5ed4-bcf5-91e9a585a1d3"
 A = {"domain": "vbexp-a", "uuid": UUID_A}
 MIGRATION_OUT = 5  # VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT
@@ -45,10 +46,10 @@ RUNNING_MIGRATION = {
 class Scraper:
     """A collector over a fake connection, with the clock and the job watch at hand."""
 
-    def __init__(self, conn: FakeConnection) -> None:
+    def __init__(self, conn: FakeConnection, sweep_seconds: float = SWEEP) -> None:
         self.conn = conn
         self.clock = FakeClock()
-        self.jobs = JobWatch(self.clock)
+        self.jobs = JobWatch(self.clock, sweep_seconds)
         source = LibvirtSource(
             connect=lambda: conn,
             clock=self.clock,
@@ -113,7 +114,7 @@ def test_paused_and_newly_arrived_domains_are_asked_without_events(scraper):
 
 def test_every_domain_is_swept_again_after_a_while(scraper):
     scraper.scrape()
-    scraper.clock.advance(DEFAULT_SWEEP_SECONDS - 1)
+    scraper.clock.advance(SWEEP - 1)
     assert set(scraper.scrape().values()) == {0}
     scraper.clock.advance(1)
     assert set(scraper.scrape().values()) == {1}
@@ -130,7 +131,7 @@ def test_without_events_every_domain_is_asked_every_scrape():
 
 def test_event_during_a_check_keeps_the_mark():
     clock = FakeClock()
-    watch = JobWatch(clock)
+    watch = JobWatch(clock, SWEEP)
     conn = FakeConnection(recorded_host())
     watch.attach(conn)
     watch.plan()  # the sweep
@@ -214,3 +215,10 @@ def test_a_job_found_by_the_sweep_is_followed_without_events(scraper):
     scraper.scrape()  # the first scrape sweeps every domain and finds the job
     assert scraper.scrape()["vbexp-a"] == 1
     assert scraper.value("libvirt_domain_migration_in_progress", A) == 1
+
+
+def test_default_asks_every_domain_every_scrape_without_events():
+    scraper = Scraper(FakeConnection(recorded_host()), sweep_seconds=0.0)
+    for _ in range(3):
+        assert set(scraper.scrape().values()) == {1}
+    assert not scraper.conn.events and not scraper.jobs.events
