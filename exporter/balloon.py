@@ -7,15 +7,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 # Keys only a guest's balloon driver fills in; without them the group adds nothing /proc lacks.
-GUEST_MEMORY_KEYS = (
-    "balloon.swap_in",
-    "balloon.swap_out",
-    "balloon.major_fault",
-    "balloon.minor_fault",
-    "balloon.unused",
-    "balloon.available",
-    "balloon.usable",
-    "balloon.disk_caches",
+GUEST_MEMORY_KEYS = frozenset(
+    {
+        "balloon.swap_in",
+        "balloon.swap_out",
+        "balloon.major_fault",
+        "balloon.minor_fault",
+        "balloon.unused",
+        "balloon.available",
+        "balloon.usable",
+        "balloon.disk_caches",
+    }
 )
 # A guest may load its balloon driver after boot: every domain is asked again this often.
 DEFAULT_RECHECK_SECONDS = 60.0
@@ -24,7 +26,7 @@ Clock = Callable[[], float]
 
 
 def reports_guest_memory(stats: dict[str, Any]) -> bool:
-    return any(key in stats for key in GUEST_MEMORY_KEYS)
+    return not GUEST_MEMORY_KEYS.isdisjoint(stats)
 
 
 class BalloonPlan:

@@ -103,16 +103,29 @@ def format_value(value: float) -> str:
     return text
 
 
+# Values the careful path formatted lately (memory sizes and capacities repeat across domains).
+_FORMATTED: dict[float, str] = {}
+_FORMATTED_MAX = 65536
+
+
 def render(families: Iterable[Family]) -> bytes:
     """The text exposition of ``families``."""
     out: list[str] = []
     append = out.append
+    formatted = _FORMATTED
     for family in families:
         name = family.sample_name
         append(f"# HELP {name} {_escape_help(family.help)}\n# TYPE {name} {family.kind}\n")
         for label_set, value in family.rows:
             text = repr(value)
-            if len(text) > 7 or text[-1] in "fn" or type(value) is not float:
-                text = format_value(value)  # long, inf, nan or not a float: the careful path
+            # A float with its point within 7 digits is written the same by Go and Python.
+            if not 0 < text.find(".") <= 6 or type(value) is not float:
+                known = formatted.get(value)
+                if known is None:
+                    known = format_value(value)  # long, inf, nan or not a float: the careful path
+                    if len(formatted) >= _FORMATTED_MAX:
+                        formatted.clear()
+                    formatted[value] = known
+                text = known
             append(f"{name}{label_set.text}{text}\n")
     return "".join(out).encode()

@@ -43,6 +43,19 @@ NEEDS_GUEST_BALLOON_DRIVER = {
     "libvirt_domain_memory_stats_used_percent",
     "libvirt_domain_memory_stats_last_update_timestamp_seconds",
 }
+# Served while a job runs (an idle domain has only libvirt_domain_job_info_type 0).
+JOB_SERIES = {
+    f"libvirt_domain_job_info_{name}"
+    for name in (
+        "time_elapsed_seconds",
+        "time_remaining_seconds",
+        *(
+            f"{kind}_{part}_bytes"
+            for kind in ("data", "memory", "file")
+            for part in ("total", "processed", "remaining")
+        ),
+    )
+}
 
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -151,6 +164,7 @@ def test_migration_in_progress_is_seen_and_scrapes_stay_fast(
     seen_source = seen_destination = 0.0
     slowest = 0.0
     job_types: set[float] = set()
+    job_names: set[str] = set()
     iterations: set[float] = set()
     remaining: list[float] = []
     while not done.is_set():
@@ -162,6 +176,7 @@ def test_migration_in_progress_is_seen_and_scrapes_stay_fast(
             seen_source, pick(source, "libvirt_domain_migration_in_progress").get("batch1", 0)
         )
         job_types.update(pick(source, "libvirt_domain_job_info_type", domain="batch1").values())
+        job_names.update(name for name in JOB_SERIES if pick(source, name, domain="batch1"))
         iterations.update(
             pick(source, "libvirt_domain_migration_memory_iteration", domain="batch1").values()
         )
@@ -182,6 +197,7 @@ def test_migration_in_progress_is_seen_and_scrapes_stay_fast(
     assert seen_source == 1, "the source never reported the running migration job"
     # libvirt's events marked batch1, so its job was read: unbounded (2), memory passes, a rate.
     assert 2 in job_types, job_types
+    assert job_names == JOB_SERIES, sorted(JOB_SERIES - job_names)
     # A lab guest's memory is copied in a blink: the scrapes catch the job in its setup mostly.
     assert iterations and min(iterations) >= 0, iterations
     assert remaining and min(remaining) >= 0, remaining
@@ -306,7 +322,7 @@ def test_drop_in_for_inovex_exporter_on_real_libvirtd(
     text = fetch(exporters[fresh_lab.hosts[0].name])
     ours = families(text)
     expected = inovex_series()
-    producible = set(expected) - NEEDS_GUEST_BALLOON_DRIVER
+    producible = set(expected) - NEEDS_GUEST_BALLOON_DRIVER - JOB_SERIES
     missing = sorted(producible - set(ours))
     assert not missing, f"inovex series we lack on a real libvirtd: {missing}"
     for name in sorted(producible):
