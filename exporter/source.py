@@ -330,18 +330,13 @@ class LibvirtSource:
         if conn is None:
             data.error("connect")
             return
-        # The node facts (three calls) overlap the domain stats on a thread of their own.
-        node_error: list[libvirt.libvirtError] = []
-
-        def read_node() -> None:
-            try:
-                # Stored at once: a scrape cut by the deadline still reports the node.
-                data.node = self._timed(data, "node", lambda: self._node(session, conn))
-            except libvirt.libvirtError as exc:
-                node_error.append(exc)
-
-        node_thread = threading.Thread(target=read_node, name="libvirt-node", daemon=True)
-        node_thread.start()
+        try:
+            data.node = self._timed(data, "node", lambda: self._node(session, conn))
+        except libvirt.libvirtError as exc:
+            log.warning("libvirt node info failed: %s", exc)
+            data.error("node")
+            session.broken = True
+            return
         plan = self._jobs.plan()
         self._balloon.start_scrape()
         try:
@@ -352,14 +347,6 @@ class LibvirtSource:
             log.warning("libvirt domain stats failed: %s", exc)
             data.error("stats")
             session.broken = True
-            return
-        finally:
-            node_thread.join()
-            if node_error:
-                log.warning("libvirt node info failed: %s", node_error[0])
-                data.error("node")
-                session.broken = True
-        if session.broken:
             return
         # Job checks ran inside the stats stage, right after each shard's bulk call; this is the
         # longest time one shard spent on them.
