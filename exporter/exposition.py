@@ -108,24 +108,34 @@ _FORMATTED: dict[float, str] = {}
 _FORMATTED_MAX = 65536
 
 
+def _careful(value: float) -> str:
+    """format_value, memoized."""
+    known = _FORMATTED.get(value)
+    if known is None:
+        known = format_value(value)
+        if len(_FORMATTED) >= _FORMATTED_MAX:
+            _FORMATTED.clear()
+        _FORMATTED[value] = known
+    return known
+
+
 def render(families: Iterable[Family]) -> bytes:
     """The text exposition of ``families``."""
     out: list[str] = []
     append = out.append
-    formatted = _FORMATTED
     for family in families:
         name = family.sample_name
         append(f"# HELP {name} {_escape_help(family.help)}\n# TYPE {name} {family.kind}\n")
-        for label_set, value in family.rows:
-            text = repr(value)
-            # A float with its point within 7 digits is written the same by Go and Python.
-            if not 0 < text.find(".") <= 6 or type(value) is not float:
-                known = formatted.get(value)
-                if known is None:
-                    known = format_value(value)  # long, inf, nan or not a float: the careful path
-                    if len(formatted) >= _FORMATTED_MAX:
-                        formatted.clear()
-                    formatted[value] = known
-                text = known
-            append(f"{name}{label_set.text}{text}\n")
+        # A float with its point within 7 digits is written the same by Go and Python; long,
+        # inf, nan or non-float values take the careful path.
+        append(
+            "".join(
+                [
+                    f"{name}{label_set.text}{text}\n"
+                    if 0 < (text := repr(value)).find(".") <= 6 and type(value) is float
+                    else f"{name}{label_set.text}{_careful(value)}\n"
+                    for label_set, value in family.rows
+                ]
+            )
+        )
     return "".join(out).encode()
