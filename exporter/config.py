@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
+from virtbalance import __version__
 from virtbalance.errors import ConfigError
 
 # 9177 belongs to the Go libvirt exporters; 9178 keeps both side by side on one hypervisor.
@@ -144,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="max_collects",
         default=None,
         help="--libvirt.stats-concurrency under the name inovex's exporter uses",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"virtbalance-exporter {__version__}"
     )
     parser.add_argument(
         "--log.level", dest="log_level", default="info", help=f"one of {', '.join(LOG_LEVELS)}"

@@ -142,3 +142,10 @@ def test_job_sweep_interval():
         parse_config(["--libvirt.job-sweep-interval=-1"])
     with pytest.raises(ConfigError, match="--libvirt.job-sweep-interval: 'often'"):
         parse_config(["--libvirt.job-sweep-interval=often"])
+
+
+def test_version_flag_prints_and_exits_0(capsys):
+    with pytest.raises(SystemExit) as caught:
+        parse_config(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out.startswith("virtbalance-exporter 0.")
