@@ -457,8 +457,10 @@ class LibvirtSource:
         self, conn: Connection, domains: list[_Domain], deadline: Deadline, plan: JobPlan
     ) -> _Fetched:
         """One shard: its bulk stats (balloon group only where needed), info and job checks."""
-        with_balloon = [dom for dom in domains if self._balloon.wants(dom.UUIDString())]
-        without = [dom for dom in domains if not self._balloon.wants(dom.UUIDString())]
+        with_balloon: list[_Domain] = []
+        without: list[_Domain] = []
+        for dom in domains:
+            (with_balloon if self._balloon.wants(dom.UUIDString()) else without).append(dom)
         fetched = _Fetched(records=[])
         asked: set[str] = set()
         if with_balloon:

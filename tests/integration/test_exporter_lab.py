@@ -385,6 +385,13 @@ def test_inovex_style_flags_socket_path_health_and_root_path(fresh_lab: Lab) -> 
         assert health == "ok\n"
         series = parse(fetch(target, "/"))
         assert pick(series, "libvirt_up") == {"": 1}
+        # Everything is readable through the read-only socket: no stage failed.
+        failures = {
+            dict(labels)["stage"]: value
+            for (name, labels), value in series.items()
+            if name == "libvirt_exporter_scrape_errors_total"
+        }
+        assert set(failures.values()) == {0}, failures
         assert set(pick(series, "libvirt_domain_info_state")) == {
             "web1",
             "app1",
