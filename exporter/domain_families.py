@@ -369,6 +369,10 @@ class _Families:
         self.net, self.net_fields, self.net_factors = _table(
             "libvirt_domain_interface_stats", NET_SERIES, NET_LABELS
         )
+        # The row lists the device loops append to, looked up once per scrape, not per domain.
+        self.vcpu_rows = [family.rows for family in self.vcpu]
+        self.block_rows = [family.rows for family in self.block]
+        self.net_rows = [family.rows for family in self.net]
         self.net_info = gauge(
             "libvirt_domain_interface_stats_info",
             "A network interface of the domain: type, bridge, MAC, model and MTU, value 1.",
@@ -433,10 +437,9 @@ class _Families:
             maximum = stats.get("vcpu.maximum")
             if maximum is not None:
                 self.vcpu_maximum.rows.append((ident, float(maximum)))
-            vcpu_rows = [family.rows for family in self.vcpu]
             for index in range(int(maximum if maximum is not None else current)):
                 keys = _keys("vcpu", index, self.vcpu_fields)
-                _add(vcpu_rows, labels.vcpu(index), stats, keys, self.vcpu_factors)
+                _add(self.vcpu_rows, labels.vcpu(index), stats, keys, self.vcpu_factors)
         self._add_job(record, ident)
         if (
             stats.get("dirtyrate.calc_status") == DIRTYRATE_MEASURED
@@ -444,12 +447,12 @@ class _Families:
         ):
             rate = float(stats["dirtyrate.megabytes_per_second"] * KIB * KIB)
             self.dirty.rows.append((ident, rate))
-        block_rows = [family.rows for family in self.block]
+        block_rows = self.block_rows
         for index in range(int(stats.get("block.count", 0))):
             keys = _keys("block", index, self.block_fields)
             device = labels.block(stats.get(keys.path, ""), stats.get(keys.name, ""))
             _add(block_rows, device, stats, keys, self.block_factors)
-        net_rows = [family.rows for family in self.net]
+        net_rows = self.net_rows
         for index in range(int(stats.get("net.count", 0))):
             keys = _keys("net", index, self.net_fields)
             _add(net_rows, labels.net(stats.get(keys.name, "")), stats, keys, self.net_factors)
