@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import libvirt
+
 from exporter.exposition import Family, LabelSet, Row, counter, gauge
 from exporter.labels import (
     BLOCK_INFO_LABELS,
@@ -30,7 +32,6 @@ NS = 1e9  # nanoseconds per second
 MS = 1e3  # milliseconds per second
 FROM_KIB = 1 / KIB  # a power of two: dividing by it multiplies by 1024 exactly
 DIRTYRATE_MEASURED = 2  # virDomainDirtyRateStatus: the last calculation has finished
-VIR_DOMAIN_SHUTOFF = 5
 
 # (metric suffix, bulk-stats field, help, divisor to base units) per device; *_total are counters.
 BLOCK_SERIES = (
@@ -517,7 +518,9 @@ class _Families:
         those, and virtbalance sums them per host).
         """
         ident = labels.ident
-        self.info_state.rows.append((labels.state(VIR_DOMAIN_SHUTOFF), float(VIR_DOMAIN_SHUTOFF)))
+        self.info_state.rows.append(
+            (labels.state(libvirt.VIR_DOMAIN_SHUTOFF), float(libvirt.VIR_DOMAIN_SHUTOFF))
+        )
         self.timed_out.rows.append((ident, 1.0 if record.timed_out else 0.0))
         if record.topology is not None:
             self._add_guest(labels)
