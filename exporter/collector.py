@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-import operator
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from exporter.bridges import BridgeInspector
-from exporter.exposition import Family, LabelSet, Row, counter, gauge
-from exporter.labels import (
-    BLOCK_LABELS,
-    CHUNK_LABELS,
-    DOMAIN_LABELS,
-    INTERFACE_LABELS,
-    NET_LABELS,
-    VCPU_LABELS,
-    DomainLabels,
-    LabelCache,
-)
+from exporter.domain_families import KIB, DomainFamilies
+from exporter.exposition import Family, Row, counter, gauge
+from exporter.labels import CHUNK_LABELS, INTERFACE_LABELS, POOL_LABELS, DomainLabels, LabelCache
 from exporter.source import (
     DURATION_STAGES,
     STAGES,
@@ -32,35 +21,13 @@ from exporter.source import (
     DomainRecord,
     LibvirtSource,
     NodeFacts,
+    PoolRecord,
     ScrapeData,
 )
 from exporter.topology import DomainTopology, Interface
 from virtbalance.chunks import ChunkMember, chunk_of
 
 log = logging.getLogger(__name__)
-
-KIB = 1024
-NS = 1e9
-# (metric suffix, bulk-stats field, help) for the Go exporter's per-device counters.
-BLOCK_COUNTERS = (
-    ("read_bytes", "rd.bytes", "Number of bytes read from a block device, in bytes."),
-    ("read_requests", "rd.reqs", "Number of read requests from a block device."),
-    ("write_bytes", "wr.bytes", "Number of bytes written to a block device, in bytes."),
-    ("write_requests", "wr.reqs", "Number of write requests to a block device."),
-)
-NET_COUNTERS = (
-    ("receive_bytes", "rx.bytes", "Number of bytes received on a network interface, in bytes."),
-    ("receive_packets", "rx.pkts", "Number of packets received on a network interface."),
-    ("receive_errors", "rx.errs", "Number of packet receive errors on a network interface."),
-    ("receive_drops", "rx.drop", "Number of packet receive drops on a network interface."),
-    ("transmit_bytes", "tx.bytes", "Number of bytes transmitted on a network interface, in bytes."),
-    ("transmit_packets", "tx.pkts", "Number of packets transmitted on a network interface."),
-    ("transmit_errors", "tx.errs", "Number of packet transmit errors on a network interface."),
-    ("transmit_drops", "tx.drop", "Number of packet transmit drops on a network interface."),
-)
-BLOCK_FIELDS = tuple(key for _, key, _ in BLOCK_COUNTERS)
-NET_FIELDS = tuple(key for _, key, _ in NET_COUNTERS)
-DIRTYRATE_MEASURED = 2  # virDomainDirtyRateStatus: the last calculation has finished
 
 
 @dataclass(frozen=True)
@@ -69,43 +36,6 @@ class CapacityOverride:
 
     cpus: int | None = None
     memory_bytes: int | None = None
-
-
-@functools.cache
-def _vcpu_delay_key(index: int) -> str:
-    return f"vcpu.{index}.delay"
-
-
-@dataclass(frozen=True)
-class _DeviceKeys:
-    """Bulk-stats keys of one device index: its path, its name and its counter fields."""
-
-    path: str
-    name: str
-    fields: tuple[str, ...]
-    get_fields: Callable[[dict[str, Any]], tuple[Any, ...]]  # all fields in one C call
-
-
-@functools.cache
-def _device_keys(group: str, index: int, fields: tuple[str, ...]) -> _DeviceKeys:
-    prefix = f"{group}.{index}."
-    keys = tuple(prefix + field for field in fields)
-    return _DeviceKeys(prefix + "path", prefix + "name", keys, operator.itemgetter(*keys))
-
-
-def _add_device(
-    rows_by_field: list[list[Row]], device: LabelSet, stats: dict[str, Any], keys: _DeviceKeys
-) -> None:
-    """One device's counters into their families' rows; a field libvirt left out has no row."""
-    try:
-        values = keys.get_fields(stats)
-    except KeyError:  # e.g. NOWAIT skipped a busy domain's monitor query: add what is there
-        for rows, key in zip(rows_by_field, keys.fields, strict=True):
-            if key in stats:
-                rows.append((device, float(stats[key])))
-        return
-    for rows, value in zip(rows_by_field, values, strict=True):
-        rows.append((device, float(value)))
 
 
 class LibvirtCollector(Collector):
@@ -131,6 +61,7 @@ class LibvirtCollector(Collector):
         self._lock = threading.Lock()  # one scrape at a time: the connection and caches are shared
         self._unknown_bridges_logged: set[str] = set()
         self._labels = LabelCache()
+        self._per_domain = DomainFamilies(self._labels.get)
         # The last topology rows and what they were computed from (see _topology_families).
         self._topology_key: tuple[tuple[DomainLabels, ...], dict[tuple[str, str], bool]] | None = (
             None
@@ -140,6 +71,11 @@ class LibvirtCollector(Collector):
     def describe(self) -> list[Metric]:
         # Empty: registering must not scrape libvirt; families are built fresh per collect().
         return []
+
+    def healthy(self) -> bool:
+        """Whether libvirt answers now (the health endpoint); waits for a running scrape."""
+        with self._lock:
+            return self._source.reachable()
 
     def collect(self) -> Iterator[Metric]:
         for family in self.families():
@@ -231,108 +167,51 @@ class LibvirtCollector(Collector):
         return families
 
     def _domain_families(self, data: ScrapeData) -> list[Family]:
-        number = gauge("libvirt_domains_number", "Number of domains.")
-        number.add((), float(len(data.domains)))
-        state = gauge("libvirt_domain_state_code", "State of the domain.", DOMAIN_LABELS)
-        cpu_time = counter(
-            "libvirt_domain_info_cpu_time_seconds_total",
-            "Amount of CPU time used by the domain, in seconds.",
-            DOMAIN_LABELS,
-        )
-        vcpus = gauge(
-            "libvirt_domain_info_virtual_cpus",
-            "Number of virtual CPUs for the domain.",
-            DOMAIN_LABELS,
-        )
-        max_memory = gauge(
-            "libvirt_domain_info_maximum_memory_bytes",
-            "Maximum allowed memory of the domain, in bytes.",
-            DOMAIN_LABELS,
-        )
-        memory = gauge(
-            "libvirt_domain_info_memory_usage_bytes",
-            "Memory usage of the domain, in bytes.",
-            DOMAIN_LABELS,
-        )
-        rss = gauge(
-            "libvirt_domain_memory_rss_bytes",
-            "Resident memory of the domain's process on the host, in bytes.",
-            DOMAIN_LABELS,
-        )
-        balloon = gauge(
-            "libvirt_domain_memory_balloon_current_bytes",
-            "Memory the balloon currently gives the guest, in bytes.",
-            DOMAIN_LABELS,
-        )
-        delay = counter(
-            "libvirt_domain_vcpu_delay_seconds_total",
-            "Time a vCPU was runnable but waited for a host CPU (steal), in seconds.",
-            VCPU_LABELS,
-        )
-        migrating = gauge(
-            "libvirt_domain_migration_in_progress",
-            "1 while a migration job of the domain runs on this host.",
-            DOMAIN_LABELS,
-        )
-        dirty = gauge(
-            "libvirt_domain_dirty_rate_bytes_per_second",
-            "Memory dirty rate of the last libvirt dirty-rate calculation, in bytes per second.",
-            DOMAIN_LABELS,
-        )
-        block = [
-            counter(f"libvirt_domain_block_stats_{name}_total", text, BLOCK_LABELS)
-            for name, _, text in BLOCK_COUNTERS
-        ]
-        net = [
-            counter(f"libvirt_domain_interface_stats_{name}_total", text, NET_LABELS)
-            for name, _, text in NET_COUNTERS
-        ]
-        # Hot loop (25,000 samples for 1,000 domains): cached label sets, rows appended directly.
-        block_rows = [f.rows for f in block]
-        net_rows = [f.rows for f in net]
-        labels_of = self._labels.get
-        for record in data.domains:
-            stats = record.stats
-            labels = labels_of(record.name, record.uuid, record.topology)
-            ident = labels.ident
-            if "state.state" in stats:
-                state.rows.append((ident, float(stats["state.state"])))
-            if "cpu.time" in stats:
-                cpu_time.rows.append((ident, stats["cpu.time"] / NS))
-            if "vcpu.current" in stats:
-                vcpus.rows.append((ident, float(stats["vcpu.current"])))
-                for index in range(int(stats.get("vcpu.maximum", stats["vcpu.current"]))):
-                    value = stats.get(_vcpu_delay_key(index))
-                    if value is not None:
-                        delay.rows.append((labels.vcpu(index), value / NS))
-            if "balloon.maximum" in stats:
-                max_memory.rows.append((ident, float(stats["balloon.maximum"] * KIB)))
-            if "balloon.current" in stats:
-                current = float(stats["balloon.current"] * KIB)
-                memory.rows.append((ident, current))
-                balloon.rows.append((ident, current))
-            if "balloon.rss" in stats:
-                rss.rows.append((ident, float(stats["balloon.rss"] * KIB)))
-            if record.migrating is not None:
-                migrating.rows.append((ident, 1.0 if record.migrating else 0.0))
-            if (
-                stats.get("dirtyrate.calc_status") == DIRTYRATE_MEASURED
-                and "dirtyrate.megabytes_per_second" in stats
-            ):
-                rate = float(stats["dirtyrate.megabytes_per_second"] * KIB * KIB)
-                dirty.rows.append((ident, rate))
-            for index in range(int(stats.get("block.count", 0))):
-                keys = _device_keys("block", index, BLOCK_FIELDS)
-                device = labels.block(stats.get(keys.path, ""), stats.get(keys.name, ""))
-                _add_device(block_rows, device, stats, keys)
-            for index in range(int(stats.get("net.count", 0))):
-                keys = _device_keys("net", index, NET_FIELDS)
-                _add_device(net_rows, labels.net(stats.get(keys.name, "")), stats, keys)
-        self._labels.retain({record.uuid for record in data.domains})
-        families = [number, state, cpu_time, vcpus, max_memory, memory, rss, balloon, delay]
-        families += [migrating, dirty, *block, *net]
+        families = self._per_domain.build(data.domains, data.inactive)
+        self._labels.retain({record.uuid for record in (*data.domains, *data.inactive)})
         families += self._topology_families(data)
+        families += self._pool_families(data.pools)
         return families
+
+    @staticmethod
+    def _pool_families(pools: list[PoolRecord]) -> list[Family]:
+        state = gauge(
+            "libvirt_storage_pool_state",
+            "State of the storage pool (virStoragePoolState: 2 running).",
+            POOL_LABELS,
+        )
+        capacity = gauge(
+            "libvirt_storage_pool_capacity_bytes",
+            "Size of the storage pool, in bytes.",
+            POOL_LABELS,
+        )
+        allocation = gauge(
+            "libvirt_storage_pool_allocation_bytes",
+            "Current allocation of the storage pool, in bytes.",
+            POOL_LABELS,
+        )
+        available = gauge(
+            "libvirt_storage_pool_available_bytes",
+            "Remaining free space of the storage pool, in bytes.",
+            POOL_LABELS,
+        )
+        timed_out = gauge(
+            "libvirt_storage_pool_timed_out",
+            "1 when the scrape deadline passed before the storage pool was read.",
+            POOL_LABELS,
+        )
+        for pool in pools:
+            values = (pool.name,)
+            timed_out.add(values, 1.0 if pool.state is None else 0.0)
+            for family, value in (
+                (state, pool.state),
+                (capacity, pool.capacity_bytes),
+                (allocation, pool.allocation_bytes),
+                (available, pool.available_bytes),
+            ):
+                if value is not None:
+                    family.add(values, float(value))
+        return [state, capacity, allocation, available, timed_out]
 
     def _topology_families(self, data: ScrapeData) -> list[Family]:
         interface_info = gauge(

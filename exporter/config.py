@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
+from virtbalance import __version__
 from virtbalance.errors import ConfigError
 
 # 9177 belongs to the Go libvirt exporters; 9178 keeps both side by side on one hypervisor.
@@ -16,6 +18,11 @@ DEFAULT_TELEMETRY_PATH = "/metrics"
 DEFAULT_SCRAPE_TIMEOUT = 8.0
 DEFAULT_XML_MAX_AGE = 60.0
 DEFAULT_STATS_CONCURRENCY = 4
+# inovex's exporter takes a socket path in --libvirt.uri and the driver URI in --libvirt.driver.
+LOG_LEVELS = ("debug", "info", "warn", "error")
+LOG_FORMATS = ("logfmt", "json")
+_GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,10 @@ class ExporterConfig:
     stats_concurrency: int = DEFAULT_STATS_CONCURRENCY
     collect_dirty_rate: bool = False
     web_config_file: str | None = None
+    job_sweep_seconds: float = 0.0  # 0: every domain's job every scrape; see exporter/jobs.py
+    health_path: str = ""  # "" = no health endpoint
+    log_level: str = "info"
+    log_format: str = "logfmt"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,7 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="virtbalance-exporter",
         description="Prometheus exporter for libvirt: host capacity, VM usage, chunk topology.",
     )
-    parser.add_argument("--libvirt.uri", dest="uri", default=DEFAULT_URI, help="libvirt URI")
+    parser.add_argument(
+        "--libvirt.uri",
+        dest="uri",
+        default=None,
+        help=f"libvirt URI (default {DEFAULT_URI}), or the path of libvirtd's socket as inovex's "
+        "exporter takes it (then --libvirt.driver names the driver)",
+    )
+    parser.add_argument(
+        "--libvirt.driver",
+        dest="driver",
+        default=None,
+        help=f"driver URI used with a socket path in --libvirt.uri (default {DEFAULT_URI})",
+    )
     parser.add_argument(
         "--web.listen-address",
         dest="listen",
@@ -65,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--web.telemetry-path", dest="path", default=DEFAULT_TELEMETRY_PATH, help="metrics path"
+    )
+    parser.add_argument(
+        "--web.health-path",
+        dest="health",
+        default="",
+        help="path of a health endpoint: 200 while libvirt answers, 503 otherwise (default: none)",
     )
     parser.add_argument(
         "--host.cpus",
@@ -97,8 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scrape.timeout",
         dest="timeout",
-        default=str(DEFAULT_SCRAPE_TIMEOUT),
-        help="seconds one scrape may spend talking to libvirt",
+        default=None,
+        help=f"seconds one scrape may spend talking to libvirt (default {DEFAULT_SCRAPE_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--exporter.timeout",
+        dest="go_timeout",
+        default=None,
+        help="--scrape.timeout as a Go duration (3s, 500ms), as inovex's exporter takes it",
     )
     parser.add_argument(
         "--xml.max-age",
@@ -109,8 +144,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--libvirt.stats-concurrency",
         dest="concurrency",
-        default=str(DEFAULT_STATS_CONCURRENCY),
-        help="concurrent bulk stats calls over shards of the domains (1: one call)",
+        default=None,
+        help="concurrent bulk stats calls over shards of the domains (1: one call; "
+        f"default {DEFAULT_STATS_CONCURRENCY})",
+    )
+    parser.add_argument(
+        "--exporter.max-concurrent-collects",
+        dest="max_collects",
+        default=None,
+        help="--libvirt.stats-concurrency under the name inovex's exporter uses",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"virtbalance-exporter {__version__}"
+    )
+    parser.add_argument(
+        "--log.level", dest="log_level", default="info", help=f"one of {', '.join(LOG_LEVELS)}"
+    )
+    parser.add_argument(
+        "--log.format", dest="log_format", default="logfmt", help=f"one of {', '.join(LOG_FORMATS)}"
+    )
+    parser.add_argument(
+        "--libvirt.job-sweep-interval",
+        dest="job_sweep",
+        default="0",
+        help="0 (default): ask every running domain for its job each scrape; N > 0: only the "
+        "domains libvirt's events mark (and paused or new ones), and all of them every N seconds",
     )
     parser.add_argument(
         "--collect.dirty-rate",
@@ -146,6 +204,50 @@ def _positive_float(text: str, flag: str, problems: list[str]) -> float:
     return value
 
 
+def go_duration_seconds(text: str) -> float | None:
+    """Seconds of a Go duration ("3s", "1m30s", "250ms") or a plain number of seconds; None if neither."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    position, total = 0, 0.0
+    for match in _GO_DURATION.finditer(text):
+        if match.start() != position:
+            return None
+        total += float(match.group(1)) * _GO_UNITS[match.group(2)]
+        position = match.end()
+    return total if position == len(text) and text else None
+
+
+def _alias(
+    ours: str | None, theirs: str | None, flags: tuple[str, str], problems: list[str]
+) -> str | None:
+    """One value from a flag and its inovex-named twin; giving both is an error."""
+    if ours is not None and theirs is not None:
+        problems.append(f"{flags[0]} and {flags[1]} are the same setting: give one")
+    return ours if ours is not None else theirs
+
+
+def _libvirt_uri(uri: str | None, driver: str | None, problems: list[str]) -> str:
+    """Our URI flag, or inovex's pair: a socket path in --libvirt.uri plus --libvirt.driver."""
+    if uri is None:
+        return driver if driver is not None else DEFAULT_URI
+    if not uri.startswith("/"):
+        if driver is not None and driver != uri:
+            problems.append(
+                "--libvirt.driver: only applies when --libvirt.uri is a socket path, "
+                f"but --libvirt.uri is the URI {uri!r}"
+            )
+        return uri
+    scheme, sep, rest = (driver or DEFAULT_URI).partition(":///")
+    if not sep or "+" in scheme or "?" in rest:
+        problems.append(
+            f"--libvirt.driver: {driver!r} is not a local driver URI such as qemu:///system"
+        )
+        return uri
+    return f"{scheme}+unix:///{rest}?socket={uri}"
+
+
 def _listen_address(text: str, problems: list[str]) -> tuple[str, int]:
     host, sep, port_text = text.rpartition(":")
     if not sep:
@@ -167,25 +269,68 @@ def parse_config(argv: Sequence[str] | None = None) -> ExporterConfig:
     args = build_parser().parse_args(argv)
     problems: list[str] = []
     host, port = _listen_address(args.listen, problems)
-    if not args.path.startswith("/") or args.path == "/":
-        problems.append(f"--web.telemetry-path: {args.path!r} must start with / and not be /")
+    if not args.path.startswith("/"):
+        problems.append(f"--web.telemetry-path: {args.path!r} must start with /")
+    if args.health and (not args.health.startswith("/") or args.health == args.path):
+        problems.append(
+            f"--web.health-path: {args.health!r} must start with / and differ from the metrics path"
+        )
+    uri = _libvirt_uri(args.uri, args.driver, problems)
     cpus = _positive_int(args.cpus, "--host.cpus", problems)
     memory = _positive_int(args.memory, "--host.memory-bytes", problems)
-    timeout = _positive_float(args.timeout, "--scrape.timeout", problems)
+    timeout_text = _alias(
+        args.timeout, args.go_timeout, ("--scrape.timeout", "--exporter.timeout"), problems
+    )
+    timeout = DEFAULT_SCRAPE_TIMEOUT
+    if args.go_timeout is not None and args.timeout is None:
+        seconds = go_duration_seconds(args.go_timeout)
+        if seconds is None or seconds <= 0:
+            problems.append(
+                f"--exporter.timeout: {args.go_timeout!r} is not a positive duration such as 3s"
+            )
+        else:
+            timeout = seconds
+    elif timeout_text is not None:
+        timeout = _positive_float(timeout_text, "--scrape.timeout", problems)
     xml_max_age = _positive_float(args.xml_max_age, "--xml.max-age", problems)
-    concurrency = _positive_int(args.concurrency, "--libvirt.stats-concurrency", problems)
+    job_sweep = 0.0
+    try:
+        job_sweep = float(args.job_sweep)
+    except ValueError:
+        problems.append(
+            f"--libvirt.job-sweep-interval: {args.job_sweep!r} is not a number of seconds"
+        )
+    if job_sweep < 0:
+        problems.append(f"--libvirt.job-sweep-interval: must be 0 or more, got {args.job_sweep}")
+    concurrency_text = _alias(
+        args.concurrency,
+        args.max_collects,
+        ("--libvirt.stats-concurrency", "--exporter.max-concurrent-collects"),
+        problems,
+    )
+    concurrency = _positive_int(
+        concurrency_text,
+        "--libvirt.stats-concurrency"
+        if args.concurrency is not None
+        else "--exporter.max-concurrent-collects",
+        problems,
+    )
+    if args.log_level not in LOG_LEVELS:
+        problems.append(f"--log.level: {args.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    if args.log_format not in LOG_FORMATS:
+        problems.append(f"--log.format: {args.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
     private, public = frozenset(args.private), frozenset(args.public)
     for name in sorted(private & public):
         problems.append(f"--bridge.private/--bridge.public: {name!r} is given as both")
     for name in sorted(private | public):
         if not name.strip():
             problems.append("--bridge.private/--bridge.public: empty bridge name")
-    if not args.uri.strip():
+    if not uri.strip():
         problems.append("--libvirt.uri: empty")
     if problems:
         raise ConfigError("virtbalance-exporter flags", problems)
     return ExporterConfig(
-        libvirt_uri=args.uri,
+        libvirt_uri=uri,
         listen_host=host,
         listen_port=port,
         telemetry_path=args.path,
@@ -198,4 +343,8 @@ def parse_config(argv: Sequence[str] | None = None) -> ExporterConfig:
         stats_concurrency=concurrency or DEFAULT_STATS_CONCURRENCY,
         collect_dirty_rate=bool(args.dirty_rate),
         web_config_file=args.web_config,
+        job_sweep_seconds=job_sweep,
+        health_path=args.health,
+        log_level=args.log_level,
+        log_format=args.log_format,
     )

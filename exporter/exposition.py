@@ -113,6 +113,22 @@ def format_value(value: float) -> str:
     return text
 
 
+# Values the careful path formatted lately (memory sizes and capacities repeat across domains).
+_FORMATTED: dict[float, str] = {}
+_FORMATTED_MAX = 65536
+
+
+def _careful(value: float) -> str:
+    """format_value, memoized."""
+    known = _FORMATTED.get(value)
+    if known is None:
+        known = format_value(value)
+        if len(_FORMATTED) >= _FORMATTED_MAX:
+            _FORMATTED.clear()
+        _FORMATTED[value] = known
+    return known
+
+
 def render(families: Iterable[Family]) -> bytes:
     """The text exposition of ``families``."""
     out: list[str] = []
@@ -120,9 +136,16 @@ def render(families: Iterable[Family]) -> bytes:
     for family in families:
         name = family.sample_name
         append(f"# HELP {name} {_escape_help(family.help)}\n# TYPE {name} {family.kind}\n")
-        for label_set, value in family.rows:
-            text = repr(value)
-            if len(text) > 7 or text[-1] in "fn" or type(value) is not float:
-                text = format_value(value)  # long, inf, nan or not a float: the careful path
-            append(f"{name}{label_set.text}{text}\n")
+        # A float with its point within 7 digits is written the same by Go and Python; long,
+        # inf, nan or non-float values take the careful path.
+        append(
+            "".join(
+                [
+                    f"{name}{label_set.text}{text}\n"
+                    if 0 < (text := repr(value)).find(".") <= 6 and type(value) is float
+                    else f"{name}{label_set.text}{_careful(value)}\n"
+                    for label_set, value in family.rows
+                ]
+            )
+        )
     return "".join(out).encode()

@@ -5,12 +5,43 @@ from __future__ import annotations
 from exporter.exposition import LabelSet
 from exporter.topology import DomainTopology, Interface
 
+# Every domain series has the label sets of both Go exporters (Debian's: domain and uuid;
+# inovex's: domain) plus, for devices, the union of their device labels.
 DOMAIN_LABELS = ("domain", "uuid")
 VCPU_LABELS = (*DOMAIN_LABELS, "vcpu")
 BLOCK_LABELS = (*DOMAIN_LABELS, "source_file", "target_device")
 NET_LABELS = (*DOMAIN_LABELS, "source_bridge", "target_device")
 INTERFACE_LABELS = (*DOMAIN_LABELS, "interface", "bridge", "network", "private")
 CHUNK_LABELS = (*DOMAIN_LABELS, "chunk")
+STATE_LABELS = (*DOMAIN_LABELS, "state_desc")
+OS_LABELS = (*DOMAIN_LABELS, "os_type", "os_type_arch", "os_type_machine")
+OPENSTACK_LABELS = (
+    *DOMAIN_LABELS,
+    *("instance_name", "instance_id", "flavor_name"),
+    *("user_name", "user_id", "project_name", "project_id"),
+)
+BLOCK_INFO_LABELS = (
+    *DOMAIN_LABELS,
+    *("disk_type", "target_bus", "driver_name", "driver_type", "driver_cache", "driver_discard"),
+    *("source_file", "source_protocol", "target_device", "serial"),
+)
+NET_INFO_LABELS = (
+    *DOMAIN_LABELS,
+    *("interface_type", "source_bridge", "target_device", "mac_address", "model_type", "mtu_size"),
+)
+POOL_LABELS = ("storage_pool",)
+
+# libvirt's descriptions of virDomainState, inovex's state_desc label values.
+STATE_DESCRIPTIONS = (
+    "no state",
+    "the domain is running",
+    "the domain is blocked on resource",
+    "the domain is paused by user",
+    "the domain is being shut down",
+    "the domain is shut off",
+    "the domain is crashed",
+    "the domain is suspended by guest power management",
+)
 
 
 class DomainLabels:
@@ -21,10 +52,14 @@ class DomainLabels:
     """
 
     __slots__ = (
+        "_block_infos",
         "_blocks",
         "_chunks",
         "_interfaces",
+        "_net_infos",
         "_nets",
+        "_os",
+        "_states",
         "_vcpus",
         "ident",
         "name",
@@ -42,6 +77,67 @@ class DomainLabels:
         self._nets: dict[str, LabelSet] = {}
         self._interfaces: dict[tuple[int, bool], LabelSet] = {}
         self._chunks: dict[str, LabelSet] = {}
+        self._states: dict[int, LabelSet] = {}
+        self._os: tuple[LabelSet, LabelSet] | None = None
+        self._block_infos: list[LabelSet] | None = None
+        self._net_infos: list[LabelSet] | None = None
+
+    def state(self, code: int) -> LabelSet:
+        label_set = self._states.get(code)
+        if label_set is None:
+            text = STATE_DESCRIPTIONS[code] if 0 <= code < len(STATE_DESCRIPTIONS) else ""
+            label_set = self._states[code] = LabelSet(STATE_LABELS, (*self.ident.values, text))
+        return label_set
+
+    def guest(self) -> tuple[LabelSet, LabelSet]:
+        """The libvirt_domain_info and libvirt_domain_openstack_info label sets (a topology is known)."""
+        if self._os is None:
+            assert self.topology is not None
+            os, nova = self.topology.os, self.topology.nova
+            values = self.ident.values
+            self._os = (
+                LabelSet(OS_LABELS, (*values, os.type, os.arch, os.machine)),
+                LabelSet(
+                    OPENSTACK_LABELS,
+                    (
+                        *values,
+                        *(nova.name, self.uuid, nova.flavor, nova.user_name, nova.user_id),
+                        *(nova.project_name, nova.project_id),
+                    ),
+                ),
+            )
+        return self._os
+
+    def block_infos(self) -> list[LabelSet]:
+        """One label set per disk of the topology (libvirt_domain_block_stats_info)."""
+        if self._block_infos is None:
+            assert self.topology is not None
+            self._block_infos = [
+                LabelSet(
+                    BLOCK_INFO_LABELS,
+                    (
+                        *self.ident.values,
+                        *(d.kind, d.bus, d.driver_name, d.driver_type, d.driver_cache),
+                        *(d.driver_discard, d.source_file, d.source_protocol, d.target, d.serial),
+                    ),
+                )
+                for d in self.topology.disks
+            ]
+        return self._block_infos
+
+    def net_infos(self) -> list[LabelSet]:
+        """One label set per plugged NIC of the topology (libvirt_domain_interface_stats_info)."""
+        if self._net_infos is None:
+            assert self.topology is not None
+            self._net_infos = [
+                LabelSet(
+                    NET_INFO_LABELS,
+                    (*self.ident.values, i.kind, i.bridge, i.target, i.mac, i.model, i.mtu),
+                )
+                for i in self.topology.interfaces
+                if i.target
+            ]
+        return self._net_infos
 
     def vcpu(self, index: int) -> LabelSet:
         while len(self._vcpus) <= index:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import logging
 import sys
 import time
@@ -16,6 +17,8 @@ from exporter.bridges import SysfsBridgeInspector
 from exporter.collector import CapacityOverride, LibvirtCollector
 from exporter.config import ExporterConfig, parse_config
 from exporter.exposition import CONTENT_TYPE, render
+from exporter.jobs import JobWatch, start_event_loop
+from exporter.procfs import QemuProcesses, is_local_system_uri
 from exporter.source import DIRTYRATE_GROUP, STATS_GROUPS, LibvirtSource
 from exporter.topology import TopologyCache
 from virtbalance.basic_auth import BasicAuth, require_basic_auth
@@ -26,6 +29,27 @@ from virtbalance.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("virtbalance.exporter")
 EXIT_USAGE = 2
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
+LOGFMT = "time=%(asctime)s level=%(levelname)s source=%(name)s msg=%(message)r"
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line (``--log.format json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "source": record.name,
+            "msg": record.getMessage(),
+        }
+        return json.dumps(fields)
+
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -35,6 +59,9 @@ def build_collector(config: ExporterConfig) -> LibvirtCollector:
     """The production wiring: a real libvirt connection, sysfs bridges, the monotonic clock."""
     # libvirt prints every error to stderr by default; the exporter logs what matters itself.
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    if config.job_sweep_seconds > 0:
+        # Domain events tell which domains may be in a job, so scrapes ask only those.
+        start_event_loop()
     source = LibvirtSource(
         connect=lambda: libvirt.open(config.libvirt_uri),
         clock=time.monotonic,
@@ -42,6 +69,9 @@ def build_collector(config: ExporterConfig) -> LibvirtCollector:
         topology_cache=TopologyCache(config.xml_max_age),
         stats_groups=STATS_GROUPS | (DIRTYRATE_GROUP if config.collect_dirty_rate else 0),
         concurrency=config.stats_concurrency,
+        jobs=JobWatch(time.monotonic, config.job_sweep_seconds),
+        # On the hypervisor itself, RSS comes from /proc instead of a QEMU query per domain.
+        processes=QemuProcesses() if is_local_system_uri(config.libvirt_uri) else None,
     )
     return LibvirtCollector(
         source=source,
@@ -53,8 +83,10 @@ def build_collector(config: ExporterConfig) -> LibvirtCollector:
     )
 
 
-def build_app(collector: LibvirtCollector, telemetry_path: str) -> WsgiApp:
+def build_app(collector: LibvirtCollector, telemetry_path: str, health_path: str = "") -> WsgiApp:
     """The WSGI app: metrics on the telemetry path, a landing page on /, 404 elsewhere.
+
+    With a health path, that path answers 200 while libvirt answers and 503 otherwise.
 
     The metrics are rendered by ``exporter.exposition`` rather than prometheus_client's
     ``generate_latest``: the same text, a tenth of the CPU for a host with many domains.
@@ -63,7 +95,9 @@ def build_app(collector: LibvirtCollector, telemetry_path: str) -> WsgiApp:
     landing = (
         "<html><head><title>virtbalance exporter</title></head><body>"
         "<h1>virtbalance libvirt exporter</h1>"
-        f'<p><a href="{path_html}">Metrics</a></p></body></html>'
+        f'<p><a href="{path_html}">Metrics</a></p>'
+        + (f'<p><a href="{html.escape(health_path)}">Health</a></p>' if health_path else "")
+        + "</body></html>"
     ).encode()
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -74,6 +108,12 @@ def build_app(collector: LibvirtCollector, telemetry_path: str) -> WsgiApp:
                 "200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))]
             )
             return [body]
+        if health_path and path == health_path:
+            if collector.healthy():
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [b"ok\n"]
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"libvirt is not reachable\n"]
         if path == "/":
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
             return [landing]
@@ -115,14 +155,16 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         config = parse_config(argv)
     except ConfigError as exc:
         print(f"virtbalance-exporter: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        _JsonFormatter() if config.log_format == "json" else logging.Formatter(LOGFMT)
+    )
+    logging.basicConfig(level=LOG_LEVELS[config.log_level], handlers=[handler])
     install_log_redaction(uri_secrets([config.libvirt_uri]))
     try:
         web = load_web_config(config.web_config_file)
@@ -130,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"virtbalance-exporter: {exc}", file=sys.stderr)
         return EXIT_USAGE
     collector = build_collector(config)
-    app = build_app(collector, config.telemetry_path)
+    app = build_app(collector, config.telemetry_path, config.health_path)
     try:
         server = make_exporter_server(config.listen_host or "0.0.0.0", config.listen_port, app, web)
     except OSError as exc:

@@ -14,36 +14,44 @@ from typing import Any, Protocol
 
 import libvirt
 
+from exporter.balloon import BalloonPlan
+from exporter.jobs import JobPlan, JobWatch
+from exporter.procfs import QemuProcesses
 from exporter.topology import DomainTopology, TopologyCache, TopologyError, parse_topology
 
 log = logging.getLogger(__name__)
 
 # Stage names label the self-metrics; every value is pre-created so rates work from the first scrape.
-STAGES = ("connect", "node", "stats", "xml", "network", "job")
+STAGES = ("connect", "node", "stats", "xml", "network", "job", "pool")
 DURATION_STAGES = (*STAGES, "collect", "total")
 
-# Only the groups the metrics use: each extra group costs QEMU monitor round trips per domain.
+# Only the groups the metrics use: each costs libvirtd work per domain, some a QEMU query. CPU
+# time and the balloon's size come from virDomainGetInfo instead (measured cheaper on libvirt 9
+# than the cpu group, see docs/benchmarks.md); the balloon group (guest memory statistics and
+# RSS, a QEMU query) only for the domains that need it (exporter/balloon.py).
 STATS_GROUPS = (
     libvirt.VIR_DOMAIN_STATS_STATE
-    | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
-    | libvirt.VIR_DOMAIN_STATS_BALLOON
     | libvirt.VIR_DOMAIN_STATS_VCPU
     | libvirt.VIR_DOMAIN_STATS_INTERFACE
     | libvirt.VIR_DOMAIN_STATS_BLOCK
 )
+BALLOON_GROUP = libvirt.VIR_DOMAIN_STATS_BALLOON
 # One more monitor command per domain, and only useful after someone started a calculation.
 DIRTYRATE_GROUP = getattr(libvirt, "VIR_DOMAIN_STATS_DIRTYRATE", 0)
 # Below this many domains per call, splitting the bulk call gains less than the extra round trip.
 MIN_DOMAINS_PER_CALL = 4
 # NOWAIT: a domain busy in a job (a migration) reports what it can at once instead of blocking us.
-STATS_FLAGS = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | getattr(
-    libvirt, "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", 0
-)
+STATS_FLAGS = getattr(libvirt, "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", 0)
 _MIGRATION_OPERATIONS = frozenset(
     {
         getattr(libvirt, "VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN", 4),
         getattr(libvirt, "VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT", 5),
     }
+)
+# The destination of a migration refuses job stats while it comes in (libvirt 9 says
+# "unsupported", older releases "invalid"); so do drivers without jobs, for running domains.
+_NO_JOB_STATS = frozenset(
+    {libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_OPERATION_UNSUPPORTED}
 )
 
 Clock = Callable[[], float]
@@ -57,6 +65,12 @@ class _Domain(Protocol):
     def ID(self) -> int: ...  # noqa: N802 (libvirt's name)
     def XMLDesc(self, flags: int) -> str: ...  # noqa: N802 (libvirt's name)
     def jobStats(self, flags: int) -> dict[str, Any]: ...  # noqa: N802 (libvirt's name)
+    def info(self) -> list[int]: ...
+
+
+class _Pool(Protocol):
+    def name(self) -> str: ...
+    def info(self) -> list[int]: ...
 
 
 @dataclass(frozen=True)
@@ -78,7 +92,7 @@ class NodeFacts:
 
 @dataclass
 class DomainRecord:
-    """One active domain: its bulk stats, and what the per-domain calls found (None: unknown)."""
+    """One domain: its bulk stats (active ones), and what the per-domain calls found (None: unknown)."""
 
     name: str
     uuid: str
@@ -86,6 +100,20 @@ class DomainRecord:
     stats: dict[str, Any]
     topology: DomainTopology | None = None
     migrating: bool | None = None
+    job: dict[str, Any] | None = None  # libvirt's job stats while a job runs and reports them
+    active: bool = True
+    timed_out: bool = False  # the scrape deadline passed before all of this domain was read
+
+
+@dataclass(frozen=True)
+class PoolRecord:
+    """One storage pool: virStoragePoolGetInfo's figures, None when the deadline cut it."""
+
+    name: str
+    state: int | None = None
+    capacity_bytes: int | None = None
+    allocation_bytes: int | None = None
+    available_bytes: int | None = None
 
 
 @dataclass
@@ -94,7 +122,9 @@ class ScrapeData:
 
     up: bool = False
     node: NodeFacts | None = None
-    domains: list[DomainRecord] = field(default_factory=list)
+    domains: list[DomainRecord] = field(default_factory=list)  # active domains
+    inactive: list[DomainRecord] = field(default_factory=list)  # defined, not running
+    pools: list[PoolRecord] = field(default_factory=list)
     networks_private: dict[str, bool] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
@@ -109,9 +139,11 @@ class _Fetched:
 
     records: list[tuple[_Domain, dict[str, Any]]]
     migrating: dict[str, bool] = field(default_factory=dict)  # by UUID; absent: unknown
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # by UUID, running jobs only
     vanished: set[str] = field(default_factory=set)
     job_errors: int = 0
-    cut: bool = False  # the deadline passed before every job was checked
+    info_errors: int = 0
+    cut: set[str] = field(default_factory=set)  # UUIDs the deadline left unchecked
     job_seconds: float = 0.0
 
 
@@ -204,6 +236,8 @@ class LibvirtSource:
         *,
         stats_groups: int = STATS_GROUPS,
         concurrency: int = 1,
+        jobs: JobWatch | None = None,
+        processes: QemuProcesses | None = None,
     ) -> None:
         self._connect = connect
         self._clock = clock
@@ -211,7 +245,14 @@ class LibvirtSource:
         self._cache = topology_cache
         self._groups = stats_groups
         self._concurrency = concurrency
+        self._jobs = jobs if jobs is not None else JobWatch(clock)
+        self._processes = processes  # None: RSS only from libvirt's balloon group
+        self._balloon = BalloonPlan(clock)
         self._session: _Session | None = None
+
+    @property
+    def jobs(self) -> JobWatch:
+        return self._jobs
 
     def scrape(self) -> ScrapeData:
         data = ScrapeData()
@@ -238,6 +279,34 @@ class LibvirtSource:
         if session.broken:
             self._retire()
         return data
+
+    def reachable(self) -> bool:
+        """Whether libvirt answers a trivial call within the scrape timeout (the health endpoint)."""
+        if self._session is None:
+            self._session = _Session()
+        session = self._session
+
+        def ask() -> bool:
+            conn = self._connection(session)
+            if conn is None:
+                return False
+            try:
+                conn.getLibVersion()
+            except libvirt.libvirtError as exc:
+                log.warning("libvirt health check failed: %s", exc)
+                session.broken = True
+                return False
+            return True
+
+        try:
+            healthy = bool(session.worker.submit(ask).result(timeout=self._timeout))
+        except TimeoutError:
+            log.warning("libvirt did not answer the health check within %.1fs", self._timeout)
+            self._retire()
+            return False
+        if session.broken:
+            self._retire()
+        return healthy
 
     def close(self) -> None:
         self._retire()
@@ -268,24 +337,34 @@ class LibvirtSource:
             data.error("node")
             session.broken = True
             return
+        plan = self._jobs.plan()
+        self._balloon.start_scrape()
         try:
-            fetched = self._timed(data, "stats", lambda: self._stats_and_jobs(conn, deadline))
+            listed, fetched = self._timed(
+                data, "stats", lambda: self._stats_and_jobs(conn, deadline, plan)
+            )
         except libvirt.libvirtError as exc:
-            log.warning("libvirt getAllDomainStats failed: %s", exc)
+            log.warning("libvirt domain stats failed: %s", exc)
             data.error("stats")
             session.broken = True
             return
         # Job checks ran inside the stats stage, right after each shard's bulk call; this is the
         # longest time one shard spent on them.
-        data.durations["job"] = max(f.job_seconds for f in fetched)
+        data.durations["job"] = max((f.job_seconds for f in fetched), default=0.0)
         vanished: set[str] = set()
+        unread: set[str] = set()
         migrating: dict[str, bool] = {}
+        jobs: dict[str, dict[str, Any]] = {}
         for part in fetched:
             vanished |= part.vanished
+            unread |= part.cut
             migrating.update(part.migrating)
+            jobs.update(part.jobs)
             for _ in range(part.job_errors):
                 data.error("job")
-        if any(part.cut for part in fetched):
+            for _ in range(part.info_errors):
+                data.error("stats")
+        if unread:
             data.error("job")  # the deadline passed: the rest is unknown this scrape
         records = [(dom, stats) for part in fetched for dom, stats in part.records]
         domains = [
@@ -295,17 +374,27 @@ class LibvirtSource:
                 domain_id=dom.ID(),
                 stats=stats,
                 migrating=migrating.get(uuid),
+                job=jobs.get(uuid),
+                timed_out=uuid in unread,
             )
             for dom, stats in records
         ]
+        inactive = [
+            DomainRecord(
+                name=dom.name(), uuid=dom.UUIDString(), domain_id=-1, stats={}, active=False
+            )
+            for dom in listed
+            if dom.ID() < 0
+        ]
         handles = {record.uuid: dom for record, (dom, _) in zip(domains, records, strict=True)}
+        handles.update((dom.UUIDString(), dom) for dom in listed if dom.ID() < 0)
         data.up = True
         self._timed(
             data,
             "xml",
             lambda: self._topologies(
                 session=session,
-                domains=domains,
+                domains=[*domains, *inactive],
                 handles=handles,
                 data=data,
                 deadline=deadline,
@@ -313,37 +402,37 @@ class LibvirtSource:
             ),
         )
         self._timed(data, "network", lambda: self._networks(conn, domains, data, deadline))
+        self._timed(data, "pool", lambda: self._pools(conn, data, deadline))
         data.domains = [d for d in domains if d.uuid not in vanished]
+        data.inactive = [d for d in inactive if d.uuid not in vanished]
         if not session.retired:
-            self._cache.retain({d.uuid for d in data.domains})
+            known = [d.uuid for d in data.domains]
+            self._cache.retain({*known, *(d.uuid for d in data.inactive)})
+            self._jobs.retain(known)
+            self._balloon.retain(known)
 
-    def _stats_and_jobs(self, conn: Connection, deadline: Deadline) -> list[_Fetched]:
-        """The bulk stats, then each domain's migration job; over concurrent shards when many.
+    def _stats_and_jobs(
+        self, conn: Connection, deadline: Deadline, plan: JobPlan
+    ) -> tuple[list[_Domain], list[_Fetched]]:
+        """Every domain, the running ones' bulk stats and their job checks; concurrent shards when many.
 
         libvirtd answers a bulk call domain after domain, mostly waiting for QEMU monitors;
         shards on its worker threads overlap those waits. Shards are disjoint, so no call waits
         for another's job on a domain. Each shard checks its own domains' jobs as soon as its
         stats are in, so those round trips overlap the other shards' stats too.
         """
-        if self._concurrency <= 1:
-            return [
-                self._fetch(lambda: conn.getAllDomainStats(self._groups, STATS_FLAGS), deadline)
-            ]
-        domains = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
-        shards = min(self._concurrency, len(domains) // MIN_DOMAINS_PER_CALL)
+        listed = conn.listAllDomains(0)
+        running = [dom for dom in listed if dom.ID() >= 0]
+        if not running:
+            return listed, []
+        shards = min(self._concurrency, len(running) // MIN_DOMAINS_PER_CALL)
         if shards <= 1:
-            return [
-                self._fetch(lambda: conn.getAllDomainStats(self._groups, STATS_FLAGS), deadline)
-            ]
-        nowait = STATS_FLAGS & ~libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+            return listed, [self._fetch(conn, running, deadline, plan)]
         results: list[_Fetched | libvirt.libvirtError | None] = [None] * shards
 
         def run(index: int) -> None:
-            shard = domains[index::shards]
             try:
-                results[index] = self._fetch(
-                    lambda: conn.domainListGetStats(shard, self._groups, nowait), deadline
-                )
+                results[index] = self._fetch(conn, running[index::shards], deadline, plan)
             except libvirt.libvirtError as exc:
                 results[index] = exc
 
@@ -362,20 +451,71 @@ class LibvirtSource:
                 raise result
             assert result is not None  # every shard stored its result before join() returned
             fetched.append(result)
-        return fetched
+        return listed, fetched
 
     def _fetch(
-        self, stats_call: Callable[[], list[tuple[_Domain, dict[str, Any]]]], deadline: Deadline
+        self, conn: Connection, domains: list[_Domain], deadline: Deadline, plan: JobPlan
     ) -> _Fetched:
-        fetched = _Fetched(records=list(stats_call()))
+        """One shard: its bulk stats (balloon group only where needed), info and job checks."""
+        with_balloon: list[_Domain] = []
+        without: list[_Domain] = []
+        for dom in domains:
+            (with_balloon if self._balloon.wants(dom.UUIDString()) else without).append(dom)
+        fetched = _Fetched(records=[])
+        asked: set[str] = set()
+        if with_balloon:
+            records = conn.domainListGetStats(
+                with_balloon, self._groups | BALLOON_GROUP, STATS_FLAGS
+            )
+            fetched.records.extend(records)
+            asked = {dom.UUIDString() for dom, _ in records}
+        if without:
+            fetched.records.extend(conn.domainListGetStats(without, self._groups, STATS_FLAGS))
+        for dom, stats in fetched.records:
+            self._add_info(dom, stats, dom.UUIDString() in asked, fetched)
         start = self._clock()
-        for dom, _ in fetched.records:
+        for dom, stats in fetched.records:
+            state = stats.get("state.state")
+            if not plan.wants(uuid := dom.UUIDString(), state):
+                fetched.migrating[uuid] = False  # no event, not paused, not new: no job
+                continue
             if deadline.expired():
-                fetched.cut = True
-                break
-            self._job(dom, fetched)
+                fetched.cut.add(uuid)
+                continue
+            self._job(dom, uuid, state, fetched, plan)
         fetched.job_seconds = self._clock() - start
         return fetched
+
+    def _add_info(
+        self, dom: _Domain, stats: dict[str, Any], asked: bool, fetched: _Fetched
+    ) -> None:
+        """CPU time and balloon size from virDomainGetInfo, RSS from /proc when the group was skipped.
+
+        They go into the record under the bulk-stats keys the families read.
+        """
+        uuid = dom.UUIDString()
+        try:
+            _state, max_kib, current_kib, _vcpus, cpu_ns = dom.info()[:5]
+        except libvirt.libvirtError as exc:
+            if _error_code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                fetched.vanished.add(uuid)  # left the host since the bulk call
+            else:
+                log.warning("domain %s: info failed: %s", dom.name(), exc)
+                fetched.info_errors += 1
+            return
+        # One source every scrape, whether or not the balloon group was asked (the same figures).
+        stats["cpu.time"] = cpu_ns
+        stats["balloon.maximum"] = max_kib
+        stats["balloon.current"] = current_kib
+        name = dom.name()
+        if "balloon.rss" in stats:  # the group was asked: could /proc have done it?
+            local_rss = self._processes is not None and self._processes.rss_kib(name) is not None
+        else:
+            rss = self._processes.rss_kib(name) if self._processes is not None else None
+            if rss is not None:
+                stats["balloon.rss"] = rss
+            local_rss = rss is not None
+        self._balloon.learn(uuid, asked, stats, local_rss)
 
     def _connection(self, session: _Session) -> Connection | None:
         if session.conn is None:
@@ -384,6 +524,8 @@ class LibvirtSource:
             except libvirt.libvirtError as exc:
                 log.warning("cannot connect to libvirt: %s", exc)
                 session.broken = True
+                return None
+            self._jobs.attach(session.conn)
         return session.conn
 
     def _node(self, session: _Session, conn: Connection) -> NodeFacts:
@@ -441,6 +583,7 @@ class LibvirtSource:
                 continue
             if deadline.expired():
                 data.error("xml")  # left for the next scrape; its topology is unknown now
+                record.timed_out = True
                 continue
             try:
                 xml_text = handles[record.uuid].XMLDesc(0)
@@ -483,19 +626,46 @@ class LibvirtSource:
             # A libvirt network without <forward> is isolated: host-local by construction.
             data.networks_private[name] = root.find("forward") is None
 
-    @staticmethod
-    def _job(dom: _Domain, fetched: _Fetched) -> None:
-        """Whether a migration job of ``dom`` runs (cheap: no QEMU monitor unless a job runs)."""
-        uuid = dom.UUIDString()
+    def _pools(self, conn: Connection, data: ScrapeData, deadline: Deadline) -> None:
+        try:
+            pools: list[_Pool] = conn.listAllStoragePools(0)
+        except libvirt.libvirtError as exc:
+            if _error_code(exc) != libvirt.VIR_ERR_NO_SUPPORT:  # no storage driver: no pools
+                log.warning("libvirt storage pools: %s", exc)
+                data.error("pool")
+            return
+        for pool in pools:
+            name = pool.name()
+            if deadline.expired():
+                data.error("pool")
+                data.pools.append(PoolRecord(name))  # timed out: only its name is known
+                continue
+            try:
+                state, capacity, allocation, available = pool.info()[:4]
+            except libvirt.libvirtError as exc:
+                if _error_code(exc) != libvirt.VIR_ERR_NO_STORAGE_POOL:  # undefined meanwhile
+                    log.warning("storage pool %s: %s", name, exc)
+                    data.error("pool")
+                continue
+            data.pools.append(PoolRecord(name, state, capacity, allocation, available))
+
+    def _job(
+        self, dom: _Domain, uuid: str, state: int | None, fetched: _Fetched, plan: JobPlan
+    ) -> None:
+        """Whether a migration job of ``dom`` runs, and its stats (no QEMU monitor unless one runs)."""
         try:
             job = dom.jobStats(0)
         except libvirt.libvirtError as exc:
             code = _error_code(exc)
             if code == libvirt.VIR_ERR_NO_DOMAIN:
                 fetched.vanished.add(uuid)  # left the host since the bulk call (migrated away)
-            elif code == libvirt.VIR_ERR_OPERATION_INVALID:
-                # The destination side refuses job stats while a migration comes in.
-                fetched.migrating[uuid] = True
+            elif code in _NO_JOB_STATS:
+                # Paused and refusing job stats: a migration coming in. Running: no job support.
+                fetched.migrating[uuid] = state == libvirt.VIR_DOMAIN_PAUSED
+                if state == libvirt.VIR_DOMAIN_PAUSED:
+                    self._jobs.follow(uuid)
+                else:
+                    self._jobs.idle(plan, uuid)
             else:
                 log.warning("domain %s: jobStats failed: %s", dom.name(), exc)
                 fetched.job_errors += 1
@@ -505,6 +675,11 @@ class LibvirtSource:
         fetched.migrating[uuid] = active and (
             operation is None or operation in _MIGRATION_OPERATIONS
         )
+        if active:
+            fetched.jobs[uuid] = job
+            self._jobs.follow(uuid)
+        else:
+            self._jobs.idle(plan, uuid)
 
 
 def _close_quietly(conn: Connection | None) -> None:

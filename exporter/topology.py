@@ -1,4 +1,4 @@
-"""Domain XML -> the topology facts the exporter needs (interfaces, placement), cached per domain."""
+"""Domain XML -> what the exporter needs from it (NICs, disks, OS, sizes, placement), cached per domain."""
 
 from __future__ import annotations
 
@@ -6,6 +6,13 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from virtbalance.domain_metadata import Placement, find_placement
+
+# OpenStack Nova writes its instance facts into the domain metadata under this namespace (plus a
+# version, 1.0 to 1.2 so far); inovex's exporter exports them as libvirt_domain_openstack_info.
+NOVA_NAMESPACE_PREFIX = "http://openstack.org/xmlns/libvirt/nova/"
+# Units libvirt accepts for <memory>; it writes KiB itself.
+_MEMORY_UNITS = {"b": 1, "bytes": 1, "KiB": 1024, "k": 1024, "MiB": 1024**2, "M": 1024**2}
+_MEMORY_UNITS |= {"GiB": 1024**3, "G": 1024**3, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
 
 
 class TopologyError(ValueError):
@@ -20,14 +27,60 @@ class Interface:
     kind: str  # the interface type: bridge, network, direct, user, ...
     bridge: str  # the Linux bridge it is plugged into; "" when none
     network: str  # the libvirt network name; "" for a plain bridge
+    mac: str = ""
+    model: str = ""
+    mtu: str = ""
+
+
+@dataclass(frozen=True)
+class Disk:
+    """One guest disk (not CD-ROM or floppy) as the domain XML describes it."""
+
+    target: str  # guest device name (vda), the bulk stats' block.N.name
+    bus: str
+    kind: str  # the disk type: file, block, network, volume
+    driver_name: str
+    driver_type: str
+    driver_cache: str
+    driver_discard: str
+    source_file: str
+    source_protocol: str
+    serial: str
+
+
+@dataclass(frozen=True)
+class GuestOS:
+    """The <os><type> element: hvm and the machine type."""
+
+    type: str = ""
+    arch: str = ""
+    machine: str = ""
+
+
+@dataclass(frozen=True)
+class NovaInstance:
+    """OpenStack Nova's instance metadata; all empty for a domain Nova did not create."""
+
+    name: str = ""
+    flavor: str = ""
+    user_name: str = ""
+    user_id: str = ""
+    project_name: str = ""
+    project_id: str = ""
 
 
 @dataclass(frozen=True)
 class DomainTopology:
-    """What chunk detection and the topology series need from one domain's XML."""
+    """What the exporter needs from one domain's XML (sizes are for domains that are not running)."""
 
     interfaces: tuple[Interface, ...]
     placement: Placement
+    disks: tuple[Disk, ...] = ()
+    os: GuestOS = GuestOS()
+    nova: NovaInstance = NovaInstance()
+    memory_maximum_bytes: int = 0
+    memory_current_bytes: int = 0
+    vcpus: int = 0
 
     def bridge_of(self, target: str) -> str:
         """The bridge behind a host-side device name, "" if unknown (the Go exporter's source_bridge)."""
@@ -37,34 +90,123 @@ class DomainTopology:
         return ""
 
 
+def _attr(element: ET.Element, path: str, name: str) -> str:
+    found = element.find(path)
+    return found.get(name, "") if found is not None else ""
+
+
+def _interface(element: ET.Element) -> Interface:
+    kind = element.get("type", "")
+    bridge = _attr(element, "source", "bridge")
+    return Interface(
+        target=_attr(element, "target", "dev"),
+        kind=kind,
+        bridge=bridge,
+        network=_attr(element, "source", "network") if kind == "network" else "",
+        mac=_attr(element, "mac", "address"),
+        model=_attr(element, "model", "type"),
+        mtu=_attr(element, "mtu", "size"),
+    )
+
+
+def _disk(element: ET.Element) -> Disk:
+    return Disk(
+        target=_attr(element, "target", "dev"),
+        bus=_attr(element, "target", "bus"),
+        kind=element.get("type", ""),
+        driver_name=_attr(element, "driver", "name"),
+        driver_type=_attr(element, "driver", "type"),
+        driver_cache=_attr(element, "driver", "cache"),
+        driver_discard=_attr(element, "driver", "discard"),
+        source_file=_attr(element, "source", "file"),
+        source_protocol=_attr(element, "source", "protocol"),
+        serial=element.findtext("serial", default=""),
+    )
+
+
+def _nova(root: ET.Element) -> NovaInstance:
+    metadata = root.find("metadata")
+    if metadata is None:
+        return NovaInstance()
+    for element in metadata:
+        namespace, _, local = element.tag[1:].partition("}")
+        if local == "instance" and namespace.startswith(NOVA_NAMESPACE_PREFIX):
+            ns = "{" + namespace + "}"
+            user = element.find(f"{ns}owner/{ns}user")
+            project = element.find(f"{ns}owner/{ns}project")
+            return NovaInstance(
+                name=element.findtext(f"{ns}name", default=""),
+                flavor=_attr(element, f"{ns}flavor", "name"),
+                user_name=(user.text or "") if user is not None else "",
+                user_id=user.get("uuid", "") if user is not None else "",
+                project_name=(project.text or "") if project is not None else "",
+                project_id=project.get("uuid", "") if project is not None else "",
+            )
+    return NovaInstance()
+
+
+def _memory_bytes(root: ET.Element, tag: str) -> int:
+    element = root.find(tag)
+    if element is None or not (element.text or "").strip():
+        return 0
+    unit = element.get("unit", "KiB")
+    if unit not in _MEMORY_UNITS:
+        raise TopologyError(f"domain XML <{tag}> has unknown unit {unit!r}")
+    try:
+        return int(element.text or "") * _MEMORY_UNITS[unit]
+    except ValueError as exc:
+        raise TopologyError(f"domain XML <{tag}> is not a number: {element.text!r}") from exc
+
+
+def _vcpus(root: ET.Element) -> int:
+    element = root.find("vcpu")
+    if element is None:
+        return 0
+    text = element.get("current") or element.text or "0"
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise TopologyError(f"domain XML <vcpu> is not a number: {text!r}") from exc
+
+
 def parse_topology(xml_text: str) -> DomainTopology:
-    """Parse a live domain XML; raise TopologyError naming what is wrong."""
+    """Parse a domain XML; raise TopologyError naming what is wrong."""
     try:
         root = ET.fromstring(xml_text)
     except ET.ParseError as exc:
         raise TopologyError(f"domain XML does not parse: {exc}") from exc
     if root.tag != "domain":
         raise TopologyError(f"domain XML root is <{root.tag}>, not <domain>")
-    interfaces = []
-    for element in root.iterfind("./devices/interface"):
-        source = element.find("source")
-        target = element.find("target")
-        kind = element.get("type", "")
-        network = source.get("network", "") if source is not None and kind == "network" else ""
-        bridge = source.get("bridge", "") if source is not None else ""
-        interfaces.append(
-            Interface(
-                target=target.get("dev", "") if target is not None else "",
-                kind=kind,
-                bridge=bridge,
-                network=network,
-            )
+    interfaces = tuple(_interface(e) for e in root.iterfind("./devices/interface"))
+    disks = tuple(
+        _disk(e)
+        for e in root.iterfind("./devices/disk")
+        if e.get("device", "disk") not in ("cdrom", "floppy")
+    )
+    os_type = root.find("./os/type")
+    guest_os = (
+        GuestOS(
+            type=(os_type.text or "").strip(),
+            arch=os_type.get("arch", ""),
+            machine=os_type.get("machine", ""),
         )
+        if os_type is not None
+        else GuestOS()
+    )
     try:
         placement = find_placement(root)
     except ValueError as exc:
         raise TopologyError(str(exc)) from exc
-    return DomainTopology(interfaces=tuple(interfaces), placement=placement)
+    return DomainTopology(
+        interfaces=interfaces,
+        placement=placement,
+        disks=disks,
+        os=guest_os,
+        nova=_nova(root),
+        memory_maximum_bytes=_memory_bytes(root, "memory"),
+        memory_current_bytes=_memory_bytes(root, "currentMemory"),
+        vcpus=_vcpus(root),
+    )
 
 
 @dataclass

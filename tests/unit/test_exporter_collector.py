@@ -36,10 +36,15 @@ def make(
     private: Sequence[str] = (),
     public: Sequence[str] = (),
     bridges: FakeBridges | None = None,
+    groups: int = STATS_GROUPS,
 ) -> CollectorRegistry:
     clock = FakeClock()
     source = LibvirtSource(
-        connect=lambda: conn, clock=clock, timeout=5.0, topology_cache=TopologyCache(60.0)
+        connect=lambda: conn,
+        clock=clock,
+        timeout=5.0,
+        topology_cache=TopologyCache(60.0),
+        stats_groups=groups,
     )
     collector = LibvirtCollector(
         source,
@@ -101,7 +106,7 @@ def test_libvirt_network_interface_reports_its_bridge(conn):
 
 
 def test_virtbalance_domain_metrics(conn):
-    registry = make(conn)
+    registry = make(conn, groups=STATS_GROUPS | DIRTYRATE_GROUP)
     value = registry.get_sample_value
     assert value("libvirt_domain_memory_rss_bytes", A) == 45736 * KIB
     assert value("libvirt_domain_memory_balloon_current_bytes", A) == 65536 * KIB
@@ -118,7 +123,7 @@ def test_virtbalance_domain_metrics(conn):
 
 def test_dirty_rate_converts_mebibytes(conn):
     conn.domain("vbexp-a").stats["dirtyrate.megabytes_per_second"] = 3
-    registry = make(conn)
+    registry = make(conn, groups=STATS_GROUPS | DIRTYRATE_GROUP)
     assert (
         registry.get_sample_value("libvirt_domain_dirty_rate_bytes_per_second", A)
         == 3 * 1024 * 1024
@@ -235,13 +240,13 @@ def test_absent_series_when_stats_are_missing(conn):
         del stats[key]
     registry = make(conn)
     value = registry.get_sample_value
+    # CPU time and memory sizes come from virDomainGetInfo, which NOWAIT does not skip.
     assert value("libvirt_domain_info_cpu_time_seconds_total", A) == pytest.approx(0.87)
+    assert value("libvirt_domain_info_maximum_memory_bytes", A) == 64 * 1024 * 1024
+    assert value("libvirt_domain_memory_balloon_current_bytes", A) == 64 * 1024 * 1024
     for name in (
         "libvirt_domain_info_virtual_cpus",
-        "libvirt_domain_info_maximum_memory_bytes",
-        "libvirt_domain_info_memory_usage_bytes",
         "libvirt_domain_memory_rss_bytes",
-        "libvirt_domain_memory_balloon_current_bytes",
         "libvirt_domain_dirty_rate_bytes_per_second",
     ):
         assert value(name, A) is None, name
@@ -281,10 +286,9 @@ def test_migration_job_sets_in_progress(conn):
 def test_one_bulk_call_with_nowait_and_only_needed_groups(conn):
     registry = make(conn)
     registry.get_sample_value("libvirt_up")
-    assert len(conn.stats_calls) == 1
-    groups, flags = conn.stats_calls[0]
+    assert len(conn.list_stats_calls) == 1 and not conn.stats_calls
+    groups, flags = conn.list_stats_flags[0]
     assert flags & libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
-    assert flags & libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
     assert not groups & libvirt.VIR_DOMAIN_STATS_PERF
     assert not groups & libvirt.VIR_DOMAIN_STATS_IOTHREAD
     assert groups & libvirt.VIR_DOMAIN_STATS_VCPU
@@ -311,8 +315,9 @@ def test_sharded_bulk_calls_give_the_same_series(conn):
     }
     assert sharded == reference
     # Six domains, at least four per call: one shard would be pointless, so min(4, 6 // 4) = 1 call.
-    assert sharded_conn.stats_calls and not sharded_conn.list_stats_calls
+    assert len(sharded_conn.list_stats_calls) == 1
     sharded_conn.domains = sharded_conn.domains * 2  # twelve records: three shards of four
+    sharded_conn.list_stats_calls.clear()
     list(registry.collect())
     shards = sharded_conn.list_stats_calls
     assert len(shards) == 3 and sorted(n for shard in shards for n in shard) == sorted(

@@ -75,3 +75,77 @@ def test_main_exits_2_with_a_clear_message(capsys):
     assert main(["--host.cpus=-1"]) == 2
     err = capsys.readouterr().err
     assert "virtbalance-exporter" in err and "--host.cpus: must be positive, got -1" in err
+
+
+def test_inovex_flags_socket_path_and_driver():
+    config = parse_config(
+        [
+            "--libvirt.uri=/var/run/libvirt/libvirt-sock-ro",
+            "--libvirt.driver=qemu:///system",
+            "--exporter.timeout=1m30s",
+            "--exporter.max-concurrent-collects=2",
+            "--web.telemetry-path=/",
+            "--web.health-path=/health",
+            "--log.level=debug",
+            "--log.format=json",
+        ]
+    )
+    assert config.libvirt_uri == "qemu+unix:///system?socket=/var/run/libvirt/libvirt-sock-ro"
+    assert config.scrape_timeout == 90.0
+    assert config.stats_concurrency == 2
+    assert (config.telemetry_path, config.health_path) == ("/", "/health")
+    assert (config.log_level, config.log_format) == ("debug", "json")
+    # The socket path alone takes inovex's default driver; the driver alone is a URI.
+    assert parse_config(["--libvirt.uri=/run/s"]).libvirt_uri == "qemu+unix:///system?socket=/run/s"
+    assert parse_config(["--libvirt.driver=test:///default"]).libvirt_uri == "test:///default"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("3s", 3.0), ("250ms", 0.25), ("1h2m", 3720.0), ("1.5", 1.5)]
+)
+def test_exporter_timeout_takes_go_durations(text, seconds):
+    assert parse_config([f"--exporter.timeout={text}"]).scrape_timeout == seconds
+
+
+def test_inovex_flag_problems_are_named():
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            [
+                "--scrape.timeout=2",
+                "--exporter.timeout=3s",
+                "--libvirt.stats-concurrency=2",
+                "--exporter.max-concurrent-collects=3",
+                "--libvirt.uri=qemu+tcp://h/system",
+                "--libvirt.driver=qemu:///session",
+                "--web.health-path=/metrics",
+                "--log.level=chatty",
+            ]
+        )
+    text = "\n".join(caught.value.problems)
+    assert "--scrape.timeout and --exporter.timeout are the same setting" in text
+    assert "--libvirt.stats-concurrency and --exporter.max-concurrent-collects" in text
+    assert "--libvirt.driver: only applies when --libvirt.uri is a socket path" in text
+    assert "--web.health-path: '/metrics' must start with / and differ" in text
+    assert "--log.level: 'chatty'" in text
+    with pytest.raises(ConfigError, match="--exporter.timeout: '3 seconds'"):
+        parse_config(["--exporter.timeout=3 seconds"])
+    with pytest.raises(ConfigError, match="--exporter.max-concurrent-collects: must be positive"):
+        parse_config(["--exporter.max-concurrent-collects=0"])
+    with pytest.raises(ConfigError, match="not a local driver URI"):
+        parse_config(["--libvirt.uri=/run/s", "--libvirt.driver=qemu+tcp://h/system"])
+
+
+def test_job_sweep_interval():
+    assert parse_config([]).job_sweep_seconds == 0
+    assert parse_config(["--libvirt.job-sweep-interval=60"]).job_sweep_seconds == 60
+    with pytest.raises(ConfigError, match="--libvirt.job-sweep-interval: must be 0 or more"):
+        parse_config(["--libvirt.job-sweep-interval=-1"])
+    with pytest.raises(ConfigError, match="--libvirt.job-sweep-interval: 'often'"):
+        parse_config(["--libvirt.job-sweep-interval=often"])
+
+
+def test_version_flag_prints_and_exits_0(capsys):
+    with pytest.raises(SystemExit) as caught:
+        parse_config(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out.startswith("virtbalance-exporter 0.")

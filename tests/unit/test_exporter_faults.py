@@ -247,3 +247,27 @@ def test_group_change_is_seen_after_max_age():
         if name == "libvirt_domain_chunk_info"
     }
     assert chunks["vbexp-d"] == chunks["vbexp-e"] == "isonet+group:web"
+
+
+def test_health_path_answers_503_while_libvirt_is_unreachable():
+    factory = Factory(lambda: FakeConnection(recorded_host()))
+    _, collector = build(factory)
+    app = build_app(collector, "/metrics", health_path="/health")
+
+    def get(path: str) -> str:
+        status: list[str] = []
+        b"".join(app({"PATH_INFO": path}, lambda s, h: status.append(s)))
+        return status[0]
+
+    factory.down = True
+    assert get("/health") == "503 Service Unavailable"
+    factory.down = False
+    assert get("/health") == "200 OK"
+    assert len(factory.opened) == 1
+    assert get("/health") == "200 OK"
+    assert len(factory.opened) == 1  # the scrape connection is reused, not one per check
+    assert get("/healthz") == "404 Not Found"
+    without = build_app(collector, "/metrics")
+    status: list[str] = []
+    b"".join(without({"PATH_INFO": "/health"}, lambda s, h: status.append(s)))
+    assert status == ["404 Not Found"]

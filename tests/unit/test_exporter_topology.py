@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from exporter.bridges import SysfsBridgeInspector
-from exporter.topology import Interface, TopologyError, parse_topology
+from exporter.topology import (
+    Disk,
+    GuestOS,
+    Interface,
+    NovaInstance,
+    TopologyError,
+    parse_topology,
+)
 from virtbalance.domain_metadata import Placement
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "exporter"
@@ -16,7 +23,14 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "exporter"
 def test_bridge_and_network_interfaces_and_group():
     topology = parse_topology((FIXTURES / "domain-vbexp-f.xml").read_text())
     assert topology.interfaces == (
-        Interface(target="vnet13", kind="network", bridge="vbexpiso", network="isonet"),
+        Interface(
+            target="vnet13",
+            kind="network",
+            bridge="vbexpiso",
+            network="isonet",
+            mac="52:54:00:66:c3:36",
+            model="virtio",
+        ),
     )
     assert topology.placement == Placement(group="web")
     assert topology.bridge_of("vnet13") == "vbexpiso"
@@ -35,10 +49,91 @@ def test_domain_without_metadata_or_target():
     assert topology.placement == Placement()
 
 
+def test_disks_os_and_sizes_of_a_recorded_domain():
+    topology = parse_topology((FIXTURES / "domain-vbexp-a.xml").read_text())
+    assert topology.disks == (
+        Disk(
+            target="vda",
+            bus="virtio",
+            kind="file",
+            driver_name="qemu",
+            driver_type="raw",
+            driver_cache="",
+            driver_discard="",
+            source_file="/tmp/vbexp/guest.img",
+            source_protocol="",
+            serial="",
+        ),
+    )
+    assert topology.os == GuestOS(type="hvm", arch="x86_64", machine="pc-i440fx-7.2")
+    assert topology.nova == NovaInstance()
+    assert topology.memory_maximum_bytes == topology.memory_current_bytes == 64 * 1024 * 1024
+    assert topology.vcpus == 1
+
+
+NOVA_DOMAIN = """<domain type='kvm'>
+  <metadata>
+    <nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">
+      <nova:name>web-7</nova:name>
+      <nova:flavor name="m1.small"><nova:memory>2048</nova:memory></nova:flavor>
+      <nova:owner>
+        <nova:user uuid="u-42">alice</nova:user>
+        <nova:project uuid="p-9">shop</nova:project>
+      </nova:owner>
+    </nova:instance>
+  </metadata>
+  <memory unit='MiB'>2048</memory>
+  <vcpu placement='static' current='2'>4</vcpu>
+  <devices>
+    <disk type='network' device='disk'>
+      <driver name='qemu' type='raw' cache='none' discard='unmap'/>
+      <source protocol='rbd' name='vms/disk'/>
+      <target dev='sda' bus='scsi'/>
+      <serial>6ef2</serial>
+    </disk>
+    <disk type='file' device='cdrom'><target dev='hdc' bus='ide'/></disk>
+    <interface type='bridge'>
+      <mac address='fa:16:3e:00:00:01'/><source bridge='brq1'/><target dev='tap1'/>
+      <model type='virtio'/><mtu size='1450'/>
+    </interface>
+  </devices>
+</domain>"""
+
+
+def test_openstack_metadata_network_disk_and_cdrom_left_out():
+    topology = parse_topology(NOVA_DOMAIN)
+    assert topology.nova == NovaInstance(
+        name="web-7",
+        flavor="m1.small",
+        user_name="alice",
+        user_id="u-42",
+        project_name="shop",
+        project_id="p-9",
+    )
+    [disk] = topology.disks  # the CD-ROM has no stats worth exporting
+    assert (disk.kind, disk.source_protocol, disk.driver_discard, disk.serial) == (
+        "network",
+        "rbd",
+        "unmap",
+        "6ef2",
+    )
+    assert topology.interfaces[0].mtu == "1450"
+    assert topology.memory_maximum_bytes == 2048 * 1024 * 1024
+    assert topology.memory_current_bytes == 0  # no <currentMemory>
+    assert topology.vcpus == 2  # the current count, not the maximum
+
+
+def test_metadata_of_another_namespace_is_not_openstack():
+    xml = NOVA_DOMAIN.replace("openstack.org/xmlns/libvirt/nova/1.1", "example.org/instance")
+    assert parse_topology(xml).nova == NovaInstance()
+
+
 @pytest.mark.parametrize(
     ("xml", "message"),
     [
         ("<domain>", "does not parse"),
+        ("<domain><memory unit='parsecs'>1</memory></domain>", "unknown unit 'parsecs'"),
+        ("<domain><vcpu>two</vcpu></domain>", "<vcpu> is not a number"),
         ("<network/>", "root is <network>"),
         (
             "<domain><metadata><v:placement xmlns:v='https://virtbalance.org/xmlns/domain/1'"

@@ -1,0 +1,556 @@
+"""Per-domain metric families (both Go exporters' names and virtbalance's) from one scrape's records."""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import libvirt
+
+from exporter.exposition import Family, LabelSet, Row, counter, gauge
+from exporter.labels import (
+    BLOCK_INFO_LABELS,
+    BLOCK_LABELS,
+    DOMAIN_LABELS,
+    NET_INFO_LABELS,
+    NET_LABELS,
+    OPENSTACK_LABELS,
+    OS_LABELS,
+    STATE_LABELS,
+    VCPU_LABELS,
+    DomainLabels,
+)
+from exporter.source import DomainRecord
+from exporter.topology import DomainTopology
+
+KIB = 1024
+# Values are divided by these to reach base units (division keeps 870000000 ns at 0.87 s exactly).
+NS = 1e9  # nanoseconds per second
+MS = 1e3  # milliseconds per second
+FROM_KIB = 1 / KIB  # a power of two: dividing by it multiplies by 1024 exactly
+DIRTYRATE_MEASURED = 2  # virDomainDirtyRateStatus: the last calculation has finished
+
+# (metric suffix, bulk-stats field, help, divisor to base units) per device; *_total are counters.
+BLOCK_SERIES = (
+    ("read_bytes_total", "rd.bytes", "Number of bytes read from a block device, in bytes.", 1),
+    ("read_requests_total", "rd.reqs", "Number of read requests from a block device.", 1),
+    ("write_bytes_total", "wr.bytes", "Number of bytes written to a block device, in bytes.", 1),
+    ("write_requests_total", "wr.reqs", "Number of write requests to a block device.", 1),
+    (
+        "read_time_seconds_total",
+        "rd.times",
+        "Time spent on reads from a block device, in seconds.",
+        NS,
+    ),
+    (
+        "write_time_seconds_total",
+        "wr.times",
+        "Time spent on writes to a block device, in seconds.",
+        NS,
+    ),
+    ("flush_requests_total", "fl.reqs", "Number of flush requests to a block device.", 1),
+    ("flush_time_seconds_total", "fl.times", "Time spent flushing a block device, in seconds.", NS),
+    (
+        "capacity_bytes",
+        "capacity",
+        "Logical size of the block device's backing image, in bytes.",
+        1,
+    ),
+)
+NET_SERIES = (
+    (
+        "receive_bytes_total",
+        "rx.bytes",
+        "Number of bytes received on a network interface, in bytes.",
+        1,
+    ),
+    ("receive_packets_total", "rx.pkts", "Number of packets received on a network interface.", 1),
+    (
+        "receive_errors_total",
+        "rx.errs",
+        "Number of packet receive errors on a network interface.",
+        1,
+    ),
+    ("receive_drops_total", "rx.drop", "Number of packet receive drops on a network interface.", 1),
+    (
+        "transmit_bytes_total",
+        "tx.bytes",
+        "Number of bytes transmitted on a network interface, in bytes.",
+        1,
+    ),
+    (
+        "transmit_packets_total",
+        "tx.pkts",
+        "Number of packets transmitted on a network interface.",
+        1,
+    ),
+    (
+        "transmit_errors_total",
+        "tx.errs",
+        "Number of packet transmit errors on a network interface.",
+        1,
+    ),
+    (
+        "transmit_drops_total",
+        "tx.drop",
+        "Number of packet transmit drops on a network interface.",
+        1,
+    ),
+)
+VCPU_SERIES = (
+    ("state", "state", "State of the vCPU (virVcpuState: 0 offline, 1 running, 2 blocked).", 1),
+    ("time_seconds_total", "time", "Time spent by the virtual CPU, in seconds.", NS),
+    (
+        "wait_seconds_total",
+        "wait",
+        "Time the vCPU wanted to run while the host scheduler ran something else, in seconds.",
+        NS,
+    ),
+    (
+        "delay_seconds_total",
+        "delay",
+        "Time a vCPU was runnable but waited for a host CPU (steal), in seconds.",
+        NS,
+    ),
+)
+# The guest's balloon driver reports most of these; without one only current, maximum, rss.
+MEMORY_SERIES = (
+    ("current_balloon_bytes", "balloon.current", "Current balloon size, in bytes.", FROM_KIB),
+    ("maximum_bytes", "balloon.maximum", "Maximum memory the domain may use, in bytes.", FROM_KIB),
+    (
+        "swap_in_bytes",
+        "balloon.swap_in",
+        "Data the guest read from swap space, in bytes.",
+        FROM_KIB,
+    ),
+    (
+        "swap_out_bytes",
+        "balloon.swap_out",
+        "Data the guest wrote to swap space, in bytes.",
+        FROM_KIB,
+    ),
+    (
+        "major_fault_total",
+        "balloon.major_fault",
+        "Page faults of the guest that needed disk I/O.",
+        1,
+    ),
+    ("minor_fault_total", "balloon.minor_fault", "Page faults of the guest without disk I/O.", 1),
+    ("unused_bytes", "balloon.unused", "Memory the guest leaves unused, in bytes.", FROM_KIB),
+    ("available_bytes", "balloon.available", "Memory the guest sees, in bytes.", FROM_KIB),
+    (
+        "usable_bytes",
+        "balloon.usable",
+        "Memory usable by the guest without swapping (MemAvailable), in bytes.",
+        FROM_KIB,
+    ),
+    (
+        "last_update_timestamp_seconds",
+        "balloon.last-update",
+        "When the guest last updated its memory statistics, in seconds since the epoch.",
+        1,
+    ),
+    (
+        "disk_caches_bytes",
+        "balloon.disk_caches",
+        "Guest memory reclaimable without I/O, in bytes.",
+        FROM_KIB,
+    ),
+    ("hugetlb_pgalloc_total", "balloon.hugetlb_pgalloc", "Huge page allocations in the guest.", 1),
+    (
+        "hugetlb_pgfail_total",
+        "balloon.hugetlb_pgfail",
+        "Failed huge page allocations in the guest.",
+        1,
+    ),
+    (
+        "rss_bytes",
+        "balloon.rss",
+        "Resident memory of the domain's process on the host, in bytes.",
+        FROM_KIB,
+    ),
+)
+# virDomainGetJobStats fields; inovex names them after virDomainGetJobInfo (file = disk).
+JOB_SERIES = (
+    ("type", "type", "Code of the domain job type (virDomainJobType: 0 none).", 1),
+    ("time_elapsed_seconds", "time_elapsed", "Time since the domain job started, in seconds.", MS),
+    ("time_remaining_seconds", "time_remaining", "Time the domain job expects to need.", MS),
+    ("data_total_bytes", "data_total", "Data the domain job has to process, in bytes.", 1),
+    ("data_processed_bytes", "data_processed", "Data the domain job has processed, in bytes.", 1),
+    (
+        "data_remaining_bytes",
+        "data_remaining",
+        "Data the domain job still has to process, in bytes.",
+        1,
+    ),
+    ("memory_total_bytes", "memory_total", "Memory the domain job has to process, in bytes.", 1),
+    (
+        "memory_processed_bytes",
+        "memory_processed",
+        "Memory the domain job has processed, in bytes.",
+        1,
+    ),
+    (
+        "memory_remaining_bytes",
+        "memory_remaining",
+        "Memory the domain job still has to process, in bytes.",
+        1,
+    ),
+    ("file_total_bytes", "disk_total", "Disk data the domain job has to process, in bytes.", 1),
+    (
+        "file_processed_bytes",
+        "disk_processed",
+        "Disk data the domain job has processed, in bytes.",
+        1,
+    ),
+    (
+        "file_remaining_bytes",
+        "disk_remaining",
+        "Disk data the domain job still has to process, in bytes.",
+        1,
+    ),
+)
+JOB_KEYS = tuple(key for _, key, _, _ in JOB_SERIES)
+JOB_FACTORS = tuple(factor for _, _, _, factor in JOB_SERIES)
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """Bulk-stats keys of one device or vCPU index, with one getter for all fields (one C call)."""
+
+    path: str
+    name: str
+    fields: tuple[str, ...]
+    get_fields: Callable[[dict[str, Any]], tuple[Any, ...]]
+
+
+@functools.cache
+def _keys(group: str, index: int, fields: tuple[str, ...]) -> _Keys:
+    prefix = f"{group}.{index}."
+    keys = tuple(prefix + field for field in fields)
+    assert len(keys) > 1  # itemgetter of one key would return the value, not a tuple
+    return _Keys(prefix + "path", prefix + "name", keys, operator.itemgetter(*keys))
+
+
+def _add(
+    rows_by_field: list[list[Row]],
+    label_set: LabelSet,
+    stats: dict[str, Any],
+    keys: _Keys,
+    factors: tuple[float, ...],
+) -> None:
+    """One device's fields into their families' rows; a field libvirt left out has no row."""
+    try:
+        values = keys.get_fields(stats)
+    except KeyError:  # e.g. NOWAIT skipped a busy domain's monitor query: add what is there
+        for rows, key, factor in zip(rows_by_field, keys.fields, factors, strict=True):
+            if key in stats:
+                rows.append((label_set, stats[key] / factor))
+        return
+    for rows, value, factor in zip(rows_by_field, values, factors, strict=True):
+        rows.append((label_set, value / factor))
+
+
+def _table(
+    prefix: str, series: tuple[tuple[str, str, str, float], ...], labels: tuple[str, ...]
+) -> tuple[list[Family], tuple[str, ...], tuple[float, ...]]:
+    families = [
+        (counter if name.endswith("_total") else gauge)(f"{prefix}_{name}", text, labels)
+        for name, _, text, _ in series
+    ]
+    return families, tuple(key for _, key, _, _ in series), tuple(f for *_, f in series)
+
+
+class DomainFamilies:
+    """Builds the per-domain families of one scrape; label sets come from the shared cache."""
+
+    def __init__(
+        self, labels_of: Callable[[str, str, DomainTopology | None], DomainLabels]
+    ) -> None:
+        self._labels_of = labels_of
+
+    def build(self, domains: list[DomainRecord], inactive: list[DomainRecord]) -> list[Family]:
+        """Families of the active ``domains`` plus the inactive ones' state and info series."""
+        f = _Families()
+        labels_of = self._labels_of
+        for record in domains:
+            labels = labels_of(record.name, record.uuid, record.topology)
+            f.add_active(record, labels)
+        for record in inactive:
+            f.add_inactive(record, labels_of(record.name, record.uuid, record.topology))
+        f.domains.add((), float(len(domains) + len(inactive)))
+        f.domains_number.add((), float(len(domains)))
+        return f.all()
+
+
+class _Families:
+    """The families of one scrape, filled domain by domain (the hot loop: cached label sets)."""
+
+    def __init__(self) -> None:
+        self.domains_number = gauge("libvirt_domains_number", "Number of domains.")
+        self.domains = gauge("libvirt_domains", "Number of domains, running or not.")
+        self.timed_out = gauge(
+            "libvirt_domain_timed_out",
+            "1 when the scrape deadline passed before the domain was fully read.",
+            DOMAIN_LABELS,
+        )
+        self.state_code = gauge("libvirt_domain_state_code", "State of the domain.", DOMAIN_LABELS)
+        self.info_state = gauge(
+            "libvirt_domain_info_state",
+            "Code of the domain state, with its description.",
+            STATE_LABELS,
+        )
+        self.guest_info = gauge(
+            "libvirt_domain_info", "The domain's OS type and machine, value 1.", OS_LABELS
+        )
+        self.openstack = gauge(
+            "libvirt_domain_openstack_info",
+            "OpenStack Nova's metadata of the domain (empty outside OpenStack), value 1.",
+            OPENSTACK_LABELS,
+        )
+        self.cpu_time = counter(
+            "libvirt_domain_info_cpu_time_seconds_total",
+            "Amount of CPU time used by the domain, in seconds.",
+            DOMAIN_LABELS,
+        )
+        self.vcpus = gauge(
+            "libvirt_domain_info_virtual_cpus",
+            "Number of virtual CPUs for the domain.",
+            DOMAIN_LABELS,
+        )
+        self.max_memory = gauge(
+            "libvirt_domain_info_maximum_memory_bytes",
+            "Maximum allowed memory of the domain, in bytes.",
+            DOMAIN_LABELS,
+        )
+        self.memory = gauge(
+            "libvirt_domain_info_memory_usage_bytes",
+            "Memory usage of the domain, in bytes.",
+            DOMAIN_LABELS,
+        )
+        self.rss = gauge(
+            "libvirt_domain_memory_rss_bytes",
+            "Resident memory of the domain's process on the host, in bytes.",
+            DOMAIN_LABELS,
+        )
+        self.balloon = gauge(
+            "libvirt_domain_memory_balloon_current_bytes",
+            "Memory the balloon currently gives the guest, in bytes.",
+            DOMAIN_LABELS,
+        )
+        self.memory_stats, self.memory_keys, self.memory_factors = _table(
+            "libvirt_domain_memory_stats", MEMORY_SERIES, DOMAIN_LABELS
+        )
+        self.used_percent = gauge(
+            "libvirt_domain_memory_stats_used_percent",
+            "Memory the guest uses, in percent of the memory it sees (available - usable).",
+            DOMAIN_LABELS,
+        )
+        self.vcpu_current = gauge(
+            "libvirt_domain_vcpu_current", "Number of current online vCPUs.", DOMAIN_LABELS
+        )
+        self.vcpu_maximum = gauge(
+            "libvirt_domain_vcpu_maximum", "Number of maximum online vCPUs.", DOMAIN_LABELS
+        )
+        self.vcpu, vcpu_keys, self.vcpu_factors = _table(
+            "libvirt_domain_vcpu", VCPU_SERIES, VCPU_LABELS
+        )
+        self.vcpu_fields = vcpu_keys
+        self.block, self.block_fields, self.block_factors = _table(
+            "libvirt_domain_block_stats", BLOCK_SERIES, BLOCK_LABELS
+        )
+        self.block_info = gauge(
+            "libvirt_domain_block_stats_info",
+            "A block device of the domain and its driver settings, value 1.",
+            BLOCK_INFO_LABELS,
+        )
+        self.net, self.net_fields, self.net_factors = _table(
+            "libvirt_domain_interface_stats", NET_SERIES, NET_LABELS
+        )
+        # The row lists the device loops append to, looked up once per scrape, not per domain.
+        self.vcpu_rows = [family.rows for family in self.vcpu]
+        self.block_rows = [family.rows for family in self.block]
+        self.net_rows = [family.rows for family in self.net]
+        self.net_info = gauge(
+            "libvirt_domain_interface_stats_info",
+            "A network interface of the domain: type, bridge, MAC, model and MTU, value 1.",
+            NET_INFO_LABELS,
+        )
+        self.job, _, _ = _table("libvirt_domain_job_info", JOB_SERIES, DOMAIN_LABELS)
+        self.migrating = gauge(
+            "libvirt_domain_migration_in_progress",
+            "1 while a migration job of the domain runs on this host.",
+            DOMAIN_LABELS,
+        )
+        self.migration = [
+            gauge(
+                "libvirt_domain_migration_memory_dirty_rate_bytes_per_second",
+                "Rate at which the guest dirties memory during its outgoing migration, in bytes per second.",
+                DOMAIN_LABELS,
+            ),
+            gauge(
+                "libvirt_domain_migration_memory_bandwidth_bytes_per_second",
+                "Memory transfer rate of the outgoing migration, in bytes per second.",
+                DOMAIN_LABELS,
+            ),
+            gauge(
+                "libvirt_domain_migration_memory_iteration",
+                "Pass over the guest memory the outgoing migration is in (1 = the first full copy).",
+                DOMAIN_LABELS,
+            ),
+            gauge(
+                "libvirt_domain_migration_remaining_bytes",
+                "Data the outgoing migration still has to transfer, in bytes.",
+                DOMAIN_LABELS,
+            ),
+            gauge(
+                "libvirt_domain_migration_expected_downtime_seconds",
+                "Downtime the outgoing migration expects at switch-over, in seconds.",
+                DOMAIN_LABELS,
+            ),
+        ]
+        self.dirty = gauge(
+            "libvirt_domain_dirty_rate_bytes_per_second",
+            "Memory dirty rate of the last libvirt dirty-rate calculation, in bytes per second.",
+            DOMAIN_LABELS,
+        )
+
+    def add_active(self, record: DomainRecord, labels: DomainLabels) -> None:
+        stats = record.stats
+        ident = labels.ident
+        state = stats.get("state.state")
+        if state is not None:
+            self.state_code.rows.append((ident, float(state)))
+            self.info_state.rows.append((labels.state(int(state)), float(state)))
+        self.timed_out.rows.append((ident, 1.0 if record.timed_out else 0.0))
+        if record.topology is not None:
+            self._add_guest(labels)
+        if "cpu.time" in stats:
+            self.cpu_time.rows.append((ident, stats["cpu.time"] / NS))
+        self._add_memory(stats, ident)
+        if "vcpu.current" in stats:
+            current = float(stats["vcpu.current"])
+            self.vcpus.rows.append((ident, current))
+            self.vcpu_current.rows.append((ident, current))
+            maximum = stats.get("vcpu.maximum")
+            if maximum is not None:
+                self.vcpu_maximum.rows.append((ident, float(maximum)))
+            for index in range(int(maximum if maximum is not None else current)):
+                keys = _keys("vcpu", index, self.vcpu_fields)
+                _add(self.vcpu_rows, labels.vcpu(index), stats, keys, self.vcpu_factors)
+        self._add_job(record, ident)
+        if (
+            stats.get("dirtyrate.calc_status") == DIRTYRATE_MEASURED
+            and "dirtyrate.megabytes_per_second" in stats
+        ):
+            rate = float(stats["dirtyrate.megabytes_per_second"] * KIB * KIB)
+            self.dirty.rows.append((ident, rate))
+        block_rows = self.block_rows
+        for index in range(int(stats.get("block.count", 0))):
+            keys = _keys("block", index, self.block_fields)
+            device = labels.block(stats.get(keys.path, ""), stats.get(keys.name, ""))
+            _add(block_rows, device, stats, keys, self.block_factors)
+        net_rows = self.net_rows
+        for index in range(int(stats.get("net.count", 0))):
+            keys = _keys("net", index, self.net_fields)
+            _add(net_rows, labels.net(stats.get(keys.name, "")), stats, keys, self.net_factors)
+        if record.topology is not None:
+            self.block_info.rows.extend((label_set, 1.0) for label_set in labels.block_infos())
+            self.net_info.rows.extend((label_set, 1.0) for label_set in labels.net_infos())
+
+    def _add_guest(self, labels: DomainLabels) -> None:
+        os_labels, openstack_labels = labels.guest()
+        self.guest_info.rows.append((os_labels, 1.0))
+        self.openstack.rows.append((openstack_labels, 1.0))
+
+    def _add_memory(self, stats: dict[str, Any], ident: LabelSet) -> None:
+        if "balloon.maximum" in stats:
+            self.max_memory.rows.append((ident, float(stats["balloon.maximum"] * KIB)))
+        if "balloon.current" in stats:
+            current = float(stats["balloon.current"] * KIB)
+            self.memory.rows.append((ident, current))
+            self.balloon.rows.append((ident, current))
+        if "balloon.rss" in stats:
+            self.rss.rows.append((ident, float(stats["balloon.rss"] * KIB)))
+        for family, key, factor in zip(
+            self.memory_stats, self.memory_keys, self.memory_factors, strict=True
+        ):
+            value = stats.get(key)
+            if value is not None:
+                family.rows.append((ident, value / factor))
+        available, usable = stats.get("balloon.available"), stats.get("balloon.usable")
+        if available and usable is not None:
+            self.used_percent.rows.append((ident, (available - usable) * 100.0 / available))
+
+    def _add_job(self, record: DomainRecord, ident: LabelSet) -> None:
+        if record.migrating is not None:
+            self.migrating.rows.append((ident, 1.0 if record.migrating else 0.0))
+        job = record.job
+        if job is None:
+            if record.migrating is False:  # checked, or no event said otherwise: no job
+                # Only the type: eleven more zeros per idle domain would be 11,000 series on a
+                # 1,000-domain host (inovex serves them; a job brings them all, see docs).
+                self.job[0].rows.append((ident, 0.0))
+            return
+        for family, key, factor in zip(self.job, JOB_KEYS, JOB_FACTORS, strict=True):
+            family.rows.append((ident, job.get(key, 0) / factor))
+        if not record.migrating or "memory_iteration" not in job:
+            return  # only the source of a migration has its memory figures
+        dirty, bandwidth, iteration, remaining, downtime = self.migration
+        page = job.get("memory_page_size")
+        if page and "memory_dirty_rate" in job:
+            dirty.rows.append((ident, float(job["memory_dirty_rate"] * page)))
+        if "memory_bps" in job:
+            bandwidth.rows.append((ident, float(job["memory_bps"])))
+        iteration.rows.append((ident, float(job["memory_iteration"])))
+        if "data_remaining" in job:
+            remaining.rows.append((ident, float(job["data_remaining"])))
+        if "downtime" in job:
+            downtime.rows.append((ident, job["downtime"] / MS))
+
+    def add_inactive(self, record: DomainRecord, labels: DomainLabels) -> None:
+        """A defined domain that is not running: inovex's state and info series only.
+
+        The libvirt_domain_info_* series stay for running domains (Debian's exporter lists only
+        those, and virtbalance sums them per host).
+        """
+        ident = labels.ident
+        self.info_state.rows.append(
+            (labels.state(libvirt.VIR_DOMAIN_SHUTOFF), float(libvirt.VIR_DOMAIN_SHUTOFF))
+        )
+        self.timed_out.rows.append((ident, 1.0 if record.timed_out else 0.0))
+        if record.topology is not None:
+            self._add_guest(labels)
+
+    def all(self) -> list[Family]:
+        return [
+            self.domains_number,
+            self.domains,
+            self.state_code,
+            self.info_state,
+            self.timed_out,
+            self.guest_info,
+            self.openstack,
+            self.cpu_time,
+            self.vcpus,
+            self.max_memory,
+            self.memory,
+            self.rss,
+            self.balloon,
+            *self.memory_stats,
+            self.used_percent,
+            self.vcpu_current,
+            self.vcpu_maximum,
+            *self.vcpu,
+            self.migrating,
+            *self.migration,
+            *self.job,
+            self.dirty,
+            *self.block,
+            self.block_info,
+            *self.net,
+            self.net_info,
+        ]

@@ -1,0 +1,111 @@
+"""Drop-in for inovex's exporter: every series name and label it serves, from recorded libvirt data."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import libvirt
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.collector import LibvirtCollector
+from exporter.exposition import render
+from exporter.source import LibvirtSource
+from exporter.topology import TopologyCache
+from tests.fixtures.exporter.fake_libvirt import (
+    FIXTURES,
+    RECORDED_BRIDGES,
+    FakeBridges,
+    FakeClock,
+    FakeConnection,
+    FakePool,
+    recorded_host,
+)
+
+INOVEX_SERIES = FIXTURES / "inovex-v2.5.0-series.txt"
+# What a guest with a virtio balloon driver adds to the bulk stats (libvirt's documented keys);
+# the recorded guests run a boot sector and have none.
+BALLOON_DRIVER_STATS = {
+    "balloon.swap_in": 0,
+    "balloon.swap_out": 8,
+    "balloon.major_fault": 12,
+    "balloon.minor_fault": 3400,
+    "balloon.unused": 40000,
+    "balloon.available": 60000,
+    "balloon.usable": 45000,
+    "balloon.disk_caches": 9000,
+    "balloon.hugetlb_pgalloc": 0,
+    "balloon.hugetlb_pgfail": 0,
+}
+
+
+def expected_series() -> dict[str, set[str]]:
+    series = {}
+    for line in INOVEX_SERIES.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, *labels = line.split()
+            series[name] = set(labels)
+    return series
+
+
+def host_with_everything() -> FakeConnection:
+    """The recorded host plus what inovex's series need: a balloon driver, a pool, a job."""
+    conn = FakeConnection(recorded_host())
+    conn.domain("vbexp-a").stats.update(BALLOON_DRIVER_STATS)
+    conn.domain("vbexp-b").job = {"type": libvirt.VIR_DOMAIN_JOB_UNBOUNDED, "operation": 5}
+    conn.pools = [FakePool("images", [libvirt.VIR_STORAGE_POOL_RUNNING, 10, 4, 6])]
+    return conn
+
+
+def served(conn: FakeConnection) -> str:
+    clock = FakeClock()
+    source = LibvirtSource(
+        connect=lambda: conn, clock=clock, timeout=5.0, topology_cache=TopologyCache(60.0)
+    )
+    collector = LibvirtCollector(source, bridges=FakeBridges(RECORDED_BRIDGES), clock=clock)
+    return render(collector.families()).decode()
+
+
+def label_names(text: str) -> dict[str, set[str]]:
+    names: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            names.setdefault(sample.name, set()).update(sample.labels)
+    return names
+
+
+def test_fixture_lists_inovex_series():
+    series = expected_series()
+    assert len(series) == 67
+    assert series["libvirt_domain_info_state"] == {"domain", "state_desc"}
+    assert series["libvirt_storage_pool_state"] == {"storage_pool"}
+
+
+def test_every_inovex_series_is_served_with_its_labels():
+    ours = label_names(served(host_with_everything()))
+    missing = sorted(set(expected_series()) - set(ours))
+    assert not missing, f"inovex series we lack: {missing}"
+    for name, labels in expected_series().items():
+        assert labels <= ours[name], f"{name}: labels {sorted(labels - ours[name])} missing"
+
+
+def test_the_check_fails_without_the_data_behind_a_series():
+    # Proves the test above can fail: the recorded guests have no balloon driver and no pool.
+    ours = label_names(served(FakeConnection(recorded_host())))
+    missing = set(expected_series()) - set(ours)
+    assert "libvirt_domain_memory_stats_swap_in_bytes" in missing
+    assert "libvirt_storage_pool_state" in missing
+
+
+def test_drop_in_exposition_passes_promtool_check_metrics():
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool comes with the prometheus package (scripts/bootstrap)"
+    result = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=served(host_with_everything()).encode(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    assert result.stdout.decode().strip() == ""
