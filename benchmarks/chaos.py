@@ -43,7 +43,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,8 @@ INVARIANTS = (
     "journal_matches_libvirt",
     "fault_handled",
 )
+# not an invariant: the harness itself could not run the round (counted apart, reported with the key)
+ROUND_ABORTED = "round_aborted"
 CHUNK = ("app1", "db1", "web1")
 SOURCE = "hv1"
 TOKEN = "chaos-token"
@@ -117,6 +119,12 @@ class MigrationWatch:
         with self._lock:
             self.completed.clear()
             self.where.clear()
+
+    def reset_connections(self) -> None:
+        conns, self._conns = self._conns, {}
+        for conn in conns.values():
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.close()
 
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -244,6 +252,16 @@ class Campaign:
                     NAMESPACE,
                     libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG,
                 )
+
+    def rebuild(self) -> None:
+        """A new lab in place of this one (same id and scenario), its event connections reopened."""
+        lab_id = self.lab.lab_id
+        self.lab.down()
+        self.lab = Lab.up("default", lab_id=lab_id)
+        self.watch.lab = self.lab
+        self.watch.reset_connections()
+        self.watch.wait_connected()
+        self.say(f"  lab {lab_id} rebuilt")
 
     def close(self) -> None:
         """Leave the lab as the scenario made it (placement metadata too) for whoever uses it next."""
@@ -576,25 +594,38 @@ def replay_keys(rounds: int, seed: int, only: str | None = None) -> list[tuple[s
     return [(f"{seed}:{i}", FAULTS[i % len(FAULTS)]) for i in range(rounds)]
 
 
-def run_rounds(lab: Lab, keys: list[tuple[str, str]], log: Any, workdir: Path) -> list[RoundResult]:
+def run_rounds(
+    lab: Lab,
+    keys: list[tuple[str, str]],
+    log: Any,
+    workdir: Path,
+    after_each: Callable[[list[RoundResult]], None] | None = None,
+) -> list[RoundResult]:
     """Every round on a running lab (which is left up); a round the harness could not run counts."""
     campaign = Campaign(lab, workdir, log)
     results: list[RoundResult] = []
     try:
-        _rounds(campaign, keys, results)
+        _rounds(campaign, keys, results, after_each)
     finally:
         campaign.close()
     return results
 
 
-def _rounds(campaign: Campaign, keys: list[tuple[str, str]], results: list[RoundResult]) -> None:
+def _rounds(
+    campaign: Campaign,
+    keys: list[tuple[str, str]],
+    results: list[RoundResult],
+    after_each: Callable[[list[RoundResult]], None] | None,
+) -> None:
     for key, fault in keys:
         try:
             result = campaign.round(key, fault)
         except Exception as exc:  # a round the harness could not run is reported, not hidden
             result = RoundResult(key=key, fault=fault, peer2peer=False, delay=0.0)
-            result.violations.append("fault_handled")
+            result.violations.append(ROUND_ABORTED)
             result.details.append(f"round aborted: {type(exc).__name__}: {exc}")
+            # a lab left unusable (a job stuck in a restarted libvirtd) must not abort the rest
+            campaign.rebuild()
         results.append(result)
         status = "ok" if not result.violations else "VIOLATED " + ",".join(result.violations)
         mode = "p2p" if result.peer2peer else "client"
@@ -604,6 +635,8 @@ def _rounds(campaign: Campaign, keys: list[tuple[str, str]], results: list[Round
         )
         for detail in result.details:
             campaign.say(f"    {detail}")
+        if after_each is not None:
+            after_each(results)
 
 
 def summary(results: list[RoundResult], seed: int, seconds: float) -> dict[str, Any]:
@@ -617,6 +650,7 @@ def summary(results: list[RoundResult], seed: int, seconds: float) -> dict[str, 
         "faults": dict(Counter(r.fault for r in results)),
         "modes": dict(Counter("peer2peer" if r.peer2peer else "client-driven" for r in results)),
         "violations": {name: violations.get(name, 0) for name in INVARIANTS},
+        "rounds_aborted": violations.get(ROUND_ABORTED, 0),
         "failing_rounds": [asdict(r) for r in results if r.violations],
     }
 
@@ -640,17 +674,24 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         keys = replay_keys(args.rounds, args.seed, args.replay)
-        result = summary(
-            run_rounds(lab, keys, sys.stdout, work), args.seed, time.monotonic() - began
-        )
+
+        def save(done: list[RoundResult]) -> None:
+            """The summary so far after every round: a campaign cut short still reports its rounds."""
+            if args.json:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                text = json.dumps(summary(done, args.seed, time.monotonic() - began), indent=2)
+                args.json.write_text(text + "\n")
+
+        results = run_rounds(lab, keys, sys.stdout, work, save)
+        result = summary(results, args.seed, time.monotonic() - began)
     finally:
         lab.down()
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text + "\n")
-    print(json.dumps({k: result[k] for k in ("rounds", "faults", "violations")}))
-    return 1 if any(result["violations"].values()) else 0
+    print(json.dumps({k: result[k] for k in ("rounds", "faults", "violations", "rounds_aborted")}))
+    return 1 if any(result["violations"].values()) or result["rounds_aborted"] else 0
 
 
 if __name__ == "__main__":
