@@ -38,6 +38,8 @@ class Copy:
     state: int
     reason: int
     job: bool
+    # libvirt's UUID: a definition with the same name and another UUID is another VM, never touched
+    uuid: str = ""
 
     @property
     def paused_by_migration(self) -> bool:
@@ -134,7 +136,7 @@ def judge(observation: Observation) -> Verdict:
                     Action.AMBIGUOUS, reason=f"runs without a definition on {host}: {seen}"
                 )
             return Verdict(Action.SETTLED, host=host, reason=f"runs (transient) on {host}")
-        others = [h for h in defined if h != host]
+        others = [h for h in defined if h != host and copies[h].uuid == copies[host].uuid]
         if paused:
             return Verdict(
                 Action.KEEP,

@@ -59,6 +59,7 @@ def observe(pool: HostPool, domain: str) -> Observation:
                 state=int(state),
                 reason=int(reason),
                 job=active and _has_job(dom),
+                uuid=str(dom.UUIDString()),
             )
         except HostUnreachableError as exc:
             seen[host] = Unanswered(str(exc))

@@ -30,3 +30,9 @@ class Services:
     progress: dict[str, dict[str, Any]] | None = None
     # held for the life of the process: one actioner per journal
     journal_lock: JournalLock | None = None
+
+    def close(self) -> None:
+        """Close the journal and release its lock (a process that builds its services again)."""
+        self.journal.close()
+        if self.journal_lock is not None:
+            self.journal_lock.release()

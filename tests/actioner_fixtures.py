@@ -71,7 +71,7 @@ def app(actioner_services: Services):
     application = create_app(actioner_services.config, services=actioner_services)
     application.testing = True
     yield application
-    actioner_services.journal.close()
+    actioner_services.close()
 
 
 @pytest.fixture

@@ -79,7 +79,7 @@ def assert_journal_honest(lab: Lab, rows: list[MigrationRow]) -> dict[str, str]:
 
 def restart(config: Path, services: Services) -> tuple[Any, Services]:
     """Stop this actioner and start another on the same journal: its start-up reconcile runs."""
-    services.journal.close()
+    services.close()
     return run_app(config)
 
 
@@ -105,7 +105,7 @@ def test_destination_libvirtd_killed_while_the_chunk_migrates_to_it(loaded_lab, 
     placement = assert_journal_honest(lab, after)
     assert all(placement[d] == SOURCE for d in CHUNK), placement
     assert [(r.id, r.domain) for r in after] == [(r.id, r.domain) for r in rows]
-    services.journal.close()
+    services.close()
 
 
 def test_source_libvirtd_killed_mid_plan(loaded_lab, revive, tmp_path):
@@ -127,7 +127,7 @@ def test_source_libvirtd_killed_mid_plan(loaded_lab, revive, tmp_path):
     placement = assert_journal_honest(lab, after)
     assert len({placement[d] for d in CHUNK}) == 1
     assert [(r.id, r.domain) for r in after] == [(r.id, r.domain) for r in rows]
-    services.journal.close()
+    services.close()
 
 
 def test_a_destination_unreachable_at_the_recheck_skips_its_chunks_only(
@@ -175,4 +175,4 @@ def test_a_destination_unreachable_at_the_recheck_skips_its_chunks_only(
     after = services.journal.migrations(plan_id)
     assert [(r.id, r.state) for r in after] == [(r.id, r.state) for r in rows]
     assert_journal_honest(lab, after)
-    services.journal.close()
+    services.close()

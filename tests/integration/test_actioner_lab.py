@@ -192,7 +192,7 @@ def test_firing_alert_moves_the_whole_chunk_then_cooldown_blocks_a_second_move(
     )
     assert 'virtbalance_plans_total{outcome="executed"} 1.0' in metrics
     assert "virtbalance_chunk_split_seconds_count 1.0" in metrics
-    services.journal.close()
+    services.close()
 
     # Now the chunk's new host is the overloaded one (and host_settle is off, so only the VM
     # cooldown stands in the way): the chunk must stay where it is.
@@ -205,7 +205,7 @@ def test_firing_alert_moves_the_whole_chunk_then_cooldown_blocks_a_second_move(
     assert "vm_cooldown" in again.detail, again.detail
     placement = assert_whole_cluster_sane(fresh_lab)
     assert all(placement[d] == destination for d in CHUNK)
-    services.journal.close()
+    services.close()
 
 
 def test_a_silence_on_one_member_freezes_the_whole_chunk(loaded_lab, tmp_path):
@@ -247,7 +247,7 @@ def test_a_silence_on_one_member_freezes_the_whole_chunk(loaded_lab, tmp_path):
         assert not {m.domain for m in services.journal.migrations(plan_id)} & set(CHUNK)
         placement = assert_whole_cluster_sane(fresh_lab)
         assert all(placement[d] == SOURCE for d in CHUNK)
-        services.journal.close()
+        services.close()
     finally:
         requests.delete(f"{url}/api/v2/silence/{silence_id}", timeout=10)
 
@@ -272,14 +272,23 @@ def test_a_failed_member_rolls_the_chunk_back(loaded_lab, tmp_path):
         services.worker.drain_queue(timeout=300)
         plan = services.journal.plan(plan_id)
         assert plan.state == "failed", plan.detail
-        states = {m.domain: m.state for m in services.journal.migrations(plan_id)}
+        rows = services.journal.migrations(plan_id)
+        states = {m.domain: m.state for m in rows if m.kind == "move"}
         assert states["db1"] == "failed"
         assert states["web1"] == "rolled_back" and states["app1"] == "rolled_back", states
+        # each move back is a journaled migration of its own
+        back = sorted(
+            (m.domain, m.source, m.destination, m.state) for m in rows if m.kind == "rollback"
+        )
+        assert [(d, t, state) for d, _s, t, state in back] == [
+            ("app1", SOURCE, "done"),
+            ("web1", SOURCE, "done"),
+        ]
         metrics = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).get_data(
             as_text=True
         )
         assert 'virtbalance_migrations_total{result="rolled_back"} 2.0' in metrics
-        services.journal.close()
+        services.close()
     finally:
         for host in others:
             dom = fresh_lab.connection(host).lookupByName("db1")
@@ -449,7 +458,7 @@ def test_missing_bridges_make_destinations_ineligible_unless_managed(bridgeless_
     assert plan.state == "unresolved", plan.detail
     assert all(f"{h} not eligible: lan11, lan12 missing on {h}" in plan.detail for h in others)
     assert services.journal.migrations(plan_id) == []
-    services.journal.close()
+    services.close()
 
     client, services = run_app(write_config(lab, tmp_path))  # manage_bridges defaults to on
     plan_id = post(client, firing(SOURCE)).get_json()["queued_plan"]
@@ -462,7 +471,7 @@ def test_missing_bridges_make_destinations_ineligible_unless_managed(bridgeless_
     # created through libvirt with STP off and no forward delay: guests talk as soon as they land
     assert _bridge_settings(lab, destination, "lan11") == ("0", "0")
     assert _bridge_settings(lab, destination, "lan12") == ("0", "0")
-    services.journal.close()
+    services.close()
 
 
 def test_status_and_vms_read_the_live_cluster(lab, tmp_path):
@@ -562,7 +571,7 @@ def test_announced_moves_can_be_vetoed_by_silencing_them(loaded_lab, tmp_path):
         worker.join(300)
         if silence_id:
             requests.delete(f"{url}/api/v2/silence/{silence_id}", timeout=5)
-        services.journal.close()
+        services.close()
 
 
 def test_plan_live_plans_against_the_lab_without_moving_anything(lab, tmp_path):
@@ -613,7 +622,7 @@ def test_a_migration_over_its_timeout_is_aborted_and_the_chunk_stays_running(loa
     assert time.monotonic() - started < 120
     placement = assert_whole_cluster_sane(lab)
     assert all(placement[d] == SOURCE for d in CHUNK)
-    services.journal.close()
+    services.close()
 
 
 def test_drain_empties_a_host_but_its_pinned_guest(fresh_lab, tmp_path):
@@ -630,4 +639,4 @@ def test_drain_empties_a_host_but_its_pinned_guest(fresh_lab, tmp_path):
     placement = assert_whole_cluster_sane(lab)
     assert [d for d, h in placement.items() if h == "hv2"] == ["ops1"]
     assert placement["cache1"] == placement["cache2"] != "hv2"  # the group chunk moved as one
-    services.journal.close()
+    services.close()

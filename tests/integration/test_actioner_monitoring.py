@@ -38,7 +38,7 @@ def served_actioner(lab, tmp_path):
     services.worker.stop(timeout=120)  # let the plan in flight finish before the journal closes
     assert not services.worker.alive
     thread.join(5)
-    services.journal.close()
+    services.close()
 
 
 def test_alertmanager_deliveries_and_repeats_make_one_plan(lab, served_actioner):

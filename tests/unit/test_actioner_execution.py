@@ -112,6 +112,9 @@ class FakeDom:
     def jobInfo(self):
         return [libvirt.VIR_DOMAIN_JOB_NONE] + [0] * 11
 
+    def UUIDString(self):
+        return "6d1f0c1e-0000"
+
 
 class FakeExecutor(Executor):
     """The real executor with libvirt's migrate replaced by a move in the fake cluster."""

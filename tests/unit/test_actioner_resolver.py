@@ -22,12 +22,16 @@ RUNNING = (libvirt.VIR_DOMAIN_RUNNING, 1)
 
 
 class Dom:
-    def __init__(self, state, persistent=True, job=False):
+    def __init__(self, state, persistent=True, job=False, uuid="6d1f0c1e-db1"):
         self._state = state
         self.persistent = persistent
         self.job = job
         self.calls = []
         self.active = True
+        self.uuid = uuid
+
+    def UUIDString(self):
+        return self.uuid
 
     def state(self):
         return list(self._state)
@@ -256,3 +260,13 @@ def test_a_job_that_outlives_the_migration_timeout_is_journaled_ambiguous(journa
     reason = journal.ambiguous_domains()["db1"]
     assert "a job has run on it for 61 s" in reason
     assert shell.calls == []
+
+
+def test_a_definition_of_another_vm_with_the_same_name_is_never_touched(journal):
+    other = Dom(RUNNING, uuid="another-vm")
+    other.active = False
+    running = Dom(RUNNING)
+    pool = Pool({"hv1": {"db1": other}, "hv3": {"db1": running}})
+    (result,) = Resolver(pool, journal).recheck()
+    assert result.done and result.host == "hv3"
+    assert other.calls == [] and running.calls == []
