@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 _POLL = 0.5
 # Rollback rows belong to no step of the plan: the reconcile judges them on their own.
 ROLLBACK_STEP = -1
+# The least time a rollback gets before it is aborted, whatever migration_timeout says.
+ROLLBACK_MIN_TIMEOUT = 60.0
 
 
 @dataclass
@@ -525,6 +527,9 @@ class Executor:
         abortable: bool,
     ) -> MoveResult:
         timeout = self.config.execution.migration_timeout
+        if not abortable:
+            # a rollback gets longer: aborting it leaves its chunk split until the recheck retries
+            timeout = max(ROLLBACK_MIN_TIMEOUT, 2 * timeout)
         flags, params = self._flags_and_params(destination)
         box: dict[str, Any] = {}
 

@@ -62,10 +62,18 @@ def reconcile(
     sleep: Callable[[float], None] = time.sleep,
     also: Sequence[MigrationRow] = (),
 ) -> ReconcileReport:
-    """Resolve open migrations (and ``also`` these rows) and plans; list the plans that never started
-    (at start-up the caller submits them)."""
+    """Resolve open migrations, the rows of domains once in doubt and now proven (and ``also`` these
+    rows), and plans; list the plans that never started (at start-up the caller submits them)."""
     report = ReconcileReport()
     wait = executor.config.execution.migration_timeout if wait is None else wait
+    # domains in doubt (and copies a host brought back) judged again; the rows of those now proven
+    # are closed below, and their chunks made whole
+    resolver.recheck()
+    held = journal.ambiguous_domains()
+    also = [
+        *also,
+        *(r for r in journal.migrations_in_state(jr.AMBIGUOUS) if r.domain not in held),
+    ]
     for row in journal.migrations_in_state(jr.PLANNED):
         journal.set_migration_state(
             row.id, jr.SKIPPED, reason="skipped: the actioner stopped before this move"
@@ -96,14 +104,8 @@ def reconcile(
 
 def recheck(journal: Journal, resolver: Resolver, executor: Executor) -> ReconcileReport:
     """The periodic pass, run by the worker between plans (so no migration of this process is in
-    flight): judge domains in doubt again, close rows a failure left open (a journal that was full when
-    an outcome was due), and once a domain in doubt is proven, close its rows and make its chunk whole
-    (a chunk stays as it is, split or not, while any member is in doubt)."""
-    resolver.recheck()
-    held = journal.ambiguous_domains()
-    proven = [r for r in journal.migrations_in_state(jr.AMBIGUOUS) if r.domain not in held]
-    report = reconcile(journal, resolver, executor, wait=0.0, sleep=lambda _s: None, also=proven)
-    return report
+    flight): the reconcile again, without waiting for jobs (a job still running is judged next time)."""
+    return reconcile(journal, resolver, executor, wait=0.0, sleep=lambda _s: None)
 
 
 def _close_row(

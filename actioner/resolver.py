@@ -72,7 +72,13 @@ def observe(pool: HostPool, domain: str) -> Observation:
 
 
 def _has_job(dom: Any) -> bool:
-    return bool(int(dom.jobInfo()[0]) != libvirt.VIR_DOMAIN_JOB_NONE)
+    try:
+        return bool(int(dom.jobInfo()[0]) != libvirt.VIR_DOMAIN_JOB_NONE)
+    except libvirt.libvirtError as exc:
+        # libvirt refuses job statistics on a destination while its incoming migration job runs
+        if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_UNSUPPORTED:
+            return True
+        raise
 
 
 class Resolver:

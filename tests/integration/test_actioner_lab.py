@@ -391,8 +391,11 @@ def test_killing_the_actioner_mid_migration_leaves_every_domain_once_and_repeats
     after = _journal_rows(journal)
     placement = assert_whole_cluster_sane(fresh_lab)
     assert not any(row[5] in ("running", "planned") for row in after), after
-    # No migration was started again: the same rows, none added after the restart.
-    assert [r[:5] for r in after] == [r[:5] for r in before]
+    # No move was started again: the same move rows; the restart may only have added journaled
+    # rollbacks (a chunk found split is made whole on its source).
+    assert [r[:5] for r in after[: len(before)]] == [r[:5] for r in before]
+    added = after[len(before) :]
+    assert all(r[4] == SOURCE for r in added), added
     done = [r for r in after if r[5] == "done"]
     assert len({r[2] for r in done}) == len(done)
     for _id, _plan, domain, source, destination, state in after:
@@ -605,7 +608,10 @@ def test_a_migration_over_its_timeout_is_aborted_and_the_chunk_stays_running(loa
     lab = loaded_lab
     # At 1 MiB/s even the mostly-zero memory of a 64 MiB TCG guest (about a second of data) cannot move
     # within 300 ms: every member's job is aborted at the first progress poll after the timeout.
-    config = write_config(lab, tmp_path, bandwidth_mib_per_s=1, migration_timeout="300ms")
+    # client-driven: with peer-to-peer the source's own libvirtd may finish a job before the abort
+    config = write_config(
+        lab, tmp_path, bandwidth_mib_per_s=1, migration_timeout="300ms", peer2peer=False
+    )
     client, services = run_app(config)
     plan_id = post(client, firing(SOURCE)).get_json()["queued_plan"]
     started = time.monotonic()

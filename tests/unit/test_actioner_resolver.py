@@ -270,3 +270,19 @@ def test_a_definition_of_another_vm_with_the_same_name_is_never_touched(journal)
     (result,) = Resolver(pool, journal).recheck()
     assert result.done and result.host == "hv3"
     assert other.calls == [] and running.calls == []
+
+
+def test_a_destination_refusing_job_statistics_is_migrating_in(journal):
+    class Incoming(Dom):
+        def jobInfo(self):
+            error = libvirt.libvirtError(
+                "migration statistics are available only on the source host"
+            )
+            error.err = (libvirt.VIR_ERR_OPERATION_UNSUPPORTED, 0, "")
+            raise error
+
+    source, shell = Dom(PAUSED_BY_MIGRATION), Incoming(PAUSED_BY_MIGRATION, persistent=False)
+    pool = Pool({"hv1": {"db1": source}, "hv3": {"db1": shell}})
+    resolution = Resolver(pool, journal).resolve("db1", "test")
+    assert resolution.verdict.action is Action.IN_FLIGHT
+    assert source.calls == shell.calls == []
