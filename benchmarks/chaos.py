@@ -112,6 +112,7 @@ class MigrationWatch:
         self._lock = threading.Lock()
         self.completed: Counter[str] = Counter()
         self.where: list[str] = []
+        self._seen: set[tuple[str, str, int]] = set()
         self._conns: dict[str, Any] = {}
         self._stop = threading.Event()
         threading.Thread(target=self._loop, name="libvirt-events", daemon=True).start()
@@ -121,6 +122,7 @@ class MigrationWatch:
         with self._lock:
             self.completed.clear()
             self.where.clear()
+            self._seen.clear()
 
     def reset_connections(self) -> None:
         conns, self._conns = self._conns, {}
@@ -159,7 +161,13 @@ class MigrationWatch:
             event == libvirt.VIR_DOMAIN_EVENT_RESUMED
             and detail == libvirt.VIR_DOMAIN_EVENT_RESUMED_MIGRATED
         ):
+            # one completion is one new QEMU on the destination: a (domain, host, id) seen twice (two
+            # event connections during a reconnect) is one migration
+            seen = (dom.name(), host, dom.ID())
             with self._lock:
+                if seen in self._seen:
+                    return
+                self._seen.add(seen)
                 self.completed[dom.name()] += 1
                 self.where.append(f"{dom.name()}@{host} {time.strftime('%H:%M:%S')}")
 

@@ -513,7 +513,11 @@ class Lab:
                 except libvirt.libvirtError:
                     continue
                 copies[host.name] = dom
-            states = {h: d.state()[0] for h, d in copies.items() if d.isActive()}
+            states = {}
+            for h, d in copies.items():
+                with contextlib.suppress(libvirt.libvirtError):  # a transient copy may vanish
+                    if d.isActive():
+                        states[h] = d.state()[0]
             if list(states.values()) == [libvirt.VIR_DOMAIN_RUNNING]:
                 continue
             found.append(
