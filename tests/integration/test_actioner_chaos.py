@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ def _chaos():
     spec = importlib.util.spec_from_file_location("chaos", REPO / "benchmarks" / "chaos.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
