@@ -32,8 +32,8 @@ from tests.integration.test_actioner_lab import (
     _start_actioner,
     _wait_healthy,
     assert_whole_cluster_sane,
-    firing,
     loaded_lab,
+    post_firing,
     write_config,
 )
 
@@ -160,13 +160,7 @@ def _kill_between_finish_and_confirm(lab, tmp_path: Path) -> tuple[Path, Path, s
     try:
         _wait_healthy(url, process)
         with _confirm_never_arrives(source_address):
-            response = requests.post(
-                f"{url}/api/v1/alerts",
-                json=firing(SOURCE),
-                headers={"Authorization": f"Bearer {TOKEN}"},
-                timeout=5,
-            )
-            assert response.status_code == 200
+            post_firing(url)
             # Finish has started the guest there; the actioner now waits on a Confirm that never comes
             domain = _wait(f"a chunk member running on {DESTINATION}", arrived, timeout=180)
             ports = _ports_to(process.pid, source_address)

@@ -167,6 +167,17 @@ def post(client, body):
     return client.post("/api/v1/alerts", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
 
 
+def post_firing(url: str, host: str = SOURCE) -> None:
+    """A fresh overload of ``host`` sent to a running actioner process over HTTP, as Alertmanager does."""
+    response = requests.post(
+        f"{url}/api/v1/alerts",
+        json=firing(host),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=5,
+    )
+    assert response.status_code == 200, response.text
+
+
 def test_firing_alert_moves_the_whole_chunk_then_cooldown_blocks_a_second_move(
     loaded_lab, tmp_path
 ):
@@ -359,13 +370,7 @@ def test_killing_the_actioner_mid_migration_leaves_every_domain_once_and_repeats
     process = _start_actioner(config, log)
     try:
         _wait_healthy(url, process)
-        response = requests.post(
-            f"{url}/api/v1/alerts",
-            json=firing(SOURCE),
-            headers={"Authorization": f"Bearer {TOKEN}"},
-            timeout=5,
-        )
-        assert response.status_code == 200
+        post_firing(url)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if any(row[5] == "running" for row in _journal_rows(journal)):
