@@ -24,6 +24,7 @@ from lab import dial
 from lab.domain_xml import domain_xml
 from lab.errors import LabAlreadyUp, LabError, LabNotUp
 from lab.hosts import (
+    LOCKSPACE_DIR,
     HostLayout,
     create_host_network,
     create_lab_bridge,
@@ -202,11 +203,14 @@ class Lab:
         (self.state_dir / "guests").mkdir()
         create_lab_bridge(self.names)
         networks = self.scenario.private_networks
+        lockspace = self.state_dir / LOCKSPACE_DIR
+        lockspace.mkdir()
         for host in self._layouts.values():
             create_host_network(self.names, host, networks)
-            write_libvirt_config(host)
+            write_libvirt_config(host, lockspace)
         processes = {
-            name: start_libvirtd(host, tools["libvirtd"]) for name, host in self._layouts.items()
+            name: start_libvirtd(host, tools["libvirtd"], tools["virtlockd"])
+            for name, host in self._layouts.items()
         }
 
         def record(state: dict[str, Any]) -> None:
@@ -378,10 +382,11 @@ class Lab:
         layout = self._layouts[self.host(host).name]
         if self.libvirtd_running(host):
             return self._libvirtd_pids[host]
-        libvirtd = require_tools({"libvirtd": "libvirt-daemon"})["libvirtd"]
+        daemons = require_tools({k: REQUIRED_TOOLS[k] for k in ("libvirtd", "virtlockd")})
+        libvirtd = daemons["libvirtd"]
         holder = self._holder(host)
         if holder is None:
-            pid = start_libvirtd(layout, libvirtd)
+            pid = start_libvirtd(layout, libvirtd, daemons["virtlockd"])
         else:
             pid = rejoin_libvirtd(layout, libvirtd, holder)
         update_state(self.state_dir, lambda s: _record_libvirtd(s, host, pid))

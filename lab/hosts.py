@@ -24,6 +24,11 @@ PRIVATE_DIRS = {
 RUN_DIR = "/run/libvirt"
 # every directory a host mounts over; the lab creates them (lab.preconditions), no package is relied on
 MOUNT_POINTS = (*PRIVATE_DIRS.values(), RUN_DIR)
+# libvirt's lock manager: each host runs virtlockd, and all of them keep their disk leases (one file per
+# disk path) in one directory every host sees, as production hosts would on a shared NFS directory. A
+# second QEMU on a writable disk, anywhere in the lab, is then refused by libvirt itself.
+LOCK_MANAGER = "lockd"
+LOCKSPACE_DIR = "lockspace"
 # STP off, no forward delay: default STP timers made up most of the reconnection gap after a move.
 # No netfilter on bridged frames: where br_netfilter is loaded, they would cross the machine's iptables
 # FORWARD chain, and a FORWARD policy of DROP (Docker sets one) would cut the hosts off from each other.
@@ -100,8 +105,11 @@ def private_bridge_commands(bridge: str) -> list[list[str]]:
     ]
 
 
-def write_libvirt_config(host: HostLayout) -> None:
-    """Private /etc/libvirt with the lab's libvirtd.conf and qemu.conf, and the other private dirs."""
+def write_libvirt_config(host: HostLayout, lockspace: Path) -> None:
+    """Private /etc/libvirt with the lab's libvirtd.conf, qemu.conf and lock manager's files.
+
+    ``lockspace`` is the directory of disk leases that every host of the lab shares.
+    """
     for key in PRIVATE_DIRS:
         (host.directory / key).mkdir(parents=True, exist_ok=True)
     etc = host.directory / "etc"
@@ -135,10 +143,23 @@ def write_libvirt_config(host: HostLayout) -> None:
                 'stdio_handler = "file"',
                 # the CPU controller is not usable in these namespaces; usage comes from /proc instead
                 "cgroup_controllers = [ ]",
+                f'lock_manager = "{LOCK_MANAGER}"',
                 "",
             ]
         )
     )
+    # every disk gets a lease automatically, named after its path, in the shared directory
+    (etc / "qemu-lockd.conf").write_text(
+        "\n".join(
+            [
+                "auto_disk_leases = 1",
+                "require_lease_for_disks = 1",
+                f'file_lockspace_dir = "{lockspace}"',
+                "",
+            ]
+        )
+    )
+    (etc / "virtlockd.conf").write_text('log_outputs = "3:file:/var/log/libvirt/virtlockd.log"\n')
 
 
 def rejoin_libvirtd(host: HostLayout, libvirtd: str, holder: int) -> int:
@@ -160,17 +181,24 @@ def set_link(host: HostLayout, up: bool) -> None:
     run(["ip", "link", "set", host.veth, "up" if up else "down"])
 
 
-def start_libvirtd(host: HostLayout, libvirtd: str) -> int:
-    """Start the host's libvirtd in its namespaces, detached; the pid IS libvirtd's (each step execs)."""
+def start_libvirtd(host: HostLayout, libvirtd: str, virtlockd: str) -> int:
+    """Start the host's virtlockd and libvirtd in its namespaces, detached; the pid IS libvirtd's.
+
+    virtlockd is a daemon of its own, as on a real hypervisor: it keeps the guests' disk leases while
+    libvirtd is killed and restarted (``rejoin_libvirtd`` finds it in the same ``/run/libvirt``).
+    """
     mounts = [
         f"mount --bind {shlex.quote(str(host.directory / k))} {v}" for k, v in PRIVATE_DIRS.items()
     ]
     pid_file = shlex.quote(str(host.directory / "libvirtd.pid"))
+    # in the host's own /run/libvirt: a daemon left in an older namespace keeps its pid file elsewhere
+    lock_pid_file = f"{RUN_DIR}/virtlockd.pid"
     script = " && ".join(
         [
             *mounts,
             f"mount -t tmpfs -o mode=0755,size=16m tmpfs {RUN_DIR}",
             f"hostname {shlex.quote(host.name)}",
+            f"{shlex.quote(virtlockd)} --daemon --pid-file {lock_pid_file}",
             f"exec {shlex.quote(libvirtd)} --listen --pid-file {pid_file}",
         ]
     )

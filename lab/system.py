@@ -22,6 +22,7 @@ REQUIRED_TOOLS = {
     "unshare": "util-linux",
     "mount": "mount",
     "libvirtd": "libvirt-daemon",
+    "virtlockd": "libvirt-daemon",
     "qemu-system-x86_64": "qemu-system-x86",
     "nasm": "nasm",
 }

@@ -12,12 +12,8 @@ back.
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sqlite3
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import libvirt
@@ -25,6 +21,13 @@ import pytest
 import requests
 import yaml
 
+from tests.integration.confirm_faults import (
+    confirm_never_arrives,
+    copy_of,
+    ports_to,
+    reset_connections,
+    wait_until,
+)
 from tests.integration.test_actioner_lab import (
     CHUNK,
     SOURCE,
@@ -50,80 +53,6 @@ def _rows(journal: Path) -> list[tuple[str, str, str, str, str]]:
         ).fetchall()
 
 
-# libvirt's RPC program, its version and the procedure of Confirm (phase 3, typed parameters), as read
-# off the wire with libvirt 9.0: a client-driven migrate3 sends 302 (Begin), 305 (Perform) and 307
-# (Confirm) to the source
-REMOTE_PROGRAM, REMOTE_VERSION, PROC_MIGRATE_CONFIRM3_PARAMS = 0x20008086, 1, 307
-
-
-@contextlib.contextmanager
-def _confirm_never_arrives(address: str) -> Iterator[None]:
-    """Drop every Confirm call sent to ``address``'s libvirtd; every other call goes through.
-
-    The RPC header is matched anywhere in a segment, not only at its start: the actioner's progress
-    polls share the connection, and TCP may pack one of them into the same segment as the Confirm.
-    """
-    header = f"{REMOTE_PROGRAM:08x}{REMOTE_VERSION:08x}{PROC_MIGRATE_CONFIRM3_PARAMS:08x}"
-    rule = ["OUTPUT", "-p", "tcp", "-d", address, "--dport", "16509", "-m", "string"]
-    rule += ["--algo", "kmp", "--hex-string", f"|{header}|", "-j", "DROP"]
-    subprocess.run(["iptables", "-I", *rule], check=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["iptables", "-D", *rule], check=False)
-
-
-def _ports_to(pid: int, address: str) -> list[int]:
-    """Local ports of ``pid``'s TCP connections to ``address``'s libvirtd."""
-    out = subprocess.run(
-        ["ss", "-Htnp", "state", "established", "dst", f"{address}:16509"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    # with a state filter the columns are: Recv-Q Send-Q Local:Port Peer:Port Process
-    return [
-        int(line.split()[2].rsplit(":", 1)[1]) for line in out.splitlines() if f"pid={pid}," in line
-    ]
-
-
-def _reset(ports: list[int], address: str) -> None:
-    """Reset what is left of a killed process's connections to ``address``'s libvirtd.
-
-    Its kernel keeps the sockets until their queued data (the held Confirm) is delivered, and the
-    actioner runs no libvirt keepalive, so the source would wait for minutes; a reset carries no
-    data, so the Confirm stays undelivered.
-    """
-    for port in ports:
-        subprocess.run(
-            ["ss", "-K", "dst", f"{address}:16509", "sport", "=", f":{port}"],
-            capture_output=True,
-            check=False,
-        )
-
-
-def _copy(lab, host: str, domain: str) -> tuple[int, int, bool, bool] | None:
-    """(state, reason, active, persistent) of ``domain`` on ``host``, None when it is not there."""
-    try:
-        dom = lab.connection(host).lookupByName(domain)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            return None
-        raise
-    state, reason = dom.state()
-    return state, reason, bool(dom.isActive()), bool(dom.isPersistent())
-
-
-def _wait(what: str, predicate, timeout: float = 120.0, poll: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _kill_between_finish_and_confirm(lab, tmp_path: Path) -> tuple[Path, Path, str]:
     """Run the chunk's move, kill the actioner after Finish and before Confirm: (config, journal, domain)."""
     config = write_config(
@@ -144,14 +73,14 @@ def _kill_between_finish_and_confirm(lab, tmp_path: Path) -> tuple[Path, Path, s
 
     def arrived() -> str | None:
         for name in CHUNK:
-            if (_copy(lab, DESTINATION, name) or (0,))[0] == libvirt.VIR_DOMAIN_RUNNING:
+            if (copy_of(lab, DESTINATION, name) or (0,))[0] == libvirt.VIR_DOMAIN_RUNNING:
                 return name
         return None
 
     seen: list[object] = []
 
     def stranded() -> bool:
-        copy = _copy(lab, SOURCE, domain)
+        copy = copy_of(lab, SOURCE, domain)
         job = lab.connection(SOURCE).lookupByName(domain).jobInfo()[0] if copy else None
         seen[:] = [copy, job]
         paused = (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_MIGRATION, True, True)
@@ -159,17 +88,17 @@ def _kill_between_finish_and_confirm(lab, tmp_path: Path) -> tuple[Path, Path, s
 
     try:
         _wait_healthy(url, process)
-        with _confirm_never_arrives(source_address):
+        with confirm_never_arrives(source_address):
             post_firing(url)
             # Finish has started the guest there; the actioner now waits on a Confirm that never comes
-            domain = _wait(f"a chunk member running on {DESTINATION}", arrived, timeout=180)
-            ports = _ports_to(process.pid, source_address)
+            domain = wait_until(f"a chunk member running on {DESTINATION}", arrived, timeout=180)
+            ports = ports_to(process.pid, source_address)
             process.send_signal(signal.SIGKILL)
             process.wait(10)
             # As libvirt documents for a client lost after Finish, the source then waits, paused,
             # with no job.
-            _reset(ports, source_address)
-            _wait(f"{domain} left paused on {SOURCE} without a job", stranded, 60, 0.2)
+            reset_connections(ports, source_address)
+            wait_until(f"{domain} left paused on {SOURCE} without a job", stranded, 60, 0.2)
     except AssertionError as exc:
         libvirtd_log = (lab.state_dir / "hosts" / SOURCE / "libvirtd.log").read_text()[-2500:]
         raise AssertionError(
@@ -180,7 +109,7 @@ def _kill_between_finish_and_confirm(lab, tmp_path: Path) -> tuple[Path, Path, s
         if process.poll() is None:
             process.kill()
             process.wait(10)
-    assert _copy(lab, DESTINATION, domain) == (
+    assert copy_of(lab, DESTINATION, domain) == (
         libvirt.VIR_DOMAIN_RUNNING,
         libvirt.VIR_DOMAIN_RUNNING_MIGRATED,
         True,
@@ -234,7 +163,7 @@ def test_a_silent_destination_at_restart_leaves_the_source_paused_until_it_answe
         try:
             _wait_healthy(url, process, timeout=240)
             # left exactly as it was: paused on the source, journaled ambiguous, alerting
-            assert _copy(lab, SOURCE, domain)[:2] == (
+            assert copy_of(lab, SOURCE, domain)[:2] == (
                 libvirt.VIR_DOMAIN_PAUSED,
                 libvirt.VIR_DOMAIN_PAUSED_MIGRATION,
             )
@@ -251,13 +180,13 @@ def test_a_silent_destination_at_restart_leaves_the_source_paused_until_it_answe
         finally:
             lab.reconnect(DESTINATION)
         # the periodic recheck proves it once the destination answers, and makes the chunk whole
-        _wait(
+        wait_until(
             "the recheck to resolve the ambiguous domain",
             lambda: not any(state == "ambiguous" for *_x, state, _k in _rows(journal)),
             timeout=180,
             poll=1.0,
         )
-        _wait(
+        wait_until(
             "the chunk whole again",
             lambda: (
                 all(row[3] != "running" for row in _rows(journal))
