@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SCENARIO ?= default
 
-.PHONY: bootstrap test unit lint demo demo-down bench clean
+.PHONY: bootstrap test unit lint demo demo-down clean
 
 bootstrap:
 	@scripts/bootstrap
@@ -27,9 +27,6 @@ demo: bootstrap
 
 demo-down:
 	$(VENV)/bin/virtbalance demo down
-
-bench: bootstrap
-	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
