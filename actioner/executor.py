@@ -8,6 +8,7 @@ the split window, and if any member fails move the already-moved members back: a
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import sqlite3
 import threading
@@ -55,14 +56,42 @@ class MoveResult:
     ambiguous: bool = False
 
 
+class StepState(enum.Enum):
+    """How one chunk step ended."""
+
+    DONE = "done"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class SkipKind(enum.Enum):
+    """Why a chunk step was not started: which pre-condition refused it."""
+
+    CANCELLED = "cancelled"
+    FROZEN = "frozen"
+    COOLDOWN = "cooldown"
+    PRECONDITION = "precondition"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A pre-condition that does not hold: the step is not started."""
+
+    kind: SkipKind
+    reason: str
+
+
 @dataclass
 class StepOutcome:
-    """How one chunk step ended: done, failed, rolled_back, skipped (with reason) or cancelled."""
+    """How one chunk step ended; ``skip`` says which pre-condition refused a skipped step."""
 
-    state: str
+    state: StepState
     reason: str = ""
     split_seconds: float | None = None
     moved: list[tuple[str, str, str, float]] = field(default_factory=list)
+    skip: SkipKind | None = None
 
 
 class Executor:
@@ -126,7 +155,7 @@ class Executor:
             outcome = self.run_step(plan_id, ids, group, snapshot, own_moves)
             states.append(outcome)
             own_moves.extend(outcome.moved)
-            if outcome.state == "cancelled":
+            if outcome.state is StepState.CANCELLED:
                 for rest_ids, rest in zip(steps[index + 1 :], groups[index + 1 :], strict=True):
                     self._finish_step(rest_ids, rest, jr.SKIPPED, outcome.reason)
                 return "cancelled", outcome.reason
@@ -142,13 +171,16 @@ class Executor:
     ) -> StepOutcome:
         """One chunk: pre-checks, concurrent moves, rollback on failure; journal and metrics updated."""
         if self.stopping.is_set():
-            reason: str | None = "cancelled: the actioner is stopping"
-            kind = "cancelled"
+            refusal: Refusal | None = Refusal(
+                SkipKind.CANCELLED, "cancelled: the actioner is stopping"
+            )
         else:
-            reason, kind = self.precheck(plan_id, group, snapshot, own_moves)
-        if reason is not None:
-            self._finish_step(ids, group, jr.SKIPPED, reason)
-            return StepOutcome("cancelled" if kind == "cancelled" else f"skipped:{kind}", reason)
+            refusal = self.precheck(plan_id, group, snapshot, own_moves)
+        if refusal is not None:
+            self._finish_step(ids, group, jr.SKIPPED, refusal.reason)
+            if refusal.kind is SkipKind.CANCELLED:
+                return StepOutcome(StepState.CANCELLED, refusal.reason, skip=refusal.kind)
+            return StepOutcome(StepState.SKIPPED, refusal.reason, skip=refusal.kind)
         source, destination = group[0].source, group[0].destination
         for migration_id in ids:
             self.journal.set_migration_state(migration_id, jr.RUNNING)
@@ -187,7 +219,7 @@ class Executor:
                 split,
             )
             return StepOutcome(
-                "done",
+                StepState.DONE,
                 split_seconds=split,
                 moved=[(m.domain, source, destination, now) for m in group],
             )
@@ -234,13 +266,13 @@ class Executor:
                 "; ".join(rollback_errors),
             )
             return StepOutcome(
-                "failed",
+                StepState.FAILED,
                 f"rollback failed ({'; '.join(rollback_errors)}); {detail}",
                 rollback_split,
                 moved,
             )
-        state = "rolled_back" if successes else "failed"
-        log.error("chunk %s not moved (%s): %s", group[0].chunk, state, detail)
+        state = StepState.ROLLED_BACK if successes else StepState.FAILED
+        log.error("chunk %s not moved (%s): %s", group[0].chunk, state.value, detail)
         return StepOutcome(state, detail, rollback_split, moved)
 
     def _leave_in_doubt(
@@ -267,7 +299,7 @@ class Executor:
             doubtful,
         )
         detail = "; ".join(f"{r.domain}: {r.error}" for r in results if not r.ok)
-        return StepOutcome("failed", f"in doubt, left as it is: {detail}")
+        return StepOutcome(StepState.FAILED, f"in doubt, left as it is: {detail}")
 
     # --- re-checks ----------------------------------------------------------------------------
 
@@ -277,33 +309,34 @@ class Executor:
         group: Sequence[Migration],
         snapshot: Snapshot,
         own_moves: Sequence[tuple[str, str, str, float]],
-    ) -> tuple[str | None, str]:
-        """(reason, kind) to skip this chunk step, or (None, "") when the world still allows it."""
+    ) -> Refusal | None:
+        """The step's pre-condition, checked against the world right before it: a Refusal, or None."""
         source, destination = group[0].source, group[0].destination
         if self.journal.cancel_requested(plan_id) or not self.journal.alert_firing(plan_id):
-            return "cancelled: the alert resolved before this move", "cancelled"
+            return Refusal(SkipKind.CANCELLED, "cancelled: the alert resolved before this move")
         if self.alertmanager is not None:
             try:
                 silences = self.alertmanager.active_silences()
             except SilenceError as exc:
-                return f"frozen: freeze state unknown ({exc})", "frozen"
+                return Refusal(SkipKind.FROZEN, f"frozen: freeze state unknown ({exc})")
             for m in group:
                 silence = freezing(silences, m)
                 if silence is not None:
-                    return (
+                    return Refusal(
+                        SkipKind.FROZEN,
                         f"frozen: {m.domain} {source}->{destination} matches {silence.describe()}",
-                        "frozen",
                     )
         reason = self._cooldown_reason(plan_id, group, own_moves)
         if reason:
-            return reason, "cooldown"
+            return Refusal(SkipKind.COOLDOWN, reason)
         for host in (source, destination):
             if not self.pool.reachable(host):
-                return f"precondition: host {host} unreachable", "precondition"
+                return Refusal(SkipKind.PRECONDITION, f"precondition: host {host} unreachable")
         try:
-            return self._placement_reason(group, snapshot)
+            problem = self._placement_reason(group, snapshot)
         except (HostUnreachableError, libvirt.libvirtError) as exc:
-            return f"precondition: cannot check the hosts: {exc}", "precondition"
+            problem = f"precondition: cannot check the hosts: {exc}"
+        return None if problem is None else Refusal(SkipKind.PRECONDITION, problem)
 
     def _cooldown_reason(
         self,
@@ -333,9 +366,7 @@ class Executor:
             return f"cooldown: {b.hourly_reason or 'max_migrations_per_hour: budget used up by this plan'}"
         return None
 
-    def _placement_reason(
-        self, group: Sequence[Migration], snapshot: Snapshot
-    ) -> tuple[str | None, str]:
+    def _placement_reason(self, group: Sequence[Migration], snapshot: Snapshot) -> str | None:
         source, destination = group[0].source, group[0].destination
         chunk_memory = 0
         bridges: set[str] = set()
@@ -344,10 +375,7 @@ class Executor:
             where = {h: f for h, f in self.pool.locate(m.domain).items() if f.running_here}
             if list(where) != [source]:
                 found = ", ".join(sorted(where)) or "nowhere"
-                return (
-                    f"precondition: {m.domain} is no longer only on {source} (found on {found})",
-                    "precondition",
-                )
+                return f"precondition: {m.domain} is no longer only on {source} (found on {found})"
             facts = where[source]
             chunk_memory += facts.memory_bytes
             bridges.update(self.pool.private_bridges(facts))
@@ -362,38 +390,29 @@ class Executor:
         if used_memory + chunk_memory > memory * policy.memory_high:
             return (
                 f"precondition: {destination} has no memory room "
-                f"({used_memory + chunk_memory} of {memory} bytes above memory_high)",
-                "precondition",
+                f"({used_memory + chunk_memory} of {memory} bytes above memory_high)"
             )
         if used_cpu + chunk_cpu > cpus * policy.cpu_high:
             return (
                 f"precondition: {destination} has no CPU room "
-                f"({used_cpu + chunk_cpu:.2f} of {cpus:g} cores above cpu_high)",
-                "precondition",
+                f"({used_cpu + chunk_cpu:.2f} of {cpus:g} cores above cpu_high)"
             )
         conn = self.pool.connection(destination)
         for network in sorted(networks):
             if not network_active(conn, network):
-                return (
-                    f"precondition: libvirt network {network} not active on {destination}",
-                    "precondition",
-                )
+                return f"precondition: libvirt network {network} not active on {destination}"
         for bridge in sorted(bridges):
             if bridge_exists(conn, bridge):
                 continue
             if not self.config.execution.manage_bridges:
                 return (
-                    f"precondition: bridge {bridge} missing on {destination} (manage_bridges off)",
-                    "precondition",
+                    f"precondition: bridge {bridge} missing on {destination} (manage_bridges off)"
                 )
             try:
                 ensure_bridge(conn, bridge)
             except libvirt.libvirtError as exc:
-                return (
-                    f"precondition: cannot create bridge {bridge} on {destination}: {exc}",
-                    "precondition",
-                )
-        return None, ""
+                return f"precondition: cannot create bridge {bridge} on {destination}: {exc}"
+        return None
 
     def ineligible_destinations(
         self, plan: Plan, facts: Mapping[str, DomainFacts]
@@ -701,10 +720,10 @@ class Executor:
 
 
 def _plan_outcome(states: Sequence[StepOutcome]) -> tuple[str, str]:
-    done = sum(1 for s in states if s.state == "done")
-    bad = [s for s in states if s.state in ("failed", "rolled_back")]
-    frozen = [s for s in states if s.state == "skipped:frozen"]
-    skipped = [s for s in states if s.state.startswith("skipped")]
+    done = sum(1 for s in states if s.state is StepState.DONE)
+    bad = [s for s in states if s.state in (StepState.FAILED, StepState.ROLLED_BACK)]
+    skipped = [s for s in states if s.state is StepState.SKIPPED]
+    frozen = [s for s in skipped if s.skip is SkipKind.FROZEN]
     details = "; ".join(s.reason for s in bad + skipped if s.reason)
     summary = f"{done} of {len(states)} chunk(s) moved"
     if bad:

@@ -19,7 +19,7 @@ import waitress.server
 
 from actioner.app import create_app
 from actioner.config import parse_config
-from actioner.executor import Executor
+from actioner.executor import Executor, StepState
 from actioner.journal import Journal
 from actioner.libvirt_hosts import HostPool
 from actioner.metrics import Metrics
@@ -150,7 +150,7 @@ def bench_split(lab_id: int, rounds: int) -> dict[str, Any]:
                     began = time.monotonic()
                     outcome = executor.run_step(plan_id, ids, group, snapshot, [])
                     walls[label].append(time.monotonic() - began)
-                    if outcome.state != "done" or outcome.split_seconds is None:
+                    if outcome.state is not StepState.DONE or outcome.split_seconds is None:
                         raise SystemExit(f"chunk move failed: {outcome}")
                     results[label].append(outcome.split_seconds)
                 pool.close()

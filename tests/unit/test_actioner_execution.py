@@ -11,7 +11,7 @@ import libvirt
 import pytest
 
 from actioner import journal as jr
-from actioner.executor import Executor, MoveResult
+from actioner.executor import Executor, MoveResult, Refusal, SkipKind, StepState
 from actioner.journal import AlertKey, Journal
 from actioner.libvirt_hosts import DomainFacts
 from actioner.metrics import Metrics
@@ -302,6 +302,32 @@ def test_precheck_refuses_a_domain_that_left_the_source(world):
     assert outcome == "unresolved"
     assert "db1 is no longer only on hv1 (found on hv2)" in detail
     assert executor.calls == []
+
+
+def test_each_refused_pre_condition_is_typed_and_the_step_is_skipped_with_its_reason(world):
+    config, cluster, journal = world
+    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
+    plan_id = alert_plan(journal)
+    group = chunk_plan().migrations
+    busy = snapshot(cluster, cpu={"web1": 1.2, "app1": 1.2, "db1": 1.2})
+    refusal = executor.precheck(plan_id, group, busy, [])
+    assert refusal == Refusal(
+        SkipKind.PRECONDITION,
+        "precondition: hv3 has no CPU room (3.60 of 4 cores above cpu_high)",
+    )
+    assert executor.precheck(plan_id, group, snapshot(cluster), []) is None
+    ids = executor.record(plan_id, chunk_plan())[0]
+    outcome = executor.run_step(plan_id, ids, group, busy, [])
+    assert (outcome.state, outcome.skip, outcome.reason) == (
+        StepState.SKIPPED,
+        SkipKind.PRECONDITION,
+        refusal.reason,
+    )
+    assert executor.calls == []
+    assert {r.state for r in journal.migrations(plan_id)} == {jr.SKIPPED}
+    journal.record_resolved([AlertKey("f1", "2026-01-01T00:00:00Z", "g", "hv1")])
+    cancelled = executor.precheck(plan_id, group, snapshot(cluster), [])
+    assert cancelled is not None and cancelled.kind is SkipKind.CANCELLED
 
 
 def test_precheck_refuses_a_destination_without_room(world):
