@@ -42,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -53,6 +54,7 @@ import requests
 import yaml
 
 from lab import Lab
+from lab.errors import LabError
 from lab.naming import lab_id_from_env
 from lab.teardown import teardown
 from virtbalance.domain_metadata import NAMESPACE, PREFIX, Placement
@@ -119,10 +121,19 @@ class MigrationWatch:
         threading.Thread(target=self._keep_open, name="event-connections", daemon=True).start()
 
     def reset(self) -> None:
+        """Count from now on. The QEMUs running now are not new: a source that libvirt resumes after a
+        failed migration also sends ``RESUMED_MIGRATED``, and is no completed migration."""
+        running = set()
+        for host in self.lab.hosts:
+            with contextlib.suppress(libvirt.libvirtError, LabError):
+                for dom in self.lab.connection(host.name).listAllDomains(
+                    libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE
+                ):
+                    running.add((dom.name(), host.name, dom.ID()))
         with self._lock:
             self.completed.clear()
             self.where.clear()
-            self._seen.clear()
+            self._seen = running
 
     def reset_connections(self) -> None:
         conns, self._conns = self._conns, {}
@@ -646,7 +657,11 @@ def _rounds(
         except Exception as exc:  # a round the harness could not run is reported, not hidden
             result = RoundResult(key=key, fault=fault, peer2peer=False, delay=0.0)
             result.violations.append(ROUND_ABORTED)
-            result.details.append(f"round aborted: {type(exc).__name__}: {exc}")
+            where = " <- ".join(
+                f"{Path(frame.filename).name}:{frame.lineno} {frame.name}"
+                for frame in reversed(traceback.extract_tb(exc.__traceback__)[-4:])
+            )
+            result.details.append(f"round aborted: {type(exc).__name__}: {exc} (at {where})")
             # a lab left unusable (a job stuck in a restarted libvirtd) must not abort the rest
             campaign.rebuild()
         results.append(result)

@@ -557,7 +557,12 @@ class Lab:
                 dom = self.connection(host.name).lookupByName(spec.name)
             except libvirt.libvirtError:
                 continue
-            dom.undefineFlags(0)
+            try:
+                dom.undefineFlags(0)
+            except libvirt.libvirtError as exc:
+                # an incoming copy of an interrupted migration may vanish between lookup and undefine
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise
         offset = (
             self.serial_log(spec.name).stat().st_size if self.serial_log(spec.name).exists() else 0
         )
