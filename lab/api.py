@@ -24,16 +24,19 @@ from lab import dial
 from lab.domain_xml import domain_xml
 from lab.errors import LabAlreadyUp, LabError, LabNotUp
 from lab.hosts import (
+    IMAGE_DIR,
+    IMAGE_POOL,
     HostLayout,
     create_host_network,
     create_lab_bridge,
+    image_pool_xml,
     rejoin_libvirtd,
     set_link,
     start_libvirtd,
     wait_for_libvirtd,
     write_libvirt_config,
 )
-from lab.image import build_image
+from lab.image import build_image, build_writer_sector, write_writer_image
 from lab.monitoring import alertmanager_config, prometheus_config
 from lab.naming import EXPORTER_PORT, LabNames, check_lab_id
 from lab.preconditions import prepare_machine
@@ -60,6 +63,9 @@ MIGRATE_FLAGS = (
     | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
 )
 GUEST_READY_TIMEOUT = 30.0
+WRITER_SECTOR = (
+    "diskwriter.bin"  # in the state directory: the boot sector every writer image starts with
+)
 KEY_ATTEMPTS = 3
 KEY_CONFIRM_TIMEOUT = 3.0
 SERVICE_TIMEOUT = 30.0
@@ -199,6 +205,8 @@ class Lab:
 
     def _bring_up(self, tools: dict[str, str]) -> None:
         image = build_image(self.state_dir / "guest.img")
+        if self.scenario.local_storage:
+            build_writer_sector(self.state_dir / WRITER_SECTOR)
         (self.state_dir / "guests").mkdir()
         create_lab_bridge(self.names)
         networks = self.scenario.private_networks
@@ -227,6 +235,9 @@ class Lab:
         self._libvirtd_pids = dict(processes)
         for name, pid in processes.items():
             wait_for_libvirtd(self._layouts[name], pid)
+        if self.scenario.local_storage:
+            for name in processes:
+                self._define_image_pool(name)
         emulator = tools["qemu-system-x86_64"]
         with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
             list(pool.map(lambda h: self._start_guests(h.name, image, emulator), self.hosts))
@@ -242,9 +253,27 @@ class Lab:
         for domain in self.scenario.domains_on(host):
             self._define_and_start(host, domain, image, emulator)
 
+    def _define_image_pool(self, host: str) -> None:
+        """The host's directory pool over its private image directory, started and autostarted."""
+        self._layouts[host].image_dir.mkdir(parents=True, exist_ok=True)
+        pool = self.connection(host).storagePoolDefineXML(image_pool_xml(), 0)
+        pool.setAutostart(1)
+        pool.create(0)
+
+    def disk_image(self, domain: str, host: str) -> Path:
+        """Where ``domain``'s writable disk lies on ``host``, as the root namespace sees it."""
+        return self._layouts[self.host(host).name].image_dir / f"{domain}.img"
+
     def _define_and_start(self, host: str, domain: DomainSpec, image: Path, emulator: str) -> None:
         serial = self.serial_log(domain.name)
         serial.touch()
+        if domain.writable_disk:
+            # a fresh image of its own on its host; the domain sees the host's private image directory
+            write_writer_image(
+                self.state_dir / WRITER_SECTOR, self.disk_image(domain.name, host), domain.disk_size
+            )
+            image = Path(IMAGE_DIR) / f"{domain.name}.img"
+            self._refresh_image_pool(host)
         connection = self.connection(host)
         dom = connection.defineXML(domain_xml(domain, image, serial, emulator))
         dom.setMetadata(
@@ -255,6 +284,11 @@ class Lab:
             libvirt.VIR_DOMAIN_AFFECT_CONFIG,
         )
         dom.create()
+
+    def _refresh_image_pool(self, host: str) -> None:
+        """Make the host's pool list images the lab wrote behind libvirt's back."""
+        with contextlib.suppress(libvirt.libvirtError):
+            self.connection(host).storagePoolLookupByName(IMAGE_POOL).refresh(0)
 
     def serial_log(self, domain: str) -> Path:
         """The guest's serial output: ``R`` when it runs the dial, ``L<n>`` at each level change."""
@@ -488,6 +522,10 @@ class Lab:
                 hosts = running.get(name, [])
                 if not hosts:
                     self._restart_guest(spec)
+                elif hosts[0] != spec.host and spec.writable_disk:
+                    # its disk holds nothing worth copying back: a fresh guest on its own host
+                    self.connection(hosts[0]).lookupByName(name).destroy()
+                    self._restart_guest(spec)
                 elif hosts[0] != spec.host:
                     self.migrate(name, spec.host)
         for spec in self.scenario.domains:
@@ -553,6 +591,10 @@ class Lab:
             except libvirt.libvirtError:
                 continue
             dom.undefineFlags(0)
+        if spec.writable_disk:
+            for host in self.hosts:  # a copy a move left behind would look like this guest's disk
+                self.disk_image(spec.name, host.name).unlink(missing_ok=True)
+                self._refresh_image_pool(host.name)
         offset = (
             self.serial_log(spec.name).stat().st_size if self.serial_log(spec.name).exists() else 0
         )
