@@ -167,6 +167,9 @@ def test_a_copy_to_a_full_destination_leaves_the_chunk_on_its_source_and_nothing
     assert plan.state == "failed", plan.detail
     rows = services.journal.migrations(plan_id)
     assert {r.domain: r.state for r in rows if r.kind == "move"} == dict.fromkeys(CHUNK, "failed")
+    for row in rows:
+        # the images were created (sparse), then the copy itself ran out of space
+        assert "No space left on device" in row.error, row.error
     running = lab.running_hosts()
     assert {name: running[name] for name in CHUNK} == {name: [SOURCE] for name in CHUNK}
     for name in CHUNK:
