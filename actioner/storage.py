@@ -105,7 +105,7 @@ def prepare_destination(
     """Create every disk's image on the destination; the paths created (none that existed before).
 
     An image already at the path (a copy an earlier move kept there) is left for libvirt to overwrite,
-    and said so. Any failure removes what this call created and raises StorageError.
+    and said so, unless a domain defined on the destination uses it: then the move is refused. Any failure removes what this call created and raises StorageError.
     """
     created: list[str] = []
     try:
@@ -124,6 +124,11 @@ def prepare_destination(
                     f"on {destination}"
                 )
             if _volume_exists(dconn, disk.path):
+                users = _domains_using(dconn, disk.path)
+                if users:
+                    raise StorageError(
+                        f"{disk.path} on {destination} is the disk of {', '.join(users)}"
+                    )
                 log.warning(
                     "%s on %s exists already (an earlier copy?): the storage copy overwrites it",
                     disk.path,
@@ -168,6 +173,19 @@ def _refresh_pool_of(conn: Any, path: str) -> None:
     # no pool over it: the lookup by path then says so
     with contextlib.suppress(libvirt.libvirtError):
         conn.storagePoolLookupByTargetPath(os.path.dirname(path)).refresh(0)
+
+
+def _domains_using(conn: Any, path: str) -> list[str]:
+    """Domains defined on the host (running or not) with a disk at ``path``."""
+    users = []
+    for dom in conn.listAllDomains(0):
+        try:
+            root = ET.fromstring(dom.XMLDesc(0))
+        except libvirt.libvirtError:
+            continue  # it vanished meanwhile
+        if any(s.get("file") == path for s in root.findall("./devices/disk/source")):
+            users.append(str(dom.name()))
+    return sorted(users)
 
 
 def _volume_exists(conn: Any, path: str) -> bool:

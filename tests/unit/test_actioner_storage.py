@@ -81,6 +81,10 @@ class FakeConn:
         self.pools = {d: FakePool(self, d) for d in directories}
         self.volumes: dict[str, str] = {}
         self.refuse: set[str] = set()
+        self.domains: list[Any] = []
+
+    def listAllDomains(self, _flags: int) -> list[Any]:
+        return self.domains
 
     def storagePoolLookupByTargetPath(self, path: str) -> FakePool:
         if path not in self.pools:
@@ -133,6 +137,16 @@ def test_an_image_already_there_is_not_claimed_as_created(caplog):
     assert prepare_destination(conn, (RAW,), "hv2", incremental=False) == []
     assert conn.volumes[RAW.path] == "<volume>kept by an earlier move</volume>"
     assert "overwrites it" in caplog.text
+
+
+def test_an_image_that_a_domain_on_the_destination_uses_is_refused():
+    conn = FakeConn("/images")
+    conn.volumes[RAW.path] = "<volume/>"
+    other = SimpleNamespace(XMLDesc=lambda _f: DOMAIN_XML, name=lambda: "other")
+    conn.domains = [other]
+    with pytest.raises(StorageError, match="/images/store1.img on hv2 is the disk of other"):
+        prepare_destination(conn, (RAW,), "hv2", incremental=False)
+    assert RAW.path in conn.volumes
 
 
 def test_no_pool_over_the_directory_refuses_the_move():
