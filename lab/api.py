@@ -262,17 +262,42 @@ class Lab:
 
     def disk_image(self, domain: str, host: str) -> Path:
         """Where ``domain``'s writable disk lies on ``host``, as the root namespace sees it."""
-        return self._layouts[self.host(host).name].image_dir / f"{domain}.img"
+        return (
+            self._layouts[self.host(host).name].image_dir / self.scenario.domain(domain).disk_file
+        )
+
+    def disk_contents(self, domain: str, host: str) -> Path:
+        """A raw file of what the guest sees on ``host``'s copy of its disk (a qcow2 overlay with its
+        base converted by qemu-img inside the host, where the base's path resolves)."""
+        spec = self.scenario.domain(domain)
+        image = self.disk_image(domain, host)
+        if spec.base_file is None:
+            return image
+        out = self.state_dir / "guests" / f"{domain}.{host}.raw"
+        converted = self.run_in_host(
+            host,
+            ["qemu-img", "convert", "-O", "raw", f"{IMAGE_DIR}/{spec.disk_file}", str(out)],
+            capture_output=True,
+            text=True,
+        )
+        if converted.returncode:
+            raise LabError(f"cannot read {domain}'s disk on {host}: {converted.stderr.strip()}")
+        return out
 
     def _define_and_start(self, host: str, domain: DomainSpec, image: Path, emulator: str) -> None:
         serial = self.serial_log(domain.name)
         serial.touch()
         if domain.writable_disk:
             # a fresh image of its own on its host; the domain sees the host's private image directory
-            write_writer_image(
-                self.state_dir / WRITER_SECTOR, self.disk_image(domain.name, host), domain.disk_size
-            )
-            image = Path(IMAGE_DIR) / f"{domain.name}.img"
+            image = Path(IMAGE_DIR) / domain.disk_file
+            if domain.base_file is None:
+                write_writer_image(
+                    self.state_dir / WRITER_SECTOR,
+                    self.disk_image(domain.name, host),
+                    domain.disk_size,
+                )
+            else:
+                self._write_overlay(domain, host)
             self._refresh_image_pool(host)
         connection = self.connection(host)
         dom = connection.defineXML(domain_xml(domain, image, serial, emulator))
@@ -284,6 +309,26 @@ class Lab:
             libvirt.VIR_DOMAIN_AFFECT_CONFIG,
         )
         dom.create()
+
+    def _write_overlay(self, domain: DomainSpec, host: str) -> None:
+        """The same raw base on every host (a golden image), the guest's qcow2 overlay on its own."""
+        assert domain.base_file is not None
+        for other in self._layouts.values():
+            write_writer_image(
+                self.state_dir / WRITER_SECTOR, other.image_dir / domain.base_file, domain.disk_size
+            )
+            self._refresh_image_pool(other.name)
+        base, overlay = f"{IMAGE_DIR}/{domain.base_file}", f"{IMAGE_DIR}/{domain.disk_file}"
+        created = self.run_in_host(
+            host,
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, overlay],
+            capture_output=True,
+            text=True,
+        )
+        if created.returncode:
+            raise LabError(
+                f"cannot create {domain.name}'s overlay on {host}: {created.stderr.strip()}"
+            )
 
     def _refresh_image_pool(self, host: str) -> None:
         """Make the host's pool list images the lab wrote behind libvirt's back."""
@@ -594,6 +639,7 @@ class Lab:
         if spec.writable_disk:
             for host in self.hosts:  # a copy a move left behind would look like this guest's disk
                 self.disk_image(spec.name, host.name).unlink(missing_ok=True)
+                (self.state_dir / "guests" / f"{spec.name}.{host.name}.raw").unlink(missing_ok=True)
                 self._refresh_image_pool(host.name)
         offset = (
             self.serial_log(spec.name).stat().st_size if self.serial_log(spec.name).exists() else 0

@@ -26,7 +26,7 @@ def domain_xml(domain: DomainSpec, image: Path, serial_log: Path, emulator: str)
     devices = ET.SubElement(root, "devices")
     ET.SubElement(devices, "emulator").text = emulator
     disk = ET.SubElement(devices, "disk", type="file", device="disk")
-    ET.SubElement(disk, "driver", name="qemu", type="raw")
+    ET.SubElement(disk, "driver", name="qemu", type="qcow2" if domain.disk == "qcow2" else "raw")
     ET.SubElement(disk, "source", file=str(image))
     ET.SubElement(disk, "target", dev="vda", bus="virtio")
     if not domain.writable_disk:

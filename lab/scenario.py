@@ -27,10 +27,11 @@ MAX_TOTAL_LOAD_PERCENT = 150  # percent of ONE real core, summed over all guests
 
 DEFAULT_VCPUS = 1
 DEFAULT_DOMAIN_MEMORY = 64 * 1024**2
-# A guest's disk: the shared read-only load-dial image, or a writable raw image of its own in its
-# host's private image directory (the disk-writer guest), copied by a migration with local storage.
-READONLY_DISK, RAW_DISK = "readonly", "raw"
-DISK_KINDS = (READONLY_DISK, RAW_DISK)
+# A guest's disk: the shared read-only load-dial image, or a writable image of its own in its host's
+# private image directory (the disk-writer guest), copied by a migration with local storage: raw, or
+# a qcow2 overlay on a raw base image that every host holds (a golden image; incremental copies).
+READONLY_DISK, RAW_DISK, QCOW2_DISK = "readonly", "raw", "qcow2"
+DISK_KINDS = (READONLY_DISK, RAW_DISK, QCOW2_DISK)
 DEFAULT_DISK_SIZE = 64 * 1024**2
 MIN_DISK_SIZE = 32 * 1024**2  # the writer's counter ring (16 MiB) and its boot sector must fit
 MAX_DISK_SIZE = 1024**3
@@ -87,6 +88,16 @@ class DomainSpec:
     def writable_disk(self) -> bool:
         """Whether the guest writes to a disk image of its own on its host (host-local storage)."""
         return self.disk != READONLY_DISK
+
+    @property
+    def disk_file(self) -> str:
+        """The file name of its writable disk in its host's image directory."""
+        return f"{self.name}.qcow2" if self.disk == QCOW2_DISK else f"{self.name}.img"
+
+    @property
+    def base_file(self) -> str | None:
+        """The raw base image of a qcow2 overlay, on every host; None for other disks."""
+        return f"{self.name}-base.img" if self.disk == QCOW2_DISK else None
 
     @property
     def placement(self) -> Placement:
@@ -336,7 +347,9 @@ class _Validator:
                 f"{format_size(MAX_DISK_SIZE)}",
             )
         if "disk_size" in entry and disk == READONLY_DISK:
-            self.problem(f"{path}.disk_size", "only a writable disk (disk: raw) has a size")
+            self.problem(
+                f"{path}.disk_size", "only a writable disk (disk: raw or qcow2) has a size"
+            )
         if len(self.problems) != before:
             return None
         return DomainSpec(

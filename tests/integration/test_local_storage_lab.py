@@ -61,9 +61,9 @@ def wait_for_acks(lab: Lab, domain: str, at_least: int) -> list[int]:
     raise AssertionError(f"{domain} acknowledged only {acks(lab, domain)[-1:]} (wanted {at_least})")
 
 
-def drain_source(lab: Lab, tmp_path: Path, **execution: object):
+def drain_source(lab: Lab, tmp_path: Path, copy_storage: str = "all", **execution: object):
     client, services = run_app(
-        write_config(lab, tmp_path, overloaded="none", copy_storage="all", **execution)
+        write_config(lab, tmp_path, overloaded="none", copy_storage=copy_storage, **execution)
     )
     response = client.post(f"/api/v1/drain/{SOURCE}", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 202, response.get_data(as_text=True)

@@ -197,7 +197,7 @@ def test_bad_disk_settings_name_their_fields() -> None:
         "  - {name: z, host: a, disk_size: 64MiB}\n"
     )
     assert found == (
-        "domains[0].disk (line 3): must be one of readonly, raw, not 'qcow3'",
+        "domains[0].disk (line 3): must be one of readonly, raw, qcow2, not 'qcow3'",
         "domains[1].disk_size (line 4): 1MiB is outside 32MiB..1GiB",
-        "domains[2].disk_size (line 5): only a writable disk (disk: raw) has a size",
+        "domains[2].disk_size (line 5): only a writable disk (disk: raw or qcow2) has a size",
     )
