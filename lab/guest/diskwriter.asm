@@ -6,16 +6,17 @@
 ; "W<8 hex digits>\n". A failed write prints "E<2 hex digits>\n" (the BIOS status) and is retried with
 ; the same value, so every acknowledged value is on the disk unless the disk lost it.
 ;
-; WRITES_PER_TICK writes per BIOS timer tick (18.2 Hz), then a halt until the next tick: a steady
-; dirty rate that leaves the shared machine's cores mostly idle.
+; WRITES_PER_TICK writes per BIOS timer tick (18.2 Hz), then a wait for the next tick: a steady
+; dirty rate whatever the CPU load.
 ;
-; Like the load-dial guest it writes "R" once it runs and echoes a digit key as "L<n>" (the lab checks
-; a key landed that way); the digit does not change its load.
+; Its CPU load is the load-dial guest's: digit key n makes it wait by spinning in n of every 9 ticks
+; and by halting in the rest (0: idle). It writes "R" once it runs and echoes each digit as "L<n>".
 
 bits 16
 org 0x7c00
 
 COM1 equ 0x3f8
+TICKS equ 0x046c
 RING equ 32768              ; counter sectors 1..RING (16 MiB); the disk is larger
 WRITES_PER_TICK equ 4
 BUFFER equ 0x8000           ; one sector: "VBCN", counter, zeros
@@ -51,6 +52,8 @@ main:
     cmp al, '9'
     ja main
     push ax
+    sub al, '0'
+    mov [level], al
     mov al, 'L'
     call putc
     pop ax
@@ -94,7 +97,19 @@ main:
     dec byte [burst]
     jnz main
     mov byte [burst], WRITES_PER_TICK
-    hlt                     ; until the next timer tick
+    mov ax, [TICKS]         ; phase of this tick in a cycle of 9
+    xor dx, dx
+    mov bx, 9
+    div bx
+    cmp dl, [level]
+    jb .spin
+    hlt                     ; idle phase: sleep until the next timer tick
+    jmp main
+.spin:                      ; busy phase: the same wait, spinning
+    mov ax, [TICKS]
+.tick:
+    cmp ax, [TICKS]
+    je .tick
     jmp main
 
 .failed:
@@ -125,6 +140,7 @@ putc:                       ; write AL to COM1 (QEMU's UART needs no setup and n
     ret
 
 drive: db 0x80
+level: db 0
 burst: db WRITES_PER_TICK
 acked: dd 0
 dap:                        ; disk address packet of the extended write

@@ -179,10 +179,11 @@ def test_missing_file_lists_the_shipped_scenarios(tmp_path: Path) -> None:
 def test_local_storage_scenario_has_a_chunk_of_writers_on_raw_host_local_disks() -> None:
     scenario = load_scenario("local-storage")
     assert scenario.local_storage
-    writers = scenario.domains_on("ls1")
-    assert [(d.name, d.disk, d.disk_size, d.group) for d in writers] == [
-        ("store1", "raw", 64 * 1024**2, "store"),
-        ("store2", "raw", 64 * 1024**2, "store"),
+    on_ls1 = scenario.domains_on("ls1")
+    assert [(d.name, d.disk, d.disk_size, d.group, d.pinned) for d in on_ls1] == [
+        ("store1", "raw", 64 * 1024**2, "store", False),
+        ("store2", "raw", 64 * 1024**2, "store", False),
+        ("busy1", "readonly", 64 * 1024**2, None, True),
     ]
     assert scenario.domains_on("ls2") == ()
     assert not load_scenario("default").local_storage
