@@ -49,7 +49,7 @@ def test_unknown_host_is_an_error():
 
 
 def test_shipped_scripts_fit_the_lab_budget_and_overload_their_host():
-    for name in ("default", "thesis-ft", "local-storage"):
+    for name in ("default", "thesis-ft"):
         scenario = load_scenario(name)
         cpus = {h.name: h.cpus for h in scenario.hosts}
         script = script_for(name, {}, cpus, ratio=0.9)

@@ -94,16 +94,6 @@ _SCRIPTS: dict[str, DemoScript] = {
             "only moving the whole chunk can relieve it"
         ),
     ),
-    # ls1 runs a pinned guest and the chunk group:store, whose two guests keep writing to disks on
-    # ls1's own storage: relieving ls1 means moving the chunk, copying both disks while they write.
-    "local-storage": DemoScript(
-        overload=Overload(host="ls1", loads={"busy1": 44, "store1": 22, "store2": 22}, cpus=1.0),
-        gather={},
-        story=(
-            "ls1 runs a pinned guest (busy1) and the chunk group:store (store1, store2), writing to "
-            "disks on ls1's own storage; only moving the chunk with its disks can relieve it"
-        ),
-    ),
     # The thesis's node0 held both chunks of project ft. Chunk 2 joins chunk 1 on ft1 first; then
     # both are loaded and one whole chunk must leave, as XenGuard moved chunk 1 to the idle node.
     "thesis-ft": DemoScript(
