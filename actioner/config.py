@@ -18,6 +18,9 @@ from virtbalance.policy import Policy
 from virtbalance.yamlfile import read_yaml
 
 COPY_STORAGE = ("none", "all", "incremental")
+# What becomes of a guest's disk image on the host it left after a move with copy_storage: kept (the
+# default: an operator removes it once satisfied) or removed through that host's storage API.
+SOURCE_DISK_AFTER_MOVE = ("keep", "remove")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
     "": 1,
@@ -51,6 +54,9 @@ class HostConfig:
     name: str
     uri: str
     migration_uri: str | None = None
+    # where the destination's NBD server listens for a storage copy (tcp://ADDRESS[:PORT]); libvirt's
+    # default is the migration address on a port of its own range
+    disks_uri: str | None = None
     cpus: float | None = None  # declared capacity, overriding what libvirt reports
     memory_bytes: int | None = None
 
@@ -105,6 +111,16 @@ class ExecutionConfig:
     auto_converge: bool = True
     post_copy: bool = False
     copy_storage: str = "none"
+    source_disk_after_move: str = "keep"
+    # NBD port on the destination for storage copies (0: libvirt picks one); a host's disks_uri wins
+    nbd_port: int = 0
+    # TLS for memory and NBD streams (VIR_MIGRATE_TLS): needs libvirt's migrate_tls certificates
+    migration_tls: bool = False
+    # Storage copies in one chunk step at once (each reads a whole disk): lower than max_concurrent
+    max_concurrent_storage_copies: int = 2
+    # The copy rate to count on when a move copies storage: each member's timeout grows by its disk
+    # bytes at this rate (see storage_timeout)
+    storage_copy_mib_per_s: int = 20
     unsafe: bool = False
     # The source libvirtd drives the migration: the actioner dying mid-job cannot strand it between
     # Finish and Confirm (client-driven migration can, leaving the source paused, see actioner.proof).
@@ -284,7 +300,7 @@ def _parse_hosts(reader: _Reader, raw: Any) -> tuple[HostConfig, ...]:
     if not isinstance(raw, Mapping) or not raw:
         reader.problems.append("hosts: expected a non-empty mapping of host name -> settings")
         return ()
-    known = ("uri", "migration_uri", "cpus", "memory")
+    known = ("uri", "migration_uri", "disks_uri", "cpus", "memory")
     hosts = []
     for name, spec in raw.items():
         path = f"hosts.{name}"
@@ -318,11 +334,21 @@ def _parse_hosts(reader: _Reader, raw: Any) -> tuple[HostConfig, ...]:
                 reader.problems.append(
                     f"{path}.migration_uri: expected tcp://ADDRESS[:PORT], got {migration_uri!r}"
                 )
+        disks_uri = reader.value(path, spec, "disks_uri", None, "str")
+        if disks_uri is not None:
+            dparts = urlsplit(disks_uri)
+            if dparts.scheme not in ("tcp", "unix") or (
+                dparts.scheme == "tcp" and not dparts.hostname
+            ):
+                reader.problems.append(
+                    f"{path}.disks_uri: expected tcp://ADDRESS[:PORT], got {disks_uri!r}"
+                )
         hosts.append(
             HostConfig(
                 name=name,
                 uri=uri,
                 migration_uri=migration_uri,
+                disks_uri=disks_uri,
                 cpus=reader.value(path, spec, "cpus", None, "posfloat"),
                 memory_bytes=reader.value(path, spec, "memory", None, "size"),
             )
@@ -457,6 +483,11 @@ def parse_config(data: Any, source: str = "config", base: Path | None = None) ->
             "auto_converge",
             "post_copy",
             "copy_storage",
+            "source_disk_after_move",
+            "nbd_port",
+            "migration_tls",
+            "max_concurrent_storage_copies",
+            "storage_copy_mib_per_s",
             "unsafe",
             "peer2peer",
             "manage_bridges",
@@ -476,6 +507,14 @@ def parse_config(data: Any, source: str = "config", base: Path | None = None) ->
         reader.problems.append(
             f"execution.copy_storage: must be one of {', '.join(COPY_STORAGE)}, got {copy_storage!r}"
         )
+    source_disk = reader.value(
+        "execution", e, "source_disk_after_move", edef.source_disk_after_move, "str"
+    )
+    if source_disk not in SOURCE_DISK_AFTER_MOVE:
+        reader.problems.append(
+            "execution.source_disk_after_move: must be one of "
+            f"{', '.join(SOURCE_DISK_AFTER_MOVE)}, got {source_disk!r}"
+        )
     execution = ExecutionConfig(
         dry_run=bool(dry_run_top if dry_run_top is not None else (dry_run_exec or False)),
         max_concurrent=reader.value(
@@ -493,6 +532,19 @@ def parse_config(data: Any, source: str = "config", base: Path | None = None) ->
         auto_converge=reader.value("execution", e, "auto_converge", edef.auto_converge, "bool"),
         post_copy=reader.value("execution", e, "post_copy", edef.post_copy, "bool"),
         copy_storage=copy_storage,
+        source_disk_after_move=source_disk,
+        nbd_port=reader.value("execution", e, "nbd_port", edef.nbd_port, "int"),
+        migration_tls=reader.value("execution", e, "migration_tls", edef.migration_tls, "bool"),
+        max_concurrent_storage_copies=reader.value(
+            "execution",
+            e,
+            "max_concurrent_storage_copies",
+            edef.max_concurrent_storage_copies,
+            "posint",
+        ),
+        storage_copy_mib_per_s=reader.value(
+            "execution", e, "storage_copy_mib_per_s", edef.storage_copy_mib_per_s, "posint"
+        ),
         unsafe=reader.value("execution", e, "unsafe", edef.unsafe, "bool"),
         peer2peer=reader.value("execution", e, "peer2peer", edef.peer2peer, "bool"),
         manage_bridges=reader.value("execution", e, "manage_bridges", edef.manage_bridges, "bool"),
@@ -515,6 +567,23 @@ def parse_config(data: Any, source: str = "config", base: Path | None = None) ->
         reader.problems.append(
             "execution.max_concurrent_per_host: must not exceed execution.max_concurrent"
         )
+    if execution.nbd_port > 65535:
+        reader.problems.append(
+            f"execution.nbd_port: must be a TCP port 1..65535, got {execution.nbd_port}"
+        )
+    if execution.copy_storage != "none" and execution.unsafe:
+        # unsafe skips the very check that tells a copied disk from a shared one
+        reader.problems.append(
+            "execution.unsafe: must be off when execution.copy_storage copies disks"
+        )
+    if execution.copy_storage == "none":
+        copy_only: list[str] = [k for k in ("source_disk_after_move", "nbd_port") if k in e]
+        copy_only += [f"hosts.{h.name}.disks_uri" for h in hosts if h.disks_uri]
+        for key in copy_only:
+            where = key if key.startswith("hosts.") else f"execution.{key}"
+            reader.problems.append(
+                f"{where}: only used with execution.copy_storage all or incremental"
+            )
     if reader.problems:
         raise ConfigError(source, reader.problems)
     return Config(

@@ -29,6 +29,15 @@ from actioner.metrics import Metrics
 from actioner.proof import Action
 from actioner.resolver import Resolver
 from actioner.silences import AlertmanagerClient, SilenceError, freezing
+from actioner.storage import (
+    DiskCopy,
+    LocalDisk,
+    StorageError,
+    local_disks,
+    prepare_destination,
+    remove_images,
+    storage_timeout,
+)
 from virtbalance import barriers
 from virtbalance.plan import Migration, Plan
 from virtbalance.snapshot import Snapshot
@@ -54,6 +63,9 @@ class MoveResult:
     timed_out: bool = False
     # where the domain is could not be proven afterwards: journaled ambiguous, nothing of its chunk moves
     ambiguous: bool = False
+    # a move with copy_storage: the bytes copied, and what became of the image on the host it left
+    disk_copy: DiskCopy | None = None
+    source_disk: str = ""
 
 
 class StepState(enum.Enum):
@@ -118,6 +130,7 @@ class Executor:
         self.progress: dict[str, dict[str, Any]] = {}
         self.stopping = threading.Event()
         self._progress_lock = threading.Lock()
+        self._disk_copies: dict[str, DiskCopy] = {}  # the last job stats of a storage copy
 
     # --- plans --------------------------------------------------------------------------------
 
@@ -192,6 +205,8 @@ class Executor:
                 self.config.execution.max_concurrent_per_host,
             ),
         )
+        if self.config.execution.copy_storage != "none":
+            workers = min(workers, self.config.execution.max_concurrent_storage_copies)
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migrate") as pool:
             results = list(pool.map(lambda m: self.migrate(m.domain, source, destination), group))
@@ -208,6 +223,7 @@ class Executor:
             now = self._clock()
             for migration_id, m, r in zip(ids, group, results, strict=True):
                 self.journal.set_migration_state(migration_id, jr.DONE)
+                self._journal_storage(migration_id, r)
                 self.metrics.migration(m, "done", r.seconds)
             self.metrics.chunk_split.observe(split)
             log.info(
@@ -251,6 +267,7 @@ class Executor:
             else:
                 result = "timeout" if r.timed_out else "failed"
                 self._journal_safely(migration_id, jr.FAILED, error=r.error)
+                self._journal_storage(migration_id, r)
                 self.metrics.migration(m, result, r.seconds)
         rollback_split: float | None = None
         if first_arrival is not None:
@@ -442,7 +459,9 @@ class Executor:
 
     # --- one libvirt migration ----------------------------------------------------------------
 
-    def _flags_and_params(self, destination: str) -> tuple[int, dict[str, Any]]:
+    def _flags_and_params(
+        self, destination: str, disks: tuple[LocalDisk, ...] = ()
+    ) -> tuple[int, dict[str, Any]]:
         execution = self.config.execution
         flags = (
             libvirt.VIR_MIGRATE_LIVE
@@ -461,10 +480,20 @@ class Executor:
             flags |= libvirt.VIR_MIGRATE_UNSAFE
         if execution.peer2peer:
             flags |= libvirt.VIR_MIGRATE_PEER2PEER
+        if execution.migration_tls:
+            flags |= libvirt.VIR_MIGRATE_TLS
         params: dict[str, Any] = {}
         host = self.config.host(destination)
         if host.migration_uri:
             params[libvirt.VIR_MIGRATE_PARAM_URI] = host.migration_uri
+        if disks:
+            # exactly the disks prepared on the destination; any other unshared disk makes libvirt
+            # refuse the move as unsafe (execution.unsafe is off with copy_storage)
+            params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = [d.target for d in disks]
+            if host.disks_uri:
+                params[libvirt.VIR_MIGRATE_PARAM_DISKS_URI] = host.disks_uri
+            elif execution.nbd_port:
+                params[libvirt.VIR_MIGRATE_PARAM_DISKS_PORT] = execution.nbd_port
         if execution.bandwidth_mib_per_s:
             params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = execution.bandwidth_mib_per_s
         return flags, params
@@ -518,6 +547,10 @@ class Executor:
             if not self.config.execution.peer2peer:
                 connections.append(self.pool.dedicated(destination))
             dom = sconn.lookupByName(domain)
+            if self.config.execution.copy_storage != "none":
+                return self._migrate_with_storage(
+                    dom, sconn, connections[-1], domain, source, destination, started, abortable
+                )
             return self._migrate_on(
                 dom,
                 connections[-1],
@@ -544,12 +577,15 @@ class Executor:
         destination: str,
         started: float,
         abortable: bool,
+        disks: tuple[LocalDisk, ...] = (),
     ) -> MoveResult:
         timeout = self.config.execution.migration_timeout
+        # copying disks takes longer: the timeout grows with their size
+        timeout += storage_timeout(disks, self.config.execution.storage_copy_mib_per_s)
         if not abortable:
             # a rollback gets longer: aborting it leaves its chunk split until the recheck retries
             timeout = max(ROLLBACK_MIN_TIMEOUT, 2 * timeout)
-        flags, params = self._flags_and_params(destination)
+        flags, params = self._flags_and_params(destination, disks)
         box: dict[str, Any] = {}
 
         def run() -> None:
@@ -615,6 +651,99 @@ class Executor:
             )
         return MoveResult(domain, True, seconds, finished)
 
+    def _migrate_with_storage(  # noqa: PLR0917 - _migrate_on's arguments, plus the source's connection
+        self,
+        dom: Any,
+        sconn: Any,
+        dconn: Any,
+        domain: str,
+        source: str,
+        destination: str,
+        started: float,
+        abortable: bool,
+    ) -> MoveResult:
+        """A move that copies the domain's local disks: create their images on the destination first,
+        remove them again if the move fails, and keep or remove the source's per the setting."""
+        execution = self.config.execution
+        try:
+            storage_conn = self.pool.dedicated(destination)
+        except HostUnreachableError as exc:
+            return MoveResult(domain, False, 0.0, time.monotonic(), str(exc))
+        try:
+            disks = local_disks(dom)
+            try:
+                created = prepare_destination(
+                    storage_conn,
+                    disks,
+                    destination,
+                    incremental=execution.copy_storage == "incremental",
+                )
+            except StorageError as exc:
+                return MoveResult(domain, False, 0.0, time.monotonic(), f"storage: {exc}")
+            self._disk_copies.pop(domain, None)
+            result = self._migrate_on(
+                dom,
+                dconn,
+                domain,
+                source=source,
+                destination=destination,
+                started=started,
+                abortable=abortable,
+                disks=disks,
+            )
+            result.disk_copy = self._disk_copies.pop(domain, None)
+            if result.ok:
+                result.source_disk = self._source_disk_after_move(sconn, disks, source, domain)
+            elif not result.ambiguous:
+                self._remove_copy(storage_conn, created, domain, destination)
+            elif created:
+                log.critical(
+                    "%s: in doubt after its storage copy: %s left on %s for the recheck",
+                    domain,
+                    ", ".join(created),
+                    destination,
+                )
+            return result
+        finally:
+            with contextlib.suppress(libvirt.libvirtError):
+                storage_conn.close()
+
+    def _remove_copy(self, conn: Any, created: list[str], domain: str, destination: str) -> None:
+        """A failed move: remove the images it created, unless the domain is active there after all."""
+        try:
+            here = self.pool.locate(domain).get(destination)
+        except (HostUnreachableError, libvirt.libvirtError) as exc:
+            log.critical("%s: cannot check %s, its copy is left: %s", domain, destination, exc)
+            return
+        if here is not None and here.active:
+            log.critical(
+                "%s: active on %s after a failed move: its copy is left", domain, destination
+            )
+            return
+        remove_images(conn, created, destination, why=f"the move of {domain} failed")
+
+    def _source_disk_after_move(
+        self, sconn: Any, disks: tuple[LocalDisk, ...], source: str, domain: str
+    ) -> str:
+        """Apply execution.source_disk_after_move to the images the domain left on ``source``."""
+        paths = [d.path for d in disks]
+        if self.config.execution.source_disk_after_move == "keep":
+            log.info("%s: kept its former image(s) on %s: %s", domain, source, ", ".join(paths))
+            return "kept"
+        problems = remove_images(sconn, paths, source, why=f"{domain} moved with its storage")
+        return f"remove failed: {'; '.join(problems)}" if problems else "removed"
+
+    def _journal_storage(self, migration_id: int, result: MoveResult) -> None:
+        if result.disk_copy is None and not result.source_disk:
+            return
+        copy = result.disk_copy or DiskCopy()
+        try:
+            self.journal.set_migration_storage(
+                migration_id, copy.total, copy.processed, result.source_disk
+            )
+        except sqlite3.Error as exc:
+            log.critical("journal write failed (storage of migration %s): %s", migration_id, exc)
+
     def _after_failure(
         self,
         domain: str,
@@ -674,8 +803,15 @@ class Executor:
             "data_remaining_bytes": remaining,
             "percent": round(100.0 * (1 - remaining / total), 1) if total else None,
         }
+        if stats.get("disk_total"):
+            entry["disk_total_bytes"] = stats["disk_total"]
+            entry["disk_processed_bytes"] = stats.get("disk_processed", 0)
         with self._progress_lock:
             self.progress[domain] = entry
+            if stats.get("disk_total"):
+                self._disk_copies[domain] = DiskCopy(
+                    int(stats["disk_total"]), int(stats.get("disk_processed", 0))
+                )
         log.debug("migrating %s %s -> %s: %s", domain, source, destination, entry)
 
     def verify(self, domain: str, destination: str, source: str) -> str | None:

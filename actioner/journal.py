@@ -81,7 +81,10 @@ CREATE TABLE IF NOT EXISTS migrations (
     started REAL,
     finished REAL,
     error TEXT NOT NULL DEFAULT '',
-    kind TEXT NOT NULL DEFAULT 'move'
+    kind TEXT NOT NULL DEFAULT 'move',
+    disk_total INTEGER NOT NULL DEFAULT 0,
+    disk_processed INTEGER NOT NULL DEFAULT 0,
+    source_disk TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS ambiguous (
     domain TEXT PRIMARY KEY,
@@ -101,6 +104,15 @@ CREATE TABLE IF NOT EXISTS ambiguous_resolved (
 CREATE INDEX IF NOT EXISTS migrations_by_state ON migrations(state);
 CREATE INDEX IF NOT EXISTS migrations_by_domain ON migrations(domain, finished);
 """
+
+
+# A move that copied storage: bytes of its disks (libvirt's disk_total, disk_processed) and what became
+# of the image on the host it left ("kept", "removed", "remove failed: ...").
+_STORAGE_COLUMNS = (
+    ("disk_total", "INTEGER NOT NULL DEFAULT 0"),
+    ("disk_processed", "INTEGER NOT NULL DEFAULT 0"),
+    ("source_disk", "TEXT NOT NULL DEFAULT ''"),
+)
 
 
 @dataclass(frozen=True)
@@ -131,6 +143,9 @@ class MigrationRow:
     finished: float | None
     error: str
     kind: str = MOVE
+    disk_total: int = 0
+    disk_processed: int = 0
+    source_disk: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -218,6 +233,9 @@ class Journal:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(migrations)")}
         if "kind" not in columns:  # a journal written before rollbacks had rows of their own
             self._db.execute("ALTER TABLE migrations ADD COLUMN kind TEXT NOT NULL DEFAULT 'move'")
+        for column, kind in _STORAGE_COLUMNS:  # a journal written before moves copied storage
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE migrations ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -464,6 +482,16 @@ class Journal:
                 db.execute(
                     "UPDATE migrations SET error=? WHERE id=?", (redact(error), migration_id)
                 )
+
+    def set_migration_storage(
+        self, migration_id: int, disk_total: int, disk_processed: int, source_disk: str
+    ) -> None:
+        """What a move with copy_storage copied, and whether the source's image was kept or removed."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE migrations SET disk_total=?, disk_processed=?, source_disk=? WHERE id=?",
+                (disk_total, disk_processed, redact(source_disk), migration_id),
+            )
 
     def migrations(self, plan_id: int | None = None, limit: int = 500) -> list[MigrationRow]:
         with self._lock:

@@ -24,17 +24,20 @@ from lab import dial
 from lab.domain_xml import domain_xml
 from lab.errors import LabAlreadyUp, LabError, LabNotUp
 from lab.hosts import (
+    IMAGE_DIR,
+    IMAGE_POOL,
     LOCKSPACE_DIR,
     HostLayout,
     create_host_network,
     create_lab_bridge,
+    image_pool_xml,
     rejoin_libvirtd,
     set_link,
     start_libvirtd,
     wait_for_libvirtd,
     write_libvirt_config,
 )
-from lab.image import build_image
+from lab.image import build_image, build_writer_sector, write_writer_image
 from lab.monitoring import alertmanager_config, prometheus_config
 from lab.naming import EXPORTER_PORT, LabNames, check_lab_id
 from lab.preconditions import prepare_machine
@@ -61,6 +64,9 @@ MIGRATE_FLAGS = (
     | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
 )
 GUEST_READY_TIMEOUT = 30.0
+WRITER_SECTOR = (
+    "diskwriter.bin"  # in the state directory: the boot sector every writer image starts with
+)
 KEY_ATTEMPTS = 3
 KEY_CONFIRM_TIMEOUT = 3.0
 SERVICE_TIMEOUT = 30.0
@@ -200,6 +206,8 @@ class Lab:
 
     def _bring_up(self, tools: dict[str, str]) -> None:
         image = build_image(self.state_dir / "guest.img")
+        if self.scenario.local_storage:
+            build_writer_sector(self.state_dir / WRITER_SECTOR)
         (self.state_dir / "guests").mkdir()
         create_lab_bridge(self.names)
         networks = self.scenario.private_networks
@@ -231,6 +239,9 @@ class Lab:
         self._libvirtd_pids = dict(processes)
         for name, pid in processes.items():
             wait_for_libvirtd(self._layouts[name], pid)
+        if self.scenario.local_storage:
+            for name in processes:
+                self._define_image_pool(name)
         emulator = tools["qemu-system-x86_64"]
         with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
             list(pool.map(lambda h: self._start_guests(h.name, image, emulator), self.hosts))
@@ -246,9 +257,52 @@ class Lab:
         for domain in self.scenario.domains_on(host):
             self._define_and_start(host, domain, image, emulator)
 
+    def _define_image_pool(self, host: str) -> None:
+        """The host's directory pool over its private image directory, started and autostarted."""
+        self._layouts[host].image_dir.mkdir(parents=True, exist_ok=True)
+        pool = self.connection(host).storagePoolDefineXML(image_pool_xml(), 0)
+        pool.setAutostart(1)
+        pool.create(0)
+
+    def disk_image(self, domain: str, host: str) -> Path:
+        """Where ``domain``'s writable disk lies on ``host``, as the root namespace sees it."""
+        return (
+            self._layouts[self.host(host).name].image_dir / self.scenario.domain(domain).disk_file
+        )
+
+    def disk_contents(self, domain: str, host: str) -> Path:
+        """A raw file of what the guest sees on ``host``'s copy of its disk (a qcow2 overlay with its
+        base converted by qemu-img inside the host, where the base's path resolves)."""
+        spec = self.scenario.domain(domain)
+        image = self.disk_image(domain, host)
+        if spec.base_file is None:
+            return image
+        out = self.state_dir / "guests" / f"{domain}.{host}.raw"
+        converted = self.run_in_host(
+            host,
+            ["qemu-img", "convert", "-O", "raw", f"{IMAGE_DIR}/{spec.disk_file}", str(out)],
+            capture_output=True,
+            text=True,
+        )
+        if converted.returncode:
+            raise LabError(f"cannot read {domain}'s disk on {host}: {converted.stderr.strip()}")
+        return out
+
     def _define_and_start(self, host: str, domain: DomainSpec, image: Path, emulator: str) -> None:
         serial = self.serial_log(domain.name)
         serial.touch()
+        if domain.writable_disk:
+            # a fresh image of its own on its host; the domain sees the host's private image directory
+            image = Path(IMAGE_DIR) / domain.disk_file
+            if domain.base_file is None:
+                write_writer_image(
+                    self.state_dir / WRITER_SECTOR,
+                    self.disk_image(domain.name, host),
+                    domain.disk_size,
+                )
+            else:
+                self._write_overlay(domain, host)
+            self._refresh_image_pool(host)
         connection = self.connection(host)
         dom = connection.defineXML(domain_xml(domain, image, serial, emulator))
         dom.setMetadata(
@@ -259,6 +313,31 @@ class Lab:
             libvirt.VIR_DOMAIN_AFFECT_CONFIG,
         )
         dom.create()
+
+    def _write_overlay(self, domain: DomainSpec, host: str) -> None:
+        """The same raw base on every host (a golden image), the guest's qcow2 overlay on its own."""
+        assert domain.base_file is not None
+        for other in self._layouts.values():
+            write_writer_image(
+                self.state_dir / WRITER_SECTOR, other.image_dir / domain.base_file, domain.disk_size
+            )
+            self._refresh_image_pool(other.name)
+        base, overlay = f"{IMAGE_DIR}/{domain.base_file}", f"{IMAGE_DIR}/{domain.disk_file}"
+        created = self.run_in_host(
+            host,
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, overlay],
+            capture_output=True,
+            text=True,
+        )
+        if created.returncode:
+            raise LabError(
+                f"cannot create {domain.name}'s overlay on {host}: {created.stderr.strip()}"
+            )
+
+    def _refresh_image_pool(self, host: str) -> None:
+        """Make the host's pool list images the lab wrote behind libvirt's back."""
+        with contextlib.suppress(libvirt.libvirtError):
+            self.connection(host).storagePoolLookupByName(IMAGE_POOL).refresh(0)
 
     def serial_log(self, domain: str) -> Path:
         """The guest's serial output: ``R`` when it runs the dial, ``L<n>`` at each level change."""
@@ -493,6 +572,10 @@ class Lab:
                 hosts = running.get(name, [])
                 if not hosts:
                     self._restart_guest(spec)
+                elif hosts[0] != spec.host and spec.writable_disk:
+                    # its disk holds nothing worth copying back: a fresh guest on its own host
+                    self.connection(hosts[0]).lookupByName(name).destroy()
+                    self._restart_guest(spec)
                 elif hosts[0] != spec.host:
                     self.migrate(name, spec.host)
         for spec in self.scenario.domains:
@@ -563,6 +646,11 @@ class Lab:
                 # an incoming copy of an interrupted migration may vanish between lookup and undefine
                 if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                     raise
+        if spec.writable_disk:
+            for host in self.hosts:  # a copy a move left behind would look like this guest's disk
+                self.disk_image(spec.name, host.name).unlink(missing_ok=True)
+                (self.state_dir / "guests" / f"{spec.name}.{host.name}.raw").unlink(missing_ok=True)
+                self._refresh_image_pool(host.name)
         offset = (
             self.serial_log(spec.name).stat().st_size if self.serial_log(spec.name).exists() else 0
         )

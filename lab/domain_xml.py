@@ -1,4 +1,4 @@
-"""Libvirt domain XML for a lab guest: TCG, the read-only boot disk, private bridges, serial to a log."""
+"""Libvirt domain XML for a lab guest: TCG, its boot disk (shared read-only or its own writable), bridges, serial."""
 
 from __future__ import annotations
 
@@ -25,12 +25,13 @@ def domain_xml(domain: DomainSpec, image: Path, serial_log: Path, emulator: str)
     ET.SubElement(root, "on_crash").text = "destroy"
     devices = ET.SubElement(root, "devices")
     ET.SubElement(devices, "emulator").text = emulator
-    # read-only on virtio: libvirt then migrates without shared storage (IDE cannot be read-only)
     disk = ET.SubElement(devices, "disk", type="file", device="disk")
-    ET.SubElement(disk, "driver", name="qemu", type="raw")
+    ET.SubElement(disk, "driver", name="qemu", type="qcow2" if domain.disk == "qcow2" else "raw")
     ET.SubElement(disk, "source", file=str(image))
     ET.SubElement(disk, "target", dev="vda", bus="virtio")
-    ET.SubElement(disk, "readonly")
+    if not domain.writable_disk:
+        # read-only on virtio: libvirt then migrates without shared storage (IDE cannot be read-only)
+        ET.SubElement(disk, "readonly")
     for network in domain.private_networks:
         interface = ET.SubElement(devices, "interface", type="bridge")
         ET.SubElement(interface, "source", bridge=network)

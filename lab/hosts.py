@@ -20,6 +20,10 @@ PRIVATE_DIRS = {
     "cache": "/var/cache/libvirt",
     "log": "/var/log/libvirt",
 }
+# A host's disk images (guests with writable disks), inside its private /var/lib/libvirt: host-local
+# storage, as on a hypervisor's own drives. Each host has a directory storage pool over it.
+IMAGE_DIR = PRIVATE_DIRS["lib"] + "/images"
+IMAGE_POOL = "default"
 # libvirtd's runtime directory: a fresh tmpfs in each host, like /run after a boot
 RUN_DIR = "/run/libvirt"
 # every directory a host mounts over; the lab creates them (lab.preconditions), no package is relied on
@@ -62,6 +66,11 @@ class HostLayout:
             address=names.host_address(index),
             directory=names.state_dir / "hosts" / name,
         )
+
+    @property
+    def image_dir(self) -> Path:
+        """The host's IMAGE_DIR as the root namespace sees it (the lab writes images there)."""
+        return self.directory / "lib" / IMAGE_DIR.removeprefix(PRIVATE_DIRS["lib"] + "/")
 
     @property
     def host_uuid(self) -> str:
@@ -174,6 +183,14 @@ def rejoin_libvirtd(host: HostLayout, libvirtd: str, holder: int) -> int:
     argv = ["nsenter", "-t", str(holder), "--net", "--mount", "--uts", "--"]
     argv += [libvirtd, "--listen", "--pid-file", pid_file]
     return spawn_detached(argv, host.directory / "libvirtd.log")
+
+
+def image_pool_xml() -> str:
+    """A directory storage pool over IMAGE_DIR: where a migration with local storage creates images."""
+    return (
+        f"<pool type='dir'><name>{IMAGE_POOL}</name>"
+        f"<target><path>{IMAGE_DIR}</path></target></pool>"
+    )
 
 
 def set_link(host: HostLayout, up: bool) -> None:

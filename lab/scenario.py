@@ -27,6 +27,14 @@ MAX_TOTAL_LOAD_PERCENT = 150  # percent of ONE real core, summed over all guests
 
 DEFAULT_VCPUS = 1
 DEFAULT_DOMAIN_MEMORY = 64 * 1024**2
+# A guest's disk: the shared read-only load-dial image, or a writable image of its own in its host's
+# private image directory (the disk-writer guest), copied by a migration with local storage: raw, or
+# a qcow2 overlay on a raw base image that every host holds (a golden image; incremental copies).
+READONLY_DISK, RAW_DISK, QCOW2_DISK = "readonly", "raw", "qcow2"
+DISK_KINDS = (READONLY_DISK, RAW_DISK, QCOW2_DISK)
+DEFAULT_DISK_SIZE = 64 * 1024**2
+MIN_DISK_SIZE = 32 * 1024**2  # the writer's counter ring (16 MiB) and its boot sector must fit
+MAX_DISK_SIZE = 1024**3
 
 _HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")  # a hostname that also fits the netns name
 _DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -46,6 +54,8 @@ _DOMAIN_KEYS = (
     "load",
     "pinned",
     "anti_affinity",
+    "disk",
+    "disk_size",
 )
 
 
@@ -71,6 +81,23 @@ class DomainSpec:
     load: int = 0
     pinned: bool = False
     anti_affinity: str | None = None
+    disk: str = READONLY_DISK
+    disk_size: int = DEFAULT_DISK_SIZE
+
+    @property
+    def writable_disk(self) -> bool:
+        """Whether the guest writes to a disk image of its own on its host (host-local storage)."""
+        return self.disk != READONLY_DISK
+
+    @property
+    def disk_file(self) -> str:
+        """The file name of its writable disk in its host's image directory."""
+        return f"{self.name}.qcow2" if self.disk == QCOW2_DISK else f"{self.name}.img"
+
+    @property
+    def base_file(self) -> str | None:
+        """The raw base image of a qcow2 overlay, on every host; None for other disks."""
+        return f"{self.name}-base.img" if self.disk == QCOW2_DISK else None
 
     @property
     def placement(self) -> Placement:
@@ -101,6 +128,11 @@ class Scenario:
 
     def domains_on(self, host: str) -> tuple[DomainSpec, ...]:
         return tuple(d for d in self.domains if d.host == host)
+
+    @property
+    def local_storage(self) -> bool:
+        """Whether any guest has a writable disk on its host (each host then gets a storage pool)."""
+        return any(d.writable_disk for d in self.domains)
 
     @property
     def private_networks(self) -> tuple[str, ...]:
@@ -302,6 +334,22 @@ class _Validator:
         pinned = entry.get("pinned", False)
         if not isinstance(pinned, bool):
             self.problem(f"{path}.pinned", f"must be true or false, not {pinned!r}")
+        disk = entry.get("disk", READONLY_DISK)
+        if disk not in DISK_KINDS:
+            self.problem(f"{path}.disk", f"must be one of {', '.join(DISK_KINDS)}, not {disk!r}")
+        disk_size = self.size(
+            entry.get("disk_size", DEFAULT_DISK_SIZE), f"{path}.disk_size", required=True
+        )
+        if disk_size is not None and not MIN_DISK_SIZE <= disk_size <= MAX_DISK_SIZE:
+            self.problem(
+                f"{path}.disk_size",
+                f"{format_size(disk_size)} is outside {format_size(MIN_DISK_SIZE)}.."
+                f"{format_size(MAX_DISK_SIZE)}",
+            )
+        if "disk_size" in entry and disk == READONLY_DISK:
+            self.problem(
+                f"{path}.disk_size", "only a writable disk (disk: raw or qcow2) has a size"
+            )
         if len(self.problems) != before:
             return None
         return DomainSpec(
@@ -314,6 +362,8 @@ class _Validator:
             load=load,
             pinned=pinned,
             anti_affinity=anti_affinity,
+            disk=str(disk),
+            disk_size=disk_size or DEFAULT_DISK_SIZE,
         )
 
     def size(self, value: Any, path: str, *, required: bool) -> int | None:

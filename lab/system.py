@@ -25,6 +25,7 @@ REQUIRED_TOOLS = {
     "virtlockd": "libvirt-daemon",
     "qemu-system-x86_64": "qemu-system-x86",
     "nasm": "nasm",
+    "qemu-img": "qemu-utils",  # qcow2 overlays of the disk-writer guests
 }
 MONITORING_TOOLS = {
     "prometheus": "prometheus",

@@ -152,3 +152,62 @@ def test_actioner_refuses_to_start_on_a_bad_config(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "hosts: expected a non-empty mapping" in err
     assert "execution.copy_storage" in err
+
+
+def test_storage_copy_settings_are_read_with_their_defaults(tmp_path):
+    data = minimal(tmp_path)
+    data["hosts"]["hv2"]["disks_uri"] = "tcp://10.0.0.2:49200"
+    data["execution"] = {
+        "copy_storage": "all",
+        "source_disk_after_move": "remove",
+        "nbd_port": 49153,
+        "migration_tls": True,
+        "max_concurrent_storage_copies": 1,
+    }
+    execution = parse_config(data, base=tmp_path).execution
+    assert (execution.copy_storage, execution.source_disk_after_move) == ("all", "remove")
+    assert (execution.nbd_port, execution.migration_tls) == (49153, True)
+    assert execution.max_concurrent_storage_copies == 1
+    assert execution.storage_copy_mib_per_s == 20
+    assert parse_config(data, base=tmp_path).host("hv2").disks_uri == "tcp://10.0.0.2:49200"
+    defaults = parse_config(minimal(tmp_path), base=tmp_path).execution
+    assert defaults.source_disk_after_move == "keep"
+    assert (defaults.nbd_port, defaults.migration_tls) == (0, False)
+
+
+def test_bad_storage_copy_settings_are_all_listed(tmp_path):
+    data = minimal(tmp_path)
+    data["hosts"]["hv2"]["disks_uri"] = "nbd:10.0.0.2"
+    data["execution"] = {
+        "copy_storage": "all",
+        "source_disk_after_move": "shred",
+        "nbd_port": 70000,
+        "max_concurrent_storage_copies": 0,
+        "storage_copy_mib_per_s": -5,
+        "unsafe": True,
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, base=tmp_path)
+    problems = caught.value.problems
+    for expected in (
+        "hosts.hv2.disks_uri: expected tcp://ADDRESS[:PORT]",
+        "execution.source_disk_after_move: must be one of keep, remove, got 'shred'",
+        "execution.nbd_port: must be a TCP port 1..65535, got 70000",
+        "execution.max_concurrent_storage_copies: must be positive",
+        "execution.storage_copy_mib_per_s: must be positive",
+        "execution.unsafe: must be off when execution.copy_storage copies disks",
+    ):
+        assert any(p.startswith(expected) for p in problems), (expected, problems)
+
+
+def test_storage_copy_settings_without_a_storage_copy_are_refused(tmp_path):
+    data = minimal(tmp_path)
+    data["hosts"]["hv2"]["disks_uri"] = "tcp://10.0.0.2:49200"
+    data["execution"] = {"source_disk_after_move": "remove", "nbd_port": 49153}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, base=tmp_path)
+    assert sorted(caught.value.problems) == [
+        "execution.nbd_port: only used with execution.copy_storage all or incremental",
+        "execution.source_disk_after_move: only used with execution.copy_storage all or incremental",
+        "hosts.hv2.disks_uri: only used with execution.copy_storage all or incremental",
+    ]

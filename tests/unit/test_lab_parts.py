@@ -156,3 +156,26 @@ def test_alertmanager_config_routes_overload_to_the_webhook_with_bearer_file() -
     assert "webhook_configs" not in receivers["discard"]
     with pytest.raises(ValueError, match="duration"):
         alertmanager_config("http://x", None, "soon", "5s", "30s")
+
+
+def test_a_writable_disk_guest_gets_no_readonly_flag() -> None:
+    spec = DomainSpec("store1", "ls1", disk="raw")
+    root = ET.fromstring(
+        domain_xml(spec, Path("/var/lib/libvirt/images/store1.img"), Path("/s/x"), "/usr/bin/qemu")
+    )
+    disk = root.find("./devices/disk")
+    assert disk is not None
+    assert disk.find("readonly") is None
+    assert disk.find("source").get("file") == "/var/lib/libvirt/images/store1.img"  # type: ignore[union-attr]
+
+
+def test_a_qcow2_overlay_guest_names_its_format_and_files() -> None:
+    spec = DomainSpec("store1", "ls1", disk="qcow2")
+    assert (spec.disk_file, spec.base_file) == ("store1.qcow2", "store1-base.img")
+    assert (DomainSpec("x", "h", disk="raw").disk_file, DomainSpec("x", "h").base_file) == (
+        "x.img",
+        None,
+    )
+    root = ET.fromstring(domain_xml(spec, Path("/i/store1.qcow2"), Path("/s/x"), "/usr/bin/qemu"))
+    driver = root.find("./devices/disk/driver")
+    assert driver is not None and driver.get("type") == "qcow2"

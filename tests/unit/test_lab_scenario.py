@@ -174,3 +174,31 @@ def test_missing_file_lists_the_shipped_scenarios(tmp_path: Path) -> None:
         load_scenario("no-such-scenario")
     with pytest.raises(ValidationError, match="no such scenario file"):
         load_scenario(tmp_path / "missing.yaml")
+
+
+def test_local_storage_scenario_has_a_chunk_of_writers_on_raw_host_local_disks() -> None:
+    scenario = load_scenario("local-storage")
+    assert scenario.local_storage
+    on_ls1 = scenario.domains_on("ls1")
+    assert [(d.name, d.disk, d.disk_size, d.group, d.pinned) for d in on_ls1] == [
+        ("store1", "raw", 64 * 1024**2, "store", False),
+        ("store2", "raw", 64 * 1024**2, "store", False),
+        ("busy1", "readonly", 64 * 1024**2, None, True),
+    ]
+    assert scenario.domains_on("ls2") == ()
+    assert not load_scenario("default").local_storage
+
+
+def test_bad_disk_settings_name_their_fields() -> None:
+    found = problems(
+        "hosts: [{name: a, cpus: 1, memory: 1GiB}]\n"
+        "domains:\n"
+        "  - {name: x, host: a, disk: qcow3}\n"
+        "  - {name: y, host: a, disk: raw, disk_size: 1MiB}\n"
+        "  - {name: z, host: a, disk_size: 64MiB}\n"
+    )
+    assert found == (
+        "domains[0].disk (line 3): must be one of readonly, raw, qcow2, not 'qcow3'",
+        "domains[1].disk_size (line 4): 1MiB is outside 32MiB..1GiB",
+        "domains[2].disk_size (line 5): only a writable disk (disk: raw or qcow2) has a size",
+    )

@@ -236,7 +236,8 @@ def actioner_config(
         "prometheus": {"url": prometheus_url},
         "alertmanager": {"url": alertmanager_url},
         "webhook": {"token_file": str(token_file), "listen": listen},
-        "execution": {},
+        # no shared storage between lab hosts: guests with writable disks move with them
+        "execution": {"copy_storage": "all"} if lab.scenario.local_storage else {},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):
