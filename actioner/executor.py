@@ -131,6 +131,10 @@ class Executor:
         self.stopping = threading.Event()
         self._progress_lock = threading.Lock()
         self._disk_copies: dict[str, DiskCopy] = {}  # the last job stats of a storage copy
+        # libvirt refuses a pool refresh while another volume of that pool is being created
+        # ("asynchronous jobs running"): a chunk's members prepare their images one at a time per host
+        self._pool_locks: dict[str, threading.Lock] = {}
+        self._pool_locks_guard = threading.Lock()
 
     # --- plans --------------------------------------------------------------------------------
 
@@ -672,12 +676,13 @@ class Executor:
         try:
             disks = local_disks(dom)
             try:
-                created = prepare_destination(
-                    storage_conn,
-                    disks,
-                    destination,
-                    incremental=execution.copy_storage == "incremental",
-                )
+                with self._pool_lock(destination):
+                    created = prepare_destination(
+                        storage_conn,
+                        disks,
+                        destination,
+                        incremental=execution.copy_storage == "incremental",
+                    )
             except StorageError as exc:
                 return MoveResult(domain, False, 0.0, time.monotonic(), f"storage: {exc}")
             self._disk_copies.pop(domain, None)
@@ -708,6 +713,10 @@ class Executor:
             with contextlib.suppress(libvirt.libvirtError):
                 storage_conn.close()
 
+    def _pool_lock(self, host: str) -> threading.Lock:
+        with self._pool_locks_guard:
+            return self._pool_locks.setdefault(host, threading.Lock())
+
     def _remove_copy(self, conn: Any, created: list[str], domain: str, destination: str) -> None:
         """A failed move: remove the images it created, unless the domain is active there after all."""
         try:
@@ -720,7 +729,8 @@ class Executor:
                 "%s: active on %s after a failed move: its copy is left", domain, destination
             )
             return
-        remove_images(conn, created, destination, why=f"the move of {domain} failed")
+        with self._pool_lock(destination):
+            remove_images(conn, created, destination, why=f"the move of {domain} failed")
 
     def _source_disk_after_move(
         self, sconn: Any, disks: tuple[LocalDisk, ...], source: str, domain: str
@@ -730,7 +740,8 @@ class Executor:
         if self.config.execution.source_disk_after_move == "keep":
             log.info("%s: kept its former image(s) on %s: %s", domain, source, ", ".join(paths))
             return "kept"
-        problems = remove_images(sconn, paths, source, why=f"{domain} moved with its storage")
+        with self._pool_lock(source):
+            problems = remove_images(sconn, paths, source, why=f"{domain} moved with its storage")
         return f"remove failed: {'; '.join(problems)}" if problems else "removed"
 
     def _journal_storage(self, migration_id: int, result: MoveResult) -> None:
