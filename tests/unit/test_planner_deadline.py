@@ -136,7 +136,7 @@ def test_ortools_absent_means_the_greedy_plan(monkeypatch):
     snapshot = generate(4, tight(4))
     policy = LIFTED.replace(plan_budget=200)
     greedy = plan(snapshot, policy.replace(plan_solver="greedy"), clock=Ticks())
-    monkeypatch.setattr(exact, "available", lambda: False)
+    monkeypatch.setattr(exact, "installed", lambda: False)
     assert plan(snapshot, policy, clock=Ticks()) == greedy
 
 
@@ -225,3 +225,13 @@ def test_warm_up_imports_or_tools_in_the_background():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True True"
+
+
+def test_a_plan_waits_for_the_or_tools_import_no_longer_than_it_is_told():
+    # The import runs in the background: not waiting at all finds it unfinished (it takes a second
+    # of CPU), waiting without a limit finds it done.
+    done = _fresh_python(
+        "from virtbalance.planner import exact\nprint(exact.ready(0.0), exact.ready(None))\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False True"

@@ -43,8 +43,8 @@ def installed() -> bool:
 
 @cache
 def available() -> bool:
-    """Whether OR-Tools imports; imports it once per process (0.6-0.7 s of CPU). The planner calls this
-    inside a plan's budget, only when CP-SAT is about to run; the actioner calls ``warm_up`` at start."""
+    """Whether OR-Tools imports; imports it once per process (0.6-0.7 s of CPU, seconds of wall time on
+    a loaded machine). Plans wait for it through ``ready``, within their budget."""
     if not installed():
         return False
     try:
@@ -54,15 +54,28 @@ def available() -> bool:
     return True
 
 
-def warm_up() -> threading.Thread | None:
-    """Import OR-Tools in a background thread (a long-running process: its first plan does not pay
-    the import); None when it is not installed. A plan that needs it meanwhile waits on the import
-    lock, inside its budget."""
-    if not installed():
-        return None
+@cache
+def _importer() -> threading.Thread:
     thread = threading.Thread(target=available, name="ortools-import", daemon=True)
     thread.start()
     return thread
+
+
+def warm_up() -> threading.Thread | None:
+    """Start importing OR-Tools in a background thread, once per process (a long-running caller: its
+    first plan does not pay the import); None when it is not installed."""
+    return _importer() if installed() else None
+
+
+def ready(timeout: float | None) -> bool:
+    """Whether OR-Tools is imported, waiting at most ``timeout`` seconds (None: as long as it takes)
+    for the import, which runs in the background: a plan whose budget runs out first goes on without
+    CP-SAT (the import cannot be interrupted, so it is not run in the plan's own thread)."""
+    thread = warm_up()
+    if thread is None:
+        return False
+    thread.join(timeout)
+    return not thread.is_alive() and available()
 
 
 @dataclass(frozen=True)

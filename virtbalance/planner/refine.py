@@ -66,7 +66,7 @@ def refine_relieve(  # noqa: PLR0917 - the planner's inputs, passed through
         return None, False
     # Imported here, inside the budget (the budget bounds the whole plan call), and only by plans
     # that need CP-SAT; a long-running caller has imported it already (exact.warm_up).
-    if not exact.available() or deadline.expired("exact"):
+    if not exact.ready(deadline.remaining()) or deadline.expired("exact"):
         return None, False
     unresolved = {u.host for u in greedy.unresolved}
     hint = [
