@@ -15,6 +15,7 @@ from actioner.services import Services
 from actioner.silences import AlertmanagerClient
 from actioner.snapshot_builder import SnapshotBuilder
 from actioner.worker import Worker
+from virtbalance.planner import exact
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,9 @@ def build_services(config: Config, *, start: bool = True) -> Services:
     JournalLockedError when another actioner holds the journal (nothing is touched then).
     """
     lock = JournalLock(config.journal_path)
+    if config.policy.plan_solver != "greedy":
+        # OR-Tools takes a second or more to import: here, in the background, not in the first plan.
+        exact.warm_up()
     journal = Journal(config.journal_path)
     metrics = Metrics()
     pool = HostPool(config)

@@ -11,12 +11,20 @@ from virtbalance.planner.deadline import Deadline
 from virtbalance.planner.model import Model, Unit, build_model
 from virtbalance.planner.outcome import Outcome
 from virtbalance.planner.placement import Placer
-from virtbalance.planner.relieve import Need, finish, loose_bound, prepare, relieve_with
+from virtbalance.planner.relieve import (
+    Need,
+    finish,
+    improve,
+    loose_bound,
+    prepare,
+    relieve_with,
+)
 from virtbalance.policy import Policy
 from virtbalance.snapshot import Snapshot
 
-# Share of the remaining budget CP-SAT may use: the rest replays its answer into a plan.
-SOLVER_SHARE = 0.9
+# Share of the remaining budget CP-SAT may use: the rest replays its answer into a plan and, unless it
+# is proven optimal, re-solves the hosts whose sets cost more than their ideal (``relieve.improve``).
+SOLVER_SHARE = 0.8
 # CP-SAT work units per second of plan_budget when there is no clock: one unit took 1.8-24 s of wall
 # time on tight clusters of 11-27 hosts (a loaded 2-core machine), so a unit is not a second.
 DETERMINISTIC_PER_SECOND = 0.25
@@ -56,6 +64,10 @@ def refine_relieve(  # noqa: PLR0917 - the planner's inputs, passed through
     receivers = [model.hosts[name] for _, name in outcome.placer.order]
     if exact.pairs(model, needs, receivers) > exact.MAX_PAIRS or deadline.expired("exact"):
         return None, False
+    # Imported here, inside the budget (the budget bounds the whole plan call), and only by plans
+    # that need CP-SAT; a long-running caller has imported it already (exact.warm_up).
+    if not exact.ready(deadline.remaining()) or deadline.expired("exact"):
+        return None, False
     unresolved = {u.host for u in greedy.unresolved}
     hint = [
         (m.unit, m.destination)
@@ -71,9 +83,8 @@ def refine_relieve(  # noqa: PLR0917 - the planner's inputs, passed through
         return remaining * SOLVER_SHARE, False
 
     sets = exact.solve_sets(model, needs, receivers, hint, seconds)
-    if sets is None or not sets.optimal:
-        deadline.stop("exact")
     if sets is None:
+        deadline.stop("exact")
         return None, False
     # Prefer the greedy placement of CP-SAT's sets (least loaded destinations); else its own.
     for regreedy in (True, False):
@@ -82,14 +93,21 @@ def refine_relieve(  # noqa: PLR0917 - the planner's inputs, passed through
         else:
             attempt, needs, busy = fresh()
         if _commit_sets(attempt, needs, sets.moves, regreedy):
+            if not sets.optimal:
+                improve(attempt, needs, alone=True)
+                # After the improvement step: a CP-SAT stop recorded before would have ended it.
+                deadline.stop("exact")
             finish(attempt, needs, busy)
             return attempt, sets.optimal
+    if not sets.optimal:
+        deadline.stop("exact")
     return None, False
 
 
 def enabled(policy: Policy) -> bool:
-    """Whether relieve refines its plan with CP-SAT: OR-Tools installed and not ``plan_solver: greedy``."""
-    return policy.plan_solver != "greedy" and exact.available()
+    """Whether relieve refines its plan with CP-SAT: OR-Tools installed and not ``plan_solver: greedy``
+    (nothing is imported yet: see ``refine_relieve``)."""
+    return policy.plan_solver != "greedy" and exact.installed()
 
 
 def small_enough(

@@ -64,7 +64,7 @@ def relieve(
     needs, busy = prepare(outcome, relieve_hosts, reverse, first)
     for name, need in needs.items():
         _full_relief(outcome, outcome.model.hosts[name], need)
-    missed = _improve(outcome, needs)
+    missed = improve(outcome, needs)
     finish(outcome, needs, busy)
     return missed
 
@@ -180,15 +180,17 @@ def _ideal(outcome: Outcome, name: str, need: Need) -> tuple[list[Unit], Cost] |
     return cover, (0, sum(u.memory for u in cover), sum(u.size for u in cover))
 
 
-def _improve(outcome: Outcome, needs: dict[str, Need]) -> list[str]:
+def improve(outcome: Outcome, needs: dict[str, Need], alone: bool = False) -> list[str]:
     """Hosts compete for destinations and for the plan's budget: re-solve where one missed its best set.
 
-    A host "missed" when its chosen set costs more than its ideal (``_ideal``). Its rivals are, per
-    contested destination, the hosts that sent there (a chunk of its ideal set fits only without this
-    plan's moves), and, when the per-plan budget ran out, each host that moved something. For each rival
-    group: undo the group and the missed host, solve the missed host first, then the group; keep the best
-    result that is better off (more resolved, then less memory, then fewer migrations). Returns the hosts
-    that still miss.
+    A host "missed" when its chosen set costs more than its ideal (``_ideal``). With ``alone``, it is
+    first re-solved by itself, the other hosts' moves kept (a plan CP-SAT found in a hurry often moves
+    more than a host needs, or leaves out a host that still has room; in a greedy plan each host already
+    had its cheapest set when it was solved). Its rivals are, per contested destination, the
+    hosts that sent there (a chunk of its ideal set fits only without this plan's moves), and, when the
+    per-plan budget ran out, each host that moved something. For each rival group: undo the group and the
+    missed host, solve the missed host first, then the group; keep the best result that is better off
+    (more resolved, then less memory, then fewer migrations). Returns the hosts that still miss.
     """
     loose: dict[str, Cost | None] = {}
     ideal: dict[str, tuple[list[Unit], Cost] | None] = {}
@@ -217,7 +219,8 @@ def _improve(outcome: Outcome, needs: dict[str, Need]) -> list[str]:
             if target is None:
                 continue
             best: tuple[Cost, tuple[str, ...]] | None = None
-            for group in _rivals(outcome, missed, target[0], needs):
+            groups = _rivals(outcome, missed, target[0], needs)
+            for group in [(), *groups] if alone else groups:
                 attempts += 1
                 if attempts > IMPROVE_ATTEMPTS or outcome.deadline.expired("improvement"):
                     break
