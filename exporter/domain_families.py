@@ -254,7 +254,12 @@ class _Table:
                 label_sets = [label_sets[i] for i in present]
                 column = [column[i] for i in present]
             family.label_sets = list(label_sets)
-            family.values = list(map(operator.truediv, column, itertools.repeat(factor)))
+            if factor == 1:
+                family.values = column  # libvirt's ints stay ints: exact, and cheaper to render
+            elif factor == FROM_KIB:
+                family.values = list(map(operator.mul, column, itertools.repeat(KIB)))
+            else:
+                family.values = list(map(operator.truediv, column, itertools.repeat(factor)))
 
 
 def _table(

@@ -8,10 +8,12 @@ prometheus_client metrics for ``Collector.collect``."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
@@ -124,37 +126,75 @@ def format_value(value: float) -> str:
     return text
 
 
-# Values the careful path formatted lately (memory sizes and capacities repeat across domains).
-_FORMATTED: dict[float, str] = {}
-_FORMATTED_MAX = 65536
-
-
-def _careful(value: float) -> str:
-    """format_value, memoized."""
-    known = _FORMATTED.get(value)
-    if known is None:
-        known = format_value(value)
-        if len(_FORMATTED) >= _FORMATTED_MAX:
-            _FORMATTED.clear()
-        _FORMATTED[value] = known
-    return known
-
-
 # From here up Go writes an exponent and Python's repr does not (until 1e16, where both do).
 _GO_EXPONENT = 1e6
+# Ints below this in magnitude are exact as floats: n renders as str(n) + ".0".
+_EXACT = 2**53
+_EXPONENTS = {digits: f"e+{digits - 1:02d}" for digits in range(7, 17)}
+_INT = frozenset({int})
+_FLOAT = frozenset({float})
 _TEXT = operator.attrgetter("text")
 
 
+def _int_text(value: int) -> str:
+    """format_value(value) for an int, from its digits (cheaper than a float's repr)."""
+    if -_EXACT < value < _GO_EXPONENT:
+        return f"{value}.0"
+    if not _GO_EXPONENT <= value < _EXACT:
+        return format_value(value)  # past 2**53 the float rounds, as prometheus_client's does
+    digits = str(value)
+    return f"{digits[0]}.{digits[1:]}".rstrip("0.") + _EXPONENTS[len(digits)]
+
+
+def _float_text(value: float) -> str:
+    """format_value(value) for a float."""
+    if -math.inf < value < _GO_EXPONENT:
+        return repr(value)
+    if not _GO_EXPONENT <= value < 1e16:
+        return format_value(value)  # inf, NaN, or past 1e16 where repr has an exponent too
+    text = repr(value)
+    dot = text.find(".")
+    return f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.") + _EXPONENTS[dot]
+
+
 def _value_texts(values: list[float]) -> list[str]:
-    """The values in Go's notation: repr, except past 1e6 and for inf and NaN."""
-    total = sum(values)
-    # One C-level pass each: a finite sum means no inf or NaN, so max() is reliable.
-    if total - total == 0 and (not values or max(values) < _GO_EXPONENT):
-        return list(map(repr, map(float, values)))
-    return [
-        repr(value) if -math.inf < value < _GO_EXPONENT else _careful(value)
-        for value in map(float, values)
-    ]
+    """The values in Go's notation (format_value), whole columns at a time where possible.
+
+    Counters and sizes stay the ints libvirt gave (str() of an int is far cheaper than repr()
+    of a float); one C-level pass over the column picks the way.
+    """
+    kinds = set(map(type, values))
+    if kinds == _INT:
+        if min(values) > -_EXACT and max(values) < _GO_EXPONENT:
+            return list(map(operator.add, map(str, values), itertools.repeat(".0")))
+        return _remembered(values, _int_text)
+    if kinds == _FLOAT:
+        total = sum(values)
+        # A finite sum means no inf or NaN, so max() is reliable.
+        if total - total == 0 and max(values) < _GO_EXPONENT:
+            return list(map(repr, values))
+        return _remembered(values, _float_text)
+    return [format_value(value) for value in values]  # mixed kinds (or bools): rare
+
+
+# Texts of values that needed the slow way lately: memory sizes and capacities repeat across
+# domains and scrapes, so most of a column is found with one C-level pass.
+_REMEMBERED: dict[float, str] = {}
+_REMEMBERED_MAX = 65536
+
+
+def _remembered(values: list[float], text_of: Callable[[Any], str]) -> list[str]:
+    """``text_of`` of each value, remembered."""
+    texts: list[str | None] = list(map(_REMEMBERED.get, values))
+    if None in texts:
+        if len(_REMEMBERED) > _REMEMBERED_MAX:
+            _REMEMBERED.clear()
+        for index in [i for i, text in enumerate(texts) if text is None]:
+            value = values[index]
+            texts[index] = text = text_of(value)
+            if value:  # 0.0 and -0.0 are equal keys but different texts
+                _REMEMBERED[value] = text
+    return texts  # type: ignore[return-value]  # no None is left
 
 
 def render(families: Iterable[Family]) -> bytes:
@@ -164,8 +204,14 @@ def render(families: Iterable[Family]) -> bytes:
     for family in families:
         name = family.sample_name
         append(f"# HELP {name} {_escape_help(family.help)}\n# TYPE {name} {family.kind}\n")
-        if family.values:
-            # Every line is name + label text + value: joined by C loops, no Python per sample.
-            lines = map(operator.add, map(_TEXT, family.label_sets), _value_texts(family.values))
-            append(name + ("\n" + name).join(lines) + "\n")
+        count = len(family.values)
+        if count:
+            # Lines are name, label text, value: three slices of one list that a single join
+            # copies once (no string per line; the name strings are shared, not copied).
+            parts = [f"\n{name}"] * (3 * count)
+            parts[0] = name
+            parts[1::3] = map(_TEXT, family.label_sets)
+            parts[2::3] = _value_texts(family.values)
+            parts.append("\n")
+            append("".join(parts))
     return "".join(out).encode()

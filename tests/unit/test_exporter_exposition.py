@@ -19,16 +19,26 @@ from exporter.exposition import Family, LabelSet, counter, format_value, gauge, 
 VALUE_CHARS = string.ascii_letters + string.digits + ' "\\\n{}=,.-/:é€漢😀'
 
 
-def random_value(rng: random.Random) -> float:
-    kind = rng.randrange(10)
-    if kind == 0:
+def random_value(rng: random.Random, kind: str) -> float:
+    """A float, an int (bulk-stats fields are ints) or either, over every notation's boundaries."""
+    if kind == "int" or (kind == "mixed" and rng.random() < 0.3):
+        return rng.choice(
+            [
+                rng.randrange(10**6),  # small counters
+                rng.randrange(10**6, 10**16),  # byte counters: Go's exponent
+                rng.randrange(-(2**60), 2**60),  # past 2**53 the float rounds
+                rng.choice([0, 10**6 - 1, 10**6, 2**53 - 1, 2**53 + 1, -(2**53) - 1]),
+            ]
+        )
+    choice = rng.randrange(8)
+    if choice == 0:
         return rng.choice([math.inf, -math.inf, math.nan, 0.0, -0.0, 1.0, 1e6, 1e16, 1e21])
-    if kind == 1:
-        return float(rng.randrange(10**6, 10**16))  # byte counters: Go's exponent, integral
-    if kind == 2:
-        return rng.randrange(-(10**18), 10**18)  # an int, as a bulk-stats field may be
-    if kind == 3:
+    if choice == 1:
+        return float(rng.randrange(10**6, 10**16))  # integral, Go's exponent
+    if choice == 2:
         return -(10 ** rng.uniform(-12, 30))
+    if choice == 3:
+        return rng.random() * 10**6  # below Go's exponent: repr
     return 10 ** rng.uniform(-12, 30) * rng.choice([1, 1, 1, 1.5, 1.25])
 
 
@@ -51,8 +61,9 @@ def random_families(seed: int, count: int) -> list[Family]:
             )
             for _ in range(rng.randrange(1, 6))
         ]
+        kind = rng.choice(["int", "float", "mixed"])
         for _ in range(rng.choice([0, 1, 3, 50, 400])):
-            family.add_sample(rng.choice(label_sets), random_value(rng))
+            family.add_sample(rng.choice(label_sets), random_value(rng, kind))
         families.append(family)
     return families
 
@@ -94,6 +105,20 @@ def test_values_in_go_notation():
         "x +Inf",
         "x -Inf",
         "x NaN",
+    ]
+
+
+def test_remembered_texts_keep_negative_zero_and_ints_apart():
+    # A column past 1e6 takes the remembering path; 0.0 and -0.0 are equal dict keys.
+    floats, ints = gauge("f", "f"), gauge("i", "i")
+    for value in (0.0, -0.0, 2.5e10, -0.0):
+        floats.add((), value)
+    for value in (0, 2**53 + 1, 10**7):
+        ints.add((), value)
+    lines = render([floats, ints]).decode().splitlines()
+    assert [line.split()[1] for line in lines if not line.startswith("#")] == [
+        *("0.0", "-0.0", "2.5e+10", "-0.0"),
+        *("0.0", "9.007199254740992e+15", "1e+07"),
     ]
 
 
