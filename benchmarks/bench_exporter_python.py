@@ -1,18 +1,30 @@
 """Python-side cost of one exporter scrape for 1,000 domains (fake libvirt replaying recorded stats).
 
 Run: .venv/bin/python benchmarks/bench_exporter_python.py [--domains 1000] [--scrapes 30]
-Reports the median and p90 of what the HTTP endpoint does per scrape (build the families, render
-the text), steady state (XML cached) and with a cold topology cache (every domain's XML parsed, as
-after a restart); process CPU seconds, which a busy shared machine disturbs less than wall time.
+    [--baseline GIT-REF [--runs 3]]
+Reports the median and p90 of what the HTTP endpoint does per scrape (read the fake libvirt,
+build the families, render the text), steady state (XML cached) and with a cold topology cache
+(every domain's XML parsed, as after a restart); process CPU seconds, which a busy shared machine
+disturbs less than wall time. Before every steady scrape each domain's counters (CPU, vCPU,
+block and interface figures) grow, as on a busy host, so no scrape sees the values of the last.
 For comparison, the same scrape rendered by prometheus_client's generate_latest.
+With --baseline, the exporter of that commit (git archive of exporter/ and virtbalance/, with
+this tree's fake libvirt) and this tree run alternately in child processes, --runs times each:
+before and after in one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import io
+import itertools
+import json
 import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -21,6 +33,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+if "--exporter-root" in sys.argv:
+    # A child of --baseline: that commit's exporter, this tree's fake libvirt and benchmark.
+    sys.path.insert(0, sys.argv[sys.argv.index("--exporter-root") + 1])
 
 from exporter.collector import LibvirtCollector  # noqa: E402
 from exporter.exposition import render  # noqa: E402
@@ -59,11 +74,72 @@ def big_host(count: int) -> FakeConnection:
     return conn
 
 
+# Bulk-stats fields that count up on a busy guest (block.N.rd.bytes, net.N.tx.pkts, ...).
+COUNTER_SUFFIXES = (".bytes", ".reqs", ".times", ".pkts", ".time", ".wait", ".delay")
+
+
+def busy(conn: FakeConnection, step: int) -> None:
+    """Every domain's counters grow by a different amount: values no scrape has seen before."""
+    for index, domain in enumerate(conn.domains):
+        stats = domain.stats
+        for key, value in stats.items():
+            if type(value) is int and key.endswith(COUNTER_SUFFIXES):
+                stats[key] = value + step * (index + 7919)
+        domain.info_values[4] += step * 1_000_003  # CPU time from virDomainGetInfo
+
+
+def export_tree(ref: str, into: Path) -> None:
+    """The exporter and shared packages as committed at ``ref`` (git archive: no worktree)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", ref, "exporter", "virtbalance"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+
+
+def compare(ref: str, args: argparse.Namespace) -> int:
+    """This tree and ``ref`` alternately, ``args.runs`` child processes each: steady medians."""
+    medians: dict[str, list[float]] = {"now": [], ref: []}
+    lines: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        export_tree(ref, Path(scratch))
+        for _, (label, root) in itertools.product(
+            range(args.runs), (("now", str(ROOT)), (ref, scratch))
+        ):
+            child = subprocess.run(
+                [
+                    *(sys.executable, __file__, "--exporter-root", root, "--json"),
+                    *("--domains", str(args.domains), "--scrapes", str(args.scrapes)),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            result = json.loads(child.stdout)
+            medians[label].append(result["median_ms"])
+            lines[label] = result["lines"]
+    for label, values in medians.items():
+        print(
+            f"{label}: {args.domains} domains, {lines[label]} lines, steady CPU median per run "
+            + " / ".join(f"{v:.1f}" for v in values)
+            + " ms"
+        )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", type=int, default=1000)
     parser.add_argument("--scrapes", type=int, default=30)
+    parser.add_argument("--baseline", help="also run the exporter of this git commit, alternately")
+    parser.add_argument("--runs", type=int, default=3, help="child processes per side (--baseline)")
+    parser.add_argument("--exporter-root", help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.baseline:
+        return compare(args.baseline, args)
     conn = big_host(args.domains)
     bridges = dict(RECORDED_BRIDGES)
     bridges.update({f"lan{i}": True for i in range(args.domains // 10 + 1)})
@@ -91,8 +167,19 @@ def main() -> int:
 
     steady = build(max_age=3600.0)
     served(steady)  # warm the topology cache
+    steps = itertools.count(1)
+
+    def served_busy(collector: LibvirtCollector) -> tuple[float, int]:
+        busy(conn, next(steps))
+        return served(collector)
+
+    steady_runs = [served_busy(steady) for _ in range(args.scrapes)]
+    if args.json:
+        median = statistics.median(t for t, _ in steady_runs) * 1000
+        print(json.dumps({"median_ms": median, "lines": steady_runs[0][1]}))
+        return 0
     results = {
-        "served, steady (XML cached)": [served(steady) for _ in range(args.scrapes)],
+        "served, steady (XML cached)": steady_runs,
         "served, cold (all XML parsed)": [
             served(build(max_age=3600.0)) for _ in range(max(3, args.scrapes // 5))
         ],

@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 
 from exporter.bridges import BridgeInspector
 from exporter.domain_families import KIB, DomainFamilies
-from exporter.exposition import Family, Row, counter, gauge
+from exporter.exposition import Family, LabelSet, counter, gauge
 from exporter.labels import CHUNK_LABELS, INTERFACE_LABELS, POOL_LABELS, DomainLabels, LabelCache
 from exporter.source import (
     DURATION_STAGES,
@@ -62,11 +62,11 @@ class LibvirtCollector(Collector):
         self._unknown_bridges_logged: set[str] = set()
         self._labels = LabelCache()
         self._per_domain = DomainFamilies(self._labels.get)
-        # The last topology rows and what they were computed from (see _topology_families).
+        # The last topology label sets and what they were computed from (see _topology_families).
         self._topology_key: tuple[tuple[DomainLabels, ...], dict[tuple[str, str], bool]] | None = (
             None
         )
-        self._topology_rows: tuple[list[Row], list[Row]] = ([], [])
+        self._topology_rows: tuple[list[LabelSet], list[LabelSet]] = ([], [])
 
     def describe(self) -> list[Metric]:
         # Empty: registering must not scrape libvirt; families are built fresh per collect().
@@ -156,13 +156,13 @@ class LibvirtCollector(Collector):
                 free.add((), float(node.memory_free_bytes))
             if node.memory_available_bytes is not None:
                 available.add((), float(node.memory_available_bytes))
-        families.extend(f for f in (total, free, available) if f.rows)
+        families.extend(f for f in (total, free, available) if f.values)
         cpu_seconds = counter(
             "libvirt_node_cpu_seconds_total", "CPU time of the host by mode, in seconds.", ("mode",)
         )
         for mode, seconds in sorted(node.cpu_seconds.items()):
             cpu_seconds.add((mode,), seconds)
-        if cpu_seconds.rows:
+        if cpu_seconds.values:
             families.append(cpu_seconds)
         return families
 
@@ -246,22 +246,25 @@ class LibvirtCollector(Collector):
         if key != self._topology_key:
             self._topology_key = key
             self._topology_rows = self._topology_rows_of(known, privacy)
-        interface_info.rows = list(self._topology_rows[0])
-        chunk_info.rows = list(self._topology_rows[1])
+        for family, label_sets in zip(
+            (interface_info, chunk_info), self._topology_rows, strict=True
+        ):
+            family.label_sets = list(label_sets)
+            family.values = [1.0] * len(label_sets)
         return [interface_info, chunk_info]
 
     @staticmethod
     def _topology_rows_of(
         known: list[tuple[DomainTopology, DomainLabels]], privacy: dict[tuple[str, str], bool]
-    ) -> tuple[list[Row], list[Row]]:
-        """Rows of libvirt_domain_interface_info and libvirt_domain_chunk_info."""
-        interface_rows: list[Row] = []
+    ) -> tuple[list[LabelSet], list[LabelSet]]:
+        """Label sets of libvirt_domain_interface_info and libvirt_domain_chunk_info."""
+        interface_rows: list[LabelSet] = []
         members = []
         for topology, labels in known:
             private_links = []
             for index, interface in enumerate(topology.interfaces):
                 private = privacy[interface.network, interface.bridge]
-                interface_rows.append((labels.interface(index, interface, private), 1.0))
+                interface_rows.append(labels.interface(index, interface, private))
                 if private:
                     private_links.append(interface.network or interface.bridge)
             members.append(
@@ -272,7 +275,7 @@ class LibvirtCollector(Collector):
                 )
             )
         chunks = chunk_of(members)
-        chunk_rows: list[Row] = [(labels.chunk(chunks[labels.name]), 1.0) for _, labels in known]
+        chunk_rows = [labels.chunk(chunks[labels.name]) for _, labels in known]
         return interface_rows, chunk_rows
 
     def _is_private(

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import libvirt
 
-from exporter.exposition import Family, LabelSet, Row, counter, gauge
+from exporter.exposition import Family, LabelSet, counter, gauge
 from exporter.labels import (
     BLOCK_INFO_LABELS,
     BLOCK_LABELS,
@@ -217,51 +217,59 @@ JOB_KEYS = tuple(key for _, key, _, _ in JOB_SERIES)
 JOB_FACTORS = tuple(factor for _, _, _, factor in JOB_SERIES)
 
 
-@dataclass(frozen=True)
-class _Keys:
-    """Bulk-stats keys of one device or vCPU index, with one getter for all fields (one C call)."""
-
-    path: str
-    name: str
-    fields: tuple[str, ...]
-    get_fields: Callable[[dict[str, Any]], tuple[Any, ...]]
-
-
 @functools.cache
-def _keys(group: str, index: int, fields: tuple[str, ...]) -> _Keys:
-    prefix = f"{group}.{index}."
-    keys = tuple(prefix + field for field in fields)
-    assert len(keys) > 1  # itemgetter of one key would return the value, not a tuple
-    return _Keys(prefix + "path", prefix + "name", keys, operator.itemgetter(*keys))
+def _device_keys(group: str, count: int, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """Bulk-stats keys of ``count`` devices of ``group``, device by device (block.0.rd.bytes, ...)."""
+    return tuple(f"{group}.{index}.{field}" for index in range(count) for field in fields)
 
 
-def _add(
-    rows_by_field: list[list[Row]],
-    label_set: LabelSet,
-    stats: dict[str, Any],
-    keys: _Keys,
-    factors: tuple[float, ...],
-) -> None:
-    """One device's fields into their families' rows; a field libvirt left out has no row."""
-    try:
-        values = keys.get_fields(stats)
-    except KeyError:  # e.g. NOWAIT skipped a busy domain's monitor query: add what is there
-        for rows, key, factor in zip(rows_by_field, keys.fields, factors, strict=True):
-            if key in stats:
-                rows.append((label_set, stats[key] / factor))
-        return
-    for rows, value, factor in zip(rows_by_field, values, factors, strict=True):
-        rows.append((label_set, value / factor))
+class _Table:
+    """Families that share their label sets, filled a row (device) at a time, split at the end.
+
+    Each domain adds its rows with one C-level gather (``map(stats.get, keys)``) instead of one
+    Python step per sample; ``finish`` cuts the gathered values into one column per family.
+    """
+
+    def __init__(
+        self, families: list[Family], fields: tuple[str, ...], factors: tuple[float, ...]
+    ) -> None:
+        self.families = families
+        self.fields = fields  # the bulk-stats field (key, or key suffix per device) of each family
+        self.factors = factors  # divisors to base units
+        self.label_sets: list[LabelSet] = []
+        self.values: list[Any] = []  # row after row, len(families) values per row
+
+    def add(self, label_sets: list[LabelSet], stats: dict[str, Any], keys: tuple[str, ...]) -> None:
+        """Rows for ``label_sets``: ``keys`` holds each row's fields, in family order, row by row."""
+        self.label_sets.extend(label_sets)
+        self.values.extend(map(stats.get, keys))
+
+    def finish(self) -> None:
+        width = len(self.families)
+        for index, (family, factor) in enumerate(zip(self.families, self.factors, strict=True)):
+            column = self.values[index::width]
+            label_sets = self.label_sets
+            if None in column:  # fields libvirt left out (NOWAIT, no balloon driver): no sample
+                present = [i for i, value in enumerate(column) if value is not None]
+                label_sets = [label_sets[i] for i in present]
+                column = [column[i] for i in present]
+            family.label_sets = list(label_sets)
+            if factor == 1:
+                family.values = column  # libvirt's ints stay ints: exact, and cheaper to render
+            elif factor == FROM_KIB:
+                family.values = list(map(operator.mul, column, itertools.repeat(KIB)))
+            else:
+                family.values = list(map(operator.truediv, column, itertools.repeat(factor)))
 
 
 def _table(
     prefix: str, series: tuple[tuple[str, str, str, float], ...], labels: tuple[str, ...]
-) -> tuple[list[Family], tuple[str, ...], tuple[float, ...]]:
+) -> _Table:
     families = [
         (counter if name.endswith("_total") else gauge)(f"{prefix}_{name}", text, labels)
         for name, _, text, _ in series
     ]
-    return families, tuple(key for _, key, _, _ in series), tuple(f for *_, f in series)
+    return _Table(families, tuple(key for _, key, _, _ in series), tuple(f for *_, f in series))
 
 
 class DomainFamilies:
@@ -341,9 +349,7 @@ class _Families:
             "Memory the balloon currently gives the guest, in bytes.",
             DOMAIN_LABELS,
         )
-        self.memory_stats, self.memory_keys, self.memory_factors = _table(
-            "libvirt_domain_memory_stats", MEMORY_SERIES, DOMAIN_LABELS
-        )
+        self.memory_stats = _table("libvirt_domain_memory_stats", MEMORY_SERIES, DOMAIN_LABELS)
         self.used_percent = gauge(
             "libvirt_domain_memory_stats_used_percent",
             "Memory the guest uses, in percent of the memory it sees (available - usable).",
@@ -355,31 +361,43 @@ class _Families:
         self.vcpu_maximum = gauge(
             "libvirt_domain_vcpu_maximum", "Number of maximum online vCPUs.", DOMAIN_LABELS
         )
-        self.vcpu, vcpu_keys, self.vcpu_factors = _table(
-            "libvirt_domain_vcpu", VCPU_SERIES, VCPU_LABELS
+        # Every family with one sample per domain straight from a bulk-stats key: one table.
+        per_domain = (
+            (self.state_code, "state.state", 1),
+            (self.cpu_time, "cpu.time", NS),
+            (self.vcpus, "vcpu.current", 1),
+            (self.max_memory, "balloon.maximum", FROM_KIB),
+            (self.memory, "balloon.current", FROM_KIB),
+            (self.rss, "balloon.rss", FROM_KIB),
+            (self.balloon, "balloon.current", FROM_KIB),
+            *zip(
+                self.memory_stats.families,
+                self.memory_stats.fields,
+                self.memory_stats.factors,
+                strict=True,
+            ),
+            (self.vcpu_current, "vcpu.current", 1),
+            (self.vcpu_maximum, "vcpu.maximum", 1),
         )
-        self.vcpu_fields = vcpu_keys
-        self.block, self.block_fields, self.block_factors = _table(
-            "libvirt_domain_block_stats", BLOCK_SERIES, BLOCK_LABELS
+        self.domain_table = _Table(
+            [family for family, _, _ in per_domain],
+            tuple(key for _, key, _ in per_domain),
+            tuple(float(factor) for _, _, factor in per_domain),
         )
+        self.vcpu = _table("libvirt_domain_vcpu", VCPU_SERIES, VCPU_LABELS)
+        self.block = _table("libvirt_domain_block_stats", BLOCK_SERIES, BLOCK_LABELS)
         self.block_info = gauge(
             "libvirt_domain_block_stats_info",
             "A block device of the domain and its driver settings, value 1.",
             BLOCK_INFO_LABELS,
         )
-        self.net, self.net_fields, self.net_factors = _table(
-            "libvirt_domain_interface_stats", NET_SERIES, NET_LABELS
-        )
-        # The row lists the device loops append to, looked up once per scrape, not per domain.
-        self.vcpu_rows = [family.rows for family in self.vcpu]
-        self.block_rows = [family.rows for family in self.block]
-        self.net_rows = [family.rows for family in self.net]
+        self.net = _table("libvirt_domain_interface_stats", NET_SERIES, NET_LABELS)
         self.net_info = gauge(
             "libvirt_domain_interface_stats_info",
             "A network interface of the domain: type, bridge, MAC, model and MTU, value 1.",
             NET_INFO_LABELS,
         )
-        self.job, _, _ = _table("libvirt_domain_job_info", JOB_SERIES, DOMAIN_LABELS)
+        self.job = _table("libvirt_domain_job_info", JOB_SERIES, DOMAIN_LABELS).families
         self.migrating = gauge(
             "libvirt_domain_migration_in_progress",
             "1 while a migration job of the domain runs on this host.",
@@ -417,99 +435,83 @@ class _Families:
             "Memory dirty rate of the last libvirt dirty-rate calculation, in bytes per second.",
             DOMAIN_LABELS,
         )
+        # Families whose every sample is 1 (info series): only label sets are gathered.
+        self.infos = (self.guest_info, self.openstack, self.block_info, self.net_info)
 
     def add_active(self, record: DomainRecord, labels: DomainLabels) -> None:
         stats = record.stats
         ident = labels.ident
+        self.domain_table.add([ident], stats, self.domain_table.fields)
         state = stats.get("state.state")
         if state is not None:
-            self.state_code.rows.append((ident, float(state)))
-            self.info_state.rows.append((labels.state(int(state)), float(state)))
-        self.timed_out.rows.append((ident, 1.0 if record.timed_out else 0.0))
+            self.info_state.label_sets.append(labels.state(int(state)))
+            self.info_state.values.append(float(state))
+        self.timed_out.label_sets.append(ident)
+        self.timed_out.values.append(1.0 if record.timed_out else 0.0)
         if record.topology is not None:
             self._add_guest(labels)
-        if "cpu.time" in stats:
-            self.cpu_time.rows.append((ident, stats["cpu.time"] / NS))
-        self._add_memory(stats, ident)
-        if "vcpu.current" in stats:
-            current = float(stats["vcpu.current"])
-            self.vcpus.rows.append((ident, current))
-            self.vcpu_current.rows.append((ident, current))
+            self.block_info.label_sets.extend(labels.block_infos())
+            self.net_info.label_sets.extend(labels.net_infos())
+        available, usable = stats.get("balloon.available"), stats.get("balloon.usable")
+        if available and usable is not None:
+            self.used_percent.label_sets.append(ident)
+            self.used_percent.values.append((available - usable) * 100.0 / available)
+        current = stats.get("vcpu.current")
+        if current is not None:
             maximum = stats.get("vcpu.maximum")
-            if maximum is not None:
-                self.vcpu_maximum.rows.append((ident, float(maximum)))
-            for index in range(int(maximum if maximum is not None else current)):
-                keys = _keys("vcpu", index, self.vcpu_fields)
-                _add(self.vcpu_rows, labels.vcpu(index), stats, keys, self.vcpu_factors)
+            count = int(maximum if maximum is not None else current)
+            keys = _device_keys("vcpu", count, self.vcpu.fields)
+            self.vcpu.add(labels.vcpus(count), stats, keys)
         self._add_job(record, ident)
         if (
             stats.get("dirtyrate.calc_status") == DIRTYRATE_MEASURED
             and "dirtyrate.megabytes_per_second" in stats
         ):
-            rate = float(stats["dirtyrate.megabytes_per_second"] * KIB * KIB)
-            self.dirty.rows.append((ident, rate))
-        block_rows = self.block_rows
-        for index in range(int(stats.get("block.count", 0))):
-            keys = _keys("block", index, self.block_fields)
-            device = labels.block(stats.get(keys.path, ""), stats.get(keys.name, ""))
-            _add(block_rows, device, stats, keys, self.block_factors)
-        net_rows = self.net_rows
-        for index in range(int(stats.get("net.count", 0))):
-            keys = _keys("net", index, self.net_fields)
-            _add(net_rows, labels.net(stats.get(keys.name, "")), stats, keys, self.net_factors)
-        if record.topology is not None:
-            self.block_info.rows.extend((label_set, 1.0) for label_set in labels.block_infos())
-            self.net_info.rows.extend((label_set, 1.0) for label_set in labels.net_infos())
+            self.dirty.label_sets.append(ident)
+            self.dirty.values.append(float(stats["dirtyrate.megabytes_per_second"] * KIB * KIB))
+        count = int(stats.get("block.count", 0))
+        if count:
+            devices = tuple(map(stats.get, _device_keys("block", count, ("path", "name"))))
+            keys = _device_keys("block", count, self.block.fields)
+            self.block.add(labels.blocks(devices), stats, keys)
+        count = int(stats.get("net.count", 0))
+        if count:
+            names = tuple(map(stats.get, _device_keys("net", count, ("name",))))
+            self.net.add(labels.nets(names), stats, _device_keys("net", count, self.net.fields))
 
     def _add_guest(self, labels: DomainLabels) -> None:
         os_labels, openstack_labels = labels.guest()
-        self.guest_info.rows.append((os_labels, 1.0))
-        self.openstack.rows.append((openstack_labels, 1.0))
-
-    def _add_memory(self, stats: dict[str, Any], ident: LabelSet) -> None:
-        if "balloon.maximum" in stats:
-            self.max_memory.rows.append((ident, float(stats["balloon.maximum"] * KIB)))
-        if "balloon.current" in stats:
-            current = float(stats["balloon.current"] * KIB)
-            self.memory.rows.append((ident, current))
-            self.balloon.rows.append((ident, current))
-        if "balloon.rss" in stats:
-            self.rss.rows.append((ident, float(stats["balloon.rss"] * KIB)))
-        for family, key, factor in zip(
-            self.memory_stats, self.memory_keys, self.memory_factors, strict=True
-        ):
-            value = stats.get(key)
-            if value is not None:
-                family.rows.append((ident, value / factor))
-        available, usable = stats.get("balloon.available"), stats.get("balloon.usable")
-        if available and usable is not None:
-            self.used_percent.rows.append((ident, (available - usable) * 100.0 / available))
+        self.guest_info.label_sets.append(os_labels)
+        self.openstack.label_sets.append(openstack_labels)
 
     def _add_job(self, record: DomainRecord, ident: LabelSet) -> None:
         if record.migrating is not None:
-            self.migrating.rows.append((ident, 1.0 if record.migrating else 0.0))
+            self.migrating.label_sets.append(ident)
+            self.migrating.values.append(1.0 if record.migrating else 0.0)
         job = record.job
         if job is None:
             if record.migrating is False:  # checked, or no event said otherwise: no job
                 # Only the type: eleven more zeros per idle domain would be 11,000 series on a
                 # 1,000-domain host (inovex serves them; a job brings them all, see docs).
-                self.job[0].rows.append((ident, 0.0))
+                self.job[0].label_sets.append(ident)
+                self.job[0].values.append(0.0)
             return
         for family, key, factor in zip(self.job, JOB_KEYS, JOB_FACTORS, strict=True):
-            family.rows.append((ident, job.get(key, 0) / factor))
+            family.label_sets.append(ident)
+            family.values.append(job.get(key, 0) / factor)
         if not record.migrating or "memory_iteration" not in job:
             return  # only the source of a migration has its memory figures
         dirty, bandwidth, iteration, remaining, downtime = self.migration
         page = job.get("memory_page_size")
         if page and "memory_dirty_rate" in job:
-            dirty.rows.append((ident, float(job["memory_dirty_rate"] * page)))
+            dirty.add_sample(ident, float(job["memory_dirty_rate"] * page))
         if "memory_bps" in job:
-            bandwidth.rows.append((ident, float(job["memory_bps"])))
-        iteration.rows.append((ident, float(job["memory_iteration"])))
+            bandwidth.add_sample(ident, float(job["memory_bps"]))
+        iteration.add_sample(ident, float(job["memory_iteration"]))
         if "data_remaining" in job:
-            remaining.rows.append((ident, float(job["data_remaining"])))
+            remaining.add_sample(ident, float(job["data_remaining"]))
         if "downtime" in job:
-            downtime.rows.append((ident, job["downtime"] / MS))
+            downtime.add_sample(ident, job["downtime"] / MS)
 
     def add_inactive(self, record: DomainRecord, labels: DomainLabels) -> None:
         """A defined domain that is not running: inovex's state and info series only.
@@ -517,15 +519,18 @@ class _Families:
         The libvirt_domain_info_* series stay for running domains (Debian's exporter lists only
         those, and virtbalance sums them per host).
         """
-        ident = labels.ident
-        self.info_state.rows.append(
-            (labels.state(libvirt.VIR_DOMAIN_SHUTOFF), float(libvirt.VIR_DOMAIN_SHUTOFF))
+        self.info_state.add_sample(
+            labels.state(libvirt.VIR_DOMAIN_SHUTOFF), float(libvirt.VIR_DOMAIN_SHUTOFF)
         )
-        self.timed_out.rows.append((ident, 1.0 if record.timed_out else 0.0))
+        self.timed_out.add_sample(labels.ident, 1.0 if record.timed_out else 0.0)
         if record.topology is not None:
             self._add_guest(labels)
 
     def all(self) -> list[Family]:
+        for table in (self.domain_table, self.vcpu, self.block, self.net):
+            table.finish()
+        for family in self.infos:
+            family.values = [1.0] * len(family.label_sets)
         return [
             self.domains_number,
             self.domains,
@@ -540,17 +545,17 @@ class _Families:
             self.memory,
             self.rss,
             self.balloon,
-            *self.memory_stats,
+            *self.memory_stats.families,
             self.used_percent,
             self.vcpu_current,
             self.vcpu_maximum,
-            *self.vcpu,
+            *self.vcpu.families,
             self.migrating,
             *self.migration,
             *self.job,
             self.dirty,
-            *self.block,
+            *self.block.families,
             self.block_info,
-            *self.net,
+            *self.net.families,
             self.net_info,
         ]

@@ -53,10 +53,12 @@ class DomainLabels:
 
     __slots__ = (
         "_block_infos",
+        "_block_list",
         "_blocks",
         "_chunks",
         "_interfaces",
         "_net_infos",
+        "_net_list",
         "_nets",
         "_os",
         "_states",
@@ -81,6 +83,9 @@ class DomainLabels:
         self._os: tuple[LabelSet, LabelSet] | None = None
         self._block_infos: list[LabelSet] | None = None
         self._net_infos: list[LabelSet] | None = None
+        # The device label sets of the last scrape and what they were made from.
+        self._block_list: tuple[tuple[object, ...], list[LabelSet]] = ((), [])
+        self._net_list: tuple[tuple[object, ...], list[LabelSet]] = ((), [])
 
     def state(self, code: int) -> LabelSet:
         label_set = self._states.get(code)
@@ -143,6 +148,31 @@ class DomainLabels:
         while len(self._vcpus) <= index:
             self._vcpus.append(LabelSet(VCPU_LABELS, (*self.ident.values, str(len(self._vcpus)))))
         return self._vcpus[index]
+
+    def vcpus(self, count: int) -> list[LabelSet]:
+        """Label sets of vCPUs 0 to ``count`` - 1."""
+        if len(self._vcpus) < count:
+            self.vcpu(count - 1)
+        return self._vcpus[:count]
+
+    def blocks(self, devices: tuple[object, ...]) -> list[LabelSet]:
+        """Label sets of the disks whose bulk-stats (path, name) pairs ``devices`` lists in a row."""
+        known, label_sets = self._block_list
+        if devices != known:
+            label_sets = [
+                self.block(str(path or ""), str(target or ""))
+                for path, target in zip(devices[::2], devices[1::2], strict=True)
+            ]
+            self._block_list = (devices, label_sets)
+        return label_sets
+
+    def nets(self, targets: tuple[object, ...]) -> list[LabelSet]:
+        """Label sets of the interfaces whose bulk-stats names ``targets`` lists."""
+        known, label_sets = self._net_list
+        if targets != known:
+            label_sets = [self.net(str(target or "")) for target in targets]
+            self._net_list = (targets, label_sets)
+        return label_sets
 
     def block(self, path: str, target: str) -> LabelSet:
         key = (path, target)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import html
 import json
 import logging
@@ -51,6 +52,26 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(fields)
 
 
+# Level 1: the exposition repeats itself so much that more effort saves little and costs CPU.
+GZIP_LEVEL = 1
+
+
+def accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding header allows gzip (``gzip`` or ``*``, a q-value above 0)."""
+    for item in header.split(","):
+        coding, _, params = item.partition(";")
+        if coding.strip().lower() not in ("gzip", "*"):
+            continue
+        q = params.strip()
+        if not q.lower().startswith("q="):
+            return True
+        try:
+            return float(q[2:]) > 0
+        except ValueError:
+            return False
+    return False
+
+
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
@@ -86,7 +107,8 @@ def build_collector(config: ExporterConfig) -> LibvirtCollector:
 def build_app(collector: LibvirtCollector, telemetry_path: str, health_path: str = "") -> WsgiApp:
     """The WSGI app: metrics on the telemetry path, a landing page on /, 404 elsewhere.
 
-    With a health path, that path answers 200 while libvirt answers and 503 otherwise.
+    With a health path, that path answers 200 while libvirt answers and 503 otherwise. The
+    metrics are gzipped when the client accepts it (Prometheus does).
 
     The metrics are rendered by ``exporter.exposition`` rather than prometheus_client's
     ``generate_latest``: the same text, a tenth of the CPU for a host with many domains.
@@ -104,9 +126,11 @@ def build_app(collector: LibvirtCollector, telemetry_path: str, health_path: str
         path = environ.get("PATH_INFO", "/")
         if path == telemetry_path:
             body = render(collector.families())
-            start_response(
-                "200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))]
-            )
+            headers = [("Content-Type", CONTENT_TYPE), ("Vary", "Accept-Encoding")]
+            if accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", "")):
+                body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+                headers.append(("Content-Encoding", "gzip"))
+            start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
             return [body]
         if health_path and path == health_path:
             if collector.healthy():

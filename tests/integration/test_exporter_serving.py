@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 import requests
 
-from exporter.main import make_exporter_server
+from exporter.collector import LibvirtCollector
+from exporter.main import build_app, make_exporter_server
+from exporter.source import LibvirtSource
+from exporter.topology import TopologyCache
+from tests.fixtures.exporter.fake_libvirt import (
+    RECORDED_BRIDGES,
+    FakeBridges,
+    FakeConnection,
+    recorded_host,
+)
 from tests.tls_fixtures import PASSWORD, USER, Certs, make_certs, password_hash, write_web_config
-from virtbalance.webconfig import load_web_config
+from virtbalance.webconfig import WebConfig, load_web_config
 
 pytestmark = pytest.mark.integration
 
@@ -21,6 +32,36 @@ def _app(environ, start_response):
     body = b"# TYPE x gauge\nx 1.0\n"
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def test_metrics_are_gzipped_over_http_when_asked(tmp_path):
+    """The real server, the exporter's app and the recorded host: a gzip body over a socket."""
+    conn = FakeConnection(recorded_host())
+    source = LibvirtSource(
+        connect=lambda: conn, clock=time.monotonic, timeout=5.0, topology_cache=TopologyCache(60.0)
+    )
+    collector = LibvirtCollector(
+        source, bridges=FakeBridges(RECORDED_BRIDGES), clock=time.monotonic
+    )
+    httpd = make_exporter_server("127.0.0.1", 0, build_app(collector, "/metrics"), WebConfig())
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/metrics"
+        # requests would decompress on its own: read the raw stream to see what was sent.
+        zipped = requests.get(url, headers={"Accept-Encoding": "gzip"}, stream=True, timeout=10)
+        raw = zipped.raw.read(decode_content=False)
+        plain = requests.get(url, headers={"Accept-Encoding": "identity"}, timeout=10)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert int(zipped.headers["Content-Length"]) == len(raw) < len(plain.content) / 4
+    assert "Content-Encoding" not in plain.headers
+    text = gzip.decompress(raw).decode()
+    assert 'libvirt_domain_state_code{domain="vbexp-a"' in text
+    assert text.count("\n") == plain.text.count("\n")
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -36,13 +37,43 @@ def collector() -> LibvirtCollector:
     return LibvirtCollector(source, bridges=FakeBridges(RECORDED_BRIDGES), clock=clock)
 
 
-def served() -> bytes:
-    """What the HTTP endpoint serves."""
+def served(accept_encoding: str | None = None) -> bytes:
+    """What the HTTP endpoint serves (checked against its Content-Length)."""
     status: list[str] = []
-    app = build_app(collector(), "/metrics")
-    body = b"".join(app({"PATH_INFO": "/metrics"}, lambda s, h: status.append(s)))
+    headers: dict[str, str] = {}
+    environ = {"PATH_INFO": "/metrics"}
+    if accept_encoding is not None:
+        environ["HTTP_ACCEPT_ENCODING"] = accept_encoding
+
+    def start_response(line: str, pairs: list[tuple[str, str]]) -> None:
+        status.append(line)
+        headers.update(pairs)
+
+    body = b"".join(build_app(collector(), "/metrics")(environ, start_response))
     assert status == ["200 OK"]
+    assert int(headers["Content-Length"]) == len(body)
+    assert headers["Vary"] == "Accept-Encoding"
+    if headers.get("Content-Encoding") == "gzip":
+        return b"gzip:" + gzip.decompress(body)
+    assert "Content-Encoding" not in headers
     return body
+
+
+@pytest.mark.parametrize(
+    ("header", "gzipped"),
+    [
+        ("gzip", True),
+        ("deflate, GZIP;q=0.5", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("gzip;q=nonsense", False),
+        ("deflate, br", False),
+        ("", False),
+    ],
+)
+def test_gzip_when_the_client_accepts_it(header: str, gzipped: bool):
+    plain = served()
+    assert served(header) == (b"gzip:" + plain if gzipped else plain)
 
 
 def parsed(
@@ -58,13 +89,12 @@ def parsed(
     }
 
 
-def test_served_text_means_what_prometheus_client_renders():
+def test_served_text_is_what_prometheus_client_renders():
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector())
-    reference = parsed(generate_latest(registry))
-    ours = parsed(served())
-    assert ours == reference
-    assert len(reference) > 30
+    reference = generate_latest(registry)
+    assert served() == reference  # byte for byte
+    assert len(parsed(reference)) > 30
 
 
 def test_label_values_and_help_are_escaped():

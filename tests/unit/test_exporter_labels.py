@@ -32,9 +32,15 @@ def test_domain_labels_are_reused_until_name_or_topology_changes():
     assert cache.get("a", "u-1", first_topology) is labels
     assert labels.net("vnet1").values == ("a", "u-1", "lan1", "vnet1")
     assert labels.vcpu(2).values == ("a", "u-1", "2")
+    # Sorted by label name, as prometheus_client writes them.
     assert labels.block("/img", "vda").text == (
-        '{domain="a",uuid="u-1",source_file="/img",target_device="vda"} '
+        '{domain="a",source_file="/img",target_device="vda",uuid="u-1"} '
     )
+    # The device lists of one scrape: the same objects while the devices stay.
+    disks = labels.blocks(("/img", "vda", None, "vdb"))
+    assert [d.values for d in disks] == [("a", "u-1", "/img", "vda"), ("a", "u-1", "", "vdb")]
+    assert labels.blocks(("/img", "vda", None, "vdb")) is disks
+    assert [d.values[-1] for d in labels.vcpus(3)] == ["0", "1", "2"]
     # A re-read XML (hotplug moved the NIC) is a new topology object: labels follow it.
     moved = cache.get("a", "u-1", parse_topology(XML.format(bridge="lan2")))
     assert moved is not labels

@@ -1,0 +1,126 @@
+"""The fast renderer writes byte for byte what prometheus_client's generate_latest writes."""
+
+from __future__ import annotations
+
+import math
+import random
+import string
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from exporter.exposition import Family, LabelSet, counter, format_value, gauge, render
+
+# Label values: quotes, backslashes, newlines, spaces, non-ASCII (no lone surrogates: those are
+# not UTF-8, and generate_latest fails on them where the renderer writes U+FFFD).
+VALUE_CHARS = string.ascii_letters + string.digits + ' "\\\n{}=,.-/:é€漢😀'
+
+
+def random_value(rng: random.Random, kind: str) -> float:
+    """A float, an int (bulk-stats fields are ints) or either, over every notation's boundaries."""
+    if kind == "int" or (kind == "mixed" and rng.random() < 0.3):
+        return rng.choice(
+            [
+                rng.randrange(10**6),  # small counters
+                rng.randrange(10**6, 10**16),  # byte counters: Go's exponent
+                rng.randrange(-(2**60), 2**60),  # past 2**53 the float rounds
+                rng.choice([0, 10**6 - 1, 10**6, 2**53 - 1, 2**53 + 1, -(2**53) - 1]),
+            ]
+        )
+    choice = rng.randrange(8)
+    if choice == 0:
+        return rng.choice([math.inf, -math.inf, math.nan, 0.0, -0.0, 1.0, 1e6, 1e16, 1e21])
+    if choice == 1:
+        return float(rng.randrange(10**6, 10**16))  # integral, Go's exponent
+    if choice == 2:
+        return -(10 ** rng.uniform(-12, 30))
+    if choice == 3:
+        return rng.random() * 10**6  # below Go's exponent: repr
+    return 10 ** rng.uniform(-12, 30) * rng.choice([1, 1, 1, 1.5, 1.25])
+
+
+def random_families(seed: int, count: int) -> list[Family]:
+    rng = random.Random(seed)
+    families = []
+    for index in range(count):
+        names = rng.sample(
+            ["domain", "uuid", "target_device", "a", "zz", "b_2", "vcpu"], rng.randrange(4)
+        )
+        make = counter if rng.random() < 0.4 else gauge
+        family = make(
+            f"m{index}_" + "".join(rng.choices("abcxyz_", k=6)),
+            rng.choice(["plain help", "help with \\ and\nnewline", "", 'é quoted "help"']),
+            names,
+        )
+        label_sets = [
+            LabelSet(
+                names, tuple("".join(rng.choices(VALUE_CHARS, k=rng.randrange(12))) for _ in names)
+            )
+            for _ in range(rng.randrange(1, 6))
+        ]
+        kind = rng.choice(["int", "float", "mixed"])
+        for _ in range(rng.choice([0, 1, 3, 50, 400])):
+            family.add_sample(rng.choice(label_sets), random_value(rng, kind))
+        families.append(family)
+    return families
+
+
+class _Families(Collector):
+    def __init__(self, families: list[Family]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._families:
+            yield family.to_metric()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_render_is_byte_identical_to_generate_latest(seed: int):
+    families = random_families(seed, 150)
+    assert sum(len(f.values) for f in families) > 10_000
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    assert render(families) == generate_latest(registry)
+
+
+def test_values_in_go_notation():
+    # The boundaries where Go's notation leaves Python's repr.
+    assert [format_value(v) for v in (999999.0, 1e6, 1234567.5, 2.5e10, 1e16, -2.5e10)] == [
+        "999999.0",
+        "1e+06",
+        "1.2345675e+06",
+        "2.5e+10",
+        "1e+16",
+        "-25000000000.0",
+    ]
+    family = gauge("x", "x")
+    for value in (1, 2.5e10, math.inf, -math.inf, math.nan):
+        family.add((), value)
+    assert render([family]).decode().splitlines()[2:] == [
+        "x 1.0",
+        "x 2.5e+10",
+        "x +Inf",
+        "x -Inf",
+        "x NaN",
+    ]
+
+
+def test_remembered_texts_keep_negative_zero_and_ints_apart():
+    # A column past 1e6 takes the remembering path; 0.0 and -0.0 are equal dict keys.
+    floats, ints = gauge("f", "f"), gauge("i", "i")
+    for value in (0.0, -0.0, 2.5e10, -0.0):
+        floats.add((), value)
+    for value in (0, 2**53 + 1, 10**7):
+        ints.add((), value)
+    lines = render([floats, ints]).decode().splitlines()
+    assert [line.split()[1] for line in lines if not line.startswith("#")] == [
+        *("0.0", "-0.0", "2.5e+10", "-0.0"),
+        *("0.0", "9.007199254740992e+15", "1e+07"),
+    ]
+
+
+def test_family_without_samples_has_its_header_only():
+    assert render([gauge("x", "nothing yet")]) == b"# HELP x nothing yet\n# TYPE x gauge\n"
