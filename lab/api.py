@@ -34,7 +34,13 @@ from lab.hosts import (
     write_libvirt_config,
 )
 from lab.image import build_image
-from lab.monitoring import alertmanager_config, prometheus_config
+from lab.monitoring import (
+    alertmanager_config,
+    prometheus_config,
+    victoriametrics_args,
+    victoriametrics_scrape_config,
+    vmalert_args,
+)
 from lab.naming import EXPORTER_PORT, LabNames, check_lab_id
 from lab.preconditions import prepare_machine
 from lab.scenario import MAX_TOTAL_LOAD_PERCENT, DomainSpec, Scenario, load_scenario, parse_scenario
@@ -63,6 +69,8 @@ GUEST_READY_TIMEOUT = 30.0
 KEY_ATTEMPTS = 3
 KEY_CONFIRM_TIMEOUT = 3.0
 SERVICE_TIMEOUT = 30.0
+# Recorded process roles of the monitoring stack (prefixes: one exporter per host).
+MONITORING_ROLES = ("exporter:", "prometheus", "victoriametrics", "vmalert", "alertmanager")
 
 
 def _ignore_libvirt_errors(_context: object, _error: object) -> None:
@@ -678,6 +686,75 @@ class Lab:
         update_state(self.state_dir, lambda s: s.update(prometheus=url))
         return url
 
+    def start_victoriametrics(
+        self,
+        scrape_interval: str = "2s",
+        extra_jobs: Mapping[str, Sequence[str]] | None = None,
+        *,
+        extra_jobs_token_file: Path | None = None,
+    ) -> str:
+        """Debian's VictoriaMetrics single-node on 127.0.0.1 scraping Prometheus's jobs; its URL.
+
+        It serves the Prometheus query API the actioner and the demo read; rules run in vmalert.
+        """
+        binary = require_tools({"victoria-metrics": MONITORING_TOOLS["victoria-metrics"]})[
+            "victoria-metrics"
+        ]
+        state = read_state(self.state_dir) or {}
+        targets = state.get("exporters") or self.start_exporters()
+        directory = self.state_dir / "victoriametrics"
+        directory.mkdir(exist_ok=True)
+        config = directory / "scrape.yml"
+        config.write_text(
+            victoriametrics_scrape_config(
+                targets,
+                scrape_interval,
+                extra_jobs=extra_jobs,
+                extra_jobs_token_file=extra_jobs_token_file,
+            )
+        )
+        self._stop_role_prefix("victoriametrics")
+        address = f"127.0.0.1:{self.names.victoriametrics_port}"
+        _require_free_port(address)
+        log = directory / "victoriametrics.log"
+        process = self._spawn(
+            "victoriametrics",
+            [binary, *victoriametrics_args(config, directory / "data", address)],
+            log,
+        )
+        url = f"http://{address}"
+        _wait_for_http(f"{url}/health", process, log, "VictoriaMetrics")
+        update_state(self.state_dir, lambda s: s.update(victoriametrics=url))
+        return url
+
+    def start_vmalert(
+        self,
+        rule_files: Sequence[Path],
+        datasource: str,
+        alertmanagers: Sequence[str],
+        evaluation_interval: str = "2s",
+    ) -> str:
+        """Debian's vmalert on 127.0.0.1: ``rule_files`` against ``datasource``, alerts to Alertmanager."""
+        binary = require_tools({"vmalert": MONITORING_TOOLS["vmalert"]})["vmalert"]
+        directory = self.state_dir / "vmalert"
+        directory.mkdir(exist_ok=True)
+        self._stop_role_prefix("vmalert")
+        address = f"127.0.0.1:{self.names.vmalert_port}"
+        _require_free_port(address)
+        argv = vmalert_args(
+            rule_files,
+            datasource=datasource,
+            alertmanagers=alertmanagers,
+            listen=address,
+            evaluation_interval=evaluation_interval,
+        )
+        log = directory / "vmalert.log"
+        process = self._spawn("vmalert", [binary, *argv], log)
+        url = f"http://{address}"
+        _wait_for_http(f"{url}/health", process, log, "vmalert")
+        update_state(self.state_dir, lambda s: s.update(vmalert=url))
+        return url
+
     def start_alertmanager(
         self,
         webhook_url: str,
@@ -725,12 +802,12 @@ class Lab:
         return pid
 
     def stop_monitoring(self) -> None:
-        """Stop the exporters, Prometheus and Alertmanager of this lab (the hosts and guests stay)."""
-        for role in ("exporter:", "prometheus", "alertmanager"):
+        """Stop the exporters, metrics backends and Alertmanager of this lab (the hosts and guests stay)."""
+        for role in MONITORING_ROLES:
             self._stop_role_prefix(role)
 
         def forget(state: dict[str, Any]) -> None:
-            for key in ("exporters", "prometheus", "alertmanager"):
+            for key in ("exporters", "prometheus", "victoriametrics", "vmalert", "alertmanager"):
                 state.pop(key, None)
 
         update_state(self.state_dir, forget)

@@ -91,3 +91,11 @@ class LabNames:
     @property
     def alertmanager_port(self) -> int:
         return 19093 + self.lab_id * 10
+
+    @property
+    def victoriametrics_port(self) -> int:
+        return 19091 + self.lab_id * 10
+
+    @property
+    def vmalert_port(self) -> int:
+        return 19092 + self.lab_id * 10

@@ -28,6 +28,8 @@ REQUIRED_TOOLS = {
 MONITORING_TOOLS = {
     "prometheus": "prometheus",
     "prometheus-alertmanager": "prometheus-alertmanager",
+    "victoria-metrics": "victoria-metrics",
+    "vmalert": "victoria-metrics",
 }
 
 
