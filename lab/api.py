@@ -764,9 +764,59 @@ class Lab:
         repeat_interval: str = "30s",
     ) -> str:
         """Debian's Alertmanager on 127.0.0.1, no gossip, routing HostSustainedOverload to the webhook."""
-        binary = require_tools(
-            {"prometheus-alertmanager": MONITORING_TOOLS["prometheus-alertmanager"]}
-        )["prometheus-alertmanager"]
+        config = self._alertmanager_config(
+            webhook_url, token_file, group_wait, group_interval, repeat_interval
+        )
+        self._stop_role_prefix("alertmanager")
+        url = self._start_alertmanager_instance(
+            "alertmanager", self.names.alertmanager_port, config, cluster=None
+        )
+        update_state(self.state_dir, lambda s: s.update(alertmanager=url))
+        return url
+
+    def start_alertmanager_pair(
+        self,
+        webhook_url: str,
+        token_file: Path | None = None,
+        group_wait: str = "1s",
+        group_interval: str = "5s",
+        repeat_interval: str = "30s",
+    ) -> tuple[str, str]:
+        """Two Alertmanagers gossiping on 127.0.0.1 (``--cluster.peer``), both routing to the webhook.
+
+        They share notifications (one sends a group, the other sees it in the gossiped log) and
+        silences (one made on either holds on both). Returns both URLs, the first also as ``alertmanager``.
+        """
+        config = self._alertmanager_config(
+            webhook_url, token_file, group_wait, group_interval, repeat_interval
+        )
+        self._stop_role_prefix("alertmanager")
+        gossip = [f"127.0.0.1:{self.names.alertmanager_cluster_port(i)}" for i in (0, 1)]
+        urls = tuple(
+            self._start_alertmanager_instance(
+                role, port, config, cluster=(gossip[i], gossip[1 - i])
+            )
+            for i, (role, port) in enumerate(
+                (
+                    ("alertmanager", self.names.alertmanager_port),
+                    ("alertmanager-peer", self.names.alertmanager_peer_port),
+                )
+            )
+        )
+        first, second = urls
+        update_state(
+            self.state_dir, lambda s: s.update(alertmanager=first, alertmanager_peer=second)
+        )
+        return first, second
+
+    def _alertmanager_config(
+        self,
+        webhook_url: str,
+        token_file: Path | None,
+        group_wait: str,
+        group_interval: str,
+        repeat_interval: str,
+    ) -> Path:
         directory = self.state_dir / "alertmanager"
         directory.mkdir(exist_ok=True)
         config = directory / "alertmanager.yml"
@@ -775,21 +825,42 @@ class Lab:
                 webhook_url, token_file, group_wait, group_interval, repeat_interval
             )
         )
-        self._stop_role_prefix("alertmanager")
-        address = f"127.0.0.1:{self.names.alertmanager_port}"
+        return config
+
+    def _start_alertmanager_instance(
+        self, role: str, port: int, config: Path, cluster: tuple[str, str] | None
+    ) -> str:
+        """One Alertmanager; ``cluster`` = (own gossip address, peer's) or None for no gossip."""
+        binary = require_tools(
+            {"prometheus-alertmanager": MONITORING_TOOLS["prometheus-alertmanager"]}
+        )["prometheus-alertmanager"]
+        address = f"127.0.0.1:{port}"
         _require_free_port(address)
+        directory = self.state_dir / role
         argv = [
             binary,
             f"--config.file={config}",
             f"--storage.path={directory / 'data'}",
             f"--web.listen-address={address}",
-            "--cluster.listen-address=",
         ]
+        if cluster is None:
+            argv.append("--cluster.listen-address=")
+        else:
+            own, peer = cluster
+            argv += [
+                f"--cluster.listen-address={own}",
+                # Loopback is not a private address: without this Alertmanager refuses to pick one.
+                f"--cluster.advertise-address={own}",
+                f"--cluster.peer={peer}",
+                # The second instance waits this long for the first to send a group before sending
+                # it itself (15 s by default): a lab's loop is shorter than that.
+                "--cluster.peer-timeout=2s",
+            ]
+        directory.mkdir(exist_ok=True)
         log = directory / "alertmanager.log"
-        process = self._spawn("alertmanager", argv, log)
+        process = self._spawn(role, argv, log)
         url = f"http://{address}"
-        _wait_for_http(f"{url}/-/ready", process, log, "Alertmanager")
-        update_state(self.state_dir, lambda s: s.update(alertmanager=url))
+        _wait_for_http(f"{url}/-/ready", process, log, f"Alertmanager ({role})")
         return url
 
     def _spawn(
@@ -807,7 +878,14 @@ class Lab:
             self._stop_role_prefix(role)
 
         def forget(state: dict[str, Any]) -> None:
-            for key in ("exporters", "prometheus", "victoriametrics", "vmalert", "alertmanager"):
+            for key in (
+                "exporters",
+                "prometheus",
+                "victoriametrics",
+                "vmalert",
+                "alertmanager",
+                "alertmanager_peer",
+            ):
                 state.pop(key, None)
 
         update_state(self.state_dir, forget)
