@@ -110,9 +110,10 @@ def main() -> int:
                 "cpus": CPUS,
                 "memory": MEMORY_BYTES,
             }
-        # The default policy's 5 min rate window needs the samples up to "now".
-        end = int(time.time())
-        start = end - 15 * 60
+        # The default policy's 5 min rate window must be full at query time, minutes after the import:
+        # the samples run from 6 minutes ago to 15 minutes ahead (Prometheus reads those up to "now").
+        now = int(time.time())
+        start, end = now - 6 * 60, now + 15 * 60
         text = work / "cluster.om"
         with text.open("w") as out:
             out.writelines(openmetrics(args.hosts, args.domains_per_host, start, end, overloaded))
@@ -175,7 +176,8 @@ def main() -> int:
                 rows.append((snapshot_done - began, done - snapshot_done, done - began))
                 assert view.cpu_source == "prometheus", view.cpu_source
                 assert len(view.snapshot.domains) == args.hosts * args.domains_per_host
-                assert {m.source for m in result.migrations} == {host_name(overloaded)}, result
+                moved_from = {m.source for m in result.migrations}
+                assert moved_from == {host_name(overloaded)}, (moved_from, result.hosts_after[:3])
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         finally:
             server.terminate()

@@ -244,9 +244,7 @@ def _inline(records: Mapping[str, str], name: str) -> str:
     return f"(\n  {_indent(records[name])}\n)"
 
 
-def host_alerts(
-    policy: Policy, runbook_base: str, records: Mapping[str, str]
-) -> tuple[Rule, ...]:
+def host_alerts(policy: Policy, runbook_base: str, records: Mapping[str, str]) -> tuple[Rule, ...]:
     """Overload (what the actioner acts on) and underutilisation (consolidation candidates).
 
     The alerts compute their signal from the raw series (``records``: record name -> expression) rather
@@ -452,7 +450,8 @@ def build_groups(policy: Policy, runbook_base: str = DEFAULT_RUNBOOK_BASE) -> tu
         Group(
             name="virtbalance-host",
             comment="Per-host load, then the alerts on it (computed from the same raw series).",
-            rules=records + host_alerts(policy, runbook_base, {r.record: r.expr for r in records if r.record}),
+            rules=records
+            + host_alerts(policy, runbook_base, {r.record: r.expr for r in records if r.record}),
         ),
         Group(
             name="virtbalance-health",
