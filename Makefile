@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 SCENARIO ?= default
+# Metrics backend of the demo: prometheus, or victoriametrics (VictoriaMetrics with vmalert).
+BACKEND ?= prometheus
 
 .PHONY: bootstrap test unit lint demo demo-down clean
 
@@ -23,7 +25,7 @@ lint: bootstrap
 	$(VENV)/bin/mypy virtbalance exporter actioner lab simulator
 
 demo: bootstrap
-	$(VENV)/bin/virtbalance demo up --scenario $(SCENARIO)
+	$(VENV)/bin/virtbalance demo up --scenario $(SCENARIO) --backend $(BACKEND)
 
 demo-down:
 	$(VENV)/bin/virtbalance demo down

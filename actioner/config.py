@@ -127,6 +127,9 @@ class ExecutionConfig:
     peer2peer: bool = True
     manage_bridges: bool = True
     replan_rounds: int = 3
+    # Hosts read at once for a snapshot: connections opened and read concurrently, never more than this
+    # (a thousand hypervisors read one by one would take seconds; all at once would flood the network).
+    snapshot_connections: int = 32
     # How often domains in doubt (ambiguous, or paused by a migration without a job) are judged again.
     recheck_interval: float = 30.0
     # A private bridge is one of these names (glob); others are shared uplinks present on every host.
@@ -492,6 +495,7 @@ def parse_config(data: Any, source: str = "config", base: Path | None = None) ->
             "peer2peer",
             "manage_bridges",
             "replan_rounds",
+            "snapshot_connections",
             "recheck_interval",
             "private_bridges",
             "shared_bridges",
@@ -549,6 +553,9 @@ def parse_config(data: Any, source: str = "config", base: Path | None = None) ->
         peer2peer=reader.value("execution", e, "peer2peer", edef.peer2peer, "bool"),
         manage_bridges=reader.value("execution", e, "manage_bridges", edef.manage_bridges, "bool"),
         replan_rounds=reader.value("execution", e, "replan_rounds", edef.replan_rounds, "posint"),
+        snapshot_connections=reader.value(
+            "execution", e, "snapshot_connections", edef.snapshot_connections, "posint"
+        ),
         recheck_interval=reader.value(
             "execution", e, "recheck_interval", edef.recheck_interval, "duration"
         ),

@@ -66,21 +66,27 @@ class HostPool:
         self.config = config
         self._lock = threading.Lock()
         self._conns: dict[str, Any] = {}
+        self._host_locks: dict[str, threading.Lock] = {}
 
     def host(self, name: str) -> HostConfig:
         return self.config.host(name)
 
     def connection(self, name: str) -> Any:
         """An open connection to ``name``; HostUnreachableError if libvirt cannot be reached."""
+        # One lock per host: connections to different hosts open at once (a snapshot of many hosts
+        # waits on the slowest, not on their sum), two threads never open two to the same host.
         with self._lock:
-            conn = self._conns.get(name)
+            host_lock = self._host_locks.setdefault(name, threading.Lock())
+        with host_lock:
+            with self._lock:
+                conn = self._conns.get(name)
             if conn is not None:
                 try:
                     if conn.isAlive():
                         return conn
                 except libvirt.libvirtError:
                     pass
-                self._close(name)
+                self.drop(name)
             uri = self.config.host(name).uri
             try:
                 conn = libvirt.open(uri)
@@ -88,7 +94,8 @@ class HostPool:
                 raise HostUnreachableError(
                     f"{name}: cannot connect to {redact(uri)}: {redact(str(exc))}"
                 ) from exc
-            self._conns[name] = conn
+            with self._lock:
+                self._conns[name] = conn
             return conn
 
     def dedicated(self, name: str) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,27 +88,41 @@ class SnapshotBuilder:
             cpu_query = prometheus_cpu(config.prometheus.url, config.prometheus.timeout)
         self._cpu_query = cpu_query
 
+    def _read_host(
+        self, host: str
+    ) -> tuple[tuple[float, int], list[DomainFacts]] | HostUnreachableError | libvirt.libvirtError:
+        """One host's capacity and domains, or the error that made it unreachable (one reader thread)."""
+        try:
+            return self.pool.capacity(host), self.pool.domains(host)
+        except (HostUnreachableError, libvirt.libvirtError) as exc:
+            return exc
+
     def build(self) -> ClusterView:
         """Read every host; unreachable hosts are left out of the snapshot (nothing moves to or from them)."""
         facts: dict[str, DomainFacts] = {}
         capacity: dict[str, tuple[float, int]] = {}
         unreachable: list[str] = []
-        for host in self.config.host_names:
-            try:
-                capacity[host] = self.pool.capacity(host)
-                for domain in self.pool.domains(host):
-                    if not domain.running_here:
-                        continue  # an incoming migration's shell: the domain still runs elsewhere
-                    if domain.name in facts:
-                        raise SnapshotError(
-                            f"domain {domain.name} runs on both {facts[domain.name].host} and {host}"
-                        )
-                    facts[domain.name] = domain
-            except (HostUnreachableError, libvirt.libvirtError) as exc:
-                log.warning("host %s unreachable while building the snapshot: %s", host, exc)
+        names = self.config.host_names
+        # Hosts are read concurrently, a bounded number at a time; merged below in config order, so the
+        # snapshot (and a domain found on two hosts) comes out as if read one by one.
+        workers = max(1, min(len(names), self.config.execution.snapshot_connections))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="snapshot") as readers:
+            readings = list(readers.map(self._read_host, names))
+        for host, reading in zip(names, readings, strict=True):
+            if isinstance(reading, Exception):
+                log.warning("host %s unreachable while building the snapshot: %s", host, reading)
                 self.pool.drop(host)
                 unreachable.append(host)
-                capacity.pop(host, None)
+                continue
+            capacity[host], domains = reading
+            for domain in domains:
+                if not domain.running_here:
+                    continue  # an incoming migration's shell: the domain still runs elsewhere
+                if domain.name in facts:
+                    raise SnapshotError(
+                        f"domain {domain.name} runs on both {facts[domain.name].host} and {host}"
+                    )
+                facts[domain.name] = domain
         cpu, source = self._cpu(facts)
         domains = tuple(
             DomainState(

@@ -38,7 +38,13 @@ from lab.hosts import (
     write_libvirt_config,
 )
 from lab.image import build_image, build_writer_sector, write_writer_image
-from lab.monitoring import alertmanager_config, prometheus_config
+from lab.monitoring import (
+    alertmanager_config,
+    prometheus_config,
+    victoriametrics_args,
+    victoriametrics_scrape_config,
+    vmalert_args,
+)
 from lab.naming import EXPORTER_PORT, LabNames, check_lab_id
 from lab.preconditions import prepare_machine
 from lab.scenario import MAX_TOTAL_LOAD_PERCENT, DomainSpec, Scenario, load_scenario, parse_scenario
@@ -70,6 +76,8 @@ WRITER_SECTOR = (
 KEY_ATTEMPTS = 3
 KEY_CONFIRM_TIMEOUT = 3.0
 SERVICE_TIMEOUT = 30.0
+# Recorded process roles of the monitoring stack (prefixes: one exporter per host).
+MONITORING_ROLES = ("exporter:", "prometheus", "victoriametrics", "vmalert", "alertmanager")
 
 
 def _ignore_libvirt_errors(_context: object, _error: object) -> None:
@@ -776,6 +784,75 @@ class Lab:
         update_state(self.state_dir, lambda s: s.update(prometheus=url))
         return url
 
+    def start_victoriametrics(
+        self,
+        scrape_interval: str = "2s",
+        extra_jobs: Mapping[str, Sequence[str]] | None = None,
+        *,
+        extra_jobs_token_file: Path | None = None,
+    ) -> str:
+        """Debian's VictoriaMetrics single-node on 127.0.0.1 scraping Prometheus's jobs; its URL.
+
+        It serves the Prometheus query API the actioner and the demo read; rules run in vmalert.
+        """
+        binary = require_tools({"victoria-metrics": MONITORING_TOOLS["victoria-metrics"]})[
+            "victoria-metrics"
+        ]
+        state = read_state(self.state_dir) or {}
+        targets = state.get("exporters") or self.start_exporters()
+        directory = self.state_dir / "victoriametrics"
+        directory.mkdir(exist_ok=True)
+        config = directory / "scrape.yml"
+        config.write_text(
+            victoriametrics_scrape_config(
+                targets,
+                scrape_interval,
+                extra_jobs=extra_jobs,
+                extra_jobs_token_file=extra_jobs_token_file,
+            )
+        )
+        self._stop_role_prefix("victoriametrics")
+        address = f"127.0.0.1:{self.names.victoriametrics_port}"
+        _require_free_port(address)
+        log = directory / "victoriametrics.log"
+        process = self._spawn(
+            "victoriametrics",
+            [binary, *victoriametrics_args(config, directory / "data", address)],
+            log,
+        )
+        url = f"http://{address}"
+        _wait_for_http(f"{url}/health", process, log, "VictoriaMetrics")
+        update_state(self.state_dir, lambda s: s.update(victoriametrics=url))
+        return url
+
+    def start_vmalert(
+        self,
+        rule_files: Sequence[Path],
+        datasource: str,
+        alertmanagers: Sequence[str],
+        evaluation_interval: str = "2s",
+    ) -> str:
+        """Debian's vmalert on 127.0.0.1: ``rule_files`` against ``datasource``, alerts to Alertmanager."""
+        binary = require_tools({"vmalert": MONITORING_TOOLS["vmalert"]})["vmalert"]
+        directory = self.state_dir / "vmalert"
+        directory.mkdir(exist_ok=True)
+        self._stop_role_prefix("vmalert")
+        address = f"127.0.0.1:{self.names.vmalert_port}"
+        _require_free_port(address)
+        argv = vmalert_args(
+            rule_files,
+            datasource=datasource,
+            alertmanagers=alertmanagers,
+            listen=address,
+            evaluation_interval=evaluation_interval,
+        )
+        log = directory / "vmalert.log"
+        process = self._spawn("vmalert", [binary, *argv], log)
+        url = f"http://{address}"
+        _wait_for_http(f"{url}/health", process, log, "vmalert")
+        update_state(self.state_dir, lambda s: s.update(vmalert=url))
+        return url
+
     def start_alertmanager(
         self,
         webhook_url: str,
@@ -785,9 +862,59 @@ class Lab:
         repeat_interval: str = "30s",
     ) -> str:
         """Debian's Alertmanager on 127.0.0.1, no gossip, routing HostSustainedOverload to the webhook."""
-        binary = require_tools(
-            {"prometheus-alertmanager": MONITORING_TOOLS["prometheus-alertmanager"]}
-        )["prometheus-alertmanager"]
+        config = self._alertmanager_config(
+            webhook_url, token_file, group_wait, group_interval, repeat_interval
+        )
+        self._stop_role_prefix("alertmanager")
+        url = self._start_alertmanager_instance(
+            "alertmanager", self.names.alertmanager_port, config, cluster=None
+        )
+        update_state(self.state_dir, lambda s: s.update(alertmanager=url))
+        return url
+
+    def start_alertmanager_pair(
+        self,
+        webhook_url: str,
+        token_file: Path | None = None,
+        group_wait: str = "1s",
+        group_interval: str = "5s",
+        repeat_interval: str = "30s",
+    ) -> tuple[str, str]:
+        """Two Alertmanagers gossiping on 127.0.0.1 (``--cluster.peer``), both routing to the webhook.
+
+        They share notifications (one sends a group, the other sees it in the gossiped log) and
+        silences (one made on either holds on both). Returns both URLs, the first also as ``alertmanager``.
+        """
+        config = self._alertmanager_config(
+            webhook_url, token_file, group_wait, group_interval, repeat_interval
+        )
+        self._stop_role_prefix("alertmanager")
+        gossip = [f"127.0.0.1:{self.names.alertmanager_cluster_port(i)}" for i in (0, 1)]
+        urls = tuple(
+            self._start_alertmanager_instance(
+                role, port, config, cluster=(gossip[i], gossip[1 - i])
+            )
+            for i, (role, port) in enumerate(
+                (
+                    ("alertmanager", self.names.alertmanager_port),
+                    ("alertmanager-peer", self.names.alertmanager_peer_port),
+                )
+            )
+        )
+        first, second = urls
+        update_state(
+            self.state_dir, lambda s: s.update(alertmanager=first, alertmanager_peer=second)
+        )
+        return first, second
+
+    def _alertmanager_config(
+        self,
+        webhook_url: str,
+        token_file: Path | None,
+        group_wait: str,
+        group_interval: str,
+        repeat_interval: str,
+    ) -> Path:
         directory = self.state_dir / "alertmanager"
         directory.mkdir(exist_ok=True)
         config = directory / "alertmanager.yml"
@@ -796,21 +923,42 @@ class Lab:
                 webhook_url, token_file, group_wait, group_interval, repeat_interval
             )
         )
-        self._stop_role_prefix("alertmanager")
-        address = f"127.0.0.1:{self.names.alertmanager_port}"
+        return config
+
+    def _start_alertmanager_instance(
+        self, role: str, port: int, config: Path, cluster: tuple[str, str] | None
+    ) -> str:
+        """One Alertmanager; ``cluster`` = (own gossip address, peer's) or None for no gossip."""
+        binary = require_tools(
+            {"prometheus-alertmanager": MONITORING_TOOLS["prometheus-alertmanager"]}
+        )["prometheus-alertmanager"]
+        address = f"127.0.0.1:{port}"
         _require_free_port(address)
+        directory = self.state_dir / role
         argv = [
             binary,
             f"--config.file={config}",
             f"--storage.path={directory / 'data'}",
             f"--web.listen-address={address}",
-            "--cluster.listen-address=",
         ]
+        if cluster is None:
+            argv.append("--cluster.listen-address=")
+        else:
+            own, peer = cluster
+            argv += [
+                f"--cluster.listen-address={own}",
+                # Loopback is not a private address: without this Alertmanager refuses to pick one.
+                f"--cluster.advertise-address={own}",
+                f"--cluster.peer={peer}",
+                # The second instance waits this long for the first to send a group before sending
+                # it itself (15 s by default): a lab's loop is shorter than that.
+                "--cluster.peer-timeout=2s",
+            ]
+        directory.mkdir(exist_ok=True)
         log = directory / "alertmanager.log"
-        process = self._spawn("alertmanager", argv, log)
+        process = self._spawn(role, argv, log)
         url = f"http://{address}"
-        _wait_for_http(f"{url}/-/ready", process, log, "Alertmanager")
-        update_state(self.state_dir, lambda s: s.update(alertmanager=url))
+        _wait_for_http(f"{url}/-/ready", process, log, f"Alertmanager ({role})")
         return url
 
     def _spawn(
@@ -823,12 +971,19 @@ class Lab:
         return pid
 
     def stop_monitoring(self) -> None:
-        """Stop the exporters, Prometheus and Alertmanager of this lab (the hosts and guests stay)."""
-        for role in ("exporter:", "prometheus", "alertmanager"):
+        """Stop the exporters, metrics backends and Alertmanager of this lab (the hosts and guests stay)."""
+        for role in MONITORING_ROLES:
             self._stop_role_prefix(role)
 
         def forget(state: dict[str, Any]) -> None:
-            for key in ("exporters", "prometheus", "alertmanager"):
+            for key in (
+                "exporters",
+                "prometheus",
+                "victoriametrics",
+                "vmalert",
+                "alertmanager",
+                "alertmanager_peer",
+            ):
                 state.pop(key, None)
 
         update_state(self.state_dir, forget)

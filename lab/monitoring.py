@@ -1,4 +1,4 @@
-"""Configuration files for the lab's Prometheus and Alertmanager (pure functions of their inputs)."""
+"""Configuration of the lab's metrics backends and Alertmanager (pure functions of their inputs)."""
 
 from __future__ import annotations
 
@@ -14,35 +14,25 @@ OVERLOAD_ALERT = "HostSustainedOverload"
 SCRAPE_JOB = "virtbalance-exporter"
 
 
-def prometheus_config(
+def scrape_configs(
     targets: Mapping[str, str],
-    rule_files: Sequence[Path],
-    scrape_interval: str,
-    evaluation_interval: str,
-    alertmanager: str | None,
     *,
     extra_jobs: Mapping[str, Sequence[str]] | None = None,
     extra_jobs_token_file: Path | None = None,
-) -> str:
-    """Scrape every exporter target with the label host=<lab host>; rules, Alertmanager and more jobs optional."""
-    for name, value in (
-        ("scrape_interval", scrape_interval),
-        ("evaluation_interval", evaluation_interval),
-    ):
-        if parse_duration(value) <= 0:
-            raise ValueError(f"{name} must be more than 0, not {value!r}")
-    config: dict[str, Any] = {
-        "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval},
-        "scrape_configs": [
-            {
-                "job_name": SCRAPE_JOB,
-                "static_configs": [
-                    {"targets": [target], "labels": {"host": host}}
-                    for host, target in sorted(targets.items())
-                ],
-            }
-        ],
-    }
+) -> list[dict[str, Any]]:
+    """Every exporter target with the label host=<lab host>, then the extra jobs by name.
+
+    Both backends read this list: VictoriaMetrics' -promscrape.config takes Prometheus's scrape_configs.
+    """
+    jobs: list[dict[str, Any]] = [
+        {
+            "job_name": SCRAPE_JOB,
+            "static_configs": [
+                {"targets": [target], "labels": {"host": host}}
+                for host, target in sorted(targets.items())
+            ],
+        }
+    ]
     for job, job_targets in sorted((extra_jobs or {}).items()):
         if job == SCRAPE_JOB:
             raise ValueError(f"extra job {job!r} would replace the exporters' job")
@@ -55,13 +45,111 @@ def prometheus_config(
             extra["authorization"] = {
                 "credentials_file": str(Path(extra_jobs_token_file).resolve())
             }
-        config["scrape_configs"].append(extra)
+        jobs.append(extra)
+    return jobs
+
+
+def _positive(**intervals: str) -> None:
+    for name, value in intervals.items():
+        if parse_duration(value) <= 0:
+            raise ValueError(f"{name} must be more than 0, not {value!r}")
+
+
+def prometheus_config(
+    targets: Mapping[str, str],
+    rule_files: Sequence[Path],
+    scrape_interval: str,
+    evaluation_interval: str,
+    alertmanager: str | None,
+    *,
+    extra_jobs: Mapping[str, Sequence[str]] | None = None,
+    extra_jobs_token_file: Path | None = None,
+) -> str:
+    """Scrape every exporter target with the label host=<lab host>; rules, Alertmanager and more jobs optional."""
+    _positive(scrape_interval=scrape_interval, evaluation_interval=evaluation_interval)
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval},
+        "scrape_configs": scrape_configs(
+            targets, extra_jobs=extra_jobs, extra_jobs_token_file=extra_jobs_token_file
+        ),
+    }
     if rule_files:
         config["rule_files"] = [str(Path(p).resolve()) for p in rule_files]
     if alertmanager:
         address = alertmanager.split("://", 1)[-1].rstrip("/")
         config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [address]}]}]}
     return yaml.safe_dump(config, sort_keys=False)
+
+
+def victoriametrics_scrape_config(
+    targets: Mapping[str, str],
+    scrape_interval: str,
+    *,
+    extra_jobs: Mapping[str, Sequence[str]] | None = None,
+    extra_jobs_token_file: Path | None = None,
+) -> str:
+    """VictoriaMetrics' -promscrape.config: the same jobs as Prometheus's, no rules (vmalert has them).
+
+    Its parser is strict: Prometheus-only keys (evaluation_interval, rule_files, alerting) are refused.
+    """
+    _positive(scrape_interval=scrape_interval)
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": scrape_interval},
+        "scrape_configs": scrape_configs(
+            targets, extra_jobs=extra_jobs, extra_jobs_token_file=extra_jobs_token_file
+        ),
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def victoriametrics_args(scrape_config: Path, data_dir: Path, listen: str) -> list[str]:
+    """victoria-metrics' flags: scrape with ``scrape_config``, store in ``data_dir``, serve on ``listen``."""
+    return [
+        f"-promscrape.config={Path(scrape_config).resolve()}",
+        f"-storageDataPath={Path(data_dir).resolve()}",
+        f"-httpListenAddr={listen}",
+        "-retentionPeriod=1d",
+        # By default an instant query near "now" is answered 30s in the past (samples still in flight
+        # from other ingesters); with one local scraper that only delays every alert by 30s against
+        # Prometheus. One second covers the in-memory buffer VictoriaMetrics flushes every second.
+        "-search.latencyOffset=1s",
+    ]
+
+
+def vmalert_args(
+    rule_files: Sequence[Path],
+    *,
+    datasource: str,
+    alertmanagers: Sequence[str],
+    listen: str,
+    evaluation_interval: str,
+) -> list[str]:
+    """vmalert's flags: evaluate ``rule_files`` against ``datasource``, notify every Alertmanager.
+
+    Alert states go back to the datasource as ALERTS series (remote write), as Prometheus keeps them,
+    so the dashboards' ALERTS queries work on both backends; they are restored from it after a restart.
+    """
+    _positive(evaluation_interval=evaluation_interval)
+    if not rule_files:
+        raise ValueError("vmalert needs at least one rule file")
+    source = datasource.rstrip("/")
+    argv = [f"-rule={Path(p).resolve()}" for p in rule_files]
+    argv += [
+        f"-datasource.url={source}",
+        f"-remoteWrite.url={source}",
+        f"-remoteRead.url={source}",
+        f"-evaluationInterval={evaluation_interval}",
+        f"-httpListenAddr={listen}",
+        # The lab's alerts link back to vmalert itself, not to a Prometheus that is not there.
+        f"-external.url=http://{listen}",
+        # Remote write is batched every second by default; ALERTS would lag the rule state by as much.
+        "-remoteWrite.flushInterval=500ms",
+        # vmalert rounds each query's time down to a multiple of the interval by default: up to one
+        # interval behind the moment Prometheus evaluates at. Query at the evaluation moment instead.
+        "-datasource.queryTimeAlignment=false",
+    ]
+    argv += [f"-notifier.url={url.rstrip('/')}" for url in alertmanagers]
+    return argv
 
 
 def alertmanager_config(

@@ -91,3 +91,20 @@ class LabNames:
     @property
     def alertmanager_port(self) -> int:
         return 19093 + self.lab_id * 10
+
+    @property
+    def alertmanager_peer_port(self) -> int:
+        """The second Alertmanager of a cluster pair (its web port)."""
+        return 19094 + self.lab_id * 10
+
+    def alertmanager_cluster_port(self, instance: int) -> int:
+        """Gossip port of Alertmanager ``instance`` (0 or 1) of a cluster pair."""
+        return 19095 + instance + self.lab_id * 10
+
+    @property
+    def victoriametrics_port(self) -> int:
+        return 19091 + self.lab_id * 10
+
+    @property
+    def vmalert_port(self) -> int:
+        return 19092 + self.lab_id * 10

@@ -30,6 +30,8 @@ REQUIRED_TOOLS = {
 MONITORING_TOOLS = {
     "prometheus": "prometheus",
     "prometheus-alertmanager": "prometheus-alertmanager",
+    "victoria-metrics": "victoria-metrics",
+    "vmalert": "victoria-metrics",
 }
 
 

@@ -134,6 +134,27 @@ def _runbook(base: str, alert: str) -> str:
     return f"{base}#{alert.lower()}"
 
 
+def cpu_signal_expr(policy: Policy, demand: str, node: str) -> str:
+    """The CPU signal the policy chose, from the demand and node expressions (record names or inline)."""
+    if policy.cpu_signal == "demand":
+        return demand
+    if policy.cpu_signal == "node":
+        return f"{node}\nor on (host)\n{demand}"
+    # max() over both skips a missing or NaN one: a host without node CPU time uses demand alone.
+    # Each side gets its own `signal` label first, so `or` keeps both series of a host for max().
+    return (
+        "max by (host) (\n"
+        f'  label_replace({_indent(demand)}, "signal", "demand", "", "")\n'
+        "  or\n"
+        f'  label_replace({_indent(node)}, "signal", "node", "", "")\n'
+        ")"
+    )
+
+
+def _indent(expr: str, by: str = "  ") -> str:
+    return expr.replace("\n", "\n" + by)
+
+
 def recording_rules(policy: Policy) -> tuple[Rule, ...]:
     """The per-host series the alerts and dashboards read; every aggregation keeps ``host``."""
     window = format_duration(policy.rate_window)
@@ -171,18 +192,12 @@ def recording_rules(policy: Policy) -> tuple[Rule, ...]:
             ")"
         ),
     )
-    if policy.cpu_signal == "demand":
-        signal_expr = RECORD_CPU_DEMAND
-    elif policy.cpu_signal == "node":
-        signal_expr = f"{RECORD_NODE_CPU}\nor on (host)\n{RECORD_CPU_DEMAND}"
-    else:
-        # max() over both names skips a missing or NaN one: a host without node CPU time uses demand alone.
-        signal_expr = f'max by (host) ({{__name__=~"{RECORD_CPU_DEMAND}|{RECORD_NODE_CPU}"}})'
+    signal_expr = cpu_signal_expr(policy, RECORD_CPU_DEMAND, RECORD_NODE_CPU)
     signal = Rule(
         record=RECORD_CPU,
         comment=(
             f"The CPU signal the policy chose (cpu_signal: {policy.cpu_signal}): "
-            f"{_SIGNAL_TEXT[policy.cpu_signal]}.\nThe CPU alerts and dashboards read this one."
+            f"{_SIGNAL_TEXT[policy.cpu_signal]}.\nThe dashboards and the actioner's views read this one; the CPU alerts compute the same inline."
         ),
         expr=signal_expr,
     )
@@ -225,9 +240,22 @@ def recording_rules(policy: Policy) -> tuple[Rule, ...]:
     return (demand, node, signal, memory, immovable)
 
 
-def host_alerts(policy: Policy, runbook_base: str) -> tuple[Rule, ...]:
-    """Overload (what the actioner acts on) and underutilisation (consolidation candidates)."""
+def _inline(records: Mapping[str, str], name: str) -> str:
+    return f"(\n  {_indent(records[name])}\n)"
+
+
+def host_alerts(policy: Policy, runbook_base: str, records: Mapping[str, str]) -> tuple[Rule, ...]:
+    """Overload (what the actioner acts on) and underutilisation (consolidation candidates).
+
+    The alerts compute their signal from the raw series (``records``: record name -> expression) rather
+    than read the recorded names: Prometheus sees this round's records within a group, but vmalert
+    reads them back from storage, one evaluation or more late, and would fire later on the same load.
+    """
     window = format_duration(policy.rate_window)
+    cpu_now = cpu_signal_expr(
+        policy, _inline(records, RECORD_CPU_DEMAND), _inline(records, RECORD_NODE_CPU)
+    )
+    memory_now = _inline(records, RECORD_MEMORY)
     overload_for = format_duration(policy.overload_for)
     runbook = _runbook(runbook_base, ALERT_OVERLOAD)
     timing = (
@@ -239,7 +267,7 @@ def host_alerts(policy: Policy, runbook_base: str) -> tuple[Rule, ...]:
     cpu = Rule(
         alert=ALERT_OVERLOAD,
         comment=f"CPU overload: the chosen CPU signal above cpu_high ({_percent(policy.cpu_high)}).\n{timing}",
-        expr=f"{RECORD_CPU} > {policy.cpu_high!r}",
+        expr=f"{cpu_now}\n> {policy.cpu_high!r}",
         for_seconds=policy.overload_for,
         labels={"resource": "cpu", "severity": "warning"},
         annotations={
@@ -259,7 +287,7 @@ def host_alerts(policy: Policy, runbook_base: str) -> tuple[Rule, ...]:
             f"Memory overload: used memory above memory_high ({_percent(policy.memory_high)}).\n"
             "A gauge, so no rate window: the load must stay above the threshold for the whole `for:`."
         ),
-        expr=f"{RECORD_MEMORY} > {policy.memory_high!r}",
+        expr=f"{memory_now}\n> {policy.memory_high!r}",
         for_seconds=policy.overload_for,
         labels={"resource": "memory", "severity": "warning"},
         annotations={
@@ -279,7 +307,7 @@ def host_alerts(policy: Policy, runbook_base: str) -> tuple[Rule, ...]:
             f"Consolidation candidate: the chosen CPU signal below cpu_low ({_percent(policy.cpu_low)}) "
             f"for {under_for}.\nInformational: nothing acts on it unless Alertmanager routes it to the actioner."
         ),
-        expr=f"{RECORD_CPU} < {policy.cpu_low!r}",
+        expr=f"{cpu_now}\n< {policy.cpu_low!r}",
         for_seconds=policy.underutilized_for,
         labels={"resource": "cpu", "severity": "info"},
         annotations={
@@ -417,11 +445,13 @@ def build_groups(policy: Policy, runbook_base: str = DEFAULT_RUNBOOK_BASE) -> tu
     problems = generation_problems(policy)
     if problems:
         raise ConfigError("policy", problems)
+    records = recording_rules(policy)
     return (
         Group(
             name="virtbalance-host",
-            comment="Per-host load, then the alerts on it (one group: the alerts see this round's records).",
-            rules=recording_rules(policy) + host_alerts(policy, runbook_base),
+            comment="Per-host load, then the alerts on it (computed from the same raw series).",
+            rules=records
+            + host_alerts(policy, runbook_base, {r.record: r.expr for r in records if r.record}),
         ),
         Group(
             name="virtbalance-health",

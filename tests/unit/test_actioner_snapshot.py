@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import libvirt
@@ -198,3 +199,52 @@ def test_libvirt_samples_count_vcpu_wait_as_demand(tmp_path):
     view = builder(tmp_path, hosts, conns).build()
     (domain,) = view.snapshot.domains
     assert domain.cpu_used == pytest.approx(0.9, abs=0.05)
+
+
+class CountingPool(Pool):
+    """Counts the hosts read at once; the first ``bound`` readers wait for each other at a barrier."""
+
+    def __init__(self, config, hosts, bound):
+        super().__init__(config, hosts, {})
+        self.lock = threading.Lock()
+        self.inside = 0
+        self.most = 0
+        self.barrier = threading.Barrier(bound)
+        self.calls = 0
+
+    def capacity(self, host):
+        with self.lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            self.calls += 1
+            first_round = self.calls <= self.barrier.parties
+        try:
+            if first_round:
+                # Passes only if `bound` hosts are being read at the same moment.
+                self.barrier.wait(timeout=30)
+            return super().capacity(host)
+        finally:
+            with self.lock:
+                self.inside -= 1
+
+
+def test_hosts_are_read_concurrently_up_to_the_configured_bound(tmp_path):
+    names = [f"hv{i:02d}" for i in range(12)]
+    cfg = actioner_config(
+        tmp_path,
+        hosts={n: f"qemu+tcp://192.0.2.{i + 1}/system" for i, n in enumerate(names)},
+        execution={"snapshot_connections": 4},
+    )
+    hosts = {n: [facts(f"{n}-a", n)] for n in names}
+    pool = CountingPool(cfg, hosts, bound=4)
+    usage = {f"{n}-a": 0.1 for n in names}
+    view = SnapshotBuilder(cfg, pool, cpu_query=lambda _w: usage).build()
+    assert pool.most == 4
+    assert [h.name for h in view.snapshot.hosts] == names
+    assert len(view.snapshot.domains) == 12
+
+
+def test_a_domain_on_two_hosts_is_still_refused_when_read_concurrently(tmp_path):
+    hosts = {"hv1": [facts("a", "hv1")], "hv2": [facts("a", "hv2")], "hv3": []}
+    with pytest.raises(SnapshotError, match="runs on both hv1 and hv2"):
+        builder(tmp_path, hosts, {}, cpu_query=lambda _w: {}).build()

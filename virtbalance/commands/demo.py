@@ -11,7 +11,7 @@ from lab.errors import LabAlreadyUp, LabError
 from lab.naming import check_lab_id, lab_id_from_env
 from virtbalance.demo.clients import ServiceError
 from virtbalance.demo.run import demo_down, demo_up
-from virtbalance.demo.stack import StackError
+from virtbalance.demo.stack import Backend, StackError
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -46,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="FILE",
         help="a policy file over the lab profile, for the rules and the actioner (default: the lab policy)",
     )
+    up.add_argument(
+        "--backend",
+        type=Backend,
+        choices=list(Backend),
+        default=Backend.PROMETHEUS,
+        help="metrics backend: prometheus, or victoriametrics with vmalert (default: prometheus)",
+    )
     up.set_defaults(func=_up)
     down = actions.add_parser("down", help="stop the actioner and bring the lab down")
     down.add_argument(
@@ -61,7 +68,12 @@ def _lab_id(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     try:
         return demo_up(
-            args.scenario, _lab_id(args), sys.stdout, timeout=args.timeout, policy_file=args.policy
+            args.scenario,
+            _lab_id(args),
+            sys.stdout,
+            timeout=args.timeout,
+            policy_file=args.policy,
+            backend=args.backend,
         )
     except LabAlreadyUp as exc:
         print(

@@ -58,10 +58,12 @@ class RuleAlert:
 
 
 class Prometheus:
-    """Instant queries and the rule manager's alerts."""
+    """Instant queries and the rule manager's alerts (elsewhere when another process runs the rules)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, alerts_url: str | None = None) -> None:
         self.url = url.rstrip("/")
+        # vmalert evaluates the rules beside VictoriaMetrics and answers the same /api/v1/alerts.
+        self.alerts_url = (alerts_url or url).rstrip("/")
 
     def query(self, promql: str) -> list[tuple[dict[str, str], float]]:
         """An instant vector: (labels, value) per series."""
@@ -76,9 +78,10 @@ class Prometheus:
         return {labels["host"]: value for labels, value in self.query(promql) if "host" in labels}
 
     def alerts(self, alertname: str | None = None) -> list[RuleAlert]:
-        body = _get_json(f"{self.url}/api/v1/alerts")
+        body = _get_json(f"{self.alerts_url}/api/v1/alerts")
         out = []
-        for item in body["data"]["alerts"]:
+        # vmalert answers null, not [], when no alert is active.
+        for item in body["data"]["alerts"] or []:
             labels = item["labels"]
             if alertname is not None and labels.get("alertname") != alertname:
                 continue

@@ -15,7 +15,14 @@ from virtbalance.demo.actioner_view import ActionerReader
 from virtbalance.demo.clients import Prometheus, ServiceError
 from virtbalance.demo.narrator import CPU_RATIO, Narrator, Story, summary
 from virtbalance.demo.overload import DemoScript, Overload, script_for
-from virtbalance.demo.stack import Stack, StackError, custom_policy_files, start, stop_actioner
+from virtbalance.demo.stack import (
+    Backend,
+    Stack,
+    StackError,
+    custom_policy_files,
+    start,
+    stop_actioner,
+)
 
 CHUNK_INFO = "libvirt_domain_chunk_info"
 # Loaded host's demand ratio: clearly above the lab's cpu_high (75%), so contention on a shared
@@ -80,9 +87,14 @@ def wait_for_calm(stack: Stack, narrator: Narrator, timeout: float) -> None:
 
 
 def print_urls(stack: Stack, out: TextIO) -> None:
+    metrics = (
+        f"  VictoriaMetrics   {stack.prometheus_url}\n  vmalert           {stack.rules_url}\n"
+        if stack.backend is Backend.VICTORIAMETRICS
+        else f"  Prometheus        {stack.prometheus_url}\n"
+    )
     out.write(
         "\nThe stack is still running:\n"
-        f"  Prometheus        {stack.prometheus_url}\n"
+        f"{metrics}"
         f"  Alertmanager      {stack.alertmanager_url}\n"
         f"  actioner plans    {stack.actioner_url}/api/v1/plans\n"
         f"  actioner metrics  {stack.actioner_metrics_url}\n"
@@ -97,12 +109,15 @@ def demo_up(
     scenario: str,
     lab_id: int,
     out: TextIO,
+    *,
     timeout: float = 600.0,
     policy_file: Path | None = None,
+    backend: Backend = Backend.PROMETHEUS,
 ) -> int:
     """Bring the stack up, overload a host, narrate the rebalancing; 0 when the host was relieved.
 
-    ``policy_file`` (over the lab profile) replaces the lab policy for the rules and the actioner.
+    ``policy_file`` (over the lab profile) replaces the lab policy for the rules and the actioner;
+    ``backend`` chooses Prometheus or VictoriaMetrics with vmalert for the metrics and the rules.
     """
     if policy_file is not None:
         # Validate before anything starts: a bad file fails here with every problem listed.
@@ -112,14 +127,15 @@ def demo_up(
     out.flush()
     lab = Lab.up(scenario, lab_id)
     out.write(f"  hosts: {', '.join(f'{h.name} ({h.cpus:g} CPUs)' for h in lab.hosts)}\n")
-    out.write("Starting exporters, Prometheus (lab rules), Alertmanager and the actioner...\n")
+    metrics = "VictoriaMetrics + vmalert" if backend is Backend.VICTORIAMETRICS else "Prometheus"
+    out.write(f"Starting exporters, {metrics} (lab rules), Alertmanager and the actioner...\n")
     out.flush()
     if policy_file is None:
-        stack = start(lab)
+        stack = start(lab, backend=backend)
     else:
         rules, policy = custom_policy_files(policy_file, lab.state_dir)
         out.write(f"  policy: {policy_file} over the lab profile (rules: {rules})\n")
-        stack = start(lab, rule_files=(rules,), policy_file=policy)
+        stack = start(lab, rule_files=(rules,), policy_file=policy, backend=backend)
     narrator = Narrator(
         stack.prometheus,
         stack.alertmanager,

@@ -1,4 +1,4 @@
-"""Start and stop the whole virtbalance stack on a lab: exporters, Prometheus, Alertmanager and the actioner."""
+"""Start and stop the whole virtbalance stack on a lab: exporters, metrics backend, Alertmanager, actioner."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,14 @@ class StackError(RuntimeError):
     """The stack could not be brought up or found."""
 
 
+class Backend(StrEnum):
+    """Where the metrics are stored and the rules evaluated; both serve the Prometheus query API."""
+
+    PROMETHEUS = "prometheus"
+    # VictoriaMetrics single-node scrapes the exporters, vmalert evaluates the same rule files.
+    VICTORIAMETRICS = "victoriametrics"
+
+
 @dataclass(frozen=True)
 class Timings:
     """Monitoring intervals: short, so a lab overload is noticed and relieved within a minute or two."""
@@ -60,6 +69,7 @@ class Stack:
     """A running stack: the lab it sits on and the URLs of its services."""
 
     lab: Lab
+    # The Prometheus query API (Prometheus itself, or VictoriaMetrics).
     prometheus_url: str
     alertmanager_url: str
     actioner_url: str
@@ -68,6 +78,9 @@ class Stack:
     state_dir: Path
     actioner_pid: int
     timings: Timings = field(default_factory=Timings)
+    backend: Backend = Backend.PROMETHEUS
+    # The rule manager's /api/v1/alerts: Prometheus itself, or vmalert beside VictoriaMetrics.
+    rules_url: str = ""
     # The actioner's process handle when this process started it (not after ``demo down`` reattaches).
     actioner_process: subprocess.Popen[bytes] | None = None
 
@@ -77,7 +90,7 @@ class Stack:
 
     @property
     def prometheus(self) -> Prometheus:
-        return Prometheus(self.prometheus_url)
+        return Prometheus(self.prometheus_url, alerts_url=self.rules_url or None)
 
     @property
     def alertmanager(self) -> Alertmanager:
@@ -99,7 +112,9 @@ class Stack:
     def save(self) -> None:
         """Record what ``demo down`` (another process) needs to stop the actioner."""
         record = {
+            "backend": str(self.backend),
             "prometheus_url": self.prometheus_url,
+            "rules_url": self.rules_url,
             "alertmanager_url": self.alertmanager_url,
             "actioner_url": self.actioner_url,
             "actioner_pid": self.actioner_pid,
@@ -133,11 +148,12 @@ def start(
     policy_file: Path = LAB_POLICY_FILE,
     actioner_settings: dict[str, Any] | None = None,
     ready_timeout: float = 60.0,
+    backend: Backend = Backend.PROMETHEUS,
 ) -> Stack:
-    """Bring up exporters, Alertmanager, Prometheus and the actioner on a running lab.
+    """Bring up exporters, Alertmanager, the metrics backend and the actioner on a running lab.
 
-    Order matters: Alertmanager needs the actioner's webhook URL, Prometheus needs Alertmanager's,
-    and the actioner needs both. The actioner's port is chosen first, so it can start last.
+    Order matters: Alertmanager needs the actioner's webhook URL, Prometheus (or vmalert) needs
+    Alertmanager's, and the actioner needs both. The actioner's port is chosen first, so it can start last.
     """
     for path in (*rule_files, policy_file):
         if not path.is_file():
@@ -165,15 +181,30 @@ def start(
         group_interval=timings.group_interval,
         repeat_interval=timings.repeat_interval,
     )
-    prometheus_url = lab.start_prometheus(
-        list(rule_files),
-        scrape_interval=timings.scrape_interval,
-        evaluation_interval=timings.evaluation_interval,
-        alertmanager=alertmanager_url,
-        # The actioner's own metrics feed the rebalancing dashboard and the migration alerts.
-        extra_jobs={ACTIONER_SCRAPE_JOB: [f"127.0.0.1:{actioner_port}"]},
-        extra_jobs_token_file=token_file,
-    )
+    # The actioner's own metrics feed the rebalancing dashboard and the migration alerts.
+    actioner_job = {ACTIONER_SCRAPE_JOB: [f"127.0.0.1:{actioner_port}"]}
+    if backend is Backend.VICTORIAMETRICS:
+        prometheus_url = lab.start_victoriametrics(
+            scrape_interval=timings.scrape_interval,
+            extra_jobs=actioner_job,
+            extra_jobs_token_file=token_file,
+        )
+        rules_url = lab.start_vmalert(
+            list(rule_files),
+            datasource=prometheus_url,
+            alertmanagers=[alertmanager_url],
+            evaluation_interval=timings.evaluation_interval,
+        )
+    else:
+        prometheus_url = lab.start_prometheus(
+            list(rule_files),
+            scrape_interval=timings.scrape_interval,
+            evaluation_interval=timings.evaluation_interval,
+            alertmanager=alertmanager_url,
+            extra_jobs=actioner_job,
+            extra_jobs_token_file=token_file,
+        )
+        rules_url = prometheus_url
     config_file = state_dir / "actioner.yml"
     config = actioner_config(
         lab,
@@ -201,6 +232,8 @@ def start(
         state_dir=state_dir,
         actioner_pid=pid,
         timings=timings,
+        backend=backend,
+        rules_url=rules_url,
         actioner_process=process,
     )
     stack.save()

@@ -1,0 +1,200 @@
+"""Benchmark the actioner's planning path at scale: alert accepted -> plan ready (snapshot + plan).
+
+Placement comes from libvirt's test driver (one XML file per host, ``test:///path/host.xml``), usage from a
+real Prometheus holding a synthetic cluster imported with ``promtool tsdb create-blocks-from openmetrics``.
+One host is overloaded; the figures are the wall time of SnapshotBuilder.build() plus plan(), and the
+process's peak RSS (the actioner's code in this process, nothing else loaded but the benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+
+from actioner.config import parse_config
+from actioner.libvirt_hosts import HostPool
+from actioner.snapshot_builder import SnapshotBuilder
+from virtbalance.plan import Mode
+from virtbalance.planner import plan
+
+CPUS = 32
+MEMORY_BYTES = 256 * 1024**3
+VCPUS = 2
+MEMORY_KIB = 4 * 1024 * 1024
+CHUNK = 4  # domains per private bridge: every host carries chunks of four
+SCRAPE = 30  # seconds between imported samples
+
+
+def host_name(index: int) -> str:
+    return f"h{index:04d}"
+
+
+def domain_name(host: int, index: int) -> str:
+    return f"{host_name(host)}-d{index:02d}"
+
+
+def host_xml(host: int, domains: int) -> str:
+    """A test-driver node: ``domains`` running domains, chunked by private bridges."""
+    parts = ["<node>"]
+    for d in range(domains):
+        bridge = f"vbpriv-{host:04d}-{d // CHUNK}"
+        parts.append(
+            f'<domain type="test"><name>{domain_name(host, d)}</name><uuid>{uuid.uuid4()}</uuid>'
+            f"<memory>{MEMORY_KIB}</memory><vcpu>{VCPUS}</vcpu><os><type>hvm</type></os>"
+            f'<devices><interface type="bridge"><source bridge="{bridge}"/></interface>'
+            "</devices></domain>"
+        )
+    parts.append("</node>\n")
+    return "".join(parts)
+
+
+def cores(host: int, domain: int, overloaded: int) -> float:
+    """CPU demand per domain: the overloaded host's guests near their vCPUs, the others light."""
+    if host == overloaded:
+        return 1.6
+    return 0.2 + 0.1 * ((host + domain) % 5)
+
+
+def openmetrics(hosts: int, domains: int, start: int, end: int, overloaded: int) -> Iterator[str]:
+    """The CPU counters the actioner's query reads, one series per domain, every SCRAPE seconds."""
+    name = "libvirt_domain_info_cpu_time_seconds_total"
+    yield f"# TYPE {name[: -len('_total')]} counter\n"
+    for h in range(hosts):
+        for d in range(domains):
+            labels = (
+                f'{{host="{host_name(h)}",domain="{domain_name(h, d)}",job="virtbalance-exporter"}}'
+            )
+            rate = cores(h, d, overloaded)
+            for at in range(start, end + 1, SCRAPE):
+                yield f"{name}{labels} {rate * (at - start):.1f} {at}\n"
+    yield "# EOF\n"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--domains-per-host", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    for tool in ("prometheus", "promtool"):
+        if not shutil.which(tool):
+            print(f"bench: {tool} not found (the bootstrap installs prometheus)", file=sys.stderr)
+            return 2
+    overloaded = 0
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        work = Path(tmp)
+        hosts: dict[str, dict[str, object]] = {}
+        for h in range(args.hosts):
+            path = work / "hosts" / f"{host_name(h)}.xml"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(host_xml(h, args.domains_per_host))
+            hosts[host_name(h)] = {
+                "uri": f"test://{path}",
+                "cpus": CPUS,
+                "memory": MEMORY_BYTES,
+            }
+        # The default policy's 5 min rate window must be full at query time, minutes after the import:
+        # the samples run from 6 minutes ago to 15 minutes ahead (Prometheus reads those up to "now").
+        now = int(time.time())
+        start, end = now - 6 * 60, now + 15 * 60
+        text = work / "cluster.om"
+        with text.open("w") as out:
+            out.writelines(openmetrics(args.hosts, args.domains_per_host, start, end, overloaded))
+        subprocess.run(
+            [
+                "promtool",
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                str(text),
+                str(work / "data"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        (work / "prometheus.yml").write_text("global: {}\n")
+        address = f"127.0.0.1:{free_port()}"
+        server = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={work / 'prometheus.yml'}",
+                f"--storage.tsdb.path={work / 'data'}",
+                f"--web.listen-address={address}",
+                "--storage.tsdb.retention.time=30d",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://{address}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if requests.get(f"{url}/-/ready", timeout=2).ok:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("Prometheus did not become ready")
+                time.sleep(0.5)
+            config = parse_config(
+                {
+                    "hosts": hosts,
+                    "journal": {"path": str(work / "journal.sqlite")},
+                    "prometheus": {"url": url, "timeout": "30s", "fallback_to_libvirt": False},
+                },
+                base=work,
+            )
+            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            rows = []
+            # One pool for every run, as in the running actioner: the first run after a start opens
+            # every connection (cold), later alerts find them open (warm).
+            pool = HostPool(config)
+            for _ in range(args.repeats):
+                began = time.perf_counter()
+                view = SnapshotBuilder(config, pool).build()
+                snapshot_done = time.perf_counter()
+                result = plan(view.snapshot, config.policy, Mode("relieve"))
+                done = time.perf_counter()
+                rows.append((snapshot_done - began, done - snapshot_done, done - began))
+                assert view.cpu_source == "prometheus", view.cpu_source
+                assert len(view.snapshot.domains) == args.hosts * args.domains_per_host
+                moved_from = {m.source for m in result.migrations}
+                assert moved_from == {host_name(overloaded)}, (moved_from, result.hosts_after[:3])
+            pool.close()
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        finally:
+            server.terminate()
+            server.wait(30)
+    domains = args.hosts * args.domains_per_host
+    print(
+        f"{args.hosts} hosts, {domains} domains, {args.repeats} runs, "
+        f"snapshot_connections {config.execution.snapshot_connections}"
+    )
+    for i, (snap, planned, total) in enumerate(rows, 1):
+        kind = "cold, opens every connection" if i == 1 else "warm, connections open"
+        print(f"  run {i} ({kind}): snapshot {snap:.2f} s + plan {planned:.2f} s = {total:.2f} s")
+    print(f"  migrations planned: {len(result.migrations)} from {host_name(overloaded)}")
+    print(f"  peak RSS: {rss:.0f} MiB (before the first snapshot: {rss_before:.0f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
