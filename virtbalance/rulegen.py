@@ -139,7 +139,8 @@ def cpu_signal_expr(policy: Policy, demand: str, node: str) -> str:
     if policy.cpu_signal == "demand":
         return demand
     if policy.cpu_signal == "node":
-        return f"{node}\nor on (host)\n{demand}"
+        # parenthesised: an alert compares it, and a comparison binds tighter than `or`
+        return f"(\n  {_indent(node)}\n  or on (host)\n  {_indent(demand)}\n)"
     # max() over both skips a missing or NaN one: a host without node CPU time uses demand alone.
     # Each side gets its own `signal` label first, so `or` keeps both series of a host for max().
     return (

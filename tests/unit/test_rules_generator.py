@@ -103,7 +103,7 @@ MAX_OF = (
     ("signal", "expected"),
     [
         ("demand", "{demand}"),
-        ("node", "{node}\nor on (host)\n{demand}"),
+        ("node", "(\n  {node}\n  or on (host)\n  {demand}\n)"),
         ("max", MAX_OF),
     ],
 )
