@@ -114,7 +114,7 @@ def test_cpu_signal_chooses_the_recorded_ratio(signal, expected):
     # The CPU alerts compute the same signal from the raw series, in the same evaluation, so a rule
     # engine that reads records back from storage (vmalert) decides when Prometheus does.
     inline = {
-        key: _inline(by_name[name][0]["expr"]).replace("\n", "\n  " if signal == "max" else "\n")
+        key: _inline(by_name[name][0]["expr"]).replace("\n", "\n" if signal == "demand" else "\n  ")
         for key, name in records.items()
     }
     signal_now = expected.format(**inline)
