@@ -59,6 +59,8 @@ def test_policy_values_reach_the_rules():
         rate_window="2m",
         cpu_low=0.1,
         underutilized_for="3h",
+        balance_spread=0.25,
+        balance_for="45m",
         exporter_down_for="90s",
         migration_failure_window="2h",
         exporter_job="hypervisors",
@@ -73,9 +75,15 @@ def test_policy_values_reach_the_rules():
     assert "[2m]" in by_name["host:libvirt_cpu_demand:ratio"][0]["expr"]
     assert "[5m]" not in rulegen.render(policy)
     (under,) = by_name["HostUnderutilized"]
-    assert (under["expr"], under["for"]) == ("host:libvirt_cpu:ratio < 0.1", "3h")
+    awake = " unless on (host) (virtbalance_host_emptied == 1)"
+    assert (under["expr"], under["for"]) == ("host:libvirt_cpu:ratio < 0.1" + awake, "3h")
+    (spread,) = by_name["HostsImbalanced"]
+    assert spread["for"] == "45m"
+    assert spread["expr"].endswith(") > 0.25")
+    assert spread["expr"].count(awake) == 2
+    assert "above 25% for 45m" in spread["annotations"]["description"]
     (down,) = by_name["LibvirtExporterDown"]
-    assert (down["expr"], down["for"]) == ('up{job="hypervisors"} == 0', "1m30s")
+    assert (down["expr"], down["for"]) == ('(up{job="hypervisors"} == 0)' + awake, "1m30s")
     assert by_name["LibvirtExporterAbsent"][0]["expr"] == 'absent(up{job="hypervisors"})'
     assert "[2h]" in by_name["VirtBalanceMigrationsFailing"][0]["expr"]
 
