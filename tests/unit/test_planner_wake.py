@@ -120,3 +120,14 @@ def test_emptied_travels_through_the_snapshot_format():
     data = snap.to_dict()
     del data["hosts"][1]["emptied"]
     assert parse_snapshot(data).hosts[1].emptied is False
+
+
+def test_partial_relief_that_needs_the_room_wakes_the_host():
+    # hv1 holds 6 cores on 4: moving "a" (2 cores) leaves it above target either way (partial relief),
+    # but only hv3 (emptied) has 2 cores of room: relieving some is worth waking it.
+    pinned = replace(vm("p", "hv1", 4.0), pinned=True)
+    domains = [pinned, vm("a", "hv1", 2.0), vm("c", "hv2", 2.4)]
+    result = plan(cluster(domains, ("hv3",), cpus={"hv1": 4, "hv2": 4, "hv3": 4}), POLICY)
+    assert moves(result) == [("a", "hv1", "hv3")]
+    assert result.migrations[0].reason.startswith("waking hv3")
+    assert [u.host for u in result.unresolved] == ["hv1"]

@@ -91,7 +91,7 @@ def plan(
             return replace(outcome.plan(mode), cut_short=cut)
 
         # Emptied hosts (snapshot.hosts[].emptied) stay asleep unless relief needs their room.
-        relieved, _ = fewest_woken(snapshot, relief, lambda: deadline.expired("variants"))
+        relieved, _ = fewest_woken(snapshot, policy, relief, lambda: deadline.expired("variants"))
         return relieved
     model = build_model(
         snapshot, policy, forbidden, max_migrations, barriers=barriers, forecast=forecast
