@@ -685,8 +685,11 @@ class Lab:
         group_wait: str = "1s",
         group_interval: str = "5s",
         repeat_interval: str = "30s",
+        *,
+        consolidate: bool = False,
     ) -> str:
-        """Debian's Alertmanager on 127.0.0.1, no gossip, routing HostSustainedOverload to the webhook."""
+        """Debian's Alertmanager on 127.0.0.1, no gossip, routing HostSustainedOverload to the webhook
+        (``consolidate``: HostUnderutilized too, see lab.monitoring.alertmanager_config)."""
         binary = require_tools(
             {"prometheus-alertmanager": MONITORING_TOOLS["prometheus-alertmanager"]}
         )["prometheus-alertmanager"]
@@ -695,7 +698,12 @@ class Lab:
         config = directory / "alertmanager.yml"
         config.write_text(
             alertmanager_config(
-                webhook_url, token_file, group_wait, group_interval, repeat_interval
+                webhook_url,
+                token_file,
+                group_wait,
+                group_interval,
+                repeat_interval,
+                consolidate=consolidate,
             )
         )
         self._stop_role_prefix("alertmanager")

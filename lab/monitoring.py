@@ -9,8 +9,9 @@ from typing import Any
 import yaml
 
 from virtbalance.durations import parse_duration
+from virtbalance.rulegen import ALERT_OVERLOAD, ALERT_UNDERUTILIZED
 
-OVERLOAD_ALERT = "HostSustainedOverload"
+OVERLOAD_ALERT = ALERT_OVERLOAD
 SCRAPE_JOB = "virtbalance-exporter"
 
 
@@ -70,8 +71,14 @@ def alertmanager_config(
     group_wait: str,
     group_interval: str,
     repeat_interval: str,
+    *,
+    consolidate: bool = False,
 ) -> str:
-    """Route HostSustainedOverload to the webhook (bearer token from a file), everything else nowhere."""
+    """Route HostSustainedOverload to the webhook (bearer token from a file), everything else nowhere.
+
+    ``consolidate``: HostUnderutilized too, inside the time interval ``night`` (every hour of the day in
+    the lab, so a demo runs whenever it is started; deploy/alertmanager.yml has real nights).
+    """
     for _name, value in (
         ("group_wait", group_wait),
         ("group_interval", group_interval),
@@ -94,4 +101,20 @@ def alertmanager_config(
         },
         "receivers": [{"name": "discard"}, {"name": "virtbalance", "webhook_configs": [webhook]}],
     }
+    if consolidate:
+        config["route"]["routes"].append(
+            {
+                "receiver": "virtbalance",
+                "matchers": [f'alertname="{ALERT_UNDERUTILIZED}"'],
+                # One group for every idle host: one consolidate plan packs them together.
+                "group_by": ["alertname"],
+                "active_time_intervals": ["night"],
+            }
+        )
+        config["time_intervals"] = [
+            {
+                "name": "night",
+                "time_intervals": [{"times": [{"start_time": "00:00", "end_time": "24:00"}]}],
+            }
+        ]
     return yaml.safe_dump(config, sort_keys=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from lab.monitoring import SCRAPE_JOB, prometheus_config
+from lab.monitoring import SCRAPE_JOB, alertmanager_config, prometheus_config
 
 
 def test_extra_jobs_are_scraped_beside_the_exporters():
@@ -48,3 +48,25 @@ def test_extra_jobs_send_the_actioner_token_from_its_file(tmp_path):
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["virtbalance-actioner"]["authorization"] == {"credentials_file": str(token)}
     assert "authorization" not in jobs[SCRAPE_JOB]
+
+
+def test_the_night_lab_routes_underutilized_hosts_inside_its_night_interval(tmp_path):
+    plain = yaml.safe_load(
+        alertmanager_config("http://127.0.0.1:1/api/v1/alerts", None, "1s", "5s", "30s")
+    )
+    assert [r["matchers"] for r in plain["route"]["routes"]] == [
+        ['alertname="HostSustainedOverload"']
+    ]
+    assert "time_intervals" not in plain
+    night = yaml.safe_load(
+        alertmanager_config(
+            "http://127.0.0.1:1/api/v1/alerts", None, "1s", "5s", "30s", consolidate=True
+        )
+    )
+    overload, consolidation = night["route"]["routes"]
+    assert overload["matchers"] == ['alertname="HostSustainedOverload"']
+    assert "active_time_intervals" not in overload
+    assert consolidation["matchers"] == ['alertname="HostUnderutilized"']
+    assert consolidation["receiver"] == "virtbalance"
+    assert consolidation["active_time_intervals"] == ["night"]
+    assert [t["name"] for t in night["time_intervals"]] == ["night"]

@@ -133,11 +133,13 @@ def start(
     policy_file: Path = LAB_POLICY_FILE,
     actioner_settings: dict[str, Any] | None = None,
     ready_timeout: float = 60.0,
+    consolidate: bool = False,
 ) -> Stack:
     """Bring up exporters, Alertmanager, Prometheus and the actioner on a running lab.
 
     Order matters: Alertmanager needs the actioner's webhook URL, Prometheus needs Alertmanager's,
     and the actioner needs both. The actioner's port is chosen first, so it can start last.
+    ``consolidate``: Alertmanager routes HostUnderutilized to the actioner as well (the night demo).
     """
     for path in (*rule_files, policy_file):
         if not path.is_file():
@@ -164,6 +166,7 @@ def start(
         group_wait=timings.group_wait,
         group_interval=timings.group_interval,
         repeat_interval=timings.repeat_interval,
+        consolidate=consolidate,
     )
     prometheus_url = lab.start_prometheus(
         list(rule_files),
