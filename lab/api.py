@@ -34,7 +34,7 @@ from lab.hosts import (
     write_libvirt_config,
 )
 from lab.image import build_image
-from lab.monitoring import alertmanager_config, prometheus_config
+from lab.monitoring import LAB_NIGHT, alertmanager_config, prometheus_config
 from lab.naming import EXPORTER_PORT, LabNames, check_lab_id
 from lab.preconditions import prepare_machine
 from lab.scenario import MAX_TOTAL_LOAD_PERCENT, DomainSpec, Scenario, load_scenario, parse_scenario
@@ -687,6 +687,7 @@ class Lab:
         repeat_interval: str = "30s",
         *,
         consolidate: bool = False,
+        night: Sequence[Mapping[str, Any]] = LAB_NIGHT,
     ) -> str:
         """Debian's Alertmanager on 127.0.0.1, no gossip, routing HostSustainedOverload to the webhook
         (``consolidate``: HostUnderutilized too, see lab.monitoring.alertmanager_config)."""
@@ -704,6 +705,7 @@ class Lab:
                 group_interval,
                 repeat_interval,
                 consolidate=consolidate,
+                night=night,
             )
         )
         self._stop_role_prefix("alertmanager")
@@ -715,6 +717,8 @@ class Lab:
             f"--storage.path={directory / 'data'}",
             f"--web.listen-address={address}",
             "--cluster.listen-address=",
+            # Debug: the log then says when a route's time interval held a notification back.
+            "--log.level=debug",
         ]
         log = directory / "alertmanager.log"
         process = self._spawn("alertmanager", argv, log)

@@ -12,6 +12,10 @@ from virtbalance.durations import parse_duration
 from virtbalance.rulegen import ALERT_OVERLOAD, ALERT_UNDERUTILIZED
 
 OVERLOAD_ALERT = ALERT_OVERLOAD
+# When the lab's consolidation may run (its route's active_time_intervals): every hour of the day, so a
+# demo runs whenever it is started. NO_NIGHT never comes (a route outside its interval, for tests).
+LAB_NIGHT: tuple[dict[str, Any], ...] = ({"times": [{"start_time": "00:00", "end_time": "24:00"}]},)
+NO_NIGHT: tuple[dict[str, Any], ...] = ({"years": ["2001"]},)
 SCRAPE_JOB = "virtbalance-exporter"
 
 
@@ -73,11 +77,12 @@ def alertmanager_config(
     repeat_interval: str,
     *,
     consolidate: bool = False,
+    night: Sequence[Mapping[str, Any]] = LAB_NIGHT,
 ) -> str:
     """Route HostSustainedOverload to the webhook (bearer token from a file), everything else nowhere.
 
-    ``consolidate``: HostUnderutilized too, inside the time interval ``night`` (every hour of the day in
-    the lab, so a demo runs whenever it is started; deploy/alertmanager.yml has real nights).
+    ``consolidate``: HostUnderutilized too, inside the time interval ``night`` (``LAB_NIGHT`` unless
+    given; deploy/alertmanager.yml has real nights).
     """
     for _name, value in (
         ("group_wait", group_wait),

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import requests
 import yaml
 
 from lab.api import Lab
+from lab.monitoring import LAB_NIGHT
 from lab.state import record_process, update_state
 from lab.system import start_time
 from virtbalance import rulegen
@@ -134,12 +136,14 @@ def start(
     actioner_settings: dict[str, Any] | None = None,
     ready_timeout: float = 60.0,
     consolidate: bool = False,
+    night: Sequence[Mapping[str, Any]] = LAB_NIGHT,
 ) -> Stack:
     """Bring up exporters, Alertmanager, Prometheus and the actioner on a running lab.
 
     Order matters: Alertmanager needs the actioner's webhook URL, Prometheus needs Alertmanager's,
     and the actioner needs both. The actioner's port is chosen first, so it can start last.
-    ``consolidate``: Alertmanager routes HostUnderutilized to the actioner as well (the night demo).
+    ``consolidate``: Alertmanager routes HostUnderutilized to the actioner as well (the night demo),
+    inside the time interval ``night``.
     """
     for path in (*rule_files, policy_file):
         if not path.is_file():
@@ -167,6 +171,7 @@ def start(
         group_interval=timings.group_interval,
         repeat_interval=timings.repeat_interval,
         consolidate=consolidate,
+        night=night,
     )
     prometheus_url = lab.start_prometheus(
         list(rule_files),
