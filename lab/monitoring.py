@@ -117,9 +117,6 @@ def alertmanager_config(
             }
         )
         config["time_intervals"] = [
-            {
-                "name": "night",
-                "time_intervals": [{"times": [{"start_time": "00:00", "end_time": "24:00"}]}],
-            }
+            {"name": "night", "time_intervals": [dict(interval) for interval in night]}
         ]
     return yaml.safe_dump(config, sort_keys=False)

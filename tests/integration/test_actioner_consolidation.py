@@ -107,3 +107,42 @@ def test_consolidation_empties_a_host_that_stays_marked_across_a_restart_until_r
     assert emptied_gauge(client) == {"hv1": 0.0, "hv2": 0.0, "hv3": 0.0}
     assert services.journal.emptied_hosts() == {}
     services.close()
+
+
+def imbalanced() -> dict:
+    """A HostsImbalanced notification: one alert for the cluster, no host label."""
+    body = firing(SOURCE)
+    alert = body["alerts"][0]
+    alert["labels"] = {"alertname": "HostsImbalanced", "resource": "cpu", "severity": "info"}
+    body["alerts"] = [alert]
+    body["groupKey"] = '{}:{alertname="HostsImbalanced"}'
+    body["groupLabels"] = {"alertname": "HostsImbalanced"}
+    body["commonLabels"] = dict(alert["labels"])
+    return body
+
+
+def test_hosts_imbalanced_runs_the_balance_mode_and_moves_the_whole_chunk(
+    loaded_lab,  # noqa: F811 - the fixture imported above
+    tmp_path,
+):
+    lab = loaded_lab
+    # hv1 (2 CPUs) carries the loaded chunk, about half of it; hv2 and hv3 (16 CPUs) idle: a spread
+    # above balance_spread (15%). hv1's other guests are pinned, so narrowing it means the chunk.
+    cpus = {SOURCE: 2.0, "hv2": 16.0, "hv3": 16.0}
+    client, services = run_app(config_with(lab, tmp_path, cpus))
+    answer = post(client, imbalanced()).get_json()
+    assert answer["ignored"] == []
+    plan_id = answer["queued_plans"]["balance"]
+    services.worker.drain_queue(timeout=300)
+    plan = services.journal.plan(plan_id)
+    assert (plan.mode, plan.hosts, plan.state) == ("balance", (), "executed"), plan.detail
+    rows = services.journal.migrations(plan_id)
+    assert {r.domain for r in rows} == set(CHUNK)
+    (destination,) = {r.destination for r in rows}
+    assert destination != SOURCE
+    assert all(r.state == "done" and r.reason.startswith("balance: cpu spread") for r in rows)
+    placement = assert_whole_cluster_sane(lab)
+    assert all(placement[d] == destination for d in CHUNK)
+    # Balance empties nothing on purpose: no host is marked.
+    assert emptied_gauge(client) == {"hv1": 0.0, "hv2": 0.0, "hv3": 0.0}
+    services.close()

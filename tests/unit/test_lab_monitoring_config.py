@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from lab.monitoring import SCRAPE_JOB, alertmanager_config, prometheus_config
+from lab.monitoring import NO_NIGHT, SCRAPE_JOB, alertmanager_config, prometheus_config
 
 
 def test_extra_jobs_are_scraped_beside_the_exporters():
@@ -69,4 +69,21 @@ def test_the_night_lab_routes_underutilized_hosts_inside_its_night_interval(tmp_
     assert consolidation["matchers"] == ['alertname="HostUnderutilized"']
     assert consolidation["receiver"] == "virtbalance"
     assert consolidation["active_time_intervals"] == ["night"]
-    assert [t["name"] for t in night["time_intervals"]] == ["night"]
+    assert night["time_intervals"] == [
+        {
+            "name": "night",
+            "time_intervals": [{"times": [{"start_time": "00:00", "end_time": "24:00"}]}],
+        }
+    ]
+    never = yaml.safe_load(
+        alertmanager_config(
+            "http://127.0.0.1:1/api/v1/alerts",
+            None,
+            "1s",
+            "5s",
+            "30s",
+            consolidate=True,
+            night=NO_NIGHT,
+        )
+    )
+    assert never["time_intervals"] == [{"name": "night", "time_intervals": [{"years": ["2001"]}]}]
