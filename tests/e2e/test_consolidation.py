@@ -15,8 +15,8 @@ from lab.monitoring import NO_NIGHT
 from lab.naming import lab_id_from_env
 from tests.lab_fixtures import clear_stale_lab, require_root
 from virtbalance.demo.actioner_view import ActionerReader
-from virtbalance.demo.night import emptied_hosts
-from virtbalance.demo.run import demo_down, demo_up
+from virtbalance.demo.night import emptied_hosts, night_summary, watch_night
+from virtbalance.demo.run import wait_for_metrics
 from virtbalance.demo.stack import start, stop
 from virtbalance.rulegen import ALERT_UNDERUTILIZED
 
@@ -35,15 +35,22 @@ def lab_id() -> int:
 
 
 def test_inside_the_night_interval_consolidation_empties_hv3(lab_id):
+    # The night demo's steps (virtbalance.demo.run._night), with the stack stopped by the test.
+    lab = Lab.up("night", lab_id)
+    stack = None
     out = io.StringIO()
     try:
-        assert demo_up("night", lab_id, out, timeout=600.0) == 0, out.getvalue()
-        lab = Lab.attach(lab_id)
+        stack = start(lab, consolidate=True)
+        wait_for_metrics(stack, timeout=120.0, out=out)
+        reader = ActionerReader(stack.actioner_url, stack.token)
+        story = watch_night(lab, stack.prometheus, reader, out, timeout=600.0)
+        assert story.emptied == ("hv3",), out.getvalue()
         placement = lab.placement()
         # hv3's only guest left; hv2 kept its guests (mail2 may not share a host with web1).
         assert "hv3" not in placement.values(), placement
         assert placement["mail2"] == "hv2" and placement["cron3"] in ("hv1", "hv2")
-        text = out.getvalue()
+        assert story.plan is not None and [m.domain for m in story.plan.migrations] == ["cron3"]
+        text = night_summary(story, stack.hosts)
         assert "hv3 runs nothing now: it could be powered off" in text
         rows = text.split("state\n", 1)[1].split("\n\n", 1)[0].splitlines()
         states = {row.split()[0]: row.split("  ")[-1].strip() for row in rows}
@@ -53,7 +60,9 @@ def test_inside_the_night_interval_consolidation_empties_hv3(lab_id):
             "hv3": "emptied: could be powered off",
         }
     finally:
-        demo_down(lab_id, io.StringIO())
+        if stack is not None:
+            stop(stack)
+        lab.down()
 
 
 def test_outside_the_interval_the_alert_fires_and_nothing_moves(lab_id):
