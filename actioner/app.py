@@ -14,12 +14,13 @@ from actioner.config import Config
 from actioner.payload_limits import BodyError, decode_body
 from actioner.runtime import build_services
 from actioner.services import Services
-from actioner.webhook import PayloadError, overload_alerts, parse_notification
+from actioner.webhook import PayloadError, mode_of, overload_alerts, parse_notification
 from virtbalance.basic_auth import REALM, BasicAuth
 from virtbalance.redact import redact
 
 log = logging.getLogger(__name__)
 MAX_PLANS_PER_REQUEST = 100
+_MODE_ORDER = ("relieve", "consolidate", "balance")
 
 
 def services() -> Services:
@@ -77,23 +78,31 @@ def receive_alerts() -> Response:
     relevant, notes = overload_alerts(
         notification, svc.config.webhook.alertnames, svc.config.host_names
     )
-    firing = [a.key(notification.group_key) for a in relevant if a.status == "firing"]
+    # One plan per mode the alerts ask for (relieve, consolidate, balance), in that order.
+    by_mode: dict[str, list[Any]] = {}
+    for alert in relevant:
+        if alert.status == "firing":
+            by_mode.setdefault(mode_of(alert.labels["alertname"]), []).append(alert)
+    queued: dict[str, int] = {}
+    for mode, alerts in sorted(by_mode.items(), key=lambda item: _MODE_ORDER.index(item[0])):
+        keys = [a.key(notification.group_key) for a in alerts]
+        plan_id = svc.journal.record_firing(
+            keys, replan_after=svc.config.policy.host_settle, mode=mode
+        )
+        if plan_id is not None:
+            queued[mode] = plan_id
+            svc.worker.submit(plan_id)
+            hosts = ", ".join(sorted({k.host for k in keys if k.host})) or "the cluster"
+            log.info("plan %s (%s) queued for %s", plan_id, mode, hosts)
     resolved = [a.key(notification.group_key) for a in relevant if a.status == "resolved"]
-    plan_id = (
-        svc.journal.record_firing(firing, replan_after=svc.config.policy.host_settle)
-        if firing
-        else None
-    )
     cancelled = svc.journal.record_resolved(resolved) if resolved else []
-    if plan_id is not None:
-        svc.worker.submit(plan_id)
-        log.info("plan %s queued for %s", plan_id, ", ".join(sorted({k.host for k in firing})))
     for note in notes:
         log.info("%s", note)
     return jsonify(
         {
-            "queued_plan": plan_id,
-            "duplicate": bool(firing) and plan_id is None,
+            "queued_plan": next(iter(queued.values()), None),
+            "queued_plans": queued,
+            "duplicate": bool(by_mode) and not queued,
             "cancelled_plans": cancelled,
             "ignored": notes,
         }

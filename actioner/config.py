@@ -15,6 +15,7 @@ import yaml
 from virtbalance.durations import parse_duration
 from virtbalance.errors import ConfigError
 from virtbalance.policy import Policy
+from virtbalance.rulegen import ALERT_IMBALANCED, ALERT_OVERLOAD, ALERT_UNDERUTILIZED
 from virtbalance.yamlfile import read_yaml
 
 COPY_STORAGE = ("none", "all", "incremental")
@@ -88,7 +89,9 @@ class WebhookConfig:
 
     token_file: Path | None = None
     max_body_bytes: int = 1024 * 1024
-    alertnames: tuple[str, ...] = ("HostSustainedOverload",)
+    # Alerts acted upon, each in its mode (actioner.webhook.mode_of); which of them arrive, and when, is
+    # Alertmanager's routing (active_time_intervals for consolidation).
+    alertnames: tuple[str, ...] = (ALERT_OVERLOAD, ALERT_UNDERUTILIZED, ALERT_IMBALANCED)
     listen_host: str = "127.0.0.1"
     listen_port: int = 9096
     threads: int = 4

@@ -101,6 +101,20 @@ CREATE TABLE IF NOT EXISTS ambiguous_resolved (
     reason TEXT NOT NULL,
     how TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS emptied (
+    host TEXT PRIMARY KEY,
+    since REAL NOT NULL,
+    plan_id INTEGER,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS emptied_history (
+    host TEXT NOT NULL,
+    since REAL NOT NULL,
+    until REAL NOT NULL,
+    plan_id INTEGER,
+    reason TEXT NOT NULL,
+    how TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS migrations_by_state ON migrations(state);
 CREATE INDEX IF NOT EXISTS migrations_by_domain ON migrations(domain, finished);
 """
@@ -262,7 +276,11 @@ class Journal:
     # --- alerts and plans ---------------------------------------------------------------------
 
     def record_firing(
-        self, alerts: list[AlertKey], trigger: str = "alert", replan_after: float = math.inf
+        self,
+        alerts: list[AlertKey],
+        trigger: str = "alert",
+        replan_after: float = math.inf,
+        mode: str = "relieve",
     ) -> int | None:
         """Record firing alerts; create one queued plan for those that need one, or None.
 
@@ -271,7 +289,8 @@ class Journal:
         first is queued or running. A known alert is planned again only when its last plan is over and
         either ended ``frozen`` (a silence held it: lifting the silence lets the next notification act) or
         ended ``replan_after`` seconds ago or more (the host settle window: a host still reported
-        overloaded once it settled gets another round of relief).
+        overloaded once it settled gets another round of relief). ``mode`` is the plan's mode (the
+        alert's: relieve, consolidate or balance); alerts without a host (the cluster's) name none.
         """
         now = self.now()
         with self._tx() as db:
@@ -297,12 +316,12 @@ class Journal:
                     replanned.append(alert)
             if not new and not replanned:
                 return None
-            hosts = sorted({a.host for a in (*new, *replanned)})
+            hosts = sorted({a.host for a in (*new, *replanned) if a.host})
             group_key = (new or replanned)[0].group_key
             cursor = db.execute(
                 "INSERT INTO plans (created, updated, trigger, mode, hosts, group_key, state)"
-                " VALUES (?, ?, ?, 'relieve', ?, ?, ?)",
-                (now, now, trigger, json.dumps(hosts), group_key, PLAN_QUEUED),
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (now, now, trigger, mode, json.dumps(hosts), group_key, PLAN_QUEUED),
             )
             plan_id = int(cursor.lastrowid or 0)
             for alert in new:
@@ -571,6 +590,48 @@ class Journal:
                 "SELECT domain, reason FROM ambiguous ORDER BY domain"
             ).fetchall()
         return {r["domain"]: r["reason"] for r in rows}
+
+    # --- hosts emptied for power-off -------------------------------------------------------------
+
+    def mark_emptied(self, host: str, plan_id: int | None, reason: str) -> bool:
+        """Record that ``host`` was emptied (by plan ``plan_id``); True when it was not marked before."""
+        now = self.now()
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM emptied WHERE host=?", (host,)).fetchone():
+                return False
+            db.execute(
+                "INSERT INTO emptied (host, since, plan_id, reason) VALUES (?, ?, ?, ?)",
+                (host, now, plan_id, redact(reason)),
+            )
+            return True
+
+    def unmark_emptied(self, host: str, how: str) -> bool:
+        """Something was placed on ``host``: it is no longer emptied (the episode stays in the history)."""
+        now = self.now()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT since, plan_id, reason FROM emptied WHERE host=?", (host,)
+            ).fetchone()
+            if row is None:
+                return False
+            db.execute(
+                "INSERT INTO emptied_history (host, since, until, plan_id, reason, how)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (host, row["since"], now, row["plan_id"], row["reason"], redact(how)),
+            )
+            db.execute("DELETE FROM emptied WHERE host=?", (host,))
+            return True
+
+    def emptied_hosts(self) -> dict[str, dict[str, Any]]:
+        """Host -> {since, plan_id, reason} for every host marked emptied now."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT host, since, plan_id, reason FROM emptied ORDER BY host"
+            ).fetchall()
+        return {
+            r["host"]: {"since": r["since"], "plan_id": r["plan_id"], "reason": r["reason"]}
+            for r in rows
+        }
 
 
 def _plan_row(row: sqlite3.Row) -> PlanRow:

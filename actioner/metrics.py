@@ -136,6 +136,12 @@ class Metrics:
             "When the last plan finished without failure.",
             registry=r,
         )
+        self.host_emptied = Gauge(
+            "virtbalance_host_emptied",
+            "1 while a consolidation left the host empty (it may be powered off), else 0.",
+            ["host"],
+            registry=r,
+        )
         self.recent = _RecentMigrations()
         r.register(self.recent)
         self.ambiguous = _AmbiguousDomains()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from actioner.config import Config
+from actioner.emptied import EmptiedHosts
 from actioner.executor import Executor
 from actioner.journal import Journal, JournalLock
 from actioner.libvirt_hosts import HostPool
@@ -54,6 +55,7 @@ def build_services(config: Config, *, start: bool = True) -> Services:
         metrics=metrics,
         alertmanager=alertmanager,
         recheck=lambda: recheck(journal, resolver, executor),
+        emptied=EmptiedHosts(journal, metrics, config.host_names),
     )
     report = reconcile(journal, resolver, executor)
     if start:

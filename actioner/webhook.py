@@ -7,9 +7,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from actioner.journal import AlertKey
+from virtbalance.plan import ModeKind
+from virtbalance.rulegen import ALERT_IMBALANCED, ALERT_UNDERUTILIZED
 
 PAYLOAD_VERSION = "4"
 _STATUSES = ("firing", "resolved")
+# The planner mode each alert asks for; every other accepted alert name is an overload (relieve).
+ALERT_MODES: Mapping[str, ModeKind] = {
+    ALERT_UNDERUTILIZED: "consolidate",
+    ALERT_IMBALANCED: "balance",
+}
+# Modes for the whole cluster: their alerts carry no host label.
+CLUSTER_MODES: frozenset[ModeKind] = frozenset({"balance"})
+
+
+def mode_of(alertname: str) -> ModeKind:
+    """The planner mode an accepted alert triggers."""
+    return ALERT_MODES.get(alertname, "relieve")
 
 
 class PayloadError(ValueError):
@@ -135,6 +149,9 @@ def overload_alerts(
             notes.append(f"ignored alert {name!r}: not one of {', '.join(alertnames)}")
             continue
         host = alert.labels.get("host")
+        if host is None and mode_of(name) in CLUSTER_MODES:
+            chosen.append(alert)
+            continue
         if host is None:
             notes.append(f"ignored alert {name!r} {alert.fingerprint}: no host label")
             continue

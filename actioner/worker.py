@@ -12,6 +12,7 @@ from typing import Any
 
 from actioner import journal as jr
 from actioner.config import Config
+from actioner.emptied import EmptiedHosts
 from actioner.executor import Executor
 from actioner.journal import Journal
 from actioner.libvirt_hosts import DomainFacts
@@ -63,8 +64,11 @@ class Worker:
         planner: Planner = make_plan,
         clock: Callable[[], float] = time.time,
         recheck: Callable[[], object] | None = None,
+        emptied: EmptiedHosts | None = None,
     ) -> None:
         self.config = config
+        # The hosts consolidation emptied: into the snapshot before planning, updated after executing.
+        self.emptied = emptied
         # Judges domains in doubt again (actioner.resolver): before each plan and whenever the queue has
         # been idle for execution.recheck_interval; in this thread, so never beside a migration.
         self._recheck = recheck
@@ -163,9 +167,8 @@ class Worker:
                 return self._finish(plan_id, "failed", f"cannot read the cluster: {exc}", started)
             now = self._clock()
             past = history(self.journal, now, self.config)
-            snapshot = hold(
-                barriers.annotate(view.snapshot, past), self.journal.ambiguous_domains()
-            )
+            seen = view.snapshot if self.emptied is None else self.emptied.view(view.snapshot)
+            snapshot = hold(barriers.annotate(seen, past), self.journal.ambiguous_domains())
             active = barriers.evaluate(self.config.policy, now, past, snapshot.domains)
             for kind, count in active.counts().items():
                 self.metrics.cooldowns.labels(kind=kind).set(count)
@@ -197,6 +200,10 @@ class Worker:
             if self.alertmanager is not None and self.config.alertmanager.announce:
                 self._announce(plan_id, result)
             outcome, detail = self.executor.execute(plan_id, result, snapshot)
+            if self.emptied is not None:
+                marked, _ = self.emptied.after(plan_id, result, snapshot)
+                if marked:
+                    detail += f"; emptied {', '.join(marked)} (may be powered off)"
             if self.alertmanager is not None and self.config.alertmanager.announce:
                 self.alertmanager.retire(result.migrations, plan_id)
             if outcome == "executed" and result.unresolved:

@@ -39,6 +39,7 @@ from lab.hosts import (
 )
 from lab.image import build_image, build_writer_sector, write_writer_image
 from lab.monitoring import (
+    LAB_NIGHT,
     alertmanager_config,
     prometheus_config,
     victoriametrics_args,
@@ -860,10 +861,20 @@ class Lab:
         group_wait: str = "1s",
         group_interval: str = "5s",
         repeat_interval: str = "30s",
+        *,
+        consolidate: bool = False,
+        night: Sequence[Mapping[str, Any]] = LAB_NIGHT,
     ) -> str:
-        """Debian's Alertmanager on 127.0.0.1, no gossip, routing HostSustainedOverload to the webhook."""
+        """Debian's Alertmanager on 127.0.0.1, no gossip, routing HostSustainedOverload to the webhook
+        (``consolidate``: HostUnderutilized too, see lab.monitoring.alertmanager_config)."""
         config = self._alertmanager_config(
-            webhook_url, token_file, group_wait, group_interval, repeat_interval
+            webhook_url,
+            token_file,
+            group_wait,
+            group_interval,
+            repeat_interval,
+            consolidate=consolidate,
+            night=night,
         )
         self._stop_role_prefix("alertmanager")
         url = self._start_alertmanager_instance(
@@ -914,13 +925,22 @@ class Lab:
         group_wait: str,
         group_interval: str,
         repeat_interval: str,
+        *,
+        consolidate: bool = False,
+        night: Sequence[Mapping[str, Any]] = LAB_NIGHT,
     ) -> Path:
         directory = self.state_dir / "alertmanager"
         directory.mkdir(exist_ok=True)
         config = directory / "alertmanager.yml"
         config.write_text(
             alertmanager_config(
-                webhook_url, token_file, group_wait, group_interval, repeat_interval
+                webhook_url,
+                token_file,
+                group_wait,
+                group_interval,
+                repeat_interval,
+                consolidate=consolidate,
+                night=night,
             )
         )
         return config
@@ -940,6 +960,8 @@ class Lab:
             f"--config.file={config}",
             f"--storage.path={directory / 'data'}",
             f"--web.listen-address={address}",
+            # Debug: the log then says when a route's time interval held a notification back.
+            "--log.level=debug",
         ]
         if cluster is None:
             argv.append("--cluster.listen-address=")

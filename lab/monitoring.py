@@ -9,8 +9,13 @@ from typing import Any
 import yaml
 
 from virtbalance.durations import parse_duration
+from virtbalance.rulegen import ALERT_OVERLOAD, ALERT_UNDERUTILIZED
 
-OVERLOAD_ALERT = "HostSustainedOverload"
+OVERLOAD_ALERT = ALERT_OVERLOAD
+# When the lab's consolidation may run (its route's active_time_intervals): every hour of the day, so a
+# demo runs whenever it is started. NO_NIGHT never comes (a route outside its interval, for tests).
+LAB_NIGHT: tuple[dict[str, Any], ...] = ({"times": [{"start_time": "00:00", "end_time": "24:00"}]},)
+NO_NIGHT: tuple[dict[str, Any], ...] = ({"years": ["2001"]},)
 SCRAPE_JOB = "virtbalance-exporter"
 
 
@@ -158,8 +163,15 @@ def alertmanager_config(
     group_wait: str,
     group_interval: str,
     repeat_interval: str,
+    *,
+    consolidate: bool = False,
+    night: Sequence[Mapping[str, Any]] = LAB_NIGHT,
 ) -> str:
-    """Route HostSustainedOverload to the webhook (bearer token from a file), everything else nowhere."""
+    """Route HostSustainedOverload to the webhook (bearer token from a file), everything else nowhere.
+
+    ``consolidate``: HostUnderutilized too, inside the time interval ``night`` (``LAB_NIGHT`` unless
+    given; deploy/alertmanager.yml has real nights).
+    """
     for _name, value in (
         ("group_wait", group_wait),
         ("group_interval", group_interval),
@@ -182,4 +194,17 @@ def alertmanager_config(
         },
         "receivers": [{"name": "discard"}, {"name": "virtbalance", "webhook_configs": [webhook]}],
     }
+    if consolidate:
+        config["route"]["routes"].append(
+            {
+                "receiver": "virtbalance",
+                "matchers": [f'alertname="{ALERT_UNDERUTILIZED}"'],
+                # One group for every idle host: one consolidate plan packs them together.
+                "group_by": ["alertname"],
+                "active_time_intervals": ["night"],
+            }
+        )
+        config["time_intervals"] = [
+            {"name": "night", "time_intervals": [dict(interval) for interval in night]}
+        ]
     return yaml.safe_dump(config, sort_keys=False)

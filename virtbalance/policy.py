@@ -51,8 +51,10 @@ class Policy:
     # Destinations are judged on their recent peak over this window, which must stay at or below
     # cpu_high, when the caller supplies one (virtbalance.forecast); 0: on the last sample, cpu_target.
     forecast_window: float = 3600.0
-    # Other planner modes.
+    # Other planner modes: balance narrows the spread (max - min) of host CPU ratios below
+    # balance_spread; HostsImbalanced fires when it stays above for balance_for.
     balance_spread: float = 0.15
+    balance_for: float = 1800.0
     cpu_low: float = 0.20
     # Alerting (Prometheus decides *when*): durations a condition must hold, the windows rates use.
     overload_for: float = 600.0
@@ -145,6 +147,7 @@ _DURATION_FIELDS = frozenset(
         "overload_for",
         "rate_window",
         "underutilized_for",
+        "balance_for",
         "exporter_down_for",
         "migration_failure_window",
         "plan_budget",

@@ -22,12 +22,17 @@ RECORD_IMMOVABLE = "host:libvirt_cpu_immovable:cores"
 
 ALERT_OVERLOAD = "HostSustainedOverload"
 ALERT_UNDERUTILIZED = "HostUnderutilized"
+ALERT_IMBALANCED = "HostsImbalanced"
 ALERT_EXPORTER_DOWN = "LibvirtExporterDown"
 ALERT_EXPORTER_ABSENT = "LibvirtExporterAbsent"
 ALERT_LIBVIRT_DOWN = "LibvirtUnreachable"
 ALERT_MIGRATIONS_FAILING = "VirtBalanceMigrationsFailing"
 ALERT_UNPLACEABLE = "VirtBalanceChunkUnplaceable"
 ALERT_AMBIGUOUS = "VirtBalanceDomainAmbiguous"
+
+# The actioner's mark on a host it emptied for power-off (docs/architecture.md): such a host is off on
+# purpose, so it counts neither as idle, nor in the spread, nor as a blind spot.
+METRIC_EMPTIED = "virtbalance_host_emptied"
 
 DEFAULT_RUNBOOK_BASE = "https://github.com/virtbalance/virtbalance/blob/main/docs/runbook.md"
 
@@ -40,6 +45,7 @@ LAB_PROFILE: Mapping[str, Any] = {
     "rate_window": "30s",
     "overload_for": "30s",
     "underutilized_for": "2m",
+    "balance_for": "1m",
     "exporter_down_for": "30s",
     "migration_failure_window": "5m",
     # The lab's Prometheus scrape job (lab/monitoring.py).
@@ -127,6 +133,11 @@ def generation_problems(policy: Policy) -> list[str]:
 
 def _percent(ratio: float) -> str:
     return f"{ratio * 100:g}%"
+
+
+def _awake(expr: str) -> str:
+    """``expr`` without the hosts the actioner emptied (unchanged where its metric is not scraped)."""
+    return f"{expr} unless on (host) ({METRIC_EMPTIED} == 1)"
 
 
 def _runbook(base: str, alert: str) -> str:
@@ -306,9 +317,10 @@ def host_alerts(policy: Policy, runbook_base: str, records: Mapping[str, str]) -
         alert=ALERT_UNDERUTILIZED,
         comment=(
             f"Consolidation candidate: the chosen CPU signal below cpu_low ({_percent(policy.cpu_low)}) "
-            f"for {under_for}.\nInformational: nothing acts on it unless Alertmanager routes it to the actioner."
+            f"for {under_for}.\nThe actioner empties hosts (consolidate mode) when Alertmanager routes it there;\n"
+            "hosts it already emptied are left out (they idle on purpose)."
         ),
-        expr=f"{cpu_now}\n< {policy.cpu_low!r}",
+        expr=_awake(f"{cpu_now}\n< {policy.cpu_low!r}"),
         for_seconds=policy.underutilized_for,
         labels={"resource": "cpu", "severity": "info"},
         annotations={
@@ -321,7 +333,32 @@ def host_alerts(policy: Policy, runbook_base: str, records: Mapping[str, str]) -
             "runbook_url": _runbook(runbook_base, ALERT_UNDERUTILIZED),
         },
     )
-    return (cpu, memory, under)
+    balance_for = format_duration(policy.balance_for)
+    awake = _awake(RECORD_CPU)
+    imbalanced = Rule(
+        alert=ALERT_IMBALANCED,
+        comment=(
+            f"Uneven load: the spread (max - min) of the hosts' CPU signal above balance_spread "
+            f"({_percent(policy.balance_spread)})\nfor {balance_for}. One series for the cluster, no host "
+            "label: the actioner's balance mode narrows it.\nHosts the actioner emptied are left out "
+            "(an emptied host at 0% is not a reason to load it)."
+        ),
+        expr=f"(\n  max({awake})\n  -\n  min({awake})\n) > {policy.balance_spread!r}",
+        for_seconds=policy.balance_for,
+        labels={"resource": "cpu", "severity": "info"},
+        annotations={
+            "summary": (
+                f"Host CPU spread above {_percent(policy.balance_spread)} for {balance_for}"
+            ),
+            "description": (
+                "The most and least loaded hosts differ by {{ $value | humanizePercentage }} of CPU, "
+                f"above {_percent(policy.balance_spread)} for {balance_for}: the actioner's balance "
+                "mode moves VMs from the busiest hosts to the idlest."
+            ),
+            "runbook_url": _runbook(runbook_base, ALERT_IMBALANCED),
+        },
+    )
+    return (cpu, memory, under, imbalanced)
 
 
 def health_alerts(policy: Policy, runbook_base: str) -> tuple[Rule, ...]:
@@ -332,8 +369,11 @@ def health_alerts(policy: Policy, runbook_base: str) -> tuple[Rule, ...]:
     blind = "so no overload alert can fire for it"
     exporter_down = Rule(
         alert=ALERT_EXPORTER_DOWN,
-        comment=f"Prometheus cannot scrape a host's exporter (job {job}) for {down_for}.",
-        expr=f'up{{job="{job}"}} == 0',
+        comment=(
+            f"Prometheus cannot scrape a host's exporter (job {job}) for {down_for}.\n"
+            "Not for a host the actioner emptied: switching it off is what emptying it was for."
+        ),
+        expr=_awake(f'(up{{job="{job}"}} == 0)'),
         for_seconds=policy.exporter_down_for,
         labels={"severity": "warning"},
         annotations={
@@ -366,7 +406,7 @@ def health_alerts(policy: Policy, runbook_base: str) -> tuple[Rule, ...]:
     libvirt_down = Rule(
         alert=ALERT_LIBVIRT_DOWN,
         comment=f"The exporter answers but cannot reach libvirtd (libvirt_up == 0) for {down_for}.",
-        expr="libvirt_up == 0",
+        expr=_awake("(libvirt_up == 0)"),
         for_seconds=policy.exporter_down_for,
         labels={"severity": "warning"},
         annotations={
@@ -520,10 +560,12 @@ _ALERTING_FIELDS = (
     "memory_high",
     "memory_target",
     "cpu_low",
+    "balance_spread",
     "cpu_signal",
     "rate_window",
     "overload_for",
     "underutilized_for",
+    "balance_for",
     "exporter_down_for",
     "migration_failure_window",
     "exporter_job",

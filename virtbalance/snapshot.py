@@ -24,6 +24,8 @@ class HostState:
     cpu_used: float
     memory_used_bytes: int
     maintenance: bool = False
+    # Emptied for power-off by an earlier consolidation: receives nothing unless relief needs its room.
+    emptied: bool = False
 
     @property
     def cpu_ratio(self) -> float:
@@ -41,6 +43,7 @@ class HostState:
             "cpu_used": self.cpu_used,
             "memory_used_bytes": self.memory_used_bytes,
             "maintenance": self.maintenance,
+            "emptied": self.emptied,
         }
 
 
@@ -108,7 +111,15 @@ class Snapshot:
 
 
 _TOP_KEYS = ("version", "time", "hosts", "domains")
-_HOST_KEYS = ("name", "cpus", "memory_bytes", "cpu_used", "memory_used_bytes", "maintenance")
+_HOST_KEYS = (
+    "name",
+    "cpus",
+    "memory_bytes",
+    "cpu_used",
+    "memory_used_bytes",
+    "maintenance",
+    "emptied",
+)
 _DOMAIN_KEYS = (
     "name",
     "host",
@@ -298,6 +309,7 @@ def parse_snapshot(data: Any, source: str = "snapshot") -> Snapshot:
                 else memory_sum.get(h["name"], 0)
             ),
             maintenance=h["maintenance"],
+            emptied=h["emptied"],
         )
         for h in raw_hosts
     )
@@ -320,6 +332,7 @@ def _parse_host(reader: _Reader, path: str, data: Mapping[str, Any]) -> dict[str
             path, data, "memory_used_bytes", required=False, positive=False
         ),
         "maintenance": reader.boolean(path, data, "maintenance"),
+        "emptied": reader.boolean(path, data, "emptied"),
     }
     return record if len(reader.problems) == before else None
 

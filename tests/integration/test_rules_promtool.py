@@ -228,11 +228,17 @@ def test_example_alertmanager_config_is_valid(repo_root):
             ["alertname=HostSustainedOverload", "host=hv2", "resource=memory"],
             "virtbalance-actioner,operators",
         ),
-        (["alertname=HostUnderutilized", "host=hv1", "severity=info"], "operators"),
+        (
+            ["alertname=HostUnderutilized", "host=hv1", "severity=info"],
+            "virtbalance-actioner,operators",
+        ),
+        (["alertname=HostsImbalanced", "severity=info"], "virtbalance-actioner,operators"),
         (["alertname=LibvirtExporterDown", "host=hv1", "severity=warning"], "operators"),
     ],
 )
-def test_only_the_overload_reaches_the_actioner(repo_root, labels, receivers):
+def test_the_actioners_alerts_reach_it_and_the_others_only_the_operators(
+    repo_root, labels, receivers
+):
     config = str(repo_root / "deploy" / "alertmanager.yml")
     result = _run(str(AMTOOL), "config", "routes", "test", f"--config.file={config}", *labels)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -241,8 +247,24 @@ def test_only_the_overload_reaches_the_actioner(repo_root, labels, receivers):
 
 def test_actioner_receiver_settings(repo_root):
     config = yaml.safe_load((repo_root / "deploy" / "alertmanager.yml").read_text(encoding="utf-8"))
-    (route,) = [r for r in config["route"]["routes"] if r["receiver"] == "virtbalance-actioner"]
+    routes = {
+        r["matchers"][0]: r
+        for r in config["route"]["routes"]
+        if r["receiver"] == "virtbalance-actioner"
+    }
+    assert set(routes) == {
+        'alertname = "HostSustainedOverload"',
+        'alertname = "HostUnderutilized"',
+        'alertname = "HostsImbalanced"',
+    }
+    route = routes['alertname = "HostSustainedOverload"']
     assert route["group_by"] == ["alertname", "host"]
+    # Relief at any time; consolidation only inside named intervals that the file defines.
+    assert "active_time_intervals" not in route
+    consolidation = routes['alertname = "HostUnderutilized"']
+    intervals = {t["name"] for t in config["time_intervals"]}
+    assert consolidation["active_time_intervals"] == ["nights", "weekends"]
+    assert set(consolidation["active_time_intervals"]) <= intervals
     (receiver,) = [r for r in config["receivers"] if r["name"] == "virtbalance-actioner"]
     (webhook,) = receiver["webhook_configs"]
     assert webhook["url"].endswith("/api/v1/alerts")

@@ -173,4 +173,10 @@ def test_fuzzed_bodies_never_get_a_5xx(client, raw):
     if response.status_code != 200:
         assert answer["error"], raw[:200]
     else:
-        assert set(answer) == {"queued_plan", "duplicate", "cancelled_plans", "ignored"}
+        assert set(answer) == {
+            "queued_plan",
+            "queued_plans",
+            "duplicate",
+            "cancelled_plans",
+            "ignored",
+        }

@@ -43,6 +43,7 @@ def test_repeats_and_ha_peer_duplicates_give_one_plan(client, actioner_services)
     assert first.get_json()["queued_plan"] is not None
     assert repeat.get_json() == {
         "queued_plan": None,
+        "queued_plans": {},
         "duplicate": True,
         "cancelled_plans": [],
         "ignored": [],
@@ -212,14 +213,15 @@ def test_oversize_without_content_length_is_413(client, actioner_services):
 def test_unknown_host_and_other_alerts_are_ignored_with_a_note(client, actioner_services):
     body = payload("firing_two_hosts")
     body["alerts"][0]["labels"]["host"] = "hv9"
-    body["alerts"][1]["labels"]["alertname"] = "HostUnderutilized"
+    body["alerts"][1]["labels"]["alertname"] = "LibvirtExporterDown"
     response = post(client, body)
     assert response.status_code == 200
     answer = response.get_json()
     assert answer["queued_plan"] is None
     assert answer["ignored"] == [
         "ignored alert 'HostSustainedOverload': host 'hv9' is not in the config",
-        "ignored alert 'HostUnderutilized': not one of HostSustainedOverload",
+        "ignored alert 'LibvirtExporterDown': not one of HostSustainedOverload, "
+        "HostUnderutilized, HostsImbalanced",
     ]
     assert actioner_services.journal.plans() == []
 
@@ -321,3 +323,52 @@ def test_concurrent_deliveries_from_ha_peers_make_one_plan(app, actioner_service
     assert codes == [200] * 8
     assert len(actioner_services.journal.plans()) == 1
     assert len(actioner_services.worker.submitted) == 1
+
+
+def _as(alertname, body, host=None):
+    for alert in body["alerts"]:
+        alert["labels"]["alertname"] = alertname
+        if host is not None:
+            alert["labels"].pop("host", None)
+    return body
+
+
+def test_underutilized_hosts_queue_one_consolidate_plan(client, actioner_services):
+    answer = post(client, _as("HostUnderutilized", payload("firing_two_hosts"))).get_json()
+    plan = actioner_services.journal.plan(answer["queued_plan"])
+    assert (plan.mode, plan.hosts, plan.state) == ("consolidate", ("hv1", "hv3"), "queued")
+    assert answer["queued_plans"] == {"consolidate": plan.id}
+    # The repeat of the same alerts is a duplicate, like an overload's.
+    again = post(client, _as("HostUnderutilized", payload("firing_two_hosts"))).get_json()
+    assert (again["queued_plan"], again["duplicate"]) == (None, True)
+
+
+def test_the_cluster_imbalance_needs_no_host_and_queues_a_balance_plan(client, actioner_services):
+    body = _as("HostsImbalanced", payload("firing_hv1"), host=False)
+    assert "host" not in body["alerts"][0]["labels"]
+    answer = post(client, body).get_json()
+    plan = actioner_services.journal.plan(answer["queued_plan"])
+    assert (plan.mode, plan.hosts) == ("balance", ())
+    assert answer["ignored"] == []
+
+
+def test_an_overload_without_host_is_still_ignored(client, actioner_services):
+    body = payload("firing_hv1")
+    del body["alerts"][0]["labels"]["host"]
+    answer = post(client, body).get_json()
+    assert answer["queued_plan"] is None
+    assert answer["ignored"][0].endswith("no host label")
+
+
+def test_one_notification_with_several_modes_gives_one_plan_per_mode(client, actioner_services):
+    body = payload("firing_two_hosts")
+    body["alerts"][1]["labels"]["alertname"] = "HostUnderutilized"
+    answer = post(client, body).get_json()
+    queued = answer["queued_plans"]
+    assert set(queued) == {"relieve", "consolidate"}
+    journal = actioner_services.journal
+    assert journal.plan(queued["relieve"]).hosts == ("hv1",)
+    assert journal.plan(queued["consolidate"]).hosts == ("hv3",)
+    # Relief first: an overload outranks freeing a host.
+    assert actioner_services.worker.submitted == [queued["relieve"], queued["consolidate"]]
+    assert answer["queued_plan"] == queued["relieve"]

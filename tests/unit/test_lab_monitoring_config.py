@@ -6,7 +6,9 @@ import pytest
 import yaml
 
 from lab.monitoring import (
+    NO_NIGHT,
     SCRAPE_JOB,
+    alertmanager_config,
     prometheus_config,
     victoriametrics_args,
     victoriametrics_scrape_config,
@@ -122,3 +124,42 @@ def test_victoriametrics_answers_the_present_not_30s_ago(tmp_path):
     assert f"-promscrape.config={tmp_path / 'scrape.yml'}" in argv
     assert f"-storageDataPath={tmp_path / 'data'}" in argv
     assert "-search.latencyOffset=1s" in argv
+
+
+def test_the_night_lab_routes_underutilized_hosts_inside_its_night_interval(tmp_path):
+    plain = yaml.safe_load(
+        alertmanager_config("http://127.0.0.1:1/api/v1/alerts", None, "1s", "5s", "30s")
+    )
+    assert [r["matchers"] for r in plain["route"]["routes"]] == [
+        ['alertname="HostSustainedOverload"']
+    ]
+    assert "time_intervals" not in plain
+    night = yaml.safe_load(
+        alertmanager_config(
+            "http://127.0.0.1:1/api/v1/alerts", None, "1s", "5s", "30s", consolidate=True
+        )
+    )
+    overload, consolidation = night["route"]["routes"]
+    assert overload["matchers"] == ['alertname="HostSustainedOverload"']
+    assert "active_time_intervals" not in overload
+    assert consolidation["matchers"] == ['alertname="HostUnderutilized"']
+    assert consolidation["receiver"] == "virtbalance"
+    assert consolidation["active_time_intervals"] == ["night"]
+    assert night["time_intervals"] == [
+        {
+            "name": "night",
+            "time_intervals": [{"times": [{"start_time": "00:00", "end_time": "24:00"}]}],
+        }
+    ]
+    never = yaml.safe_load(
+        alertmanager_config(
+            "http://127.0.0.1:1/api/v1/alerts",
+            None,
+            "1s",
+            "5s",
+            "30s",
+            consolidate=True,
+            night=NO_NIGHT,
+        )
+    )
+    assert never["time_intervals"] == [{"name": "night", "time_intervals": [{"years": ["2001"]}]}]

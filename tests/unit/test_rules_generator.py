@@ -59,6 +59,8 @@ def test_policy_values_reach_the_rules():
         rate_window="2m",
         cpu_low=0.1,
         underutilized_for="3h",
+        balance_spread=0.25,
+        balance_for="45m",
         exporter_down_for="90s",
         migration_failure_window="2h",
         exporter_job="hypervisors",
@@ -75,12 +77,19 @@ def test_policy_values_reach_the_rules():
     assert "[2m]" in by_name["host:libvirt_cpu_demand:ratio"][0]["expr"]
     assert "[5m]" not in rulegen.render(policy)
     (under,) = by_name["HostUnderutilized"]
-    assert (under["expr"].removesuffix("\n< 0.1"), under["for"]) == (
+    awake = " unless on (host) (virtbalance_host_emptied == 1)"
+    assert (under["expr"].removesuffix("\n< 0.1" + awake), under["for"]) == (
         cpu["expr"].removesuffix("\n> 0.8"),
         "3h",
     )
+    assert under["expr"].endswith("\n< 0.1" + awake)
+    (spread,) = by_name["HostsImbalanced"]
+    assert spread["for"] == "45m"
+    assert spread["expr"].endswith(") > 0.25")
+    assert spread["expr"].count(awake) == 2
+    assert "above 25% for 45m" in spread["annotations"]["description"]
     (down,) = by_name["LibvirtExporterDown"]
-    assert (down["expr"], down["for"]) == ('up{job="hypervisors"} == 0', "1m30s")
+    assert (down["expr"], down["for"]) == ('(up{job="hypervisors"} == 0)' + awake, "1m30s")
     assert by_name["LibvirtExporterAbsent"][0]["expr"] == 'absent(up{job="hypervisors"})'
     assert "[2h]" in by_name["VirtBalanceMigrationsFailing"][0]["expr"]
 
@@ -119,7 +128,9 @@ def test_cpu_signal_chooses_the_recorded_ratio(signal, expected):
     }
     signal_now = expected.format(**inline)
     assert by_name["HostSustainedOverload"][0]["expr"] == f"{signal_now}\n> 0.75"
-    assert by_name["HostUnderutilized"][0]["expr"] == f"{signal_now}\n< 0.2"
+    assert by_name["HostUnderutilized"][0]["expr"] == (
+        f"{signal_now}\n< 0.2 unless on (host) (virtbalance_host_emptied == 1)"
+    )
     for alert in ("HostSustainedOverload", "HostUnderutilized"):
         for rule in by_name[alert]:
             assert "host:" not in rule["expr"], rule

@@ -50,6 +50,7 @@ class PlanView:
     hosts: tuple[str, ...]
     migrations: tuple[MigrationView, ...]
     unresolved: tuple[str, ...]
+    mode: str = "relieve"
 
     @property
     def finished(self) -> bool:
@@ -95,6 +96,7 @@ def parse_plan(item: dict[str, Any], in_progress: dict[str, Any] | None = None) 
         hosts=tuple(str(h) for h in item["hosts"]),
         migrations=tuple(sorted(migrations, key=lambda m: (m.chunk, m.domain))),
         unresolved=unresolved,
+        mode=str(item.get("mode", "relieve")),
     )
 
 

@@ -14,6 +14,7 @@ from virtbalance import rulegen
 from virtbalance.demo.actioner_view import ActionerReader
 from virtbalance.demo.clients import Prometheus, ServiceError
 from virtbalance.demo.narrator import CPU_RATIO, Narrator, Story, summary
+from virtbalance.demo.night import night_summary, watch_night
 from virtbalance.demo.overload import DemoScript, Overload, script_for
 from virtbalance.demo.stack import (
     Backend,
@@ -28,6 +29,8 @@ CHUNK_INFO = "libvirt_domain_chunk_info"
 # Loaded host's demand ratio: clearly above the lab's cpu_high (75%), so contention on a shared
 # machine cannot keep it under the threshold, and each of two loaded chunks fits on an idle peer alone.
 OVERLOAD_RATIO = 0.92
+# Scenarios whose story is consolidation (HostUnderutilized routed to the actioner), not an overload.
+NIGHT_SCENARIOS = frozenset({"night"})
 
 
 def chunks_by_host(prometheus: Prometheus) -> dict[str, dict[str, list[str]]]:
@@ -130,12 +133,17 @@ def demo_up(
     metrics = "VictoriaMetrics + vmalert" if backend is Backend.VICTORIAMETRICS else "Prometheus"
     out.write(f"Starting exporters, {metrics} (lab rules), Alertmanager and the actioner...\n")
     out.flush()
+    night = lab.scenario.name in NIGHT_SCENARIOS
     if policy_file is None:
-        stack = start(lab, backend=backend)
+        stack = start(lab, backend=backend, consolidate=night)
     else:
         rules, policy = custom_policy_files(policy_file, lab.state_dir)
         out.write(f"  policy: {policy_file} over the lab profile (rules: {rules})\n")
-        stack = start(lab, rule_files=(rules,), policy_file=policy, backend=backend)
+        stack = start(
+            lab, rule_files=(rules,), policy_file=policy, backend=backend, consolidate=night
+        )
+    if night:
+        return _night(lab, stack, out, timeout)
     narrator = Narrator(
         stack.prometheus,
         stack.alertmanager,
@@ -170,6 +178,21 @@ def demo_up(
     out.write(summary(story, stack.hosts, stack.policy.cpu_high))
     print_urls(stack, out)
     return 0 if _relieved(story) else 1
+
+
+def _night(lab: Lab, stack: Stack, out: TextIO, timeout: float) -> int:
+    """Wait for HostUnderutilized, watch the consolidation; 0 when a host was emptied."""
+    out.write(
+        f"The night: every guest lightly loaded. {rulegen.ALERT_UNDERUTILIZED} fires for a host below "
+        f"{stack.policy.cpu_low:.0%} CPU for {stack.policy.underutilized_for:g}s; Alertmanager sends it "
+        "to the actioner inside its 'night' time interval, and the actioner consolidates.\n"
+    )
+    wait_for_metrics(stack, timeout=120.0, out=out)
+    reader = ActionerReader(stack.actioner_url, stack.token)
+    story = watch_night(lab, stack.prometheus, reader, out, timeout)
+    out.write(night_summary(story, stack.hosts))
+    print_urls(stack, out)
+    return 0 if story.emptied else 1
 
 
 def _relieved(story: Story) -> bool:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +21,7 @@ import requests
 import yaml
 
 from lab.api import Lab
+from lab.monitoring import LAB_NIGHT
 from lab.state import record_process, update_state
 from lab.system import start_time
 from virtbalance import rulegen
@@ -149,11 +151,15 @@ def start(
     actioner_settings: dict[str, Any] | None = None,
     ready_timeout: float = 60.0,
     backend: Backend = Backend.PROMETHEUS,
+    consolidate: bool = False,
+    night: Sequence[Mapping[str, Any]] = LAB_NIGHT,
 ) -> Stack:
     """Bring up exporters, Alertmanager, the metrics backend and the actioner on a running lab.
 
     Order matters: Alertmanager needs the actioner's webhook URL, Prometheus (or vmalert) needs
     Alertmanager's, and the actioner needs both. The actioner's port is chosen first, so it can start last.
+    ``consolidate``: Alertmanager routes HostUnderutilized to the actioner as well (the night demo),
+    inside the time interval ``night``.
     """
     for path in (*rule_files, policy_file):
         if not path.is_file():
@@ -180,6 +186,8 @@ def start(
         group_wait=timings.group_wait,
         group_interval=timings.group_interval,
         repeat_interval=timings.repeat_interval,
+        consolidate=consolidate,
+        night=night,
     )
     # The actioner's own metrics feed the rebalancing dashboard and the migration alerts.
     actioner_job = {ACTIONER_SCRAPE_JOB: [f"127.0.0.1:{actioner_port}"]}

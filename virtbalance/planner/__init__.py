@@ -17,6 +17,7 @@ from virtbalance.planner.outcome import Outcome
 from virtbalance.planner.placement import Placer
 from virtbalance.planner.refine import enabled, refine_relieve, small_enough
 from virtbalance.planner.relieve import relieve
+from virtbalance.planner.wake import fewest_woken
 from virtbalance.policy import Policy
 from virtbalance.snapshot import Snapshot
 
@@ -66,6 +67,8 @@ def plan(
     ``clock`` (monotonic seconds, e.g. ``time.monotonic``) times the policy's ``plan_budget``: once it
     has passed, the best plan found so far is returned, its ``cut_short`` saying where the search was.
     Without a clock the searches are bounded by their own limits only.
+    Emptied hosts receive nothing, except in relief when it needs their room: then the fewest are
+    woken and each move onto one says "waking HOST" in its reason (virtbalance.planner.wake).
     ``barriers``: those evaluated from the migration history at the snapshot's time (None: from the
     domains' own last-move fields, which cannot tell a domain's repeated moves); ``forecast``: recent
     peaks to judge destinations on (None: the snapshot's samples, against cpu_target).
@@ -76,18 +79,24 @@ def plan(
     deadline = Deadline(clock, policy.plan_budget)
     solver = mode.kind == "relieve" and enabled(policy)
     if mode.kind == "relieve":
-        outcome, cut = _relieve(
-            snapshot,
-            policy,
-            relieve_hosts,
-            forbidden,
-            max_migrations,
-            deadline=deadline,
-            solver=solver,
-            barriers=barriers,
-            forecast=forecast,
-        )
-        return replace(outcome.plan(mode), cut_short=cut)
+
+        def relief(view: Snapshot) -> Plan:
+            outcome, cut = _relieve(
+                view,
+                policy,
+                relieve_hosts,
+                forbidden,
+                max_migrations,
+                deadline=deadline,
+                solver=solver,
+                barriers=barriers,
+                forecast=forecast,
+            )
+            return replace(outcome.plan(mode), cut_short=cut)
+
+        # Emptied hosts (snapshot.hosts[].emptied) stay asleep unless relief needs their room.
+        relieved, _ = fewest_woken(snapshot, policy, relief, lambda: deadline.expired("variants"))
+        return relieved
     model = build_model(
         snapshot, policy, forbidden, max_migrations, barriers=barriers, forecast=forecast
     )

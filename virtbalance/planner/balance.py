@@ -28,7 +28,8 @@ def balance(outcome: Outcome) -> None:
     """Greedy: the move that narrows the spread most (ties: least memory) until narrow enough or stuck."""
     model = outcome.model
     policy = model.policy
-    hosts = [h for h in model.hosts.values() if not h.maintenance]
+    # Emptied hosts are off (or about to be): neither the spread nor a destination.
+    hosts = [h for h in model.hosts.values() if not h.maintenance and not h.emptied]
     if len(hosts) < 2:
         return
     moved: set[tuple[str, str]] = set()

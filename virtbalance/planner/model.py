@@ -36,6 +36,8 @@ class HostLoad:
     anti_affinity: Counter[str] = field(default_factory=Counter)
     # CPU a destination is judged on: the forecast peak when there is one, else cpu_used (see Model).
     cpu_peak: float = 0.0
+    # Emptied by an earlier consolidation (off, or about to be): receives nothing (see virtbalance.planner.wake).
+    emptied: bool = False
     moves: int = 0  # migrations into or out of it in this plan
     sent: int = 0  # chunks it sends in this plan: while any, it receives nothing
 
@@ -208,6 +210,7 @@ def build_model(
             memory_used=state.memory_used_bytes,
             immovable_cpu=max(0.0, state.cpu_used - domain_cpu),
             maintenance=state.maintenance,
+            emptied=state.emptied,
             settle=barriers.host_blocked(state.name),
             anti_affinity=Counter(d.anti_affinity for d in domains if d.anti_affinity),
             cpu_peak=state.cpu_used

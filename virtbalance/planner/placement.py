@@ -67,6 +67,8 @@ class Placer:
         """``receives`` with its cause."""
         if host.maintenance:
             return Cause.OTHER, f"{host.name} is in maintenance"
+        if host.emptied:
+            return Cause.OTHER, f"{host.name} is emptied (stays off)"
         if host.settle:
             return Cause.SETTLE, host.settle
         if host.name in self.excluded:
