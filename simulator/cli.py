@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from simulator import cloudsim
 from simulator.cluster import HostGroup
 from simulator.config import TRACE_FORMATS, Simulation, load_simulation
 from simulator.plot import plot_hosts
@@ -30,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     parser.add_argument(
+        "--scenario",
+        choices=(cloudsim.SCENARIO,),
+        help="a fixed published setup instead of --config and the cluster flags: cloudsim-planetlab "
+        "replays a PlanetLab day (--traces DAY_DIR) on CloudSim's 800 ML110 G4/G5 hosts, with energy "
+        "and CloudSim's SLA metrics",
+    )
+    parser.add_argument(
         "--config", help="simulation YAML file (traces, cluster, policy, compare, policies)"
     )
     parser.add_argument("--traces", help="trace directory or file")
@@ -40,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--hosts", type=int, help="number of hosts")
     parser.add_argument("--cpus", type=float, help="CPUs per host")
     parser.add_argument("--memory-gib", type=float, help="memory per host in GiB")
+    parser.add_argument(
+        "--power",
+        help="power model of the hosts whose group names none, for energy in kWh "
+        "(known: ml110-g4, ml110-g5)",
+    )
     parser.add_argument("--chunk-share", type=float, help="share of VMs chained into chunks")
     parser.add_argument("--seed", type=int, help="seed of the chunk assignment")
     parser.add_argument("--fill", type=float, help="first fit fills a host up to this memory share")
@@ -80,7 +93,7 @@ def _simulation(args: argparse.Namespace) -> Simulation:
         traces = replace(traces, strict=True)
     cluster = simulation.cluster
     overrides: dict[str, Any] = {}
-    for flag in ("hosts", "cpus", "chunk_share", "seed", "fill"):
+    for flag in ("hosts", "cpus", "chunk_share", "seed", "fill", "power"):
         if getattr(args, flag) is not None:
             overrides[flag] = getattr(args, flag)
     if args.memory_gib is not None:
@@ -116,14 +129,90 @@ def _simulation(args: argparse.Namespace) -> Simulation:
     return simulation
 
 
+def _progress(result: Any) -> None:
+    m = result.metrics
+    print(f"simulate: {m.policy} done in {m.replay_seconds:.1f} s", file=sys.stderr)
+
+
+def _scenario(args: argparse.Namespace) -> Simulation:
+    """The cloudsim-planetlab setup: only the traces, the limit, the policies and the policy file vary."""
+    problems = [
+        f"--{flag.replace('_', '-')}: not with --scenario (the scenario fixes it)"
+        for flag in (
+            "config",
+            "format",
+            "memory",
+            "hosts",
+            "cpus",
+            "memory_gib",
+            "chunk_share",
+            "seed",
+            "fill",
+            "host_groups",
+            "bandwidth_gib",
+            "power",
+        )
+        if getattr(args, flag) not in (None, False)
+    ] + (["--no-migration-cost: not with --scenario"] if args.no_migration_cost else [])
+    if not args.traces:
+        problems.append("--traces: missing (a PlanetLab day directory)")
+    policy = (
+        Policy.load(args.policy_file)
+        if args.policy_file
+        else Policy.from_mapping(cloudsim.POLICY, source=cloudsim.SCENARIO)
+    )
+    names = cloudsim.COMPARE
+    if args.policies:
+        names = tuple(n.strip() for n in args.policies.split(",") if n.strip())
+    simulation = Simulation(policy=policy, compare=names, migration=cloudsim.cost_model())
+    problems += simulation.problems(require_path=False)
+    if problems:
+        raise ValidationError("simulate", problems)
+    return simulation
+
+
+def _run_scenario(args: argparse.Namespace) -> int:
+    simulation = _scenario(args)
+    workload = cloudsim.load_day(args.traces, limit=args.limit, strict=args.strict)
+    cluster = cloudsim.build(workload)
+    comparison = compare(
+        simulation,
+        workload=workload,
+        cluster=cluster,
+        record_series=bool(args.plot),
+        progress=_progress,
+    )
+    out = sys.stderr if args.json == "-" else sys.stdout
+    print(table(comparison.results, simulation.policy.cpu_high), file=out)
+    for name, figures in cloudsim.published(args.traces).items():
+        shown = ", ".join(f"{k} {v:g}" for k, v in figures.items())
+        print(f"CloudSim 3.0.3 published, {name}: {shown}", file=out)
+    setup = cloudsim.setup(workload, cluster, args.traces)
+    setup["policy"] = simulation.policy.to_mapping()
+    setup["migration"] = simulation.migration.to_mapping()
+    _write(args, comparison, setup, simulation.policy.cpu_high)
+    return 0
+
+
+def _write(
+    args: argparse.Namespace, comparison: Any, setup: dict[str, Any], cpu_high: float
+) -> None:
+    if args.json:
+        document = to_json(comparison.results, setup)
+        if args.json == "-":
+            print(document)
+        else:
+            Path(args.json).write_text(document + "\n", encoding="utf-8")
+    if args.plot:
+        written = plot_hosts(comparison.results, args.plot, comparison.workload.step, cpu_high)
+        print(f"plot: {written}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.scenario:
+        return _run_scenario(args)
     simulation = _simulation(args)
-
-    def progress(result: Any) -> None:
-        m = result.metrics
-        print(f"simulate: {m.policy} done in {m.replay_seconds:.1f} s", file=sys.stderr)
-
-    comparison = compare(simulation, record_series=bool(args.plot), progress=progress)
+    comparison = compare(simulation, record_series=bool(args.plot), progress=_progress)
     # With the JSON on stdout the table goes to stderr, so the JSON stays parseable.
     out = sys.stderr if args.json == "-" else sys.stdout
     print(table(comparison.results, simulation.policy.cpu_high), file=out)
@@ -135,15 +224,5 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"skipped {len(skipped)} malformed trace line(s), first: {skipped[0]}", file=sys.stderr
         )
-    if args.json:
-        document = to_json(comparison.results, comparison.setup(simulation))
-        if args.json == "-":
-            print(document)
-        else:
-            Path(args.json).write_text(document + "\n", encoding="utf-8")
-    if args.plot:
-        written = plot_hosts(
-            comparison.results, args.plot, comparison.workload.step, simulation.policy.cpu_high
-        )
-        print(f"plot: {written}", file=sys.stderr)
+    _write(args, comparison, comparison.setup(simulation), simulation.policy.cpu_high)
     return 0

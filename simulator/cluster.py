@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from simulator.power import POWER_MODELS, PowerModel
 from simulator.traces import GIB, VmTrace
 from virtbalance.errors import ValidationError
 
@@ -16,22 +17,26 @@ AUTO_FILL_SLACK = 0.05
 
 @dataclass(frozen=True)
 class HostGroup:
-    """``hosts`` hosts of one size, for clusters of mixed hosts."""
+    """``hosts`` hosts of one size, for clusters of mixed hosts; ``power`` names their power model."""
 
     hosts: int
     cpus: float
     memory_bytes: int
+    power: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> HostGroup:
-        """``5x32x128``: 5 hosts of 32 CPUs and 128 GiB; ValueError saying what is wrong."""
-        parts = text.strip().split("x")
-        if len(parts) != 3:
-            raise ValueError(f"expected HOSTSxCPUSxGIB like 5x32x128, got {text!r}")
+        """``5x32x128`` (5 hosts of 32 CPUs and 128 GiB), ``5x32x128xml110-g5`` with a power model;
+        ValueError saying what is wrong."""
+        parts = text.strip().split("x", 3)
+        usage = f"expected HOSTSxCPUSxGIB[xPOWER] like 5x32x128, got {text!r}"
+        if len(parts) not in (3, 4):
+            raise ValueError(usage)
         try:
-            return cls(int(parts[0]), float(parts[1]), int(float(parts[2]) * GIB))
+            group = cls(int(parts[0]), float(parts[1]), int(float(parts[2]) * GIB))
         except ValueError as exc:
-            raise ValueError(f"expected HOSTSxCPUSxGIB like 5x32x128, got {text!r}") from exc
+            raise ValueError(usage) from exc
+        return replace(group, power=parts[3]) if len(parts) == 4 else group
 
     def problems(self, where: str) -> list[str]:
         found = []
@@ -41,7 +46,13 @@ class HostGroup:
             found.append(f"{where}.cpus: must be positive, got {self.cpus}")
         if self.memory_bytes <= 0:
             found.append(f"{where}.memory_gib: must be positive, got {self.memory_bytes / GIB}")
+        if self.power is not None and self.power not in POWER_MODELS:
+            found.append(f"{where}.power: {_unknown_power(self.power)}")
         return found
+
+
+def _unknown_power(name: str) -> str:
+    return f"unknown power model {name!r} (known: {', '.join(POWER_MODELS)})"
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,8 @@ class ClusterSpec:
     fill: float | None = None
     # Mixed clusters: groups of hosts of different sizes, in this order (instead of hosts/cpus/memory).
     groups: tuple[HostGroup, ...] = ()
+    # Power model of every host whose group names none (None: no energy is reported).
+    power: str | None = None
 
     @classmethod
     def from_mapping(cls, data: Any, source: str = "cluster") -> ClusterSpec:
@@ -84,8 +97,14 @@ class ClusterSpec:
             if key == "groups":
                 values["groups"] = _groups(raw, problems)
                 continue
+            if key == "power":
+                if isinstance(raw, str):
+                    values["power"] = raw
+                else:
+                    problems.append(f"power: expected a power model name, got {raw!r}")
+                continue
             if key not in known:
-                names = ", ".join(sorted([*known, "groups"]))
+                names = ", ".join(sorted([*known, "groups", "power"]))
                 problems.append(f"{key}: unknown key (known: {names})")
                 continue
             if key == "fill" and raw == "auto":
@@ -126,6 +145,8 @@ class ClusterSpec:
             found.append(f"fill: must be within (0, 1], got {self.fill}")
         for index, group in enumerate(self.groups):
             found += group.problems(f"groups[{index}]")
+        if self.power is not None and self.power not in POWER_MODELS:
+            found.append(f"power: {_unknown_power(self.power)}")
         return found
 
     def host_groups(self) -> tuple[HostGroup, ...]:
@@ -146,6 +167,18 @@ class ClusterSpec:
         """(CPUs, memory bytes) of every host, in ``host_names`` order."""
         return [(g.cpus, g.memory_bytes) for g in self.host_groups() for _ in range(g.hosts)]
 
+    def power_models(self) -> dict[str, PowerModel]:
+        """Each host's power model, for hosts that have one (a group's, else the cluster's)."""
+        models = {}
+        names = iter(self.host_names)
+        for group in self.host_groups():
+            chosen = group.power or self.power
+            for _ in range(group.hosts):
+                name = next(names)
+                if chosen is not None:
+                    models[name] = POWER_MODELS[chosen]
+        return models
+
 
 def _groups(raw: Any, problems: list[str]) -> tuple[HostGroup, ...]:
     if not isinstance(raw, list) or not raw:
@@ -154,8 +187,12 @@ def _groups(raw: Any, problems: list[str]) -> tuple[HostGroup, ...]:
     groups = []
     for index, item in enumerate(raw):
         where = f"groups[{index}]"
-        if not isinstance(item, Mapping) or set(item) != {"hosts", "cpus", "memory_gib"}:
-            problems.append(f"{where}: expected exactly hosts, cpus and memory_gib, got {item!r}")
+        if not isinstance(item, Mapping) or not (
+            {"hosts", "cpus", "memory_gib"} <= set(item) <= {"hosts", "cpus", "memory_gib", "power"}
+        ):
+            problems.append(
+                f"{where}: expected hosts, cpus, memory_gib and optionally power, got {item!r}"
+            )
             continue
         numbers = [item[k] for k in ("hosts", "cpus", "memory_gib")]
         if any(isinstance(n, bool) or not isinstance(n, int | float) for n in numbers):
@@ -164,7 +201,13 @@ def _groups(raw: Any, problems: list[str]) -> tuple[HostGroup, ...]:
         if not isinstance(item["hosts"], int):
             problems.append(f"{where}.hosts: expected a whole number, got {item['hosts']!r}")
             continue
-        groups.append(HostGroup(item["hosts"], float(item["cpus"]), int(item["memory_gib"] * GIB)))
+        power = item.get("power")
+        if power is not None and not isinstance(power, str):
+            problems.append(f"{where}.power: expected a power model name, got {power!r}")
+            continue
+        groups.append(
+            HostGroup(item["hosts"], float(item["cpus"]), int(item["memory_gib"] * GIB), power)
+        )
     return tuple(groups)
 
 
@@ -177,6 +220,8 @@ class Cluster:
     host_memory: Mapping[str, int]
     networks: Mapping[str, tuple[str, ...]]
     placement: Mapping[str, str]
+    # Hosts with a power model (none: the replay reports no energy).
+    host_power: Mapping[str, PowerModel] = field(default_factory=dict)
 
     def chunks(self) -> dict[str, tuple[str, ...]]:
         """Seeded chunks: network name -> member VM names."""
@@ -249,4 +294,5 @@ def build_cluster(vms: Sequence[VmTrace], spec: ClusterSpec) -> Cluster:
         host_memory=capacity,
         networks=networks,
         placement={n: placement[n] for n in names},
+        host_power=spec.power_models(),
     )

@@ -13,6 +13,8 @@ from simulator.cluster import Cluster
 from simulator.diagnosis import Diagnosis
 from simulator.migration import CostModel
 from simulator.policies.base import PolicyPlugin
+from simulator.power import kwh
+from simulator.sla import SlaTotals
 from simulator.state import ClusterView, MigrationRecord, Move
 from simulator.traces import GIB, Workload
 from virtbalance.causes import Cause
@@ -42,6 +44,9 @@ class Metrics:
     alert_host_steps: int = 0
     migration_seconds: float = 0.0
     replay_seconds: float = 0.0
+    # kWh the hosts drew (None: the cluster has no power model).
+    energy_kwh: float | None = None
+    sla: SlaTotals = field(default_factory=SlaTotals)
 
     @property
     def overloaded_host_time_pct(self) -> float:
@@ -76,6 +81,10 @@ class Metrics:
             "alert_host_steps": self.alert_host_steps,
             "migration_hours": round(self.migration_seconds / 3600.0, 4),
             "replay_seconds": round(self.replay_seconds, 3),
+            "energy_kwh": None if self.energy_kwh is None else round(self.energy_kwh, 3),
+            "slatah_pct": round(100.0 * self.sla.slatah, 4),
+            "pdm_pct": round(100.0 * self.sla.pdm, 5),
+            "slav_pct": round(100.0 * self.sla.slav, 7),
         }
 
 
@@ -145,6 +154,10 @@ def _schedule(
 ) -> tuple[list[tuple[Move, float, float]], float]:
     """Start and end of each move: groups (a chunk) one after another from ``free_at``, members together."""
     out: list[tuple[Move, float, float]] = []
+    if cost.concurrent:
+        lengths = [cost.wave([(view.memory[m.domain], view.cpu[m.domain])])[0] for m in moves]
+        out = [(m, free_at, free_at + length) for m, length in zip(moves, lengths, strict=True)]
+        return out, free_at + max(lengths, default=0.0)
     clock = free_at
     index = 0
     while index < len(moves):
@@ -225,6 +238,10 @@ def replay(
     chunk_cache: dict[tuple[str, ...], list[Chunk]] = {}
     diagnosis = Diagnosis(hosts, workload.steps, workload.step)
     explains = True
+    power = cluster.host_power
+    if power:
+        metrics.energy_kwh = 0.0
+    sla = metrics.sla
 
     for step in range(workload.steps):
         now = workload.start + step * workload.step
@@ -267,6 +284,7 @@ def replay(
             where = placement[name]
             host_cpu_used[where] += value
             host_memory_used[where] += memory_now[name]
+            sla.requested += value * workload.step
         if flights:
             # Over the interval (now - step, now] a domain counts on its source until its migration
             # ends, plus the copying while it runs; on its destination once the copy starts (it is
@@ -283,6 +301,9 @@ def replay(
                 host_cpu_used[flight.destination] -= cpu * _share(
                     first, now, flight.queued, flight.start, workload.step
                 )
+                sla.add_migration(
+                    cpu, workload.step * _share(first, now, flight.start, flight.end, workload.step)
+                )
                 if flight.end > now:
                     running.append(flight)
             flights = running
@@ -291,6 +312,14 @@ def replay(
         overloaded_hosts = []
         for host in hosts:
             ratio = host_cpu_used[host] / cluster.host_cpus[host]
+            # A host with no domain left is off: no power, no active time.
+            active = bool(domains_by_host[host])
+            sla.add_host(workload.step, host_cpu_used[host], cluster.host_cpus[host], active)
+            model = power.get(host)
+            if model is not None and active:
+                metrics.energy_kwh = (metrics.energy_kwh or 0.0) + kwh(
+                    model.power(ratio), workload.step
+                )
             if record_series:
                 host_series[host][step] = ratio
             metrics.worst_cpu_ratio = max(metrics.worst_cpu_ratio, ratio)
@@ -328,6 +357,7 @@ def replay(
             executing_until=free_at,
             cpu_series=series_by_name,
             chunk_cache=chunk_cache,
+            host_power=power,
         )
         # One executor for every policy: while its migrations run, nothing new is decided.
         busy = free_at > now

@@ -7,6 +7,8 @@ up). A chunk's members run concurrently, at most ``max_per_host`` at once (the e
 chunks run one after the other, and a decision's chunks after the previous decision's, like the
 actioner's single worker. While a domain migrates, the source still carries its CPU load plus
 ``overhead_cores`` (the copying), and the destination carries its load from the start.
+With ``concurrent`` (CloudSim's model) every migration of a decision starts at once and has the whole
+``bandwidth`` to itself: nothing queues behind another.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class CostModel:
     dirty_per_core: float = float(16 * MIB)
     # Cores the copying costs the source, per running migration.
     overhead_cores: float = 0.25
+    # Every migration starts when decided, at the full bandwidth (CloudSim's model), instead of the
+    # actioner's one chunk after another.
+    concurrent: bool = False
 
     @classmethod
     def from_mapping(cls, data: Any, source: str = "migration") -> CostModel:
@@ -47,11 +52,11 @@ class CostModel:
             "dirty_mib_per_core": ("dirty_per_core", MIB),
         }
         for key, raw in data.items():
-            if key == "enabled":
+            if key in ("enabled", "concurrent"):
                 if isinstance(raw, bool):
-                    values["enabled"] = raw
+                    values[key] = raw
                 else:
-                    problems.append(f"enabled: expected true or false, got {raw!r}")
+                    problems.append(f"{key}: expected true or false, got {raw!r}")
             elif key in scales or key == "overhead_cores":
                 if isinstance(raw, bool) or not isinstance(raw, int | float):
                     problems.append(f"{key}: expected a number, got {raw!r}")
@@ -59,7 +64,7 @@ class CostModel:
                 field, scale = scales.get(key, ("overhead_cores", 1))
                 values[field] = float(raw) * scale
             else:
-                known = ", ".join(["enabled", *scales, "overhead_cores"])
+                known = ", ".join(["enabled", "concurrent", *scales, "overhead_cores"])
                 problems.append(f"{key}: unknown key (known: {known})")
         model = cls(**values)
         problems += model.problems()
@@ -85,6 +90,7 @@ class CostModel:
             "bandwidth_gib": self.bandwidth / GIB,
             "dirty_mib_per_core": self.dirty_per_core / MIB,
             "overhead_cores": self.overhead_cores,
+            "concurrent": self.concurrent,
         }
 
     def transfer_bytes(self, memory: float, cpu: float, share: float) -> float:

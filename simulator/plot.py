@@ -68,8 +68,10 @@ def plot_hosts(results: Sequence[Result], path: str | Path, step: float, cpu_hig
             axis.plot(days, series, linewidth=0.4, label=host)
         axis.axhline(cpu_high, color="black", linestyle="--", linewidth=0.8)
         m = result.metrics
+        energy = "" if m.energy_kwh is None else f", {m.energy_kwh:.1f} kWh"
         axis.set_title(
-            f"{m.policy}\noverload {m.overloaded_host_time_pct:.2f}%, {m.migrations} migrations",
+            f"{m.policy}\noverload {m.overloaded_host_time_pct:.2f}%, {m.migrations} migrations"
+            f"{energy}",
             fontsize=9,
         )
         axis.set_xlabel("days")

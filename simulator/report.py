@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from simulator.engine import Result
+from simulator.engine import Metrics, Result
 
 COLUMNS = (
     ("POLICY", lambda m: m.policy),
@@ -21,6 +21,13 @@ COLUMNS = (
     ("MIG-H", lambda m: f"{m.migration_seconds / 3600.0:.2f}"),
     ("SECONDS", lambda m: f"{m.replay_seconds:.1f}"),
 )
+# Shown when the cluster has a power model: energy and CloudSim's SLA metrics.
+ENERGY_COLUMNS = (
+    ("KWH", lambda m: f"{m.energy_kwh:.2f}"),
+    ("SLATAH%", lambda m: f"{100.0 * m.sla.slatah:.2f}"),
+    ("PDM%", lambda m: f"{100.0 * m.sla.pdm:.3f}"),
+    ("SLAV%", lambda m: f"{100.0 * m.sla.slav:.5f}"),
+)
 
 
 def reduction_pct(baseline: float, value: float) -> float:
@@ -30,9 +37,12 @@ def reduction_pct(baseline: float, value: float) -> float:
 
 def table(results: Sequence[Result], cpu_high: float) -> str:
     """One row per policy; overload is the share of host-steps above ``cpu_high``."""
-    rows = [tuple(title for title, _ in COLUMNS)]
-    rows += [tuple(cell(r.metrics) for _, cell in COLUMNS) for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    columns: tuple[tuple[str, Callable[[Metrics], str]], ...] = COLUMNS
+    if results and all(r.metrics.energy_kwh is not None for r in results):
+        columns = COLUMNS[:-1] + ENERGY_COLUMNS + COLUMNS[-1:]
+    rows = [tuple(title for title, _ in columns)]
+    rows += [tuple(cell(r.metrics) for _, cell in columns) for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in rows]
     first = results[0].metrics if results else None
     if first is not None:

@@ -59,16 +59,21 @@ def compare(
     simulation: Simulation,
     *,
     workload: Workload | None = None,
+    cluster: Cluster | None = None,
     record_series: bool = True,
     progress: Callable[[Result], None] | None = None,
 ) -> Comparison:
-    """Replay the same workload and starting placement under every policy of ``simulation.compare``."""
+    """Replay the same workload and starting placement under every policy of ``simulation.compare``.
+
+    ``workload`` and ``cluster``: already built (a scenario's), instead of from ``simulation``.
+    """
     started = time.perf_counter()
     plugins = build_plugins(list(simulation.compare), simulation.parameters, simulation.policy)
     if workload is None:
         workload = simulation.traces.load()
     loaded = time.perf_counter()
-    cluster = build_cluster(workload.vms, simulation.cluster)
+    if cluster is None:
+        cluster = build_cluster(workload.vms, simulation.cluster)
     results = []
     for plugin in plugins:
         result = replay(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from simulator.power import PowerModel
 from virtbalance.chunks import Chunk, ChunkMember, find_chunks
 
 # Chunk lists kept for hosts' domain lists seen before; a storm of moves makes many, so start over.
@@ -62,6 +63,8 @@ class ClusterView:
     # Chunks found so far, by a host's domains in order (the engine keeps it across steps: chunks
     # change only when domains move).
     chunk_cache: dict[tuple[str, ...], list[Chunk]] = field(default_factory=dict)
+    # Each host's power model, where the cluster has one (power-aware policies read it).
+    host_power: Mapping[str, PowerModel] = field(default_factory=dict)
 
     def recent_peaks(self, steps: int) -> tuple[dict[str, float], dict[str, float]]:
         """Peak CPU over the last ``steps`` steps: per domain, and per host of the domains it runs now."""

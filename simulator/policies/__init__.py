@@ -10,7 +10,9 @@ from simulator.policies.drs import DrsPolicy
 from simulator.policies.livemigrationspec import LiveMigrationSpecPolicy
 from simulator.policies.mcollective import McollectivePolicy
 from simulator.policies.none import NonePolicy
+from simulator.policies.thrmmt import ThrMmtPolicy
 from simulator.policies.virtbalance import VirtbalancePolicy
+from simulator.policies.virtbalance_consolidate import VirtbalanceConsolidatePolicy
 from simulator.policies.xenguard import XenGuardPolicy
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
@@ -24,6 +26,8 @@ PLUGINS: dict[str, Builder] = {
     "livemigrationspec": LiveMigrationSpecPolicy.build,
     "mcollective": McollectivePolicy.build,
     "drs": DrsPolicy.build,
+    "thr-mmt": ThrMmtPolicy.build,
+    "virtbalance-consolidate": VirtbalanceConsolidatePolicy.build,
 }
 
 

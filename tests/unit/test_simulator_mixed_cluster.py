@@ -21,7 +21,7 @@ def test_groups_from_the_file_and_the_flag():
     assert spec.host_names == ("host0", "host1", "host2")
     assert spec.sizes() == [(32.0, 128 * GIB), (32.0, 128 * GIB), (64.0, 512 * GIB)]
     assert HostGroup.parse("5x64x512") == HostGroup(5, 64.0, 512 * GIB)
-    with pytest.raises(ValueError, match="HOSTSxCPUSxGIB like 5x32x128, got '5x64'"):
+    with pytest.raises(ValueError, match=r"HOSTSxCPUSxGIB\[xPOWER\] like 5x32x128, got '5x64'"):
         HostGroup.parse("5x64")
 
 
@@ -37,7 +37,8 @@ def test_bad_groups_are_each_named():
             }
         )
     assert list(caught.value.problems) == [
-        "groups[1]: expected exactly hosts, cpus and memory_gib, got {'hosts': 1, 'cpus': 32}",
+        "groups[1]: expected hosts, cpus, memory_gib and optionally power, got "
+        "{'hosts': 1, 'cpus': 32}",
         "groups[2].hosts: expected a whole number, got 1.5",
         "groups[0].hosts: must be at least 1, got 0",
     ]

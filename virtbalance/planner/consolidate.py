@@ -7,7 +7,9 @@ from virtbalance.planner.outcome import Outcome
 
 
 def consolidate(outcome: Outcome) -> None:
-    """Least loaded hosts first; a host is emptied only if all its chunks fit elsewhere (packed tight)."""
+    """Smallest hosts first, then least loaded; a host is emptied only if all its chunks fit elsewhere
+    (packed tight). Smallest first because keeping the large hosts leaves the fewest hosts running for
+    the same load (on identical hosts, the order is by load alone)."""
     model = outcome.model
     policy = model.policy
     placer = outcome.placer
@@ -17,7 +19,7 @@ def consolidate(outcome: Outcome) -> None:
             placer.exclude(host.name, "is empty (stays off)")
     candidates = sorted(
         (h for h in model.hosts.values() if model.units[h.name] and not h.maintenance),
-        key=lambda h: (sum(u.memory for u in model.units[h.name]), h.cpu_used, h.name),
+        key=lambda h: (h.cpus, sum(u.memory for u in model.units[h.name]), h.cpu_used, h.name),
     )
     receivers: set[str] = set()
     for host in candidates:

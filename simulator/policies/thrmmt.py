@@ -1,0 +1,142 @@
+"""THR-MMT: CloudSim's static-threshold consolidation (Beloglazov and Buyya 2012), from its published description.
+
+Every step: hosts above ``threshold`` CPU are overloaded; from each, the VMs with the least memory
+(minimum migration time) leave one by one until it is at or below the threshold. Those VMs, hungriest
+first, go where PABFD (power-aware best fit, simulator.pabfd) puts them, never onto an overloaded host.
+Then the least-utilised running host that neither is overloaded nor just received a VM is emptied if
+all its VMs find a PABFD host among the running ones (else it keeps them), and so on for every host.
+It moves VMs one by one: it knows no chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from simulator.pabfd import PowerTable
+from simulator.policies.base import PolicyPlugin, as_dict, parse_params
+from simulator.state import ClusterView, Move
+from virtbalance.errors import ValidationError
+from virtbalance.policy import Policy
+
+
+@dataclass(frozen=True)
+class ThrMmtParams:
+    threshold: float = 0.8
+
+
+class ThrMmtPolicy(PolicyPlugin):
+    """Static threshold, minimum migration time, PABFD placement, consolidation of underloaded hosts."""
+
+    name: ClassVar[str] = "thr-mmt"
+    chunk_aware: ClassVar[bool] = False
+
+    def __init__(self, params: ThrMmtParams) -> None:
+        self.params = params
+        self.table: PowerTable | None = None
+
+    @classmethod
+    def build(cls, params: Mapping[str, Any] | None, policy: Policy) -> ThrMmtPolicy:
+        parsed = parse_params(ThrMmtParams, params, "policies.thr-mmt", frozenset())
+        if not 0.0 < parsed.threshold <= 1.0:
+            raise ValidationError(
+                "policies.thr-mmt", [f"threshold: must be within (0, 1], got {parsed.threshold}"]
+            )
+        return cls(parsed)
+
+    def parameters(self) -> dict[str, Any]:
+        return as_dict(self.params)
+
+    def _power_table(self, view: ClusterView) -> PowerTable:
+        if self.table is None:
+            missing = [h for h in view.host_names if h not in view.host_power]
+            if missing:
+                raise ValidationError(
+                    "policies.thr-mmt",
+                    [f"needs a power model on every host; none on {', '.join(missing[:3])}"],
+                )
+            cpus = [view.host_cpus[h] for h in view.host_names]
+            # The replay's VMs fit any host's core: each host's core is its capacity.
+            self.table = PowerTable(cpus, cpus, [view.host_power[h] for h in view.host_names])
+        return self.table
+
+    def decide(self, view: ClusterView) -> Sequence[Move]:
+        table = self._power_table(view)
+        hosts = view.host_names
+        threshold = self.params.threshold
+        cpu = view.cpu
+        on_host = [list(view.domains_by_host[h]) for h in hosts]
+        used = np.array([sum(cpu[d] for d in names) for names in on_host], dtype=np.float64)
+        capacity = table.capacity
+        # CloudSim judges a host on the CPU it allocates, at most its capacity.
+        over = np.minimum(used, capacity) > threshold * capacity
+        leaving: list[tuple[str, int]] = []
+        for index in np.flatnonzero(over):
+            # Minimum migration time: the least memory first (stable: list order breaks ties).
+            for name in sorted(on_host[index], key=lambda d: view.memory[d]):
+                leaving.append((name, int(index)))
+                used[index] -= cpu[name]
+                if min(used[index], capacity[index]) <= threshold * capacity[index]:
+                    break
+        moves: list[Move] = []
+        received = np.zeros(len(hosts), dtype=np.bool_)
+        for name, source in sorted(leaving, key=lambda item: -cpu[item[0]]):
+            target = table.best(cpu[name], used, ~over, threshold)
+            if target is None:
+                used[source] += cpu[name]
+                continue
+            used[target] += cpu[name]
+            received[target] = True
+            moves.append(Move(name, hosts[target], "thr-mmt: overloaded"))
+        moves += self._consolidate(
+            view, table=table, on_host=on_host, used=used, over=over, received=received
+        )
+        return moves
+
+    def _consolidate(
+        self,
+        view: ClusterView,
+        *,
+        table: PowerTable,
+        on_host: list[list[str]],
+        used: np.ndarray[Any, np.dtype[np.float64]],
+        over: np.ndarray[Any, np.dtype[np.bool_]],
+        received: np.ndarray[Any, np.dtype[np.bool_]],
+    ) -> list[Move]:
+        """Empty underloaded hosts, least utilised first, each only if all its VMs find a host."""
+        cpu = view.cpu
+        threshold = self.params.threshold
+        off = used <= 0.0
+        # Hosts that may not be emptied, and hosts that may not receive.
+        skip = over | off | received
+        closed = over | off
+        ratio = used / table.capacity
+        moves: list[Move] = []
+        while True:
+            open_hosts = np.flatnonzero(~skip)
+            if open_hosts.size == 0:
+                break
+            index = int(open_hosts[np.argmin(ratio[open_hosts])])
+            skip[index] = True
+            closed[index] = True
+            names = sorted(on_host[index], key=lambda d: -cpu[d])
+            trial = used.copy()
+            targets = []
+            for name in names:
+                target = table.best(cpu[name], trial, ~closed, threshold)
+                if target is None:
+                    break
+                trial[target] += cpu[name]
+                targets.append(target)
+            if len(targets) < len(names) or not names:
+                continue
+            trial[index] = 0.0
+            used[:] = trial
+            ratio = used / table.capacity
+            for name, target in zip(names, targets, strict=True):
+                skip[target] = True
+                moves.append(Move(name, view.host_names[target], "thr-mmt: underloaded"))
+        return moves

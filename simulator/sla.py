@@ -1,0 +1,48 @@
+"""CloudSim's SLA metrics (Beloglazov and Buyya 2012): SLATAH, PDM and SLAV, from totals the replay adds up.
+
+SLATAH: the share of the time hosts are active (running at least one domain) during which their demand
+exceeds their capacity (CloudSim: allocated below requested, i.e. the host at 100% CPU). PDM: the CPU
+that migrations take from the migrating domains (CloudSim gives a domain 90% of its demand while it
+migrates) over all the CPU the domains asked for. SLAV = SLATAH x PDM. CloudSim pools both over the
+whole cluster (the sums, not a mean of per-host or per-domain ratios), and so does this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The share of a migrating domain's CPU lost while it migrates (CloudSim's fixed 10%).
+MIGRATION_DEGRADATION = 0.1
+
+
+@dataclass
+class SlaTotals:
+    """Host-seconds active and saturated; CPU-seconds asked for and lost to migrations."""
+
+    active_seconds: float = 0.0
+    saturated_seconds: float = 0.0
+    requested: float = 0.0
+    degraded: float = 0.0
+
+    def add_host(self, seconds: float, demand: float, capacity: float, active: bool) -> None:
+        """A host's interval of ``seconds``: counted when active, saturated when demand exceeds capacity."""
+        if active:
+            self.active_seconds += seconds
+            if demand > capacity:
+                self.saturated_seconds += seconds
+
+    def add_migration(self, cpu: float, seconds: float) -> None:
+        """A domain using ``cpu`` migrated for ``seconds`` of the interval."""
+        self.degraded += MIGRATION_DEGRADATION * cpu * seconds
+
+    @property
+    def slatah(self) -> float:
+        return self.saturated_seconds / self.active_seconds if self.active_seconds else 0.0
+
+    @property
+    def pdm(self) -> float:
+        return self.degraded / self.requested if self.requested else 0.0
+
+    @property
+    def slav(self) -> float:
+        return self.slatah * self.pdm

@@ -1,0 +1,156 @@
+"""The power model, CloudSim's SLA metrics and energy in the replay, on hand-computed cases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from simulator.cluster import Cluster, ClusterSpec, HostGroup, build_cluster
+from simulator.engine import replay
+from simulator.migration import MIB, CostModel
+from simulator.pabfd import PowerTable
+from simulator.policies.base import PolicyPlugin
+from simulator.power import ML110_G4, ML110_G5, PowerModel, kwh
+from simulator.sla import SlaTotals
+from simulator.state import ClusterView, Move
+from simulator.traces import GIB, synthetic
+from virtbalance.errors import ValidationError
+from virtbalance.policy import Policy
+
+STEP = 300.0
+
+
+def test_power_is_interpolated_between_the_ten_percent_points():
+    assert ML110_G4.power(0.0) == 86.0
+    assert ML110_G4.power(1.0) == 117.0
+    # 25%: halfway between 92.6 (20%) and 96 (30%).
+    assert ML110_G4.power(0.25) == pytest.approx(94.3)
+    # 93%: 133 + 0.3 x (135 - 133).
+    assert ML110_G5.power(0.93) == pytest.approx(133.6)
+    # Demand above capacity draws full power; an emptied host nothing.
+    assert ML110_G5.power(1.7) == 135.0
+    assert ML110_G5.host_power(0.5, empty=True) == 0.0
+    assert ML110_G5.host_power(0.5, empty=False) == 116.0
+
+
+def test_power_tables_are_checked():
+    with pytest.raises(ValueError, match="11 points"):
+        PowerModel("short", (1.0, 2.0))
+    with pytest.raises(ValueError, match="must not fall"):
+        PowerModel("falls", (10.0,) * 10 + (5.0,))
+
+
+def test_kwh():
+    assert kwh(1000.0, 3600.0) == 1.0
+    assert kwh(120.0, 300.0) == pytest.approx(0.01)
+
+
+def test_sla_totals_pool_hosts_and_domains():
+    totals = SlaTotals()
+    # Host A active two intervals, saturated in one; host B off (not counted) though over capacity.
+    totals.add_host(300.0, demand=2.5, capacity=2.0, active=True)
+    totals.add_host(300.0, demand=2.0, capacity=2.0, active=True)  # exactly full: no violation
+    totals.add_host(300.0, demand=9.0, capacity=2.0, active=False)
+    assert totals.slatah == pytest.approx(0.5)
+    # A domain of 1 core migrating 30 s loses 10%: 3 core-seconds of 600 asked for.
+    totals.requested = 600.0
+    totals.add_migration(1.0, 30.0)
+    assert totals.degraded == pytest.approx(3.0)
+    assert totals.pdm == pytest.approx(0.005)
+    assert totals.slav == pytest.approx(0.5 * 0.005)
+    assert SlaTotals().slatah == 0.0 and SlaTotals().pdm == 0.0
+
+
+class Scripted(PolicyPlugin):
+    name = "scripted"
+    chunk_aware = False
+
+    def __init__(self, script: dict[int, list[Move]]) -> None:
+        self.script = script
+
+    def decide(self, view: ClusterView) -> Sequence[Move]:
+        return self.script.get(view.step, [])
+
+    def parameters(self):
+        return {}
+
+
+def test_replay_energy_sla_and_an_emptied_host_drawing_nothing():
+    # h0 (G4, 2 CPUs) holds a (1 core) and b (0.5); h1 (G5, 2 CPUs) holds c (2.4, above capacity).
+    # a moves to h1 at step 0; with CloudSim's model it copies 600 MiB at 62.5 MiB/s: 9.6 s.
+    workload = synthetic(
+        0.0,
+        STEP,
+        [("a", 1, 600 * MIB, [1.0] * 3), ("b", 1, MIB, [0.5] * 3), ("c", 1, MIB, [2.4] * 3)],
+    )
+    cluster = Cluster(
+        host_names=("h0", "h1"),
+        host_cpus={"h0": 2.0, "h1": 2.0},
+        host_memory={"h0": 64 * GIB, "h1": 64 * GIB},
+        networks={},
+        placement={"a": "h0", "b": "h0", "c": "h1"},
+        host_power={"h0": ML110_G4, "h1": ML110_G5},
+    )
+    cost = CostModel(bandwidth=62.5 * MIB, dirty_per_core=0.0, overhead_cores=0.0, concurrent=True)
+    script = {0: [Move("a", "h1")], 1: [Move("b", "h1")]}
+    result = replay(workload, cluster, Scripted(script), Policy(), cost=cost)
+    m = result.metrics
+    # Step 0: h0 at 75% (108 + 0.5 x 4 = 110 W), h1 at 120% (135 W). Step 1: h0 has b, and a for
+    # the 9.6 s of its copy: (0.5 + 9.6 / 300) / 2 = 26.6%, 92.6 + 0.66 x 3.4 = 94.844 W; h1 full.
+    # Step 2: h0 is empty (0 W), h1 full.
+    watts = (110.0 + 135.0) + (94.844 + 135.0) + 135.0
+    assert m.energy_kwh == pytest.approx(kwh(watts, STEP))
+    # Five active host-intervals, h1 saturated in all three.
+    assert m.sla.slatah == pytest.approx(3 / 5)
+    # a loses 10% of 1 core for 9.6 s; b (1 MiB) for 0.016 s of 0.5 core; asked: 3.9 cores x 900 s.
+    degraded = 0.1 * 1.0 * 9.6 + 0.1 * 0.5 * (1 / 62.5)
+    assert m.sla.pdm == pytest.approx(degraded / (3.9 * 900.0))
+    assert [r.duration for r in result.history] == [pytest.approx(9.6), pytest.approx(0.016)]
+    document = m.to_dict()
+    assert document["energy_kwh"] == round(kwh(watts, STEP), 3)
+    assert document["slatah_pct"] == 60.0
+
+
+def test_no_power_model_reports_no_energy():
+    workload = synthetic(0.0, STEP, [("a", 1, GIB, [1.0])])
+    cluster = build_cluster(workload.vms, ClusterSpec(hosts=1, cpus=2, chunk_share=0.0))
+    assert replay(workload, cluster, Scripted({}), Policy()).metrics.energy_kwh is None
+
+
+def test_power_models_per_group_and_for_the_cluster():
+    spec = ClusterSpec(
+        groups=(HostGroup(1, 4.0, GIB, "ml110-g4"), HostGroup(2, 8.0, GIB)), power="ml110-g5"
+    )
+    assert spec.power_models() == {"host0": ML110_G4, "host1": ML110_G5, "host2": ML110_G5}
+    assert HostGroup.parse("2x4x8xml110-g4") == HostGroup(2, 4.0, 8 * GIB, "ml110-g4")
+    with pytest.raises(ValidationError) as caught:
+        ClusterSpec.from_mapping(
+            {
+                "power": "toaster",
+                "groups": [{"hosts": 1, "cpus": 2, "memory_gib": 1, "power": "kettle"}],
+            }
+        )
+    assert list(caught.value.problems) == [
+        "groups[0].power: unknown power model 'kettle' (known: ml110-g4, ml110-g5)",
+        "power: unknown power model 'toaster' (known: ml110-g4, ml110-g5)",
+    ]
+
+
+def test_pabfd_picks_the_least_power_rise_within_the_threshold():
+    # Three G5 hosts of 5 CPUs: idle, at 40%, at 70%. A VM of 1 CPU (20%): the idle host, priced at
+    # its 0% figure, rises 93.7 -> 101 (+7.3 W); the one at 40% 110 -> 121 (+11); the one at 70%
+    # would reach 90%, above the threshold.
+    table = PowerTable([5.0] * 3, [5.0] * 3, [ML110_G5] * 3)
+    used = np.array([0.0, 2.0, 3.5])
+    allowed = np.ones(3, dtype=np.bool_)
+    assert table.best(1.0, used, allowed, 0.8) == 0
+    allowed[0] = False
+    assert table.best(1.0, used, allowed, 0.8) == 1
+    allowed[1] = False
+    assert table.best(1.0, used, allowed, 0.8) is None
+    # An idle host takes a VM above the threshold (CloudSim's rule), never above its capacity.
+    allowed[0] = True
+    assert table.best(4.5, used, allowed, 0.8) == 0
+    assert table.best(5.5, used, allowed, 0.8) is None

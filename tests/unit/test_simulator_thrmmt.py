@@ -1,0 +1,74 @@
+"""The THR-MMT baseline on hand-computed cases: overload shed by least memory, underloaded hosts emptied."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.policies import build_plugins
+from simulator.power import ML110_G5
+from simulator.state import ClusterView
+from simulator.traces import GIB
+from virtbalance.errors import ValidationError
+from virtbalance.policy import Policy
+
+
+def view(placement: dict[str, str], cpu: dict[str, float], memory: dict[str, int]) -> ClusterView:
+    hosts = ("h0", "h1", "h2", "h3")
+    by_host = {h: [d for d, where in placement.items() if where == h] for h in hosts}
+    return ClusterView(
+        time=300.0,
+        step=1,
+        step_seconds=300.0,
+        host_names=hosts,
+        host_cpus=dict.fromkeys(hosts, 5.0),
+        host_memory=dict.fromkeys(hosts, 64 * GIB),
+        placement=placement,
+        domains_by_host=by_host,
+        cpu=cpu,
+        memory=memory,
+        vcpus=dict.fromkeys(placement, 1),
+        networks={},
+        host_cpu_used={h: sum(cpu[d] for d in by_host[h]) for h in hosts},
+        host_memory_used={h: sum(memory[d] for d in by_host[h]) for h in hosts},
+        firing=frozenset(),
+        history=(),
+        host_power=dict.fromkeys(hosts, ML110_G5),
+    )
+
+
+def test_overload_sheds_the_smallest_vm_and_underloaded_hosts_are_emptied():
+    (plugin,) = build_plugins(["thr-mmt"], {}, Policy())
+    # Hosts of 5 CPUs (ML110 G5: 93.7, 97, 101, 105, 110, 116, 121, 125, 129, 133, 135 W).
+    # h0 at 90% (> 0.8): its smallest-memory VM (b, 1 GiB, 1 CPU) leaves, h0 is then at 70%. Power
+    # rise for b: h3 (idle, priced at 93.7 W) 93.7 -> 101 (+7.3), h2 10% -> 30% (+8), h1 40% -> 60%
+    # (+11): b wakes h3. Then underloaded hosts, least utilised first, never h0 (over) nor h3 (it
+    # just received): h2 (10%): c (0.5) on h1 40% -> 50% (+6) or h3 20% -> 30% (+4): h3. Then h1:
+    # a2 (2 CPUs) may go to h3 only (h0 and h2 are closed): 30% -> 70%, within 0.8.
+    placement = {"a": "h0", "b": "h0", "a2": "h1", "c": "h2"}
+    cpu = {"a": 3.5, "b": 1.0, "a2": 2.0, "c": 0.5}
+    memory = {"a": 4 * GIB, "b": GIB, "a2": 2 * GIB, "c": 2 * GIB}
+    moves = plugin.decide(view(placement, cpu, memory))
+    assert [(m.domain, m.destination, m.reason) for m in moves] == [
+        ("b", "h3", "thr-mmt: overloaded"),
+        ("c", "h3", "thr-mmt: underloaded"),
+        ("a2", "h3", "thr-mmt: underloaded"),
+    ]
+
+
+def test_a_host_is_emptied_only_if_all_its_vms_fit():
+    (plugin,) = build_plugins(["thr-mmt"], {}, Policy())
+    # h0 at 10%, h1 at 76%: moving h0's VM onto h1 would take it to 86% (> 0.8); h2, h3 are off and
+    # closed to consolidation, so h0 keeps it. h1 cannot be emptied either (h0 was closed first).
+    placement = {"a": "h0", "b": "h1"}
+    moves = plugin.decide(view(placement, {"a": 0.5, "b": 3.8}, {"a": GIB, "b": GIB}))
+    assert moves == []
+
+
+def test_threshold_is_validated_and_power_models_required():
+    with pytest.raises(ValidationError, match="threshold"):
+        build_plugins(["thr-mmt"], {"thr-mmt": {"threshold": 1.5}}, Policy())
+    (plugin,) = build_plugins(["thr-mmt"], {}, Policy())
+    bare = view({"a": "h0"}, {"a": 1.0}, {"a": GIB})
+    bare = ClusterView(**{**bare.__dict__, "host_power": {}})
+    with pytest.raises(ValidationError, match="power model on every host"):
+        plugin.decide(bare)
