@@ -13,7 +13,8 @@ VM. So the copies on every host are observed and judged here, and only these ver
   destroyed first: their CPUs never ran).
 - ``IN_FLIGHT``: some host still holds a job for the domain: its job decides, look again later.
 - ``AMBIGUOUS``: anything else (a host that did not answer while nothing runs, two running copies, two
-  paused sources, no copy at all): nothing is touched, the caller journals it and an alert fires.
+  paused sources, no copy at all, a source libvirt resumed after a failed migration while a host did
+  not answer): nothing is touched, the caller journals it and an alert fires.
 """
 
 from __future__ import annotations
@@ -53,6 +54,16 @@ class Copy:
     def incoming_shell(self) -> bool:
         """A destination's paused receiving QEMU: transient, its guest CPUs never ran there."""
         return self.paused_by_migration and not self.persistent
+
+    @property
+    def resumed_after_failed_migration(self) -> bool:
+        """libvirt resumed this source after a migration it judged failed: if Finish had already started
+        the guest on the destination before that host went silent, the guest runs there too."""
+        return (
+            self.active
+            and self.state == libvirt.VIR_DOMAIN_RUNNING
+            and self.reason == libvirt.VIR_DOMAIN_RUNNING_MIGRATION_CANCELED
+        )
 
     @property
     def runs(self) -> bool:
@@ -129,6 +140,16 @@ def judge(observation: Observation) -> Verdict:
     defined = sorted(h for h, c in copies.items() if not c.active and c.persistent)
     if len(running) == 1:
         host = running[0]
+        if silent and copies[host].resumed_after_failed_migration:
+            # the destination's libvirtd may have died inside Finish, after starting the guest: only
+            # its answer can show that the guest does not run there as well
+            return Verdict(
+                Action.AMBIGUOUS,
+                reason=(
+                    f"libvirt resumed it on {host} after a failed migration, and "
+                    f"{', '.join(silent)} did not answer: {seen}"
+                ),
+            )
         if not copies[host].persistent:
             # a transient copy runs: no definition to fall back on if the paused one is destroyed
             if paused:

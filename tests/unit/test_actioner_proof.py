@@ -27,6 +27,14 @@ SHELL = Copy(
 DEFINED = Copy(active=False, persistent=True, state=libvirt.VIR_DOMAIN_SHUTOFF, reason=0, job=False)
 MIGRATING = Copy(active=True, persistent=True, state=libvirt.VIR_DOMAIN_RUNNING, reason=1, job=True)
 SILENT = Unanswered("cannot connect to qemu+tcp://hv3/system")
+# the source libvirt resumed itself after a migration it judged failed (Finish lost, Confirm cancelled)
+RESUMED_SOURCE = Copy(
+    active=True,
+    persistent=True,
+    state=libvirt.VIR_DOMAIN_RUNNING,
+    reason=libvirt.VIR_DOMAIN_RUNNING_MIGRATION_CANCELED,
+    job=False,
+)
 
 
 @pytest.mark.parametrize(
@@ -53,6 +61,15 @@ SILENT = Unanswered("cannot connect to qemu+tcp://hv3/system")
         ({"hv1": SOURCE_PAUSED, "hv2": None, "hv3": SHELL}, Action.RESUME, "hv1", ("hv3",), ()),
         # the destination's libvirtd does not answer: it may run the guest, so nothing is resumed
         ({"hv1": SOURCE_PAUSED, "hv2": None, "hv3": SILENT}, Action.AMBIGUOUS, None, (), ()),
+        # the destination's libvirtd died inside Finish and libvirt resumed the source: the guest may
+        # run on the silent destination too, so nothing is settled until it answers
+        ({"hv1": RESUMED_SOURCE, "hv2": None, "hv3": SILENT}, Action.AMBIGUOUS, None, (), ()),
+        # ... once it answers: nothing there, so the move did not happen
+        ({"hv1": RESUMED_SOURCE, "hv2": None, "hv3": None}, Action.SETTLED, "hv1", (), ()),
+        # ... or it runs there too: twice, and an operator must hear of it
+        ({"hv1": RESUMED_SOURCE, "hv2": None, "hv3": RUNNING}, Action.AMBIGUOUS, None, (), ()),
+        # a source running as ever while some host is silent is no doubt
+        ({"hv1": RUNNING, "hv2": None, "hv3": SILENT}, Action.SETTLED, "hv1", (), ()),
         # a destination whose migration died keeps a shell beside the running source
         ({"hv1": RUNNING, "hv2": None, "hv3": SHELL}, Action.KEEP, "hv1", ("hv3",), ()),
         # a finished move whose source definition was left behind
@@ -81,6 +98,10 @@ SILENT = Unanswered("cannot connect to qemu+tcp://hv3/system")
         "resume-nothing-elsewhere",
         "resume-and-clear-the-shell",
         "destination-silent",
+        "source-resumed-destination-silent",
+        "source-resumed-destination-empty",
+        "source-resumed-destination-runs",
+        "running-with-a-silent-bystander",
         "shell-beside-running-source",
         "stale-definition",
         "settled",
