@@ -111,8 +111,8 @@ class Resolver:
         return Resolution(verdict, True, verdict.reason, domain)
 
     def recheck(self) -> list[Resolution]:
-        """Every domain journaled ambiguous, paused by a migration, or defined on a host while it runs
-        on another (a source whose libvirtd was away when the move undefined it)."""
+        """Every domain journaled ambiguous, paused by a migration, active on two hosts, or defined on
+        a host while it runs on another (a source whose libvirtd was away when the move undefined it)."""
         domains = set(self.journal.ambiguous_domains())
         active: dict[str, set[str]] = {}
         defined: dict[str, set[str]] = {}
@@ -131,6 +131,8 @@ class Resolver:
             except (HostUnreachableError, libvirt.libvirtError):
                 continue  # its domains are judged when it answers; ambiguous ones stay held
         domains |= {name for name, hosts in defined.items() if active.get(name, set()) - hosts}
+        # active on two hosts, whatever the journal says: a double run must be reported as soon as seen
+        domains |= {name for name, hosts in active.items() if len(hosts) > 1}
         results = [self.resolve(d, "periodic recheck") for d in sorted(domains)]
         self._escalate_stuck_jobs(results)
         self._count()

@@ -152,6 +152,35 @@ def test_two_running_copies_are_left_alone_and_reported(journal, caplog):
     assert "db1 is AMBIGUOUS" in caplog.text
 
 
+def test_the_recheck_finds_a_double_run_nobody_journaled_and_reports_it(journal):
+    a, b = Dom(RUNNING), Dom(RUNNING)
+    pool = Pool({"hv1": {"db1": a}, "hv2": {}, "hv3": {"db1": b}})
+    metrics = Metrics()
+    (result,) = Resolver(pool, journal, metrics).recheck()
+    assert result.verdict.action is Action.AMBIGUOUS and not result.done
+    assert a.calls == b.calls == []
+    assert "active on 2 hosts" in journal.ambiguous_domains()["db1"]
+    assert metrics.registry.get_sample_value("virtbalance_domain_ambiguous", {"domain": "db1"}) == 1
+
+
+def test_a_source_libvirt_resumed_beside_a_silent_destination_stays_in_doubt_until_it_answers(
+    journal,
+):
+    source = Dom((libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_MIGRATION_CANCELED))
+    pool = Pool({"hv1": {"db1": source}, "hv2": {}, "hv3": {}}, silent={"hv3"})
+    resolver = Resolver(pool, journal)
+    first = resolver.resolve("db1", "migration hv1->hv3 failed")
+    assert first.verdict.action is Action.AMBIGUOUS and not first.done
+    assert "hv3: did not answer" in journal.ambiguous_domains()["db1"]
+    # the destination answers: it started the guest before its libvirtd died, so it runs twice
+    pool.silent.clear()
+    pool.hosts["hv3"]["db1"] = Dom(RUNNING)
+    (second,) = resolver.recheck()
+    assert second.verdict.action is Action.AMBIGUOUS and not second.done
+    assert "active on 2 hosts" in journal.ambiguous_domains()["db1"]
+    assert source.calls == pool.hosts["hv3"]["db1"].calls == []
+
+
 def test_nothing_is_done_when_the_world_changed_between_judging_and_acting(journal):
     source, destination = Dom(PAUSED_BY_MIGRATION), Dom(RUNNING)
     pool = Pool({"hv1": {"db1": source}, "hv3": {"db1": destination}})
