@@ -698,6 +698,7 @@ class Executor:
             )
             result.disk_copy = self._disk_copies.pop(domain, None)
             if result.ok:
+                result.disk_copy = _completed_disk_copy(storage_conn, domain) or result.disk_copy
                 result.source_disk = self._source_disk_after_move(sconn, disks, source, domain)
             elif not result.ambiguous:
                 self._remove_copy(storage_conn, created, domain, destination)
@@ -880,3 +881,17 @@ def _plan_outcome(states: Sequence[StepOutcome]) -> tuple[str, str]:
     if frozen and len(frozen) == len(skipped):
         return "frozen", f"{summary}; {details}"
     return "unresolved", f"{summary}; {details}"
+
+
+def _completed_disk_copy(conn: Any, domain: str) -> DiskCopy | None:
+    """The bytes copied, from the finished migration's stats that the destination keeps.
+
+    The progress polls miss a copy shorter than one poll; the completed job's stats do not.
+    """
+    try:
+        stats = conn.lookupByName(domain).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+    except libvirt.libvirtError:
+        return None
+    if not stats.get("disk_total"):
+        return None
+    return DiskCopy(int(stats["disk_total"]), int(stats.get("disk_processed", 0)))
