@@ -11,10 +11,11 @@ from typing import Any
 import libvirt
 import pytest
 
-from actioner.executor import Executor, MoveResult
+from actioner.executor import Executor, MoveResult, _completed_disk_copy
 from actioner.journal import Journal
 from actioner.metrics import Metrics
 from actioner.storage import (
+    DiskCopy,
     LocalDisk,
     StorageError,
     local_disks,
@@ -85,6 +86,10 @@ class FakeConn:
 
     def listAllDomains(self, _flags: int) -> list[Any]:
         return self.domains
+
+    def lookupByName(self, name: str) -> Any:
+        # no finished job kept here: the executor falls back on its progress polls
+        raise _error(f"Domain not found: no domain with matching name '{name}'")
 
     def storagePoolLookupByTargetPath(self, path: str) -> FakePool:
         if path not in self.pools:
@@ -295,3 +300,17 @@ def test_the_copy_names_its_disks_nbd_port_and_tls(tmp_path):
     assert params[libvirt.VIR_MIGRATE_PARAM_DISKS_PORT] == 49153
     _, plain = executor._flags_and_params("hv2")
     assert libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS not in plain
+
+
+def test_the_bytes_copied_come_from_the_finished_job_the_destination_keeps():
+    class Finished:
+        def jobStats(self, flags: int) -> dict[str, int]:
+            assert flags == libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED
+            return {"disk_total": 67_108_864, "disk_processed": 67_108_864}
+
+    class Destination(FakeConn):
+        def lookupByName(self, name: str) -> Any:
+            return Finished()
+
+    assert _completed_disk_copy(Destination(), "store1") == DiskCopy(67_108_864, 67_108_864)
+    assert _completed_disk_copy(FakeConn(), "store1") is None
