@@ -485,12 +485,21 @@ class Campaign:
         for host in self.lab.hosts:
             conn = self.lab.connection(host.name)
             for dom in conn.listAllDomains(0):
-                name = dom.name()
-                if dom.isPersistent():
+                try:
+                    name = dom.name()
+                    persistent, running = dom.isPersistent(), dom.isActive()
+                    state = dom.state()[0] if running else None
+                except libvirt.libvirtError as exc:
+                    # a transient copy (an incoming shell) removed between the listing and the
+                    # question holds nothing any more
+                    if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                        continue
+                    raise
+                if persistent:
                     defined.setdefault(name, []).append(host.name)
-                if dom.isActive():
+                if running:
                     active.setdefault(name, []).append(host.name)
-                    if dom.state()[0] != libvirt.VIR_DOMAIN_RUNNING:
+                    if state != libvirt.VIR_DOMAIN_RUNNING:
                         paused.append(f"{name}@{host.name}")
         names = [d.name for d in self.lab.scenario.domains]
         wrong = {n: active.get(n, []) for n in names if len(active.get(n, [])) != 1}
