@@ -698,7 +698,11 @@ class Executor:
             )
             result.disk_copy = self._disk_copies.pop(domain, None)
             if result.ok:
-                result.disk_copy = _completed_disk_copy(storage_conn, domain) or result.disk_copy
+                result.disk_copy = (
+                    _completed_disk_copy(storage_conn, domain)
+                    or result.disk_copy
+                    or self._copied_allocation(storage_conn, created, destination)
+                )
                 result.source_disk = self._source_disk_after_move(sconn, disks, source, domain)
             elif not result.ambiguous:
                 self._remove_copy(storage_conn, created, domain, destination)
@@ -713,6 +717,21 @@ class Executor:
         finally:
             with contextlib.suppress(libvirt.libvirtError):
                 storage_conn.close()
+
+    def _copied_allocation(
+        self, conn: Any, created: list[str], destination: str
+    ) -> DiskCopy | None:
+        """What the copy wrote into the images it created, when libvirt's job stats never showed it
+        (a copy that ends between two progress polls): the bytes allocated there."""
+        total = 0
+        with self._pool_lock(destination):
+            for path in created:
+                try:
+                    volume = conn.storageVolLookupByPath(path)
+                    total += int(volume.info()[2])  # (type, capacity, allocation)
+                except libvirt.libvirtError:
+                    return None
+        return DiskCopy(total, total) if total else None
 
     def _pool_lock(self, host: str) -> threading.Lock:
         with self._pool_locks_guard:

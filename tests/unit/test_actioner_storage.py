@@ -74,6 +74,10 @@ class FakeVolume:
     def delete(self, _flags: int) -> None:
         del self.conn.volumes[self.path]
 
+    def info(self) -> list[int]:
+        # (type, capacity, allocation): what a copy wrote into a created image
+        return [0, 64 * 1024**2, 4 * 1024**2]
+
 
 class FakeConn:
     """A host whose storage pools cover some directories, and the volumes in them."""
