@@ -698,11 +698,14 @@ class Executor:
             )
             result.disk_copy = self._disk_copies.pop(domain, None)
             if result.ok:
-                result.disk_copy = (
+                copied = (
                     _completed_disk_copy(storage_conn, domain)
                     or result.disk_copy
                     or self._copied_allocation(storage_conn, created, destination)
                 )
+                # libvirt ends a migration only once every disk is mirrored: a poll that saw the copy
+                # start knew its size, and all of it was copied
+                result.disk_copy = copied and DiskCopy(copied.total, copied.total)
                 result.source_disk = self._source_disk_after_move(sconn, disks, source, domain)
             elif not result.ambiguous:
                 self._remove_copy(storage_conn, created, domain, destination)
