@@ -3,8 +3,9 @@
 exporter -> Prometheus -> rule -> Alertmanager -> actioner -> planner -> live migration -> resolved.
 The session fixture ``rebalanced_stack`` drives the phases once and records what it saw; the tests in
 this directory assert on the record (and the dashboards' tests query the stack it leaves running).
-The night and VictoriaMetrics tests start stacks of their own on the same lab, which stops that one:
-their files sort after test_acceptance and test_dashboard_queries, so they run once those are done.
+The VictoriaMetrics test starts a stack of its own on the same lab, which stops that one (the night
+test brings up a lab of its own): their files sort after test_acceptance and test_dashboard_queries,
+so they run once those are done.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ import pytest
 
 from lab import Lab
 from lab.monitoring import NO_NIGHT
-from lab.naming import lab_id_from_env
+from lab.naming import LabNames, lab_id_from_env
+from lab.teardown import leftovers
 from tests.lab_fixtures import clear_stale_lab, require_root
 from virtbalance.demo.actioner_view import ActionerReader
 from virtbalance.demo.night import emptied_hosts, night_summary, watch_night
@@ -28,10 +29,14 @@ MUTED = "Notifications not sent, route is not within active time"
 
 @pytest.fixture
 def lab_id() -> int:
+    """A lab id of its own: the night scenario must not replace the session's lab under later tests."""
     require_root()
-    lab_id = lab_id_from_env()
-    clear_stale_lab(lab_id)
-    return lab_id
+    session_id = lab_id_from_env()
+    free = [i for i in range(10) if i != session_id and not leftovers(LabNames(i))]
+    if not free:
+        pytest.fail("no free lab id for the night scenario")
+    clear_stale_lab(free[0])
+    return free[0]
 
 
 def test_inside_the_night_interval_consolidation_empties_hv3(lab_id):
