@@ -10,8 +10,8 @@ import pytest
 
 from lab import Lab
 from lab.api import live_owner
-from lab.naming import lab_id_from_env
-from lab.teardown import teardown
+from lab.naming import LabNames, lab_id_from_env
+from lab.teardown import leftovers, teardown
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,17 @@ def clear_stale_lab(lab_id: int) -> None:
             f"or stop it with: virtbalance lab down --lab-id {lab_id}"
         )
     teardown(lab_id)
+
+
+def spare_lab_id() -> int:
+    """A lab id nothing of which exists, other than the session's: for a test that needs a scenario of
+    its own, so the session lab stays up under the tests that come after it."""
+    require_root()
+    session_id = lab_id_from_env()
+    free = [i for i in range(10) if i != session_id and not leftovers(LabNames(i))]
+    if not free:
+        pytest.fail(f"no free lab id besides the session's ({session_id})")
+    return free[0]
 
 
 @pytest.fixture(scope="session")

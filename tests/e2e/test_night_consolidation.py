@@ -12,9 +12,7 @@ import pytest
 
 from lab import Lab
 from lab.monitoring import NO_NIGHT
-from lab.naming import LabNames, lab_id_from_env
-from lab.teardown import leftovers
-from tests.lab_fixtures import clear_stale_lab, require_root
+from tests.lab_fixtures import spare_lab_id
 from virtbalance.demo.actioner_view import ActionerReader
 from virtbalance.demo.night import emptied_hosts, night_summary, watch_night
 from virtbalance.demo.run import wait_for_metrics
@@ -30,13 +28,7 @@ MUTED = "Notifications not sent, route is not within active time"
 @pytest.fixture
 def lab_id() -> int:
     """A lab id of its own: the night scenario must not replace the session's lab under later tests."""
-    require_root()
-    session_id = lab_id_from_env()
-    free = [i for i in range(10) if i != session_id and not leftovers(LabNames(i))]
-    if not free:
-        pytest.fail("no free lab id for the night scenario")
-    clear_stale_lab(free[0])
-    return free[0]
+    return spare_lab_id()
 
 
 def test_inside_the_night_interval_consolidation_empties_hv3(lab_id):

@@ -9,7 +9,6 @@ import pytest
 
 from lab import Lab, diskwriter
 from lab.dial import read_log
-from lab.naming import lab_id_from_env
 from tests.integration.test_local_storage_lab import (
     CHUNK,
     DESTINATION,
@@ -20,17 +19,14 @@ from tests.integration.test_local_storage_lab import (
     stop_guest,
     wait_for_acks,
 )
-from tests.lab_fixtures import clear_stale_lab, require_root
+from tests.lab_fixtures import spare_lab_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
 
 @pytest.fixture(scope="module")
 def overlay_lab() -> Iterator[Lab]:
-    require_root()
-    lab_id = lab_id_from_env()
-    clear_stale_lab(lab_id)
-    instance = Lab.up("local-storage-qcow2", lab_id=lab_id)
+    instance = Lab.up("local-storage-qcow2", lab_id=spare_lab_id())
     try:
         yield instance
     finally:

@@ -13,9 +13,8 @@ import pytest
 from lab import Lab, diskwriter
 from lab.dial import read_log
 from lab.hosts import IMAGE_DIR
-from lab.naming import lab_id_from_env
 from tests.integration.test_actioner_lab import TOKEN, run_app, write_config
-from tests.lab_fixtures import clear_stale_lab, require_root
+from tests.lab_fixtures import spare_lab_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -27,10 +26,7 @@ WAIT = 60.0  # for the guests' writes; a guest that stops writing fails the test
 
 @pytest.fixture(scope="module")
 def storage_lab() -> Iterator[Lab]:
-    require_root()
-    lab_id = lab_id_from_env()
-    clear_stale_lab(lab_id)
-    instance = Lab.up("local-storage", lab_id=lab_id)
+    instance = Lab.up("local-storage", lab_id=spare_lab_id())
     try:
         yield instance
     finally:
