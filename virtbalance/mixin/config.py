@@ -44,8 +44,6 @@ class Config:
     runbook_base: str = DEFAULT_RUNBOOK_BASE
     # Every dashboard carries this tag, and links to its siblings by it.
     dashboard_tag: str = "virtbalance"
-    # The template variable every panel, target, variable and annotation names its datasource by.
-    datasource_variable: str = "datasource"
 
 
 def profile_policy(

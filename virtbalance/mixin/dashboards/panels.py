@@ -20,7 +20,7 @@ from grafana_foundation_sdk.models import prometheus as prometheus_model
 from grafana_foundation_sdk.models import text as text_model
 
 # Every panel, target, variable and annotation names the datasource through this variable, never by
-# uid, so the dashboards work with any Prometheus datasource (config.datasource_variable names it).
+# uid, so the dashboards work with any Prometheus datasource.
 DATASOURCE_VARIABLE = "datasource"
 DATASOURCE = dashboard.DataSourceRef(type_val="prometheus", uid="${" + DATASOURCE_VARIABLE + "}")
 
