@@ -37,9 +37,9 @@ def to_json(model: dashboard.Dashboard) -> Json:
     return data
 
 
-def render(dashboard: Json) -> str:
+def render(board: Json) -> str:
     """The checked-in form: sorted keys, two-space indent, non-ASCII kept, newline at the end."""
-    return json.dumps(dashboard, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(board, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 @dataclass(frozen=True)

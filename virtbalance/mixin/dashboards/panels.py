@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, Self, TypeVar
 
 from grafana_foundation_sdk.builders import bargauge as sdk_bargauge
 from grafana_foundation_sdk.builders import common as sdk_common
@@ -15,6 +16,7 @@ from grafana_foundation_sdk.builders import table as sdk_table
 from grafana_foundation_sdk.builders import text as sdk_text
 from grafana_foundation_sdk.builders import timeseries as sdk_timeseries
 from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.cog.variants import Dataquery
 from grafana_foundation_sdk.models import common, dashboard
 from grafana_foundation_sdk.models import prometheus as prometheus_model
 from grafana_foundation_sdk.models import text as text_model
@@ -91,12 +93,61 @@ def _thresholds(steps: Sequence[Threshold], base: str = "green") -> sdk_dashboar
     )
 
 
-def _color(mode: dashboard.FieldColorModeId) -> sdk_dashboard.FieldColor:
-    return sdk_dashboard.FieldColor().mode(mode)
-
-
 def _reduce_last() -> sdk_common.ReduceDataOptions:
     return sdk_common.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False)
+
+
+class _DataPanel(Protocol):
+    """The setters every SDK data panel builder has (they share no base class that declares them)."""
+
+    def datasource(self, datasource: dashboard.DataSourceRef, /) -> Self: ...
+    def title(self, title: str, /) -> Self: ...
+    def description(self, description: str, /) -> Self: ...
+    def targets(self, targets: list[Builder[Dataquery]], /) -> Self: ...
+    def unit(self, unit: str, /) -> Self: ...
+    def color_scheme(self, color: Builder[dashboard.FieldColor], /) -> Self: ...
+    def thresholds(self, thresholds: Builder[dashboard.ThresholdsConfig], /) -> Self: ...
+    def min(self, min_val: float, /) -> Self: ...
+    def max(self, max_val: float, /) -> Self: ...
+
+
+P = TypeVar("P", bound=_DataPanel)
+
+
+def _data_panel(
+    panel: P,
+    title: str,
+    description: str,
+    queries: Sequence[Query],
+    unit: str,
+    *,
+    color: dashboard.FieldColorModeId | None = None,
+    thresholds: Sequence[Threshold] = (),
+    minimum: float | None = None,
+    maximum: float | None = None,
+    table: bool = False,
+) -> P:
+    """``panel`` with what all our data panels share; ``color`` None: by thresholds if there are any."""
+    if color is None:
+        color = (
+            dashboard.FieldColorModeId.THRESHOLDS
+            if thresholds
+            else dashboard.FieldColorModeId.PALETTE_CLASSIC
+        )
+    panel = (
+        panel.datasource(DATASOURCE)
+        .title(title)
+        .description(description)
+        .targets([_target(query, index, table) for index, query in enumerate(queries)])
+        .unit(unit)
+        .color_scheme(sdk_dashboard.FieldColor().mode(color))
+        .thresholds(_thresholds(thresholds))
+    )
+    if minimum is not None:
+        panel = panel.min(minimum)
+    if maximum is not None:
+        panel = panel.max(maximum)
+    return panel
 
 
 def timeseries(
@@ -119,14 +170,18 @@ def timeseries(
     ``max_points`` caps the steps of an expensive query (Grafana widens the step to fit).
     """
     panel = (
-        sdk_timeseries.Panel()
-        .datasource(DATASOURCE)
-        .title(title)
-        .description(description)
-        .targets([_target(query, index) for index, query in enumerate(queries)])
-        .unit(unit)
-        .color_scheme(_color(dashboard.FieldColorModeId.PALETTE_CLASSIC))
-        .thresholds(_thresholds(thresholds))
+        _data_panel(
+            sdk_timeseries.Panel(),
+            title,
+            description,
+            queries,
+            unit,
+            # Series keep their palette colours; the thresholds are only drawn as lines.
+            color=dashboard.FieldColorModeId.PALETTE_CLASSIC,
+            thresholds=thresholds,
+            minimum=minimum,
+            maximum=maximum,
+        )
         .draw_style(common.GraphDrawStyle.BARS if bars else common.GraphDrawStyle.LINE)
         .fill_opacity(60 if bars else (25 if stack else 10))
         .line_width(1)
@@ -157,10 +212,6 @@ def timeseries(
             .sort(common.SortOrder.DESCENDING)
         )
     )
-    if minimum is not None:
-        panel = panel.min(minimum)
-    if maximum is not None:
-        panel = panel.max(maximum)
     if max_points is not None:
         panel = panel.max_data_points(max_points)
     return Panel(panel, width, height)
@@ -182,26 +233,9 @@ def stat(
 
     Its queries run as instant queries: one evaluation instead of one per step of the time range.
     """
+    instant = [Query(query.expr, query.legend, instant=True) for query in queries]
     panel = (
-        sdk_stat.Panel()
-        .datasource(DATASOURCE)
-        .title(title)
-        .description(description)
-        .targets(
-            [
-                _target(Query(query.expr, query.legend, instant=True), index)
-                for index, query in enumerate(queries)
-            ]
-        )
-        .unit(unit)
-        .color_scheme(
-            _color(
-                dashboard.FieldColorModeId.THRESHOLDS
-                if thresholds
-                else dashboard.FieldColorModeId.PALETTE_CLASSIC
-            )
-        )
-        .thresholds(_thresholds(thresholds))
+        _data_panel(sdk_stat.Panel(), title, description, instant, unit, thresholds=thresholds)
         .mappings(list(mappings))
         .color_mode(common.BigValueColorMode.VALUE)
         .graph_mode(common.BigValueGraphMode.NONE)
@@ -229,29 +263,21 @@ def bargauge(
 ) -> Panel:
     """Horizontal bars, one per series, at their latest value."""
     panel = (
-        sdk_bargauge.Panel()
-        .datasource(DATASOURCE)
-        .title(title)
-        .description(description)
-        .targets([_target(query, index) for index, query in enumerate(queries)])
-        .unit(unit)
-        .color_scheme(
-            _color(
-                dashboard.FieldColorModeId.THRESHOLDS
-                if thresholds
-                else dashboard.FieldColorModeId.PALETTE_CLASSIC
-            )
+        _data_panel(
+            sdk_bargauge.Panel(),
+            title,
+            description,
+            queries,
+            unit,
+            thresholds=thresholds,
+            minimum=minimum,
+            maximum=maximum,
         )
-        .thresholds(_thresholds(thresholds))
         .display_mode(common.BarGaugeDisplayMode.GRADIENT)
         .orientation(common.VizOrientation.HORIZONTAL)
         .reduce_options(_reduce_last())
         .show_unfilled(True)
     )
-    if minimum is not None:
-        panel = panel.min(minimum)
-    if maximum is not None:
-        panel = panel.max(maximum)
     return Panel(panel, width, height)
 
 
@@ -267,14 +293,15 @@ def state_timeline(
 ) -> Panel:
     """Coloured bands over time; ``mappings`` turn the numeric states into names and colours."""
     panel = (
-        sdk_statetimeline.Panel()
-        .datasource(DATASOURCE)
-        .title(title)
-        .description(description)
-        .targets([_target(query, index) for index, query in enumerate(queries)])
-        .unit(unit)
-        .color_scheme(_color(dashboard.FieldColorModeId.THRESHOLDS))
-        .thresholds(_thresholds(()))
+        _data_panel(
+            sdk_statetimeline.Panel(),
+            title,
+            description,
+            queries,
+            unit,
+            # The bands take the mappings' colours, which the thresholds colour mode applies.
+            color=dashboard.FieldColorModeId.THRESHOLDS,
+        )
         .mappings(list(mappings))
         .fill_opacity(80)
         .line_width(0)
@@ -321,14 +348,7 @@ def table(
         }
     kept = [*labels, *value_names]
     panel = (
-        sdk_table.Panel()
-        .datasource(DATASOURCE)
-        .title(title)
-        .description(description)
-        .targets([_target(query, index, table=True) for index, query in enumerate(queries)])
-        .unit(columns[0].unit)
-        .color_scheme(_color(dashboard.FieldColorModeId.PALETTE_CLASSIC))
-        .thresholds(_thresholds(()))
+        _data_panel(sdk_table.Panel(), title, description, queries, columns[0].unit, table=True)
         .overrides(
             [
                 sdk_dashboard.DashboardFieldConfigSourceOverrides()
