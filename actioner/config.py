@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from virtbalance.contract import ALERT_IMBALANCED, ALERT_OVERLOAD, ALERT_UNDERUTILIZED
 from virtbalance.durations import parse_duration
 from virtbalance.errors import ConfigError
 from virtbalance.policy import Policy
-from virtbalance.rulegen import ALERT_IMBALANCED, ALERT_OVERLOAD, ALERT_UNDERUTILIZED
 from virtbalance.yamlfile import read_yaml
 
 COPY_STORAGE = ("none", "all", "incremental")
