@@ -12,10 +12,10 @@ from lab.dial import percent_for
 from lab.errors import LabError
 from lab.naming import MAX_LAB_ID, check_lab_id, lab_id_from_env
 from lab.scenario import shipped_scenarios
-from lab.sizes import format_size
 from virtbalance.chunks import ChunkMember, chunk_of
 from virtbalance.contract import ALERT_OVERLOAD
 from virtbalance.errors import ValidationError
+from virtbalance.sizes import format_size
 
 EXIT_FAILED = 1
 # the rules generated for the lab profile (short windows); the production file would duplicate its alerts

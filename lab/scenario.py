@@ -11,9 +11,9 @@ from typing import Any
 import yaml
 
 from lab.naming import MAX_HOSTS
-from lab.sizes import format_size, parse_size
 from virtbalance.domain_metadata import Placement
 from virtbalance.errors import ValidationError
+from virtbalance.sizes import format_size, parse_size
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
