@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -15,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import requests
+from backfilled_prometheus import backfilled_prometheus
 
 from virtbalance.dashboards import build_all, expressions, substitute
 
@@ -85,12 +84,6 @@ def families(hosts: int, per_host: int, start: int, end: int, step: int) -> Iter
     yield "# EOF\n"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def timed(
     url: str, path: str, params: dict[str, str | int | float], repeats: int
 ) -> tuple[float, int]:
@@ -127,46 +120,8 @@ def main() -> int:
     start = end - args.minutes * 60
     with tempfile.TemporaryDirectory(prefix="bench-dash-") as tmp:
         work = Path(tmp)
-        text = work / "cluster.om"
-        with text.open("w") as out:
-            out.writelines(families(args.hosts, args.domains_per_host, start, end, args.scrape))
-        subprocess.run(
-            [
-                "promtool",
-                "tsdb",
-                "create-blocks-from",
-                "openmetrics",
-                str(text),
-                str(work / "data"),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        (work / "prometheus.yml").write_text("global: {}\n")
-        address = f"127.0.0.1:{free_port()}"
-        server = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={work / 'prometheus.yml'}",
-                f"--storage.tsdb.path={work / 'data'}",
-                f"--web.listen-address={address}",
-                "--storage.tsdb.retention.time=30d",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://{address}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if requests.get(f"{url}/-/ready", timeout=2).ok:
-                        break
-                except requests.RequestException:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("Prometheus did not become ready")
-                time.sleep(0.5)
+        samples = families(args.hosts, args.domains_per_host, start, end, args.scrape)
+        with backfilled_prometheus(work, samples, ready_within=60) as url:
             values = {
                 "__rate_interval": f"{4 * args.scrape}s",
                 "__range": f"{args.minutes}m",
@@ -186,9 +141,6 @@ def main() -> int:
                         params = {"query": expr, "start": start, "end": end, "step": args.scrape}
                         ms, n = timed(url, "query_range", params, args.repeats)
                     rows.append((ms, n, name, expression.where))
-        finally:
-            server.terminate()
-            server.wait(30)
     domains = args.hosts * args.domains_per_host
     print(
         f"{args.hosts} hosts, {domains} domains, {args.minutes} min at {args.scrape} s, median of {args.repeats}"
