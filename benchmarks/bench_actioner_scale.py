@@ -23,6 +23,7 @@ from backfilled_prometheus import backfilled_prometheus
 from actioner.config import parse_config
 from actioner.libvirt_hosts import HostPool
 from actioner.snapshot_builder import SnapshotBuilder
+from virtbalance.contract import DOMAIN_CPU_SECONDS
 from virtbalance.plan import Mode
 from virtbalance.planner import plan
 
@@ -66,7 +67,7 @@ def cores(host: int, domain: int, overloaded: int) -> float:
 
 def openmetrics(hosts: int, domains: int, start: int, end: int, overloaded: int) -> Iterator[str]:
     """The CPU counters the actioner's query reads, one series per domain, every SCRAPE seconds."""
-    name = "libvirt_domain_info_cpu_time_seconds_total"
+    name = DOMAIN_CPU_SECONDS
     yield f"# TYPE {name[: -len('_total')]} counter\n"
     for h in range(hosts):
         for d in range(domains):

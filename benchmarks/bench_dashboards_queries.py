@@ -15,9 +15,15 @@ from pathlib import Path
 import requests
 from backfilled_prometheus import backfilled_prometheus
 
+from virtbalance import contract as c
 from virtbalance.dashboards import build_all, expressions, substitute
 
 GIB = 2**30
+
+
+def _counter(name: str) -> str:
+    """An OpenMetrics counter family is named without the ``_total`` its samples carry."""
+    return name.removesuffix("_total")
 
 
 def families(hosts: int, per_host: int, start: int, end: int, step: int) -> Iterator[str]:
@@ -43,19 +49,15 @@ def families(hosts: int, per_host: int, start: int, end: int, step: int) -> Iter
                 yield f"{sample}{{{labels}}} {v} {t}\n"
 
     for name, value in (
-        ("libvirt_node_cpus", 16),
-        ("libvirt_node_memory_total_bytes", 64 * GIB),
-        ("libvirt_node_memory_available_bytes", 20 * GIB),
-        ("libvirt_node_memory_free_bytes", 10 * GIB),
-        ("libvirt_domains_number", per_host),
-        ("libvirt_up", 1),
+        (c.NODE_CPUS, 16),
+        (c.NODE_MEMORY_TOTAL, 64 * GIB),
+        (c.NODE_MEMORY_AVAILABLE, 20 * GIB),
+        (c.NODE_MEMORY_FREE, 10 * GIB),
+        (c.DOMAINS_NUMBER, per_host),
+        (c.LIBVIRT_UP, 1),
     ):
         yield from family(name, "gauge", [(target(h), value) for h in host_names])
-    for name in (
-        "host:libvirt_cpu:ratio",
-        "host:libvirt_memory_used:ratio",
-        "host:libvirt_cpu_demand:ratio",
-    ):
+    for name in (c.RECORD_CPU, c.RECORD_MEMORY, c.RECORD_CPU_DEMAND):
         yield from family(
             name, "gauge", [(f'host="{h}"', rng.uniform(0.3, 0.9)) for h in host_names]
         )
@@ -64,23 +66,21 @@ def families(hosts: int, per_host: int, start: int, end: int, step: int) -> Iter
         for h in host_names
         for m in ("user", "system", "idle", "iowait")
     ]
-    yield from family("libvirt_node_cpu_seconds", "counter", modes)
+    yield from family(_counter(c.NODE_CPU_SECONDS), "counter", modes)
 
     def dom(h: str, d: str, u: str) -> str:
         return f'{target(h)},domain="{d}",uuid="{u}"'
 
     chunk_rows = [(f'{dom(*x)},chunk="{chunk[x[1]]}"', 1.0) for x in domains]
-    yield from family("libvirt_domain_chunk_info", "gauge", chunk_rows)
-    yield from family("libvirt_domain_info_virtual_cpus", "gauge", [(dom(*x), 2) for x in domains])
+    yield from family(c.DOMAIN_CHUNK_INFO, "gauge", chunk_rows)
+    yield from family(c.DOMAIN_VIRTUAL_CPUS, "gauge", [(dom(*x), 2) for x in domains])
+    yield from family(c.DOMAIN_MAXIMUM_MEMORY, "gauge", [(dom(*x), 2 * GIB) for x in domains])
+    yield from family(c.DOMAIN_MEMORY_RSS, "gauge", [(dom(*x), GIB) for x in domains])
     yield from family(
-        "libvirt_domain_info_maximum_memory_bytes", "gauge", [(dom(*x), 2 * GIB) for x in domains]
-    )
-    yield from family("libvirt_domain_memory_rss_bytes", "gauge", [(dom(*x), GIB) for x in domains])
-    yield from family(
-        "libvirt_domain_info_cpu_time_seconds", "counter", [(dom(*x), load[x[1]]) for x in domains]
+        _counter(c.DOMAIN_CPU_SECONDS), "counter", [(dom(*x), load[x[1]]) for x in domains]
     )
     delay = [(f'{dom(*x)},vcpu="{v}"', 0.01) for x in domains for v in (0, 1)]
-    yield from family("libvirt_domain_vcpu_delay_seconds", "counter", delay)
+    yield from family(_counter(c.DOMAIN_VCPU_DELAY), "counter", delay)
     yield "# EOF\n"
 
 
