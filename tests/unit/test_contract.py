@@ -55,7 +55,17 @@ ACTIONER_METRICS = (
     "HOST_EMPTIED",
 )
 # The domain model, the planner and the barriers: what any component may import without the others.
-CORE = ("contract", "barriers", "policy", "snapshot", "plan", "chunks", "durations", "errors")
+CORE = (
+    "contract",
+    "barriers",
+    "policy",
+    "snapshot",
+    "plan",
+    "chunks",
+    "durations",
+    "sizes",
+    "errors",
+)
 OUTER = {"actioner", "exporter", "lab", "simulator"}
 
 
