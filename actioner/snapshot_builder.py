@@ -19,6 +19,7 @@ from prometheus_api_client import PrometheusConnect
 
 from actioner.config import Config
 from actioner.libvirt_hosts import DomainFacts, HostPool, HostUnreachableError
+from virtbalance import contract as c
 from virtbalance.durations import format_duration
 from virtbalance.snapshot import DomainState, HostState, Snapshot
 
@@ -53,15 +54,13 @@ def prometheus_cpu(url: str, timeout: float, job_filter: str = "") -> CpuQuery:
     def query(window: float) -> dict[str, float]:
         # Summed by domain: a domain that moved inside the window has series under two host labels.
         span = format_duration(window)
-        used = f"sum by (domain) (rate(libvirt_domain_info_cpu_time_seconds_total{job_filter}[{span}]))"
-        waited = (
-            f"sum by (domain) (rate(libvirt_domain_vcpu_delay_seconds_total{job_filter}[{span}]))"
-        )
+        used = f"sum by ({c.LABEL_DOMAIN}) (rate({c.DOMAIN_CPU_SECONDS}{job_filter}[{span}]))"
+        waited = f"sum by ({c.LABEL_DOMAIN}) (rate({c.DOMAIN_VCPU_DELAY}{job_filter}[{span}]))"
         expr = f"{used} + ({waited} or 0 * {used})"
         result = client.custom_query(query=expr, params={"timeout": format_duration(timeout)})
         out: dict[str, float] = {}
         for item in result:
-            name = item.get("metric", {}).get("domain")
+            name = item.get("metric", {}).get(c.LABEL_DOMAIN)
             if name:
                 out[str(name)] = float(item["value"][1])
         return out
