@@ -76,13 +76,16 @@ class SnapshotBuilder:
         config: Config,
         pool: HostPool,
         cpu_query: CpuQuery | None = None,
+        *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.pool = pool
         self._clock = clock
         self._sleep = sleep
+        self._monotonic = monotonic  # times the CPU samples (``sleep`` waits between them)
         if cpu_query is None and config.prometheus.url is not None:
             cpu_query = prometheus_cpu(config.prometheus.url, config.prometheus.timeout)
         self._cpu_query = cpu_query
@@ -201,12 +204,12 @@ class SnapshotBuilder:
         for host, names in by_host.items():
             try:
                 conn = self.pool.connection(host)
-                began = time.monotonic()
+                began = self._monotonic()
                 stats: Iterable[tuple[Any, dict[str, Any]]] = conn.getAllDomainStats(
                     libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_VCPU,
                     libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE,
                 )
-                at = (began + time.monotonic()) / 2
+                at = (began + self._monotonic()) / 2
             except (HostUnreachableError, libvirt.libvirtError) as exc:
                 log.warning("cannot sample CPU on %s: %s", host, exc)
                 continue
