@@ -34,7 +34,7 @@ def _escape_label(value: str) -> str:
     return _valid_utf8(value).replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-def _escape_help(text: str) -> str:
+def escape_help(text: str) -> str:
     return _valid_utf8(text).replace("\\", r"\\").replace("\n", r"\n")
 
 
@@ -157,7 +157,7 @@ def _float_text(value: float) -> str:
     return f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.") + _EXPONENTS[dot]
 
 
-def _value_texts(values: list[float]) -> list[str]:
+def value_texts(values: Sequence[float]) -> list[str]:
     """The values in Go's notation (format_value), whole columns at a time where possible.
 
     Counters and sizes stay the ints libvirt gave (str() of an int is far cheaper than repr()
@@ -183,7 +183,7 @@ _REMEMBERED: dict[float, str] = {}
 _REMEMBERED_MAX = 65536
 
 
-def _remembered(values: list[float], text_of: Callable[[Any], str]) -> list[str]:
+def _remembered(values: Sequence[float], text_of: Callable[[Any], str]) -> list[str]:
     """``text_of`` of each value, remembered."""
     texts: list[str | None] = list(map(_REMEMBERED.get, values))
     if None in texts:
@@ -203,7 +203,7 @@ def render(families: Iterable[Family]) -> bytes:
     append = out.append
     for family in families:
         name = family.sample_name
-        append(f"# HELP {name} {_escape_help(family.help)}\n# TYPE {name} {family.kind}\n")
+        append(f"# HELP {name} {escape_help(family.help)}\n# TYPE {name} {family.kind}\n")
         count = len(family.values)
         if count:
             # Lines are name, label text, value: three slices of one list that a single join
@@ -211,7 +211,7 @@ def render(families: Iterable[Family]) -> bytes:
             parts = [f"\n{name}"] * (3 * count)
             parts[0] = name
             parts[1::3] = map(_TEXT, family.label_sets)
-            parts[2::3] = _value_texts(family.values)
+            parts[2::3] = value_texts(family.values)
             parts.append("\n")
             append("".join(parts))
     return "".join(out).encode()
