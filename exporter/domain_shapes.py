@@ -20,9 +20,10 @@ class Shape:
     """The samples of one domain: per family its label sets and where each value comes from.
 
     A scrape reuses it while the domain's labels are the same object (LabelCache keeps them for
-    a name and topology), its record's flags are equal, the stats keys that decide the series
-    (state, counts, device names) hold the same values, every gathered key is still there and
-    no absent one appeared; otherwise the domain gets a new shape.
+    a name and topology), its record's flags are equal, no absent key appeared, every key it
+    reads is still there and the keys that decide the series (state, counts, device names)
+    hold the same values; otherwise the domain gets a new shape. ``read`` lists the gathered
+    keys, then the present deciding ones: one C-level pass reads both.
     """
 
     __slots__ = (
@@ -33,7 +34,7 @@ class Shape:
         "keys",
         "labels",
         "probe",
-        "probe_keys",
+        "read",
         "samples",
         "width",
     )
@@ -41,22 +42,20 @@ class Shape:
     def __init__(self, labels: DomainLabels, flags: tuple[Any, ...]) -> None:
         self.labels = labels
         self.flags = flags
-        self.probe_keys: tuple[str, ...] = ()
-        self.probe: tuple[Any, ...] = ()
-        self.keys: tuple[str, ...] = ()  # gathered every scrape, in row order
+        self.read: tuple[str, ...] = ()  # gathered keys, then the present deciding keys
+        self.keys = 0  # how many of ``read`` are gathered
+        self.probe: list[Any] = []  # the deciding keys' values when the shape was made
         self.absent: frozenset[str] = frozenset()  # keys that had no value: no sample
         self.derive: Derive | None = None
         self.constants: list[float] = []
         # family index -> (label sets, sources), in the family's sample order
         self.samples: dict[int, tuple[list[LabelSet], list[int]]] = {}
-        self.width = 0  # values per scrape: gathered plus derived
+        self.width = 0  # values per scrape in the row: read plus derived
 
     def fits(self, labels: DomainLabels, flags: tuple[Any, ...], stats: dict[str, Any]) -> bool:
+        """The checks before reading the row (which checks the rest, see DomainFamilies.build)."""
         return (
-            self.labels is labels
-            and self.flags == flags
-            and tuple(map(stats.get, self.probe_keys)) == self.probe
-            and stats.keys().isdisjoint(self.absent)
+            self.labels is labels and self.flags == flags and stats.keys().isdisjoint(self.absent)
         )
 
 
@@ -102,11 +101,13 @@ class ShapeBuilder:
     def finish(self) -> Shape:
         shape = self.shape
         stats = self.stats
-        shape.probe_keys = tuple(self._probe_keys)
-        shape.probe = tuple(map(stats.get, shape.probe_keys))
-        shape.keys = tuple(self._keys)
+        deciding = [key for key in dict.fromkeys(self._probe_keys) if key in stats]
+        self._absent.update(key for key in self._probe_keys if key not in stats)
+        shape.read = (*self._keys, *deciding)
+        shape.keys = len(self._keys)
+        shape.probe = [stats[key] for key in deciding]
         shape.absent = frozenset(self._absent)
-        gathered = len(self._keys)
+        gathered = len(shape.read)
         shape.width = gathered + len(self._derived)
         derivers = tuple(self._derivers)
         if len(derivers) == 1:
