@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import libvirt
 
-from exporter.domain_shapes import CONSTANT, Shape, ShapeBuilder
+from exporter.domain_shapes import CONSTANT, Shape, ShapeBuilder, getter
 from exporter.exposition import Family, LabelSet, gauge
 from exporter.labels import (
     BLOCK_INFO_LABELS,
@@ -608,16 +608,7 @@ class _Plan:
                 ]
             self.constants += shape.constants
             offset += shape.width
-        self.columns = [_column(indices) for indices in sources]
-
-
-def _column(indices: list[int]) -> Callable[[list[Any]], Sequence[Any]]:
-    if len(indices) > 1:
-        return operator.itemgetter(*indices)
-    if indices:
-        index = indices[0]
-        return lambda values: (values[index],)
-    return lambda values: ()
+        self.columns = [getter(indices) for indices in sources]
 
 
 class DomainFamilies:
@@ -650,17 +641,13 @@ class DomainFamilies:
             row: list[Any] | None = None
             if last is not None and last.fits(labels, flags, stats):
                 shape = last
-                try:
-                    row = list(map(stats.__getitem__, shape.read))
-                except KeyError:  # a key the shape reads went away: the series change
+                row = list(stats.values())
+                if shape.probe_of(row) != shape.probe:  # a count, a device or the state
                     row = None
-                else:
-                    if row[shape.keys :] != shape.probe:  # a count, a device or the state
-                        row = None
             if row is None:
                 build = _active_shape if record.active else _inactive_shape
                 shape = build(record, labels, flags)
-                row = list(map(stats.__getitem__, shape.read))
+                row = list(stats.values())
             shapes_by_uuid[record.uuid] = shape
             shapes.append(shape)
             values += row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -10,31 +11,42 @@ from exporter.labels import DomainLabels
 from exporter.source import DomainRecord
 
 # A sample's value comes from one of three places, told apart by the source number: a stats
-# key gathered every scrape (0, 1, ...: its place in the domain's row), a value derived each
-# scrape (after the gathered ones) or a value fixed by the structure (CONSTANT - n, the n-th).
+# value read every scrape (0, 1, ...: its key's place in the stats dict), a value derived each
+# scrape (after the stats values) or a value fixed by the structure (CONSTANT - n, the n-th).
 CONSTANT = -1
 Derive = Callable[[DomainRecord], list[float]]
+Getter = Callable[[list[Any]], tuple[Any, ...]]
+
+
+def getter(indices: list[int]) -> Getter:
+    """operator.itemgetter that always answers a tuple (itemgetter(i) answers the item)."""
+    if len(indices) > 1:
+        return operator.itemgetter(*indices)
+    if indices:
+        index = indices[0]
+        return lambda values: (values[index],)
+    return lambda values: ()
 
 
 class Shape:
     """The samples of one domain: per family its label sets and where each value comes from.
 
     A scrape reuses it while the domain's labels are the same object (LabelCache keeps them for
-    a name and topology), its record's flags are equal, no absent key appeared, every key it
-    reads is still there and the keys that decide the series (state, counts, device names)
-    hold the same values; otherwise the domain gets a new shape. ``read`` lists the gathered
-    keys, then the present deciding ones: one C-level pass reads both.
+    a name and topology), its record's flags are equal, its stats dict has the same keys in the
+    same order (libvirt writes a domain's fields in a fixed order) and the keys that decide the
+    series (state, counts, device names) hold the same values; otherwise the domain gets a new
+    shape. With the keys in place, the values are read positionally (``stats.values()``, one
+    C-level copy) instead of looked up one by one.
     """
 
     __slots__ = (
-        "absent",
         "constants",
         "derive",
         "flags",
-        "keys",
         "labels",
+        "order",
         "probe",
-        "read",
+        "probe_of",
         "samples",
         "width",
     )
@@ -42,21 +54,18 @@ class Shape:
     def __init__(self, labels: DomainLabels, flags: tuple[Any, ...]) -> None:
         self.labels = labels
         self.flags = flags
-        self.read: tuple[str, ...] = ()  # gathered keys, then the present deciding keys
-        self.keys = 0  # how many of ``read`` are gathered
-        self.probe: list[Any] = []  # the deciding keys' values when the shape was made
-        self.absent: frozenset[str] = frozenset()  # keys that had no value: no sample
+        self.order: list[str] = []  # the stats keys, in the dict's order
+        self.probe_of: Getter = getter([])  # the deciding values, from the stats values
+        self.probe: tuple[Any, ...] = ()  # what they were when the shape was made
         self.derive: Derive | None = None
         self.constants: list[float] = []
         # family index -> (label sets, sources), in the family's sample order
         self.samples: dict[int, tuple[list[LabelSet], list[int]]] = {}
-        self.width = 0  # values per scrape in the row: read plus derived
+        self.width = 0  # values per scrape in the row: stats values plus derived
 
     def fits(self, labels: DomainLabels, flags: tuple[Any, ...], stats: dict[str, Any]) -> bool:
-        """The checks before reading the row (which checks the rest, see DomainFamilies.build)."""
-        return (
-            self.labels is labels and self.flags == flags and stats.keys().isdisjoint(self.absent)
-        )
+        """Whether the shape still holds for these labels, flags and stats keys (not values)."""
+        return self.labels is labels and self.flags == flags and list(stats) == self.order
 
 
 class ShapeBuilder:
@@ -66,12 +75,10 @@ class ShapeBuilder:
         self.shape = Shape(labels, flags)
         self.stats = stats
         self._probe_keys: list[str] = []
-        self._keys: list[str] = []
-        self._absent: set[str] = set()
         self._derived: list[tuple[int, LabelSet]] = []
         self._derivers: list[Derive] = []
-        # (family, label set, kind, index): kind "k" gathered key, "d" derived, "c" constant
-        self._pending: list[tuple[int, LabelSet, str, int]] = []
+        # (family, label set, kind, what): "k" a stats key, "d" derived, "c" a constant's index
+        self._pending: list[tuple[int, LabelSet, str, Any]] = []
 
     def probe(self, key: str) -> Any:
         """The value of a key that decides which series the domain has (a count, a device name)."""
@@ -80,11 +87,8 @@ class ShapeBuilder:
 
     def gathered(self, family: int, label_set: LabelSet, key: str) -> None:
         """A sample whose value is ``stats[key]`` each scrape; none while the key is missing."""
-        if self.stats.get(key) is None:
-            self._absent.add(key)
-            return
-        self._pending.append((family, label_set, "k", len(self._keys)))
-        self._keys.append(key)
+        if self.stats.get(key) is not None:
+            self._pending.append((family, label_set, "k", key))
 
     def constant(self, family: int, label_set: LabelSet, value: float) -> None:
         """A sample whose value the structure fixes (info series, timed-out flags)."""
@@ -101,26 +105,28 @@ class ShapeBuilder:
     def finish(self) -> Shape:
         shape = self.shape
         stats = self.stats
-        deciding = [key for key in dict.fromkeys(self._probe_keys) if key in stats]
-        self._absent.update(key for key in self._probe_keys if key not in stats)
-        shape.read = (*self._keys, *deciding)
-        shape.keys = len(self._keys)
-        shape.probe = [stats[key] for key in deciding]
-        shape.absent = frozenset(self._absent)
-        gathered = len(shape.read)
+        # Copies of the keys, not libvirt's own objects: each scrape's dict has new key
+        # strings, and comparing equal strings (not the same ones) is what a scrape costs.
+        shape.order = [key.encode().decode() for key in stats]
+        position = {key: index for index, key in enumerate(stats)}
+        # A deciding key that is missing reads as None: its appearing changes the key order.
+        deciding = [position[key] for key in dict.fromkeys(self._probe_keys) if key in position]
+        shape.probe_of = getter(deciding)
+        shape.probe = shape.probe_of(list(stats.values()))
+        gathered = len(stats)
         shape.width = gathered + len(self._derived)
         derivers = tuple(self._derivers)
         if len(derivers) == 1:
             shape.derive = derivers[0]
         elif derivers:
             shape.derive = lambda record: [v for derive in derivers for v in derive(record)]
-        for family, label_set, kind, index in self._pending:
+        for family, label_set, kind, what in self._pending:
             label_sets, sources = shape.samples.setdefault(family, ([], []))
             label_sets.append(label_set)
             if kind == "k":
-                sources.append(index)
+                sources.append(position[what])
             elif kind == "d":
-                sources.append(gathered + index)
+                sources.append(gathered + what)
             else:
-                sources.append(CONSTANT - index)
+                sources.append(CONSTANT - what)
         return shape
