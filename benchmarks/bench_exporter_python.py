@@ -27,7 +27,7 @@ import tarfile
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,12 +131,46 @@ def compare(ref: str, args: argparse.Namespace) -> int:
     return 0
 
 
+def print_stages(
+    collector: LibvirtCollector, conn: FakeConnection, steps: Iterator[int], scrapes: int
+) -> None:
+    """Steady CPU medians of reading libvirt, building the families and rendering, apart.
+
+    This tree's internals (the collector's source and family builder, a renderer of its own):
+    the parts of what the endpoint does, without its lock and self-metrics bookkeeping.
+    """
+    # Imported here: a --baseline child imports this file with an exporter that has no Renderer.
+    from exporter.rendering import Renderer  # noqa: PLC0415
+
+    renderer = Renderer()
+    parts: dict[str, list[float]] = {"read libvirt": [], "build families": [], "render": []}
+    for _ in range(scrapes + 1):
+        busy(conn, next(steps))
+        began = time.process_time()
+        data = collector._source.scrape()
+        read = time.process_time()
+        families = collector._families(data) + collector._self_metrics(data)
+        built = time.process_time()
+        renderer.render(families)
+        done = time.process_time()
+        for part, seconds in zip(
+            parts.values(), (read - began, built - read, done - built), strict=True
+        ):
+            part.append(seconds)
+    for label, seconds in parts.items():
+        # The first scrape fills the renderer's memory: left out, as in a served steady state.
+        print(f"stage {label}: CPU median {statistics.median(seconds[1:]) * 1000:.1f} ms")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", type=int, default=1000)
     parser.add_argument("--scrapes", type=int, default=30)
     parser.add_argument("--baseline", help="also run the exporter of this git commit, alternately")
     parser.add_argument("--runs", type=int, default=3, help="child processes per side (--baseline)")
+    parser.add_argument(
+        "--stages", action="store_true", help="also split this tree's steady scrape by stage"
+    )
     parser.add_argument("--exporter-root", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -185,6 +219,8 @@ def main() -> int:
         median = statistics.median(t for t, _ in steady_runs) * 1000
         print(json.dumps({"median_ms": median, "lines": steady_runs[0][1]}))
         return 0
+    if args.stages:
+        print_stages(steady, conn, steps, args.scrapes)
     results = {
         "served, steady (XML cached)": steady_runs,
         "served, cold (all XML parsed)": [

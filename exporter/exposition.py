@@ -167,7 +167,7 @@ def value_texts(values: Sequence[float]) -> list[str]:
     if kinds == _INT:
         if min(values) > -_EXACT and max(values) < _GO_EXPONENT:
             return list(map(operator.add, map(str, values), itertools.repeat(".0")))
-        return _remembered(values, _int_text)
+        return _int_texts(values)  # type: ignore[arg-type]  # every value is an int
     if kinds == _FLOAT:
         total = sum(values)
         # A finite sum means no inf or NaN, so max() is reliable.
@@ -181,6 +181,40 @@ def value_texts(values: Sequence[float]) -> list[str]:
 # domains and scrapes, so most of a column is found with one C-level pass.
 _REMEMBERED: dict[float, str] = {}
 _REMEMBERED_MAX = 65536
+
+
+# Ints apart from floats: 0 and -0.0 are equal keys but different texts.
+_REMEMBERED_INTS: dict[int, str] = {}
+_REPEAT = itertools.repeat
+_TAIL = slice(1, None)
+
+
+def _int_texts(values: Sequence[int]) -> list[str]:
+    """_int_text of each value: texts remembered, the others a whole column at a time.
+
+    Counters past 1e6 move every scrape, so they are not found; their texts come from C-level
+    passes over the digits (d.ddd without trailing zeros, then e+NN from the digit count).
+    """
+    if len(_REMEMBERED_INTS) > _REMEMBERED_MAX:
+        _REMEMBERED_INTS.clear()
+    texts = list(map(_REMEMBERED_INTS.get, values))
+    if None not in texts:
+        return texts  # type: ignore[return-value]  # no None is left
+    missing = list(itertools.compress(values, map(operator.not_, texts)))
+    new: Iterable[str]
+    if min(missing) >= _GO_EXPONENT and max(missing) < _EXACT:
+        digits = list(map(str, missing))
+        heads = map(operator.add, map(operator.itemgetter(0), digits), _REPEAT("."))
+        mantissas = map(operator.add, heads, map(operator.getitem, digits, _REPEAT(_TAIL)))
+        new = map(
+            operator.add,
+            map(str.rstrip, mantissas, _REPEAT("0.")),
+            map(_EXPONENTS.__getitem__, map(len, digits)),
+        )
+    else:
+        new = map(_int_text, missing)
+    _REMEMBERED_INTS.update(zip(missing, new, strict=True))
+    return list(map(_REMEMBERED_INTS.__getitem__, values))
 
 
 def _remembered(values: Sequence[float], text_of: Callable[[Any], str]) -> list[str]:

@@ -12,7 +12,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from exporter.exposition import Family, LabelSet, counter, format_value, gauge, render
+from exporter.exposition import (
+    Family,
+    LabelSet,
+    counter,
+    format_value,
+    gauge,
+    render,
+    value_texts,
+)
 from exporter.rendering import Renderer
 
 # Label values: quotes, backslashes, newlines, spaces, non-ASCII (no lone surrogates: those are
@@ -200,3 +208,14 @@ def test_renderer_tells_negative_zero_and_nan_apart_from_the_last_scrape():
         family.label_sets = [label_set]
         family.values = list(values)
         assert renderer.render([family]) == render([family]) == _reference([family])
+
+
+def test_big_int_columns_in_go_notation_fresh_and_remembered():
+    # Counters past 1e6 take the column-at-a-time digits path; a second pass finds them.
+    rng = random.Random(7)
+    values = [10**6, 10**15, 2**53 - 1, 1_200_000, 1_000_001, 123_456_789_000]
+    values += [rng.randrange(10**6, 2**53) for _ in range(500)]
+    for _ in range(2):
+        assert value_texts(values) == [format_value(v) for v in values]
+    mixed = [*values, 0, 5, 2**53 + 1, -(2**60)]  # small ones and ones past 2**53 among them
+    assert value_texts(mixed) == [format_value(v) for v in mixed]
