@@ -588,8 +588,8 @@ def _inactive_shape(record: DomainRecord, labels: DomainLabels, flags: tuple[Any
 class _Plan:
     """Where each per-domain family's samples come from, for one sequence of domain shapes.
 
-    A scrape's values form one list: every domain's row (gathered stats, then derived values),
-    then the constants; each family's column is one C-level itemgetter over it.
+    A scrape's values form one list: every domain's row (its stats values, then its derived
+    values), then the constants; each family's column is one C-level itemgetter over it.
     """
 
     def __init__(self, shapes: list[Shape]) -> None:
@@ -614,9 +614,9 @@ class _Plan:
 class DomainFamilies:
     """Builds the per-domain families of each scrape, remembering each domain's shape.
 
-    While no domain's shape changed, a scrape reads each domain's stats in one C-level gather
-    and cuts the families' columns from them with the last scrape's plan: no Python step per
-    sample. The families are new each scrape; their label-set lists are copies of the plan's.
+    While no domain's shape changed, a scrape copies each domain's stats values in one C-level
+    pass and cuts the families' columns from them with the last scrape's plan: no Python step
+    per sample. The families are new each scrape; their label-set lists are copies of the plan's.
     """
 
     def __init__(

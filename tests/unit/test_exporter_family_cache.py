@@ -14,13 +14,21 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from exporter.collector import LibvirtCollector
 from exporter.domain_families import DomainFamilies
 from exporter.exposition import Family, render
 from exporter.labels import LabelCache
+from exporter.main import build_app
 from exporter.rendering import Renderer
 from exporter.source import DomainRecord, LibvirtSource
 from exporter.topology import TopologyCache
-from tests.fixtures.exporter.fake_libvirt import FakeClock, FakeConnection, recorded_host
+from tests.fixtures.exporter.fake_libvirt import (
+    RECORDED_BRIDGES,
+    FakeBridges,
+    FakeClock,
+    FakeConnection,
+    recorded_host,
+)
 
 # Label values no exporter should choke on: quotes, backslashes, newlines, %, non-ASCII.
 HOSTILE = ('vm "quoted"', "back\\slash", "new\nline", "100%d %s", "é漢😀", "")
@@ -233,3 +241,39 @@ def test_a_steady_scrape_reuses_every_shape_and_the_plan():
     assert families._plan is plan
     assert all(families._shapes[uuid] is shape for uuid, shape in shapes.items())
     assert first != second  # the values moved, the structure did not
+
+
+def test_served_scrapes_match_the_collector_path_while_the_host_changes():
+    # The endpoint renders remembered text; prometheus_client renders what collect() yields.
+    clock = FakeClock()  # frozen: stage durations are 0, so both texts are deterministic
+    conn = FakeConnection(recorded_host())
+    source = LibvirtSource(
+        connect=lambda: conn, clock=clock, timeout=5.0, topology_cache=TopologyCache(60.0)
+    )
+    collector = LibvirtCollector(source, bridges=FakeBridges(RECORDED_BRIDGES), clock=clock)
+    app = build_app(collector, "/metrics")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+
+    def changes() -> Iterator[None]:
+        yield  # the first scrape
+        for dom in conn.domains:
+            dom.info_values[4] += 10**9  # CPU time moves
+        yield
+        yield  # nothing changed: every family's text is reused
+        stats = conn.domains[0].stats
+        _copy_device(stats, "block", int(stats["block.count"]), 'hot "plugged"\n%d.qcow2')
+        yield
+        conn.domains[1]._name = "renamed é 100%"
+        yield
+        conn.domains.pop()
+        yield
+
+    served = []
+    for _ in changes():
+        body = b"".join(app({"PATH_INFO": "/metrics"}, lambda status, headers: None))
+        assert body == generate_latest(registry)
+        served.append(body)
+    assert served[1] == served[2] != served[0]
+    assert b'hot \\"plugged\\"\\n%d.qcow2' in served[3]
+    assert b"renamed \xc3\xa9 100%" in served[4]
