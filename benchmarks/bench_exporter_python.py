@@ -2,8 +2,8 @@
 
 Run: .venv/bin/python benchmarks/bench_exporter_python.py [--domains 1000] [--scrapes 30]
     [--baseline GIT-REF [--runs 3]]
-Reports the median and p90 of what the HTTP endpoint does per scrape (read the fake libvirt,
-build the families, render the text), steady state (XML cached) and with a cold topology cache
+Reports the median and p90 of what the HTTP endpoint does per scrape (its WSGI app: read the
+fake libvirt, build the families, render the text; no gzip), steady state (XML cached) and with a cold topology cache
 (every domain's XML parsed, as after a restart); process CPU seconds, which a busy shared machine
 disturbs less than wall time. Before every steady scrape each domain's counters (CPU, vCPU,
 block and interface figures) grow, as on a busy host, so no scrape sees the values of the last.
@@ -27,7 +27,9 @@ import tarfile
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -38,7 +40,7 @@ if "--exporter-root" in sys.argv:
     sys.path.insert(0, sys.argv[sys.argv.index("--exporter-root") + 1])
 
 from exporter.collector import LibvirtCollector  # noqa: E402
-from exporter.exposition import render  # noqa: E402
+from exporter.main import build_app  # noqa: E402
 from exporter.source import LibvirtSource  # noqa: E402
 from exporter.topology import TopologyCache  # noqa: E402
 from tests.fixtures.exporter.fake_libvirt import (  # noqa: E402
@@ -129,12 +131,46 @@ def compare(ref: str, args: argparse.Namespace) -> int:
     return 0
 
 
+def print_stages(
+    collector: LibvirtCollector, conn: FakeConnection, steps: Iterator[int], scrapes: int
+) -> None:
+    """Steady CPU medians of reading libvirt, building the families and rendering, apart.
+
+    This tree's internals (the collector's source and family builder, a renderer of its own):
+    the parts of what the endpoint does, without its lock and self-metrics bookkeeping.
+    """
+    # Imported here: a --baseline child imports this file with an exporter that has no Renderer.
+    from exporter.rendering import Renderer  # noqa: PLC0415
+
+    renderer = Renderer()
+    parts: dict[str, list[float]] = {"read libvirt": [], "build families": [], "render": []}
+    for _ in range(scrapes + 1):
+        busy(conn, next(steps))
+        began = time.process_time()
+        data = collector._source.scrape()
+        read = time.process_time()
+        families = collector._families(data) + collector._self_metrics(data)
+        built = time.process_time()
+        renderer.render(families)
+        done = time.process_time()
+        for part, seconds in zip(
+            parts.values(), (read - began, built - read, done - built), strict=True
+        ):
+            part.append(seconds)
+    for label, seconds in parts.items():
+        # The first scrape fills the renderer's memory: left out, as in a served steady state.
+        print(f"stage {label}: CPU median {statistics.median(seconds[1:]) * 1000:.1f} ms")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", type=int, default=1000)
     parser.add_argument("--scrapes", type=int, default=30)
     parser.add_argument("--baseline", help="also run the exporter of this git commit, alternately")
     parser.add_argument("--runs", type=int, default=3, help="child processes per side (--baseline)")
+    parser.add_argument(
+        "--stages", action="store_true", help="also split this tree's steady scrape by stage"
+    )
     parser.add_argument("--exporter-root", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -153,9 +189,14 @@ def main() -> int:
         )
         return LibvirtCollector(source, bridges=FakeBridges(bridges), clock=time.monotonic)
 
+    apps: dict[int, Callable[..., Any]] = {}
+
     def served(collector: LibvirtCollector) -> tuple[float, int]:
+        # What one GET of /metrics costs: the endpoint's own app, kept per collector as a server
+        # keeps it (whatever it remembers between scrapes counts as it would in production).
+        app = apps.setdefault(id(collector), build_app(collector, "/metrics"))
         began = time.process_time()
-        text = render(collector.families())
+        text = b"".join(app({"PATH_INFO": "/metrics"}, lambda status, headers: None))
         return time.process_time() - began, text.count(b"\n")
 
     def via_prometheus_client(collector: LibvirtCollector) -> tuple[float, int]:
@@ -178,6 +219,8 @@ def main() -> int:
         median = statistics.median(t for t, _ in steady_runs) * 1000
         print(json.dumps({"median_ms": median, "lines": steady_runs[0][1]}))
         return 0
+    if args.stages:
+        print_stages(steady, conn, steps, args.scrapes)
     results = {
         "served, steady (XML cached)": steady_runs,
         "served, cold (all XML parsed)": [

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import libvirt
 
-from exporter.exposition import Family, LabelSet, counter, gauge
+from exporter.domain_shapes import CONSTANT, Shape, ShapeBuilder, getter
+from exporter.exposition import Family, LabelSet, gauge
 from exporter.labels import (
     BLOCK_INFO_LABELS,
     BLOCK_LABELS,
@@ -218,345 +218,466 @@ JOB_KEYS = tuple(key for _, key, _, _ in JOB_SERIES)
 JOB_FACTORS = tuple(factor for _, _, _, factor in JOB_SERIES)
 
 
-@functools.cache
-def _device_keys(group: str, count: int, fields: tuple[str, ...]) -> tuple[str, ...]:
-    """Bulk-stats keys of ``count`` devices of ``group``, device by device (block.0.rd.bytes, ...)."""
-    return tuple(f"{group}.{index}.{field}" for index in range(count) for field in fields)
+class _Spec(NamedTuple):
+    """A per-domain family: name, help, type, label names, and the divisor to base units."""
+
+    name: str
+    help: str
+    kind: str
+    labels: tuple[str, ...]
+    factor: float  # 1 keeps libvirt's value; below 1 multiplies (KiB to bytes, exactly)
 
 
-class _Table:
-    """Families that share their label sets, filled a row (device) at a time, split at the end.
+# Every per-domain family, in the order they are served.
+SPECS: list[_Spec] = []
 
-    Each domain adds its rows with one C-level gather (``map(stats.get, keys)``) instead of one
-    Python step per sample; ``finish`` cuts the gathered values into one column per family.
+
+def _add(kind: str, name: str, help_text: str, labels: tuple[str, ...], factor: float = 1) -> int:
+    SPECS.append(_Spec(name, help_text, kind, labels, factor))
+    return len(SPECS) - 1
+
+
+def _series(
+    prefix: str,
+    series: tuple[tuple[str, str, str, float], ...],
+    labels: tuple[str, ...],
+    *,
+    factors: bool = True,
+) -> tuple[int, ...]:
+    return tuple(
+        _add(
+            "counter" if name.endswith("_total") else "gauge",
+            f"{prefix}_{name}",
+            text,
+            labels,
+            factor if factors else 1,
+        )
+        for name, _, text, factor in series
+    )
+
+
+STATE_CODE = _add("gauge", "libvirt_domain_state_code", "State of the domain.", DOMAIN_LABELS)
+INFO_STATE = _add(
+    "gauge",
+    "libvirt_domain_info_state",
+    "Code of the domain state, with its description.",
+    STATE_LABELS,
+)
+TIMED_OUT = _add(
+    "gauge",
+    "libvirt_domain_timed_out",
+    "1 when the scrape deadline passed before the domain was fully read.",
+    DOMAIN_LABELS,
+)
+GUEST_INFO = _add(
+    "gauge", "libvirt_domain_info", "The domain's OS type and machine, value 1.", OS_LABELS
+)
+OPENSTACK = _add(
+    "gauge",
+    "libvirt_domain_openstack_info",
+    "OpenStack Nova's metadata of the domain (empty outside OpenStack), value 1.",
+    OPENSTACK_LABELS,
+)
+# Every family with one sample per domain straight from a bulk-stats key.
+DOMAIN_KEYS = (
+    (
+        _add(
+            "counter",
+            c.DOMAIN_CPU_SECONDS,
+            "Amount of CPU time used by the domain, in seconds.",
+            DOMAIN_LABELS,
+            NS,
+        ),
+        "cpu.time",
+    ),
+    (
+        _add(
+            "gauge",
+            c.DOMAIN_VIRTUAL_CPUS,
+            "Number of virtual CPUs for the domain.",
+            DOMAIN_LABELS,
+        ),
+        "vcpu.current",
+    ),
+    (
+        _add(
+            "gauge",
+            c.DOMAIN_MAXIMUM_MEMORY,
+            "Maximum allowed memory of the domain, in bytes.",
+            DOMAIN_LABELS,
+            FROM_KIB,
+        ),
+        "balloon.maximum",
+    ),
+    (
+        _add(
+            "gauge",
+            "libvirt_domain_info_memory_usage_bytes",
+            "Memory usage of the domain, in bytes.",
+            DOMAIN_LABELS,
+            FROM_KIB,
+        ),
+        "balloon.current",
+    ),
+    (
+        _add(
+            "gauge",
+            c.DOMAIN_MEMORY_RSS,
+            "Resident memory of the domain's process on the host, in bytes.",
+            DOMAIN_LABELS,
+            FROM_KIB,
+        ),
+        "balloon.rss",
+    ),
+    (
+        _add(
+            "gauge",
+            "libvirt_domain_memory_balloon_current_bytes",
+            "Memory the balloon currently gives the guest, in bytes.",
+            DOMAIN_LABELS,
+            FROM_KIB,
+        ),
+        "balloon.current",
+    ),
+    *zip(
+        _series("libvirt_domain_memory_stats", MEMORY_SERIES, DOMAIN_LABELS),
+        (key for _, key, _, _ in MEMORY_SERIES),
+        strict=True,
+    ),
+)
+USED_PERCENT = _add(
+    "gauge",
+    "libvirt_domain_memory_stats_used_percent",
+    "Memory the guest uses, in percent of the memory it sees (available - usable).",
+    DOMAIN_LABELS,
+)
+DOMAIN_KEYS += (
+    (
+        _add(
+            "gauge",
+            "libvirt_domain_vcpu_current",
+            "Number of current online vCPUs.",
+            DOMAIN_LABELS,
+        ),
+        "vcpu.current",
+    ),
+    (
+        _add(
+            "gauge",
+            "libvirt_domain_vcpu_maximum",
+            "Number of maximum online vCPUs.",
+            DOMAIN_LABELS,
+        ),
+        "vcpu.maximum",
+    ),
+)
+VCPU = tuple(
+    zip(
+        _series("libvirt_domain_vcpu", VCPU_SERIES, VCPU_LABELS),
+        (f for _, f, _, _ in VCPU_SERIES),
+        strict=True,
+    )
+)
+MIGRATING = _add(
+    "gauge",
+    "libvirt_domain_migration_in_progress",
+    "1 while a migration job of the domain runs on this host.",
+    DOMAIN_LABELS,
+)
+MIGRATION_DIRTY = _add(
+    "gauge",
+    "libvirt_domain_migration_memory_dirty_rate_bytes_per_second",
+    "Rate at which the guest dirties memory during its outgoing migration, in bytes per second.",
+    DOMAIN_LABELS,
+)
+MIGRATION_BANDWIDTH = _add(
+    "gauge",
+    "libvirt_domain_migration_memory_bandwidth_bytes_per_second",
+    "Memory transfer rate of the outgoing migration, in bytes per second.",
+    DOMAIN_LABELS,
+)
+MIGRATION_ITERATION = _add(
+    "gauge",
+    "libvirt_domain_migration_memory_iteration",
+    "Pass over the guest memory the outgoing migration is in (1 = the first full copy).",
+    DOMAIN_LABELS,
+)
+MIGRATION_REMAINING = _add(
+    "gauge",
+    "libvirt_domain_migration_remaining_bytes",
+    "Data the outgoing migration still has to transfer, in bytes.",
+    DOMAIN_LABELS,
+)
+MIGRATION_DOWNTIME = _add(
+    "gauge",
+    "libvirt_domain_migration_expected_downtime_seconds",
+    "Downtime the outgoing migration expects at switch-over, in seconds.",
+    DOMAIN_LABELS,
+)
+# Job values are derived (divided) per scrape, so their families keep what they are given.
+JOB = _series("libvirt_domain_job_info", JOB_SERIES, DOMAIN_LABELS, factors=False)
+DIRTY = _add(
+    "gauge",
+    "libvirt_domain_dirty_rate_bytes_per_second",
+    "Memory dirty rate of the last libvirt dirty-rate calculation, in bytes per second.",
+    DOMAIN_LABELS,
+)
+BLOCK = tuple(
+    zip(
+        _series("libvirt_domain_block_stats", BLOCK_SERIES, BLOCK_LABELS),
+        (f for _, f, _, _ in BLOCK_SERIES),
+        strict=True,
+    )
+)
+BLOCK_INFO = _add(
+    "gauge",
+    "libvirt_domain_block_stats_info",
+    "A block device of the domain and its driver settings, value 1.",
+    BLOCK_INFO_LABELS,
+)
+NET = tuple(
+    zip(
+        _series("libvirt_domain_interface_stats", NET_SERIES, NET_LABELS),
+        (f for _, f, _, _ in NET_SERIES),
+        strict=True,
+    )
+)
+NET_INFO = _add(
+    "gauge",
+    "libvirt_domain_interface_stats_info",
+    "A network interface of the domain: type, bridge, MAC, model and MTU, value 1.",
+    NET_INFO_LABELS,
+)
+BALLOON_AVAILABLE, BALLOON_USABLE = "balloon.available", "balloon.usable"
+DIRTY_STATUS, DIRTY_RATE = "dirtyrate.calc_status", "dirtyrate.megabytes_per_second"
+
+
+def _flags(record: DomainRecord) -> tuple[Any, ...]:
+    """What decides a domain's series besides its labels and stats keys (see Shape.fits)."""
+    stats = record.stats
+    job = record.job
+    return (
+        record.active,
+        record.timed_out,
+        record.migrating,
+        None if job is None else (frozenset(job), bool(job.get("memory_page_size"))),
+        bool(stats.get(BALLOON_AVAILABLE)) and BALLOON_USABLE in stats,
+        stats.get(DIRTY_STATUS) == DIRTYRATE_MEASURED and DIRTY_RATE in stats,
+    )
+
+
+def _used_percent(record: DomainRecord) -> list[float]:
+    available = record.stats[BALLOON_AVAILABLE]
+    return [(available - record.stats[BALLOON_USABLE]) * 100.0 / available]
+
+
+def _dirty_rate(record: DomainRecord) -> list[float]:
+    return [float(record.stats[DIRTY_RATE] * KIB * KIB)]
+
+
+def _job_values(record: DomainRecord) -> list[float]:
+    job = record.job
+    assert job is not None  # a shape with job samples is made for a record with a job
+    return [job.get(key, 0) / factor for key, factor in zip(JOB_KEYS, JOB_FACTORS, strict=True)]
+
+
+def _migration(job: dict[str, Any]) -> tuple[list[int], Callable[[DomainRecord], list[float]]]:
+    """The migration families the source's job stats fill, and how to read them."""
+    readers: list[tuple[int, Callable[[dict[str, Any]], float]]] = []
+    if job.get("memory_page_size") and "memory_dirty_rate" in job:
+        readers.append(
+            (MIGRATION_DIRTY, lambda j: float(j["memory_dirty_rate"] * j["memory_page_size"]))
+        )
+    if "memory_bps" in job:
+        readers.append((MIGRATION_BANDWIDTH, lambda j: float(j["memory_bps"])))
+    readers.append((MIGRATION_ITERATION, lambda j: float(j["memory_iteration"])))
+    if "data_remaining" in job:
+        readers.append((MIGRATION_REMAINING, lambda j: float(j["data_remaining"])))
+    if "downtime" in job:
+        readers.append((MIGRATION_DOWNTIME, lambda j: j["downtime"] / MS))
+
+    def read(record: DomainRecord) -> list[float]:
+        assert record.job is not None
+        return [reader(record.job) for _, reader in readers]
+
+    return [family for family, _ in readers], read
+
+
+def _active_shape(record: DomainRecord, labels: DomainLabels, flags: tuple[Any, ...]) -> Shape:
+    """Every sample of a running domain: the slow path, once per change of its structure."""
+    stats = record.stats
+    b = ShapeBuilder(labels, flags, stats)
+    ident = labels.ident
+    state = b.probe("state.state")
+    b.gathered(STATE_CODE, ident, "state.state")
+    if state is not None:
+        b.constant(INFO_STATE, labels.state(int(state)), float(state))
+    b.constant(TIMED_OUT, ident, 1.0 if record.timed_out else 0.0)
+    if record.topology is not None:
+        _add_guest(b, labels)
+        for label_set in labels.block_infos():
+            b.constant(BLOCK_INFO, label_set, 1.0)
+        for label_set in labels.net_infos():
+            b.constant(NET_INFO, label_set, 1.0)
+    for family, key in DOMAIN_KEYS:
+        b.gathered(family, ident, key)
+    if flags[4]:  # available and usable: the percentage
+        b.derived(_used_percent, [(USED_PERCENT, ident)])
+    current = b.probe("vcpu.current")
+    if current is not None:
+        maximum = b.probe("vcpu.maximum")
+        count = int(maximum if maximum is not None else current)
+        for index, label_set in enumerate(labels.vcpus(count)):
+            for family, field in VCPU:
+                b.gathered(family, label_set, f"vcpu.{index}.{field}")
+    _add_job(b, record, ident)
+    if flags[5]:
+        b.derived(_dirty_rate, [(DIRTY, ident)])
+    count = int(b.probe("block.count") or 0)
+    if count:
+        devices = tuple(b.probe(f"block.{i}.{f}") for i in range(count) for f in ("path", "name"))
+        for index, label_set in enumerate(labels.blocks(devices)):
+            for family, field in BLOCK:
+                b.gathered(family, label_set, f"block.{index}.{field}")
+    count = int(b.probe("net.count") or 0)
+    if count:
+        names = tuple(b.probe(f"net.{i}.name") for i in range(count))
+        for index, label_set in enumerate(labels.nets(names)):
+            for family, field in NET:
+                b.gathered(family, label_set, f"net.{index}.{field}")
+    return b.finish()
+
+
+def _add_guest(b: ShapeBuilder, labels: DomainLabels) -> None:
+    os_labels, openstack_labels = labels.guest()
+    b.constant(GUEST_INFO, os_labels, 1.0)
+    b.constant(OPENSTACK, openstack_labels, 1.0)
+
+
+def _add_job(b: ShapeBuilder, record: DomainRecord, ident: LabelSet) -> None:
+    if record.migrating is not None:
+        b.constant(MIGRATING, ident, 1.0 if record.migrating else 0.0)
+    job = record.job
+    if job is None:
+        if record.migrating is False:  # checked, or no event said otherwise: no job
+            # Only the type: eleven more zeros per idle domain would be 11,000 series on a
+            # 1,000-domain host (inovex serves them; a job brings them all, see docs).
+            b.constant(JOB[0], ident, 0.0)
+        return
+    b.derived(_job_values, [(family, ident) for family in JOB])
+    if record.migrating and "memory_iteration" in job:
+        # Only the source of a migration has its memory figures.
+        families, read = _migration(job)
+        b.derived(read, [(family, ident) for family in families])
+
+
+def _inactive_shape(record: DomainRecord, labels: DomainLabels, flags: tuple[Any, ...]) -> Shape:
+    """A defined domain that is not running: inovex's state and info series only.
+
+    The libvirt_domain_info_* series stay for running domains (Debian's exporter lists only
+    those, and virtbalance sums them per host).
+    """
+    b = ShapeBuilder(labels, flags, record.stats)
+    shutoff = libvirt.VIR_DOMAIN_SHUTOFF
+    b.constant(INFO_STATE, labels.state(shutoff), float(shutoff))
+    b.constant(TIMED_OUT, labels.ident, 1.0 if record.timed_out else 0.0)
+    if record.topology is not None:
+        _add_guest(b, labels)
+    return b.finish()
+
+
+class _Plan:
+    """Where each per-domain family's samples come from, for one sequence of domain shapes.
+
+    A scrape's values form one list: every domain's row (its stats values, then its derived
+    values), then the constants; each family's column is one C-level itemgetter over it.
     """
 
-    def __init__(
-        self, families: list[Family], fields: tuple[str, ...], factors: tuple[float, ...]
-    ) -> None:
-        self.families = families
-        self.fields = fields  # the bulk-stats field (key, or key suffix per device) of each family
-        self.factors = factors  # divisors to base units
-        self.label_sets: list[LabelSet] = []
-        self.values: list[Any] = []  # row after row, len(families) values per row
-
-    def add(self, label_sets: list[LabelSet], stats: dict[str, Any], keys: tuple[str, ...]) -> None:
-        """Rows for ``label_sets``: ``keys`` holds each row's fields, in family order, row by row."""
-        self.label_sets.extend(label_sets)
-        self.values.extend(map(stats.get, keys))
-
-    def finish(self) -> None:
-        width = len(self.families)
-        for index, (family, factor) in enumerate(zip(self.families, self.factors, strict=True)):
-            column = self.values[index::width]
-            label_sets = self.label_sets
-            if None in column:  # fields libvirt left out (NOWAIT, no balloon driver): no sample
-                present = [i for i, value in enumerate(column) if value is not None]
-                label_sets = [label_sets[i] for i in present]
-                column = [column[i] for i in present]
-            family.label_sets = list(label_sets)
-            if factor == 1:
-                family.values = column  # libvirt's ints stay ints: exact, and cheaper to render
-            elif factor == FROM_KIB:
-                family.values = list(map(operator.mul, column, itertools.repeat(KIB)))
-            else:
-                family.values = list(map(operator.truediv, column, itertools.repeat(factor)))
-
-
-def _table(
-    prefix: str, series: tuple[tuple[str, str, str, float], ...], labels: tuple[str, ...]
-) -> _Table:
-    families = [
-        (counter if name.endswith("_total") else gauge)(f"{prefix}_{name}", text, labels)
-        for name, _, text, _ in series
-    ]
-    return _Table(families, tuple(key for _, key, _, _ in series), tuple(f for *_, f in series))
+    def __init__(self, shapes: list[Shape]) -> None:
+        self.shapes = shapes
+        self.label_sets: list[list[LabelSet]] = [[] for _ in SPECS]
+        sources: list[list[int]] = [[] for _ in SPECS]
+        self.constants: list[float] = []
+        width = sum(shape.width for shape in shapes)
+        offset = 0
+        for shape in shapes:
+            constant_base = width + len(self.constants) + CONSTANT
+            for family, (label_sets, shape_sources) in shape.samples.items():
+                self.label_sets[family] += label_sets
+                sources[family] += [
+                    offset + s if s >= 0 else constant_base - s for s in shape_sources
+                ]
+            self.constants += shape.constants
+            offset += shape.width
+        self.columns = [getter(indices) for indices in sources]
 
 
 class DomainFamilies:
-    """Builds the per-domain families of one scrape; label sets come from the shared cache."""
+    """Builds the per-domain families of each scrape, remembering each domain's shape.
+
+    While no domain's shape changed, a scrape copies each domain's stats values in one C-level
+    pass and cuts the families' columns from them with the last scrape's plan: no Python step
+    per sample. The families are new each scrape; their label-set lists are copies of the plan's.
+    """
 
     def __init__(
         self, labels_of: Callable[[str, str, DomainTopology | None], DomainLabels]
     ) -> None:
         self._labels_of = labels_of
+        self._shapes: dict[str, Shape] = {}  # by UUID, the domains of the last scrape
+        self._plan: _Plan | None = None
 
     def build(self, domains: list[DomainRecord], inactive: list[DomainRecord]) -> list[Family]:
         """Families of the active ``domains`` plus the inactive ones' state and info series."""
-        f = _Families()
         labels_of = self._labels_of
-        for record in domains:
+        known = self._shapes
+        shapes_by_uuid: dict[str, Shape] = {}
+        shapes: list[Shape] = []
+        values: list[Any] = []
+        for record in (*domains, *inactive):
             labels = labels_of(record.name, record.uuid, record.topology)
-            f.add_active(record, labels)
-        for record in inactive:
-            f.add_inactive(record, labels_of(record.name, record.uuid, record.topology))
-        f.domains.add((), float(len(domains) + len(inactive)))
-        f.domains_number.add((), float(len(domains)))
-        return f.all()
-
-
-class _Families:
-    """The families of one scrape, filled domain by domain (the hot loop: cached label sets)."""
-
-    def __init__(self) -> None:
-        self.domains_number = gauge(c.DOMAINS_NUMBER, "Number of domains.")
-        self.domains = gauge("libvirt_domains", "Number of domains, running or not.")
-        self.timed_out = gauge(
-            "libvirt_domain_timed_out",
-            "1 when the scrape deadline passed before the domain was fully read.",
-            DOMAIN_LABELS,
-        )
-        self.state_code = gauge("libvirt_domain_state_code", "State of the domain.", DOMAIN_LABELS)
-        self.info_state = gauge(
-            "libvirt_domain_info_state",
-            "Code of the domain state, with its description.",
-            STATE_LABELS,
-        )
-        self.guest_info = gauge(
-            "libvirt_domain_info", "The domain's OS type and machine, value 1.", OS_LABELS
-        )
-        self.openstack = gauge(
-            "libvirt_domain_openstack_info",
-            "OpenStack Nova's metadata of the domain (empty outside OpenStack), value 1.",
-            OPENSTACK_LABELS,
-        )
-        self.cpu_time = counter(
-            c.DOMAIN_CPU_SECONDS,
-            "Amount of CPU time used by the domain, in seconds.",
-            DOMAIN_LABELS,
-        )
-        self.vcpus = gauge(
-            c.DOMAIN_VIRTUAL_CPUS,
-            "Number of virtual CPUs for the domain.",
-            DOMAIN_LABELS,
-        )
-        self.max_memory = gauge(
-            c.DOMAIN_MAXIMUM_MEMORY,
-            "Maximum allowed memory of the domain, in bytes.",
-            DOMAIN_LABELS,
-        )
-        self.memory = gauge(
-            "libvirt_domain_info_memory_usage_bytes",
-            "Memory usage of the domain, in bytes.",
-            DOMAIN_LABELS,
-        )
-        self.rss = gauge(
-            c.DOMAIN_MEMORY_RSS,
-            "Resident memory of the domain's process on the host, in bytes.",
-            DOMAIN_LABELS,
-        )
-        self.balloon = gauge(
-            "libvirt_domain_memory_balloon_current_bytes",
-            "Memory the balloon currently gives the guest, in bytes.",
-            DOMAIN_LABELS,
-        )
-        self.memory_stats = _table("libvirt_domain_memory_stats", MEMORY_SERIES, DOMAIN_LABELS)
-        self.used_percent = gauge(
-            "libvirt_domain_memory_stats_used_percent",
-            "Memory the guest uses, in percent of the memory it sees (available - usable).",
-            DOMAIN_LABELS,
-        )
-        self.vcpu_current = gauge(
-            "libvirt_domain_vcpu_current", "Number of current online vCPUs.", DOMAIN_LABELS
-        )
-        self.vcpu_maximum = gauge(
-            "libvirt_domain_vcpu_maximum", "Number of maximum online vCPUs.", DOMAIN_LABELS
-        )
-        # Every family with one sample per domain straight from a bulk-stats key: one table.
-        per_domain = (
-            (self.state_code, "state.state", 1),
-            (self.cpu_time, "cpu.time", NS),
-            (self.vcpus, "vcpu.current", 1),
-            (self.max_memory, "balloon.maximum", FROM_KIB),
-            (self.memory, "balloon.current", FROM_KIB),
-            (self.rss, "balloon.rss", FROM_KIB),
-            (self.balloon, "balloon.current", FROM_KIB),
-            *zip(
-                self.memory_stats.families,
-                self.memory_stats.fields,
-                self.memory_stats.factors,
-                strict=True,
-            ),
-            (self.vcpu_current, "vcpu.current", 1),
-            (self.vcpu_maximum, "vcpu.maximum", 1),
-        )
-        self.domain_table = _Table(
-            [family for family, _, _ in per_domain],
-            tuple(key for _, key, _ in per_domain),
-            tuple(float(factor) for _, _, factor in per_domain),
-        )
-        self.vcpu = _table("libvirt_domain_vcpu", VCPU_SERIES, VCPU_LABELS)
-        self.block = _table("libvirt_domain_block_stats", BLOCK_SERIES, BLOCK_LABELS)
-        self.block_info = gauge(
-            "libvirt_domain_block_stats_info",
-            "A block device of the domain and its driver settings, value 1.",
-            BLOCK_INFO_LABELS,
-        )
-        self.net = _table("libvirt_domain_interface_stats", NET_SERIES, NET_LABELS)
-        self.net_info = gauge(
-            "libvirt_domain_interface_stats_info",
-            "A network interface of the domain: type, bridge, MAC, model and MTU, value 1.",
-            NET_INFO_LABELS,
-        )
-        self.job = _table("libvirt_domain_job_info", JOB_SERIES, DOMAIN_LABELS).families
-        self.migrating = gauge(
-            "libvirt_domain_migration_in_progress",
-            "1 while a migration job of the domain runs on this host.",
-            DOMAIN_LABELS,
-        )
-        self.migration = [
-            gauge(
-                "libvirt_domain_migration_memory_dirty_rate_bytes_per_second",
-                "Rate at which the guest dirties memory during its outgoing migration, in bytes per second.",
-                DOMAIN_LABELS,
-            ),
-            gauge(
-                "libvirt_domain_migration_memory_bandwidth_bytes_per_second",
-                "Memory transfer rate of the outgoing migration, in bytes per second.",
-                DOMAIN_LABELS,
-            ),
-            gauge(
-                "libvirt_domain_migration_memory_iteration",
-                "Pass over the guest memory the outgoing migration is in (1 = the first full copy).",
-                DOMAIN_LABELS,
-            ),
-            gauge(
-                "libvirt_domain_migration_remaining_bytes",
-                "Data the outgoing migration still has to transfer, in bytes.",
-                DOMAIN_LABELS,
-            ),
-            gauge(
-                "libvirt_domain_migration_expected_downtime_seconds",
-                "Downtime the outgoing migration expects at switch-over, in seconds.",
-                DOMAIN_LABELS,
-            ),
-        ]
-        self.dirty = gauge(
-            "libvirt_domain_dirty_rate_bytes_per_second",
-            "Memory dirty rate of the last libvirt dirty-rate calculation, in bytes per second.",
-            DOMAIN_LABELS,
-        )
-        # Families whose every sample is 1 (info series): only label sets are gathered.
-        self.infos = (self.guest_info, self.openstack, self.block_info, self.net_info)
-
-    def add_active(self, record: DomainRecord, labels: DomainLabels) -> None:
-        stats = record.stats
-        ident = labels.ident
-        self.domain_table.add([ident], stats, self.domain_table.fields)
-        state = stats.get("state.state")
-        if state is not None:
-            self.info_state.label_sets.append(labels.state(int(state)))
-            self.info_state.values.append(float(state))
-        self.timed_out.label_sets.append(ident)
-        self.timed_out.values.append(1.0 if record.timed_out else 0.0)
-        if record.topology is not None:
-            self._add_guest(labels)
-            self.block_info.label_sets.extend(labels.block_infos())
-            self.net_info.label_sets.extend(labels.net_infos())
-        available, usable = stats.get("balloon.available"), stats.get("balloon.usable")
-        if available and usable is not None:
-            self.used_percent.label_sets.append(ident)
-            self.used_percent.values.append((available - usable) * 100.0 / available)
-        current = stats.get("vcpu.current")
-        if current is not None:
-            maximum = stats.get("vcpu.maximum")
-            count = int(maximum if maximum is not None else current)
-            keys = _device_keys("vcpu", count, self.vcpu.fields)
-            self.vcpu.add(labels.vcpus(count), stats, keys)
-        self._add_job(record, ident)
-        if (
-            stats.get("dirtyrate.calc_status") == DIRTYRATE_MEASURED
-            and "dirtyrate.megabytes_per_second" in stats
-        ):
-            self.dirty.label_sets.append(ident)
-            self.dirty.values.append(float(stats["dirtyrate.megabytes_per_second"] * KIB * KIB))
-        count = int(stats.get("block.count", 0))
-        if count:
-            devices = tuple(map(stats.get, _device_keys("block", count, ("path", "name"))))
-            keys = _device_keys("block", count, self.block.fields)
-            self.block.add(labels.blocks(devices), stats, keys)
-        count = int(stats.get("net.count", 0))
-        if count:
-            names = tuple(map(stats.get, _device_keys("net", count, ("name",))))
-            self.net.add(labels.nets(names), stats, _device_keys("net", count, self.net.fields))
-
-    def _add_guest(self, labels: DomainLabels) -> None:
-        os_labels, openstack_labels = labels.guest()
-        self.guest_info.label_sets.append(os_labels)
-        self.openstack.label_sets.append(openstack_labels)
-
-    def _add_job(self, record: DomainRecord, ident: LabelSet) -> None:
-        if record.migrating is not None:
-            self.migrating.label_sets.append(ident)
-            self.migrating.values.append(1.0 if record.migrating else 0.0)
-        job = record.job
-        if job is None:
-            if record.migrating is False:  # checked, or no event said otherwise: no job
-                # Only the type: eleven more zeros per idle domain would be 11,000 series on a
-                # 1,000-domain host (inovex serves them; a job brings them all, see docs).
-                self.job[0].label_sets.append(ident)
-                self.job[0].values.append(0.0)
-            return
-        for family, key, factor in zip(self.job, JOB_KEYS, JOB_FACTORS, strict=True):
-            family.label_sets.append(ident)
-            family.values.append(job.get(key, 0) / factor)
-        if not record.migrating or "memory_iteration" not in job:
-            return  # only the source of a migration has its memory figures
-        dirty, bandwidth, iteration, remaining, downtime = self.migration
-        page = job.get("memory_page_size")
-        if page and "memory_dirty_rate" in job:
-            dirty.add_sample(ident, float(job["memory_dirty_rate"] * page))
-        if "memory_bps" in job:
-            bandwidth.add_sample(ident, float(job["memory_bps"]))
-        iteration.add_sample(ident, float(job["memory_iteration"]))
-        if "data_remaining" in job:
-            remaining.add_sample(ident, float(job["data_remaining"]))
-        if "downtime" in job:
-            downtime.add_sample(ident, job["downtime"] / MS)
-
-    def add_inactive(self, record: DomainRecord, labels: DomainLabels) -> None:
-        """A defined domain that is not running: inovex's state and info series only.
-
-        The libvirt_domain_info_* series stay for running domains (Debian's exporter lists only
-        those, and virtbalance sums them per host).
-        """
-        self.info_state.add_sample(
-            labels.state(libvirt.VIR_DOMAIN_SHUTOFF), float(libvirt.VIR_DOMAIN_SHUTOFF)
-        )
-        self.timed_out.add_sample(labels.ident, 1.0 if record.timed_out else 0.0)
-        if record.topology is not None:
-            self._add_guest(labels)
-
-    def all(self) -> list[Family]:
-        for table in (self.domain_table, self.vcpu, self.block, self.net):
-            table.finish()
-        for family in self.infos:
-            family.values = [1.0] * len(family.label_sets)
-        return [
-            self.domains_number,
-            self.domains,
-            self.state_code,
-            self.info_state,
-            self.timed_out,
-            self.guest_info,
-            self.openstack,
-            self.cpu_time,
-            self.vcpus,
-            self.max_memory,
-            self.memory,
-            self.rss,
-            self.balloon,
-            *self.memory_stats.families,
-            self.used_percent,
-            self.vcpu_current,
-            self.vcpu_maximum,
-            *self.vcpu.families,
-            self.migrating,
-            *self.migration,
-            *self.job,
-            self.dirty,
-            *self.block.families,
-            self.block_info,
-            *self.net.families,
-            self.net_info,
-        ]
+            flags = _flags(record)
+            stats = record.stats
+            last = known.get(record.uuid)
+            row: list[Any] | None = None
+            if last is not None and last.fits(labels, flags, stats):
+                shape = last
+                row = list(stats.values())
+                if shape.probe_of(row) != shape.probe:  # a count, a device or the state
+                    row = None
+            if row is None:
+                build = _active_shape if record.active else _inactive_shape
+                shape = build(record, labels, flags)
+                row = list(stats.values())
+            shapes_by_uuid[record.uuid] = shape
+            shapes.append(shape)
+            values += row
+            if shape.derive is not None:
+                values += shape.derive(record)
+        self._shapes = shapes_by_uuid
+        plan = self._plan
+        if plan is None or plan.shapes != shapes:
+            plan = self._plan = _Plan(shapes)
+        values += plan.constants
+        count = gauge("libvirt_domains", "Number of domains, running or not.")
+        count.add((), float(len(domains) + len(inactive)))
+        running = gauge(c.DOMAINS_NUMBER, "Number of domains.")
+        running.add((), float(len(domains)))
+        families = [running, count]
+        for spec, label_sets, column in zip(SPECS, plan.label_sets, plan.columns, strict=True):
+            family = Family(spec.name, spec.help, spec.kind, spec.labels)
+            family.label_sets = list(label_sets)
+            factor = spec.factor
+            if factor == 1:
+                family.values = list(column(values))  # libvirt's ints stay ints: exact, cheaper
+            elif factor < 1:
+                multiplier = round(1 / factor)  # KiB to bytes: an exact int product
+                family.values = list(
+                    map(operator.mul, column(values), itertools.repeat(multiplier))
+                )
+            else:
+                family.values = list(
+                    map(operator.truediv, column(values), itertools.repeat(factor))
+                )
+            families.append(family)
+        return families

@@ -34,7 +34,7 @@ def _escape_label(value: str) -> str:
     return _valid_utf8(value).replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-def _escape_help(text: str) -> str:
+def escape_help(text: str) -> str:
     return _valid_utf8(text).replace("\\", r"\\").replace("\n", r"\n")
 
 
@@ -157,7 +157,7 @@ def _float_text(value: float) -> str:
     return f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.") + _EXPONENTS[dot]
 
 
-def _value_texts(values: list[float]) -> list[str]:
+def value_texts(values: Sequence[float]) -> list[str]:
     """The values in Go's notation (format_value), whole columns at a time where possible.
 
     Counters and sizes stay the ints libvirt gave (str() of an int is far cheaper than repr()
@@ -167,7 +167,7 @@ def _value_texts(values: list[float]) -> list[str]:
     if kinds == _INT:
         if min(values) > -_EXACT and max(values) < _GO_EXPONENT:
             return list(map(operator.add, map(str, values), itertools.repeat(".0")))
-        return _remembered(values, _int_text)
+        return _int_texts(values)  # type: ignore[arg-type]  # every value is an int
     if kinds == _FLOAT:
         total = sum(values)
         # A finite sum means no inf or NaN, so max() is reliable.
@@ -183,7 +183,41 @@ _REMEMBERED: dict[float, str] = {}
 _REMEMBERED_MAX = 65536
 
 
-def _remembered(values: list[float], text_of: Callable[[Any], str]) -> list[str]:
+# Ints apart from floats: 0 and -0.0 are equal keys but different texts.
+_REMEMBERED_INTS: dict[int, str] = {}
+_REPEAT = itertools.repeat
+_TAIL = slice(1, None)
+
+
+def _int_texts(values: Sequence[int]) -> list[str]:
+    """_int_text of each value: texts remembered, the others a whole column at a time.
+
+    Counters past 1e6 move every scrape, so they are not found; their texts come from C-level
+    passes over the digits (d.ddd without trailing zeros, then e+NN from the digit count).
+    """
+    if len(_REMEMBERED_INTS) > _REMEMBERED_MAX:
+        _REMEMBERED_INTS.clear()
+    texts = list(map(_REMEMBERED_INTS.get, values))
+    if None not in texts:
+        return texts  # type: ignore[return-value]  # no None is left
+    missing = list(itertools.compress(values, map(operator.not_, texts)))
+    new: Iterable[str]
+    if min(missing) >= _GO_EXPONENT and max(missing) < _EXACT:
+        digits = list(map(str, missing))
+        heads = map(operator.add, map(operator.itemgetter(0), digits), _REPEAT("."))
+        mantissas = map(operator.add, heads, map(operator.getitem, digits, _REPEAT(_TAIL)))
+        new = map(
+            operator.add,
+            map(str.rstrip, mantissas, _REPEAT("0.")),
+            map(_EXPONENTS.__getitem__, map(len, digits)),
+        )
+    else:
+        new = map(_int_text, missing)
+    _REMEMBERED_INTS.update(zip(missing, new, strict=True))
+    return list(map(_REMEMBERED_INTS.__getitem__, values))
+
+
+def _remembered(values: Sequence[float], text_of: Callable[[Any], str]) -> list[str]:
     """``text_of`` of each value, remembered."""
     texts: list[str | None] = list(map(_REMEMBERED.get, values))
     if None in texts:
@@ -203,7 +237,7 @@ def render(families: Iterable[Family]) -> bytes:
     append = out.append
     for family in families:
         name = family.sample_name
-        append(f"# HELP {name} {_escape_help(family.help)}\n# TYPE {name} {family.kind}\n")
+        append(f"# HELP {name} {escape_help(family.help)}\n# TYPE {name} {family.kind}\n")
         count = len(family.values)
         if count:
             # Lines are name, label text, value: three slices of one list that a single join
@@ -211,7 +245,7 @@ def render(families: Iterable[Family]) -> bytes:
             parts = [f"\n{name}"] * (3 * count)
             parts[0] = name
             parts[1::3] = map(_TEXT, family.label_sets)
-            parts[2::3] = _value_texts(family.values)
+            parts[2::3] = value_texts(family.values)
             parts.append("\n")
             append("".join(parts))
     return "".join(out).encode()

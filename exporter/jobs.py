@@ -114,6 +114,8 @@ class JobWatch:
 
     def idle(self, plan: JobPlan, uuid: str) -> None:
         """A check found no job: forget the suspect unless an event named it again meanwhile."""
+        if uuid not in plan.marks:
+            return  # not a suspect when the plan was made: nothing to forget (and no lock taken)
         with self._lock:
             if uuid in self._suspects and self._suspects[uuid] == plan.marks.get(uuid):
                 del self._suspects[uuid]

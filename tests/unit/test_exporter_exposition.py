@@ -12,7 +12,16 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from exporter.exposition import Family, LabelSet, counter, format_value, gauge, render
+from exporter.exposition import (
+    Family,
+    LabelSet,
+    counter,
+    format_value,
+    gauge,
+    render,
+    value_texts,
+)
+from exporter.rendering import Renderer
 
 # Label values: quotes, backslashes, newlines, spaces, non-ASCII (no lone surrogates: those are
 # not UTF-8, and generate_latest fails on them where the renderer writes U+FFFD).
@@ -124,3 +133,89 @@ def test_remembered_texts_keep_negative_zero_and_ints_apart():
 
 def test_family_without_samples_has_its_header_only():
     assert render([gauge("x", "nothing yet")]) == b"# HELP x nothing yet\n# TYPE x gauge\n"
+
+
+def _reference(families: list[Family]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry)
+
+
+def _mutated(rng: random.Random, families: list[Family]) -> list[Family]:
+    """The next scrape of ``families``: values move, label sets change, families come and go."""
+    out = []
+    for family in families:
+        roll = rng.random()
+        if roll < 0.05:
+            continue  # the family is gone this scrape
+        copy = Family(family.name, family.help, family.kind, family.labels)
+        copy.label_sets = list(family.label_sets)
+        copy.values = list(family.values)
+        if roll < 0.2 and copy.values:
+            # Some values move; others keep their number but change notation or sign.
+            for i in rng.sample(range(len(copy.values)), rng.randrange(1, len(copy.values) + 1)):
+                value = copy.values[i]
+                copy.values[i] = rng.choice(
+                    [
+                        random_value(rng, "mixed"),
+                        -value if value == 0 else value,  # 0.0 <-> -0.0, or unchanged
+                        float(value) if isinstance(value, int) else value,
+                        value + 1 if isinstance(value, int) else value,
+                    ]
+                )
+        elif roll < 0.3 and copy.label_sets:
+            # A label value changes (a renamed domain, a replugged disk): a new LabelSet.
+            i = rng.randrange(len(copy.label_sets))
+            old = copy.label_sets[i]
+            copy.label_sets[i] = LabelSet(
+                copy.labels,
+                tuple(v + rng.choice(['"', "\\", "\n", "%", "%d", "é"]) for v in old.values),
+            )
+        elif roll < 0.4 and copy.label_sets:
+            # A device appears or goes away: one sample more or less.
+            if rng.random() < 0.5:
+                copy.label_sets.append(copy.label_sets[0])
+                copy.values.append(random_value(rng, "int"))
+            else:
+                del copy.label_sets[-1], copy.values[-1]
+        elif roll < 0.45:
+            copy.values = [rng.randrange(10**6) for _ in copy.values]  # the %d template's case
+        out.append(copy)
+    if rng.random() < 0.3:
+        out.insert(rng.randrange(len(out) + 1), random_families(rng.randrange(10**6), 1)[0])
+    return out
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_renderer_with_memory_writes_what_generate_latest_writes(seed: int):
+    rng = random.Random(seed)
+    renderer = Renderer()
+    families = random_families(seed, 60)
+    # A help text and label values with %, which the %d template must not read as a format.
+    families[0] = gauge("pct_family", "100% of 50%d", ("a",))
+    for value in range(5):
+        families[0].add(("%s%d%%" + str(value),), value)
+    for _ in range(12):
+        assert renderer.render(families) == render(families) == _reference(families)
+        families = _mutated(rng, families)
+
+
+def test_renderer_tells_negative_zero_and_nan_apart_from_the_last_scrape():
+    renderer = Renderer()
+    family = gauge("z", "z", ("a",))
+    label_set = LabelSet(("a",), ("x",))
+    for values in ([0.0], [-0.0], [0], [math.nan], [math.nan], [math.inf], [1], [1.0], [True]):
+        family.label_sets = [label_set]
+        family.values = list(values)
+        assert renderer.render([family]) == render([family]) == _reference([family])
+
+
+def test_big_int_columns_in_go_notation_fresh_and_remembered():
+    # Counters past 1e6 take the column-at-a-time digits path; a second pass finds them.
+    rng = random.Random(7)
+    values = [10**6, 10**15, 2**53 - 1, 1_200_000, 1_000_001, 123_456_789_000]
+    values += [rng.randrange(10**6, 2**53) for _ in range(500)]
+    for _ in range(2):
+        assert value_texts(values) == [format_value(v) for v in values]
+    mixed = [*values, 0, 5, 2**53 + 1, -(2**60)]  # small ones and ones past 2**53 among them
+    assert value_texts(mixed) == [format_value(v) for v in mixed]
