@@ -233,6 +233,10 @@ def test_example_alertmanager_config_is_valid(repo_root):
             "virtbalance-actioner,operators",
         ),
         (["alertname=HostsImbalanced", "severity=info"], "virtbalance-actioner,operators"),
+        (
+            ["alertname=HostChronicallyHot", "host=hv1", "resource=cpu"],
+            "virtbalance-actioner,operators",
+        ),
         (["alertname=LibvirtExporterDown", "host=hv1", "severity=warning"], "operators"),
     ],
 )
@@ -256,6 +260,7 @@ def test_actioner_receiver_settings(repo_root):
         'alertname = "HostSustainedOverload"',
         'alertname = "HostUnderutilized"',
         'alertname = "HostsImbalanced"',
+        'alertname = "HostChronicallyHot"',
     }
     route = routes['alertname = "HostSustainedOverload"']
     assert route["group_by"] == ["alertname", "host"]
