@@ -6,7 +6,7 @@ Same cluster as bench_simulator_holdout.py (its sizing rule), identical hosts on
 re-placed from scratch by longest-processing-time first (each VM, largest first, onto the host with the
 least load so far), on three inputs: each VM's mean over the whole trace, placed once (an oracle: it knows
 the day); every hour, on the mean of the hour before (the best a causal balancer of means could do,
-moving every VM it wants); every hour, on the mean of the hour to come (clairvoyant). Memory is ignored.
+moving every VM it wants; the first hour is placed on its own means); every hour, on the mean of the hour to come (clairvoyant). Memory is ignored.
 Prints overloaded host-time (CPU above 75%) and the cut against the replay's `none`, placed by first fit.
 """
 
