@@ -11,7 +11,10 @@ VM. So the copies on every host are observed and judged here, and only these ver
 - ``RESUME``: every configured host answered, no copy runs anywhere, exactly one copy is paused by a
   migration and no job is left: that copy is the VM and is resumed (paused incoming shells are
   destroyed first: their CPUs never ran).
-- ``IN_FLIGHT``: some host still holds a job for the domain: its job decides, look again later.
+- ``IN_FLIGHT``: some host still holds a job for the domain: its job decides, look again later. Once
+  the caller knows the jobs outlived any migration of its own (``stale_jobs``), a job left only on
+  receiving shells, beside one persistent copy that runs with no job while every host answered, is a
+  dead migration's: the shells are destroyed (``KEEP``), since no Finish can come to start them.
 - ``AMBIGUOUS``: anything else (a host that did not answer while nothing runs, two running copies, two
   paused sources, no copy at all, a source libvirt resumed after a failed migration while a host did
   not answer): nothing is touched, the caller journals it and an alert fires.
@@ -44,11 +47,12 @@ class Copy:
 
     @property
     def paused_by_migration(self) -> bool:
-        return (
-            self.active
-            and self.state == libvirt.VIR_DOMAIN_PAUSED
-            and self.reason in MIGRATION_PAUSE_REASONS
-        )
+        if not (self.active and self.state == libvirt.VIR_DOMAIN_PAUSED):
+            return False
+        # A destination's libvirtd restarted inside a migration re-adopts the receiving QEMU with its
+        # migration job but may report another pause reason (campaign round 13:17): a transient copy,
+        # paused, with a job, is a receiving shell whatever the reason says; its CPUs never ran.
+        return self.reason in MIGRATION_PAUSE_REASONS or (self.job and not self.persistent)
 
     @property
     def incoming_shell(self) -> bool:
@@ -75,6 +79,8 @@ class Copy:
             return "defined, not running"
         kind = "persistent" if self.persistent else "transient"
         what = "paused by a migration" if self.paused_by_migration else _STATE_NAMES.get(self.state)
+        if self.state == libvirt.VIR_DOMAIN_PAUSED and not self.paused_by_migration:
+            what = f"paused (reason {self.reason})"  # the operator's runbook tells reasons apart
         return f"{what or f'state {self.state}'} ({kind}{', migration job running' if self.job else ''})"
 
 
@@ -124,8 +130,11 @@ def describe(observation: Observation) -> str:
     return "; ".join(parts)
 
 
-def judge(observation: Observation) -> Verdict:
-    """The verdict for one domain from what every configured host showed of it."""
+def judge(observation: Observation, *, stale_jobs: bool = False) -> Verdict:
+    """The verdict for one domain from what every configured host showed of it.
+
+    ``stale_jobs``: the jobs seen have outlived ``migration_timeout`` with no migration of this actioner
+    in flight (the resolver's recheck knows; a single observation cannot)."""
     copies = {h: c for h, c in observation.items() if isinstance(c, Copy)}
     silent = sorted(h for h, c in observation.items() if isinstance(c, Unanswered))
     seen = describe(observation)
@@ -134,8 +143,27 @@ def judge(observation: Observation) -> Verdict:
         # already twice: no job can make that right, and an operator must hear of it now
         return Verdict(Action.AMBIGUOUS, reason=f"active on {len(running)} hosts: {seen}")
     if any(c.job for c in copies.values()):
-        busy = ", ".join(sorted(h for h, c in copies.items() if c.job))
-        return Verdict(Action.IN_FLIGHT, reason=f"a migration job is still running on {busy}")
+        busy = sorted(h for h, c in copies.items() if c.job)
+        keeper = running[0] if running else None
+        if (
+            stale_jobs
+            and keeper is not None
+            and not silent
+            and copies[keeper].persistent
+            and not copies[keeper].job
+            and all(copies[h].incoming_shell for h in busy)
+        ):
+            # a receiving QEMU whose migration died with its libvirtd: the source runs on alone and
+            # holds no job, so nothing will ever finish this one; it never ran, destroying it is safe
+            return _keep(
+                keeper,
+                copies,
+                f"runs on {keeper} with no job; the receiving copies on {', '.join(busy)} hold a "
+                "job that outlived the migration timeout",
+            )
+        return Verdict(
+            Action.IN_FLIGHT, reason=f"a migration job is still running on {', '.join(busy)}"
+        )
     paused = sorted(h for h, c in copies.items() if c.paused_by_migration)
     defined = sorted(h for h, c in copies.items() if not c.active and c.persistent)
     if len(running) == 1:
@@ -157,15 +185,13 @@ def judge(observation: Observation) -> Verdict:
                     Action.AMBIGUOUS, reason=f"runs without a definition on {host}: {seen}"
                 )
             return Verdict(Action.SETTLED, host=host, reason=f"runs (transient) on {host}")
-        others = [h for h in defined if h != host and copies[h].uuid == copies[host].uuid]
         if paused:
-            return Verdict(
-                Action.KEEP,
-                host=host,
-                destroy=tuple(paused),
-                undefine=tuple(sorted({*others, *(h for h in paused if copies[h].persistent)})),
-                reason=f"runs on {host}; the paused copies are leftovers of a finished migration",
+            return _keep(
+                host,
+                copies,
+                f"runs on {host}; the paused copies are leftovers of a finished migration",
             )
+        others = [h for h in defined if h != host and copies[h].uuid == copies[host].uuid]
         return Verdict(Action.SETTLED, host=host, undefine=tuple(others), reason=f"runs on {host}")
     # nothing runs: only a complete answer can prove which copy is the VM
     sources = [h for h in paused if copies[h].persistent]
@@ -185,6 +211,24 @@ def judge(observation: Observation) -> Verdict:
     if not sources and not shells:
         return Verdict(Action.AMBIGUOUS, reason=f"running on no host: {seen}")
     return Verdict(Action.AMBIGUOUS, reason=f"no copy provably the VM: {seen}")
+
+
+def _keep(host: str, copies: Mapping[str, Copy], reason: str) -> Verdict:
+    """Keep the copy running on ``host``: destroy the migration's paused copies elsewhere, and remove
+    the definitions of the same VM (same UUID) left on other hosts."""
+    paused = sorted(h for h, c in copies.items() if c.paused_by_migration)
+    stale = {
+        h
+        for h, c in copies.items()
+        if h != host and not c.active and c.persistent and c.uuid == copies[host].uuid
+    }
+    return Verdict(
+        Action.KEEP,
+        host=host,
+        destroy=tuple(paused),
+        undefine=tuple(sorted(stale | {h for h in paused if copies[h].persistent})),
+        reason=reason,
+    )
 
 
 _STATE_NAMES = {

@@ -91,17 +91,19 @@ class Resolver:
         # domain -> when the recheck first saw a job on it (monotonic seconds)
         self._in_flight_since: dict[str, float] = {}
 
-    def resolve(self, domain: str, context: str) -> Resolution:
-        """Judge ``domain`` and act if proven; an unproven domain is journaled ambiguous (and held)."""
+    def resolve(self, domain: str, context: str, *, stale_jobs: bool = False) -> Resolution:
+        """Judge ``domain`` and act if proven; an unproven domain is journaled ambiguous (and held).
+
+        ``stale_jobs``: the jobs on it have outlived ``migration_timeout`` (see proof.judge)."""
         observation = observe(self.pool, domain)
-        verdict = judge(observation)
+        verdict = judge(observation, stale_jobs=stale_jobs)
         if verdict.action is Action.IN_FLIGHT:
             return Resolution(verdict, False, verdict.reason, domain)
         if verdict.action is Action.AMBIGUOUS:
             self._ambiguous(domain, context, verdict.reason, describe(observation))
             return Resolution(verdict, False, verdict.reason, domain)
         if verdict.needs_action:
-            problem = self._carry_out(domain, verdict)
+            problem = self._carry_out(domain, verdict, stale_jobs=stale_jobs)
             if problem:
                 self._ambiguous(domain, context, problem, describe(observe(self.pool, domain)))
                 return Resolution(verdict, False, problem, domain)
@@ -134,13 +136,15 @@ class Resolver:
         # active on two hosts, whatever the journal says: a double run must be reported as soon as seen
         domains |= {name for name, hosts in active.items() if len(hosts) > 1}
         results = [self.resolve(d, "periodic recheck") for d in sorted(domains)]
-        self._escalate_stuck_jobs(results)
+        results = self._escalate_stuck_jobs(results)
         self._count()
         return results
 
-    def _escalate_stuck_jobs(self, results: list[Resolution]) -> None:
+    def _escalate_stuck_jobs(self, results: list[Resolution]) -> list[Resolution]:
         """A job that outlives ``migration_timeout`` between plans belongs to no migration of ours (a
-        daemon that restarted mid-migration, say): journal the domain ambiguous so it is seen and held."""
+        daemon that restarted mid-migration, say). Judged again as stale: a dead migration's receiving
+        shell beside the running source is removed; anything else is journaled ambiguous and held.
+        Returns ``results`` with the stuck domains' new resolutions."""
         now = time.monotonic()
         stuck = set()
         for resolution in results:
@@ -151,17 +155,24 @@ class Resolver:
             since = self._in_flight_since.setdefault(domain, now)
             if now - since >= self.pool.config.execution.migration_timeout:
                 stuck.add(domain)
+        resolved = {}
         for domain in sorted(stuck):
+            again = self.resolve(domain, "periodic recheck", stale_jobs=True)
+            resolved[domain] = again
+            if again.verdict.action is not Action.IN_FLIGHT:
+                self._in_flight_since.pop(domain, None)
+                continue
             seen = describe(observe(self.pool, domain))
             reason = (
                 f"a job has run on it for {now - self._in_flight_since[domain]:.0f} s with no "
                 f"migration of this actioner in flight: {seen}"
             )
             self._ambiguous(domain, "periodic recheck", reason, seen)
+        return [resolved.get(r.domain, r) for r in results]
 
-    def _carry_out(self, domain: str, verdict: Verdict) -> str | None:
+    def _carry_out(self, domain: str, verdict: Verdict, *, stale_jobs: bool = False) -> str | None:
         """Do what the verdict says, each step only if a fresh judgement still says the same."""
-        fresh = judge(observe(self.pool, domain))
+        fresh = judge(observe(self.pool, domain), stale_jobs=stale_jobs)
         if (fresh.action, fresh.host, fresh.destroy) != (
             verdict.action,
             verdict.host,

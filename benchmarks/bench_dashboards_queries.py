@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from virtbalance.dashboards import build_all, expressions, substitute
+from virtbalance.mixin.dashboards import build_all, expressions, substitute
 
 GIB = 2**30
 

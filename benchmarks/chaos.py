@@ -22,6 +22,11 @@ it was stopped and left to settle; then the invariants are checked:
 
 The JSON has ``rounds``, ``faults`` (count by kind), ``violations`` (count by invariant) and each failing
 round with its replay key. Needs root and the lab (``virtbalance lab up`` is done here).
+
+``--scenario chaos-disks`` runs the same rounds on writable disks: the chunk's members write to images
+of their own on hv1, every move copies storage, and libvirt's lock manager holds each disk's lease, as
+on production guests. The default lab's read-only disks carry no lease, so there nothing stops libvirt's
+own resume of a source whose Finish answer was lost (docs/benchmarks.md, round 7:164).
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ SETTLE_TIMEOUT = 240.0
 # 15 rechecks of the actioner (recheck_interval 2 s): what a host back from an outage may need
 RECHECK_GRACE = 30.0
 EXIT_LOCKED = 3
+SCENARIOS = ("default", "chaos-disks")
 
 
 @dataclass
@@ -278,7 +284,7 @@ class Campaign:
         """A new lab in place of this one (same id and scenario), its event connections reopened."""
         lab_id = self.lab.lab_id
         self.lab.down()
-        self.lab = Lab.up("default", lab_id=lab_id)
+        self.lab = Lab.up(self.lab.scenario.name, lab_id=lab_id)
         self.watch.lab = self.lab
         self.watch.reset_connections()
         self.watch.wait_connected()
@@ -328,6 +334,10 @@ class Campaign:
         result.seconds = round(time.monotonic() - began, 1)
         return result
 
+    @property
+    def _writable_chunk(self) -> bool:
+        return any(self.lab.scenario.domain(name).writable_disk for name in CHUNK)
+
     def _config(self, directory: Path, journal_dir: Path, peer2peer: bool) -> Path:
         token = directory / "token"
         token.write_text(TOKEN)
@@ -351,6 +361,8 @@ class Campaign:
                 "bandwidth_mib_per_s": 16,  # seconds per member: room for a fault inside a move
                 "peer2peer": peer2peer,
                 "recheck_interval": "2s",
+                # writable disks are host-local: a move copies them (and the lease guards them)
+                "copy_storage": "all" if self._writable_chunk else "none",
             },
         }
         path = directory / "actioner.yml"
@@ -709,6 +721,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lab-id", type=int, default=lab_id_from_env())
     parser.add_argument("--json", type=Path, help="write the summary here")
     parser.add_argument("--replay", metavar="SEED:ROUND", help="run that one round again")
+    parser.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default="default",
+        help="the lab: read-only disks (default) or the chunk on writable, leased disks",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("chaos: needs root (the lab)", file=sys.stderr)
@@ -716,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
     register_event_loop()
     began = time.monotonic()
     teardown(args.lab_id)
-    lab = Lab.up("default", lab_id=args.lab_id)
+    lab = Lab.up(args.scenario, lab_id=args.lab_id)
     work = REPO / "benchmarks" / "out" / f"chaos-{args.seed}"
     work.mkdir(parents=True, exist_ok=True)
     try:

@@ -12,6 +12,21 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = REPO_ROOT.parent / "shared"
 
 
+# The directory a test lives in says what it needs: `make unit`, `make integration` and `make e2e` select
+# by these markers, so a test outside the three directories would be run by none of them.
+MARKER_BY_DIRECTORY = {"unit": "unit", "integration": "integration", "e2e": "e2e"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        directory = item.path.relative_to(REPO_ROOT / "tests").parts[0]
+        if directory not in MARKER_BY_DIRECTORY:
+            raise pytest.UsageError(
+                f"{item.nodeid}: a test belongs under tests/unit, tests/integration or tests/e2e"
+            )
+        item.add_marker(MARKER_BY_DIRECTORY[directory])
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from virtbalance.dashboards import build_all, expressions, substitute
-from virtbalance.dashboards.queries import RECENT_MIGRATIONS
+from virtbalance.mixin.dashboards import build_all, expressions, substitute
+from virtbalance.mixin.dashboards.queries import RECENT_MIGRATIONS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.lab]
 

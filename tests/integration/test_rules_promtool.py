@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from virtbalance import rulegen
+from virtbalance.mixin import rulefile
+from virtbalance.mixin.config import Config
 from virtbalance.policy import Policy
 
 PROMTOOL = shutil.which("promtool")
@@ -55,7 +56,9 @@ def test_promtool_check_rules_on_the_checked_in_files(repo_root, name):
 @pytest.mark.parametrize("signal", ["demand", "node", "max"])
 def test_promtool_check_rules_for_every_signal(tmp_path, signal):
     path = tmp_path / "rules.yml"
-    path.write_text(rulegen.render(Policy().replace(cpu_signal=signal)), encoding="utf-8")
+    path.write_text(
+        rulefile.render(Config(policy=Policy().replace(cpu_signal=signal))), encoding="utf-8"
+    )
     result = _run(str(PROMTOOL), "check", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -87,7 +90,7 @@ def test_the_cpu_unit_test_catches_a_changed_policy(repo_root, tmp_path, changes
     # The promtool tests pin the boundaries: rules from another policy must fail them.
     (tmp_path / "tests").mkdir()
     shutil.copy(_rules_dir(repo_root) / "tests" / "cpu-overload.test.yml", tmp_path / "tests")
-    text = rulegen.render(Policy().replace(**changes), source="policy.yaml")
+    text = rulefile.render(Config(policy=Policy().replace(**changes)), source="policy.yaml")
     (tmp_path / "virtbalance.rules.yml").write_text(text, encoding="utf-8")
     result = _run(str(PROMTOOL), "test", "rules", "tests/cpu-overload.test.yml", cwd=tmp_path)
     assert result.returncode != 0, result.stdout
@@ -183,7 +186,7 @@ def _signal_test_file(signal: str) -> dict[str, Any]:
 @pytest.mark.parametrize("signal", ["demand", "node", "max"])
 def test_each_signal_mode_fires_on_the_hosts_it_should(tmp_path, signal):
     (tmp_path / "rules.yml").write_text(
-        rulegen.render(Policy().replace(cpu_signal=signal)), encoding="utf-8"
+        rulefile.render(Config(policy=Policy().replace(cpu_signal=signal))), encoding="utf-8"
     )
     (tmp_path / "signal.test.yml").write_text(
         yaml.safe_dump(_signal_test_file(signal), sort_keys=False), encoding="utf-8"
@@ -196,7 +199,7 @@ def test_each_signal_mode_fires_on_the_hosts_it_should(tmp_path, signal):
 def test_signal_expectations_differ_between_modes(tmp_path):
     # The mode-specific expectations are not interchangeable: demand's test fails on max's rules.
     (tmp_path / "rules.yml").write_text(
-        rulegen.render(Policy().replace(cpu_signal="max")), encoding="utf-8"
+        rulefile.render(Config(policy=Policy().replace(cpu_signal="max"))), encoding="utf-8"
     )
     (tmp_path / "signal.test.yml").write_text(
         yaml.safe_dump(_signal_test_file("demand"), sort_keys=False), encoding="utf-8"
@@ -383,7 +386,7 @@ def test_the_chronically_hot_unit_test_catches_a_changed_policy(
 ):
     (tmp_path / "tests").mkdir()
     shutil.copy(_rules_dir(repo_root) / "tests" / "chronically-hot.test.yml", tmp_path / "tests")
-    text = rulegen.render(Policy().replace(**changes), source="policy.yaml")
+    text = rulefile.render(Config(policy=Policy().replace(**changes)), source="policy.yaml")
     (tmp_path / "virtbalance.rules.yml").write_text(text, encoding="utf-8")
     result = _run(str(PROMTOOL), "test", "rules", "tests/chronically-hot.test.yml", cwd=tmp_path)
     assert result.returncode != 0, result.stdout

@@ -20,8 +20,9 @@ from lab.monitoring import (
 )
 from tests.integration.load_fixture import Schedule, phases, serve
 from tests.integration.test_actioner_lab import free_port
-from virtbalance import rulegen
 from virtbalance.durations import parse_duration
+from virtbalance.mixin import rulefile
+from virtbalance.mixin.config import Config
 from virtbalance.policy import Policy
 
 VMALERT = shutil.which("vmalert")
@@ -61,7 +62,9 @@ def test_vmalert_dry_run_accepts_the_checked_in_rule_files(repo_root, name):
 @pytest.mark.parametrize("signal", ["demand", "node", "max"])
 def test_vmalert_dry_run_accepts_the_rules_of_every_signal(tmp_path, signal):
     path = tmp_path / "rules.yml"
-    path.write_text(rulegen.render(Policy().replace(cpu_signal=signal)), encoding="utf-8")
+    path.write_text(
+        rulefile.render(Config(policy=Policy().replace(cpu_signal=signal))), encoding="utf-8"
+    )
     result = _dry_run(path)
     assert result.returncode == 0, result.stderr[-2000:]
 

@@ -145,9 +145,73 @@ COPIES = st.one_of(
 OBSERVATIONS = st.dictionaries(st.sampled_from(["hv1", "hv2", "hv3", "hv4"]), COPIES, min_size=1)
 
 
-@given(OBSERVATIONS)
-def test_no_verdict_can_leave_a_domain_running_twice_or_nowhere(observation):
-    verdict = judge(observation)
+# a receiving shell re-adopted by its restarted libvirtd: its migration job kept, another pause reason
+READOPTED_SHELL = Copy(
+    active=True,
+    persistent=False,
+    state=libvirt.VIR_DOMAIN_PAUSED,
+    reason=libvirt.VIR_DOMAIN_PAUSED_UNKNOWN,
+    job=True,
+)
+STUCK_SHELL = Copy(
+    active=True,
+    persistent=False,
+    state=libvirt.VIR_DOMAIN_PAUSED,
+    reason=libvirt.VIR_DOMAIN_PAUSED_MIGRATION,
+    job=True,
+)
+
+
+def test_a_paused_transient_copy_holding_a_job_is_a_receiving_shell_whatever_its_reason():
+    assert READOPTED_SHELL.paused_by_migration and READOPTED_SHELL.incoming_shell
+    assert not READOPTED_SHELL.runs
+    # so beside the running source it is a migration in flight, not a double run
+    verdict = judge({"hv1": RUNNING, "hv2": None, "hv3": READOPTED_SHELL})
+    assert verdict.action is Action.IN_FLIGHT, verdict.reason
+    # a paused persistent copy with another reason is the operator's pause: it runs, as before
+    user_paused = Copy(True, True, libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_USER, True)
+    assert user_paused.runs
+
+
+@pytest.mark.parametrize("shell", [STUCK_SHELL, READOPTED_SHELL], ids=["migration", "readopted"])
+def test_a_stale_job_on_a_receiving_shell_beside_the_running_source_destroys_the_shell(shell):
+    observation = {"hv1": RUNNING, "hv2": None, "hv3": shell}
+    assert judge(observation).action is Action.IN_FLIGHT  # not known stale: its job decides
+    verdict = judge(observation, stale_jobs=True)
+    assert (verdict.action, verdict.host, verdict.destroy, verdict.undefine) == (
+        Action.KEEP,
+        "hv1",
+        ("hv3",),
+        (),
+    )
+    assert "outlived the migration timeout" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    "observation",
+    [
+        # a host that does not answer may hold the finished copy: nothing is touched
+        {"hv1": RUNNING, "hv2": SILENT, "hv3": STUCK_SHELL},
+        # the source itself still holds a job: a migration of someone's is alive
+        {"hv1": MIGRATING, "hv2": None, "hv3": STUCK_SHELL},
+        # the job is on a persistent copy: not a shell whose CPUs provably never ran
+        {"hv1": RUNNING, "hv2": None, "hv3": MIGRATING},
+        # nothing runs: which copy is the VM is not proven by a stale job
+        {"hv1": SOURCE_PAUSED, "hv2": None, "hv3": STUCK_SHELL},
+        # the only running copy is transient: no definition to fall back on
+        {"hv1": Copy(True, False, libvirt.VIR_DOMAIN_RUNNING, 1, False), "hv3": STUCK_SHELL},
+    ],
+    ids=["host-silent", "source-job", "persistent-job", "nothing-runs", "transient-runs"],
+)
+def test_a_stale_job_decides_nothing_without_proof(observation):
+    verdict = judge(observation, stale_jobs=True)
+    assert verdict.action in (Action.IN_FLIGHT, Action.AMBIGUOUS), verdict.reason
+    assert not verdict.needs_action
+
+
+@given(OBSERVATIONS, st.booleans())
+def test_no_verdict_can_leave_a_domain_running_twice_or_nowhere(observation, stale_jobs):
+    verdict = judge(observation, stale_jobs=stale_jobs)
     copies = {h: c for h, c in observation.items() if isinstance(c, Copy)}
     running = {h for h, c in copies.items() if c.runs}
     if verdict.action is Action.RESUME:
@@ -168,4 +232,12 @@ def test_no_verdict_can_leave_a_domain_running_twice_or_nowhere(observation):
     if len(running) > 1:
         assert verdict.action is Action.AMBIGUOUS and not verdict.needs_action
     elif any(c.job for c in copies.values()):
-        assert verdict.action is Action.IN_FLIGHT and not verdict.needs_action
+        if verdict.action is Action.KEEP:
+            # only a stale job, only on receiving shells, beside a persistent copy running with none
+            assert stale_jobs and verdict.host in running
+            keeper = copies[verdict.host]
+            assert keeper.persistent and not keeper.job
+            assert all(c is None or isinstance(c, Copy) for c in observation.values())
+            assert all(c.incoming_shell for c in copies.values() if c.job)
+        else:
+            assert verdict.action is Action.IN_FLIGHT and not verdict.needs_action

@@ -276,8 +276,8 @@ def test_a_definition_left_on_a_source_whose_libvirtd_was_away_is_removed(journa
 
 
 def test_a_job_that_outlives_the_migration_timeout_is_journaled_ambiguous(journal, monkeypatch):
-    shell = Dom(PAUSED_BY_MIGRATION, persistent=False, job=True)
-    pool = Pool({"hv1": {"db1": Dom(RUNNING)}, "hv3": {"db1": shell}})
+    # a job on a persistent copy beside the running one: no proof which migration it is
+    pool = Pool({"hv1": {"db1": Dom(RUNNING)}, "hv3": {"db1": Dom(PAUSED_BY_MIGRATION, job=True)}})
     pool.config.execution = SimpleNamespace(migration_timeout=60.0)
     resolver = Resolver(pool, journal)
     now = [1000.0]
@@ -288,6 +288,43 @@ def test_a_job_that_outlives_the_migration_timeout_is_journaled_ambiguous(journa
     resolver.recheck()
     reason = journal.ambiguous_domains()["db1"]
     assert "a job has run on it for 61 s" in reason
+    assert pool.hosts["hv3"]["db1"].calls == [] and pool.hosts["hv1"]["db1"].calls == []
+
+
+def test_a_dead_migrations_receiving_shell_is_destroyed_once_its_job_outlives_the_timeout(
+    journal, monkeypatch
+):
+    # campaign round 13:17: the destination's libvirtd, restarted mid-move, re-adopted the receiving
+    # QEMU with its job (and another pause reason); the source runs on alone, with no job
+    shell = Dom(
+        (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_UNKNOWN), persistent=False, job=True
+    )
+    source = Dom(RUNNING)
+    pool = Pool({"hv1": {"db1": source}, "hv2": {}, "hv3": {"db1": shell}})
+    pool.config.execution = SimpleNamespace(migration_timeout=60.0)
+    resolver = Resolver(pool, journal)
+    now = [1000.0]
+    monkeypatch.setattr("actioner.resolver.time.monotonic", lambda: now[0])
+    (first,) = resolver.recheck()
+    assert first.verdict.action is Action.IN_FLIGHT and shell.calls == []
+    now[0] += 61
+    (second,) = resolver.recheck()
+    assert second.done and second.host == "hv1" and second.verdict.action is Action.KEEP
+    assert shell.calls == ["destroy"] and source.calls == []
+    assert journal.ambiguous_domains() == {}
+
+
+def test_a_stale_shell_is_left_alone_while_a_host_does_not_answer(journal, monkeypatch):
+    shell = Dom(PAUSED_BY_MIGRATION, persistent=False, job=True)
+    pool = Pool({"hv1": {"db1": Dom(RUNNING)}, "hv2": {}, "hv3": {"db1": shell}}, silent={"hv2"})
+    pool.config.execution = SimpleNamespace(migration_timeout=60.0)
+    resolver = Resolver(pool, journal)
+    now = [1000.0]
+    monkeypatch.setattr("actioner.resolver.time.monotonic", lambda: now[0])
+    resolver.recheck()
+    now[0] += 61
+    resolver.recheck()
+    assert "a job has run on it for 61 s" in journal.ambiguous_domains()["db1"]
     assert shell.calls == []
 
 

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from virtbalance.dashboards import build_all, render, stale_files, substitute, write_all
-from virtbalance.dashboards.__main__ import main
+from virtbalance.mixin.config import Config
+from virtbalance.mixin.dashboards import build_all, render, substitute
+from virtbalance.mixin.dashboards.__main__ import main
+from virtbalance.mixin.generated import dashboard_outputs, stale, write
 from virtbalance.policy import Policy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,14 +21,17 @@ def panel(dashboard: dict, title: str) -> dict:
     return found
 
 
+def stale_files(directory, policy: Policy | None = None) -> list[str]:
+    outputs = dashboard_outputs(directory, Config(policy=policy or Policy()))
+    return [path.name for path in stale(outputs)]
+
+
 def threshold_values(p: dict) -> list[float]:
     return [step["value"] for step in p["fieldConfig"]["defaults"]["thresholds"]["steps"][1:]]
 
 
 def test_checked_in_dashboards_equal_the_generator_output():
-    assert stale_files(CHECKED_IN) == [], (
-        "run: python -m virtbalance.dashboards --output grafana/dashboards"
-    )
+    assert stale_files(CHECKED_IN) == [], "run: make generate"
 
 
 def test_generation_is_deterministic():
@@ -43,7 +48,7 @@ def test_thresholds_come_from_the_policy():
     assert threshold_values(panel(default, "Memory used per host")) == [0.85, 0.90]
 
     policy = Policy().replace(cpu_high=0.8, cpu_target=0.6, memory_high=0.95, memory_target=0.8)
-    custom = build_all(policy)["virtbalance-capacity.json"]
+    custom = build_all(Config(policy=policy))["virtbalance-capacity.json"]
     assert threshold_values(
         panel(custom, "CPU signal per host (the one the policy alerts on)")
     ) == [0.6, 0.8]
@@ -55,7 +60,8 @@ def test_thresholds_come_from_the_policy():
     slots = panel(custom, "Largest chunk vs largest free slot: CPU")["targets"][1]["expr"]
     assert "clamp_min((0.6 - " in slots
     host_cpu = panel(
-        build_all(policy)["virtbalance-host.json"], "CPU signal, demand and node utilisation"
+        build_all(Config(policy=policy))["virtbalance-host.json"],
+        "CPU signal, demand and node utilisation",
     )
     assert threshold_values(host_cpu) == [0.6, 0.8]
 
@@ -69,7 +75,7 @@ def test_cli_writes_then_checks(tmp_path, capsys):
 
 
 def test_cli_check_catches_a_hand_edit(tmp_path):
-    write_all(tmp_path)
+    write(dashboard_outputs(tmp_path, Config()))
     edited = tmp_path / "virtbalance-vm.json"
     edited.write_text(edited.read_text().replace('"refresh": "30s"', '"refresh": "5s"'))
     assert stale_files(tmp_path) == ["virtbalance-vm.json"]

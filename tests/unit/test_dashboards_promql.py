@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from virtbalance.dashboards import build_all, expressions, queries, rebalancing, substitute
+from virtbalance.mixin.dashboards import build_all, expressions, queries, rebalancing, substitute
 from virtbalance.policy import Policy
 
 PROMTOOL = shutil.which("promtool")
@@ -271,7 +271,7 @@ def test_a_migration_is_annotated_once_and_dated_by_its_first_sample(tmp_path):
         "destination": "hv2",
         "result": "done",
     }
-    annotation = rebalancing.migration_annotation()["expr"]
+    annotation = rebalancing.migration_annotation().build().expr
     first_seen = substitute(queries.migration_first_seen(), {"__range": "1h"})
     scrape = {"instance": "actioner:9096", "job": "virtbalance"}
     labels = "{" + ", ".join(f'{k}="{v}"' for k, v in migration.items()) + "}"

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from virtbalance.dashboards import BUILDERS, expressions
-from virtbalance.dashboards.model import DATASOURCE, GRID_WIDTH, SCHEMA_VERSION
+from virtbalance.mixin.dashboards import BUILDERS, expressions
+from virtbalance.mixin.dashboards.board import GRID_WIDTH, SCHEMA_VERSION
+from virtbalance.mixin.dashboards.panels import DATASOURCE as DATASOURCE_REF
+
+DATASOURCE = DATASOURCE_REF.to_json()
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS = REPO / "grafana" / "dashboards"
@@ -60,7 +63,7 @@ def test_uids_are_stable_and_titles_unique():
 
 def test_schema_version_is_current(dashboard):
     assert dashboard["schemaVersion"] == SCHEMA_VERSION == 39
-    assert dashboard["id"] is None, "a provisioned dashboard must not carry a database id"
+    assert dashboard.get("id") is None, "a provisioned dashboard must not carry a database id"
 
 
 def test_datasource_is_a_prometheus_variable(dashboard):

@@ -11,6 +11,9 @@ import yaml
 from virtbalance import rulegen
 from virtbalance.commands import rules as rules_command
 from virtbalance.errors import ConfigError, ValidationError
+from virtbalance.mixin import rulefile
+from virtbalance.mixin.config import Config, load_policy, profile_policy
+from virtbalance.mixin.generated import rule_outputs, stale
 from virtbalance.policy import Policy
 
 
@@ -23,27 +26,22 @@ def _rules_by_name(text: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def test_checked_in_rule_files_equal_the_generator_output(repo_root):
-    for policy_name, rule_name in (
-        ("policy.yaml", "virtbalance.rules.yml"),
-        ("policy-lab.yaml", "virtbalance-lab.rules.yml"),
-    ):
-        policy = rulegen.load_policy(repo_root / "alerting-rules" / policy_name)
-        expected = rulegen.render(policy, source=policy_name)
-        actual = (repo_root / "alerting-rules" / rule_name).read_text(encoding="utf-8")
-        assert actual == expected, f"{rule_name} is stale: regenerate it from {policy_name}"
+    # The same check as `make verify-gen`, on the rule files only.
+    stale_files = [path.relative_to(repo_root) for path in stale(rule_outputs(repo_root))]
+    assert stale_files == [], f"{stale_files} stale: run `make generate`"
 
 
 def test_policy_files_are_the_defaults_and_the_lab_profile(repo_root):
-    assert rulegen.load_policy(repo_root / "alerting-rules" / "policy.yaml") == Policy()
-    lab = rulegen.load_policy(repo_root / "alerting-rules" / "policy-lab.yaml")
-    assert lab == rulegen.profile_policy("lab")
+    assert load_policy(repo_root / "alerting-rules" / "policy.yaml") == Policy()
+    lab = load_policy(repo_root / "alerting-rules" / "policy-lab.yaml")
+    assert lab == profile_policy("lab")
     assert (lab.cpu_signal, lab.overload_for, lab.rate_window) == ("demand", 30.0, 30.0)
 
 
 def test_output_is_deterministic_and_valid_yaml():
     policy = Policy()
-    first = rulegen.render(policy)
-    assert first == rulegen.render(Policy())
+    first = rulefile.render(Config(policy=policy))
+    assert first == rulefile.render(Config(policy=Policy()))
     assert [g["name"] for g in yaml.safe_load(first)["groups"]] == [
         "virtbalance-host",
         "virtbalance-health",
@@ -65,7 +63,7 @@ def test_policy_values_reach_the_rules():
         migration_failure_window="2h",
         exporter_job="hypervisors",
     )
-    by_name = _rules_by_name(rulegen.render(policy))
+    by_name = _rules_by_name(rulefile.render(Config(policy=policy)))
     cpu, memory = by_name["HostSustainedOverload"]
     used = by_name["host:libvirt_memory_used:ratio"][0]["expr"]
     # The CPU signal's own form per cpu_signal is tested below.
@@ -75,7 +73,7 @@ def test_policy_values_reach_the_rules():
     assert "above 80% for 15m" in cpu["annotations"]["description"]
     assert "at or below 70%" in cpu["annotations"]["description"]
     assert "[2m]" in by_name["host:libvirt_cpu_demand:ratio"][0]["expr"]
-    assert "[5m]" not in rulegen.render(policy)
+    assert "[5m]" not in rulefile.render(Config(policy=policy))
     (under,) = by_name["HostUnderutilized"]
     awake = " unless on (host) (virtbalance_host_emptied == 1)"
     assert (under["expr"].removesuffix("\n< 0.1" + awake), under["for"]) == (
@@ -117,7 +115,7 @@ MAX_OF = (
     ],
 )
 def test_cpu_signal_chooses_the_recorded_ratio(signal, expected):
-    by_name = _rules_by_name(rulegen.render(Policy().replace(cpu_signal=signal)))
+    by_name = _rules_by_name(rulefile.render(Config(policy=Policy().replace(cpu_signal=signal))))
     records = {"demand": rulegen.RECORD_CPU_DEMAND, "node": rulegen.RECORD_NODE_CPU}
     assert by_name["host:libvirt_cpu:ratio"][0]["expr"] == expected.format(**records)
     # The CPU alerts compute the same signal from the raw series, in the same evaluation, so a rule
@@ -137,7 +135,7 @@ def test_cpu_signal_chooses_the_recorded_ratio(signal, expected):
 
 
 def test_every_aggregation_keeps_the_host_label():
-    by_name = _rules_by_name(rulegen.render(Policy()))
+    by_name = _rules_by_name(rulefile.render(Config(policy=Policy())))
     for name in rulegen.RECORD_CPU_DEMAND, rulegen.RECORD_NODE_CPU, rulegen.RECORD_MEMORY:
         expr = by_name[name][0]["expr"]
         assert expr.count("by (host)") == expr.count("sum") + expr.count("max"), name
@@ -147,9 +145,9 @@ def test_every_aggregation_keeps_the_host_label():
 def test_profile_with_a_policy_file_on_top(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("cpu_high: 0.85\n", encoding="utf-8")
-    policy = rulegen.load_policy(path, profile="lab")
+    policy = load_policy(path, profile="lab")
     assert (policy.cpu_high, policy.cpu_signal, policy.overload_for) == (0.85, "demand", 30.0)
-    assert rulegen.load_policy(path).cpu_signal == "max"
+    assert load_policy(path).cpu_signal == "max"
 
 
 def test_bad_policy_file_lists_every_problem(tmp_path):
@@ -158,7 +156,7 @@ def test_bad_policy_file_lists_every_problem(tmp_path):
         "cpu_high: 2\ncpu_signal: avg\nexporter_job: 'a\"b'\nbogus: 1\n", encoding="utf-8"
     )
     with pytest.raises(ConfigError) as info:
-        rulegen.load_policy(path)
+        load_policy(path)
     problems = info.value.problems
     assert len(problems) == 4
     assert info.value.source == str(path)
@@ -181,14 +179,14 @@ def test_unusable_policy_files_are_refused(tmp_path, content, message):
     path = tmp_path / "p.yaml"
     path.write_text(content, encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
-        rulegen.load_policy(path)
+        load_policy(path)
 
 
 def test_missing_policy_file_and_unknown_profile(tmp_path):
     with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read"):
-        rulegen.load_policy(tmp_path / "nope.yaml")
+        load_policy(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="profile: must be one of default, lab"):
-        rulegen.load_policy(None, profile="prod")
+        load_policy(None, profile="prod")
 
 
 def _run(*argv: str) -> int:
@@ -237,7 +235,7 @@ def test_exporter_job_matches_the_scrape_configs(repo_root):
     # The `up`-based alerts only see exporters scraped under the policy's job name.
     from lab.monitoring import SCRAPE_JOB  # noqa: PLC0415
 
-    assert rulegen.profile_policy("lab").exporter_job == SCRAPE_JOB
+    assert profile_policy("lab").exporter_job == SCRAPE_JOB
     example = yaml.safe_load((repo_root / "deploy" / "prometheus.yml").read_text(encoding="utf-8"))
     jobs = {job["job_name"] for job in example["scrape_configs"]}
     assert Policy().exporter_job in jobs

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from virtbalance import rulegen
+from virtbalance.mixin import rulefile
+from virtbalance.mixin.config import DEFAULT_RUNBOOK_BASE, Config, profile_policy
 
 RULE_FILES = ("virtbalance.rules.yml", "virtbalance-lab.rules.yml")
 SEVERITIES = {"info", "warning", "critical"}
@@ -104,7 +105,7 @@ def test_every_runbook_url_points_at_a_runbook_section(rule_file, repo_root):
     anchors = {line[3:].strip().lower() for line in runbook.splitlines() if line.startswith("## ")}
     for alert in _alerts(rule_file):
         url = alert["annotations"]["runbook_url"]
-        assert url.startswith(rulegen.DEFAULT_RUNBOOK_BASE + "#"), url
+        assert url.startswith(DEFAULT_RUNBOOK_BASE + "#"), url
         assert url.rsplit("#", 1)[1] in anchors, f"{alert['alert']}: no section in docs/runbook.md"
 
 
@@ -138,5 +139,5 @@ def test_the_lab_rules_have_a_promtool_test_of_their_overload(repo_root):
 def test_alert_names_match_the_generator_constants(rule_file):
     names = {a["alert"] for a in _alerts(rule_file)}
     assert names == set(
-        rulegen.alert_names(rulegen.build_groups(rulegen.profile_policy("default")))
+        rulefile.alert_names(rulefile.build_groups(Config(policy=profile_policy("default"))))
     )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from virtbalance import rulegen
+from virtbalance.mixin import rulefile
+from virtbalance.mixin.config import DEFAULT_RUNBOOK_BASE, PROFILES, Config, load_policy
+from virtbalance.mixin.generated import Output, stale, write_atomically
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -26,13 +26,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--policy", metavar="FILE", help="policy YAML file (default: the profile alone)"
     )
     parser.add_argument("--output", metavar="FILE", help="write here instead of standard output")
-    parser.add_argument(
-        "--profile", choices=rulegen.PROFILES, default="default", help="base values"
-    )
+    parser.add_argument("--profile", choices=PROFILES, default="default", help="base values")
     parser.add_argument(
         "--runbook-base",
         metavar="URL",
-        default=rulegen.DEFAULT_RUNBOOK_BASE,
+        default=DEFAULT_RUNBOOK_BASE,
         help="URL of the runbook page the alerts' runbook_url anchors point into",
     )
     parser.add_argument(
@@ -45,21 +43,16 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate; raise ValidationError (the CLI prints it and exits 2) on a bad policy."""
-    policy = rulegen.load_policy(args.policy, args.profile)
+    policy = load_policy(args.policy, args.profile)
     source = f"{Path(args.policy).name}" if args.policy else f"the {args.profile} profile"
     if args.policy and args.profile != "default":
         source += f" over the {args.profile} profile"
-    text = rulegen.render(policy, source=source, runbook_base=args.runbook_base)
+    text = rulefile.render(Config(policy=policy, runbook_base=args.runbook_base), source=source)
     if args.check:
         if not args.output:
             print("virtbalance rules: --check needs --output", file=sys.stderr)
             return 2
-        try:
-            current = Path(args.output).read_text(encoding="utf-8")
-        except OSError as exc:
-            print(f"virtbalance rules: {args.output}: cannot read: {exc.strerror}", file=sys.stderr)
-            return 1
-        if current != text:
+        if stale([Output(Path(args.output), text)]):
             print(
                 f"virtbalance rules: {args.output} is out of date; regenerate it", file=sys.stderr
             )
@@ -68,19 +61,5 @@ def run(args: argparse.Namespace) -> int:
     if not args.output:
         sys.stdout.write(text)
         return 0
-    _write_atomically(Path(args.output), text)
+    write_atomically(Path(args.output), text)
     return 0
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # Prometheus may reload at any moment: it must see the old file or the new one, never half of one.
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

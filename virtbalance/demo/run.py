@@ -24,6 +24,7 @@ from virtbalance.demo.stack import (
     start,
     stop_actioner,
 )
+from virtbalance.mixin.config import load_policy
 
 CHUNK_INFO = "libvirt_domain_chunk_info"
 # Loaded host's demand ratio: clearly above the lab's cpu_high (75%), so contention on a shared
@@ -124,7 +125,7 @@ def demo_up(
     """
     if policy_file is not None:
         # Validate before anything starts: a bad file fails here with every problem listed.
-        rulegen.load_policy(policy_file, "lab")
+        load_policy(policy_file, "lab")
     out.write(f"virtbalance demo: scenario {scenario}, lab {lab_id}\n")
     out.write("Bringing up the lab (real libvirt hosts, real QEMU guests)...\n")
     out.flush()

@@ -24,8 +24,9 @@ from lab.api import Lab
 from lab.monitoring import LAB_NIGHT
 from lab.state import record_process, update_state
 from lab.system import start_time
-from virtbalance import rulegen
 from virtbalance.demo.clients import Alertmanager, Prometheus
+from virtbalance.mixin import rulefile
+from virtbalance.mixin.config import Config, load_policy
 from virtbalance.policy import Policy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -132,10 +133,11 @@ def custom_policy_files(policy_file: Path, directory: Path) -> tuple[Path, Path]
 
     Prometheus's rules and the actioner then agree on every threshold and window.
     """
-    policy = rulegen.load_policy(policy_file, "lab")
+    policy = load_policy(policy_file, "lab")
     rules = directory / "custom.rules.yml"
     rules.write_text(
-        rulegen.render(policy, source=f"{policy_file.name} over the lab profile"), encoding="utf-8"
+        rulefile.render(Config(policy=policy), source=f"{policy_file.name} over the lab profile"),
+        encoding="utf-8",
     )
     merged = directory / "custom-policy.yaml"
     merged.write_text(yaml.safe_dump(policy.to_mapping(), sort_keys=False), encoding="utf-8")

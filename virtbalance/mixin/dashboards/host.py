@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from virtbalance.dashboards import queries as q
-from virtbalance.dashboards.capacity import OVERLOAD_MAPPINGS, UP_MAPPINGS
-from virtbalance.dashboards.model import (
+from grafana_foundation_sdk.models import dashboard
+
+from virtbalance.mixin.config import Config
+from virtbalance.mixin.dashboards import queries as q
+from virtbalance.mixin.dashboards.board import Row
+from virtbalance.mixin.dashboards.board import build as board
+from virtbalance.mixin.dashboards.capacity import OVERLOAD_MAPPINGS, UP_MAPPINGS
+from virtbalance.mixin.dashboards.panels import (
     Column,
-    Json,
     Query,
-    Row,
     Threshold,
-    dashboard,
-    query_variable,
     stat,
     table,
     timeseries,
 )
-from virtbalance.dashboards.rebalancing import (
+from virtbalance.mixin.dashboards.rebalancing import (
     freeze_help,
     migration_annotation,
     overload_annotation,
 )
+from virtbalance.mixin.dashboards.variables import query_variable
 from virtbalance.policy import Policy
 
 UID = "virtbalance-host"
@@ -305,9 +307,11 @@ def _exporter_row() -> Row:
     )
 
 
-def build(policy: Policy) -> Json:
+def build(config: Config) -> dashboard.Dashboard:
     """The host detail dashboard for ``policy``'s thresholds."""
-    return dashboard(
+    policy = config.policy
+    return board(
+        config,
         uid=UID,
         title="virtbalance / Host detail",
         description="One hypervisor: load against the policy, each domain's CPU, steal, memory and I/O, "

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from virtbalance.dashboards import queries as q
-from virtbalance.dashboards.model import (
+from grafana_foundation_sdk.models import dashboard
+
+from virtbalance.mixin.config import Config
+from virtbalance.mixin.dashboards import queries as q
+from virtbalance.mixin.dashboards.board import Row
+from virtbalance.mixin.dashboards.board import build as board
+from virtbalance.mixin.dashboards.panels import (
     Column,
-    Json,
     Query,
-    Row,
-    dashboard,
-    query_variable,
     state_timeline,
     table,
     timeseries,
     value_mapping,
 )
-from virtbalance.dashboards.rebalancing import freeze_help, migration_annotation
-from virtbalance.policy import Policy
+from virtbalance.mixin.dashboards.rebalancing import freeze_help, migration_annotation
+from virtbalance.mixin.dashboards.variables import query_variable
 
 UID = "virtbalance-vm"
 # No host filter: the domain keeps its name when it moves, so its history spans hosts.
@@ -235,10 +236,10 @@ def _migration_row() -> Row:
     )
 
 
-def build(policy: Policy) -> Json:
-    """The VM detail dashboard (``policy`` is unused: a VM has no thresholds of its own)."""
-    del policy
-    return dashboard(
+def build(config: Config) -> dashboard.Dashboard:
+    """The VM detail dashboard (no policy threshold in it: a VM has no thresholds of its own)."""
+    return board(
+        config,
         uid=UID,
         title="virtbalance / VM detail",
         description="One domain wherever it ran: host over time, chunk, CPU, steal, memory, I/O, migrations.",

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from virtbalance.dashboards import queries as q
-from virtbalance.dashboards.model import (
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.models import dashboard
+
+from virtbalance.durations import format_duration
+from virtbalance.mixin.config import Config
+from virtbalance.mixin.dashboards import queries as q
+from virtbalance.mixin.dashboards.board import Row
+from virtbalance.mixin.dashboards.board import build as board
+from virtbalance.mixin.dashboards.panels import (
     Column,
-    Json,
     Query,
-    Row,
     Threshold,
     bargauge,
-    dashboard,
-    query_variable,
     stat,
     state_timeline,
     table,
     timeseries,
     value_mapping,
 )
-from virtbalance.durations import format_duration
+from virtbalance.mixin.dashboards.variables import query_variable
 from virtbalance.policy import Policy
 
 UID = "virtbalance-capacity"
@@ -33,7 +36,7 @@ OVERLOAD_MAPPINGS = (
 )
 
 
-def host_variable() -> Json:
+def host_variable() -> Builder[dashboard.VariableModel]:
     """Hosts to show; several at once, all by default."""
     return query_variable("host", "Host", "libvirt_node_cpus", multi=True, all_value=".+")
 
@@ -256,9 +259,11 @@ def _overload_row(policy: Policy) -> Row:
     )
 
 
-def build(policy: Policy) -> Json:
+def build(config: Config) -> dashboard.Dashboard:
     """The capacity dashboard for ``policy``'s thresholds."""
-    return dashboard(
+    policy = config.policy
+    return board(
+        config,
         uid=UID,
         title="virtbalance / Cluster capacity",
         description="Per-host load against capacity, headroom, whether the largest chunk can still move, "

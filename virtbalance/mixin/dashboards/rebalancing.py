@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-from virtbalance.dashboards import queries as q
-from virtbalance.dashboards.model import (
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.models import dashboard
+
+from virtbalance.durations import format_duration
+from virtbalance.mixin.config import Config
+from virtbalance.mixin.dashboards import queries as q
+from virtbalance.mixin.dashboards.annotations import annotation
+from virtbalance.mixin.dashboards.board import Row
+from virtbalance.mixin.dashboards.board import build as board
+from virtbalance.mixin.dashboards.panels import (
     Column,
-    Json,
     Panel,
     Query,
-    Row,
     Threshold,
-    annotation,
-    dashboard,
     stat,
     table,
     text,
     timeseries,
 )
-from virtbalance.durations import format_duration
-from virtbalance.policy import Policy
 
 UID = "virtbalance-rebalancing"
 FAILED = 'result=~"failed|rolled_back|timeout"'
 
 
-def migration_annotation(*selectors: str) -> Json:
+def migration_annotation(*selectors: str) -> Builder[dashboard.AnnotationQuery]:
     """One event per migration, when its series first appears (the actioner exports it as it ends)."""
     now = [f"{q.RECENT_MIGRATIONS}{{{matcher}}}" for matcher in selectors or ("",)]
     before = " or ".join(f"{series} offset 1m" for series in now)
@@ -39,7 +41,7 @@ def migration_annotation(*selectors: str) -> Json:
     )
 
 
-def overload_annotation(matcher: str = "") -> Json:
+def overload_annotation(matcher: str = "") -> Builder[dashboard.AnnotationQuery]:
     """A region for each stretch of time a host's overload alert was firing.
 
     Over each 1-minute step, so a firing relieved within seconds is not lost between two steps.
@@ -290,14 +292,16 @@ def _plans_row() -> Row:
     )
 
 
-def build(policy: Policy) -> Json:
+def build(config: Config) -> dashboard.Dashboard:
     """The rebalancing dashboard; ``policy`` only feeds the texts."""
+    policy = config.policy
     barriers = (
         f"Barriers: {format_duration(policy.vm_cooldown)} per VM, {format_duration(policy.host_settle)} "
         f"per host, anti-flap {format_duration(policy.anti_flap)}, at most "
         f"{policy.max_migrations_per_hour} migrations an hour."
     )
-    return dashboard(
+    return board(
+        config,
         uid=UID,
         title="virtbalance / Rebalancing",
         description=f"What the actioner did: migrations, chunk moves, barriers, plans. {barriers}",

@@ -1,4 +1,4 @@
-"""Grafana dashboards as code: build, render, write and inspect virtbalance's dashboards."""
+"""Grafana dashboards as code: build and render virtbalance's dashboards, and read their queries."""
 
 from __future__ import annotations
 
@@ -6,13 +6,18 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from virtbalance.dashboards import capacity, host, rebalancing, vm
-from virtbalance.dashboards.model import Json
-from virtbalance.policy import Policy
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import dashboard
 
-BUILDERS: dict[str, Callable[[Policy], Json]] = {
+from virtbalance.mixin.config import Config
+from virtbalance.mixin.dashboards import capacity, host, rebalancing, vm
+
+# A dashboard in Grafana's JSON model, as Grafana provisions it.
+Json = dict[str, Any]
+
+BUILDERS: dict[str, Callable[[Config], dashboard.Dashboard]] = {
     "virtbalance-capacity.json": capacity.build,
     "virtbalance-rebalancing.json": rebalancing.build,
     "virtbalance-host.json": host.build,
@@ -20,36 +25,21 @@ BUILDERS: dict[str, Callable[[Policy], Json]] = {
 }
 
 
-def build_all(policy: Policy | None = None) -> dict[str, Json]:
-    """Every dashboard by file name, with the thresholds of ``policy`` (the defaults when None)."""
-    policy = policy or Policy()
-    return {name: build(policy) for name, build in BUILDERS.items()}
+def build_all(config: Config | None = None) -> dict[str, Json]:
+    """Every dashboard by file name as Grafana's JSON model, for ``config`` (the defaults when None)."""
+    config = config or Config()
+    return {name: to_json(build(config)) for name, build in BUILDERS.items()}
 
 
-def render(dashboard: Json) -> str:
+def to_json(model: dashboard.Dashboard) -> Json:
+    """The SDK's dashboard model as plain JSON data (the SDK's encoder knows every model's keys)."""
+    data: Json = json.loads(json.dumps(model, cls=JSONEncoder))
+    return data
+
+
+def render(board: Json) -> str:
     """The checked-in form: sorted keys, two-space indent, non-ASCII kept, newline at the end."""
-    return json.dumps(dashboard, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def write_all(output: Path, policy: Policy | None = None) -> list[Path]:
-    """Write every dashboard into ``output``; returns the paths written."""
-    output.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, dashboard in build_all(policy).items():
-        path = output / name
-        path.write_text(render(dashboard), encoding="utf-8")
-        written.append(path)
-    return written
-
-
-def stale_files(output: Path, policy: Policy | None = None) -> list[str]:
-    """Dashboard files in ``output`` that are missing or differ from what the generator makes."""
-    stale = []
-    for name, dashboard in build_all(policy).items():
-        path = output / name
-        if not path.is_file() or path.read_text(encoding="utf-8") != render(dashboard):
-            stale.append(name)
-    return stale
+    return json.dumps(board, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m virtbalance.dashboards --output grafana/dashboards [--policy F] [--check]``."""
+"""Command line: ``python -m virtbalance.mixin.dashboards --output DIR [--policy F] [--check]``."""
 
 from __future__ import annotations
 
@@ -7,19 +7,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from virtbalance.dashboards import stale_files, write_all
 from virtbalance.errors import ConfigError
+from virtbalance.mixin.config import Config
+from virtbalance.mixin.generated import DASHBOARD_DIR, dashboard_outputs, stale, write
 from virtbalance.policy import Policy
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m virtbalance.dashboards",
+        prog="python -m virtbalance.mixin.dashboards",
         description="Write virtbalance's Grafana dashboards, thresholds taken from a policy file.",
     )
-    parser.add_argument(
-        "--output", type=Path, default=Path("grafana/dashboards"), help="directory to write to"
-    )
+    parser.add_argument("--output", type=Path, default=DASHBOARD_DIR, help="directory to write to")
     parser.add_argument(
         "--policy", type=Path, help="policy YAML whose thresholds to draw (default: defaults)"
     )
@@ -30,19 +29,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        policy = Policy.load(args.policy)
+        config = Config(policy=Policy.load(args.policy))
     except ConfigError as exc:
         print(f"dashboards: {exc}", file=sys.stderr)
         return 2
+    outputs = dashboard_outputs(args.output, config)
     if args.check:
-        stale = stale_files(args.output, policy)
-        for name in stale:
-            print(
-                f"dashboards: {args.output / name} differs from the generator; regenerate it",
-                file=sys.stderr,
-            )
-        return 1 if stale else 0
-    for path in write_all(args.output, policy):
+        found = stale(outputs)
+        for path in found:
+            print(f"dashboards: {path} differs from the generator; regenerate it", file=sys.stderr)
+        return 1 if found else 0
+    for path in write(outputs):
         print(path)
     return 0
 
