@@ -28,7 +28,7 @@ def share_above(window: deque[bool], above: bool, points: int) -> float:
     ``window`` holds the evaluations seen so far (at most ``points``, those within W, oldest first);
     this one's ``above`` is appended and the oldest beyond ``points`` dropped. As in Prometheus the
     average is over the points there are: a host an hour old is judged on its first hour. HostChronicallyHot
-    (``virtbalance.rulegen.hot_alert``) compares this share with ``hot_share``.
+    (``virtbalance.mixin.alerts.hot_alert``) compares this share with ``hot_share``.
     """
     window.append(above)
     while len(window) > points:
