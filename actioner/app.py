@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from actioner.auth import PUBLIC_PATHS, RequestAuth
 from actioner.config import Config
+from actioner.journal import JournalLock
 from actioner.payload_limits import BodyError, decode_body
 from actioner.runtime import build_services
 from actioner.services import Services
@@ -160,14 +161,19 @@ def metrics() -> Response:
 
 
 def create_app(
-    config: Config, *, services: Services | None = None, basic_auth: BasicAuth | None = None
+    config: Config,
+    *,
+    services: Services | None = None,
+    basic_auth: BasicAuth | None = None,
+    journal_lock: JournalLock | None = None,
 ) -> Flask:
     """The WSGI app. Without ``services`` it builds the real ones (libvirt, journal, worker thread).
 
-    ``basic_auth``: the web config's users, accepted besides the bearer token.
+    ``basic_auth``: the web config's users, accepted besides the bearer token. ``journal_lock``: the
+    journal's lock when the caller took it already (see build_services).
     """
     if services is None:
-        services = build_services(config)
+        services = build_services(config, lock=journal_lock)
     auth = RequestAuth(token=services.token, basic=basic_auth)
     app = Flask("actioner")
     # Flask refuses bigger bodies itself (413); one byte of slack lets the handler see that a chunked

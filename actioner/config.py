@@ -12,42 +12,17 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from virtbalance.contract import ALERT_HOT, ALERT_IMBALANCED, ALERT_OVERLOAD, ALERT_UNDERUTILIZED
 from virtbalance.durations import parse_duration
 from virtbalance.errors import ConfigError
 from virtbalance.policy import Policy
-from virtbalance.rulegen import (
-    ALERT_HOT,
-    ALERT_IMBALANCED,
-    ALERT_OVERLOAD,
-    ALERT_UNDERUTILIZED,
-)
+from virtbalance.sizes import parse_size
 from virtbalance.yamlfile import read_yaml
 
 COPY_STORAGE = ("none", "all", "incremental")
 # What becomes of a guest's disk image on the host it left after a move with copy_storage: kept (the
 # default: an operator removes it once satisfied) or removed through that host's storage API.
 SOURCE_DISK_AFTER_MOVE = ("keep", "remove")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "kib": 1024,
-    "ki": 1024,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "mib": 1024**2,
-    "mi": 1024**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "gib": 1024**3,
-    "gi": 1024**3,
-    "t": 1000**4,
-    "tb": 1000**4,
-    "tib": 1024**4,
-    "ti": 1024**4,
-}
 # URI schemes libvirt accepts for a remote hypervisor; a password in the URI is refused.
 _LIBVIRT_SCHEMES = re.compile(r"^(qemu|test)(\+(tcp|tls|ssh|libssh|libssh2|unix|ext))?$")
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -247,7 +222,7 @@ def _coerce(kind: str, raw: Any) -> Any:
             raise ValueError(f"expected a positive number, got {raw!r}")
         return float(raw)
     if kind == "size":
-        return parse_size(raw)
+        return positive_size(raw)
     if kind == "str":
         if not isinstance(raw, str) or not raw.strip():
             raise ValueError(f"expected a non-empty string, got {raw!r}")
@@ -270,24 +245,12 @@ def _coerce(kind: str, raw: Any) -> Any:
     raise AssertionError(kind)
 
 
-def parse_size(raw: Any) -> int:
-    """Bytes from ``1024``, ``64GiB``, ``512M``; ValueError otherwise."""
-    if isinstance(raw, bool):
-        raise ValueError(f"expected a size, got {raw!r}")
-    if isinstance(raw, int):
-        if raw <= 0:
-            raise ValueError(f"must be positive, got {raw}")
-        return raw
-    if not isinstance(raw, str):
-        raise ValueError(f"expected a size such as 64GiB, got {raw!r}")
-    match = _SIZE.match(raw)
-    if not match:
-        raise ValueError(f"expected a size such as 64GiB, got {raw!r}")
-    unit = (match.group(2) or "").lower()
-    value = int(float(match.group(1)) * _SIZE_UNITS[unit])
-    if value <= 0:
+def positive_size(raw: Any) -> int:
+    """Bytes from ``1024``, ``64GiB``, ``512M`` (virtbalance.sizes); a size here must be more than 0."""
+    size = parse_size(raw)
+    if size <= 0:
         raise ValueError(f"must be positive, got {raw!r}")
-    return value
+    return size
 
 
 def _is_loopback(host: str) -> bool:

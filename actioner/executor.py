@@ -21,6 +21,7 @@ from typing import Any
 import libvirt
 
 from actioner import journal as jr
+from actioner.barrier_history import barrier_history
 from actioner.bridges import bridge_exists, ensure_bridge, network_active
 from actioner.config import STOP_GRACE, Config
 from actioner.journal import Journal
@@ -39,6 +40,7 @@ from actioner.storage import (
     storage_timeout,
 )
 from virtbalance import barriers
+from virtbalance.contract import MigrationRecord
 from virtbalance.plan import Migration, Plan
 from virtbalance.snapshot import Snapshot
 
@@ -102,7 +104,7 @@ class StepOutcome:
     state: StepState
     reason: str = ""
     split_seconds: float | None = None
-    moved: list[tuple[str, str, str, float]] = field(default_factory=list)
+    moved: list[MigrationRecord] = field(default_factory=list)
     skip: SkipKind | None = None
 
 
@@ -166,7 +168,7 @@ class Executor:
             for ids, group in zip(steps, groups, strict=True):
                 self._finish_step(ids, group, jr.SKIPPED, "dry_run: nothing was moved")
             return "dry_run", f"dry run: {len(plan.migrations)} migration(s) not executed"
-        own_moves: list[tuple[str, str, str, float]] = []
+        own_moves: list[MigrationRecord] = []
         states: list[StepOutcome] = []
         for index, (ids, group) in enumerate(zip(steps, groups, strict=True)):
             outcome = self.run_step(plan_id, ids, group, snapshot, own_moves)
@@ -184,7 +186,7 @@ class Executor:
         ids: Sequence[int],
         group: Sequence[Migration],
         snapshot: Snapshot,
-        own_moves: Sequence[tuple[str, str, str, float]],
+        own_moves: Sequence[MigrationRecord],
     ) -> StepOutcome:
         """One chunk: pre-checks, concurrent moves, rollback on failure; journal and metrics updated."""
         if self.stopping.is_set():
@@ -241,20 +243,20 @@ class Executor:
             return StepOutcome(
                 StepState.DONE,
                 split_seconds=split,
-                moved=[(m.domain, source, destination, now) for m in group],
+                moved=[MigrationRecord(m.domain, source, destination, now) for m in group],
             )
         # A member failed: bring the moved ones back so the chunk is whole again on the source.
         first_arrival = min((r.finished_at for r in successes), default=None)
         by_domain = {r.domain: r for r in results}
         rollback_errors = []
-        moved: list[tuple[str, str, str, float]] = []
+        moved: list[MigrationRecord] = []
         why = f"rolled back: chunk member(s) failed: {', '.join(f.domain for f in failures)}"
         for migration_id, m in zip(ids, group, strict=True):
             r = by_domain[m.domain]
             if r.ok:
                 back = self.roll_back(plan_id, m, why)
                 now = self._clock()
-                moved.append((m.domain, source, destination, now))
+                moved.append(MigrationRecord(m.domain, source, destination, now))
                 if back.ok:
                     self._journal_safely(migration_id, jr.ROLLED_BACK, reason=why)
                     self.metrics.migration(m, "rolled_back", r.seconds)
@@ -329,7 +331,7 @@ class Executor:
         plan_id: int,
         group: Sequence[Migration],
         snapshot: Snapshot,
-        own_moves: Sequence[tuple[str, str, str, float]],
+        own_moves: Sequence[MigrationRecord],
     ) -> Refusal | None:
         """The step's pre-condition, checked against the world right before it: a Refusal, or None."""
         source, destination = group[0].source, group[0].destination
@@ -363,16 +365,12 @@ class Executor:
         self,
         plan_id: int,
         group: Sequence[Migration],
-        own_moves: Sequence[tuple[str, str, str, float]],
+        own_moves: Sequence[MigrationRecord],
     ) -> str | None:
         policy = self.config.policy
         now = self._clock()
-        horizon = now - barriers.horizon(policy)
-        history = [
-            (r.domain, r.source, r.destination, r.finished or now)
-            for r in self.journal.completed_moves(horizon)
-            if r.plan_id != plan_id  # this plan's own moves were planned together
-        ]
+        # This plan's own moves were planned together: they count against the hourly cap only.
+        history = barrier_history(self.journal, now, policy, skip_plan=plan_id)
         b = barriers.evaluate(policy, now, history)
         for m in group:
             for reason in (

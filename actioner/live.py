@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from actioner.barrier_history import barrier_history
 from actioner.config import Config
 from actioner.journal import Journal
 from actioner.libvirt_hosts import HostPool
 from actioner.snapshot_builder import ClusterView, SnapshotBuilder
-from actioner.worker import history
 from virtbalance import barriers
 from virtbalance.snapshot import Snapshot
 
@@ -22,7 +22,7 @@ def live_view(config: Config) -> ClusterView:
         return view
     journal = Journal(config.journal_path)
     try:
-        past = history(journal, view.snapshot.time, config)
+        past = barrier_history(journal, view.snapshot.time, config.policy)
     finally:
         journal.close()
     return ClusterView(

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 
-from actioner.app import create_app
-from actioner.config import STOP_GRACE, load_config
-from actioner.journal import JournalLockedError
-from actioner.serving import Served
-from actioner.worker import Worker
-from virtbalance.basic_auth import BasicAuth
+from actioner.config import load_config
+from actioner.journal import JournalLock, JournalLockedError
 from virtbalance.errors import ConfigError
-from virtbalance.redact import install_log_redaction, uri_secrets
 from virtbalance.webconfig import load_web_config
 
 EXIT_CONFIG = 2
@@ -56,55 +50,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" tls={web.tls is not None})"
         )
         return 0
-    install_log_redaction(uri_secrets(h.uri for h in config.hosts))
-
-    if config.webhook.token_file is None:
-        logging.getLogger("actioner").warning(
-            "webhook.token_file is not set: anyone who reaches %s:%s can trigger migrations",
-            config.webhook.listen_host,
-            config.webhook.listen_port,
-        )
     try:
-        app = create_app(
-            config, basic_auth=BasicAuth(web.basic_auth_users) if web.basic_auth_users else None
-        )
+        # Before the web stack and the planner load (30 s of imports on a host at load 40 in the fault
+        # campaign): a second actioner on this journal must exit at once, naming the holder.
+        lock = JournalLock(config.journal_path)
     except JournalLockedError as exc:
         print(f"virtbalance-actioner: {exc}", file=sys.stderr)
         return EXIT_LOCKED
-    worker = app.extensions["virtbalance"].worker
-    try:
-        server = Served(app, config.webhook, web.tls)
-    except OSError as exc:
-        print(f"virtbalance-actioner: cannot listen: {exc}", file=sys.stderr)
-        if isinstance(worker, Worker):
-            worker.stop(STOP_GRACE)
-        return 1
-    logging.getLogger("actioner").info(
-        "listening on %s://%s:%s (dry_run=%s)",
-        server.scheme,
-        config.webhook.listen_host,
-        server.port,
-        config.dry_run,
-    )
-    # SIGTERM (systemd stop) behaves like Ctrl-C: waitress returns, the migrations in flight are aborted
-    # and resolved (actioner.executor), then the worker ends, all within STOP_GRACE.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        # One process: the worker, the queue and the journal live here; threads serve requests.
-        server.run()
-    except KeyboardInterrupt:
-        logging.getLogger("actioner").info(
-            "stopping: aborting and resolving the migrations in flight"
-        )
-    finally:
-        if isinstance(worker, Worker):
-            worker.stop(STOP_GRACE)
-            if worker.alive:
-                logging.getLogger("actioner").critical(
-                    "stopped with a migration unresolved after %.0f s; the next start reconciles it",
-                    STOP_GRACE,
-                )
-    return 0
+    # Imported only once the journal is ours, for the reason above.
+    from actioner.serve import serve  # noqa: PLC0415
+
+    return serve(config, web, lock)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from actioner.journal import PLAN_OUTCOMES
+from virtbalance import contract as c
 from virtbalance.plan import Migration
 
 MIGRATION_RESULTS = ("done", "failed", "rolled_back", "skipped", "timeout")
@@ -40,9 +41,9 @@ class _RecentMigrations(Collector):
 
     def collect(self) -> Iterable[Metric]:
         family = GaugeMetricFamily(
-            "virtbalance_migration_recent_duration_seconds",
+            c.MIGRATION_RECENT_DURATION,
             f"Duration of the last {RECENT_LIMIT} migrations.",
-            labels=["domain", "chunk", "source", "destination", "result"],
+            labels=[c.LABEL_DOMAIN, c.LABEL_CHUNK, c.LABEL_SOURCE, c.LABEL_DESTINATION, "result"],
         )
         with self._lock:
             latest: dict[tuple[str, str, str, str, str], float] = {}
@@ -71,15 +72,15 @@ class _AmbiguousDomains(Collector):
         with self._lock:
             domains = sorted(self._reasons)
         total = GaugeMetricFamily(
-            "virtbalance_domains_ambiguous",
+            c.DOMAINS_AMBIGUOUS,
             "Domains left untouched because their state cannot be proven (held from planning).",
         )
         total.add_metric([], len(domains))
         yield total
         each = GaugeMetricFamily(
-            "virtbalance_domain_ambiguous",
+            c.DOMAIN_AMBIGUOUS,
             "1 for each domain whose state cannot be proven; the journal has what each host showed.",
-            labels=["domain"],
+            labels=[c.LABEL_DOMAIN],
         )
         for domain in domains:
             each.add_metric([domain], 1)
@@ -95,51 +96,49 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.migrations = Counter(
-            "virtbalance_migrations", "Migrations by result.", ["result"], registry=r
-        )
+        self.migrations = Counter(c.MIGRATIONS, "Migrations by result.", ["result"], registry=r)
         self.migration_duration = Histogram(
-            "virtbalance_migration_duration_seconds",
+            c.MIGRATION_DURATION,
             "Duration of one live migration.",
             buckets=_MIGRATION_BUCKETS,
             registry=r,
         )
-        self.plans = Counter("virtbalance_plans", "Plans by outcome.", ["outcome"], registry=r)
+        self.plans = Counter(c.PLANS, "Plans by outcome.", ["outcome"], registry=r)
         self.plan_duration = Histogram(
-            "virtbalance_plan_duration_seconds",
+            c.PLAN_DURATION,
             "Time from a plan's start to its outcome.",
             buckets=_PLAN_BUCKETS,
             registry=r,
         )
         self.chunk_split = Histogram(
-            "virtbalance_chunk_split_seconds",
+            c.CHUNK_SPLIT,
             "How long a chunk ran split over two hosts while its members moved.",
             buckets=_SPLIT_BUCKETS,
             registry=r,
         )
         self.cooldowns = Gauge(
-            "virtbalance_cooldowns_active",
+            c.COOLDOWNS_ACTIVE,
             "Active cooldown barriers by kind.",
             ["kind"],
             registry=r,
         )
         self.unplaceable = Gauge(
-            "virtbalance_unplaceable_chunks",
+            c.UNPLACEABLE_CHUNKS,
             "What the last plan left unresolved: hosts no placeable chunk could relieve.",
             registry=r,
         )
         self.webhook_requests = Counter(
-            "virtbalance_webhook_requests", "Webhook requests by HTTP code.", ["code"], registry=r
+            c.WEBHOOK_REQUESTS, "Webhook requests by HTTP code.", ["code"], registry=r
         )
         self.last_success = Gauge(
-            "virtbalance_last_successful_plan_timestamp_seconds",
+            c.LAST_SUCCESSFUL_PLAN,
             "When the last plan finished without failure.",
             registry=r,
         )
         self.host_emptied = Gauge(
-            "virtbalance_host_emptied",
+            c.HOST_EMPTIED,
             "1 while a consolidation left the host empty (it may be powered off), else 0.",
-            ["host"],
+            [c.LABEL_HOST],
             registry=r,
         )
         self.recent = _RecentMigrations()

@@ -21,12 +21,15 @@ from virtbalance.planner import exact
 log = logging.getLogger(__name__)
 
 
-def build_services(config: Config, *, start: bool = True) -> Services:
+def build_services(
+    config: Config, *, start: bool = True, lock: JournalLock | None = None
+) -> Services:
     """Lock and open the journal, reconcile what a previous run left open, then start the worker.
 
+    ``lock``: the journal's lock if the caller holds it already, else it is taken here.
     JournalLockedError when another actioner holds the journal (nothing is touched then).
     """
-    lock = JournalLock(config.journal_path)
+    lock = lock or JournalLock(config.journal_path)
     if config.policy.plan_solver != "greedy":
         # OR-Tools takes a second or more to import: here, in the background, not in the first plan.
         exact.warm_up()

@@ -16,11 +16,11 @@ from typing import Any
 
 import requests
 
+from virtbalance import contract as c
 from virtbalance.plan import Migration
 
 log = logging.getLogger(__name__)
 
-ALERTNAME = "VirtBalanceMigration"
 PIN = "*"
 
 
@@ -56,7 +56,7 @@ class Silence:
 
     @property
     def names_destination(self) -> bool:
-        return any(m.name == "destination" for m in self.matchers)
+        return any(m.name == c.LABEL_DESTINATION for m in self.matchers)
 
     def describe(self) -> str:
         ops = {(False, True): "=", (False, False): "!=", (True, True): "=~", (True, False): "!~"}
@@ -70,11 +70,11 @@ class Silence:
 def migration_labels(migration: Migration) -> dict[str, str]:
     """The synthetic alert's labels for one planned move."""
     return {
-        "alertname": ALERTNAME,
-        "domain": migration.domain,
-        "chunk": migration.chunk,
-        "source": migration.source,
-        "destination": migration.destination,
+        c.LABEL_ALERTNAME: c.ALERT_MIGRATION,
+        c.LABEL_DOMAIN: migration.domain,
+        c.LABEL_CHUNK: migration.chunk,
+        c.LABEL_SOURCE: migration.source,
+        c.LABEL_DESTINATION: migration.destination,
     }
 
 

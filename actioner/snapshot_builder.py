@@ -19,6 +19,7 @@ from prometheus_api_client import PrometheusConnect
 
 from actioner.config import Config
 from actioner.libvirt_hosts import DomainFacts, HostPool, HostUnreachableError
+from virtbalance import contract as c
 from virtbalance.durations import format_duration
 from virtbalance.snapshot import DomainState, HostState, Snapshot
 
@@ -53,15 +54,13 @@ def prometheus_cpu(url: str, timeout: float, job_filter: str = "") -> CpuQuery:
     def query(window: float) -> dict[str, float]:
         # Summed by domain: a domain that moved inside the window has series under two host labels.
         span = format_duration(window)
-        used = f"sum by (domain) (rate(libvirt_domain_info_cpu_time_seconds_total{job_filter}[{span}]))"
-        waited = (
-            f"sum by (domain) (rate(libvirt_domain_vcpu_delay_seconds_total{job_filter}[{span}]))"
-        )
+        used = f"sum by ({c.LABEL_DOMAIN}) (rate({c.DOMAIN_CPU_SECONDS}{job_filter}[{span}]))"
+        waited = f"sum by ({c.LABEL_DOMAIN}) (rate({c.DOMAIN_VCPU_DELAY}{job_filter}[{span}]))"
         expr = f"{used} + ({waited} or 0 * {used})"
         result = client.custom_query(query=expr, params={"timeout": format_duration(timeout)})
         out: dict[str, float] = {}
         for item in result:
-            name = item.get("metric", {}).get("domain")
+            name = item.get("metric", {}).get(c.LABEL_DOMAIN)
             if name:
                 out[str(name)] = float(item["value"][1])
         return out
@@ -77,13 +76,16 @@ class SnapshotBuilder:
         config: Config,
         pool: HostPool,
         cpu_query: CpuQuery | None = None,
+        *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.pool = pool
         self._clock = clock
         self._sleep = sleep
+        self._monotonic = monotonic  # times the CPU samples (``sleep`` waits between them)
         if cpu_query is None and config.prometheus.url is not None:
             cpu_query = prometheus_cpu(config.prometheus.url, config.prometheus.timeout)
         self._cpu_query = cpu_query
@@ -202,12 +204,12 @@ class SnapshotBuilder:
         for host, names in by_host.items():
             try:
                 conn = self.pool.connection(host)
-                began = time.monotonic()
+                began = self._monotonic()
                 stats: Iterable[tuple[Any, dict[str, Any]]] = conn.getAllDomainStats(
                     libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_VCPU,
                     libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE,
                 )
-                at = (began + time.monotonic()) / 2
+                at = (began + self._monotonic()) / 2
             except (HostUnreachableError, libvirt.libvirtError) as exc:
                 log.warning("cannot sample CPU on %s: %s", host, exc)
                 continue

@@ -7,8 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from actioner.journal import AlertKey
+from virtbalance.contract import (
+    ALERT_HOT,
+    ALERT_IMBALANCED,
+    ALERT_UNDERUTILIZED,
+    LABEL_ALERTNAME,
+    LABEL_HOST,
+)
 from virtbalance.plan import ModeKind
-from virtbalance.rulegen import ALERT_HOT, ALERT_IMBALANCED, ALERT_UNDERUTILIZED
 
 PAYLOAD_VERSION = "4"
 _STATUSES = ("firing", "resolved")
@@ -45,7 +51,7 @@ class Alert:
     starts_at: str
     fingerprint: str
 
-    def key(self, group_key: str, host_label: str = "host") -> AlertKey:
+    def key(self, group_key: str, host_label: str = LABEL_HOST) -> AlertKey:
         return AlertKey(
             fingerprint=self.fingerprint,
             starts_at=self.starts_at,
@@ -130,8 +136,8 @@ def parse_notification(data: Any) -> Notification:
             fingerprint = _string(problems, raw, "fingerprint", path)
             if "fingerprint" in raw and not fingerprint and isinstance(raw["fingerprint"], str):
                 problems.append(f"{path}fingerprint: empty")
-            if labels and "alertname" not in labels:
-                problems.append(f"{path}labels.alertname: missing")
+            if labels and LABEL_ALERTNAME not in labels:
+                problems.append(f"{path}labels.{LABEL_ALERTNAME}: missing")
             if len(problems) == before:
                 alerts.append(Alert(alert_status, labels, starts_at, fingerprint))
     if problems:
@@ -146,11 +152,11 @@ def overload_alerts(
     chosen: list[Alert] = []
     notes: list[str] = []
     for alert in notification.alerts:
-        name = alert.labels.get("alertname", "")
+        name = alert.labels.get(LABEL_ALERTNAME, "")
         if name not in alertnames:
             notes.append(f"ignored alert {name!r}: not one of {', '.join(alertnames)}")
             continue
-        host = alert.labels.get("host")
+        host = alert.labels.get(LABEL_HOST)
         if host is None and mode_of(name) in CLUSTER_MODES:
             chosen.append(alert)
             continue

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from actioner import journal as jr
+from actioner.barrier_history import barrier_history
 from actioner.config import Config
 from actioner.emptied import EmptiedHosts
 from actioner.executor import Executor
@@ -27,16 +28,6 @@ from virtbalance.snapshot import Snapshot
 log = logging.getLogger(__name__)
 
 Planner = Callable[..., Plan]
-
-
-def history(journal: Journal, now: float, config: Config) -> list[tuple[str, str, str, float]]:
-    """Migrations that moved a domain, as barrier history ``(domain, source, destination, time)``."""
-    policy = config.policy
-    horizon = now - barriers.horizon(policy)
-    return [
-        (r.domain, r.source, r.destination, r.finished if r.finished is not None else now)
-        for r in journal.completed_moves(horizon)
-    ]
 
 
 def hold(snapshot: Snapshot, ambiguous: Mapping[str, str]) -> Snapshot:
@@ -166,7 +157,7 @@ class Worker:
             except SnapshotError as exc:
                 return self._finish(plan_id, "failed", f"cannot read the cluster: {exc}", started)
             now = self._clock()
-            past = history(self.journal, now, self.config)
+            past = barrier_history(self.journal, now, self.config.policy)
             seen = view.snapshot if self.emptied is None else self.emptied.view(view.snapshot)
             snapshot = hold(barriers.annotate(seen, past), self.journal.ambiguous_domains())
             active = barriers.evaluate(self.config.policy, now, past, snapshot.domains)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import resource
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,11 +18,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import requests
+from backfilled_prometheus import backfilled_prometheus
 
 from actioner.config import parse_config
 from actioner.libvirt_hosts import HostPool
 from actioner.snapshot_builder import SnapshotBuilder
+from virtbalance.contract import DOMAIN_CPU_SECONDS
 from virtbalance.plan import Mode
 from virtbalance.planner import plan
 
@@ -68,7 +67,7 @@ def cores(host: int, domain: int, overloaded: int) -> float:
 
 def openmetrics(hosts: int, domains: int, start: int, end: int, overloaded: int) -> Iterator[str]:
     """The CPU counters the actioner's query reads, one series per domain, every SCRAPE seconds."""
-    name = "libvirt_domain_info_cpu_time_seconds_total"
+    name = DOMAIN_CPU_SECONDS
     yield f"# TYPE {name[: -len('_total')]} counter\n"
     for h in range(hosts):
         for d in range(domains):
@@ -79,12 +78,6 @@ def openmetrics(hosts: int, domains: int, start: int, end: int, overloaded: int)
             for at in range(start, end + 1, SCRAPE):
                 yield f"{name}{labels} {rate * (at - start):.1f} {at}\n"
     yield "# EOF\n"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> int:
@@ -114,46 +107,8 @@ def main() -> int:
         # the samples run from 6 minutes ago to 15 minutes ahead (Prometheus reads those up to "now").
         now = int(time.time())
         start, end = now - 6 * 60, now + 15 * 60
-        text = work / "cluster.om"
-        with text.open("w") as out:
-            out.writelines(openmetrics(args.hosts, args.domains_per_host, start, end, overloaded))
-        subprocess.run(
-            [
-                "promtool",
-                "tsdb",
-                "create-blocks-from",
-                "openmetrics",
-                str(text),
-                str(work / "data"),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        (work / "prometheus.yml").write_text("global: {}\n")
-        address = f"127.0.0.1:{free_port()}"
-        server = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={work / 'prometheus.yml'}",
-                f"--storage.tsdb.path={work / 'data'}",
-                f"--web.listen-address={address}",
-                "--storage.tsdb.retention.time=30d",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://{address}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if requests.get(f"{url}/-/ready", timeout=2).ok:
-                        break
-                except requests.RequestException:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("Prometheus did not become ready")
-                time.sleep(0.5)
+        samples = openmetrics(args.hosts, args.domains_per_host, start, end, overloaded)
+        with backfilled_prometheus(work, samples, ready_within=120) as url:
             config = parse_config(
                 {
                     "hosts": hosts,
@@ -180,9 +135,6 @@ def main() -> int:
                 assert moved_from == {host_name(overloaded)}, (moved_from, result.hosts_after[:3])
             pool.close()
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        finally:
-            server.terminate()
-            server.wait(30)
     domains = args.hosts * args.domains_per_host
     print(
         f"{args.hosts} hosts, {domains} domains, {args.repeats} runs, "

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -15,10 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import requests
+from backfilled_prometheus import backfilled_prometheus
 
+from virtbalance import contract as c
 from virtbalance.mixin.dashboards import build_all, expressions, substitute
 
 GIB = 2**30
+
+
+def _counter(name: str) -> str:
+    """An OpenMetrics counter family is named without the ``_total`` its samples carry."""
+    return name.removesuffix("_total")
 
 
 def families(hosts: int, per_host: int, start: int, end: int, step: int) -> Iterator[str]:
@@ -44,19 +49,15 @@ def families(hosts: int, per_host: int, start: int, end: int, step: int) -> Iter
                 yield f"{sample}{{{labels}}} {v} {t}\n"
 
     for name, value in (
-        ("libvirt_node_cpus", 16),
-        ("libvirt_node_memory_total_bytes", 64 * GIB),
-        ("libvirt_node_memory_available_bytes", 20 * GIB),
-        ("libvirt_node_memory_free_bytes", 10 * GIB),
-        ("libvirt_domains_number", per_host),
-        ("libvirt_up", 1),
+        (c.NODE_CPUS, 16),
+        (c.NODE_MEMORY_TOTAL, 64 * GIB),
+        (c.NODE_MEMORY_AVAILABLE, 20 * GIB),
+        (c.NODE_MEMORY_FREE, 10 * GIB),
+        (c.DOMAINS_NUMBER, per_host),
+        (c.LIBVIRT_UP, 1),
     ):
         yield from family(name, "gauge", [(target(h), value) for h in host_names])
-    for name in (
-        "host:libvirt_cpu:ratio",
-        "host:libvirt_memory_used:ratio",
-        "host:libvirt_cpu_demand:ratio",
-    ):
+    for name in (c.RECORD_CPU, c.RECORD_MEMORY, c.RECORD_CPU_DEMAND):
         yield from family(
             name, "gauge", [(f'host="{h}"', rng.uniform(0.3, 0.9)) for h in host_names]
         )
@@ -65,30 +66,22 @@ def families(hosts: int, per_host: int, start: int, end: int, step: int) -> Iter
         for h in host_names
         for m in ("user", "system", "idle", "iowait")
     ]
-    yield from family("libvirt_node_cpu_seconds", "counter", modes)
+    yield from family(_counter(c.NODE_CPU_SECONDS), "counter", modes)
 
     def dom(h: str, d: str, u: str) -> str:
         return f'{target(h)},domain="{d}",uuid="{u}"'
 
     chunk_rows = [(f'{dom(*x)},chunk="{chunk[x[1]]}"', 1.0) for x in domains]
-    yield from family("libvirt_domain_chunk_info", "gauge", chunk_rows)
-    yield from family("libvirt_domain_info_virtual_cpus", "gauge", [(dom(*x), 2) for x in domains])
+    yield from family(c.DOMAIN_CHUNK_INFO, "gauge", chunk_rows)
+    yield from family(c.DOMAIN_VIRTUAL_CPUS, "gauge", [(dom(*x), 2) for x in domains])
+    yield from family(c.DOMAIN_MAXIMUM_MEMORY, "gauge", [(dom(*x), 2 * GIB) for x in domains])
+    yield from family(c.DOMAIN_MEMORY_RSS, "gauge", [(dom(*x), GIB) for x in domains])
     yield from family(
-        "libvirt_domain_info_maximum_memory_bytes", "gauge", [(dom(*x), 2 * GIB) for x in domains]
-    )
-    yield from family("libvirt_domain_memory_rss_bytes", "gauge", [(dom(*x), GIB) for x in domains])
-    yield from family(
-        "libvirt_domain_info_cpu_time_seconds", "counter", [(dom(*x), load[x[1]]) for x in domains]
+        _counter(c.DOMAIN_CPU_SECONDS), "counter", [(dom(*x), load[x[1]]) for x in domains]
     )
     delay = [(f'{dom(*x)},vcpu="{v}"', 0.01) for x in domains for v in (0, 1)]
-    yield from family("libvirt_domain_vcpu_delay_seconds", "counter", delay)
+    yield from family(_counter(c.DOMAIN_VCPU_DELAY), "counter", delay)
     yield "# EOF\n"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def timed(
@@ -127,46 +120,8 @@ def main() -> int:
     start = end - args.minutes * 60
     with tempfile.TemporaryDirectory(prefix="bench-dash-") as tmp:
         work = Path(tmp)
-        text = work / "cluster.om"
-        with text.open("w") as out:
-            out.writelines(families(args.hosts, args.domains_per_host, start, end, args.scrape))
-        subprocess.run(
-            [
-                "promtool",
-                "tsdb",
-                "create-blocks-from",
-                "openmetrics",
-                str(text),
-                str(work / "data"),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        (work / "prometheus.yml").write_text("global: {}\n")
-        address = f"127.0.0.1:{free_port()}"
-        server = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={work / 'prometheus.yml'}",
-                f"--storage.tsdb.path={work / 'data'}",
-                f"--web.listen-address={address}",
-                "--storage.tsdb.retention.time=30d",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://{address}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if requests.get(f"{url}/-/ready", timeout=2).ok:
-                        break
-                except requests.RequestException:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("Prometheus did not become ready")
-                time.sleep(0.5)
+        samples = families(args.hosts, args.domains_per_host, start, end, args.scrape)
+        with backfilled_prometheus(work, samples, ready_within=60) as url:
             values = {
                 "__rate_interval": f"{4 * args.scrape}s",
                 "__range": f"{args.minutes}m",
@@ -186,9 +141,6 @@ def main() -> int:
                         params = {"query": expr, "start": start, "end": end, "step": args.scrape}
                         ms, n = timed(url, "query_range", params, args.repeats)
                     rows.append((ms, n, name, expression.where))
-        finally:
-            server.terminate()
-            server.wait(30)
     domains = args.hosts * args.domains_per_host
     print(
         f"{args.hosts} hosts, {domains} domains, {args.minutes} min at {args.scrape} s, median of {args.repeats}"

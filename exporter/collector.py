@@ -25,6 +25,7 @@ from exporter.source import (
     ScrapeData,
 )
 from exporter.topology import DomainTopology, Interface
+from virtbalance import contract as c
 from virtbalance.chunks import ChunkMember, chunk_of
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class LibvirtCollector(Collector):
     # --- building the families ---------------------------------------------------------------
 
     def _families(self, data: ScrapeData) -> list[Family]:
-        up = gauge("libvirt_up", "Whether scraping libvirt's metrics was successful.")
+        up = gauge(c.LIBVIRT_UP, "Whether scraping libvirt's metrics was successful.")
         up.add((), 1.0 if data.up else 0.0)
         families = [up]
         if data.node is not None:
@@ -131,15 +132,13 @@ class LibvirtCollector(Collector):
             ),
             1.0,
         )
-        cpus = gauge(
-            "libvirt_node_cpus", "Logical CPUs of the host (the declared capacity if set)."
-        )
+        cpus = gauge(c.NODE_CPUS, "Logical CPUs of the host (the declared capacity if set).")
         cpus.add((), float(self._capacity.cpus or node.cpus))
         families = [info, cpus]
-        total = gauge("libvirt_node_memory_total_bytes", "Memory capacity of the host, in bytes.")
-        free = gauge("libvirt_node_memory_free_bytes", "Free memory of the host, in bytes.")
+        total = gauge(c.NODE_MEMORY_TOTAL, "Memory capacity of the host, in bytes.")
+        free = gauge(c.NODE_MEMORY_FREE, "Free memory of the host, in bytes.")
         available = gauge(
-            "libvirt_node_memory_available_bytes",
+            c.NODE_MEMORY_AVAILABLE,
             "Memory available for new domains without swapping, in bytes.",
         )
         if self._capacity.memory_bytes is not None:
@@ -158,7 +157,7 @@ class LibvirtCollector(Collector):
                 available.add((), float(node.memory_available_bytes))
         families.extend(f for f in (total, free, available) if f.values)
         cpu_seconds = counter(
-            "libvirt_node_cpu_seconds_total", "CPU time of the host by mode, in seconds.", ("mode",)
+            c.NODE_CPU_SECONDS, "CPU time of the host by mode, in seconds.", ("mode",)
         )
         for mode, seconds in sorted(node.cpu_seconds.items()):
             cpu_seconds.add((mode,), seconds)
@@ -220,7 +219,7 @@ class LibvirtCollector(Collector):
             INTERFACE_LABELS,
         )
         chunk_info = gauge(
-            "libvirt_domain_chunk_info",
+            c.DOMAIN_CHUNK_INFO,
             "The chunk (domains chained by private networks or a group) of a domain, value 1.",
             CHUNK_LABELS,
         )
@@ -303,14 +302,14 @@ class LibvirtCollector(Collector):
 
     def _self_metrics(self, data: ScrapeData) -> list[Family]:
         duration = gauge(
-            "libvirt_exporter_scrape_duration_seconds",
+            c.SCRAPE_DURATION,
             "Time the last scrape spent per stage, in seconds.",
             ("stage",),
         )
         for stage in DURATION_STAGES:
             duration.add((stage,), data.durations.get(stage, 0.0))
         errors = counter(
-            "libvirt_exporter_scrape_errors_total",
+            c.SCRAPE_ERRORS,
             "Failures while scraping libvirt, by stage.",
             ("stage",),
         )

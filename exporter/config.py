@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
 from virtbalance import __version__
+from virtbalance.durations import parse_duration
 from virtbalance.errors import ConfigError
 
 # 9177 belongs to the Go libvirt exporters; 9178 keeps both side by side on one hypervisor.
@@ -21,8 +21,6 @@ DEFAULT_STATS_CONCURRENCY = 4
 # inovex's exporter takes a socket path in --libvirt.uri and the driver URI in --libvirt.driver.
 LOG_LEVELS = ("debug", "info", "warn", "error")
 LOG_FORMATS = ("logfmt", "json")
-_GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -210,13 +208,10 @@ def go_duration_seconds(text: str) -> float | None:
         return float(text)
     except ValueError:
         pass
-    position, total = 0, 0.0
-    for match in _GO_DURATION.finditer(text):
-        if match.start() != position:
-            return None
-        total += float(match.group(1)) * _GO_UNITS[match.group(2)]
-        position = match.end()
-    return total if position == len(text) and text else None
+    try:
+        return parse_duration(text)
+    except ValueError:
+        return None
 
 
 def _alias(

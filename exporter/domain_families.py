@@ -25,6 +25,7 @@ from exporter.labels import (
 )
 from exporter.source import DomainRecord
 from exporter.topology import DomainTopology
+from virtbalance import contract as c
 
 KIB = 1024
 # Values are divided by these to reach base units (division keeps 870000000 ns at 0.87 s exactly).
@@ -298,7 +299,7 @@ class _Families:
     """The families of one scrape, filled domain by domain (the hot loop: cached label sets)."""
 
     def __init__(self) -> None:
-        self.domains_number = gauge("libvirt_domains_number", "Number of domains.")
+        self.domains_number = gauge(c.DOMAINS_NUMBER, "Number of domains.")
         self.domains = gauge("libvirt_domains", "Number of domains, running or not.")
         self.timed_out = gauge(
             "libvirt_domain_timed_out",
@@ -320,17 +321,17 @@ class _Families:
             OPENSTACK_LABELS,
         )
         self.cpu_time = counter(
-            "libvirt_domain_info_cpu_time_seconds_total",
+            c.DOMAIN_CPU_SECONDS,
             "Amount of CPU time used by the domain, in seconds.",
             DOMAIN_LABELS,
         )
         self.vcpus = gauge(
-            "libvirt_domain_info_virtual_cpus",
+            c.DOMAIN_VIRTUAL_CPUS,
             "Number of virtual CPUs for the domain.",
             DOMAIN_LABELS,
         )
         self.max_memory = gauge(
-            "libvirt_domain_info_maximum_memory_bytes",
+            c.DOMAIN_MAXIMUM_MEMORY,
             "Maximum allowed memory of the domain, in bytes.",
             DOMAIN_LABELS,
         )
@@ -340,7 +341,7 @@ class _Families:
             DOMAIN_LABELS,
         )
         self.rss = gauge(
-            "libvirt_domain_memory_rss_bytes",
+            c.DOMAIN_MEMORY_RSS,
             "Resident memory of the domain's process on the host, in bytes.",
             DOMAIN_LABELS,
         )

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from exporter.exposition import LabelSet
 from exporter.topology import DomainTopology, Interface
+from virtbalance.contract import LABEL_CHUNK, LABEL_DOMAIN, LABEL_UUID
 
 # Every domain series has the label sets of both Go exporters (Debian's: domain and uuid;
 # inovex's: domain) plus, for devices, the union of their device labels.
-DOMAIN_LABELS = ("domain", "uuid")
+DOMAIN_LABELS = (LABEL_DOMAIN, LABEL_UUID)
 VCPU_LABELS = (*DOMAIN_LABELS, "vcpu")
 BLOCK_LABELS = (*DOMAIN_LABELS, "source_file", "target_device")
 NET_LABELS = (*DOMAIN_LABELS, "source_bridge", "target_device")
 INTERFACE_LABELS = (*DOMAIN_LABELS, "interface", "bridge", "network", "private")
-CHUNK_LABELS = (*DOMAIN_LABELS, "chunk")
+CHUNK_LABELS = (*DOMAIN_LABELS, LABEL_CHUNK)
 STATE_LABELS = (*DOMAIN_LABELS, "state_desc")
 OS_LABELS = (*DOMAIN_LABELS, "os_type", "os_type_arch", "os_type_machine")
 OPENSTACK_LABELS = (

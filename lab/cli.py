@@ -12,9 +12,10 @@ from lab.dial import percent_for
 from lab.errors import LabError
 from lab.naming import MAX_LAB_ID, check_lab_id, lab_id_from_env
 from lab.scenario import shipped_scenarios
-from lab.sizes import format_size
 from virtbalance.chunks import ChunkMember, chunk_of
+from virtbalance.contract import ALERT_OVERLOAD
 from virtbalance.errors import ValidationError
+from virtbalance.sizes import format_size
 
 EXIT_FAILED = 1
 # the rules generated for the lab profile (short windows); the production file would duplicate its alerts
@@ -49,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     up.add_argument(
         "--webhook-url",
-        help="with --with-monitoring: also start Alertmanager routing HostSustainedOverload here",
+        help=f"with --with-monitoring: also start Alertmanager routing {ALERT_OVERLOAD} here",
     )
     up.add_argument("--token-file", type=Path, help="bearer token file for the webhook")
     up.add_argument(

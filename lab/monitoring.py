@@ -8,10 +8,9 @@ from typing import Any
 
 import yaml
 
+from virtbalance.contract import ALERT_OVERLOAD, ALERT_UNDERUTILIZED, LABEL_ALERTNAME, LABEL_HOST
 from virtbalance.durations import parse_duration
-from virtbalance.rulegen import ALERT_OVERLOAD, ALERT_UNDERUTILIZED
 
-OVERLOAD_ALERT = ALERT_OVERLOAD
 # When the lab's consolidation may run (its route's active_time_intervals): every hour of the day, so a
 # demo runs whenever it is started. NO_NIGHT never comes (a route outside its interval, for tests).
 LAB_NIGHT: tuple[dict[str, Any], ...] = ({"times": [{"start_time": "00:00", "end_time": "24:00"}]},)
@@ -33,7 +32,7 @@ def scrape_configs(
         {
             "job_name": SCRAPE_JOB,
             "static_configs": [
-                {"targets": [target], "labels": {"host": host}}
+                {"targets": [target], "labels": {LABEL_HOST: host}}
                 for host, target in sorted(targets.items())
             ],
         }
@@ -186,11 +185,13 @@ def alertmanager_config(
     config: dict[str, Any] = {
         "route": {
             "receiver": "discard",
-            "group_by": ["alertname", "host"],
+            "group_by": [LABEL_ALERTNAME, LABEL_HOST],
             "group_wait": group_wait,
             "group_interval": group_interval,
             "repeat_interval": repeat_interval,
-            "routes": [{"receiver": "virtbalance", "matchers": [f'alertname="{OVERLOAD_ALERT}"']}],
+            "routes": [
+                {"receiver": "virtbalance", "matchers": [f'{LABEL_ALERTNAME}="{ALERT_OVERLOAD}"']}
+            ],
         },
         "receivers": [{"name": "discard"}, {"name": "virtbalance", "webhook_configs": [webhook]}],
     }
@@ -198,9 +199,9 @@ def alertmanager_config(
         config["route"]["routes"].append(
             {
                 "receiver": "virtbalance",
-                "matchers": [f'alertname="{ALERT_UNDERUTILIZED}"'],
+                "matchers": [f'{LABEL_ALERTNAME}="{ALERT_UNDERUTILIZED}"'],
                 # One group for every idle host: one consolidate plan packs them together.
-                "group_by": ["alertname"],
+                "group_by": [LABEL_ALERTNAME],
                 "active_time_intervals": ["night"],
             }
         )

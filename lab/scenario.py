@@ -11,9 +11,9 @@ from typing import Any
 import yaml
 
 from lab.naming import MAX_HOSTS
-from lab.sizes import format_size, parse_size
 from virtbalance.domain_metadata import Placement
 from virtbalance.errors import ValidationError
+from virtbalance.sizes import format_size, parse_size
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
@@ -316,15 +316,12 @@ class _Validator:
         vcpus = entry.get("vcpus", DEFAULT_VCPUS)
         if isinstance(vcpus, bool) or not isinstance(vcpus, int) or not 1 <= vcpus <= MAX_VCPUS:
             self.problem(f"{path}.vcpus", f"must be an integer 1..{MAX_VCPUS}, not {vcpus!r}")
-        memory = self.size(
-            entry.get("memory", DEFAULT_DOMAIN_MEMORY), f"{path}.memory", required=True
+        memory = self.size_within(
+            entry.get("memory", DEFAULT_DOMAIN_MEMORY),
+            f"{path}.memory",
+            MIN_DOMAIN_MEMORY,
+            MAX_DOMAIN_MEMORY,
         )
-        if memory is not None and not MIN_DOMAIN_MEMORY <= memory <= MAX_DOMAIN_MEMORY:
-            self.problem(
-                f"{path}.memory",
-                f"{format_size(memory)} is outside {format_size(MIN_DOMAIN_MEMORY)}.."
-                f"{format_size(MAX_DOMAIN_MEMORY)}",
-            )
         networks = self.networks(entry.get("private_networks", []), f"{path}.private_networks")
         group = self.label(entry.get("group"), f"{path}.group")
         anti_affinity = self.label(entry.get("anti_affinity"), f"{path}.anti_affinity")
@@ -337,15 +334,12 @@ class _Validator:
         disk = entry.get("disk", READONLY_DISK)
         if disk not in DISK_KINDS:
             self.problem(f"{path}.disk", f"must be one of {', '.join(DISK_KINDS)}, not {disk!r}")
-        disk_size = self.size(
-            entry.get("disk_size", DEFAULT_DISK_SIZE), f"{path}.disk_size", required=True
+        disk_size = self.size_within(
+            entry.get("disk_size", DEFAULT_DISK_SIZE),
+            f"{path}.disk_size",
+            MIN_DISK_SIZE,
+            MAX_DISK_SIZE,
         )
-        if disk_size is not None and not MIN_DISK_SIZE <= disk_size <= MAX_DISK_SIZE:
-            self.problem(
-                f"{path}.disk_size",
-                f"{format_size(disk_size)} is outside {format_size(MIN_DISK_SIZE)}.."
-                f"{format_size(MAX_DISK_SIZE)}",
-            )
         if "disk_size" in entry and disk == READONLY_DISK:
             self.problem(
                 f"{path}.disk_size", "only a writable disk (disk: raw or qcow2) has a size"
@@ -379,6 +373,15 @@ class _Validator:
         if size <= 0:
             self.problem(path, "must be more than 0 bytes")
             return None
+        return size
+
+    def size_within(self, value: Any, path: str, low: int, high: int) -> int | None:
+        """A required size; one outside ``low..high`` is a problem but still returned, as read."""
+        size = self.size(value, path, required=True)
+        if size is not None and not low <= size <= high:
+            self.problem(
+                path, f"{format_size(size)} is outside {format_size(low)}..{format_size(high)}"
+            )
         return size
 
     def networks(self, value: Any, path: str) -> tuple[str, ...]:

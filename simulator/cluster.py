@@ -39,16 +39,22 @@ class HostGroup:
         return replace(group, power=parts[3]) if len(parts) == 4 else group
 
     def problems(self, where: str) -> list[str]:
-        found = []
-        if self.hosts < 1:
-            found.append(f"{where}.hosts: must be at least 1, got {self.hosts}")
-        if self.cpus <= 0:
-            found.append(f"{where}.cpus: must be positive, got {self.cpus}")
-        if self.memory_bytes <= 0:
-            found.append(f"{where}.memory_gib: must be positive, got {self.memory_bytes / GIB}")
+        found = _size_problems(f"{where}.", self.hosts, self.cpus, self.memory_bytes)
         if self.power is not None and self.power not in POWER_MODELS:
             found.append(f"{where}.power: {_unknown_power(self.power)}")
         return found
+
+
+def _size_problems(prefix: str, hosts: int, cpus: float, memory_bytes: int) -> list[str]:
+    """What is wrong with a number of hosts and their size: the same rules for a group and a cluster."""
+    found = []
+    if hosts < 1:
+        found.append(f"{prefix}hosts: must be at least 1, got {hosts}")
+    if cpus <= 0:
+        found.append(f"{prefix}cpus: must be positive, got {cpus}")
+    if memory_bytes <= 0:
+        found.append(f"{prefix}memory_gib: must be positive, got {memory_bytes / GIB}")
+    return found
 
 
 def _unknown_power(name: str) -> str:
@@ -127,13 +133,7 @@ class ClusterSpec:
         return spec
 
     def problems(self) -> list[str]:
-        found = []
-        if self.hosts < 1:
-            found.append(f"hosts: must be at least 1, got {self.hosts}")
-        if self.cpus <= 0:
-            found.append(f"cpus: must be positive, got {self.cpus}")
-        if self.memory_bytes <= 0:
-            found.append(f"memory_gib: must be positive, got {self.memory_bytes / GIB}")
+        found = _size_problems("", self.hosts, self.cpus, self.memory_bytes)
         if not 0.0 <= self.chunk_share <= 1.0:
             found.append(f"chunk_share: must be within [0, 1], got {self.chunk_share}")
         if self.chunk_min < 2 or self.chunk_max < self.chunk_min:

@@ -14,30 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import NamedTuple
 
+from virtbalance.contract import HistoryItem, MigrationRecord
 from virtbalance.durations import format_duration
 from virtbalance.policy import Policy
 from virtbalance.snapshot import DomainState, Snapshot
 
 HOUR = 3600.0
-
-
-class MigrationRecord(NamedTuple):
-    """One finished migration; a plain ``(domain, source, destination, time)`` tuple works too.
-
-    ``duration`` (seconds, 0 when unknown) lengthens the cooldown of a domain slow to migrate.
-    """
-
-    domain: str
-    source: str
-    destination: str
-    time: float
-    duration: float = 0.0
-
-
-# (domain, source, destination, time) or with the migration's duration as a fifth element.
-HistoryItem = tuple[str, str, str, float] | tuple[str, str, str, float, float]
 
 
 def horizon(policy: Policy) -> float:

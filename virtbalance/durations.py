@@ -1,11 +1,24 @@
-"""Parse and format Prometheus-style durations such as ``90s``, ``10m``, ``1h30m`` or ``24h``."""
+"""Parse and format durations such as ``90s``, ``10m``, ``1h30m``, ``24h`` or Go's ``250ms``, ``1.5s``."""
 
 from __future__ import annotations
 
 import re
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+# Prometheus's units and Go's (the exporter's Go-compatible flags) in one table: they agree on every
+# unit they share, so the union reads both.
+_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+}
+# Go writes ".5s" and "1.s" too. Longer units first, so "ms" is never read as minutes then "s".
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d|w)")
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -29,7 +42,7 @@ def parse_duration(text: str | int | float) -> float:
         total += float(match.group(1)) * _UNITS[match.group(2)]
         position = match.end()
     if position != len(stripped):
-        raise ValueError(f"not a duration: {text!r} (expected e.g. 30s, 10m, 1h30m)")
+        raise ValueError(f"not a duration: {text!r} (expected e.g. 30s, 10m, 1h30m, 250ms)")
     return total
 
 

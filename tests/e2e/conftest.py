@@ -21,10 +21,10 @@ import requests
 
 from lab import Lab
 from virtbalance.chunks import ChunkMember, find_chunks
+from virtbalance.contract import ALERT_MIGRATION, ALERT_OVERLOAD, RECORD_CPU
 from virtbalance.demo.actioner_view import ActionerReader, MigrationView, PlanView
 from virtbalance.demo.clients import Alertmanager, Prometheus, ServiceError, format_time
-from virtbalance.demo.narrator import CPU_RATIO, OVERLOAD_ALERT
-from virtbalance.demo.stack import FREEZE_ALERT, Stack, Timings, start, stop
+from virtbalance.demo.stack import Stack, Timings, start, stop
 
 HOST = "hv2"  # pinned ops1, the cache chunk and worker1: only moving the whole chunk relieves it
 # Dial percents (steps of 1/9 core). Measured demand runs about 10% above the dials on the shared
@@ -203,8 +203,8 @@ class Run:
         self.record.phases[name] = time.time()
 
     def sample(self) -> None:
-        cpu = self.prometheus.by_host(CPU_RATIO)
-        alerts = {a.labels["host"]: a.state for a in self.prometheus.alerts(OVERLOAD_ALERT)}
+        cpu = self.prometheus.by_host(RECORD_CPU)
+        alerts = {a.labels["host"]: a.state for a in self.prometheus.alerts(ALERT_OVERLOAD)}
         self.record.samples.append(Sample(time.time(), cpu, alerts))
 
     def place(self) -> None:
@@ -223,7 +223,7 @@ class Run:
         instance (new ``startsAt``) is posted the way Alertmanager would after a flap.
         """
         alert = next(
-            a for a in self.alertmanager.alerts(OVERLOAD_ALERT) if a.labels.get("host") == HOST
+            a for a in self.alertmanager.alerts(ALERT_OVERLOAD) if a.labels.get("host") == HOST
         )
         sample = self.latest()
         self.record.second_wave_cpu = None if sample is None else sample.cpu.get(HOST)
@@ -232,9 +232,9 @@ class Run:
             "version": "4",
             "status": "firing",
             "receiver": "virtbalance",
-            "groupKey": f'{{}}:{{alertname="{OVERLOAD_ALERT}", host="{HOST}"}}',
+            "groupKey": f'{{}}:{{alertname="{ALERT_OVERLOAD}", host="{HOST}"}}',
             "truncatedAlerts": 0,
-            "groupLabels": {"alertname": OVERLOAD_ALERT, "host": HOST},
+            "groupLabels": {"alertname": ALERT_OVERLOAD, "host": HOST},
             "commonLabels": labels,
             "commonAnnotations": {},
             "externalURL": self.stack.alertmanager_url,
@@ -297,7 +297,7 @@ class Run:
 
         self.phase("freeze")
         silence = self.alertmanager.add_silence(
-            {"alertname": FREEZE_ALERT},
+            {"alertname": ALERT_MIGRATION},
             duration=3600,
             comment="e2e: freeze before the overload",
             now=time.time(),
@@ -315,7 +315,7 @@ class Run:
             lambda: next(
                 (
                     a.starts_at
-                    for a in self.alertmanager.alerts(OVERLOAD_ALERT)
+                    for a in self.alertmanager.alerts(ALERT_OVERLOAD)
                     if a.labels.get("host") == HOST
                 ),
                 None,
@@ -388,7 +388,7 @@ def rebalanced_stack(lab: Lab) -> Iterator[RebalancedStack]:
     try:
         wait_for(
             "a CPU ratio for every host in Prometheus",
-            lambda: set(run.prometheus.by_host(CPU_RATIO)) >= set(stack.hosts),
+            lambda: set(run.prometheus.by_host(RECORD_CPU)) >= set(stack.hosts),
             timeout=90,
         )
         placement.start()

@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 from tests.e2e.conftest import HOST, RebalancedStack, Record
-from virtbalance.demo.narrator import OVERLOAD_ALERT
+from virtbalance.contract import ALERT_OVERLOAD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.lab]
 
@@ -153,7 +153,7 @@ def test_the_alert_resolves(run, rebalanced_stack):
     assert run.resolved_at is not None
     active = [
         a
-        for a in rebalanced_stack.stack.alertmanager.alerts(OVERLOAD_ALERT)
+        for a in rebalanced_stack.stack.alertmanager.alerts(ALERT_OVERLOAD)
         if a.labels.get("host") == HOST and a.state == "active"
     ]
     assert not active

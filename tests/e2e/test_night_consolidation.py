@@ -13,11 +13,11 @@ import pytest
 from lab import Lab
 from lab.monitoring import NO_NIGHT
 from tests.lab_fixtures import spare_lab_id
+from virtbalance.contract import ALERT_UNDERUTILIZED
 from virtbalance.demo.actioner_view import ActionerReader
 from virtbalance.demo.night import emptied_hosts, night_summary, watch_night
 from virtbalance.demo.run import wait_for_metrics
 from virtbalance.demo.stack import start, stop
-from virtbalance.rulegen import ALERT_UNDERUTILIZED
 
 pytestmark = [pytest.mark.e2e, pytest.mark.lab]
 

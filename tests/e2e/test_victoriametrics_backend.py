@@ -21,8 +21,8 @@ from tests.e2e.conftest import (
     set_loads,
     wait_for,
 )
+from virtbalance.contract import ALERT_OVERLOAD, RECORD_CPU
 from virtbalance.demo.actioner_view import ActionerReader
-from virtbalance.demo.narrator import CPU_RATIO, OVERLOAD_ALERT
 from virtbalance.demo.stack import Backend, Timings, start, stop
 
 
@@ -55,7 +55,7 @@ def test_vmalert_fires_and_the_actioner_moves_the_chunk_with_usage_from_victoria
         metrics = stack.prometheus
         wait_for(
             "a CPU ratio for every host in VictoriaMetrics",
-            lambda: set(metrics.by_host(CPU_RATIO)) >= set(stack.hosts),
+            lambda: set(metrics.by_host(RECORD_CPU)) >= set(stack.hosts),
             timeout=90,
         )
         rules = requests.get(f"{stack.rules_url}/api/v1/rules", timeout=5).json()
@@ -68,7 +68,7 @@ def test_vmalert_fires_and_the_actioner_moves_the_chunk_with_usage_from_victoria
             "vmalert to fire the overload alert",
             lambda: any(
                 a.state == "firing" and a.labels.get("host") == HOST
-                for a in metrics.alerts(OVERLOAD_ALERT)
+                for a in metrics.alerts(ALERT_OVERLOAD)
             ),
             timeout=policy.rate_window + policy.overload_for + 60,
         )
@@ -79,7 +79,7 @@ def test_vmalert_fires_and_the_actioner_moves_the_chunk_with_usage_from_victoria
         notified = wait_for(
             "Alertmanager to hold vmalert's alert",
             lambda: [
-                a for a in alertmanager.alerts(OVERLOAD_ALERT) if a.labels.get("host") == HOST
+                a for a in alertmanager.alerts(ALERT_OVERLOAD) if a.labels.get("host") == HOST
             ],
             timeout=30,
         )
@@ -109,7 +109,7 @@ def test_vmalert_fires_and_the_actioner_moves_the_chunk_with_usage_from_victoria
             assert len({placement[d] for d in chunk}) == 1, (chunk, placement)
         wait_for(
             "vmalert to resolve the overload alert",
-            lambda: not [a for a in metrics.alerts(OVERLOAD_ALERT) if a.labels.get("host") == HOST],
+            lambda: not [a for a in metrics.alerts(ALERT_OVERLOAD) if a.labels.get("host") == HOST],
             timeout=policy.rate_window + 90,
         )
         # The relieved host stays relieved: no second plan moves anything more from it.

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from actioner.config import load_config, parse_config, parse_size
+from actioner.config import load_config, parse_config, positive_size
 from actioner.main import main
 from virtbalance.errors import ConfigError
 
@@ -136,13 +136,13 @@ def test_the_shipped_example_is_valid_apart_from_its_machine_paths(tmp_path):
     [(1024, 1024), ("64GiB", 64 * 1024**3), ("512M", 512 * 1000**2), ("1.5KiB", 1536)],
 )
 def test_sizes(raw, expected):
-    assert parse_size(raw) == expected
+    assert positive_size(raw) == expected
 
 
 @pytest.mark.parametrize("raw", ["", "12 parsecs", -5, True, "0"])
 def test_bad_sizes(raw):
     with pytest.raises(ValueError):
-        parse_size(raw)
+        positive_size(raw)
 
 
 def test_actioner_refuses_to_start_on_a_bad_config(tmp_path, capsys):

@@ -49,7 +49,8 @@ def test_a_second_actioner_process_exits_at_once_with_the_reason(tmp_path):
     held = JournalLock(journal)
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "actioner.main", "--config", str(config)],
+            # -X importtime lists every module the process imported, on stderr
+            [sys.executable, "-X", "importtime", "-m", "actioner.main", "--config", str(config)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -60,6 +61,10 @@ def test_a_second_actioner_process_exits_at_once_with_the_reason(tmp_path):
     assert result.returncode == 3, result.stderr
     assert f"pid {os.getpid()}" in result.stderr
     assert str(journal) in result.stderr
+    # "at once": refused before the web stack, libvirt and the planner were even imported
+    imported = set(re.findall(r"^import time:.*\|\s*(\S+)$", result.stderr, re.MULTILINE))
+    assert "actioner.config" in imported and "actioner.journal" in imported
+    assert not imported & {"flask", "libvirt", "actioner.serve", "virtbalance.planner"}
 
 
 def test_the_stop_grace_fits_inside_the_units_stop_timeout():

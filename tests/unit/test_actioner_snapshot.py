@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import libvirt
 import pytest
@@ -24,8 +23,24 @@ class Dom:
         return self._name
 
 
+class FakeTime:
+    """The builder's monotonic clock and sleep: time passes only when asked, so rates are exact."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+TIME = FakeTime()  # shared by the fake hosts and the builders of this module
+
+
 class Conn:
-    """cpu.time grows at ``rate`` cores in real time; the first stats call can be slow."""
+    """cpu.time grows at ``rate`` cores in (fake) time; the first stats call can be slow."""
 
     def __init__(self, rates, first_call_delay=0.0, waits=None):
         self.rates = rates
@@ -37,10 +52,10 @@ class Conn:
         self.calls += 1
         slow = self.calls == 1 and self.delay
         if slow:
-            time.sleep(self.delay / 2)  # the request travels...
-        now = time.monotonic()
+            TIME.sleep(self.delay / 2)  # the request travels...
+        now = TIME.monotonic()
         if slow:
-            time.sleep(self.delay / 2)  # ...and the answer comes back
+            TIME.sleep(self.delay / 2)  # ...and the answer comes back
         return [
             (
                 Dom(n),
@@ -100,7 +115,13 @@ class Pool:
 
 def builder(tmp_path, hosts, conns, cpu_query=None, down=(), **config):
     cfg = actioner_config(tmp_path, prometheus={"fallback_sample_interval": "50ms"}, **config)
-    return SnapshotBuilder(cfg, Pool(cfg, hosts, conns, down), cpu_query=cpu_query)
+    return SnapshotBuilder(
+        cfg,
+        Pool(cfg, hosts, conns, down),
+        cpu_query=cpu_query,
+        sleep=TIME.sleep,
+        monotonic=TIME.monotonic,
+    )
 
 
 def test_each_host_sample_uses_its_own_interval(tmp_path):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from virtbalance.barriers import MigrationRecord, ago, annotate, cooldown, evaluate, horizon
+from virtbalance.barriers import ago, annotate, cooldown, evaluate, horizon
+from virtbalance.contract import MigrationRecord
 from virtbalance.policy import Policy
 from virtbalance.snapshot import DomainState, HostState, Snapshot
 

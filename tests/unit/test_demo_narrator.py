@@ -144,21 +144,29 @@ class FakeActioner(ActionerReader):
         return self.timeline.split_totals()
 
 
-@pytest.fixture
-def run():
+def narrated(
+    timeline: type[Timeline] = Timeline, prometheus: type[FakePrometheus] = FakePrometheus
+) -> tuple[Narrator, io.StringIO, Clock]:
+    """A narrator on a fake clock over ``timeline``, writing into the returned buffer."""
     clock = Clock()
-    timeline = Timeline(clock)
+    events = timeline(clock)
     out = io.StringIO()
     narrator = Narrator(
-        FakePrometheus(timeline),
+        prometheus(events),
         FakeAlertmanager(),
-        FakeActioner(timeline),
+        FakeActioner(events),
         hosts=HOSTS,
         cpu_high=0.75,
         out=out,
         clock=clock,
         sleep=clock.sleep,
     )
+    return narrator, out, clock
+
+
+@pytest.fixture
+def run():
+    narrator, out, clock = narrated()
     before = narrator.figures()
     story = narrator.watch("hv1", T0 + 3, before, timeout=60)
     return story, out.getvalue(), clock
@@ -214,19 +222,7 @@ def test_summary_table(run):
 
 
 def test_gives_up_at_the_timeout_and_says_so():
-    clock = Clock()
-    timeline = Timeline(clock)
-    out = io.StringIO()
-    narrator = Narrator(
-        FakePrometheus(timeline),
-        FakeAlertmanager(),
-        FakeActioner(timeline),
-        hosts=HOSTS,
-        cpu_high=0.75,
-        out=out,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    narrator, out, _ = narrated()
     story = narrator.watch("hv1", T0, HostFigures(T0, {}, {}), timeout=6)
     assert story.firing_at is None
     assert "gave up waiting after 6s" in out.getvalue()
@@ -263,19 +259,7 @@ class DownPrometheus(FakePrometheus):
 
 
 def test_a_service_that_stays_down_is_reported_once_then_given_up():
-    clock = Clock()
-    timeline = Timeline(clock)
-    out = io.StringIO()
-    narrator = Narrator(
-        DownPrometheus(timeline),
-        FakeAlertmanager(),
-        FakeActioner(timeline),
-        hosts=HOSTS,
-        cpu_high=0.75,
-        out=out,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    narrator, out, clock = narrated(prometheus=DownPrometheus)
     story = narrator.watch("hv1", T0, HostFigures(T0, {}, {}), timeout=600)
     text = out.getvalue()
     assert text.count("did not answer") == 1
@@ -295,19 +279,7 @@ class BusyTimeline(Timeline):
 
 
 def test_a_host_that_never_reaches_the_threshold_is_explained_once():
-    clock = Clock()
-    timeline = BusyTimeline(clock)
-    out = io.StringIO()
-    narrator = Narrator(
-        FakePrometheus(timeline),
-        FakeAlertmanager(),
-        FakeActioner(timeline),
-        hosts=HOSTS,
-        cpu_high=0.75,
-        out=out,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    narrator, out, _ = narrated(BusyTimeline)
     narrator.watch("hv1", T0, HostFigures(T0, {}, {}), timeout=200)
     text = out.getvalue()
     assert text.count("stays at 40%, under the 75% threshold") == 1
@@ -345,19 +317,7 @@ class UnresolvedTimeline(Timeline):
 
 
 def test_an_unresolved_plan_is_told_once_and_the_narration_ends():
-    clock = Clock()
-    timeline = UnresolvedTimeline(clock)
-    out = io.StringIO()
-    narrator = Narrator(
-        FakePrometheus(timeline),
-        FakeAlertmanager(),
-        FakeActioner(timeline),
-        hosts=HOSTS,
-        cpu_high=0.75,
-        out=out,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    narrator, out, clock = narrated(UnresolvedTimeline)
     story = narrator.watch("hv1", T0, HostFigures(T0, {}, {}), timeout=600)
     text = out.getvalue()
     assert text.count("chunk lan1 fits no host") == 1

@@ -13,7 +13,7 @@ from lab.domain_xml import domain_xml
 from lab.monitoring import alertmanager_config, prometheus_config
 from lab.naming import LabNames, check_lab_id, lab_id_from_env
 from lab.scenario import DomainSpec
-from lab.sizes import format_size, parse_size
+from virtbalance.sizes import format_size, parse_size
 
 
 @pytest.mark.parametrize(

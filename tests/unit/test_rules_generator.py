@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from virtbalance import rulegen
+from virtbalance import contract
 from virtbalance.commands import rules as rules_command
 from virtbalance.errors import ConfigError, ValidationError
 from virtbalance.mixin import rulefile
@@ -116,7 +116,7 @@ MAX_OF = (
 )
 def test_cpu_signal_chooses_the_recorded_ratio(signal, expected):
     by_name = _rules_by_name(rulefile.render(Config(policy=Policy().replace(cpu_signal=signal))))
-    records = {"demand": rulegen.RECORD_CPU_DEMAND, "node": rulegen.RECORD_NODE_CPU}
+    records = {"demand": contract.RECORD_CPU_DEMAND, "node": contract.RECORD_NODE_CPU}
     assert by_name["host:libvirt_cpu:ratio"][0]["expr"] == expected.format(**records)
     # The CPU alerts compute the same signal from the raw series, in the same evaluation, so a rule
     # engine that reads records back from storage (vmalert) decides when Prometheus does.
@@ -136,7 +136,7 @@ def test_cpu_signal_chooses_the_recorded_ratio(signal, expected):
 
 def test_every_aggregation_keeps_the_host_label():
     by_name = _rules_by_name(rulefile.render(Config(policy=Policy())))
-    for name in rulegen.RECORD_CPU_DEMAND, rulegen.RECORD_NODE_CPU, rulegen.RECORD_MEMORY:
+    for name in contract.RECORD_CPU_DEMAND, contract.RECORD_NODE_CPU, contract.RECORD_MEMORY:
         expr = by_name[name][0]["expr"]
         assert expr.count("by (host)") == expr.count("sum") + expr.count("max"), name
         assert " / on (host)" in " " + expr.replace("\n", " "), name

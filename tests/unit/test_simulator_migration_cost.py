@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
 from simulator.cluster import Cluster
 from simulator.config import parse_simulation
 from simulator.engine import replay
 from simulator.migration import GIB, MIB, CostModel
-from simulator.policies.base import PolicyPlugin
-from simulator.state import ClusterView, Move
+from simulator.state import Move
 from simulator.traces import synthetic
+from tests.simulator_fixtures import Scripted
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
 
@@ -67,20 +65,6 @@ def test_settings_are_validated_with_every_problem():
     ]
     simulation = parse_simulation({"migration": {"enabled": False}}, "sim.yaml")
     assert simulation.migration.enabled is False
-
-
-class Scripted(PolicyPlugin):
-    name = "scripted"
-    chunk_aware = False
-
-    def __init__(self, script: dict[int, list[Move]]) -> None:
-        self.script = script
-
-    def decide(self, view: ClusterView) -> Sequence[Move]:
-        return self.script.get(view.step, [])
-
-    def parameters(self):
-        return {}
 
 
 def two_hosts() -> Cluster:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pytest
 
@@ -11,11 +9,11 @@ from simulator.cluster import Cluster, ClusterSpec, HostGroup, build_cluster
 from simulator.engine import replay
 from simulator.migration import MIB, CostModel
 from simulator.pabfd import PowerTable
-from simulator.policies.base import PolicyPlugin
 from simulator.power import ML110_G4, ML110_G5, PowerModel, kwh
 from simulator.sla import SlaTotals
-from simulator.state import ClusterView, Move
+from simulator.state import Move
 from simulator.traces import GIB, synthetic
+from tests.simulator_fixtures import Scripted
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
 
@@ -61,20 +59,6 @@ def test_sla_totals_pool_hosts_and_domains():
     assert totals.pdm == pytest.approx(0.005)
     assert totals.slav == pytest.approx(0.5 * 0.005)
     assert SlaTotals().slatah == 0.0 and SlaTotals().pdm == 0.0
-
-
-class Scripted(PolicyPlugin):
-    name = "scripted"
-    chunk_aware = False
-
-    def __init__(self, script: dict[int, list[Move]]) -> None:
-        self.script = script
-
-    def decide(self, view: ClusterView) -> Sequence[Move]:
-        return self.script.get(view.step, [])
-
-    def parameters(self):
-        return {}
 
 
 def test_replay_energy_sla_and_an_emptied_host_drawing_nothing():

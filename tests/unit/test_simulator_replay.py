@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
 from simulator.alerting import sustained
 from simulator.cluster import Cluster, ClusterSpec, build_cluster
 from simulator.engine import replay
 from simulator.migration import CostModel
-from simulator.policies.base import PolicyPlugin
 from simulator.policies.livemigrationspec import LiveMigrationSpecParams, LiveMigrationSpecPolicy
 from simulator.policies.none import NoneParams, NonePolicy
-from simulator.state import ClusterView, Move
+from simulator.state import Move
 from simulator.traces import GIB, synthetic
+from tests.simulator_fixtures import Scripted
 from virtbalance.policy import Policy
 
 STEP = 300.0
@@ -33,24 +31,6 @@ def three_hosts(
         networks=networks or {},
         placement=placement,
     )
-
-
-class Scripted(PolicyPlugin):
-    """Moves given at given steps; lets a test construct exact histories."""
-
-    name = "scripted"
-    chunk_aware = False
-
-    def __init__(self, script: dict[int, list[Move]]) -> None:
-        self.script = script
-        self.firing: list[frozenset[str]] = []
-
-    def decide(self, view: ClusterView) -> Sequence[Move]:
-        self.firing.append(view.firing)
-        return self.script.get(view.step, [])
-
-    def parameters(self):
-        return {}
 
 
 def test_sustained_fires_after_for_and_resets():

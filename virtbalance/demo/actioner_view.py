@@ -8,13 +8,13 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from virtbalance.contract import CHUNK_SPLIT
 from virtbalance.demo.clients import TIMEOUT, ServiceError, _get_json
 
 # Migration states (the actioner's journal) after which nothing changes any more.
 FINAL_STATES = frozenset({"done", "failed", "rolled_back", "skipped"})
 # Plan states before the final outcome.
 OPEN_PLAN_STATES = frozenset({"queued", "running"})
-SPLIT_HISTOGRAM = "virtbalance_chunk_split_seconds"
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,6 @@ class ActionerReader:
     def split_totals(self) -> tuple[int, float]:
         """(chunks moved, sum of their split windows) from the split-window histogram."""
         samples = self.metrics()
-        count = samples.get((f"{SPLIT_HISTOGRAM}_count", ()), 0.0)
-        total = samples.get((f"{SPLIT_HISTOGRAM}_sum", ()), 0.0)
+        count = samples.get((f"{CHUNK_SPLIT}_count", ()), 0.0)
+        total = samples.get((f"{CHUNK_SPLIT}_sum", ()), 0.0)
         return int(count), total

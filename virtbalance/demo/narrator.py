@@ -7,14 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from virtbalance.contract import (
+    ALERT_OVERLOAD,
+    DOMAIN_VCPU_DELAY,
+    LABEL_HOST,
+    RECORD_CPU,
+    RECORD_MEMORY,
+)
 from virtbalance.demo.actioner_view import FINAL_STATES, ActionerReader, MigrationView, PlanView
 from virtbalance.demo.clients import Alertmanager, Prometheus, ServiceError
 
-CPU_RATIO = "host:libvirt_cpu:ratio"
-MEMORY_RATIO = "host:libvirt_memory_used:ratio"
-OVERLOAD_ALERT = "HostSustainedOverload"
 # Time vCPUs were runnable but waited for a real CPU: on a busy machine the guests get less than asked.
-VCPU_WAIT = "sum by (host) (rate(libvirt_domain_vcpu_delay_seconds_total[1m]))"
+VCPU_WAIT = f"sum by (host) (rate({DOMAIN_VCPU_DELAY}[1m]))"
 STALL_AFTER = 90.0
 GIVE_UP_AFTER_PLAN = 90.0  # seconds after the last plan ended with the host still overloaded  # seconds after the load rose with no pending alert: explain why
 BAR_WIDTH = 24
@@ -132,8 +136,8 @@ class Narrator:
     def figures(self) -> HostFigures:
         return HostFigures(
             at=self.clock(),
-            cpu=self.prometheus.by_host(CPU_RATIO),
-            memory=self.prometheus.by_host(MEMORY_RATIO),
+            cpu=self.prometheus.by_host(RECORD_CPU),
+            memory=self.prometheus.by_host(RECORD_MEMORY),
         )
 
     def known_plan_ids(self) -> set[str]:
@@ -244,29 +248,31 @@ class Narrator:
 
     def _narrate_alert(self, story: Story, now: float) -> None:
         alerts = [
-            a for a in self.prometheus.alerts(OVERLOAD_ALERT) if a.labels.get("host") == story.host
+            a
+            for a in self.prometheus.alerts(ALERT_OVERLOAD)
+            if a.labels.get(LABEL_HOST) == story.host
         ]
         states = {a.state for a in alerts}
         if "pending" in states and story.pending_at is None and story.firing_at is None:
             story.pending_at = now
             self.say(
-                f"alert {OVERLOAD_ALERT} on {story.host} is PENDING: over the threshold, "
+                f"alert {ALERT_OVERLOAD} on {story.host} is PENDING: over the threshold, "
                 "Prometheus waits to see whether it lasts (a spike would not)"
             )
         if "firing" in states and story.firing_at is None:
             story.firing_at = self._firing_time(story.host, now)
             self.say(
-                f"alert {OVERLOAD_ALERT} on {story.host} is FIRING: the overload lasted; "
+                f"alert {ALERT_OVERLOAD} on {story.host} is FIRING: the overload lasted; "
                 "Alertmanager notifies the actioner"
             )
         if not alerts and story.firing_at is not None and story.resolved_at is None:
             story.resolved_at = now
-            self.say(f"alert {OVERLOAD_ALERT} on {story.host} RESOLVED: the host is relieved")
+            self.say(f"alert {ALERT_OVERLOAD} on {story.host} RESOLVED: the host is relieved")
 
     def _firing_time(self, host: str, fallback: float) -> float:
         """When the alert started firing: Alertmanager's startsAt is Prometheus's firing time."""
-        for alert in self.alertmanager.alerts(OVERLOAD_ALERT):
-            if alert.labels.get("host") == host:
+        for alert in self.alertmanager.alerts(ALERT_OVERLOAD):
+            if alert.labels.get(LABEL_HOST) == host:
                 return alert.starts_at
         return fallback
 

@@ -7,12 +7,10 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from lab.api import Lab
+from virtbalance.contract import ALERT_UNDERUTILIZED, HOST_EMPTIED, LABEL_HOST, RECORD_CPU
 from virtbalance.demo.actioner_view import ActionerReader, PlanView
 from virtbalance.demo.clients import Prometheus, ServiceError
-from virtbalance.demo.narrator import CPU_RATIO, percent
-from virtbalance.rulegen import ALERT_UNDERUTILIZED
-
-EMPTIED = "virtbalance_host_emptied"
+from virtbalance.demo.narrator import percent
 
 
 @dataclass
@@ -33,9 +31,9 @@ def emptied_hosts(reader: ActionerReader) -> tuple[str, ...]:
     """The hosts the actioner marks as emptied (``virtbalance_host_emptied == 1``)."""
     return tuple(
         sorted(
-            dict(labels)["host"]
+            dict(labels)[LABEL_HOST]
             for (name, labels), value in reader.metrics().items()
-            if name == EMPTIED and value == 1
+            if name == HOST_EMPTIED and value == 1
         )
     )
 
@@ -50,14 +48,14 @@ def watch_night(
         out.write(f"[{time.monotonic() - started:6.1f}s] {text}\n")
         out.flush()
 
-    story = NightStory(time.time(), lab.placement(), prometheus.by_host(CPU_RATIO))
+    story = NightStory(time.time(), lab.placement(), prometheus.by_host(RECORD_CPU))
     seen: set[tuple[str, str]] = set()
     told: set[str] = set()
     deadline = started + timeout
     while time.monotonic() < deadline:
         try:
             for alert in prometheus.alerts(ALERT_UNDERUTILIZED):
-                key = (alert.labels.get("host", ""), alert.state)
+                key = (alert.labels.get(LABEL_HOST, ""), alert.state)
                 if key not in seen:
                     seen.add(key)
                     say(
@@ -81,7 +79,7 @@ def watch_night(
             break
         time.sleep(2.0)
     story.placement_after = lab.placement()
-    story.cpu_after = prometheus.by_host(CPU_RATIO)
+    story.cpu_after = prometheus.by_host(RECORD_CPU)
     return story
 
 
@@ -108,7 +106,7 @@ def night_summary(story: NightStory, hosts: list[str]) -> str:
     for name in story.emptied:
         lines.append(
             f"{name} runs nothing now: it could be powered off "
-            f'({EMPTIED}{{host="{name}"}} = 1; deploy/power-hook.sh is an example of a hook that does)'
+            f'({HOST_EMPTIED}{{host="{name}"}} = 1; deploy/power-hook.sh is an example of a hook that does)'
         )
     if story.firing_at is not None and story.plan is not None:
         last = max((m.finished_at or 0.0) for m in story.plan.migrations)

@@ -10,10 +10,18 @@ from typing import TextIO
 from lab.api import Lab
 from lab.errors import LabError
 from lab.naming import LabNames
-from virtbalance import rulegen
+from virtbalance.contract import (
+    ALERT_OVERLOAD,
+    ALERT_UNDERUTILIZED,
+    DOMAIN_CHUNK_INFO,
+    LABEL_CHUNK,
+    LABEL_DOMAIN,
+    LABEL_HOST,
+    RECORD_CPU,
+)
 from virtbalance.demo.actioner_view import ActionerReader
 from virtbalance.demo.clients import Prometheus, ServiceError
-from virtbalance.demo.narrator import CPU_RATIO, Narrator, Story, summary
+from virtbalance.demo.narrator import Narrator, Story, summary
 from virtbalance.demo.night import night_summary, watch_night
 from virtbalance.demo.overload import DemoScript, Overload, script_for
 from virtbalance.demo.stack import (
@@ -26,7 +34,6 @@ from virtbalance.demo.stack import (
 )
 from virtbalance.mixin.config import load_policy
 
-CHUNK_INFO = "libvirt_domain_chunk_info"
 # Loaded host's demand ratio: clearly above the lab's cpu_high (75%), so contention on a shared
 # machine cannot keep it under the threshold, and each of two loaded chunks fits on an idle peer alone.
 OVERLOAD_RATIO = 0.92
@@ -37,8 +44,10 @@ NIGHT_SCENARIOS = frozenset({"night"})
 def chunks_by_host(prometheus: Prometheus) -> dict[str, dict[str, list[str]]]:
     """host -> chunk id -> member domains, as the exporters report them."""
     out: dict[str, dict[str, list[str]]] = {}
-    for labels, _ in prometheus.query(CHUNK_INFO):
-        out.setdefault(labels["host"], {}).setdefault(labels["chunk"], []).append(labels["domain"])
+    for labels, _ in prometheus.query(DOMAIN_CHUNK_INFO):
+        out.setdefault(labels[LABEL_HOST], {}).setdefault(labels[LABEL_CHUNK], []).append(
+            labels[LABEL_DOMAIN]
+        )
     return out
 
 
@@ -48,14 +57,14 @@ def wait_for_metrics(stack: Stack, timeout: float, out: TextIO) -> None:
     wanted = set(stack.hosts)
     while time.monotonic() < deadline:
         try:
-            have = set(stack.prometheus.by_host(CPU_RATIO))
+            have = set(stack.prometheus.by_host(RECORD_CPU))
         except ServiceError:
             have = set()
         if wanted <= have:
             return
         time.sleep(1.0)
     raise StackError(
-        f"Prometheus has no {CPU_RATIO} for {', '.join(sorted(wanted - have))} after {timeout:.0f}s"
+        f"Prometheus has no {RECORD_CPU} for {', '.join(sorted(wanted - have))} after {timeout:.0f}s"
     )
 
 
@@ -83,7 +92,7 @@ def wait_for_calm(stack: Stack, narrator: Narrator, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         figures = narrator.figures()
-        alerts = stack.prometheus.alerts("HostSustainedOverload")
+        alerts = stack.prometheus.alerts(ALERT_OVERLOAD)
         if not alerts and all(v <= stack.policy.cpu_high for v in figures.cpu.values()):
             return
         time.sleep(2.0)
@@ -184,7 +193,7 @@ def demo_up(
 def _night(lab: Lab, stack: Stack, out: TextIO, timeout: float) -> int:
     """Wait for HostUnderutilized, watch the consolidation; 0 when a host was emptied."""
     out.write(
-        f"The night: every guest lightly loaded. {rulegen.ALERT_UNDERUTILIZED} fires for a host below "
+        f"The night: every guest lightly loaded. {ALERT_UNDERUTILIZED} fires for a host below "
         f"{stack.policy.cpu_low:.0%} CPU for {stack.policy.underutilized_for:g}s; Alertmanager sends it "
         "to the actioner inside its 'night' time interval, and the actioner consolidates.\n"
     )

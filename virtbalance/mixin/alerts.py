@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from virtbalance.durations import format_duration
-from virtbalance.mixin.config import Config
-from virtbalance.mixin.promql import SIGNAL_TEXT, awake, cpu_signal_expr, indent
-from virtbalance.mixin.rule import Rule
-from virtbalance.policy import Policy
-from virtbalance.rulegen import (
+from virtbalance.contract import (
     ALERT_AMBIGUOUS,
     ALERT_EXPORTER_ABSENT,
     ALERT_EXPORTER_DOWN,
@@ -25,6 +20,11 @@ from virtbalance.rulegen import (
     RECORD_MEMORY,
     RECORD_NODE_CPU,
 )
+from virtbalance.durations import format_duration
+from virtbalance.mixin.config import Config
+from virtbalance.mixin.promql import SIGNAL_TEXT, awake, cpu_signal_expr, indent
+from virtbalance.mixin.rule import Rule
+from virtbalance.policy import Policy
 
 FAILED_RESULTS = "failed|rolled_back|timeout"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from virtbalance.contract import HOST_EMPTIED
 from virtbalance.policy import Policy
-from virtbalance.rulegen import METRIC_EMPTIED
 
 SIGNAL_TEXT = {
     "demand": "the VMs' CPU demand",
@@ -19,7 +19,7 @@ def indent(expr: str, by: str = "  ") -> str:
 
 def awake(expr: str) -> str:
     """``expr`` without the hosts the actioner emptied (unchanged where its metric is not scraped)."""
-    return f"{expr} unless on (host) ({METRIC_EMPTIED} == 1)"
+    return f"{expr} unless on (host) ({HOST_EMPTIED} == 1)"
 
 
 def cpu_signal_expr(policy: Policy, demand: str, node: str) -> str:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from virtbalance.durations import format_duration
-from virtbalance.mixin.config import Config
-from virtbalance.mixin.promql import SIGNAL_TEXT, cpu_signal_expr
-from virtbalance.mixin.rule import Rule
-from virtbalance.rulegen import (
+from virtbalance.contract import (
     RECORD_CPU,
     RECORD_CPU_DEMAND,
     RECORD_IMMOVABLE,
     RECORD_MEMORY,
     RECORD_NODE_CPU,
 )
+from virtbalance.durations import format_duration
+from virtbalance.mixin.config import Config
+from virtbalance.mixin.promql import SIGNAL_TEXT, cpu_signal_expr
+from virtbalance.mixin.rule import Rule
 
 # Time a guest spends waiting on IO is idle CPU: it is free for another VM.
 IDLE_MODES = "idle|iowait"
