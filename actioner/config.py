@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from virtbalance.contract import ALERT_IMBALANCED, ALERT_OVERLOAD, ALERT_UNDERUTILIZED
+from virtbalance.contract import ALERT_HOT, ALERT_IMBALANCED, ALERT_OVERLOAD, ALERT_UNDERUTILIZED
 from virtbalance.durations import parse_duration
 from virtbalance.errors import ConfigError
 from virtbalance.policy import Policy
@@ -71,7 +71,12 @@ class WebhookConfig:
     max_body_bytes: int = 1024 * 1024
     # Alerts acted upon, each in its mode (actioner.webhook.mode_of); which of them arrive, and when, is
     # Alertmanager's routing (active_time_intervals for consolidation).
-    alertnames: tuple[str, ...] = (ALERT_OVERLOAD, ALERT_UNDERUTILIZED, ALERT_IMBALANCED)
+    alertnames: tuple[str, ...] = (
+        ALERT_OVERLOAD,
+        ALERT_HOT,
+        ALERT_UNDERUTILIZED,
+        ALERT_IMBALANCED,
+    )
     listen_host: str = "127.0.0.1"
     listen_port: int = 9096
     threads: int = 4

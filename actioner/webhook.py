@@ -7,13 +7,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from actioner.journal import AlertKey
-from virtbalance.contract import ALERT_IMBALANCED, ALERT_UNDERUTILIZED, LABEL_ALERTNAME, LABEL_HOST
+from virtbalance.contract import (
+    ALERT_HOT,
+    ALERT_IMBALANCED,
+    ALERT_UNDERUTILIZED,
+    LABEL_ALERTNAME,
+    LABEL_HOST,
+)
 from virtbalance.plan import ModeKind
 
 PAYLOAD_VERSION = "4"
 _STATUSES = ("firing", "resolved")
 # The planner mode each alert asks for; every other accepted alert name is an overload (relieve).
 ALERT_MODES: Mapping[str, ModeKind] = {
+    # Short overloads coming back: the host is relieved to cpu_target like a sustained overload.
+    ALERT_HOT: "relieve",
     ALERT_UNDERUTILIZED: "consolidate",
     ALERT_IMBALANCED: "balance",
 }

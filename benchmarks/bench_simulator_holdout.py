@@ -63,7 +63,12 @@ SCENARIOS = (
         "bitbrains",
         role="held out (tuned on by earlier work)",
     ),
-    Scenario("planetlab-20110303", Path("planetlab") / "20110303", "planetlab"),
+    Scenario(
+        "planetlab-20110303",
+        Path("planetlab") / "20110303",
+        "planetlab",
+        role="tuned on (HostChronicallyHot)",
+    ),
     Scenario("planetlab-20110322", Path("planetlab") / "20110322", "planetlab"),
     Scenario("planetlab-20110403", Path("planetlab") / "20110403", "planetlab"),
     Scenario(

@@ -1,6 +1,10 @@
-"""The alert's ``for`` clause as one pure function: a condition must hold this long before it fires."""
+"""The alerts' conditions as pure functions: the ``for`` clause, and HostChronicallyHot's share of an hour."""
 
 from __future__ import annotations
+
+from collections import deque
+
+from virtbalance.policy import Policy
 
 
 def sustained(
@@ -16,3 +20,35 @@ def sustained(
         return None, False
     since = now if pending_since is None else pending_since
     return since, now - since >= hold
+
+
+def share_above(window: deque[bool], above: bool, points: int) -> float:
+    """Advance ``avg_over_time((signal > bool threshold)[W:])`` by one evaluation; return the share.
+
+    ``window`` holds the evaluations seen so far (at most ``points``, those within W, oldest first);
+    this one's ``above`` is appended and the oldest beyond ``points`` dropped. As in Prometheus the
+    average is over the points there are: a host an hour old is judged on its first hour. HostChronicallyHot
+    (``virtbalance.mixin.alerts.hot_alert``) compares this share with ``hot_share``.
+    """
+    window.append(above)
+    while len(window) > points:
+        window.popleft()
+    return sum(window) / len(window)
+
+
+def chronically_hot(  # noqa: PLR0917 - the rule's inputs, one evaluation
+    window: deque[bool],
+    pending_since: float | None,
+    ratio: float,
+    now: float,
+    policy: Policy,
+    points: int,
+) -> tuple[float | None, bool]:
+    """One evaluation of HostChronicallyHot for a host at CPU ``ratio``: (new pending_since, firing).
+
+    The share of the last ``points`` evaluations above ``cpu_high`` above ``hot_share``, and the ratio
+    above ``cpu_target`` now, held for ``hot_for`` (``sustained``), as the generated rule says.
+    """
+    share = share_above(window, ratio > policy.cpu_high, points)
+    breached = share > policy.hot_share and ratio > policy.cpu_target
+    return sustained(pending_since, breached, now, policy.hot_for)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time as wallclock
 from array import array
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.alerting import sustained
+from simulator.alerting import chronically_hot, sustained
 from simulator.cluster import Cluster
 from simulator.diagnosis import Diagnosis
 from simulator.migration import CostModel
@@ -199,7 +200,8 @@ def replay(
     the domain plus the copying overhead and the destination carries it too); sum every host's demand
     over the interval; count overload (CPU above ``policy.cpu_high``); advance the policy's alert (CPU
     above ``cpu_high`` or memory above ``memory_high`` for ``overload_for``); ask the plug-in what to
-    move, and record why each overloaded host got no move (the diagnosis).
+    move, and record why each overloaded host got no move (the diagnosis). HostChronicallyHot
+    (``simulator.alerting.chronically_hot``) is evaluated beside it: ``ClusterView.hot``.
     """
     cost = cost or CostModel()
     started = wallclock.perf_counter()
@@ -226,6 +228,10 @@ def replay(
     history: list[MigrationRecord] = []
     tracker = _Tracker(cluster)
     pending_since: dict[str, float | None] = dict.fromkeys(hosts)
+    # HostChronicallyHot: each host's evaluations within hot_window, and its own pending time.
+    hot_points = max(1, round(policy.hot_window / workload.step))
+    hot_window: dict[str, deque[bool]] = {h: deque() for h in hosts}
+    hot_since: dict[str, float | None] = dict.fromkeys(hosts)
     pending: list[tuple[Move, float, float]] = []
     flights: list[_Flight] = []
     free_at = workload.start
@@ -309,6 +315,7 @@ def replay(
             flights = running
 
         firing = set()
+        hot = set()
         overloaded_hosts = []
         for host in hosts:
             ratio = host_cpu_used[host] / cluster.host_cpus[host]
@@ -335,6 +342,11 @@ def replay(
             )
             if fires:
                 firing.add(host)
+            hot_since[host], hot_fires = chronically_hot(
+                hot_window[host], hot_since[host], ratio, now, policy, hot_points
+            )
+            if hot_fires:
+                hot.add(host)
         metrics.alert_host_steps += len(firing)
 
         view = ClusterView(
@@ -353,6 +365,7 @@ def replay(
             host_cpu_used=host_cpu_used,
             host_memory_used=host_memory_used,
             firing=frozenset(firing),
+            hot=frozenset(hot),
             history=history,
             executing_until=free_at,
             cpu_series=series_by_name,
@@ -366,14 +379,14 @@ def replay(
             pending, free_at = _schedule(admitted, view, cost, policy.max_per_host, now)
         explained = plugin.explain()
         if busy and explained is not None:
-            explained = dict.fromkeys(firing, Cause.WAITING)
+            explained = dict.fromkeys(firing | hot, Cause.WAITING)
         explains = explains and explained is not None
         if overloaded_hosts and explained is not None:
             relieving = {view.placement[m.domain] for m in admitted} | {f.source for f in flights}
             for host in overloaded_hosts:
                 if host in relieving:
                     cause = Cause.MIGRATING
-                elif host not in firing:
+                elif host not in firing and host not in hot:
                     cause = Cause.FOR_WINDOW
                 else:
                     cause = explained.get(host, Cause.OTHER)

@@ -56,6 +56,8 @@ class ClusterView:
     host_memory_used: Mapping[str, int]
     firing: frozenset[str]
     history: Sequence[MigrationRecord]
+    # Hosts whose HostChronicallyHot fires (short overloads coming back; simulator.alerting).
+    hot: frozenset[str] = frozenset()
     # When the migrations decided so far will all have ended (the executor is busy until then).
     executing_until: float = 0.0
     # Each domain's CPU per step of the whole trace: plug-ins may read the past (indexes <= step) only.

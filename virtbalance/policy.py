@@ -56,6 +56,12 @@ class Policy:
     balance_spread: float = 0.15
     balance_for: float = 1800.0
     cpu_low: float = 0.20
+    # Chronically hot: above cpu_high for more than hot_share of the last hot_window (short overloads
+    # that each end before overload_for), held for hot_for, while above cpu_target now:
+    # HostChronicallyHot, relieved to cpu_target like an overload. hot_share 1 never fires.
+    hot_share: float = 0.25
+    hot_window: float = 3600.0
+    hot_for: float = 300.0
     # Alerting (Prometheus decides *when*): durations a condition must hold, the windows rates use.
     overload_for: float = 600.0
     cpu_signal: str = "max"
@@ -151,10 +157,20 @@ _DURATION_FIELDS = frozenset(
         "exporter_down_for",
         "migration_failure_window",
         "plan_budget",
+        "hot_window",
+        "hot_for",
     }
 )
 _RATIO_FIELDS = frozenset(
-    {"cpu_high", "cpu_target", "memory_high", "memory_target", "balance_spread", "cpu_low"}
+    {
+        "cpu_high",
+        "cpu_target",
+        "memory_high",
+        "memory_target",
+        "balance_spread",
+        "cpu_low",
+        "hot_share",
+    }
 )
 
 

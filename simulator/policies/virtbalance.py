@@ -1,7 +1,7 @@
 """virtbalance itself: the alert decides when, the real barriers and the real planner decide what.
 
 Nothing here re-implements the planner or the cooldowns: each time a host's alert fires (the engine
-evaluates the policy's ``for`` like the Prometheus rule), this plug-in builds a Snapshot,
+evaluates the policy's ``for`` like the Prometheus rule, and HostChronicallyHot beside it), this plug-in builds a Snapshot,
 annotates it with the migration history, asks ``virtbalance.barriers.evaluate`` for the hourly
 budget, and calls ``virtbalance.planner.plan`` in ``relieve`` mode for the firing hosts, as the
 actioner does on a webhook notification. ``replan_every`` stands for Alertmanager's re-notification
@@ -131,24 +131,26 @@ class VirtbalancePolicy(PolicyPlugin):
             self.start = view.time
         self._remember(view)
         self.causes = {}
-        if not view.firing:
+        # Both alerts the actioner relieves: HostSustainedOverload and HostChronicallyHot.
+        alerted = view.firing | view.hot
+        if not alerted:
             self.next_plan = None
             return ()
         if self.next_plan is not None and view.time < self.next_plan:
-            self.causes = dict.fromkeys(view.firing, Cause.WAITING)
+            self.causes = dict.fromkeys(alerted, Cause.WAITING)
             return ()
         self.next_plan = view.time + self.params.replan_every
         history = [(r.domain, r.source, r.destination, r.time, r.duration) for r in self.recent]
         barriers = evaluate(self.policy, view.time, history)
         if barriers.remaining_hourly <= 0:
-            self.causes = dict.fromkeys(view.firing, Cause.HOURLY_CAP)
+            self.causes = dict.fromkeys(alerted, Cause.HOURLY_CAP)
             return ()
         snapshot = annotate(snapshot_of(view), history)
         result = plan(
             snapshot,
             self.policy,
             Mode("relieve"),
-            relieve_hosts=frozenset(view.firing),
+            relieve_hosts=alerted,
             forbidden=self._forbidden(view.time),
             max_migrations=barriers.remaining_hourly,
             barriers=barriers,

@@ -236,6 +236,10 @@ def test_example_alertmanager_config_is_valid(repo_root):
             "virtbalance-actioner,operators",
         ),
         (["alertname=HostsImbalanced", "severity=info"], "virtbalance-actioner,operators"),
+        (
+            ["alertname=HostChronicallyHot", "host=hv1", "resource=cpu"],
+            "virtbalance-actioner,operators",
+        ),
         (["alertname=LibvirtExporterDown", "host=hv1", "severity=warning"], "operators"),
     ],
 )
@@ -259,6 +263,7 @@ def test_actioner_receiver_settings(repo_root):
         'alertname = "HostSustainedOverload"',
         'alertname = "HostUnderutilized"',
         'alertname = "HostsImbalanced"',
+        'alertname = "HostChronicallyHot"',
     }
     route = routes['alertname = "HostSustainedOverload"']
     assert route["group_by"] == ["alertname", "host"]
@@ -363,3 +368,26 @@ def test_documented_freeze_commands_create_the_silences_the_actioner_matches(
             (alertname, ("domain", "db1", True, False)),
         ]
     )
+
+
+@needs_promtool
+@pytest.mark.parametrize(
+    ("changes", "failing_at"),
+    [
+        ({"hot_for": "4m"}, "time: 1h35m"),  # fires one evaluation early
+        ({"hot_for": "6m"}, "time: 1h36m"),  # fires one evaluation late
+        ({"hot_share": 0.2}, "time: 1h35m"),  # 15 of 61 evaluations above is now enough
+        ({"hot_window": "50m"}, "time: 1h35m"),  # fewer points: the same bursts are a larger share
+        ({"cpu_target": 0.6}, "time: 1h41m"),  # 62% at 102m still counts as hot now
+    ],
+)
+def test_the_chronically_hot_unit_test_catches_a_changed_policy(
+    repo_root, tmp_path, changes, failing_at
+):
+    (tmp_path / "tests").mkdir()
+    shutil.copy(_rules_dir(repo_root) / "tests" / "chronically-hot.test.yml", tmp_path / "tests")
+    text = rulefile.render(Config(policy=Policy().replace(**changes)), source="policy.yaml")
+    (tmp_path / "virtbalance.rules.yml").write_text(text, encoding="utf-8")
+    result = _run(str(PROMTOOL), "test", "rules", "tests/chronically-hot.test.yml", cwd=tmp_path)
+    assert result.returncode != 0, result.stdout
+    assert failing_at in result.stdout + result.stderr

@@ -10,6 +10,8 @@ import threading
 
 import pytest
 
+from actioner.config import WebhookConfig
+from actioner.webhook import mode_of
 from tests.actioner_fixtures import TOKEN, payload
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -221,7 +223,7 @@ def test_unknown_host_and_other_alerts_are_ignored_with_a_note(client, actioner_
     assert answer["ignored"] == [
         "ignored alert 'HostSustainedOverload': host 'hv9' is not in the config",
         "ignored alert 'LibvirtExporterDown': not one of HostSustainedOverload, "
-        "HostUnderutilized, HostsImbalanced",
+        "HostChronicallyHot, HostUnderutilized, HostsImbalanced",
     ]
     assert actioner_services.journal.plans() == []
 
@@ -372,3 +374,29 @@ def test_one_notification_with_several_modes_gives_one_plan_per_mode(client, act
     # Relief first: an overload outranks freeing a host.
     assert actioner_services.worker.submitted == [queued["relieve"], queued["consolidate"]]
     assert answer["queued_plan"] == queued["relieve"]
+
+
+def test_a_chronically_hot_host_queues_a_relieve_plan_for_it(client, actioner_services):
+    answer = post(client, _as("HostChronicallyHot", payload("firing_hv1"))).get_json()
+    plan = actioner_services.journal.plan(answer["queued_plan"])
+    assert (plan.mode, plan.hosts, plan.state) == ("relieve", ("hv1",), "queued")
+    assert answer["queued_plans"] == {"relieve": plan.id}
+    again = post(client, _as("HostChronicallyHot", payload("firing_hv1"))).get_json()
+    assert (again["queued_plan"], again["duplicate"]) == (None, True)
+
+
+def test_a_chronically_hot_alert_needs_its_host(client, actioner_services):
+    # Relieve is per host: unlike HostsImbalanced, a HostChronicallyHot without host is ignored.
+    body = _as("HostChronicallyHot", payload("firing_hv1"), host=False)
+    answer = post(client, body).get_json()
+    assert answer["queued_plan"] is None
+    assert answer["ignored"][0].endswith("no host label")
+
+
+def test_the_webhook_maps_every_actioner_alert_to_its_mode():
+    assert {name: mode_of(name) for name in WebhookConfig().alertnames} == {
+        "HostSustainedOverload": "relieve",
+        "HostChronicallyHot": "relieve",
+        "HostUnderutilized": "consolidate",
+        "HostsImbalanced": "balance",
+    }

@@ -116,3 +116,43 @@ def test_unresolved_causes_are_typed():
     relaxed = POLICY.replace(vm_cooldown="30m", vm_cooldown_max="30m")
     result = plan(annotated, relaxed, Mode("relieve"), forbidden=frozenset({("rest", "*")}))
     assert [u.cause for u in result.unresolved] == [Cause.ANTI_FLAP]
+
+
+def test_a_host_an_alert_names_is_relieved_to_cpu_target_although_below_cpu_high():
+    # hv0 at 70%: not overloaded on its sample, but HostChronicallyHot (or a sustained overload that
+    # dipped since) names it. Unnamed, relieve leaves it; named, 0.5 cores go: "small" (1 core).
+    snapshot = cluster({"hv0": {"small": 1.0, "rest": 6.0}, "idle": {"i": 1.0}})
+    assert moves(plan(snapshot, POLICY, Mode("relieve"))) == []
+    named = plan(snapshot, POLICY, Mode("relieve"), relieve_hosts=frozenset({"hv0"}))
+    assert moves(named) == [("small", "idle")]
+    assert named.unresolved == ()
+    # At or below cpu_target there is nothing to do, named or not.
+    calm = cluster({"hv0": {"small": 0.5, "rest": 6.0}, "idle": {"i": 1.0}})
+    assert plan(calm, POLICY, Mode("relieve"), relieve_hosts=frozenset({"hv0"})).empty
+
+
+def test_a_named_host_below_cpu_high_goes_to_cpu_target_on_its_sample_not_its_peak():
+    # hv0 at 72%, its recent peak 80%. An overloaded host would stop once its peak is at cpu_high
+    # (0.5 cores: "half"); a named host below cpu_high goes to cpu_target: 0.7 cores ("one", 1.0).
+    heavy = frozenset({"rest"})  # 8 GiB: never the cheapest set
+    snapshot = cluster(
+        {"hv0": {"half": 0.5, "one": 1.0, "rest": 5.7}, "idle": {"i": 1.0}}, heavy=heavy
+    )
+    forecast = Forecast(
+        domains={"half": 0.5, "one": 1.0, "rest": 6.5, "i": 1.0},
+        hosts={"hv0": 8.0, "idle": 1.0},
+    )
+    result = plan(
+        snapshot, POLICY, Mode("relieve"), relieve_hosts=frozenset({"hv0"}), forecast=forecast
+    )
+    assert moves(result) == [("one", "idle")]
+    # Above cpu_high the forecast rule is unchanged: hv0 at 79%, its peak the same; its peak at
+    # cpu_high needs 0.4 cores (one 1 GiB domain), its sample at cpu_target 1.4 (both): the smaller move.
+    hot = cluster({"hv0": {"half": 0.5, "one": 1.0, "rest": 6.4}, "idle": {"i": 1.0}}, heavy=heavy)
+    peaks = Forecast(
+        domains={"half": 0.5, "one": 1.0, "rest": 6.4, "i": 1.0},
+        hosts={"hv0": 7.9, "idle": 1.0},
+    )
+    result = plan(hot, POLICY, Mode("relieve"), relieve_hosts=frozenset({"hv0"}), forecast=peaks)
+    assert len(result.migrations) == 1
+    assert result.migrations[0].domain in {"half", "one"}

@@ -8,6 +8,7 @@ from virtbalance.contract import (
     ALERT_AMBIGUOUS,
     ALERT_EXPORTER_ABSENT,
     ALERT_EXPORTER_DOWN,
+    ALERT_HOT,
     ALERT_IMBALANCED,
     ALERT_LIBVIRT_DOWN,
     ALERT_MIGRATIONS_FAILING,
@@ -23,6 +24,7 @@ from virtbalance.durations import format_duration
 from virtbalance.mixin.config import Config
 from virtbalance.mixin.promql import SIGNAL_TEXT, awake, cpu_signal_expr, indent
 from virtbalance.mixin.rule import Rule
+from virtbalance.policy import Policy
 
 FAILED_RESULTS = "failed|rolled_back|timeout"
 
@@ -143,7 +145,46 @@ def host_alerts(config: Config, records: Mapping[str, str]) -> tuple[Rule, ...]:
             "runbook_url": _runbook(runbook_base, ALERT_IMBALANCED),
         },
     )
-    return (cpu, memory, under, imbalanced)
+    return (cpu, memory, hot_alert(policy, runbook_base, cpu_now), under, imbalanced)
+
+
+def hot_alert(policy: Policy, runbook_base: str, cpu_now: str) -> Rule:
+    """Chronically hot: short overloads that each end before ``overload_for`` but keep coming back.
+
+    The share of the last ``hot_window``'s evaluations (the subquery's default resolution is the
+    evaluation interval) with the recorded CPU signal above cpu_high; the record rather than the inline
+    signal, since a subquery evaluates its expression at every point of the window (vmalert's records,
+    one evaluation late, shift a 1h share by one point).
+    """
+    window = format_duration(policy.hot_window)
+    hot_for = format_duration(policy.hot_for)
+    high, target = _percent(policy.cpu_high), _percent(policy.cpu_target)
+    share = f"avg_over_time(({RECORD_CPU} > bool {policy.cpu_high!r})[{window}:])"
+    return Rule(
+        alert=ALERT_HOT,
+        comment=(
+            f"Chronically hot: the CPU signal above cpu_high ({high}) for more than hot_share "
+            f"({_percent(policy.hot_share)})\nof the evaluations in the last hot_window ({window}), "
+            f"while above cpu_target ({target}) now, for {hot_for}.\n"
+            f"Overloads shorter than overload_for never fire {ALERT_OVERLOAD}; a lone spike is too short "
+            "a share to fire this.\nThe actioner relieves the host to cpu_target (relieve mode); the "
+            "alert ends once it is there."
+        ),
+        expr=(
+            f"{share}\n> {policy.hot_share!r}\nand on (host)\n{cpu_now}\n> {policy.cpu_target!r}"
+        ),
+        for_seconds=policy.hot_for,
+        labels={"resource": "cpu", "severity": "warning"},
+        annotations={
+            "summary": f"Host {{{{ $labels.host }}}} CPU above {high} too often in the last {window}",
+            "description": (
+                f"CPU on {{{{ $labels.host }}}} was above {high} for {{{{ $value | humanizePercentage }}}} "
+                f"of the last {window} and is above {target} now. The actioner moves VMs away until it "
+                f"is at or below {target}."
+            ),
+            "runbook_url": _runbook(runbook_base, ALERT_HOT),
+        },
+    )
 
 
 def health_alerts(config: Config) -> tuple[Rule, ...]:

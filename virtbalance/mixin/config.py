@@ -89,4 +89,9 @@ def generation_problems(policy: Policy) -> list[str]:
             "migration_failure_window: must be at least 1s for increase(), "
             f"got {format_duration(policy.migration_failure_window)}"
         )
+    if policy.hot_window < 1:
+        problems.append(
+            "hot_window: must be at least 1s for a subquery, "
+            f"got {format_duration(policy.hot_window)}"
+        )
     return problems

@@ -29,15 +29,26 @@ class Need:
         return self.cpu <= EPS and self.memory <= 0
 
 
-def need_of(model: Model, host: HostLoad) -> Need | None:
-    """What must leave an overloaded host, or None if it is not above cpu_high or memory_high."""
+def need_of(model: Model, host: HostLoad, named: bool = False) -> Need | None:
+    """What must leave an overloaded host, or None if it is not above cpu_high or memory_high.
+
+    A ``named`` host (in ``relieve_hosts``: an alert judged it over its own window) is relieved once its
+    CPU is above cpu_target, to cpu_target: HostChronicallyHot names hosts whose overloads are short,
+    often over at the moment of planning, and a sustained overload may dip between the alert and the
+    plan.
+    """
     policy = model.policy
-    cpu_over = host.cpu_ratio > policy.cpu_high + EPS
+    cpu_over = host.cpu_ratio > policy.cpu_high + EPS or (
+        named and host.cpu_ratio > policy.cpu_target + EPS
+    )
     memory_over = host.memory_ratio > policy.memory_high + EPS
     if not (cpu_over or memory_over):
         return None
     cpu = host.cpu_used - policy.cpu_target * host.cpus if cpu_over else 0.0
-    if cpu_over and model.forecast:
+    # With a forecast an overloaded host stops once its peak is at cpu_high; a named host below
+    # cpu_high goes to cpu_target on its sample: its peak was above cpu_high again and again (that is
+    # what named it), so stopping there would leave it as hot as it was.
+    if cpu_over and model.forecast and host.cpu_ratio > policy.cpu_high + EPS:
         cpu = min(cpu, _forecast_need(model, host))
     memory = host.memory_used - int(policy.memory_target * host.memory) if memory_over else 0
     return Need(max(0.0, cpu), max(0, memory))
@@ -85,7 +96,7 @@ def prepare(
     for host in model.hosts.values():
         if relieve_hosts is not None and host.name not in relieve_hosts:
             continue
-        need = need_of(model, host)
+        need = need_of(model, host, named=relieve_hosts is not None)
         if need is None:
             continue
         excess = max(host.cpu_ratio - policy.cpu_high, host.memory_ratio - policy.memory_high)
