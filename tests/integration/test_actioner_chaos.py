@@ -1,4 +1,5 @@
-"""The fault campaign's short run: one round of each fault kind against the real actioner and libvirt.
+"""The fault campaign's short run: one round of each fault kind against the real actioner and libvirt,
+on the default lab's read-only disks and on the chunk's writable, leased disks (``chaos-disks``).
 
 The full campaign (hundreds of rounds, many seeds) is ``benchmarks/chaos.py``; figures in
 docs/benchmarks.md. The seed is fixed so a failure here replays with ``benchmarks/chaos.py --replay``;
@@ -15,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from lab import Lab
+from tests.lab_fixtures import spare_lab_id
+
 pytestmark = [pytest.mark.integration, pytest.mark.lab, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,13 +33,27 @@ def _chaos():
     return module
 
 
-def test_one_round_of_every_fault_breaks_no_invariant(lab, tmp_path):
-    chaos = _chaos()
+def _one_round_of_each(chaos, lab: Lab, workdir: Path) -> None:
     seed = int(os.environ.get("VIRTBALANCE_CHAOS_SEED", "11"))
     chaos.register_event_loop()
     out = io.StringIO()
     keys = chaos.replay_keys(len(chaos.FAULTS), seed)
-    results = chaos.run_rounds(lab, keys, out, tmp_path)
+    results = chaos.run_rounds(lab, keys, out, workdir)
     assert sorted(r.fault for r in results) == sorted(chaos.FAULTS)
     failing = [r for r in results if r.violations]
     assert not failing, out.getvalue()
+
+
+def test_one_round_of_every_fault_breaks_no_invariant(lab, tmp_path):
+    _one_round_of_each(_chaos(), lab, tmp_path)
+
+
+def test_one_round_of_every_fault_on_leased_writable_disks_breaks_no_invariant(tmp_path):
+    # a lab of its own (the session lab keeps the default scenario for the tests after this one)
+    chaos = _chaos()
+    disks = Lab.up("chaos-disks", lab_id=spare_lab_id())
+    try:
+        assert all(disks.scenario.domain(name).writable_disk for name in chaos.CHUNK)
+        _one_round_of_each(chaos, disks, tmp_path)
+    finally:
+        disks.down()
