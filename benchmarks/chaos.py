@@ -88,8 +88,10 @@ CHUNK = ("app1", "db1", "web1")
 SOURCE = "hv1"
 TOKEN = "chaos-token"
 SETTLE_TIMEOUT = 240.0
-# 15 rechecks of the actioner (recheck_interval 2 s): what a host back from an outage may need
-RECHECK_GRACE = 30.0
+MIGRATION_TIMEOUT = 60.0  # the actioner's execution.migration_timeout in every round
+# What a host back from an outage may need: 15 rechecks of the actioner (recheck_interval 2 s), after
+# the migration timeout a job left on a receiving shell must outlive before it counts as stale
+RECHECK_GRACE = MIGRATION_TIMEOUT + 30.0
 EXIT_LOCKED = 3
 SCENARIOS = ("default", "chaos-disks")
 
@@ -357,7 +359,7 @@ class Campaign:
             "webhook": {"token_file": str(token), "listen": f"127.0.0.1:{free_port()}"},
             "prometheus": {"fallback_sample_interval": "1s"},
             "execution": {
-                "migration_timeout": "60s",
+                "migration_timeout": f"{MIGRATION_TIMEOUT:.0f}s",
                 "bandwidth_mib_per_s": 16,  # seconds per member: room for a fault inside a move
                 "peer2peer": peer2peer,
                 "recheck_interval": "2s",
@@ -478,8 +480,9 @@ class Campaign:
 
     def _let_the_recheck_run(self, journal: Path) -> None:
         """A closed journal is not yet a settled cluster: a host whose libvirtd was away may come back
-        with copies the actioner's periodic recheck (every 2 s here) has still to clear. Wait until the
-        invariants hold or RECHECK_GRACE has passed; the final check then judges."""
+        with copies the actioner's periodic recheck (every 2 s here) has still to clear, some only once
+        their job outlived the migration timeout. Wait until the invariants hold or RECHECK_GRACE has
+        passed; the final check then judges."""
         deadline = time.monotonic() + RECHECK_GRACE
         while time.monotonic() < deadline:
             probe = RoundResult(key="", fault="", peer2peer=False, delay=0.0)
