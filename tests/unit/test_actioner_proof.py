@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import libvirt
 import pytest
 from hypothesis import given
@@ -146,20 +148,8 @@ OBSERVATIONS = st.dictionaries(st.sampled_from(["hv1", "hv2", "hv3", "hv4"]), CO
 
 
 # a receiving shell re-adopted by its restarted libvirtd: its migration job kept, another pause reason
-READOPTED_SHELL = Copy(
-    active=True,
-    persistent=False,
-    state=libvirt.VIR_DOMAIN_PAUSED,
-    reason=libvirt.VIR_DOMAIN_PAUSED_UNKNOWN,
-    job=True,
-)
-STUCK_SHELL = Copy(
-    active=True,
-    persistent=False,
-    state=libvirt.VIR_DOMAIN_PAUSED,
-    reason=libvirt.VIR_DOMAIN_PAUSED_MIGRATION,
-    job=True,
-)
+STUCK_SHELL = replace(SHELL, job=True)
+READOPTED_SHELL = replace(STUCK_SHELL, reason=libvirt.VIR_DOMAIN_PAUSED_UNKNOWN)
 
 
 def test_a_paused_transient_copy_holding_a_job_is_a_receiving_shell_whatever_its_reason():
