@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from virtbalance.errors import ConfigError
-from virtbalance.mixin.generated import repository_outputs, stale, write
+from virtbalance.mixin.generated import check_or_write, repository_outputs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,14 +28,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mixin: {exc}", file=sys.stderr)
         return 2
-    if args.action == "verify":
-        found = stale(outputs)
-        for path in found:
-            print(f"mixin: {path} is stale; run `make generate`", file=sys.stderr)
-        return 1 if found else 0
-    for path in write(outputs):
-        print(path)
-    return 0
+    return check_or_write(
+        outputs,
+        check=args.action == "verify",
+        prog="mixin",
+        stale_hint="is stale; run `make generate`",
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -72,6 +73,18 @@ def write(outputs: Iterable[Output]) -> list[Path]:
         write_atomically(output.path, output.text)
         written.append(output.path)
     return written
+
+
+def check_or_write(outputs: list[Output], *, check: bool, prog: str, stale_hint: str) -> int:
+    """The command lines' last step: name every stale file (exit 1), or write them all (exit 0)."""
+    if check:
+        found = stale(outputs)
+        for path in found:
+            print(f"{prog}: {path} {stale_hint}", file=sys.stderr)
+        return 1 if found else 0
+    for path in write(outputs):
+        print(path)
+    return 0
 
 
 def write_atomically(path: Path, text: str) -> None:

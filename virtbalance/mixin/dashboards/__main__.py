@@ -9,7 +9,7 @@ from pathlib import Path
 
 from virtbalance.errors import ConfigError
 from virtbalance.mixin.config import Config
-from virtbalance.mixin.generated import DASHBOARD_DIR, dashboard_outputs, stale, write
+from virtbalance.mixin.generated import DASHBOARD_DIR, check_or_write, dashboard_outputs
 from virtbalance.policy import Policy
 
 
@@ -34,14 +34,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dashboards: {exc}", file=sys.stderr)
         return 2
     outputs = dashboard_outputs(args.output, config)
-    if args.check:
-        found = stale(outputs)
-        for path in found:
-            print(f"dashboards: {path} differs from the generator; regenerate it", file=sys.stderr)
-        return 1 if found else 0
-    for path in write(outputs):
-        print(path)
-    return 0
+    return check_or_write(
+        outputs,
+        check=args.check,
+        prog="dashboards",
+        stale_hint="differs from the generator; regenerate it",
+    )
 
 
 if __name__ == "__main__":
