@@ -658,13 +658,18 @@ def run_rounds(
     log: Any,
     workdir: Path,
     after_each: Callable[[list[RoundResult]], None] | None = None,
+    *,
+    tidy: bool = True,
 ) -> list[RoundResult]:
-    """Every round on a running lab (which is left up); a round the harness could not run counts."""
+    """Every round on a running lab (which is left up); a round the harness could not run counts.
+
+    ``tidy`` puts the lab back as the scenario made it afterwards, for whoever uses it next; a caller
+    that tears the lab down anyway passes False and saves the repair's minutes.
+    """
     campaign = Campaign(lab, workdir, log)
     results: list[RoundResult] = []
-    try:
-        _rounds(campaign, keys, results, after_each)
-    finally:
+    _rounds(campaign, keys, results, after_each)
+    if tidy:
         campaign.close()
     return results
 
@@ -736,30 +741,93 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     register_event_loop()
     began = time.monotonic()
-    teardown(args.lab_id)
-    lab = Lab.up(args.scenario, lab_id=args.lab_id)
     work = REPO / "benchmarks" / "out" / f"chaos-{args.seed}"
     work.mkdir(parents=True, exist_ok=True)
+    done: list[RoundResult] = []
+    interrupted = False
+
+    def save(results: list[RoundResult]) -> None:
+        """The summary so far after every round: a campaign cut short still reports its rounds."""
+        done[:] = results
+        write_summary(args.json, summary(done, args.seed, time.monotonic() - began))
+
+    teardown(args.lab_id)
+    stop_on_interrupt(args.lab_id, work)
     try:
-        keys = replay_keys(args.rounds, args.seed, args.replay)
-
-        def save(done: list[RoundResult]) -> None:
-            """The summary so far after every round: a campaign cut short still reports its rounds."""
-            if args.json:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                text = json.dumps(summary(done, args.seed, time.monotonic() - began), indent=2)
-                args.json.write_text(text + "\n")
-
-        results = run_rounds(lab, keys, sys.stdout, work, save)
-        result = summary(results, args.seed, time.monotonic() - began)
+        lab = Lab.up(args.scenario, lab_id=args.lab_id)
+        run_rounds(
+            lab,
+            replay_keys(args.rounds, args.seed, args.replay),
+            sys.stdout,
+            work,
+            save,
+            tidy=False,
+        )
+    except KeyboardInterrupt:
+        # Ctrl-C ends the campaign at once: the round in flight is dropped, not judged, and the lab
+        # is torn down rather than repaired (a repair can wait minutes on a job the fault left behind).
+        interrupted = True
+        print(
+            f"chaos: interrupted after {len(done)} rounds; tearing lab {args.lab_id} down",
+            file=sys.stderr,
+        )
     finally:
-        lab.down()
-    text = json.dumps(result, indent=2)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
-    print(json.dumps({k: result[k] for k in ("rounds", "faults", "violations", "rounds_aborted")}))
+        with _TEARING_DOWN:
+            teardown(args.lab_id)
+    result = summary(done, args.seed, time.monotonic() - began)
+    result["interrupted"] = interrupted
+    write_summary(args.json, result)
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in ("rounds", "faults", "violations", "rounds_aborted", "interrupted")
+            }
+        )
+    )
+    if interrupted:
+        return 130
     return 1 if any(result["violations"].values()) or result["rounds_aborted"] else 0
+
+
+# How long Ctrl-C waits for the main thread before tearing the lab down itself: a libvirt call blocked on
+# a host the fault made silent returns only when its keepalive gives up, and Python acts on a signal only
+# between calls.
+INTERRUPT_GRACE = 30.0
+_TEARING_DOWN = threading.Lock()
+
+
+def stop_on_interrupt(lab_id: int, work: Path) -> None:
+    """The first Ctrl-C raises KeyboardInterrupt and starts a watchdog; later ones are ignored, so the
+    teardown they would interrupt runs to its end."""
+
+    def force(lab_id: int) -> None:
+        print(
+            f"chaos: still busy {INTERRUPT_GRACE:.0f} s after Ctrl-C; tearing lab {lab_id} down",
+            file=sys.stderr,
+        )
+        with _TEARING_DOWN:  # waits for a teardown the main thread has begun, then makes sure
+            teardown(lab_id)
+        for mount in Path("/proc/mounts").read_text().splitlines():
+            source, target = mount.split()[:2]
+            if source == "chaos-journal" and target.startswith(f"{work}/"):
+                subprocess.run(["umount", "-l", target], check=False)
+        os._exit(130)
+
+    def interrupted(_signum: int, _frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        watchdog = threading.Timer(INTERRUPT_GRACE, force, args=(lab_id,))
+        watchdog.daemon = True
+        watchdog.start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupted)
+
+
+def write_summary(path: Path | None, result: dict[str, Any]) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
