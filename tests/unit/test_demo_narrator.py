@@ -325,3 +325,33 @@ def test_an_unresolved_plan_is_told_once_and_the_narration_ends():
     assert "made no further plan for 90s" in text
     assert clock.now - T0 < 110
     assert story.resolved_at is None
+
+
+class BusyPeersPrometheus(FakePrometheus):
+    """hv2's guests wait 0.25 cores for a real CPU, hv3's hardly at all."""
+
+    def query(self, promql: str) -> list[tuple[dict[str, str], float]]:
+        if "delay" in promql:
+            return [({"host": h}, w) for h, w in {"hv1": 0.5, "hv2": 0.25, "hv3": 0.02}.items()]
+        return super().query(promql)
+
+
+def test_an_unresolved_plan_on_a_busy_machine_names_the_peers_whose_guests_wait_for_a_cpu():
+    narrator, out, _ = narrated(UnresolvedTimeline, prometheus=BusyPeersPrometheus)
+    narrator.watch("hv1", T0, HostFigures(T0, {}, {}), timeout=600)
+    text = out.getvalue()
+    # the overloaded host's own wait is its overload, and hv3's 0.02 cores is an idle host's
+    assert "wait for a real CPU (hv2 0.25 cores)" in text
+    assert text.index("made no further plan") < text.index("wait for a real CPU (hv2")
+
+
+def test_an_unresolved_plan_on_a_quiet_machine_blames_no_contention():
+    class QuietPrometheus(FakePrometheus):
+        def query(self, promql: str) -> list[tuple[dict[str, str], float]]:
+            if "delay" in promql:
+                return [({"host": h}, 0.01) for h in HOSTS]
+            return super().query(promql)
+
+    narrator, out, _ = narrated(UnresolvedTimeline, prometheus=QuietPrometheus)
+    narrator.watch("hv1", T0, HostFigures(T0, {}, {}), timeout=600)
+    assert "wait for a real CPU" not in out.getvalue()

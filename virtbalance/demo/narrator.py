@@ -19,6 +19,8 @@ from virtbalance.demo.clients import Alertmanager, Prometheus, ServiceError
 
 # Time vCPUs were runnable but waited for a real CPU: on a busy machine the guests get less than asked.
 VCPU_WAIT = f"sum by (host) (rate({DOMAIN_VCPU_DELAY}[1m]))"
+# Cores of vCPU wait on a host that an idle lab host does not show: the machine itself is contended.
+BUSY_WAIT = 0.1
 STALL_AFTER = 90.0
 GIVE_UP_AFTER_PLAN = 90.0  # seconds after the last plan ended with the host still overloaded  # seconds after the load rose with no pending alert: explain why
 BAR_WIDTH = 24
@@ -206,6 +208,7 @@ class Narrator:
                 f"the actioner made no further plan for {GIVE_UP_AFTER_PLAN:.0f}s and {story.host} is "
                 "still overloaded: see the plan's reasons above"
             )
+            self._explain_busy_peers(story.host)
             return True
         return False
 
@@ -245,6 +248,19 @@ class Narrator:
             f"wait {waiting:.2f} cores for a real CPU (this machine is busy), so they use less than "
             "their load dials ask. Stop other CPU-heavy work and run the demo again."
         )
+
+    def _explain_busy_peers(self, host: str) -> None:
+        """A plan that found no room may be the machine's doing: every lab host shares its CPUs, and
+        the time a guest waits for one counts as demand, so on a busy machine the peers look full."""
+        waiting = self.prometheus.by_host(VCPU_WAIT)
+        busy = {name: w for name, w in sorted(waiting.items()) if name != host and w >= BUSY_WAIT}
+        if busy:
+            listed = ", ".join(f"{name} {w:.2f}" for name, w in busy.items())
+            self.say(
+                f"note: the guests of the other hosts wait for a real CPU ({listed} cores): this machine "
+                "is busy, and that wait counts as CPU demand, so those hosts look fuller than their "
+                "guests' load dials make them. Stop other CPU-heavy work and run the demo again."
+            )
 
     def _narrate_alert(self, story: Story, now: float) -> None:
         alerts = [
