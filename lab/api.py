@@ -23,6 +23,7 @@ import requests
 from lab import dial
 from lab.domain_xml import domain_xml
 from lab.errors import LabAlreadyUp, LabError, LabNotUp
+from lab.ghosts import ghost_names, qemu_guest, remove_status, status_dir
 from lab.hosts import (
     IMAGE_DIR,
     IMAGE_POOL,
@@ -61,7 +62,7 @@ from lab.system import (
     spawn_detached,
     start_time,
 )
-from lab.teardown import Leftovers, leftovers, teardown
+from lab.teardown import Leftovers, leftovers, namespace_pids, teardown
 from virtbalance.chunks import ChunkMember, find_chunks
 from virtbalance.domain_metadata import NAMESPACE, PREFIX
 
@@ -601,7 +602,7 @@ class Lab:
         guests hold no state worth keeping, so every copy is destroyed and the guest starts again.
         Returns what was found, one line per guest repaired.
         """
-        found = []
+        found = self.clear_ghosts()
         for spec in self.scenario.domains:
             copies = {}
             for host in self.hosts:
@@ -626,6 +627,46 @@ class Lab:
                         dom.destroy()
             self._restart_guest(spec)
         return found
+
+    def clear_ghosts(self) -> list[str]:
+        """Remove the domains libvirt lists with no QEMU behind them (lab/ghosts.py), one line each.
+
+        Only a guest with no QEMU process in the host's namespace is touched, so a running guest is
+        never forgotten; the host's libvirtd is restarted around the removal, its guests keep running.
+        """
+        found: list[str] = []
+        for host in self.hosts:
+            pid = self._libvirtd_pids.get(host.name)
+            if pid is None or start_time(pid) is None:
+                continue
+            ghosts = ghost_names(status_dir(pid), self.qemu_guests(host.name))
+            if not ghosts:
+                continue
+            self.stop_libvirtd(host.name)
+            holder = self._holder(host.name)
+            if holder is None:  # stop_libvirtd keeps the namespaces in a holder first
+                raise LabError(f"no process keeps the namespaces of {host.name} to clear {ghosts}")
+            for name in ghosts:
+                remove_status(status_dir(holder), name)
+            self.start_libvirtd(host.name)
+            found.extend(
+                f"{name}: listed active on {host.name} with no QEMU (a libvirtd killed while "
+                "starting it), its status removed"
+                for name in ghosts
+            )
+        return found
+
+    def qemu_guests(self, host: str) -> set[str]:
+        """Names of the guests a QEMU process runs for in ``host``'s network namespace."""
+        names = set()
+        for pid in namespace_pids(self._layouts[host].netns):
+            try:
+                name = qemu_guest(Path(f"/proc/{pid}/cmdline").read_bytes())
+            except OSError:  # the process ended meanwhile
+                continue
+            if name is not None:
+                names.add(name)
+        return names
 
     @property
     def _scenario_names(self) -> set[str]:
