@@ -60,20 +60,35 @@ def prometheus_cpu(url: str, timeout: float, job_filter: str = "") -> CpuQuery:
     host's capacity when it is saturated, the wait shows how much more the VMs want.
     """
     client = PrometheusConnect(url=url, disable_ssl=False)
+    params = {"timeout": format_duration(timeout)}
+
+    def series(expr: str, at: str | None) -> tuple[dict[str, float], str | None]:
+        """{domain: value} of an instant query, and the instant Prometheus evaluated it at."""
+        result = client.custom_query(
+            query=expr, params=params if at is None else {**params, "time": at}
+        )
+        out: dict[str, float] = {}
+        evaluated = at
+        for item in result:
+            evaluated = str(item["value"][0])
+            name = item.get("metric", {}).get(c.LABEL_DOMAIN)
+            if name:
+                out[str(name)] = float(item["value"][1])
+        return out, evaluated
 
     def query(window: float) -> dict[str, float]:
         # Summed by domain: a domain that moved inside the window has series under two host labels.
         span = format_duration(window)
         used = f"sum by ({c.LABEL_DOMAIN}) (rate({c.DOMAIN_CPU_SECONDS}{job_filter}[{span}]))"
         waited = f"sum by ({c.LABEL_DOMAIN}) (rate({c.DOMAIN_VCPU_DELAY}{job_filter}[{span}]))"
-        expr = f"{used} + ({waited} or 0 * {used})"
-        result = client.custom_query(query=expr, params={"timeout": format_duration(timeout)})
-        out: dict[str, float] = {}
-        for item in result:
-            name = item.get("metric", {}).get(c.LABEL_DOMAIN)
-            if name:
-                out[str(name)] = float(item["value"][1])
-        return out
+        # Two queries at one instant, added here: the single expression `used + (waited or 0 * used)`
+        # gives the same numbers but has Prometheus evaluate `used` twice and match the vectors, about
+        # three times the work of `used` alone at 20,000 domains.
+        run, at = series(used, None)
+        if not run:
+            return {}
+        wait, _ = series(waited, at)
+        return {name: cores + wait.get(name, 0.0) for name, cores in run.items()}
 
     return query
 
