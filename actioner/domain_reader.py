@@ -19,6 +19,13 @@ BULK_STATS = (
     | libvirt.VIR_DOMAIN_STATS_VCPU
 )
 
+# NOWAIT: a domain whose job is taken (a long job, a hung QEMU monitor) is reported at once without the
+# groups that need the job, and then asked per domain, instead of holding up the whole host's read.
+BULK_FLAGS = (
+    libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+    | libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
+)
+
 
 def _digest(xml: str) -> bytes:
     return hashlib.blake2b(xml.encode(), digest_size=16).digest()
@@ -83,9 +90,7 @@ class DomainReader:
             )
         }
         out = []
-        for dom, stats in conn.getAllDomainStats(
-            BULK_STATS, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
-        ):
+        for dom, stats in conn.getAllDomainStats(BULK_STATS, BULK_FLAGS):
             try:
                 out.append(self._facts(host, dom, stats, persistent))
             except libvirt.libvirtError as exc:

@@ -146,7 +146,12 @@ def test_every_fact_but_the_xml_comes_from_two_bulk_calls(tmp_path, doms):
             libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE | libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT,
             0,
         ),
-        ("getAllDomainStats", BULK_STATS, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE),
+        (
+            "getAllDomainStats",
+            BULK_STATS,
+            libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+            | libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT,
+        ),
     ]
     by_name = {f.name: f for f in facts}
     assert (by_name["web1"].vcpus, by_name["web1"].memory_bytes) == (4, 1048576 * 1024)
