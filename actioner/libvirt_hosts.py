@@ -59,6 +59,36 @@ class DomainFacts:
         return self.active and not incoming
 
 
+@dataclass(frozen=True)
+class Definition:
+    """The facts a domain's XML holds: its links and placement metadata (a pure function of the XML)."""
+
+    bridges: tuple[str, ...]
+    networks: tuple[str, ...]
+    placement: Placement
+
+
+def parse_definition(xml: str) -> Definition:
+    """The links and placement of a domain's XML description."""
+    root = ET.fromstring(xml)
+    bridges: list[str] = []
+    networks: list[str] = []
+    for iface in root.findall("./devices/interface"):
+        source = iface.find("source")
+        if source is None:
+            continue
+        if iface.get("type") == "bridge" and source.get("bridge"):
+            bridges.append(source.get("bridge", ""))
+        elif iface.get("type") == "network" and source.get("network"):
+            # Linked by the libvirt network's name, as the exporter labels it.
+            networks.append(source.get("network", ""))
+    try:
+        placement = find_placement(root)
+    except ValueError:
+        placement = Placement()
+    return Definition(tuple(dict.fromkeys(bridges)), tuple(dict.fromkeys(networks)), placement)
+
+
 class HostPool:
     """Lazily opened libvirt connections, one per host, shared by threads (libvirt is thread-safe)."""
 
@@ -157,23 +187,7 @@ class HostPool:
 
     def facts(self, host: str, dom: Any) -> DomainFacts:
         state, reason = dom.state()
-        xml = dom.XMLDesc(0)
-        root = ET.fromstring(xml)
-        bridges: list[str] = []
-        networks: list[str] = []
-        for iface in root.findall("./devices/interface"):
-            source = iface.find("source")
-            if source is None:
-                continue
-            if iface.get("type") == "bridge" and source.get("bridge"):
-                bridges.append(source.get("bridge", ""))
-            elif iface.get("type") == "network" and source.get("network"):
-                # Linked by the libvirt network's name, as the exporter labels it.
-                networks.append(source.get("network", ""))
-        try:
-            placement = find_placement(root)
-        except ValueError:
-            placement = Placement()
+        definition = parse_definition(dom.XMLDesc(0))
         info = dom.info()
         return DomainFacts(
             name=dom.name(),
@@ -185,9 +199,9 @@ class HostPool:
             reason=int(reason),
             vcpus=int(info[3]),
             memory_bytes=int(info[2]) * 1024,
-            bridges=tuple(dict.fromkeys(bridges)),
-            networks=tuple(dict.fromkeys(networks)),
-            placement=placement,
+            bridges=definition.bridges,
+            networks=definition.networks,
+            placement=definition.placement,
         )
 
     def locate(self, domain: str) -> dict[str, DomainFacts]:

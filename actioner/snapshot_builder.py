@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import libvirt
 from prometheus_api_client import PrometheusConnect
 
 from actioner.config import Config
+from actioner.domain_reader import DomainReader
 from actioner.libvirt_hosts import DomainFacts, HostPool, HostUnreachableError
 from virtbalance import contract as c
 from virtbalance.durations import format_duration
@@ -43,6 +45,14 @@ class ClusterView:
 CpuQuery = Callable[[float], dict[str, float]]
 
 
+class HostReader(Protocol):
+    """Reads one host's active domains; told after each snapshot which domains still exist."""
+
+    def domains(self, host: str) -> list[DomainFacts]: ...
+
+    def retain(self, uuids: Collection[str]) -> None: ...
+
+
 def prometheus_cpu(url: str, timeout: float, job_filter: str = "") -> CpuQuery:
     """A function window -> {domain: cores demanded}: CPU time run plus vCPU time spent waiting.
 
@@ -50,20 +60,35 @@ def prometheus_cpu(url: str, timeout: float, job_filter: str = "") -> CpuQuery:
     host's capacity when it is saturated, the wait shows how much more the VMs want.
     """
     client = PrometheusConnect(url=url, disable_ssl=False)
+    params = {"timeout": format_duration(timeout)}
+
+    def series(expr: str, at: str | None) -> tuple[dict[str, float], str | None]:
+        """{domain: value} of an instant query, and the instant Prometheus evaluated it at."""
+        result = client.custom_query(
+            query=expr, params=params if at is None else {**params, "time": at}
+        )
+        out: dict[str, float] = {}
+        evaluated = at
+        for item in result:
+            evaluated = str(item["value"][0])
+            name = item.get("metric", {}).get(c.LABEL_DOMAIN)
+            if name:
+                out[str(name)] = float(item["value"][1])
+        return out, evaluated
 
     def query(window: float) -> dict[str, float]:
         # Summed by domain: a domain that moved inside the window has series under two host labels.
         span = format_duration(window)
         used = f"sum by ({c.LABEL_DOMAIN}) (rate({c.DOMAIN_CPU_SECONDS}{job_filter}[{span}]))"
         waited = f"sum by ({c.LABEL_DOMAIN}) (rate({c.DOMAIN_VCPU_DELAY}{job_filter}[{span}]))"
-        expr = f"{used} + ({waited} or 0 * {used})"
-        result = client.custom_query(query=expr, params={"timeout": format_duration(timeout)})
-        out: dict[str, float] = {}
-        for item in result:
-            name = item.get("metric", {}).get(c.LABEL_DOMAIN)
-            if name:
-                out[str(name)] = float(item["value"][1])
-        return out
+        # Two queries at one instant, added here: the single expression `used + (waited or 0 * used)`
+        # gives the same numbers but has Prometheus evaluate `used` twice and match the vectors, about
+        # three times the work of `used` alone at 20,000 domains.
+        run, at = series(used, None)
+        if not run:
+            return {}
+        wait, _ = series(waited, at)
+        return {name: cores + wait.get(name, 0.0) for name, cores in run.items()}
 
     return query
 
@@ -77,12 +102,16 @@ class SnapshotBuilder:
         pool: HostPool,
         cpu_query: CpuQuery | None = None,
         *,
+        reader: HostReader | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.pool = pool
+        # One reader for the builder's life: its parsed definitions carry over from alert to alert.
+        self.reader: HostReader = reader if reader is not None else DomainReader(pool)
+        self._links: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic  # times the CPU samples (``sleep`` waits between them)
@@ -95,7 +124,7 @@ class SnapshotBuilder:
     ) -> tuple[tuple[float, int], list[DomainFacts]] | HostUnreachableError | libvirt.libvirtError:
         """One host's capacity and domains, or the error that made it unreachable (one reader thread)."""
         try:
-            return self.pool.capacity(host), self.pool.domains(host)
+            return self.pool.capacity(host), self.reader.domains(host)
         except (HostUnreachableError, libvirt.libvirtError) as exc:
             return exc
 
@@ -104,6 +133,7 @@ class SnapshotBuilder:
         facts: dict[str, DomainFacts] = {}
         capacity: dict[str, tuple[float, int]] = {}
         unreachable: list[str] = []
+        seen: list[str] = []
         names = self.config.host_names
         # Hosts are read concurrently, a bounded number at a time; merged below in config order, so the
         # snapshot (and a domain found on two hosts) comes out as if read one by one.
@@ -117,6 +147,7 @@ class SnapshotBuilder:
                 unreachable.append(host)
                 continue
             capacity[host], domains = reading
+            seen.extend(d.uuid for d in domains)
             for domain in domains:
                 if not domain.running_here:
                     continue  # an incoming migration's shell: the domain still runs elsewhere
@@ -125,7 +156,9 @@ class SnapshotBuilder:
                         f"domain {domain.name} runs on both {facts[domain.name].host} and {host}"
                     )
                 facts[domain.name] = domain
+        self.reader.retain(seen)
         cpu, source = self._cpu(facts)
+        links = self._private_links(facts.values())
         domains = tuple(
             DomainState(
                 name=f.name,
@@ -133,25 +166,48 @@ class SnapshotBuilder:
                 vcpus=max(1, f.vcpus),
                 cpu_used=min(float(f.vcpus), max(0.0, cpu.get(f.name, 0.0))),
                 memory_bytes=f.memory_bytes,
-                private_networks=self.pool.private_links(f),
+                private_networks=links[f.bridges, f.networks],
                 group=f.placement.group,
                 anti_affinity=f.placement.anti_affinity,
                 pinned=f.placement.pinned,
             )
             for f in sorted(facts.values(), key=lambda f: f.name)
         )
+        # Summed in one pass: a pass over every domain for each host is quadratic (seconds at 1,000 hosts).
+        cpu_used: defaultdict[str, float] = defaultdict(float)
+        memory_used: defaultdict[str, int] = defaultdict(int)
+        for d in domains:
+            cpu_used[d.host] += d.cpu_used
+            memory_used[d.host] += d.memory_bytes
         hosts = tuple(
             HostState(
                 name=name,
                 cpus=cpus,
                 memory_bytes=memory,
-                cpu_used=sum(d.cpu_used for d in domains if d.host == name),
-                memory_used_bytes=sum(d.memory_bytes for d in domains if d.host == name),
+                cpu_used=cpu_used[name],
+                memory_used_bytes=memory_used[name],
             )
             for name, (cpus, memory) in capacity.items()
         )
         snapshot = Snapshot(time=self._clock(), hosts=hosts, domains=domains)
         return ClusterView(snapshot, facts, tuple(unreachable), source)
+
+    def _private_links(
+        self, facts: Iterable[DomainFacts]
+    ) -> dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]]:
+        """Private links by (bridges, networks), matched against the patterns once per distinct pair.
+
+        The pairs of the previous snapshot are reused (a pair's links depend on the configuration
+        only); those no domain has any more are dropped.
+        """
+        links: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
+        for f in facts:
+            key = (f.bridges, f.networks)
+            if key not in links:
+                known = self._links.get(key)
+                links[key] = known if known is not None else self.pool.private_links(f)
+        self._links = links
+        return links
 
     def _cpu(self, facts: dict[str, DomainFacts]) -> tuple[dict[str, float], str]:
         """CPU cores per domain, from Prometheus when it answers, else sampled from libvirt."""

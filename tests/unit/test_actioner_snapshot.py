@@ -113,12 +113,28 @@ class Pool:
         return tuple(sorted(b for b in f.bridges if b != "br0"))
 
 
+class Reader:
+    """The builder's host reader over the fake pool; remembers which domains it was told to keep."""
+
+    def __init__(self, pool):
+        self.pool = pool
+        self.retained = None
+
+    def domains(self, host):
+        return self.pool.domains(host)
+
+    def retain(self, uuids):
+        self.retained = sorted(uuids)
+
+
 def builder(tmp_path, hosts, conns, cpu_query=None, down=(), **config):
     cfg = actioner_config(tmp_path, prometheus={"fallback_sample_interval": "50ms"}, **config)
+    pool = Pool(cfg, hosts, conns, down)
     return SnapshotBuilder(
         cfg,
-        Pool(cfg, hosts, conns, down),
+        pool,
         cpu_query=cpu_query,
+        reader=Reader(pool),
         sleep=TIME.sleep,
         monotonic=TIME.monotonic,
     )
@@ -206,11 +222,9 @@ def test_prometheus_failure_falls_back_or_fails_as_configured(tmp_path):
     strict = tmp_path / "strict"
     strict.mkdir()
     with pytest.raises(SnapshotError, match="Prometheus query failed"):
-        SnapshotBuilder(
-            cfg := actioner_config(strict, prometheus={"fallback_to_libvirt": False}),
-            Pool(cfg, hosts, conns),
-            cpu_query=broken,
-        ).build()
+        cfg = actioner_config(strict, prometheus={"fallback_to_libvirt": False})
+        pool = Pool(cfg, hosts, conns)
+        SnapshotBuilder(cfg, pool, cpu_query=broken, reader=Reader(pool)).build()
 
 
 def test_libvirt_samples_count_vcpu_wait_as_demand(tmp_path):
@@ -259,7 +273,7 @@ def test_hosts_are_read_concurrently_up_to_the_configured_bound(tmp_path):
     hosts = {n: [facts(f"{n}-a", n)] for n in names}
     pool = CountingPool(cfg, hosts, bound=4)
     usage = {f"{n}-a": 0.1 for n in names}
-    view = SnapshotBuilder(cfg, pool, cpu_query=lambda _w: usage).build()
+    view = SnapshotBuilder(cfg, pool, cpu_query=lambda _w: usage, reader=Reader(pool)).build()
     assert pool.most == 4
     assert [h.name for h in view.snapshot.hosts] == names
     assert len(view.snapshot.domains) == 12
@@ -269,3 +283,47 @@ def test_a_domain_on_two_hosts_is_still_refused_when_read_concurrently(tmp_path)
     hosts = {"hv1": [facts("a", "hv1")], "hv2": [facts("a", "hv2")], "hv3": []}
     with pytest.raises(SnapshotError, match="runs on both hv1 and hv2"):
         builder(tmp_path, hosts, {}, cpu_query=lambda _w: {}).build()
+
+
+def test_the_reader_keeps_the_domains_of_the_hosts_read_and_their_shells(tmp_path):
+    hosts = {
+        "hv1": [facts("a", "hv1"), facts("shell", "hv1", running=False)],
+        "hv2": [facts("shell", "hv2")],
+        "hv3": [facts("c", "hv3")],
+    }
+    usage = {"a": 0.1, "shell": 0.1}
+    b = builder(tmp_path, hosts, {}, cpu_query=lambda _w: usage, down=("hv3",))
+    b.build()
+    # hv3 is unreachable: its domains are forgotten (read again, and parsed again, when it is back).
+    assert b.reader.retained == ["a", "shell", "shell"]
+
+
+def test_private_links_are_matched_once_per_distinct_pair_and_kept_for_the_next_snapshot(tmp_path):
+    hosts = {
+        "hv1": [
+            facts("a", "hv1", bridges=("lan1", "br0")),
+            facts("b", "hv1", bridges=("lan1", "br0")),
+        ],
+        "hv2": [facts("c", "hv2", bridges=("lan2",))],
+        "hv3": [],
+    }
+    b = builder(tmp_path, hosts, {}, cpu_query=lambda _w: dict.fromkeys("abc", 0.1))
+    matched = []
+    links = b.pool.private_links
+
+    def counted(f):
+        matched.append(f.name)
+        return links(f)
+
+    b.pool.private_links = counted
+    first = b.build().snapshot
+    assert sorted(matched) == ["a", "c"]  # b shares a's pair
+    hosts["hv2"][0] = facts("c", "hv2", bridges=("lan3",))
+    second = b.build().snapshot
+    assert sorted(matched) == ["a", "c", "c"]  # only the new pair is matched
+    assert {d.name: d.private_networks for d in first.domains} == {
+        "a": ("lan1",),
+        "b": ("lan1",),
+        "c": ("lan2",),
+    }
+    assert {d.name: d.private_networks for d in second.domains}["c"] == ("lan3",)
