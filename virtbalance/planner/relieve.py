@@ -10,13 +10,16 @@ from virtbalance.causes import Cause
 from virtbalance.planner.deadline import Deadline
 from virtbalance.planner.model import EPS, HostLoad, Model, Unit, pct
 from virtbalance.planner.outcome import Move, Outcome, ratios
-from virtbalance.planner.placement import Delta
+from virtbalance.planner.placement import Delta, Overlay
 from virtbalance.planner.rooms import Rooms
 
 # Search nodes per host for the exact subset search; hosts with few chunks never get near it.
 NODE_LIMIT = 20_000
 # The subset search looks at the deadline every this many nodes (a clock reading costs more than a node).
 DEADLINE_EVERY = 64
+# Receivers above which the search does without the capacity bound (``rooms``): listing their room for
+# each search costs more than it saves where destinations are that many (rarely all short of room).
+ROOMS_MAX_RECEIVERS = 1_000
 
 
 @dataclass(frozen=True)
@@ -194,7 +197,7 @@ def _ideal(outcome: Outcome, name: str, need: Need) -> tuple[list[Unit], Cost] |
         lambda units: outcome.placer.place_all(units, base=base) is not None,
         solo,
         deadline=outcome.deadline,
-        rooms=outcome.placer.rooms(base),
+        rooms=_rooms(outcome, base),
     )
     if cover is None:
         return None
@@ -369,6 +372,13 @@ def _why_not(outcome: Outcome, unit: Unit) -> str:
     return outcome.placer.why_not(unit)
 
 
+def _rooms(outcome: Outcome, base: Overlay | None = None) -> Rooms | None:
+    """The receivers' room for the cover search's bound, unless they are too many to list each time."""
+    if len(outcome.placer.order) > ROOMS_MAX_RECEIVERS:
+        return None
+    return outcome.placer.rooms(base)
+
+
 def _limit(outcome: Outcome, host: HostLoad) -> int:
     return min(outcome.model.policy.max_per_host - host.moves, outcome.model.budget_left())
 
@@ -391,7 +401,7 @@ def _full_relief(outcome: Outcome, host: HostLoad, need: Need) -> bool:
         solo,
         fewest=outcome.frugal,
         deadline=outcome.deadline,
-        rooms=outcome.placer.rooms(),
+        rooms=_rooms(outcome),
     )
     if chosen is None:
         return False
@@ -686,7 +696,7 @@ def _cover(outcome: Outcome, host: HostLoad, units: list[Unit], need: Need) -> l
         places,
         outcome.model.solo(host),
         deadline=outcome.deadline,
-        rooms=outcome.placer.rooms(),
+        rooms=_rooms(outcome),
     )
 
 

@@ -3,6 +3,7 @@ cheaper set by packing it together with every other host's set anew (``packing.p
 
 from __future__ import annotations
 
+from virtbalance.planner import exact
 from virtbalance.planner.model import Unit
 from virtbalance.planner.outcome import Outcome
 from virtbalance.planner.packing import Allowance, pack
@@ -21,6 +22,11 @@ def repack(outcome: Outcome, needs: dict[str, Need]) -> None:
     hosts before it left, least loaded first, and on a tight cluster that strands room no later set
     can use; a joint packing reaches plans it cannot (the same sets, destinations swapped).
     """
+    receivers = outcome.placer.order
+    if exact.pairs(outcome.model, needs, receivers) > exact.MAX_PAIRS:
+        # Each placement tried scans every receiver: beyond the size CP-SAT is tried at, the packer's
+        # allowance would cost seconds (and the greedy placement has room to spare on such clusters).
+        return
     allowance = Allowance(REPACK_NODES)
     for name, need in needs.items():
         if outcome.deadline.expired("improvement") or allowance.left <= 0:
