@@ -149,13 +149,13 @@ def test_on_the_real_clock_a_tiny_budget_cuts_the_plan_and_it_stays_valid():
 
 
 def test_cp_sat_resolves_what_the_cut_greedy_search_left_unresolved():
-    # 11 hosts, 187 domains; 200 ticks cut the greedy search early and it leaves a host unresolved.
+    # 11 hosts, 187 domains; 50 ticks cut the greedy search early and it leaves a host unresolved.
     # CP-SAT, seeded with that plan, finds and proves the optimum in the time left (fake seconds give
     # it plenty of real ones).
     assert exact.available()
     snapshot = generate(4, tight(4))
-    greedy = plan(snapshot, LIFTED.replace(plan_solver="greedy", plan_budget=200), clock=Ticks())
-    refined = plan(snapshot, LIFTED.replace(plan_budget=200), clock=Ticks())
+    greedy = plan(snapshot, LIFTED.replace(plan_solver="greedy", plan_budget=50), clock=Ticks())
+    refined = plan(snapshot, LIFTED.replace(plan_budget=50), clock=Ticks())
     optimum = exact.solve_relieve(snapshot, LIFTED, time_limit=60)
     assert optimum.feasible and optimum.optimal
     assert greedy.unresolved and greedy.cut_short is not None

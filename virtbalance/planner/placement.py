@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from virtbalance.causes import Cause
 from virtbalance.planner.model import EPS, HostLoad, Model, Unit, mib, pct
+from virtbalance.planner.rooms import Rooms
 
 # How many fitting hosts (in least-loaded order) to compare before choosing: enough to prefer the one that
 # stays least loaded after the move, few enough that 5,000 hosts cost nothing.
@@ -253,6 +254,17 @@ class Placer:
             delta.anti_affinity |= unit.anti_affinity
             placed.append((unit, destination))
         return placed
+
+    def rooms(self, base: Overlay | None = None) -> Rooms:
+        """The receivers' free room now (after ``base``), for ``Rooms.admits``."""
+        hosts = self.model.hosts
+        cpu, memory = [], []
+        for _, name in self.order:
+            host = hosts[name]
+            delta = base.get(name, _NO_DELTA) if base else _NO_DELTA
+            cpu.append(self.cpu_room[name] - host.cpu_peak - delta.cpu)
+            memory.append(self.memory_room[name] - host.memory_used - delta.memory)
+        return Rooms.of(cpu, memory)
 
     def initial_overlay(self, moves: Iterable[tuple[Unit, str]]) -> Overlay:
         """Negative deltas that undo ``moves`` on their destinations (anti-affinity keys stay: cautious)."""

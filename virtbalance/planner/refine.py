@@ -19,6 +19,7 @@ from virtbalance.planner.relieve import (
     prepare,
     relieve_with,
 )
+from virtbalance.planner.repack import repack
 from virtbalance.policy import Policy
 from virtbalance.snapshot import Snapshot
 
@@ -94,6 +95,7 @@ def refine_relieve(  # noqa: PLR0917 - the planner's inputs, passed through
             attempt, needs, busy = fresh()
         if _commit_sets(attempt, needs, sets.moves, regreedy):
             if not sets.optimal:
+                repack(attempt, needs)
                 improve(attempt, needs, alone=True)
                 # After the improvement step: a CP-SAT stop recorded before would have ended it.
                 deadline.stop("exact")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -9,12 +10,16 @@ from virtbalance.causes import Cause
 from virtbalance.planner.deadline import Deadline
 from virtbalance.planner.model import EPS, HostLoad, Model, Unit, pct
 from virtbalance.planner.outcome import Move, Outcome, ratios
-from virtbalance.planner.placement import Delta
+from virtbalance.planner.placement import Delta, Overlay
+from virtbalance.planner.rooms import Rooms
 
 # Search nodes per host for the exact subset search; hosts with few chunks never get near it.
 NODE_LIMIT = 20_000
 # The subset search looks at the deadline every this many nodes (a clock reading costs more than a node).
 DEADLINE_EVERY = 64
+# Receivers above which the search does without the capacity bound (``rooms``): listing their room for
+# each search costs more than it saves where destinations are that many (rarely all short of room).
+ROOMS_MAX_RECEIVERS = 1_000
 
 
 @dataclass(frozen=True)
@@ -72,10 +77,17 @@ def relieve(
     Returns the hosts that did not get the cheapest set of chunks they could have had with destinations
     and budget to themselves: when there are none, no other order can do better.
     """
+    # The repair step builds on this module's search (a cycle at import time).
+    from virtbalance.planner.repack import repack  # noqa: PLC0415
+
     needs, busy = prepare(outcome, relieve_hosts, reverse, first)
     for name, need in needs.items():
         _full_relief(outcome, outcome.model.hosts[name], need)
+    repack(outcome, needs)
     missed = improve(outcome, needs)
+    if missed:
+        repack(outcome, needs)
+        missed = improve(outcome, needs)
     finish(outcome, needs, busy)
     return missed
 
@@ -162,7 +174,7 @@ def relieve_with(
     for unit, destination in reversed(placed[:done]):
         outcome.placer.uncommit(unit, destination)
     if reached:
-        _commit(outcome, host, list(placed))
+        commit_relief(outcome, host, list(placed))
     return reached
 
 
@@ -185,6 +197,7 @@ def _ideal(outcome: Outcome, name: str, need: Need) -> tuple[list[Unit], Cost] |
         lambda units: outcome.placer.place_all(units, base=base) is not None,
         solo,
         deadline=outcome.deadline,
+        rooms=_rooms(outcome, base),
     )
     if cover is None:
         return None
@@ -359,6 +372,13 @@ def _why_not(outcome: Outcome, unit: Unit) -> str:
     return outcome.placer.why_not(unit)
 
 
+def _rooms(outcome: Outcome, base: Overlay | None = None) -> Rooms | None:
+    """The receivers' room for the cover search's bound, unless they are too many to list each time."""
+    if len(outcome.placer.order) > ROOMS_MAX_RECEIVERS:
+        return None
+    return outcome.placer.rooms(base)
+
+
 def _limit(outcome: Outcome, host: HostLoad) -> int:
     return min(outcome.model.policy.max_per_host - host.moves, outcome.model.budget_left())
 
@@ -381,12 +401,13 @@ def _full_relief(outcome: Outcome, host: HostLoad, need: Need) -> bool:
         solo,
         fewest=outcome.frugal,
         deadline=outcome.deadline,
+        rooms=_rooms(outcome),
     )
     if chosen is None:
         return False
     placed = outcome.placer.place_all(chosen)
     assert placed is not None  # the search only accepts sets that place
-    _commit(outcome, host, placed)
+    commit_relief(outcome, host, placed)
     return True
 
 
@@ -399,14 +420,18 @@ def cheapest_cover(
     *,
     fewest: bool = False,
     deadline: Deadline | None = None,
+    rooms: Rooms | None = None,
+    fixed: Sequence[Unit] = (),
 ) -> list[Unit] | None:
     """The set of units covering ``need`` with least memory, then fewest domains (``fewest``: fewest
     domains, then least memory), within ``limit`` domains (a set of one unit: within ``solo``, the
     caps' allowance for a chunk moving alone).
 
     Depth-first branch and bound over units sorted by that cost; a covering set is only accepted when
-    ``places`` finds destinations for all of it together. When ``deadline`` expires the search stops
-    and the best set found so far is returned (at worst the greedy start).
+    ``places`` finds destinations for all of it together. ``rooms``: the receivers' free room, which
+    prunes every set whose chunks cannot fit it whatever the placement (on a tight cluster most
+    covering sets are such, and placing each to find out was most of the search), ``fixed`` units
+    going there too (other hosts' sets packed with this one). When ``deadline`` expires the search stops and the best set found so far is returned (at worst the greedy start).
     """
 
     def cost(memory: int, size: int) -> tuple[int, int]:
@@ -451,6 +476,25 @@ def cheapest_cover(
             best, best_cost = [unit], cost(unit.memory, unit.size)
 
     chosen: list[Unit] = []
+    # What the chosen units bring to destinations, each ascending, for ``rooms``.
+    chosen_cpu = sorted(u.cpu_peak for u in fixed)
+    chosen_memory = sorted(float(u.memory) for u in fixed)
+
+    def fits(unit: Unit) -> bool:
+        """Whether the chosen units with ``unit`` may still fit the rooms (if not, no superset does)."""
+        if rooms is None:
+            return True
+        bisect.insort(chosen_cpu, unit.cpu_peak)
+        bisect.insort(chosen_memory, float(unit.memory))
+        if rooms.admits(chosen_cpu, chosen_memory):
+            return True
+        unfit(unit)
+        return False
+
+    def unfit(unit: Unit) -> None:
+        if rooms is not None:
+            chosen_cpu.pop(bisect.bisect_left(chosen_cpu, unit.cpu_peak))
+            chosen_memory.pop(bisect.bisect_left(chosen_memory, float(unit.memory)))
 
     def search(i: int, cpu: float, memory: int, size: int) -> None:
         nonlocal best, best_cost, nodes, stopped
@@ -474,17 +518,19 @@ def cheapest_cover(
         if cost(memory + unit.memory, size + unit.size) >= best_cost:
             # Later units cost no less (sorted by cost): nothing through here is cheaper.
             return
-        if size + unit.size <= limit:
+        if size + unit.size <= limit and fits(unit):
             chosen.append(unit)
             search(i + 1, cpu + unit.cpu, memory + unit.memory, size + unit.size)
             chosen.pop()
+            unfit(unit)
         search(i + 1, cpu, memory, size)
 
     search(0, 0.0, 0, 0)
     return best
 
 
-def _commit(outcome: Outcome, host: HostLoad, placed: list[tuple[Unit, str]]) -> None:
+def commit_relief(outcome: Outcome, host: HostLoad, placed: list[tuple[Unit, str]]) -> None:
+    """Commit the moves relieving ``host`` in full, each saying so."""
     policy = outcome.model.policy
     before = ratios(host)
     cpu_after = (host.cpu_used - sum(u.cpu for u, _ in placed)) / host.cpus
@@ -650,6 +696,7 @@ def _cover(outcome: Outcome, host: HostLoad, units: list[Unit], need: Need) -> l
         places,
         outcome.model.solo(host),
         deadline=outcome.deadline,
+        rooms=_rooms(outcome),
     )
 
 

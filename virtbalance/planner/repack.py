@@ -1,0 +1,81 @@
+"""Relieve's repair step: a host left without full relief, or paying more than its cheapest set, gets a
+cheaper set by packing it together with every other host's set anew (``packing.pack``)."""
+
+from __future__ import annotations
+
+from virtbalance.planner import exact
+from virtbalance.planner.model import Unit
+from virtbalance.planner.outcome import Outcome
+from virtbalance.planner.packing import Allowance, pack
+from virtbalance.planner.relieve import Cost, Need, cheapest_cover, commit_relief, loose_bound
+
+# Placements the packer may try in one repair step, all hosts together: bounds its time on clusters
+# where few sets pack (tens of milliseconds of CPU per thousand).
+REPACK_NODES = 20_000
+
+
+def repack(outcome: Outcome, needs: dict[str, Need]) -> None:
+    """Each host (in ``needs`` order) whose full-relief set is missing or costs more than its loose
+    bound (``relieve.loose_bound``): the cheapest set of its chunks that packs together with the
+    other hosts' sets, all placed anew as if nothing had moved; the whole placement is taken when
+    there is one cheaper than the host's own. The greedy search places each host's set on what the
+    hosts before it left, least loaded first, and on a tight cluster that strands room no later set
+    can use; a joint packing reaches plans it cannot (the same sets, destinations swapped).
+    """
+    receivers = outcome.placer.order
+    if exact.pairs(outcome.model, needs, receivers) > exact.MAX_PAIRS:
+        # Each placement tried scans every receiver: beyond the size CP-SAT is tried at, the packer's
+        # allowance would cost seconds (and the greedy placement has room to spare on such clusters).
+        return
+    allowance = Allowance(REPACK_NODES)
+    for name, need in needs.items():
+        if outcome.deadline.expired("improvement") or allowance.left <= 0:
+            return
+        placed = _cheaper(outcome, name, need, allowance)
+        if placed is None:
+            continue
+        for source in list(outcome.by_source):
+            outcome.retract(source)
+        for source in needs:
+            own = [(u, d) for u, d in placed if u.host == source]
+            if own:
+                commit_relief(outcome, outcome.model.hosts[source], own)
+
+
+def _cheaper(
+    outcome: Outcome, name: str, need: Need, allowance: Allowance
+) -> list[tuple[Unit, str]] | None:
+    """Every move of a plan where ``name`` gets a cheaper full-relief set and the others keep theirs,
+    all destinations chosen anew; None if the host is at its bound or nothing cheaper packs."""
+    model = outcome.model
+    placer = outcome.placer
+    mine = outcome.by_source.get(name, [])
+    current: Cost = (
+        (0, sum(m.unit.memory for m in mine), sum(m.unit.size for m in mine)) if mine else (1, 0, 0)
+    )
+    bound = loose_bound(model, name, need)
+    if bound is None or current[1:] == bound:
+        return None
+    others = [m.unit for m in outcome.moves if m.unit.host != name]
+    base = placer.initial_overlay((m.unit, m.destination) for m in outcome.moves)
+    limit = min(model.policy.max_per_host, model.max_migrations - sum(u.size for u in others))
+    found: dict[frozenset[tuple[str, str]], list[tuple[Unit, str]]] = {}
+
+    def places(units: list[Unit]) -> bool:
+        placed = pack(placer, [*others, *units], base, outcome.deadline, allowance)
+        if placed is not None:
+            found[frozenset(u.key for u in units)] = placed
+        return placed is not None
+
+    cover = cheapest_cover(
+        [u for u in model.units[name] if not u.blocked],
+        need,
+        limit,
+        places,
+        deadline=outcome.deadline,
+        rooms=placer.rooms(base),
+        fixed=others,
+    )
+    if cover is None or (0, sum(u.memory for u in cover), sum(u.size for u in cover)) >= current:
+        return None
+    return found[frozenset(u.key for u in cover)]

@@ -1,0 +1,55 @@
+"""A capacity bound on packing chunks onto the receivers: what the cover search prunes with before it places."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import accumulate
+
+# Relative slack on sums of rooms: rounding in a float sum must never rule out a set that places.
+SLACK = 1e-9
+
+
+@dataclass(frozen=True)
+class Rooms:
+    """The receivers' free CPU (cores, on the figure destinations are judged by) and memory (bytes)
+    below the targets, each sorted in ascending order, with suffix sums (``cpu_from[j]``: the rooms
+    from j on, the largest ones)."""
+
+    cpu: tuple[float, ...]
+    memory: tuple[float, ...]
+    cpu_from: tuple[float, ...]
+    memory_from: tuple[float, ...]
+
+    @classmethod
+    def of(cls, cpu: Iterable[float], memory: Iterable[float]) -> Rooms:
+        cpus = tuple(sorted(max(0.0, c) for c in cpu))
+        memories = tuple(sorted(max(0.0, m) for m in memory))
+        return cls(cpus, memories, _suffix_sums(cpus), _suffix_sums(memories))
+
+    def admits(self, cpus: Sequence[float], memories: Sequence[float]) -> bool:
+        """False when no assignment of chunks with these demands (each list ascending) to the rooms
+        respects the capacities: the k largest demands of a resource only fit into the rooms at least
+        as large as the k-th, so together they may not exceed the sum of those rooms. True does not
+        promise a placement (anti-affinity, barred hosts and the two resources together are left out)."""
+        return _admits(cpus, self.cpu, self.cpu_from) and _admits(
+            memories, self.memory, self.memory_from
+        )
+
+
+def _suffix_sums(values: tuple[float, ...]) -> tuple[float, ...]:
+    return (*reversed(tuple(accumulate(reversed(values)))), 0.0)
+
+
+def _admits(
+    demands: Sequence[float], rooms: tuple[float, ...], room_from: tuple[float, ...]
+) -> bool:
+    total = 0.0
+    for demand in reversed(demands):
+        total += demand
+        # The rooms that can hold this demand (and so every larger one) are those from index on.
+        index = bisect.bisect_left(rooms, demand * (1 - SLACK))
+        if total > room_from[index] * (1 + SLACK) + SLACK:
+            return False
+    return True
