@@ -1,7 +1,8 @@
 """CloudSim's SLA metrics (Beloglazov and Buyya 2012): SLATAH, PDM and SLAV, from totals the replay adds up.
 
-SLATAH: the share of the time hosts are active (running at least one domain) during which their demand
-exceeds their capacity (CloudSim: allocated below requested, i.e. the host at 100% CPU). PDM: the CPU
+SLATAH: the share of the time hosts are active (running at least one domain) during which they run less
+CPU than their domains ask (CloudSim: allocated below requested): demand above the host's capacity, or
+a domain's demand above its cores where the cluster caps domains at their cores (simulator.cluster). PDM: the CPU
 that migrations take from the migrating domains (CloudSim gives a domain 90% of its demand while it
 migrates) over all the CPU the domains asked for. SLAV = SLATAH x PDM. CloudSim pools both over the
 whole cluster (the sums, not a mean of per-host or per-domain ratios), and so does this module.
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 
 # The share of a migrating domain's CPU lost while it migrates (CloudSim's fixed 10%).
 MIGRATION_DEGRADATION = 0.1
+# CPU a host may run short of its domains' demand and still count as serving it (rounding only).
+SATURATION_TOLERANCE = 1e-9
 
 
 @dataclass
@@ -24,11 +27,12 @@ class SlaTotals:
     requested: float = 0.0
     degraded: float = 0.0
 
-    def add_host(self, seconds: float, demand: float, capacity: float, active: bool) -> None:
-        """A host's interval of ``seconds``: counted when active, saturated when demand exceeds capacity."""
+    def add_host(self, seconds: float, requested: float, allocated: float, active: bool) -> None:
+        """A host's interval of ``seconds``: counted when active, saturated when it runs less than its
+        domains ask (their demand above its capacity, or a domain's above its cores)."""
         if active:
             self.active_seconds += seconds
-            if demand > capacity:
+            if allocated < requested - SATURATION_TOLERANCE:
                 self.saturated_seconds += seconds
 
     def add_migration(self, cpu: float, seconds: float) -> None:
