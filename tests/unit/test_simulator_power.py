@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -11,7 +14,7 @@ from simulator.migration import MIB, CostModel
 from simulator.pabfd import PowerTable
 from simulator.power import ML110_G4, ML110_G5, PowerModel, kwh
 from simulator.sla import SlaTotals
-from simulator.state import Move
+from simulator.state import ClusterView, Move
 from simulator.traces import GIB, synthetic
 from tests.simulator_fixtures import Scripted
 from virtbalance.errors import ValidationError
@@ -170,9 +173,7 @@ def test_domains_are_capped_at_their_cores_for_power_and_sla():
     # CloudSim's cores: a G4 host of 2 x 1.86 CPUs runs a 1-vCPU domain asking 2.5 at one core (1.86).
     # Step 0: a alone: the host runs 1.86 of 3.72 (50%: 102 W) and is short of CPU (SLATAH). Step 1:
     # a asks 1.5 and b 1.0: both within a core, 2.5 of 3.72 (67.2%: 106 + 0.72 x 2 = 107.44 W).
-    workload = synthetic(
-        0.0, STEP, [("a", 1, MIB, [2.5, 1.5]), ("b", 1, MIB, [0.0, 1.0])]
-    )
+    workload = synthetic(0.0, STEP, [("a", 1, MIB, [2.5, 1.5]), ("b", 1, MIB, [0.0, 1.0])])
     cluster = Cluster(
         host_names=("h0",),
         host_cpus={"h0": 3.72},
@@ -190,3 +191,30 @@ def test_domains_are_capped_at_their_cores_for_power_and_sla():
         workload, Cluster(**{**cluster.__dict__, "host_core": {}}), Scripted({}), Policy()
     ).metrics
     assert plain.sla.slatah == 0.0
+
+
+def test_a_deleted_vm_leaves_its_host_off():
+    # a (on h0) is deleted at step 1, after that step is counted: h0 draws at steps 0 and 1, then
+    # nothing; the policy sees a gone from step 1's decision on.
+    workload = synthetic(0.0, STEP, [("a", 1, MIB, [1.0, 0.0, 0.0]), ("b", 1, MIB, [1.0] * 3)])
+    workload = replace(workload, vms=(replace(workload.vms[0], end=1), workload.vms[1]))
+    cluster = Cluster(
+        host_names=("h0", "h1"),
+        host_cpus={"h0": 2.0, "h1": 2.0},
+        host_memory={"h0": 64 * GIB, "h1": 64 * GIB},
+        networks={},
+        placement={"a": "h0", "b": "h1"},
+        host_power={"h0": ML110_G4, "h1": ML110_G4},
+    )
+    seen: list[tuple[str, ...]] = []
+
+    class Watch(Scripted):
+        def decide(self, view: ClusterView) -> Sequence[Move]:
+            seen.append(tuple(sorted(view.placement)))
+            return ()
+
+    m = replay(workload, cluster, Watch({}), Policy()).metrics
+    # h0: 50% (102 W) then 0% (86 W); h1 at 50% throughout.
+    assert m.energy_kwh == pytest.approx(kwh(102.0 + 86.0 + 3 * 102.0, STEP))
+    assert m.sla.active_seconds == 5 * STEP
+    assert seen == [("a", "b"), ("b",), ("b",)]
