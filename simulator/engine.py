@@ -84,6 +84,7 @@ class Metrics:
             "replay_seconds": round(self.replay_seconds, 3),
             "energy_kwh": None if self.energy_kwh is None else round(self.energy_kwh, 3),
             "slatah_pct": round(100.0 * self.sla.slatah, 4),
+            "slatah_cloudsim_pct": round(100.0 * self.sla.slatah_cloudsim, 4),
             "pdm_pct": round(100.0 * self.sla.pdm, 5),
             "slav_pct": round(100.0 * self.sla.slav, 7),
         }
@@ -302,6 +303,9 @@ def replay(
             sla.requested += value * workload.step
             if cores:
                 beyond_cores[where] += max(0.0, value - vcpus[name] * cores[where])
+        # Seconds of this interval during which a domain migrated to each host (CloudSim's SLATAH):
+        # the longest copy to it (the copies of one decision start together with concurrent costs).
+        arriving: dict[str, float] = {}
         if flights:
             # Over the interval (now - step, now] a domain counts on its source until its migration
             # ends, plus the copying while it runs; on its destination once the copy starts (it is
@@ -318,9 +322,11 @@ def replay(
                 host_cpu_used[flight.destination] -= cpu * _share(
                     first, now, flight.queued, flight.start, workload.step
                 )
-                sla.add_migration(
-                    cpu, workload.step * _share(first, now, flight.start, flight.end, workload.step)
+                copying = workload.step * _share(
+                    first, now, flight.start, flight.end, workload.step
                 )
+                sla.add_migration(cpu, copying)
+                arriving[flight.destination] = max(arriving.get(flight.destination, 0.0), copying)
                 if flight.end > now:
                     running.append(flight)
             flights = running
@@ -335,7 +341,9 @@ def replay(
             active = bool(domains_by_host[host])
             # What the host runs: the demand within its domains' cores, at most its capacity.
             allocated = min(host_cpu_used[host] - beyond_cores[host], capacity)
-            sla.add_host(workload.step, host_cpu_used[host], allocated, active)
+            sla.add_host(
+                workload.step, host_cpu_used[host], allocated, active, arriving.get(host, 0.0)
+            )
             model = power.get(host)
             if model is not None and active:
                 metrics.energy_kwh = (metrics.energy_kwh or 0.0) + kwh(

@@ -26,14 +26,26 @@ class SlaTotals:
     saturated_seconds: float = 0.0
     requested: float = 0.0
     degraded: float = 0.0
+    # Active, not saturated, but receiving a migration: CloudSim's code counts these too (below).
+    arriving_seconds: float = 0.0
 
-    def add_host(self, seconds: float, requested: float, allocated: float, active: bool) -> None:
+    def add_host(
+        self,
+        seconds: float,
+        requested: float,
+        allocated: float,
+        active: bool,
+        arriving: float = 0.0,
+    ) -> None:
         """A host's interval of ``seconds``: counted when active, saturated when it runs less than its
-        domains ask (their demand above its capacity, or a domain's above its cores)."""
+        domains ask (their demand above its capacity, or a domain's above its cores); ``arriving``:
+        the seconds of it during which a domain migrated to it."""
         if active:
             self.active_seconds += seconds
             if allocated < requested - SATURATION_TOLERANCE:
                 self.saturated_seconds += seconds
+            else:
+                self.arriving_seconds += min(arriving, seconds)
 
     def add_migration(self, cpu: float, seconds: float) -> None:
         """A domain using ``cpu`` migrated for ``seconds`` of the interval."""
@@ -42,6 +54,14 @@ class SlaTotals:
     @property
     def slatah(self) -> float:
         return self.saturated_seconds / self.active_seconds if self.active_seconds else 0.0
+
+    @property
+    def slatah_cloudsim(self) -> float:
+        """SLATAH as CloudSim 3.0.3's code counts it: a migration's destination is also short of CPU
+        while the VM arrives (it gives the arriving VM 10% of its MIPS but records all it asks)."""
+        if not self.active_seconds:
+            return 0.0
+        return (self.saturated_seconds + self.arriving_seconds) / self.active_seconds
 
     @property
     def pdm(self) -> float:

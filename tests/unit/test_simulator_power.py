@@ -218,3 +218,31 @@ def test_a_deleted_vm_leaves_its_host_off():
     assert m.energy_kwh == pytest.approx(kwh(102.0 + 86.0 + 3 * 102.0, STEP))
     assert m.sla.active_seconds == 5 * STEP
     assert seen == [("a", "b"), ("b",), ("b",)]
+
+
+def test_cloudsims_slatah_also_counts_a_destination_while_a_vm_arrives():
+    totals = SlaTotals()
+    totals.add_host(300.0, requested=1.0, allocated=1.0, active=True, arriving=20.0)
+    totals.add_host(300.0, requested=3.0, allocated=2.0, active=True, arriving=20.0)  # counted once
+    totals.add_host(300.0, requested=1.0, allocated=1.0, active=False, arriving=20.0)
+    assert totals.slatah == pytest.approx(300.0 / 600.0)
+    assert totals.slatah_cloudsim == pytest.approx(320.0 / 600.0)
+    # In the replay: a (600 MiB) moves from h0 to h1 at step 0 and copies for 9.6 s of step 1; no
+    # host is ever short of CPU, so only CloudSim's count sees it: 9.6 s of 6 x 300 s active.
+    workload = synthetic(0.0, STEP, [("a", 1, 600 * MIB, [0.5] * 3), ("b", 1, MIB, [0.5] * 3)])
+    cluster = Cluster(
+        host_names=("h0", "h1"),
+        host_cpus={"h0": 2.0, "h1": 2.0},
+        host_memory={"h0": 64 * GIB, "h1": 64 * GIB},
+        networks={},
+        placement={"a": "h0", "b": "h1"},
+        host_power={"h0": ML110_G4, "h1": ML110_G4},
+    )
+    cost = CostModel(bandwidth=62.5 * MIB, dirty_per_core=0.0, overhead_cores=0.0, concurrent=True)
+    m = replay(workload, cluster, Scripted({0: [Move("a", "h1")]}), Policy(), cost=cost).metrics
+    # a is placed on h1 from step 1 on (its copy counted on h0 as load, h0 holding no domain is off):
+    # active host-steps are h0 at 0 and h1 at 0, 1, 2.
+    assert m.sla.active_seconds == 4 * STEP
+    assert m.sla.slatah == 0.0
+    assert m.sla.slatah_cloudsim == pytest.approx(9.6 / (4 * STEP))
+    assert m.to_dict()["slatah_cloudsim_pct"] == round(100 * 9.6 / m.sla.active_seconds, 4)
