@@ -1,12 +1,15 @@
-"""THR-MMT: CloudSim's static-threshold consolidation (Beloglazov and Buyya 2012), from its published description.
+"""THR-MMT: CloudSim's static-threshold consolidation (Beloglazov and Buyya 2012), as CloudSim 3.0.3's code runs it.
 
 Every step: hosts above ``threshold`` CPU are overloaded; from each, the VMs with the least memory
 (minimum migration time) leave one by one until it is at or below the threshold. Those VMs, hungriest
 first, go where PABFD (power-aware best fit, simulator.pabfd) puts them, never onto an overloaded host
 nor onto a core smaller than their demand (where the cluster has cores); as in CloudSim's code, every
 move of a decision is priced from the power the hosts measured before it.
-Then the least-utilised running host that neither is overloaded nor just received a VM is emptied if
-all its VMs find a PABFD host among the running ones (else it keeps them), and so on for every host.
+Then the least-utilised host (as measured before the step) that neither is overloaded nor was off
+nor just received a VM is emptied if all its VMs find a PABFD host among those running before the
+step (else it keeps them), and so on for every host. Unlike CloudSim, a host that received in the
+overload step is not emptied in the same step (CloudSim means to exclude it, but builds the list
+from an empty map, and may then plan and count a VM twice).
 It moves VMs one by one: it knows no chunks.
 """
 
