@@ -3,13 +3,14 @@
 Replays one PlanetLab day on the scenario (simulator.cloudsim) under one policy and prints, beside
 energy, migrations and both SLATAHs, the mean number of hosts running (and how many are G5), their
 mean CPU ratio, how many hosts were woken (off at one step, running at the next) and the host-steps
-of the first five steps (CloudSim's start runs every host). Two variants, for before/after figures:
+of the first five steps (CloudSim's start runs every host). Variants, for before/after figures:
 ``--no-emptied`` replays virtbalance-consolidate without the emptied marks (relief may fill hosts
 that are off), ``--marginal-pabfd`` prices THR-MMT's moves from the power after the earlier moves of
-the same decision instead of the power the hosts measured before it.
+the same decision instead of the power the hosts measured before it, ``--keep-deleted`` keeps the
+VMs CloudSim deletes when they ask for nothing.
 
     .venv/bin/python benchmarks/bench_cloudsim_hosts.py DAY_DIR [--policy thr-mmt]
-        [--no-emptied] [--marginal-pabfd] [--json out.json]
+        [--no-emptied] [--marginal-pabfd] [--keep-deleted] [--json out.json]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import statistics
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from simulator import cloudsim
@@ -108,9 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", default="virtbalance-consolidate", choices=cloudsim.COMPARE)
     parser.add_argument("--no-emptied", action="store_true")
     parser.add_argument("--marginal-pabfd", action="store_true")
+    parser.add_argument("--keep-deleted", action="store_true")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
     workload = cloudsim.load_day(args.day)
+    if args.keep_deleted:
+        workload = replace(workload, vms=tuple(replace(vm, end=None) for vm in workload.vms))
     cluster = cloudsim.build(workload)
     policy = Policy.from_mapping(cloudsim.POLICY, source=cloudsim.SCENARIO)
     watched = Watched(plugin_for(args, policy))
@@ -128,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     label = args.policy + (" --no-emptied" if args.no_emptied else "")
     label += " --marginal-pabfd" if args.marginal_pabfd else ""
+    label += " --keep-deleted" if args.keep_deleted else ""
     print(f"{args.day}: {label}")
     for key, value in figures.items():
         print(f"  {key}: {value}")
