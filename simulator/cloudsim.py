@@ -1,12 +1,26 @@
 """The ``cloudsim-planetlab`` scenario: CloudSim 3.0.3's PlanetLab experiment set up on the replay.
 
 800 hosts, HP ProLiant ML110 G4 and G5 in turn (2 cores of 1860 or 2660 MIPS, 4 GB, their SPECpower
-tables); the day's VMs in four types in turn (2500 MIPS/870 MB, 2000/1740, 1000/1740, 500/613), one core
-each, demanding the trace's percentage of their MIPS; 300 s steps. In the replay a "CPU" is 1000 MIPS.
+tables); the day's VMs (files in name order) in four types, a quarter each in order (CloudSim's
+``Helper.createVmList``: VM i has type i // ceil(n / 4); 2500 MIPS/870 MB, 2000/1740, 1000/1740,
+500/613), one core each, demanding the trace's percentage of their MIPS; 300 s steps. In the replay a
+"CPU" is 1000 MIPS.
 
 What CloudSim does that the setup copies, and why:
-- The start: VMs are created in order, each on the host PABFD picks for its full MIPS and RAM (a VM
-  being created asks for all of it), under the 0.8 threshold; every policy starts from that placement.
+- The start: VMs are created in order, each on the host where its full MIPS raise the power least
+  above the host's idle figure (every host measures 0% while VMs are created), among those with a core
+  of at least its MIPS, the MIPS still unallocated, its RAM free, and its bandwidth (100 of the host's
+  1000 Mbit/s, so at most 10 VMs a host); the 0.8 threshold never binds there (the VMs created before
+  request nothing until their cloudlets start). Every policy starts from that placement.
+- Cores: a VM runs on one core, so it gets at most the core's MIPS (CloudSim's
+  VmSchedulerTimeSharedOverSubscription caps each virtual core at a physical one): a 2500 MIPS VM on a
+  G4 host runs at most 1860 MIPS. The host then runs less than asked (SLATAH) and draws power for what
+  it runs; PABFD places a VM only on a host whose core takes its current demand.
+- VMs that stop: CloudSim deletes a VM for good the first time it asks for no CPU at a datacenter
+  update (``HostDynamicWorkload.getCompletedVms``: requested MIPS 0). Updates come 0.1 s after each
+  5-minute sample from the second one on, where the trace is interpolated, so a VM goes at the first
+  sample k >= 1 that is 0 with the next one 0 too (the last sample counts as its own next). The
+  replay deletes it then (``VmTrace.end``): it holds no host from there on, so its host can be off.
 - Memory: the runner gives cloudlets no RAM demand (UtilizationModelNull), so once running a VM holds
   no host memory for placement; a host's 4 GB limits only the start. The replay's hosts therefore have
   room for every VM, while a migration still copies the VM's whole RAM.
@@ -16,7 +30,9 @@ What CloudSim does that the setup copies, and why:
 
 from __future__ import annotations
 
+import math
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,8 +52,8 @@ MIPS_PER_CPU = 1000.0
 HOSTS = 800
 # CloudSim migrates at half the host's bandwidth: 1 Gbit/s / 2 = 62.5 MB/s.
 MIGRATION_BYTES_PER_SECOND = 62.5 * MB
-# CloudSim's static threshold that the start placement respects (THR 0.8).
-START_THRESHOLD = 0.8
+# VMs a host can create: its 1 Gbit/s over each VM's 100 Mbit/s (BwProvisionerSimple at creation).
+VMS_PER_HOST_AT_START = 10
 
 
 @dataclass(frozen=True)
@@ -66,8 +82,9 @@ HOST_TYPES = (
 VM_TYPES = (VmType(2500.0, 870), VmType(2000.0, 1740), VmType(1000.0, 1740), VmType(500.0, 613))
 
 
-def vm_type(index: int) -> VmType:
-    return VM_TYPES[index % len(VM_TYPES)]
+def vm_type(index: int, count: int) -> VmType:
+    """The type of VM ``index`` of ``count``: a quarter of the VMs each, in order (CloudSim's blocks)."""
+    return VM_TYPES[index // math.ceil(count / len(VM_TYPES))]
 
 
 def host_type(index: int) -> HostType:
@@ -79,11 +96,20 @@ def load_day(path: str, limit: int | None = None, strict: bool = False) -> Workl
     raw = load_planetlab(path, limit=limit, vcpus=1, memory_bytes=MB, strict=strict)
     vms = []
     for index, vm in enumerate(raw.vms):
-        kind = vm_type(index)
+        kind = vm_type(index, len(raw.vms))
         scale = kind.mips / MIPS_PER_CPU
         cpu = array("d", (value * scale for value in vm.cpu))
-        vms.append(VmTrace(vm.name, 1, kind.ram_mb * MB, cpu))
+        vms.append(VmTrace(vm.name, 1, kind.ram_mb * MB, cpu, end=deletion_step(cpu)))
     return Workload(raw.start, raw.step, tuple(vms), raw.skipped_lines)
+
+
+def deletion_step(cpu: Sequence[float]) -> int | None:
+    """The sample at which CloudSim deletes a VM with this demand (see the module docstring), or None."""
+    for k in range(1, len(cpu)):
+        following = cpu[k + 1] if k + 1 < len(cpu) else cpu[k]
+        if cpu[k] == 0.0 and following == 0.0:
+            return k
+    return None
 
 
 def host_names(count: int = HOSTS) -> tuple[str, ...]:
@@ -92,22 +118,31 @@ def host_names(count: int = HOSTS) -> tuple[str, ...]:
 
 
 def start_placement(workload: Workload, hosts: int = HOSTS) -> dict[str, str]:
-    """CloudSim's creation: each VM in order, PABFD on its full MIPS, within RAM; ValueError if one fits nowhere."""
+    """CloudSim's creation (see the module docstring); ValueError if a VM fits nowhere."""
     names = host_names(hosts)
     types = [host_type(i) for i in range(hosts)]
-    # No per-core check: the replay's planner sees hosts as CPU capacity only, so neither does the start.
     cpus = [t.cpus for t in types]
-    table = PowerTable(cpus, cpus, [t.power for t in types])
+    table = PowerTable(cpus, [t.core_mips / MIPS_PER_CPU for t in types], [t.power for t in types])
+    idle = table.power(np.zeros(hosts))
     used = np.zeros(hosts)
+    count = np.zeros(hosts, dtype=np.int64)
     ram_free = np.array([float(t.ram_mb) for t in types])
     placement = {}
     for index, vm in enumerate(workload.vms):
-        kind = vm_type(index)
+        kind = vm_type(index, len(workload.vms))
         demand = kind.mips / MIPS_PER_CPU
-        chosen = table.best(demand, used, ram_free >= kind.ram_mb, START_THRESHOLD)
-        if chosen is None:
+        fits = (
+            (table.core >= demand)
+            & (used + demand <= table.capacity)
+            & (ram_free >= kind.ram_mb)
+            & (count < VMS_PER_HOST_AT_START)
+        )
+        if not fits.any():
             raise ValueError(f"{vm.name}: no host can take a VM of {kind.mips:.0f} MIPS")
+        rise = np.where(fits, table.power(used + demand) - idle, np.inf)
+        chosen = int(np.argmin(rise))
         used[chosen] += demand
+        count[chosen] += 1
         ram_free[chosen] -= kind.ram_mb
         placement[vm.name] = names[chosen]
     return placement
@@ -126,6 +161,7 @@ def build(workload: Workload, hosts: int = HOSTS) -> Cluster:
         networks={vm.name: () for vm in workload.vms},
         placement=start_placement(workload, hosts),
         host_power={n: t.power for n, t in zip(names, types, strict=True)},
+        host_core={n: t.core_mips / MIPS_PER_CPU for n, t in zip(names, types, strict=True)},
     )
 
 
@@ -220,5 +256,6 @@ def setup(workload: Workload, cluster: Cluster, path: str) -> dict[str, Any]:
         ],
         "vm_types": [{"mips": v.mips, "ram_mb": v.ram_mb} for v in VM_TYPES],
         "active_hosts_at_start": len(set(cluster.placement.values())),
+        "vms_deleted": sum(1 for vm in workload.vms if vm.end is not None),
         "published": published(path),
     }

@@ -222,6 +222,8 @@ class Cluster:
     placement: Mapping[str, str]
     # Hosts with a power model (none: the replay reports no energy).
     host_power: Mapping[str, PowerModel] = field(default_factory=dict)
+    # One core's CPU, on hosts that cap a domain at its vCPUs' cores (none: a domain may use the host).
+    host_core: Mapping[str, float] = field(default_factory=dict)
 
     def chunks(self) -> dict[str, tuple[str, ...]]:
         """Seeded chunks: network name -> member VM names."""

@@ -84,6 +84,7 @@ class Metrics:
             "replay_seconds": round(self.replay_seconds, 3),
             "energy_kwh": None if self.energy_kwh is None else round(self.energy_kwh, 3),
             "slatah_pct": round(100.0 * self.sla.slatah, 4),
+            "slatah_cloudsim_pct": round(100.0 * self.sla.slatah_cloudsim, 4),
             "pdm_pct": round(100.0 * self.sla.pdm, 5),
             "slav_pct": round(100.0 * self.sla.slav, 7),
         }
@@ -124,7 +125,7 @@ class _Tracker:
     ) -> int:
         count = 0
         for net in {n for d in moved for n in networks.get(d, ())}:
-            hosts = {placement[m] for m in self.chunks[net]}
+            hosts = {placement[m] for m in self.chunks[net] if m in placement}
             if len(hosts) > 1 and net not in self.split:
                 self.split.add(net)
                 count += 1
@@ -201,7 +202,8 @@ def replay(
     over the interval; count overload (CPU above ``policy.cpu_high``); advance the policy's alert (CPU
     above ``cpu_high`` or memory above ``memory_high`` for ``overload_for``); ask the plug-in what to
     move, and record why each overloaded host got no move (the diagnosis). HostChronicallyHot
-    (``simulator.alerting.chronically_hot``) is evaluated beside it: ``ClusterView.hot``.
+    (``simulator.alerting.chronically_hot``) is evaluated beside it: ``ClusterView.hot``. A VM whose
+    ``end`` is that step is deleted after the step is counted, before the plug-in decides.
     """
     cost = cost or CostModel()
     started = wallclock.perf_counter()
@@ -241,10 +243,16 @@ def replay(
     index_of = {n: i for i, n in enumerate(names)}
     series_by_name = dict(zip(names, series, strict=True))
     rows = list(zip(names, series, memory_series, strict=True))
+    # VMs deleted during the trace, by the step they go at (after that step is counted).
+    ends: dict[int, list[str]] = {}
+    for vm in workload.vms:
+        if vm.end is not None:
+            ends.setdefault(vm.end, []).append(vm.name)
     chunk_cache: dict[tuple[str, ...], list[Chunk]] = {}
     diagnosis = Diagnosis(hosts, workload.steps, workload.step)
     explains = True
     power = cluster.host_power
+    cores = cluster.host_core
     if power:
         metrics.energy_kwh = 0.0
     sla = metrics.sla
@@ -282,6 +290,8 @@ def replay(
 
         host_cpu_used = dict.fromkeys(hosts, 0.0)
         host_memory_used = dict.fromkeys(hosts, 0)
+        # What the domains ask beyond their cores (hosts with host_core): the host cannot run it.
+        beyond_cores = dict.fromkeys(hosts, 0.0)
         for name, values, used in rows:
             value = values[step]
             cpu_now[name] = value
@@ -291,6 +301,11 @@ def replay(
             host_cpu_used[where] += value
             host_memory_used[where] += memory_now[name]
             sla.requested += value * workload.step
+            if cores:
+                beyond_cores[where] += max(0.0, value - vcpus[name] * cores[where])
+        # Seconds of this interval during which a domain migrated to each host (CloudSim's SLATAH):
+        # the longest copy to it (the copies of one decision start together with concurrent costs).
+        arriving: dict[str, float] = {}
         if flights:
             # Over the interval (now - step, now] a domain counts on its source until its migration
             # ends, plus the copying while it runs; on its destination once the copy starts (it is
@@ -307,9 +322,11 @@ def replay(
                 host_cpu_used[flight.destination] -= cpu * _share(
                     first, now, flight.queued, flight.start, workload.step
                 )
-                sla.add_migration(
-                    cpu, workload.step * _share(first, now, flight.start, flight.end, workload.step)
+                copying = workload.step * _share(
+                    first, now, flight.start, flight.end, workload.step
                 )
+                sla.add_migration(cpu, copying)
+                arriving[flight.destination] = max(arriving.get(flight.destination, 0.0), copying)
                 if flight.end > now:
                     running.append(flight)
             flights = running
@@ -318,14 +335,19 @@ def replay(
         hot = set()
         overloaded_hosts = []
         for host in hosts:
-            ratio = host_cpu_used[host] / cluster.host_cpus[host]
+            capacity = cluster.host_cpus[host]
+            ratio = host_cpu_used[host] / capacity
             # A host with no domain left is off: no power, no active time.
             active = bool(domains_by_host[host])
-            sla.add_host(workload.step, host_cpu_used[host], cluster.host_cpus[host], active)
+            # What the host runs: the demand within its domains' cores, at most its capacity.
+            allocated = min(host_cpu_used[host] - beyond_cores[host], capacity)
+            sla.add_host(
+                workload.step, host_cpu_used[host], allocated, active, arriving.get(host, 0.0)
+            )
             model = power.get(host)
             if model is not None and active:
                 metrics.energy_kwh = (metrics.energy_kwh or 0.0) + kwh(
-                    model.power(ratio), workload.step
+                    model.power(allocated / capacity), workload.step
                 )
             if record_series:
                 host_series[host][step] = ratio
@@ -348,6 +370,11 @@ def replay(
             if hot_fires:
                 hot.add(host)
         metrics.alert_host_steps += len(firing)
+        if step in ends:
+            gone = set(ends[step])
+            for name in gone:
+                domains_by_host[placement.pop(name)].remove(name)
+            rows = [row for row in rows if row[0] not in gone]
 
         view = ClusterView(
             time=now,
@@ -371,6 +398,7 @@ def replay(
             cpu_series=series_by_name,
             chunk_cache=chunk_cache,
             host_power=power,
+            host_core=cores,
         )
         # One executor for every policy: while its migrations run, nothing new is decided.
         busy = free_at > now

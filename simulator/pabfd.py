@@ -38,8 +38,19 @@ class PowerTable:
         result: Floats = base + (self.watts[self.rows, low + 1] - base) * (u - low)
         return result
 
-    def best(self, demand: float, used: Floats, allowed: Bools, threshold: float) -> int | None:
-        """The index of the host PABFD picks for a VM of ``demand``, or None."""
+    def best(
+        self,
+        demand: float,
+        used: Floats,
+        allowed: Bools,
+        threshold: float,
+        base: Floats | None = None,
+    ) -> int | None:
+        """The index of the host PABFD picks for a VM of ``demand``, or None.
+
+        The rise is priced from ``base`` (watts) when given: CloudSim prices every VM of one decision
+        from the power each host measured before it (``PowerHost.getPower``), not from what the VMs
+        placed before it in the same decision add; without ``base``, from the power at ``used``."""
         after = used + demand
         fits = (
             allowed
@@ -49,5 +60,6 @@ class PowerTable:
         )
         if not fits.any():
             return None
-        rise = np.where(fits, self.power(after) - self.power(used), np.inf)
+        before = self.power(used) if base is None else base
+        rise = np.where(fits, self.power(after) - before, np.inf)
         return int(np.argmin(rise))

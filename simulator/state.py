@@ -67,6 +67,8 @@ class ClusterView:
     chunk_cache: dict[tuple[str, ...], list[Chunk]] = field(default_factory=dict)
     # Each host's power model, where the cluster has one (power-aware policies read it).
     host_power: Mapping[str, PowerModel] = field(default_factory=dict)
+    # One core's CPU per host, where the cluster caps domains at their cores (simulator.cluster).
+    host_core: Mapping[str, float] = field(default_factory=dict)
 
     def recent_peaks(self, steps: int) -> tuple[dict[str, float], dict[str, float]]:
         """Peak CPU over the last ``steps`` steps: per domain, and per host of the domains it runs now."""

@@ -33,6 +33,8 @@ class VmTrace:
     cpu: array[float] = field(repr=False)
     # Memory in use per step (bytes), where the trace has it; None: ``memory_bytes`` throughout.
     memory: array[float] | None = field(default=None, repr=False)
+    # The step at which the VM is deleted (it then holds no host); None: it runs to the end.
+    end: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Workload:
                 vm.memory_bytes,
                 vm.cpu[first : first + count],
                 None if vm.memory is None else vm.memory[first : first + count],
+                None if vm.end is None or vm.end >= first + count else max(0, vm.end - first),
             )
             for vm in self.vms
         )

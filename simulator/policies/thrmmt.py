@@ -1,10 +1,15 @@
-"""THR-MMT: CloudSim's static-threshold consolidation (Beloglazov and Buyya 2012), from its published description.
+"""THR-MMT: CloudSim's static-threshold consolidation (Beloglazov and Buyya 2012), as CloudSim 3.0.3's code runs it.
 
 Every step: hosts above ``threshold`` CPU are overloaded; from each, the VMs with the least memory
 (minimum migration time) leave one by one until it is at or below the threshold. Those VMs, hungriest
-first, go where PABFD (power-aware best fit, simulator.pabfd) puts them, never onto an overloaded host.
-Then the least-utilised running host that neither is overloaded nor just received a VM is emptied if
-all its VMs find a PABFD host among the running ones (else it keeps them), and so on for every host.
+first, go where PABFD (power-aware best fit, simulator.pabfd) puts them, never onto an overloaded host
+nor onto a core smaller than their demand (where the cluster has cores); as in CloudSim's code, every
+move of a decision is priced from the power the hosts measured before it.
+Then the least-utilised host (as measured before the step) that neither is overloaded nor was off
+nor just received a VM is emptied if all its VMs find a PABFD host among those running before the
+step (else it keeps them), and so on for every host. Unlike CloudSim, a host that received in the
+overload step is not emptied in the same step (CloudSim means to exclude it, but builds the list
+from an empty map, and may then plan and count a VM twice).
 It moves VMs one by one: it knows no chunks.
 """
 
@@ -59,8 +64,9 @@ class ThrMmtPolicy(PolicyPlugin):
                     [f"needs a power model on every host; none on {', '.join(missing[:3])}"],
                 )
             cpus = [view.host_cpus[h] for h in view.host_names]
-            # The replay's VMs fit any host's core: each host's core is its capacity.
-            self.table = PowerTable(cpus, cpus, [view.host_power[h] for h in view.host_names])
+            # Without cores (simulator.cluster), a VM may use a whole host.
+            cores = [view.host_core.get(h, view.host_cpus[h]) for h in view.host_names]
+            self.table = PowerTable(cpus, cores, [view.host_power[h] for h in view.host_names])
         return self.table
 
     def decide(self, view: ClusterView) -> Sequence[Move]:
@@ -71,20 +77,24 @@ class ThrMmtPolicy(PolicyPlugin):
         on_host = [list(view.domains_by_host[h]) for h in hosts]
         used = np.array([sum(cpu[d] for d in names) for names in on_host], dtype=np.float64)
         capacity = table.capacity
-        # CloudSim judges a host on the CPU it allocates, at most its capacity.
-        over = np.minimum(used, capacity) > threshold * capacity
+        # What each host measures before this decision: CloudSim prices every move from its power,
+        # and picks and closes hosts for consolidation on it.
+        initial = used.copy()
+        measured = table.power(initial)
+        # CloudSim's static threshold is on the MIPS the VMs ask for (PowerVmAllocationPolicy...StaticThreshold).
+        over = used > threshold * capacity
         leaving: list[tuple[str, int]] = []
         for index in np.flatnonzero(over):
             # Minimum migration time: the least memory first (stable: list order breaks ties).
             for name in sorted(on_host[index], key=lambda d: view.memory[d]):
                 leaving.append((name, int(index)))
                 used[index] -= cpu[name]
-                if min(used[index], capacity[index]) <= threshold * capacity[index]:
+                if used[index] <= threshold * capacity[index]:
                     break
         moves: list[Move] = []
         received = np.zeros(len(hosts), dtype=np.bool_)
         for name, source in sorted(leaving, key=lambda item: -cpu[item[0]]):
-            target = table.best(cpu[name], used, ~over, threshold)
+            target = table.best(cpu[name], used, ~over, threshold, measured)
             if target is None:
                 used[source] += cpu[name]
                 continue
@@ -92,7 +102,14 @@ class ThrMmtPolicy(PolicyPlugin):
             received[target] = True
             moves.append(Move(name, hosts[target], "thr-mmt: overloaded"))
         moves += self._consolidate(
-            view, table=table, on_host=on_host, used=used, over=over, received=received
+            view,
+            table=table,
+            on_host=on_host,
+            used=used,
+            initial=initial,
+            measured=measured,
+            over=over,
+            received=received,
         )
         return moves
 
@@ -103,17 +120,22 @@ class ThrMmtPolicy(PolicyPlugin):
         table: PowerTable,
         on_host: list[list[str]],
         used: np.ndarray[Any, np.dtype[np.float64]],
+        initial: np.ndarray[Any, np.dtype[np.float64]],
+        measured: np.ndarray[Any, np.dtype[np.float64]],
         over: np.ndarray[Any, np.dtype[np.bool_]],
         received: np.ndarray[Any, np.dtype[np.bool_]],
     ) -> list[Move]:
-        """Empty underloaded hosts, least utilised first, each only if all its VMs find a host."""
+        """Empty underloaded hosts, least utilised first, each only if all its VMs find a host.
+
+        As in CloudSim, the order and the hosts that are off (closed: they neither send nor receive)
+        are those measured before the decision: a host the overload step just woke stays closed."""
         cpu = view.cpu
         threshold = self.params.threshold
-        off = used <= 0.0
+        off = initial <= 0.0
         # Hosts that may not be emptied, and hosts that may not receive.
         skip = over | off | received
         closed = over | off
-        ratio = used / table.capacity
+        ratio = initial / table.capacity
         moves: list[Move] = []
         while True:
             open_hosts = np.flatnonzero(~skip)
@@ -126,7 +148,7 @@ class ThrMmtPolicy(PolicyPlugin):
             trial = used.copy()
             targets = []
             for name in names:
-                target = table.best(cpu[name], trial, ~closed, threshold)
+                target = table.best(cpu[name], trial, ~closed, threshold, measured)
                 if target is None:
                     break
                 trial[target] += cpu[name]
@@ -135,7 +157,6 @@ class ThrMmtPolicy(PolicyPlugin):
                 continue
             trial[index] = 0.0
             used[:] = trial
-            ratio = used / table.capacity
             for name, target in zip(names, targets, strict=True):
                 skip[target] = True
                 moves.append(Move(name, view.host_names[target], "thr-mmt: underloaded"))

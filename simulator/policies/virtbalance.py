@@ -119,6 +119,10 @@ class VirtbalancePolicy(PolicyPlugin):
             (f.domain, f.destination) for f in self.params.freeze if f.start <= offset < f.end
         )
 
+    def _snapshot(self, view: ClusterView) -> Snapshot:
+        """The snapshot the actioner would plan on."""
+        return snapshot_of(view)
+
     def _remember(self, view: ClusterView) -> None:
         for record in view.history[self.seen :]:
             self.recent.append(record)
@@ -145,7 +149,7 @@ class VirtbalancePolicy(PolicyPlugin):
         if barriers.remaining_hourly <= 0:
             self.causes = dict.fromkeys(alerted, Cause.HOURLY_CAP)
             return ()
-        snapshot = annotate(snapshot_of(view), history)
+        snapshot = annotate(self._snapshot(view), history)
         result = plan(
             snapshot,
             self.policy,
@@ -163,8 +167,8 @@ class VirtbalancePolicy(PolicyPlugin):
         return [Move(m.domain, m.destination, m.reason, group=m.chunk) for m in result.migrations]
 
 
-def snapshot_of(view: ClusterView) -> Snapshot:
-    """The simulated cluster as the actioner's snapshot builder would see it."""
+def snapshot_of(view: ClusterView, emptied: frozenset[str] = frozenset()) -> Snapshot:
+    """The simulated cluster as the actioner's snapshot builder would see it, ``emptied`` marked."""
     hosts = tuple(
         HostState(
             name=h,
@@ -172,6 +176,7 @@ def snapshot_of(view: ClusterView) -> Snapshot:
             memory_bytes=view.host_memory[h],
             cpu_used=view.host_cpu_used[h],
             memory_used_bytes=view.host_memory_used[h],
+            emptied=h in emptied,
         )
         for h in view.host_names
     )

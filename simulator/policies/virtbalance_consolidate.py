@@ -4,6 +4,10 @@ Overload goes exactly as in the ``virtbalance`` plug-in (relieve mode for the fi
 host is overloaded and a running host has stayed below the policy's ``cpu_low`` for
 ``underutilized_for`` (the ``HostUnderutilized`` alert), the real planner runs in ``consolidate`` mode,
 under the same barriers and hourly cap, at most once per ``replan_every`` (Alertmanager's repeat).
+
+A host that runs no domain is off in the replay (it draws nothing), so both modes see it as the
+actioner sees a host its plans emptied (``hosts[].emptied``, actioner.emptied): relief places nothing
+there unless it needs the room, and then wakes the fewest, largest first (virtbalance.planner.wake).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from virtbalance.barriers import annotate, evaluate
 from virtbalance.plan import Mode
 from virtbalance.planner import plan
 from virtbalance.policy import Policy
+from virtbalance.snapshot import Snapshot
 
 
 class VirtbalanceConsolidatePolicy(VirtbalancePolicy):
@@ -47,6 +52,11 @@ class VirtbalanceConsolidatePolicy(VirtbalancePolicy):
             VirtbalanceParams, rest, "policies.virtbalance-consolidate", frozenset({"replan_every"})
         )
         return cls(VirtbalanceParams(parsed.replan_every, freeze), policy)
+
+    def _snapshot(self, view: ClusterView) -> Snapshot:
+        """The actioner's snapshot: every host that runs no domain is emptied (off)."""
+        off = frozenset(h for h in view.host_names if not view.domains_by_host[h])
+        return snapshot_of(view, emptied=off)
 
     def _underutilized(self, view: ClusterView) -> bool:
         """Advance every running host's HostUnderutilized alert; True when one fires."""
@@ -74,7 +84,7 @@ class VirtbalanceConsolidatePolicy(VirtbalancePolicy):
         if barriers.remaining_hourly <= 0:
             return ()
         result = plan(
-            annotate(snapshot_of(view), history),
+            annotate(self._snapshot(view), history),
             self.policy,
             Mode("consolidate"),
             forbidden=self._forbidden(view.time),

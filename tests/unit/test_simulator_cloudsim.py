@@ -34,40 +34,63 @@ def cut(target: Path, vms: int, steps: int) -> Path:
     return day
 
 
-def test_vm_types_in_turn_and_demand_is_the_percentage_of_their_mips():
+def test_vm_types_in_quarter_blocks_and_demand_is_the_percentage_of_their_mips():
     raw = load_planetlab(DAY, limit=8, strict=True)
     workload = cloudsim.load_day(str(DAY), limit=8, strict=True)
     assert [vm.name for vm in workload.vms] == [vm.name for vm in raw.vms]
-    mips = [2500, 2000, 1000, 500] * 2
-    ram = [870, 1740, 1740, 613] * 2
+    # CloudSim's Helper.createVmList: VM i has type i // ceil(8 / 4), two VMs of each type in order.
+    mips = [2500, 2500, 2000, 2000, 1000, 1000, 500, 500]
+    ram = [870, 870, 1740, 1740, 1740, 1740, 613, 613]
     for vm, plain, want_mips, want_ram in zip(workload.vms, raw.vms, mips, ram, strict=True):
         # The raw loader gives percent / 100 of one core; the scenario that times the type's MIPS,
         # in replay CPUs of 1000 MIPS.
         assert list(vm.cpu) == pytest.approx([v * want_mips / 1000 for v in plain.cpu])
         assert vm.memory_bytes == want_ram * MB
         assert vm.vcpus == 1
+        assert vm.end == cloudsim.deletion_step(vm.cpu)
     assert workload.steps == 288 and workload.step == 300.0
+    # Five VMs: ceil(5 / 4) = 2 a type, so the last type has none and the third one VM.
+    assert [cloudsim.vm_type(i, 5).mips for i in range(5)] == [2500, 2500, 2000, 2000, 1000]
 
 
-def test_hosts_alternate_g4_and_g5_and_the_start_respects_ram_and_the_threshold():
+def test_a_vm_is_deleted_at_its_first_update_that_asks_for_nothing():
+    # Updates come 0.1 s after samples 1, 2, ...: the demand there is 0 only if the sample and the
+    # next are both 0 (the first sample is never looked at; the last counts as its own next).
+    assert cloudsim.deletion_step([0.5, 0.0, 0.3, 0.0, 0.0, 1.0]) == 3
+    assert cloudsim.deletion_step([0.0, 0.0, 1.0]) is None
+    assert cloudsim.deletion_step([1.0, 1.0, 0.0]) == 2
+    assert cloudsim.deletion_step([1.0, 0.1, 0.2]) is None
+
+
+def test_hosts_alternate_g4_and_g5_and_the_start_is_cloudsims_creation():
     workload = cloudsim.load_day(str(DAY), limit=60)
     cluster = cloudsim.build(workload)
     assert len(cluster.host_names) == 800
     assert (cluster.host_cpus["host000"], cluster.host_cpus["host001"]) == (3.72, 5.32)
+    assert (cluster.host_core["host000"], cluster.host_core["host001"]) == (1.86, 2.66)
     assert (cluster.host_power["host000"], cluster.host_power["host001"]) == (ML110_G4, ML110_G5)
     assert set(cluster.networks.values()) == {()}
     by_host: dict[str, list[int]] = {}
     for index, vm in enumerate(workload.vms):
         by_host.setdefault(cluster.placement[vm.name], []).append(index)
     for host, members in by_host.items():
-        ram = sum(cloudsim.vm_type(i).ram_mb for i in members)
-        full = sum(cloudsim.vm_type(i).mips for i in members) / 1000
-        assert ram <= 4096
-        # Full MIPS within 0.8 of the host, unless it is the host's only VM (an idle host takes any).
-        assert len(members) == 1 or full <= 0.8 * cluster.host_cpus[host] + 1e-9
-    # The first VM (2500 MIPS) goes where power rises least: a G5 (5.32: 93.7 -> 107.75 W, +14.05)
-    # rather than a G4 (3.72: 86 -> 108.9 W, +22.9); the first such host.
-    assert cluster.placement[workload.vms[0].name] == "host001"
+        kinds = [cloudsim.vm_type(i, 60) for i in members]
+        assert sum(k.ram_mb for k in kinds) <= 4096
+        assert sum(k.mips for k in kinds) / 1000 <= cluster.host_cpus[host] + 1e-9
+        assert all(k.mips / 1000 <= cluster.host_core[host] for k in kinds)
+        assert len(members) <= cloudsim.VMS_PER_HOST_AT_START
+    # VMs 0-14 are of 2500 MIPS: no G4 core takes them. On an idle G5 one raises the power from the
+    # idle 93.7 W to 110 + 0.699 x 6 = 114.2 W (+20.5); on the G5 that has one already, to 94% of
+    # 5.32: 133.8 W (+40.1, priced from idle: every host measures 0% while VMs are created). So
+    # each takes the next idle G5.
+    assert [cluster.placement[vm.name] for vm in workload.vms[:3]] == [
+        "host001",
+        "host003",
+        "host005",
+    ]
+    # VM 15 (2000 MIPS): an idle G5 105 + 0.759 x 5 = 108.8 W (+15.1) beats an idle G4 (53.8%:
+    # 103.5 W, +17.5) and a G5 with a 2500 (84.6%: 130.8 W, +37.1): the 16th G5.
+    assert cluster.placement[workload.vms[15].name] == "host031"
 
 
 def test_cli_scenario_writes_cloudsim_metrics_per_policy(tmp_path, capsys):
