@@ -84,9 +84,8 @@ class _Entry:
     def _text(self, values: Sequence[float]) -> bytes:
         if not values:
             return self.header.encode()
-        if set(map(type, values)) == _INT and (
-            min(values) > _SMALL_INT_MIN and max(values) < _SMALL_INT_MAX
-        ):
+        kinds = set(map(type, values))
+        if kinds == _INT and (min(values) > _SMALL_INT_MIN and max(values) < _SMALL_INT_MAX):
             # Counters below 1e6: one C-level %-format of the whole family, no string per value.
             if self.template is None:
                 body = "".join(prefix.replace("%", "%%") + "%d.0" for prefix in self.prefixes)
@@ -94,7 +93,7 @@ class _Entry:
             return self.template % tuple(values)
         parts = [""] * (2 * len(values))
         parts[0::2] = self.prefixes
-        parts[1::2] = value_texts(values)
+        parts[1::2] = value_texts(values, kinds)
         return (self.header + "".join(parts) + "\n").encode()
 
 
