@@ -1,7 +1,7 @@
 """Python-side cost of one exporter scrape for 1,000 domains (fake libvirt replaying recorded stats).
 
 Run: .venv/bin/python benchmarks/bench_exporter_python.py [--domains 1000] [--scrapes 30]
-    [--baseline GIT-REF [--runs 3]]
+    [--baseline GIT-REF [--runs 3]] [--job-sweep S]
 Reports the median and p90 of what the HTTP endpoint does per scrape (its WSGI app: read the
 fake libvirt, build the families, render the text; no gzip), steady state (XML cached) and with a cold topology cache
 (every domain's XML parsed, as after a restart); process CPU seconds, which a busy shared machine
@@ -10,7 +10,8 @@ block and interface figures) grow, as on a busy host, so no scrape sees the valu
 For comparison, the same scrape rendered by prometheus_client's generate_latest.
 With --baseline, the exporter of that commit (git archive of exporter/ and virtbalance/, with
 this tree's fake libvirt) and this tree run alternately in child processes, --runs times each:
-before and after in one run.
+before and after in one run. With --job-sweep S the exporter follows the fake's domain events
+(--libvirt.job-sweep-interval S): no event comes, so a steady scrape checks no domain's job.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ if "--exporter-root" in sys.argv:
     sys.path.insert(0, sys.argv[sys.argv.index("--exporter-root") + 1])
 
 from exporter.collector import LibvirtCollector  # noqa: E402
+from exporter.jobs import JobWatch  # noqa: E402
 from exporter.main import build_app  # noqa: E402
 from exporter.source import LibvirtSource  # noqa: E402
 from exporter.topology import TopologyCache  # noqa: E402
@@ -114,6 +116,7 @@ def compare(ref: str, args: argparse.Namespace) -> int:
                 [
                     *(sys.executable, __file__, "--exporter-root", root, "--json"),
                     *("--domains", str(args.domains), "--scrapes", str(args.scrapes)),
+                    *("--job-sweep", str(args.job_sweep)),
                 ],
                 check=True,
                 capture_output=True,
@@ -157,9 +160,9 @@ def print_stages(
             parts.values(), (read - began, built - read, done - built), strict=True
         ):
             part.append(seconds)
-    for label, seconds in parts.items():
+    for label, times in parts.items():
         # The first scrape fills the renderer's memory: left out, as in a served steady state.
-        print(f"stage {label}: CPU median {statistics.median(seconds[1:]) * 1000:.1f} ms")
+        print(f"stage {label}: CPU median {statistics.median(times[1:]) * 1000:.1f} ms")
 
 
 def main() -> int:
@@ -170,6 +173,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="child processes per side (--baseline)")
     parser.add_argument(
         "--stages", action="store_true", help="also split this tree's steady scrape by stage"
+    )
+    parser.add_argument(
+        "--job-sweep",
+        type=float,
+        default=0.0,
+        help="the exporter's --libvirt.job-sweep-interval (0, the default: every job every scrape)",
     )
     parser.add_argument("--exporter-root", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
@@ -186,6 +195,7 @@ def main() -> int:
             clock=time.monotonic,
             timeout=30.0,
             topology_cache=TopologyCache(max_age),
+            jobs=JobWatch(time.monotonic, args.job_sweep),
         )
         return LibvirtCollector(source, bridges=FakeBridges(bridges), clock=time.monotonic)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -23,6 +24,8 @@ GUEST_MEMORY_KEYS = frozenset(
 DEFAULT_RECHECK_SECONDS = 60.0
 
 Clock = Callable[[], float]
+# One domain's record: UUID, whether it had the group, its stats, whether /proc has its RSS.
+Lesson = tuple[str, bool, dict[str, Any], bool]
 
 
 def reports_guest_memory(stats: dict[str, Any]) -> bool:
@@ -54,17 +57,21 @@ class BalloonPlan:
             if self._full:
                 self._last_full = now
 
-    def wants(self, uuid: str) -> bool:
+    def wanted(self, uuids: Iterable[str]) -> list[bool]:
+        """For each domain, whether this scrape asks it for the group."""
         with self._lock:
-            return self._full or self._needed.get(uuid, True)
+            if self._full:
+                return [True for _ in uuids]
+            return list(map(self._needed.get, uuids, itertools.repeat(True)))
 
-    def learn(self, uuid: str, asked: bool, stats: dict[str, Any], local_rss: bool) -> None:
-        """What one domain's record showed; only a record that had the group teaches about guests."""
+    def learn(self, lessons: Iterable[Lesson]) -> None:
+        """What the records showed; only a record that had the group teaches about guests."""
         with self._lock:
-            if asked:
-                self._needed[uuid] = reports_guest_memory(stats) or not local_rss
-            elif not local_rss:
-                self._needed[uuid] = True
+            for uuid, asked, stats, local_rss in lessons:
+                if asked:
+                    self._needed[uuid] = reports_guest_memory(stats) or not local_rss
+                elif not local_rss:
+                    self._needed[uuid] = True
 
     def retain(self, uuids: Iterable[str]) -> None:
         keep = set(uuids)

@@ -453,7 +453,7 @@ DIRTY_STATUS, DIRTY_RATE = "dirtyrate.calc_status", "dirtyrate.megabytes_per_sec
 
 
 def _flags(record: DomainRecord) -> tuple[Any, ...]:
-    """What decides a domain's series besides its labels and stats keys (see Shape.fits)."""
+    """What decides a domain's series besides its labels and stats keys (see Shape)."""
     stats = record.stats
     job = record.job
     return (
@@ -640,7 +640,13 @@ class DomainFamilies:
             stats = record.stats
             last = known.get(record.uuid)
             row: list[Any] | None = None
-            if last is not None and last.fits(labels, flags, stats):
+            # Whether the last shape holds (see Shape): labels, flags, the stats keys in order.
+            if (
+                last is not None
+                and last.labels is labels
+                and last.flags == flags
+                and list(stats) == last.order
+            ):
                 shape = last
                 row = list(stats.values())
                 if shape.probe_of(row) != shape.probe:  # a count, a device or the state

@@ -63,10 +63,6 @@ class Shape:
         self.samples: dict[int, tuple[list[LabelSet], list[int]]] = {}
         self.width = 0  # values per scrape in the row: stats values plus derived
 
-    def fits(self, labels: DomainLabels, flags: tuple[Any, ...], stats: dict[str, Any]) -> bool:
-        """Whether the shape still holds for these labels, flags and stats keys (not values)."""
-        return self.labels is labels and self.flags == flags and list(stats) == self.order
-
 
 class ShapeBuilder:
     """Collects one domain's samples while its shape is made (the slow path, once per change)."""

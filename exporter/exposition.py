@@ -157,13 +157,15 @@ def _float_text(value: float) -> str:
     return f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.") + _EXPONENTS[dot]
 
 
-def value_texts(values: Sequence[float]) -> list[str]:
+def value_texts(values: Sequence[float], kinds: set[type] | None = None) -> list[str]:
     """The values in Go's notation (format_value), whole columns at a time where possible.
 
     Counters and sizes stay the ints libvirt gave (str() of an int is far cheaper than repr()
-    of a float); one C-level pass over the column picks the way.
+    of a float); one C-level pass over the column picks the way (``kinds``, the values' types,
+    when the caller made that pass already).
     """
-    kinds = set(map(type, values))
+    if kinds is None:
+        kinds = set(map(type, values))
     if kinds == _INT:
         if min(values) > -_EXACT and max(values) < _GO_EXPONENT:
             return list(map(operator.add, map(str, values), itertools.repeat(".0")))

@@ -30,7 +30,16 @@ def value_signature(values: Sequence[float]) -> bytes | None:
 class _Entry:
     """One family as last rendered: header, one text per label set, and the last text in full."""
 
-    __slots__ = ("chunk", "head", "header", "label_sets", "prefixes", "signature", "template")
+    __slots__ = (
+        "chunk",
+        "head",
+        "header",
+        "label_sets",
+        "prefixes",
+        "signature",
+        "template",
+        "values",
+    )
 
     def __init__(self, family: Family) -> None:
         name = family.sample_name
@@ -42,7 +51,8 @@ class _Entry:
         if self.prefixes:
             self.prefixes[0] = self.prefixes[0][1:]
         self.template: bytes | None = None
-        self.signature: bytes | None = None
+        self.values: list[float] | None = None  # the values last rendered
+        self.signature: bytes | None = None  # theirs, once needed (None: not computed yet)
         self.chunk = b""
 
     def fits(self, family: Family) -> bool:
@@ -53,18 +63,29 @@ class _Entry:
         )
 
     def render(self, values: Sequence[float]) -> bytes:
-        signature = value_signature(values)
-        if signature is None or signature != self.signature:
-            self.chunk = self._text(values)
-            self.signature = signature
+        if values == self.values:
+            # Equal numbers have equal texts (a text depends on float(value) only), but for
+            # signed zeros (0.0 == -0.0): without a zero that is the end, with one the bits
+            # decide. A family that changed fails the cheaper == (mostly at its first values).
+            if 0 not in values:
+                return self.chunk
+            if self.signature is None:
+                self.signature = value_signature(self.values)
+            signature = value_signature(values)
+            if signature is not None and signature == self.signature:
+                return self.chunk
+        else:
+            signature = None
+        self.chunk = self._text(values)
+        self.values = list(values)  # a copy: the caller's list may change after rendering
+        self.signature = signature
         return self.chunk
 
     def _text(self, values: Sequence[float]) -> bytes:
         if not values:
             return self.header.encode()
-        if set(map(type, values)) == _INT and (
-            min(values) > _SMALL_INT_MIN and max(values) < _SMALL_INT_MAX
-        ):
+        kinds = set(map(type, values))
+        if kinds == _INT and (min(values) > _SMALL_INT_MIN and max(values) < _SMALL_INT_MAX):
             # Counters below 1e6: one C-level %-format of the whole family, no string per value.
             if self.template is None:
                 body = "".join(prefix.replace("%", "%%") + "%d.0" for prefix in self.prefixes)
@@ -72,7 +93,7 @@ class _Entry:
             return self.template % tuple(values)
         parts = [""] * (2 * len(values))
         parts[0::2] = self.prefixes
-        parts[1::2] = value_texts(values)
+        parts[1::2] = value_texts(values, kinds)
         return (self.header + "".join(parts) + "\n").encode()
 
 

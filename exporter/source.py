@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import operator
 import queue
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import libvirt
 
-from exporter.balloon import BalloonPlan
+from exporter.balloon import BalloonPlan, Lesson
 from exporter.jobs import JobPlan, JobWatch
 from exporter.procfs import QemuProcesses
 from exporter.topology import DomainTopology, TopologyCache, TopologyError, parse_topology
@@ -133,11 +135,20 @@ class ScrapeData:
         self.errors[stage] = self.errors.get(stage, 0) + 1
 
 
+class _Read(NamedTuple):
+    """One domain's bulk-stats record, with its UUID and name asked once (libvirt formats each)."""
+
+    dom: _Domain
+    uuid: str
+    name: str
+    stats: dict[str, Any]
+
+
 @dataclass
 class _Fetched:
     """One bulk stats call's records and what the job checks of its domains found."""
 
-    records: list[tuple[_Domain, dict[str, Any]]]
+    records: list[_Read]
     migrating: dict[str, bool] = field(default_factory=dict)  # by UUID; absent: unknown
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # by UUID, running jobs only
     vanished: set[str] = field(default_factory=set)
@@ -366,28 +377,28 @@ class LibvirtSource:
                 data.error("stats")
         if unread:
             data.error("job")  # the deadline passed: the rest is unknown this scrape
-        records = [(dom, stats) for part in fetched for dom, stats in part.records]
+        records = [read for part in fetched for read in part.records]
         domains = [
             DomainRecord(
-                name=dom.name(),
-                uuid=(uuid := dom.UUIDString()),
-                domain_id=dom.ID(),
-                stats=stats,
-                migrating=migrating.get(uuid),
-                job=jobs.get(uuid),
-                timed_out=uuid in unread,
+                name=read.name,
+                uuid=read.uuid,
+                domain_id=read.dom.ID(),
+                stats=read.stats,
+                migrating=migrating.get(read.uuid),
+                job=jobs.get(read.uuid),
+                timed_out=read.uuid in unread,
             )
-            for dom, stats in records
+            for read in records
         ]
-        inactive = [
-            DomainRecord(
-                name=dom.name(), uuid=dom.UUIDString(), domain_id=-1, stats={}, active=False
-            )
-            for dom in listed
-            if dom.ID() < 0
-        ]
-        handles = {record.uuid: dom for record, (dom, _) in zip(domains, records, strict=True)}
-        handles.update((dom.UUIDString(), dom) for dom in listed if dom.ID() < 0)
+        handles = {read.uuid: read.dom for read in records}
+        inactive = []
+        for dom in listed:
+            if dom.ID() < 0:
+                uuid = dom.UUIDString()
+                inactive.append(
+                    DomainRecord(name=dom.name(), uuid=uuid, domain_id=-1, stats={}, active=False)
+                )
+                handles[uuid] = dom
         data.up = True
         self._timed(
             data,
@@ -457,26 +468,27 @@ class LibvirtSource:
         self, conn: Connection, domains: list[_Domain], deadline: Deadline, plan: JobPlan
     ) -> _Fetched:
         """One shard: its bulk stats (balloon group only where needed), info and job checks."""
-        with_balloon: list[_Domain] = []
-        without: list[_Domain] = []
-        for dom in domains:
-            (with_balloon if self._balloon.wants(dom.UUIDString()) else without).append(dom)
+        uuids = [dom.UUIDString() for dom in domains]
+        # One decision per shard under the plan's lock, not one per domain.
+        wanted = self._balloon.wanted(uuids)
+        with_balloon = list(itertools.compress(domains, wanted))
+        without = list(itertools.compress(domains, map(operator.not_, wanted)))
         fetched = _Fetched(records=[])
-        asked: set[str] = set()
-        if with_balloon:
-            records = conn.domainListGetStats(
-                with_balloon, self._groups | BALLOON_GROUP, STATS_FLAGS
-            )
-            fetched.records.extend(records)
-            asked = {dom.UUIDString() for dom, _ in records}
-        if without:
-            fetched.records.extend(conn.domainListGetStats(without, self._groups, STATS_FLAGS))
-        for dom, stats in fetched.records:
-            self._add_info(dom, stats, dom.UUIDString() in asked, fetched)
+        lessons: list[Lesson] = []
+        for group, asked in ((with_balloon, True), (without, False)):
+            if not group:
+                continue
+            groups = self._groups | BALLOON_GROUP if asked else self._groups
+            for dom, stats in conn.domainListGetStats(group, groups, STATS_FLAGS):
+                read = _Read(dom, dom.UUIDString(), dom.name(), stats)
+                fetched.records.append(read)
+                if self._add_info(read, fetched):
+                    lessons.append((read.uuid, asked, stats, self._local_rss(read)))
+        self._balloon.learn(lessons)
         start = self._clock()
-        for dom, stats in fetched.records:
+        for dom, uuid, _, stats in fetched.records:
             state = stats.get("state.state")
-            if not plan.wants(uuid := dom.UUIDString(), state):
+            if not plan.wants(uuid, state):
                 fetched.migrating[uuid] = False  # no event, not paused, not new: no job
                 continue
             if deadline.expired():
@@ -486,36 +498,39 @@ class LibvirtSource:
         fetched.job_seconds = self._clock() - start
         return fetched
 
-    def _add_info(
-        self, dom: _Domain, stats: dict[str, Any], asked: bool, fetched: _Fetched
-    ) -> None:
+    def _add_info(self, read: _Read, fetched: _Fetched) -> bool:
         """CPU time and balloon size from virDomainGetInfo, RSS from /proc when the group was skipped.
 
-        They go into the record under the bulk-stats keys the families read.
+        They go into the record under the bulk-stats keys the families read. False: the call
+        failed (or the domain left), so the record teaches nothing about its balloon.
         """
-        uuid = dom.UUIDString()
+        stats = read.stats
         try:
-            _state, max_kib, current_kib, _vcpus, cpu_ns = dom.info()[:5]
+            _state, max_kib, current_kib, _vcpus, cpu_ns = read.dom.info()[:5]
         except libvirt.libvirtError as exc:
             if _error_code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
-                fetched.vanished.add(uuid)  # left the host since the bulk call
+                fetched.vanished.add(read.uuid)  # left the host since the bulk call
             else:
-                log.warning("domain %s: info failed: %s", dom.name(), exc)
+                log.warning("domain %s: info failed: %s", read.name, exc)
                 fetched.info_errors += 1
-            return
+            return False
         # One source every scrape, whether or not the balloon group was asked (the same figures).
         stats["cpu.time"] = cpu_ns
         stats["balloon.maximum"] = max_kib
         stats["balloon.current"] = current_kib
-        name = dom.name()
-        if "balloon.rss" in stats:  # the group was asked: could /proc have done it?
-            local_rss = self._processes is not None and self._processes.rss_kib(name) is not None
-        else:
-            rss = self._processes.rss_kib(name) if self._processes is not None else None
-            if rss is not None:
-                stats["balloon.rss"] = rss
-            local_rss = rss is not None
-        self._balloon.learn(uuid, asked, stats, local_rss)
+        return True
+
+    def _local_rss(self, read: _Read) -> bool:
+        """Whether /proc here has the domain's RSS; fills it in when the balloon group did not."""
+        if self._processes is None:
+            return False
+        if "balloon.rss" in read.stats:  # the group was asked: could /proc have done it?
+            return self._processes.rss_kib(read.name) is not None
+        rss = self._processes.rss_kib(read.name)
+        if rss is None:
+            return False
+        read.stats["balloon.rss"] = rss
+        return True
 
     def _connection(self, session: _Session) -> Connection | None:
         if session.conn is None:

@@ -219,3 +219,16 @@ def test_big_int_columns_in_go_notation_fresh_and_remembered():
         assert value_texts(values) == [format_value(v) for v in values]
     mixed = [*values, 0, 5, 2**53 + 1, -(2**60)]  # small ones and ones past 2**53 among them
     assert value_texts(mixed) == [format_value(v) for v in mixed]
+
+
+def test_renderer_sees_values_changed_in_place_after_rendering():
+    # The renderer remembers a copy: a caller that edits and re-renders the same list is served
+    # the new text, with or without zeros (which take the bits comparison).
+    renderer = Renderer()
+    family = gauge("g", "g", ("a",))
+    family.label_sets = [LabelSet(("a",), ("x",)), LabelSet(("a",), ("y",))]
+    for first, second in ([1.0, 2.0], [0.0, 2.0]):
+        family.values = [first, 2.0]
+        assert renderer.render([family]) == _reference([family])
+        family.values[1] = -second if first else 7
+        assert renderer.render([family]) == render([family]) == _reference([family])
