@@ -8,9 +8,10 @@ from collections.abc import Sequence
 
 from actioner import cli as actioner_cli
 from lab import cli as lab_cli
+from lab.demo import cli as demo_cli
 from simulator import cli as simulator_cli
 from virtbalance import __version__
-from virtbalance.commands import demo, plan, rules
+from virtbalance.commands import plan, rules
 from virtbalance.errors import ValidationError
 
 EXIT_USAGE = 2
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     actioner_cli.register(subparsers)
     lab_cli.register(subparsers)
     simulator_cli.register(subparsers)
-    demo.register(subparsers)
+    demo_cli.register(subparsers)
     return parser
 
 
