@@ -65,6 +65,7 @@ CORE = (
     "durations",
     "sizes",
     "errors",
+    "reader",
 )
 OUTER = {"actioner", "exporter", "lab", "simulator"}
 
