@@ -14,9 +14,10 @@ import requests
 
 from actioner.config import Config, load_config
 from actioner.journal import Journal
-from actioner.live import live_view
+from actioner.live import live_snapshot, live_view
 from virtbalance.chunks import ChunkMember, chunk_of
 from virtbalance.errors import ValidationError
+from virtbalance.policy import Policy
 from virtbalance.snapshot import Snapshot
 
 DEFAULT_CONFIG = "/etc/virtbalance/actioner.yml"
@@ -64,6 +65,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     hist.add_argument("--limit", type=int, default=20, help="plans to show (20)")
     hist.add_argument("--json", action="store_true", help="machine-readable output")
     hist.set_defaults(func=run_history)
+
+
+def live_plan_input(config_path: str) -> tuple[Snapshot, Policy | None]:
+    """``virtbalance plan --live``: the snapshot the actioner would plan from, and its config's policy.
+
+    A bad config raises ConfigError (exit 2) listing every problem.
+    """
+    config = load_config(config_path)
+    return live_snapshot(config), config.policy
 
 
 def _gib(value: float) -> str:

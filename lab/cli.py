@@ -11,6 +11,7 @@ from lab.api import Lab
 from lab.dial import percent_for
 from lab.errors import LabError
 from lab.naming import MAX_LAB_ID, check_lab_id, lab_id_from_env
+from lab.rules import RULE_FILE, write_lab_files
 from lab.scenario import shipped_scenarios
 from virtbalance.chunks import ChunkMember, chunk_of
 from virtbalance.contract import ALERT_OVERLOAD
@@ -18,8 +19,6 @@ from virtbalance.errors import ValidationError
 from virtbalance.sizes import format_size
 
 EXIT_FAILED = 1
-# the rules generated for the lab profile (short windows); the production file would duplicate its alerts
-LAB_RULES = Path(__file__).resolve().parent.parent / "alerting-rules" / "virtbalance-lab.rules.yml"
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -57,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--rules",
         type=Path,
         action="append",
-        help=f"with --with-monitoring: a Prometheus rule file (repeatable; default {LAB_RULES.name})",
+        help=f"with --with-monitoring: a Prometheus rule file (repeatable; default {RULE_FILE})",
     )
     up.set_defaults(func=_up)
 
@@ -114,7 +113,8 @@ def _up(args: argparse.Namespace) -> int:
         if args.webhook_url:
             alertmanager = lab.start_alertmanager(args.webhook_url, args.token_file)
             print(f"alertmanager {alertmanager} -> {args.webhook_url}")
-        rules = args.rules or ([LAB_RULES] if LAB_RULES.exists() else [])
+        # The lab profile's rules (short windows); the production file would duplicate its alerts.
+        rules = args.rules or [write_lab_files(Path(lab.state_dir) / "rules")[0]]
         prometheus = lab.start_prometheus(rules, alertmanager=alertmanager)
         print(f"exporters {', '.join(f'{h}={t}' for h, t in targets.items())}")
         print(f"prometheus {prometheus} ({len(rules)} rule files)")

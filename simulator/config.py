@@ -22,6 +22,7 @@ from simulator.traces import (
 )
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
+from virtbalance.reader import read_section
 
 TRACE_FORMATS = ("bitbrains", "planetlab")
 DEFAULT_COMPARE = ("none", "virtbalance", "xenguard", "livemigrationspec", "mcollective", "drs")
@@ -102,43 +103,6 @@ class Simulation:
         return found
 
 
-_TRACE_KEYS = {
-    "path": str,
-    "format": str,
-    "limit": int,
-    "memory": str,
-    "strict": bool,
-    "planetlab_vcpus": int,
-    "planetlab_memory_gib": float,
-}
-
-
-def _trace_spec(data: Any, problems: list[str]) -> TraceSpec:
-    if data is None:
-        return TraceSpec()
-    if not isinstance(data, Mapping):
-        problems.append(f"traces: expected a mapping, got {type(data).__name__}")
-        return TraceSpec()
-    values: dict[str, Any] = {}
-    for key, raw in data.items():
-        want = _TRACE_KEYS.get(key)
-        if want is None:
-            problems.append(f"traces.{key}: unknown key (known: {', '.join(_TRACE_KEYS)})")
-        elif want is float and isinstance(raw, int | float) and not isinstance(raw, bool):
-            values[key] = float(raw)
-        elif want is bool and not isinstance(raw, bool):
-            problems.append(f"traces.{key}: expected true or false, got {raw!r}")
-        elif want is not float and (
-            not isinstance(raw, want) or (want is int and isinstance(raw, bool))
-        ):
-            problems.append(f"traces.{key}: expected {want.__name__}, got {raw!r}")
-        elif want is float:
-            problems.append(f"traces.{key}: expected a number, got {raw!r}")
-        else:
-            values[key] = raw
-    return TraceSpec(**values)
-
-
 def load_simulation(path: str | Path | None) -> Simulation:
     """Read a simulation YAML file (None: all defaults); ValidationError listing every problem."""
     if path is None:
@@ -162,7 +126,7 @@ def parse_simulation(data: Any, source: str, base: Path | None = None) -> Simula
     problems: list[str] = []
     known = ("traces", "cluster", "policy", "compare", "policies", "migration")
     problems += [f"{k}: unknown key (known: {', '.join(known)})" for k in data if k not in known]
-    traces = _trace_spec(data.get("traces"), problems)
+    traces = read_section(TraceSpec, data.get("traces"), "traces", problems)
     if traces.path and base is not None and not Path(traces.path).is_absolute():
         traces = replace(traces, path=str(base / traces.path))
     cluster = ClusterSpec()

@@ -1,37 +1,37 @@
-"""The ``virtbalance`` admin command: one entry point, each subsystem contributes its subcommands."""
+"""The ``virtbalance`` admin command: the one module that composes every component's subcommands."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
+from actioner import cli as actioner_cli
+from lab import cli as lab_cli
+from lab.demo import cli as demo_cli
+from simulator import cli as simulator_cli
 from virtbalance import __version__
+from virtbalance.commands import plan, rules
 from virtbalance.errors import ValidationError
-
-# Each module has ``register(subparsers)``; a subcommand sets ``func(args) -> int`` as its handler.
-COMMAND_MODULES = (
-    "virtbalance.commands.plan",
-    "virtbalance.commands.rules",
-    "actioner.cli",
-    "lab.cli",
-    "simulator.cli",
-    "virtbalance.commands.demo",
-)
 
 EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand, in the order ``--help`` lists them; each sets ``func(args) -> int``."""
     parser = argparse.ArgumentParser(
         prog="virtbalance",
         description="Chunk-aware automatic rebalancing for libvirt/KVM clusters.",
     )
     parser.add_argument("--version", action="version", version=f"virtbalance {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    # The planner reads a live cluster through the actioner's config; the core only gets the reader.
+    plan.register(subparsers, live=actioner_cli.live_plan_input)
+    rules.register(subparsers)
+    actioner_cli.register(subparsers)
+    lab_cli.register(subparsers)
+    simulator_cli.register(subparsers)
+    demo_cli.register(subparsers)
     return parser
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from lab import Lab
+from lab.demo.actioner_view import ActionerReader
+from lab.demo.night import emptied_hosts, night_summary, watch_night
+from lab.demo.run import wait_for_metrics
+from lab.demo.stack import start, stop
 from lab.monitoring import NO_NIGHT
 from tests.lab_fixtures import spare_lab_id
 from virtbalance.contract import ALERT_UNDERUTILIZED
-from virtbalance.demo.actioner_view import ActionerReader
-from virtbalance.demo.night import emptied_hosts, night_summary, watch_night
-from virtbalance.demo.run import wait_for_metrics
-from virtbalance.demo.stack import start, stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.lab]
 
@@ -32,7 +32,7 @@ def lab_id() -> int:
 
 
 def test_inside_the_night_interval_consolidation_empties_hv3(lab_id):
-    # The night demo's steps (virtbalance.demo.run._night), with the stack stopped by the test.
+    # The night demo's steps (lab.demo.run._night), with the stack stopped by the test.
     lab = Lab.up("night", lab_id)
     stack = None
     out = io.StringIO()

@@ -13,6 +13,8 @@ import yaml
 
 from actioner.snapshot_builder import prometheus_cpu
 from lab import Lab
+from lab.demo.actioner_view import ActionerReader
+from lab.demo.stack import Backend, Timings, start, stop
 from tests.e2e.conftest import (
     HOST,
     IDLE,
@@ -22,8 +24,6 @@ from tests.e2e.conftest import (
     wait_for,
 )
 from virtbalance.contract import ALERT_OVERLOAD, RECORD_CPU
-from virtbalance.demo.actioner_view import ActionerReader
-from virtbalance.demo.stack import Backend, Timings, start, stop
 
 
 def test_vmalert_fires_and_the_actioner_moves_the_chunk_with_usage_from_victoriametrics(lab: Lab):

@@ -38,7 +38,7 @@ pytestmark = [
 ]
 ALERT = "HostSustainedOverload"
 HOST = "hv1"
-SCRAPE = "2s"  # the lab's intervals (virtbalance.demo.stack.Timings)
+SCRAPE = "2s"  # the lab's intervals (lab.demo.stack.Timings)
 EVALUATION = "2s"
 POLL = 0.25
 

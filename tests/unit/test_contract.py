@@ -65,6 +65,7 @@ CORE = (
     "durations",
     "sizes",
     "errors",
+    "reader",
 )
 OUTER = {"actioner", "exporter", "lab", "simulator"}
 
@@ -110,13 +111,29 @@ def test_the_actioner_serves_every_actioner_metric():
         assert getattr(contract, name) in served, name
 
 
+def _outer_imports(path: Path) -> set[str]:
+    """The outer packages a module imports, at any depth of its body."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+    return found & OUTER
+
+
 def test_the_core_imports_no_outer_package():
     files = [REPO / "virtbalance" / f"{name}.py" for name in CORE]
     for path in [*files, *(REPO / "virtbalance" / "planner").glob("*.py")]:
-        name = path.name
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                assert node.module.split(".")[0] not in OUTER, (name, node.module)
-            if isinstance(node, ast.Import):
-                assert not {a.name.split(".")[0] for a in node.names} & OUTER, name
+        assert not _outer_imports(path), path.name
+
+
+def test_only_the_cli_entry_point_under_virtbalance_imports_an_outer_package():
+    # The entry point composes every component's subcommands; nothing else under virtbalance/ may
+    # depend on them, so the outer packages depend on virtbalance and never the other way round.
+    importing = {
+        path.relative_to(REPO).as_posix()
+        for path in (REPO / "virtbalance").rglob("*.py")
+        if _outer_imports(path)
+    }
+    assert importing == {"virtbalance/cli.py"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from virtbalance.errors import ValidationError
@@ -13,8 +15,12 @@ from virtbalance.planner import plan
 from virtbalance.policy import Policy
 from virtbalance.snapshot import Snapshot, load_snapshot
 
+# A live snapshot from a config file, and the config's policy (the actioner provides it).
+LiveInput = Callable[[str], tuple[Snapshot, Policy | None]]
 
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+
+def register(subparsers: argparse._SubParsersAction[Any], live: LiveInput) -> None:
+    """Add ``plan``; ``live`` reads the cluster for ``--live``."""
     parser = subparsers.add_parser(
         "plan",
         help="compute a migration plan (never executes it)",
@@ -40,27 +46,16 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--all-hosts", action="store_true", help="table: list every host after the plan"
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=partial(run, live=live))
 
 
-def _live_snapshot(config_path: str | None) -> tuple[Snapshot, Policy | None]:
-    if not config_path:
-        raise ValidationError("plan", ["--live needs --config FILE (the actioner's config)"])
-    try:
-        from actioner.config import load_config  # noqa: PLC0415
-        from actioner.live import live_snapshot  # noqa: PLC0415
-    except ImportError as exc:
-        raise ValidationError(
-            "plan", [f"--live: the actioner is not available ({exc}); use --snapshot FILE"]
-        ) from exc
-    config = load_config(config_path)  # ConfigError (exit 2) listing every problem
-    return live_snapshot(config), config.policy
-
-
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, live: LiveInput) -> int:
+    """Print the plan; raise ValidationError (exit 2) on bad input."""
     mode = Mode.parse(args.mode)
     if args.live:
-        snapshot, config_policy = _live_snapshot(args.config)
+        if not args.config:
+            raise ValidationError("plan", ["--live needs --config FILE (the actioner's config)"])
+        snapshot, config_policy = live(args.config)
     else:
         snapshot, config_policy = load_snapshot(args.snapshot), None
     policy = Policy.load(args.policy) if args.policy else (config_policy or Policy())

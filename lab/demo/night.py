@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from lab.api import Lab
+from lab.demo.actioner_view import ActionerReader, PlanView
+from lab.demo.clients import Prometheus, ServiceError
+from lab.demo.narrator import percent
 from virtbalance.contract import ALERT_UNDERUTILIZED, HOST_EMPTIED, LABEL_HOST, RECORD_CPU
-from virtbalance.demo.actioner_view import ActionerReader, PlanView
-from virtbalance.demo.clients import Prometheus, ServiceError
-from virtbalance.demo.narrator import percent
 
 
 @dataclass

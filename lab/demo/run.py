@@ -8,6 +8,18 @@ from pathlib import Path
 from typing import TextIO
 
 from lab.api import Lab
+from lab.demo.actioner_view import ActionerReader
+from lab.demo.clients import Prometheus, ServiceError
+from lab.demo.narrator import Narrator, Story, summary
+from lab.demo.night import night_summary, watch_night
+from lab.demo.overload import DemoScript, Overload, script_for
+from lab.demo.stack import (
+    Backend,
+    Stack,
+    StackError,
+    start,
+    stop_actioner,
+)
 from lab.errors import LabError
 from lab.naming import LabNames
 from virtbalance.contract import (
@@ -18,19 +30,6 @@ from virtbalance.contract import (
     LABEL_DOMAIN,
     LABEL_HOST,
     RECORD_CPU,
-)
-from virtbalance.demo.actioner_view import ActionerReader
-from virtbalance.demo.clients import Prometheus, ServiceError
-from virtbalance.demo.narrator import Narrator, Story, summary
-from virtbalance.demo.night import night_summary, watch_night
-from virtbalance.demo.overload import DemoScript, Overload, script_for
-from virtbalance.demo.stack import (
-    Backend,
-    Stack,
-    StackError,
-    custom_policy_files,
-    start,
-    stop_actioner,
 )
 from virtbalance.mixin.config import load_policy
 
@@ -144,14 +143,9 @@ def demo_up(
     out.write(f"Starting exporters, {metrics} (lab rules), Alertmanager and the actioner...\n")
     out.flush()
     night = lab.scenario.name in NIGHT_SCENARIOS
-    if policy_file is None:
-        stack = start(lab, backend=backend, consolidate=night)
-    else:
-        rules, policy = custom_policy_files(policy_file, lab.state_dir)
-        out.write(f"  policy: {policy_file} over the lab profile (rules: {rules})\n")
-        stack = start(
-            lab, rule_files=(rules,), policy_file=policy, backend=backend, consolidate=night
-        )
+    if policy_file is not None:
+        out.write(f"  policy: {policy_file} over the lab profile\n")
+    stack = start(lab, policy_file=policy_file, backend=backend, consolidate=night)
     if night:
         return _night(lab, stack, out, timeout)
     narrator = Narrator(

@@ -21,18 +21,13 @@ import requests
 import yaml
 
 from lab.api import Lab
+from lab.demo.clients import Alertmanager, Prometheus
 from lab.monitoring import LAB_NIGHT
+from lab.rules import write_lab_files
 from lab.state import record_process, update_state
 from lab.system import start_time
-from virtbalance.demo.clients import Alertmanager, Prometheus
-from virtbalance.mixin import rulefile
-from virtbalance.mixin.config import Config, load_policy
 from virtbalance.policy import Policy
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-RULES_DIR = REPO_ROOT / "alerting-rules"
-LAB_RULE_FILE = RULES_DIR / "virtbalance-lab.rules.yml"
-LAB_POLICY_FILE = RULES_DIR / "policy-lab.yaml"
 STATE_FILE = "stack.json"
 ACTIONER_BINARY = "virtbalance-actioner"
 ACTIONER_SCRAPE_JOB = "virtbalance-actioner"
@@ -126,28 +121,11 @@ class Stack:
         )
 
 
-def custom_policy_files(policy_file: Path, directory: Path) -> tuple[Path, Path]:
-    """A user's policy file over the lab profile -> (rule file, policy file) written in ``directory``.
-
-    Prometheus's rules and the actioner then agree on every threshold and window.
-    """
-    policy = load_policy(policy_file, "lab")
-    rules = directory / "custom.rules.yml"
-    rules.write_text(
-        rulefile.render(Config(policy=policy), source=f"{policy_file.name} over the lab profile"),
-        encoding="utf-8",
-    )
-    merged = directory / "custom-policy.yaml"
-    merged.write_text(yaml.safe_dump(policy.to_mapping(), sort_keys=False), encoding="utf-8")
-    return rules, merged
-
-
 def start(
     lab: Lab,
     *,
     timings: Timings = Timings(),
-    rule_files: tuple[Path, ...] = (LAB_RULE_FILE,),
-    policy_file: Path = LAB_POLICY_FILE,
+    policy_file: Path | None = None,
     actioner_settings: dict[str, Any] | None = None,
     ready_timeout: float = 60.0,
     backend: Backend = Backend.PROMETHEUS,
@@ -159,14 +137,13 @@ def start(
     Order matters: Alertmanager needs the actioner's webhook URL, Prometheus (or vmalert) needs
     Alertmanager's, and the actioner needs both. The actioner's port is chosen first, so it can start last.
     ``consolidate``: Alertmanager routes HostUnderutilized to the actioner as well (the night demo),
-    inside the time interval ``night``.
+    inside the time interval ``night``. ``policy_file``: a policy over the lab profile (default: the
+    profile alone); its rule file and merged policy are generated into the stack's folder, so the rules
+    and the actioner agree on every threshold and window.
     """
-    for path in (*rule_files, policy_file):
-        if not path.is_file():
-            raise StackError(f"missing {path}")
-    policy = Policy.load(policy_file)
     state_dir = Path(lab.state_dir) / "stack"
-    state_dir.mkdir(parents=True, exist_ok=True)
+    rule_file, merged_policy = write_lab_files(state_dir, policy_file)
+    policy = Policy.load(merged_policy)
     # A new stack on this lab: the previous actioner goes, and its history with it, so cooldowns
     # start from nothing (the lab's guests may have been put back by hand since).
     stop_actioner(state_dir)
@@ -198,14 +175,14 @@ def start(
             extra_jobs_token_file=token_file,
         )
         rules_url = lab.start_vmalert(
-            list(rule_files),
+            [rule_file],
             datasource=prometheus_url,
             alertmanagers=[alertmanager_url],
             evaluation_interval=timings.evaluation_interval,
         )
     else:
         prometheus_url = lab.start_prometheus(
-            list(rule_files),
+            [rule_file],
             scrape_interval=timings.scrape_interval,
             evaluation_interval=timings.evaluation_interval,
             alertmanager=alertmanager_url,
@@ -221,7 +198,7 @@ def start(
         alertmanager_url=alertmanager_url,
         token_file=token_file,
         journal=state_dir / "journal.sqlite",
-        policy_file=policy_file,
+        policy_file=merged_policy,
         overrides=actioner_settings or {},
     )
     config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
