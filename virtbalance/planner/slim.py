@@ -32,12 +32,14 @@ def slim(outcome: Outcome, needs: dict[str, Need]) -> bool:
     """
     model = outcome.model
     placer = outcome.placer
-    coverable = [name for name, need in needs.items() if loose_bound(model, name, need) is not None]
-    missing = [name for name in coverable if not outcome.by_source.get(name)]
-    if not missing:
+    if all(outcome.by_source.get(name) for name in needs):
         return False
     if exact.pairs(model, needs, placer.order) > exact.MAX_PAIRS:
         # As for the repair step: beyond CP-SAT's size the packer's allowance would cost seconds.
+        return False
+    coverable = [name for name, need in needs.items() if loose_bound(model, name, need) is not None]
+    missing = [name for name in coverable if not outcome.by_source.get(name)]
+    if not missing:
         return False
     rooms = placer.rooms(placer.initial_overlay((m.unit, m.destination) for m in outcome.moves))
     cpu_total = max(rooms.cpu_from[0], EPS)
