@@ -54,6 +54,20 @@ def test_a_part_ends_earlier_from_the_same_start():
     assert first.cut is not None and first.cut.budget == 10.0
 
 
+def test_a_step_takes_its_share_of_what_is_left_and_its_cut_is_reported_without_ending_the_rest():
+    clock = Ticks()
+    whole = Deadline(clock, 10.0)  # start 1, ends 11
+    assert not whole.expired("search")  # 2
+    step = whole.step(0.5)  # starts at 3, 8 left (reading 4): ends at 7
+    assert not step.expired("improvement")  # 5
+    assert not step.expired("improvement")  # 6
+    assert step.expired("improvement")  # 7
+    assert step.cut is not None and step.cut.budget == 10.0
+    assert whole.cut is None and not whole.expired("search")  # 8
+    assert whole.first_cut == step.cut
+    assert Deadline(None, 1.0).step(0.5).remaining() is None
+
+
 def test_stop_records_a_solver_that_hit_its_own_limit():
     deadline = Deadline(Ticks(), 5.0)
     deadline.stop("exact")

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_planner_properties import check_invariants
+from tests.unit.test_planner_properties import Ticks, check_invariants
 from virtbalance.plan import Mode
 from virtbalance.planner import plan
+from virtbalance.planner.deadline import Deadline
 from virtbalance.planner.exact import solve_relieve
 from virtbalance.planner.instances import generate, tight
 from virtbalance.planner.model import build_model
 from virtbalance.planner.outcome import Outcome
 from virtbalance.planner.packing import Allowance, pack
 from virtbalance.planner.placement import Placer
-from virtbalance.planner.relieve import _full_relief, prepare
-from virtbalance.planner.repack import repack
+from virtbalance.planner.relieve import _full_relief, loose_bound, prepare
+from virtbalance.planner.repack import REPACK_SHARE, repack
 from virtbalance.planner.rooms import Rooms
+from virtbalance.planner.slim import slim
 from virtbalance.policy import Policy
 
 LIFTED = Policy().replace(max_migrations=100_000, max_per_host=100_000, plan_solver="greedy")
@@ -97,3 +99,76 @@ def test_repack_relieves_the_host_the_greedy_placement_left_without_room(seed):
     check_invariants(snapshot, LIFTED, Mode("relieve"), frozenset(), result)
     memory = {d.name: d.memory_bytes for d in snapshot.domains}
     assert sum(memory[m.domain] for m in result.migrations) == optimum.memory_bytes
+
+
+def test_slim_relieves_the_host_whose_room_the_cheapest_sets_took():
+    # Seed 88: every set is the cheapest that packs with the others, and one host is left without
+    # one (their CPU beyond what each host must shed took the room). Sets chosen to take the least room
+    # pack together; made cheaper again, they are the optimum.
+    snapshot = generate(88, tight(88))
+    optimum = solve_relieve(snapshot, LIFTED, time_limit=30, workers=1)
+    assert optimum.feasible and optimum.optimal
+    outcome, needs = _start(88)
+    for name, need in needs.items():
+        _full_relief(outcome, outcome.model.hosts[name], need)
+    repack(outcome, needs)
+    assert len(set(needs) - set(outcome.by_source)) == 1
+    before = outcome.moved_memory
+    assert slim(outcome, needs)
+    assert set(outcome.by_source) == set(needs)
+    # The room-frugal sets cost more memory; the repair step brings them down to the optimum.
+    assert outcome.moved_memory > optimum.memory_bytes > before
+    repack(outcome, needs)
+    assert set(outcome.by_source) == set(needs)
+    assert outcome.moved_memory == optimum.memory_bytes
+    result = plan(snapshot, LIFTED)
+    assert not result.unresolved
+    check_invariants(snapshot, LIFTED, Mode("relieve"), frozenset(), result)
+    memory = {d.name: d.memory_bytes for d in snapshot.domains}
+    assert sum(memory[m.domain] for m in result.migrations) == optimum.memory_bytes
+
+
+def test_slim_leaves_a_plan_without_missing_hosts_alone():
+    outcome, needs = _start(26)
+    for name, need in needs.items():
+        _full_relief(outcome, outcome.model.hosts[name], need)
+    repack(outcome, needs)
+    moves = list(outcome.moves)
+    assert set(outcome.by_source) == set(needs)
+    assert not slim(outcome, needs)
+    assert outcome.moves == moves
+
+
+def test_slim_changes_nothing_where_no_plan_relieves_every_host():
+    # Seed 22: the reference proves that no plan relieves every host; a pass that cannot give each
+    # host that has a covering set one keeps the plan it was given.
+    snapshot = generate(22, tight(22))
+    reference = solve_relieve(snapshot, LIFTED, time_limit=30, workers=1)
+    assert not reference.feasible and reference.optimal
+    outcome, needs = _start(22)
+    for name, need in needs.items():
+        _full_relief(outcome, outcome.model.hosts[name], need)
+    repack(outcome, needs)
+    missing = set(needs) - set(outcome.by_source)
+    assert any(loose_bound(outcome.model, n, needs[n]) is not None for n in missing)
+    moves = list(outcome.moves)
+    assert not slim(outcome, needs)
+    assert outcome.moves == moves
+
+
+def test_a_repair_step_stops_at_its_share_of_what_is_left_and_the_plan_keeps_the_rest():
+    # Seed 33: the step searches in vain for longer than a quarter of 40 readings.
+    outcome, needs = _start(33)
+    for name, need in needs.items():
+        _full_relief(outcome, outcome.model.hosts[name], need)
+    outcome.deadline = Deadline(Ticks(), 40.0)
+    start = outcome.deadline.remaining()
+    assert start is not None
+    repack(outcome, needs)
+    left = outcome.deadline.remaining()
+    assert left is not None
+    # A quarter of what was left, give or take the readings at its ends.
+    assert start - left <= REPACK_SHARE * start + 3
+    assert outcome.deadline.cut is None and not outcome.deadline.expired("improvement")
+    cut = outcome.deadline.first_cut
+    assert cut is not None and cut.budget == 40.0

@@ -164,7 +164,7 @@ def _relieve(
         missed_first = tuple(dict.fromkeys((*missed_first, *missed)))
     assert best is not None
     if not solver:
-        return best, deadline.cut
+        return best, deadline.first_cut
     refined, proven = refine_relieve(
         snapshot,
         policy,
@@ -178,4 +178,4 @@ def _relieve(
     )
     if refined is not None and refined.cost() < best.cost():
         best = refined
-    return best, None if proven else deadline.cut or first.cut or greedy.cut
+    return best, None if proven else deadline.first_cut or first.first_cut or greedy.first_cut

@@ -35,10 +35,29 @@ class Deadline:
         self._start = start
         self._at = None if start is None else start + share * budget
         self.cut: CutShort | None = None
+        self._steps: list[Deadline] = []
 
     def part(self, share: float) -> Deadline:
         """A deadline at ``share`` of this one's budget from the same start (reported with the same budget)."""
         return Deadline(self._clock, self.budget, share, self._start)
+
+    def step(self, share: float) -> Deadline:
+        """A deadline for one step: ``share`` of what is left of this one, from now (without a clock,
+        never). Its cut, if any, is reported with this one's (``first_cut``) without ending it: the
+        steps after it still have the rest."""
+        step = Deadline(self._clock, self.budget)
+        left = self.remaining()
+        if step._start is not None and left is not None:
+            step._at = step._start + share * left
+        self._steps.append(step)
+        return step
+
+    @property
+    def first_cut(self) -> CutShort | None:
+        """This deadline's cut, else the first of its steps' (``step``)."""
+        if self.cut is not None:
+            return self.cut
+        return next((c for s in self._steps if (c := s.first_cut) is not None), None)
 
     @property
     def clocked(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,7 +48,7 @@ def pack(
     names = [name for _, name in placer.order]
     if not units:
         return []
-    if not names:
+    if not names or (allowance is not None and allowance.left <= 0):
         return None
     overlay: Overlay = {
         name: Delta(d.cpu, d.memory, d.moves, set(d.anti_affinity))
@@ -69,9 +70,16 @@ def pack(
     order = sorted(
         units, key=lambda u: (-max(u.cpu_peak / top_cpu, u.memory / top_memory), u.host, u.id)
     )
-    # Each suffix of ``order`` ascending, for the capacity bound on what is still to place.
-    rest_cpu = [sorted(u.cpu_peak for u in order[k:]) for k in range(len(order))]
-    rest_memory = [sorted(float(u.memory) for u in order[k:]) for k in range(len(order))]
+    # Each suffix of ``order`` ascending, for the capacity bound on what is still to place: built
+    # from the last unit back, each a copy of the next with one insertion (sorting each anew was most
+    # of the cost of a call that fails at once).
+    rest_cpu: list[list[float]] = [[] for _ in range(len(order) + 1)]
+    rest_memory: list[list[float]] = [[] for _ in range(len(order) + 1)]
+    for k in range(len(order) - 1, -1, -1):
+        rest_cpu[k] = list(rest_cpu[k + 1])
+        bisect.insort(rest_cpu[k], order[k].cpu_peak)
+        rest_memory[k] = list(rest_memory[k + 1])
+        bisect.insort(rest_memory[k], float(order[k].memory))
     placed: list[tuple[Unit, str]] = []
     nodes = PACK_NODES if allowance is None else min(PACK_NODES, allowance.left)
     tried = 0

@@ -77,8 +77,9 @@ def relieve(
     Returns the hosts that did not get the cheapest set of chunks they could have had with destinations
     and budget to themselves: when there are none, no other order can do better.
     """
-    # The repair step builds on this module's search (a cycle at import time).
+    # The repair steps build on this module's search (a cycle at import time).
     from virtbalance.planner.repack import repack  # noqa: PLC0415
+    from virtbalance.planner.slim import slim  # noqa: PLC0415
 
     needs, busy = prepare(outcome, relieve_hosts, reverse, first)
     for name, need in needs.items():
@@ -86,6 +87,10 @@ def relieve(
     repack(outcome, needs)
     missed = improve(outcome, needs)
     if missed:
+        repack(outcome, needs)
+        missed = improve(outcome, needs)
+    if slim(outcome, needs):
+        # Every host that can be is relieved now, at a price: make each set cheaper again.
         repack(outcome, needs)
         missed = improve(outcome, needs)
     finish(outcome, needs, busy)
@@ -422,9 +427,11 @@ def cheapest_cover(
     deadline: Deadline | None = None,
     rooms: Rooms | None = None,
     fixed: Sequence[Unit] = (),
+    room: Callable[[Unit], float] | None = None,
 ) -> list[Unit] | None:
     """The set of units covering ``need`` with least memory, then fewest domains (``fewest``: fewest
-    domains, then least memory), within ``limit`` domains (a set of one unit: within ``solo``, the
+    domains, then least memory; ``room``: least of the receivers' room taken, by that weight of each
+    unit, then least memory), within ``limit`` domains (a set of one unit: within ``solo``, the
     caps' allowance for a chunk moving alone).
 
     Depth-first branch and bound over units sorted by that cost; a covering set is only accepted when
@@ -434,10 +441,15 @@ def cheapest_cover(
     going there too (other hosts' sets packed with this one). When ``deadline`` expires the search stops and the best set found so far is returned (at worst the greedy start).
     """
 
-    def cost(memory: int, size: int) -> tuple[int, int]:
-        return (size, memory) if fewest else (memory, size)
+    def weight(unit: Unit) -> float:
+        return 0.0 if room is None else room(unit)
 
-    order = sorted(units, key=lambda u: (cost(u.memory, u.size), u.id))
+    def cost(memory: int, size: int, taken: float) -> tuple[float, int, int]:
+        if room is not None:
+            return (taken, memory, size)
+        return (0.0, size, memory) if fewest else (0.0, memory, size)
+
+    order = sorted(units, key=lambda u: (cost(u.memory, u.size, weight(u)), u.id))
     count = len(order)
     suffix_cpu = [0.0] * (count + 1)
     suffix_memory = [0] * (count + 1)
@@ -449,31 +461,32 @@ def cheapest_cover(
 
     best: list[Unit] | None = None
     inf = 1 << 62
-    best_cost = (inf, inf)
+    best_cost: tuple[float, int, int] = (inf, inf, inf)
     nodes = 0
     stopped = deadline is not None and deadline.expired("search")
 
     # A greedy start (most CPU per byte first) gives the search a bound to prune with.
     greedy: list[Unit] = []
-    cpu, memory, size = 0.0, 0, 0
+    cpu, memory, size, taken = 0.0, 0, 0, 0.0
     for unit in sorted(order, key=lambda u: (-(u.cpu / max(u.memory, 1)), u.memory, u.id)):
         if cpu >= need.cpu - EPS and memory >= need.memory:
             break
         if size + unit.size <= limit:
             greedy.append(unit)
             cpu, memory, size = cpu + unit.cpu, memory + unit.memory, size + unit.size
+            taken += weight(unit)
     if cpu >= need.cpu - EPS and memory >= need.memory and places(greedy):
-        best, best_cost = greedy, cost(memory, size)
+        best, best_cost = greedy, cost(memory, size, taken)
     # Chunks larger than the caps may only move alone: each is a candidate set by itself.
     for unit in order:
         if (
             limit < unit.size <= solo
-            and cost(unit.memory, unit.size) < best_cost
+            and cost(unit.memory, unit.size, weight(unit)) < best_cost
             and unit.cpu >= need.cpu - EPS
             and unit.memory >= need.memory
             and places([unit])
         ):
-            best, best_cost = [unit], cost(unit.memory, unit.size)
+            best, best_cost = [unit], cost(unit.memory, unit.size, weight(unit))
 
     chosen: list[Unit] = []
     # What the chosen units bring to destinations, each ascending, for ``rooms``.
@@ -496,7 +509,7 @@ def cheapest_cover(
             chosen_cpu.pop(bisect.bisect_left(chosen_cpu, unit.cpu_peak))
             chosen_memory.pop(bisect.bisect_left(chosen_memory, float(unit.memory)))
 
-    def search(i: int, cpu: float, memory: int, size: int) -> None:
+    def search(i: int, cpu: float, memory: int, size: int, taken: float) -> None:
         nonlocal best, best_cost, nodes, stopped
         if stopped:
             return
@@ -507,25 +520,26 @@ def cheapest_cover(
             stopped = True
             return
         if cpu >= need.cpu - EPS and memory >= need.memory:
-            if cost(memory, size) < best_cost and places(chosen):
-                best, best_cost = list(chosen), cost(memory, size)
+            if cost(memory, size, taken) < best_cost and places(chosen):
+                best, best_cost = list(chosen), cost(memory, size, taken)
             return
         if i == count:
             return
         if cpu + suffix_cpu[i] < need.cpu - EPS or memory + suffix_memory[i] < need.memory:
             return
         unit = order[i]
-        if cost(memory + unit.memory, size + unit.size) >= best_cost:
+        with_unit = taken + weight(unit)
+        if cost(memory + unit.memory, size + unit.size, with_unit) >= best_cost:
             # Later units cost no less (sorted by cost): nothing through here is cheaper.
             return
         if size + unit.size <= limit and fits(unit):
             chosen.append(unit)
-            search(i + 1, cpu + unit.cpu, memory + unit.memory, size + unit.size)
+            search(i + 1, cpu + unit.cpu, memory + unit.memory, size + unit.size, with_unit)
             chosen.pop()
             unfit(unit)
-        search(i + 1, cpu, memory, size)
+        search(i + 1, cpu, memory, size, taken)
 
-    search(0, 0.0, 0, 0)
+    search(0, 0.0, 0, 0, 0.0)
     return best
 
 

@@ -4,14 +4,18 @@ cheaper set by packing it together with every other host's set anew (``packing.p
 from __future__ import annotations
 
 from virtbalance.planner import exact
+from virtbalance.planner.deadline import Deadline
 from virtbalance.planner.model import Unit
 from virtbalance.planner.outcome import Outcome
 from virtbalance.planner.packing import Allowance, pack
 from virtbalance.planner.relieve import Cost, Need, cheapest_cover, commit_relief, loose_bound
 
 # Placements the packer may try in one repair step, all hosts together: bounds its time on clusters
-# where few sets pack (tens of milliseconds of CPU per thousand).
+# where few sets pack (tens of milliseconds of CPU per thousand), and without a clock.
 REPACK_NODES = 20_000
+# Share of what is left of the budget one repair step may take (relieve runs up to three per pass, in
+# each of the variants): a step that finds nothing does not leave the later steps without time.
+REPACK_SHARE = 0.25
 
 
 def repack(outcome: Outcome, needs: dict[str, Need]) -> None:
@@ -28,10 +32,11 @@ def repack(outcome: Outcome, needs: dict[str, Need]) -> None:
         # allowance would cost seconds (and the greedy placement has room to spare on such clusters).
         return
     allowance = Allowance(REPACK_NODES)
+    deadline = outcome.deadline.step(REPACK_SHARE)
     for name, need in needs.items():
-        if outcome.deadline.expired("improvement") or allowance.left <= 0:
+        if deadline.expired("improvement") or allowance.left <= 0:
             return
-        placed = _cheaper(outcome, name, need, allowance)
+        placed = _cheaper(outcome, name, need, allowance, deadline)
         if placed is None:
             continue
         for source in list(outcome.by_source):
@@ -43,7 +48,7 @@ def repack(outcome: Outcome, needs: dict[str, Need]) -> None:
 
 
 def _cheaper(
-    outcome: Outcome, name: str, need: Need, allowance: Allowance
+    outcome: Outcome, name: str, need: Need, allowance: Allowance, deadline: Deadline
 ) -> list[tuple[Unit, str]] | None:
     """Every move of a plan where ``name`` gets a cheaper full-relief set and the others keep theirs,
     all destinations chosen anew; None if the host is at its bound or nothing cheaper packs."""
@@ -62,7 +67,7 @@ def _cheaper(
     found: dict[frozenset[tuple[str, str]], list[tuple[Unit, str]]] = {}
 
     def places(units: list[Unit]) -> bool:
-        placed = pack(placer, [*others, *units], base, outcome.deadline, allowance)
+        placed = pack(placer, [*others, *units], base, deadline, allowance)
         if placed is not None:
             found[frozenset(u.key for u in units)] = placed
         return placed is not None
@@ -72,7 +77,7 @@ def _cheaper(
         need,
         limit,
         places,
-        deadline=outcome.deadline,
+        deadline=deadline,
         rooms=placer.rooms(base),
         fixed=others,
     )

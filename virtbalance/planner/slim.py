@@ -1,0 +1,114 @@
+"""Relieve's last resort for hosts left without full relief: every host's set chosen to take the least room, packed together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from virtbalance.planner import exact
+from virtbalance.planner.deadline import Deadline
+from virtbalance.planner.model import EPS, Unit
+from virtbalance.planner.outcome import Outcome
+from virtbalance.planner.packing import Allowance, pack
+from virtbalance.planner.relieve import Need, cheapest_cover, commit_relief, loose_bound
+from virtbalance.planner.repack import REPACK_SHARE
+
+# Placements the packer may try in one pass, all hosts together (as ``repack.REPACK_NODES``): the
+# pass runs where a host is still missing, mostly on clusters where no plan resolves it.
+SLIM_NODES = 20_000
+
+
+def slim(outcome: Outcome, needs: dict[str, Need]) -> bool:
+    """Full relief for every host in ``needs`` that has a covering set, each taking the set that
+    leaves the receivers the most room (least of their free CPU and memory, as shares of the total,
+    then least memory), the hosts still missing first, each packed together with the sets before it
+    (``packing.pack``); the whole placement replaces the plan when every such host gets a set.
+    Returns whether it did. A host that finds no set goes first in the next attempt (at most one
+    attempt per host, all of them within one allowance of placements and a share of the budget).
+
+    The cheapest set of a host often carries more CPU than it must shed; on a cluster where the
+    receivers' room is what is short, that excess is what another host's set no longer fits in, and
+    no choice of destinations mends it (``repack`` keeps the other hosts' sets). The repair step then
+    makes each set cheaper again, as long as it still packs with the others.
+    """
+    model = outcome.model
+    placer = outcome.placer
+    if all(outcome.by_source.get(name) for name in needs):
+        return False
+    if exact.pairs(model, needs, placer.order) > exact.MAX_PAIRS:
+        # As for the repair step: beyond CP-SAT's size the packer's allowance would cost seconds.
+        return False
+    coverable = [name for name, need in needs.items() if loose_bound(model, name, need) is not None]
+    missing = [name for name in coverable if not outcome.by_source.get(name)]
+    if not missing:
+        return False
+    rooms = placer.rooms(placer.initial_overlay((m.unit, m.destination) for m in outcome.moves))
+    cpu_total = max(rooms.cpu_from[0], EPS)
+    memory_total = max(rooms.memory_from[0], 1.0)
+
+    def taken(unit: Unit) -> float:
+        return unit.cpu_peak / cpu_total + unit.memory / memory_total
+
+    allowance = Allowance(SLIM_NODES)
+    deadline = outcome.deadline.step(REPACK_SHARE)
+    order = [*missing, *(n for n in coverable if n not in missing)]
+    for _ in order:
+        placed = _together(outcome, needs, order, taken, allowance, deadline)
+        if isinstance(placed, str):
+            if deadline.expired("improvement") or allowance.left <= 0:
+                return False
+            # The host that found no set goes first next time (the others then fit around it).
+            order = [placed, *(n for n in order if n != placed)]
+            continue
+        for source in list(outcome.by_source):
+            outcome.retract(source)
+        for source in coverable:
+            own = [(u, d) for u, d in placed if u.host == source]
+            commit_relief(outcome, model.hosts[source], own)
+        return True
+    return False
+
+
+def _together(  # noqa: PLR0917 - one pass's state, passed through
+    outcome: Outcome,
+    needs: dict[str, Need],
+    order: list[str],
+    taken: Callable[[Unit], float],
+    allowance: Allowance,
+    deadline: Deadline,
+) -> list[tuple[Unit, str]] | str:
+    """Each host in ``order`` the set taking least room that packs with the sets before it: every
+    move, or the first host that found no set."""
+    model = outcome.model
+    placer = outcome.placer
+    base = placer.initial_overlay((m.unit, m.destination) for m in outcome.moves)
+    rooms = placer.rooms(base)
+    chosen: list[Unit] = []
+    placed: list[tuple[Unit, str]] = []
+    # Every placement found for a candidate set of the host being solved, by the set's keys.
+    found: dict[frozenset[tuple[str, str]], list[tuple[Unit, str]]] = {}
+    for name in order:
+        if deadline.expired("improvement") or allowance.left <= 0:
+            return name
+        found.clear()
+
+        def places(units: list[Unit]) -> bool:
+            together = pack(placer, [*chosen, *units], base, deadline, allowance)
+            if together is not None:
+                found[frozenset(u.key for u in units)] = together
+            return together is not None
+
+        cover = cheapest_cover(
+            [u for u in model.units[name] if not u.blocked],
+            needs[name],
+            min(model.policy.max_per_host, model.max_migrations - sum(u.size for u in chosen)),
+            places,
+            deadline=deadline,
+            rooms=rooms,
+            fixed=chosen,
+            room=taken,
+        )
+        if cover is None:
+            return name
+        chosen.extend(cover)
+        placed = found[frozenset(u.key for u in cover)]
+    return placed
