@@ -80,6 +80,11 @@ def run_in(group: Path | None, argv: list[str]) -> list[str]:
     return ["sh", "-c", script, "sh", str(group / "cgroup.procs"), *argv]
 
 
+def move(pid: int, group: Path) -> None:
+    """Put process ``pid`` (all its threads) in ``group``, e.g. the hierarchy's root to unshield it."""
+    (group / "cgroup.procs").write_text(str(pid))
+
+
 def members(names: LabNames, root: Path = CGROUP_ROOT) -> list[int]:
     """The pids in the lab's group: all of them are the lab's (its daemons and what they started)."""
     group = group_dir(names, root)

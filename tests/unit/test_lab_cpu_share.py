@@ -103,6 +103,13 @@ def test_members_are_the_pids_in_the_group(tmp_path: Path) -> None:
     assert cpu_share.members(NAMES, tmp_path) == [77, 812]
 
 
+def test_move_writes_the_pid_to_the_groups_procs(tmp_path: Path) -> None:
+    group = v1_tree(tmp_path) / "vblab4"
+    group.mkdir()
+    cpu_share.move(4242, group)
+    assert cpu_share.members(NAMES, tmp_path) == [4242]
+
+
 def test_remove_deletes_the_group_and_is_safe_to_repeat(tmp_path: Path) -> None:
     group = v1_tree(tmp_path) / "vblab4"
     group.mkdir()  # cgroupfs lets rmdir remove a group with its control files; an empty dir here
