@@ -133,12 +133,17 @@ class Poller(threading.Thread):
         self.halt = threading.Event()
 
     def run(self) -> None:
+        # At a fixed rate: waiting a whole interval after each poll would add the interval to every
+        # poll a loaded machine slows down (at load 60 the 95th percentile gap was 1.36 s: a 0.86 s poll
+        # plus the 0.5 s wait).
+        due = time.monotonic()
         while not self.halt.is_set():
             try:
                 self.poll()
             except Exception as exc:
                 self.errors.append(f"{self.name} at {time.time():.1f}: {exc!r}")
-            self.halt.wait(self.interval)
+            due = max(due + self.interval, time.monotonic())
+            self.halt.wait(due - time.monotonic())
 
     def stop(self) -> None:
         self.halt.set()
