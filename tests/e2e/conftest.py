@@ -10,6 +10,7 @@ so they run once those are done.
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -432,6 +433,12 @@ def report(record: Record, stack: Stack) -> None:
     origin = record.phases["spike"]
     for name, at in record.phases.items():
         lines.append(f"  {name:<10} +{at - origin:6.1f}s")
+    if "calm" in record.phases and "freeze" in record.phases:
+        calm = [s.cpu[HOST] for s in record.samples_between("calm", "freeze") if HOST in s.cpu]
+        if calm:
+            lines.append(
+                f"  calm: {HOST} CPU max {max(calm):.3f}, median {statistics.median(calm):.3f}"
+            )
     start_ = record.first_migration_start
     if record.firing_at is not None:
         lines.append(f"  alert firing (startsAt)      +{record.firing_at - origin:6.1f}s")
