@@ -10,6 +10,7 @@ so they run once those are done.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import threading
 import time
@@ -449,8 +450,14 @@ def report(record: Record, stack: Stack) -> None:
         if acting:
             lines.append(f"  notification -> migration     {start_ - acting[0].created_at:6.1f}s")
     for m in record.migrations:
-        lines.append(f"  {m.domain} {m.chunk} {m.source}->{m.destination} {m.state} {m.duration}")
+        began = "" if m.started_at is None else f" from +{m.started_at - origin:.1f}s"
+        lines.append(
+            f"  {m.domain} {m.chunk} {m.source}->{m.destination} {m.state} {m.duration}{began}"
+        )
     lines.append(
         f"  placement polls: {len(record.placements)}, poll errors: {len(record.poll_errors)}"
     )
+    if len(record.placements) > 1:
+        gap, at = max((b[0] - a[0], a[0]) for a, b in itertools.pairwise(record.placements))
+        lines.append(f"  longest placement gap {gap:.2f}s, from +{at - origin:.1f}s")
     print("\n".join(lines))
