@@ -449,6 +449,10 @@ def report(record: Record, stack: Stack) -> None:
         acting = [p for p in record.plans if p.migrations]
         if acting:
             lines.append(f"  notification -> migration     {start_ - acting[0].created_at:6.1f}s")
+    # why the planner chose its moves (the actioner's state goes with the lab)
+    for plan in record.plans:
+        if plan.migrations:
+            lines.append(f"  plan {plan.id} {plan.outcome}: {plan.detail} {plan.unresolved}")
     for m in record.migrations:
         began = "" if m.started_at is None else f" from +{m.started_at - origin:.1f}s"
         lines.append(
