@@ -232,8 +232,11 @@ class Run:
         instance (new ``startsAt``) is posted the way Alertmanager would after a flap.
         """
         alert = next(
-            a for a in self.alertmanager.alerts(ALERT_OVERLOAD) if a.labels.get("host") == HOST
+            (a for a in self.alertmanager.alerts(ALERT_OVERLOAD) if a.labels.get("host") == HOST),
+            None,
         )
+        if alert is None:  # a PhaseError keeps the record and the report; StopIteration lost both
+            raise PhaseError("the overload alert left Alertmanager before the second-wave probe")
         sample = self.latest()
         self.record.second_wave_cpu = None if sample is None else sample.cpu.get(HOST)
         labels = dict(alert.labels)
