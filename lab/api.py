@@ -20,7 +20,7 @@ from typing import Any
 import libvirt
 import requests
 
-from lab import dial
+from lab import cpu_share, dial
 from lab.domain_xml import domain_xml
 from lab.errors import LabAlreadyUp, LabError, LabNotUp
 from lab.ghosts import ghost_names, qemu_guest, remove_status, status_dir
@@ -226,8 +226,9 @@ class Lab:
         for host in self._layouts.values():
             create_host_network(self.names, host, networks)
             write_libvirt_config(host, lockspace)
+        cpu_group = cpu_share.create(self.names)
         processes = {
-            name: start_libvirtd(host, tools["libvirtd"], tools["virtlockd"])
+            name: start_libvirtd(host, tools["libvirtd"], tools["virtlockd"], cpu_group)
             for name, host in self._layouts.items()
         }
 
@@ -474,10 +475,12 @@ class Lab:
         daemons = require_tools({k: REQUIRED_TOOLS[k] for k in ("libvirtd", "virtlockd")})
         libvirtd = daemons["libvirtd"]
         holder = self._holder(host)
+        # back in the lab's CPU group, so the QEMUs it starts (migrations to it) are in it too
+        cpu_group = cpu_share.group_dir(self.names) if cpu_share.exists(self.names) else None
         if holder is None:
-            pid = start_libvirtd(layout, libvirtd, daemons["virtlockd"])
+            pid = start_libvirtd(layout, libvirtd, daemons["virtlockd"], cpu_group)
         else:
-            pid = rejoin_libvirtd(layout, libvirtd, holder)
+            pid = rejoin_libvirtd(layout, libvirtd, holder, cpu_group)
         update_state(self.state_dir, lambda s: _record_libvirtd(s, host, pid))
         self._libvirtd_pids[host] = pid
         wait_for_libvirtd(layout, pid)
@@ -1106,6 +1109,8 @@ def _describe(found: Leftovers) -> str:
         parts.append(f"mounts {', '.join(found.mounts)}")
     if found.state_dir:
         parts.append("its state directory")
+    if found.cpu_group:
+        parts.append("its CPU cgroup")
     return "; ".join(parts)
 
 

@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.cpu_share import run_in
 from lab.errors import LabError
 from lab.naming import LIBVIRT_TCP_PORT, LabNames
 from lab.system import run, spawn_detached, start_time
@@ -171,18 +172,20 @@ def write_libvirt_config(host: HostLayout, lockspace: Path) -> None:
     (etc / "virtlockd.conf").write_text('log_outputs = "3:file:/var/log/libvirt/virtlockd.log"\n')
 
 
-def rejoin_libvirtd(host: HostLayout, libvirtd: str, holder: int) -> int:
+def rejoin_libvirtd(
+    host: HostLayout, libvirtd: str, holder: int, cpu_group: Path | None = None
+) -> int:
     """Start libvirtd again inside the namespaces that ``holder`` (a process left in them) keeps alive.
 
     Rejoining the old mount namespace keeps ``/run/libvirt``, whose status files let the new daemon
     adopt the running guests, as on a real hypervisor whose libvirtd is restarted. (A guest's QEMU would
     not do as the holder: libvirt gives each one a mount namespace of its own with a minimal ``/dev``.)
-    nsenter execs, so the pid is libvirtd's.
+    nsenter execs, so the pid is libvirtd's. It starts in ``cpu_group`` (lab.cpu_share), if any.
     """
     pid_file = str(host.directory / "libvirtd.pid")
     argv = ["nsenter", "-t", str(holder), "--net", "--mount", "--uts", "--"]
     argv += [libvirtd, "--listen", "--pid-file", pid_file]
-    return spawn_detached(argv, host.directory / "libvirtd.log")
+    return spawn_detached(run_in(cpu_group, argv), host.directory / "libvirtd.log")
 
 
 def image_pool_xml() -> str:
@@ -198,11 +201,14 @@ def set_link(host: HostLayout, up: bool) -> None:
     run(["ip", "link", "set", host.veth, "up" if up else "down"])
 
 
-def start_libvirtd(host: HostLayout, libvirtd: str, virtlockd: str) -> int:
+def start_libvirtd(
+    host: HostLayout, libvirtd: str, virtlockd: str, cpu_group: Path | None = None
+) -> int:
     """Start the host's virtlockd and libvirtd in its namespaces, detached; the pid IS libvirtd's.
 
     virtlockd is a daemon of its own, as on a real hypervisor: it keeps the guests' disk leases while
     libvirtd is killed and restarted (``rejoin_libvirtd`` finds it in the same ``/run/libvirt``).
+    Both start in ``cpu_group`` (lab.cpu_share), if any, and so does every QEMU libvirtd starts.
     """
     mounts = [
         f"mount --bind {shlex.quote(str(host.directory / k))} {v}" for k, v in PRIVATE_DIRS.items()
@@ -222,7 +228,7 @@ def start_libvirtd(host: HostLayout, libvirtd: str, virtlockd: str) -> int:
     # ip netns exec also remounts /sys, so libvirt sees this namespace's bridges
     argv = ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--uts", "--propagation"]
     argv += ["private", "sh", "-c", script]
-    return spawn_detached(argv, host.directory / "libvirtd.log")
+    return spawn_detached(run_in(cpu_group, argv), host.directory / "libvirtd.log")
 
 
 def wait_for_libvirtd(host: HostLayout, pid: int, timeout: float = 30.0) -> None:

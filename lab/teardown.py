@@ -6,6 +6,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab import cpu_share
 from lab.naming import LabNames
 from lab.state import read_state
 from lab.system import kill_processes, run, start_time
@@ -20,10 +21,16 @@ class Leftovers:
     processes: list[int] = field(default_factory=list)
     mounts: list[str] = field(default_factory=list)
     state_dir: bool = False
+    cpu_group: bool = False  # lab.cpu_share
 
     def __bool__(self) -> bool:
         return bool(
-            self.namespaces or self.links or self.processes or self.mounts or self.state_dir
+            self.namespaces
+            or self.links
+            or self.processes
+            or self.mounts
+            or self.state_dir
+            or self.cpu_group
         )
 
 
@@ -79,6 +86,7 @@ def recorded_processes(names: LabNames) -> list[tuple[int, int | None]]:
 def leftovers(names: LabNames) -> Leftovers:
     namespaces = lab_namespaces(names)
     pids = {pid for ns in namespaces for pid in namespace_pids(ns)}
+    pids |= set(cpu_share.members(names))
     pids |= {
         pid
         for pid, started in recorded_processes(names)
@@ -90,6 +98,7 @@ def leftovers(names: LabNames) -> Leftovers:
         processes=sorted(pids),
         mounts=lab_mounts(names),
         state_dir=names.state_dir.exists(),
+        cpu_group=cpu_share.exists(names),
     )
 
 
@@ -97,11 +106,12 @@ def teardown(lab_id: int) -> Leftovers:
     """Stop every process of the lab, delete its namespaces, links and state; return what was found."""
     names = LabNames(lab_id)
     found = leftovers(names)
-    # Everything running inside a host namespace is the lab's: libvirtd, QEMU, exporters. The recorded
-    # root-namespace processes (Prometheus, Alertmanager) are matched by pid AND start time.
-    targets: dict[int, int | None] = {
-        pid: start_time(pid) for ns in found.namespaces for pid in namespace_pids(ns)
-    }
+    # Everything running inside a host namespace or the lab's CPU group is the lab's: libvirtd, QEMU,
+    # exporters. The recorded root-namespace processes (Prometheus, Alertmanager) are matched by pid
+    # AND start time.
+    inside = {pid for ns in found.namespaces for pid in namespace_pids(ns)}
+    inside |= set(cpu_share.members(names))
+    targets: dict[int, int | None] = {pid: start_time(pid) for pid in inside}
     for pid, started in recorded_processes(names):
         if started is not None:
             targets.setdefault(pid, started)
@@ -112,5 +122,6 @@ def teardown(lab_id: int) -> Leftovers:
         run(["ip", "link", "delete", link], check=False)
     for point in sorted(lab_mounts(names), reverse=True):
         run(["umount", "-l", point], check=False)
+    cpu_share.remove(names)
     shutil.rmtree(names.state_dir, ignore_errors=True)
     return found

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import Lab, LabNotUp
+from lab import Lab, LabNotUp, cpu_share
 from lab.api import live_owner
 from lab.naming import LabNames, lab_id_from_env
 from lab.system import start_time
@@ -90,6 +90,40 @@ def test_teardown_after_a_crash_leaves_nothing_and_can_repeat(spare_id: int, tin
 
     assert not Lab.teardown(spare_id), "a second teardown finds nothing"
     assert main(["lab", "down", "--lab-id", str(spare_id)]) == 0
+
+
+def test_every_hypervisor_process_runs_in_the_labs_cpu_group(spare_id: int, tiny: Path) -> None:
+    """Daemons, guests, a migrated guest's new QEMU and a restarted daemon's: all in the group."""
+    names = LabNames(spare_id)
+    if cpu_share.controller_root() is None:
+        pytest.skip("this machine has no CPU cgroup controller")
+    lab = Lab.up(tiny, lab_id=spare_id)
+
+    def outside() -> set[int]:
+        """Processes of the hosts' namespaces that are not in the lab's CPU group."""
+        pids = {pid for ns in leftovers(names).namespaces for pid in namespace_pids(ns)}
+        return pids - set(cpu_share.members(names))
+
+    group = cpu_share.group_dir(names)
+    assert group is not None
+    assert (group / "cpu.shares").exists() or (group / "cpu.weight").exists()
+    assert len(cpu_share.members(names)) >= 6, "two virtlockds, two libvirtds and two QEMUs"
+    assert outside() == set()
+    sleeper = lab.exec_in_host("tb", ["sleep", "600"])  # entered from outside: not a daemon's child
+    assert outside() == {sleeper.pid}
+    sleeper.kill()
+    sleeper.wait(timeout=10)
+
+    lab.migrate("t2", "ta")  # the destination's libvirtd starts a new QEMU
+    lab.stop_libvirtd("tb")
+    lab.start_libvirtd("tb")
+    lab.migrate("t2", "tb")  # a QEMU started by the restarted daemon
+    assert lab.placement() == {"t1": "ta", "t2": "tb"}
+    assert outside() == set()
+
+    lab.down()
+    assert not cpu_share.exists(names)
+    assert not leftovers(names), leftovers(names)
 
 
 def test_a_failing_up_removes_what_it_started(
