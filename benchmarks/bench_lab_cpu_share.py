@@ -13,12 +13,12 @@ from typing import Any
 
 from lab import Lab, cpu_share
 from lab.api import is_up
+from lab.demo.clients import Prometheus
 from lab.dial import level_for, percent_for
 from lab.naming import lab_id_from_env
+from lab.rules import write_lab_files
 from tests.e2e.conftest import CALM, HOST, set_loads
 from virtbalance.contract import RECORD_CPU
-from virtbalance.demo.clients import Prometheus
-from virtbalance.demo.stack import LAB_POLICY_FILE, LAB_RULE_FILE
 from virtbalance.policy import Policy
 
 MODES = ("group", "machine")
@@ -47,12 +47,14 @@ def measure(prometheus: Prometheus, seconds: float) -> list[float]:
 
 
 def bench(lab: Lab, rounds: int, sample_seconds: float) -> dict[str, Any]:
-    policy = Policy.load(LAB_POLICY_FILE)
+    # the lab profile's rules and policy, as the demo and `lab up --with-monitoring` write them
+    rule_file, policy_file = write_lab_files(Path(lab.state_dir) / "rules")
+    policy = Policy.load(policy_file)
     group = cpu_share.group_dir(lab.names)
     if group is None or not cpu_share.exists(lab.names):
         raise SystemExit("the lab has no CPU group (lab.cpu_share): nothing to compare")
     set_loads(lab, CALM)
-    prometheus = Prometheus(lab.start_prometheus([LAB_RULE_FILE]))
+    prometheus = Prometheus(lab.start_prometheus([rule_file]))
     pids = qemu_pids(lab)
     seen: dict[str, list[list[float]]] = {mode: [] for mode in MODES}
     loads = [os.getloadavg()[0]]
