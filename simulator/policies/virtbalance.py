@@ -4,11 +4,15 @@ Nothing here re-implements the planner or the cooldowns: each time a host's aler
 evaluates the policy's ``for`` like the Prometheus rule, and HostChronicallyHot beside it), this plug-in builds a Snapshot,
 annotates it with the migration history, asks ``virtbalance.barriers.evaluate`` for the hourly
 budget, and calls ``virtbalance.planner.plan`` in ``relieve`` mode for the firing hosts, as the
-actioner does on a webhook notification. ``replan_every`` stands for Alertmanager's re-notification
-period: while an alert keeps firing, the actioner hears of it again that often. Like the actioner's
-single worker, it does not plan while the migrations of its last plan still run. ``freeze`` replays
-operators' silences: ``{domain, destination ("*": anywhere), from, until}`` (durations from the start
-of the trace), passed to the planner as forbidden moves.
+actioner does on a webhook notification. When the cluster's HostsImbalanced fires (the engine
+evaluates it like its rule), the planner runs in ``balance`` mode for the whole cluster (the alert
+names no host), after relief as the actioner queues its plans (``actioner.app``: relieve, then
+balance): in the same step when relief moves nothing, else once relief's migrations are over.
+``replan_every`` stands for Alertmanager's re-notification period: while an alert keeps firing, the
+actioner hears of it again that often. Like the actioner's single worker, it does not plan while the
+migrations of its last plan still run. ``freeze`` replays operators' silences: ``{domain,
+destination ("*": anywhere), from, until}`` (durations from the start of the trace), passed to the
+planner as forbidden moves.
 
 For the diagnosis, ``explain`` says why each firing host got no move, from what the real barriers and
 planner returned: the hourly cap (``Barriers.remaining_hourly``), else the plan's ``Unresolved.cause``.
@@ -28,7 +32,7 @@ from virtbalance.causes import Cause
 from virtbalance.durations import parse_duration
 from virtbalance.errors import ValidationError
 from virtbalance.forecast import Forecast
-from virtbalance.plan import Mode
+from virtbalance.plan import Mode, Plan
 from virtbalance.planner import plan
 from virtbalance.policy import Policy
 from virtbalance.snapshot import DomainState, HostState, Snapshot
@@ -81,11 +85,13 @@ class VirtbalancePolicy(PolicyPlugin):
         self.params = params
         self.policy = policy
         self.next_plan: float | None = None
+        self.next_balance: float | None = None
         self.seen = 0
         # Only what a barrier can still see.
         self.window = horizon(policy)
         self.recent: deque[MigrationRecord] = deque()
         self.plans = 0
+        self.balances = 0
         self.start: float | None = None
         self.causes: dict[str, Cause] = {}
 
@@ -131,11 +137,19 @@ class VirtbalancePolicy(PolicyPlugin):
             self.recent.popleft()
 
     def decide(self, view: ClusterView) -> Sequence[Move]:
+        relief = self._relieve(view)
+        if relief or not view.imbalanced:
+            if not view.imbalanced:
+                self.next_balance = None
+            return relief
+        return self._balance(view)
+
+    def _relieve(self, view: ClusterView) -> Sequence[Move]:
+        """Relieve mode for the hosts HostSustainedOverload and HostChronicallyHot name."""
         if self.start is None:
             self.start = view.time
         self._remember(view)
         self.causes = {}
-        # Both alerts the actioner relieves: HostSustainedOverload and HostChronicallyHot.
         alerted = view.firing | view.hot
         if not alerted:
             self.next_plan = None
@@ -144,27 +158,49 @@ class VirtbalancePolicy(PolicyPlugin):
             self.causes = dict.fromkeys(alerted, Cause.WAITING)
             return ()
         self.next_plan = view.time + self.params.replan_every
+        result = self._plan(view, Mode("relieve"), alerted)
+        if result is None:
+            self.causes = dict.fromkeys(alerted, Cause.HOURLY_CAP)
+            return ()
+        self.plans += 1
+        # The CPU entry first: the diagnosis is of CPU overload.
+        for entry in sorted(result.unresolved, key=lambda u: u.resource != "cpu"):
+            self.causes.setdefault(entry.host, entry.cause)
+        return _moves(result)
+
+    def _balance(self, view: ClusterView) -> Sequence[Move]:
+        """Balance mode for the whole cluster, at most once per ``replan_every`` while HostsImbalanced fires."""
+        if self.next_balance is not None and view.time < self.next_balance:
+            return ()
+        self.next_balance = view.time + self.params.replan_every
+        result = self._plan(view, Mode("balance"), None)
+        if result is None:
+            return ()
+        self.balances += 1
+        return _moves(result)
+
+    def _plan(
+        self, view: ClusterView, mode: Mode, relieve_hosts: frozenset[str] | None
+    ) -> Plan | None:
+        """The real planner in ``mode`` under the barriers of the history; None: the hourly cap is spent."""
         history = [(r.domain, r.source, r.destination, r.time, r.duration) for r in self.recent]
         barriers = evaluate(self.policy, view.time, history)
         if barriers.remaining_hourly <= 0:
-            self.causes = dict.fromkeys(alerted, Cause.HOURLY_CAP)
-            return ()
-        snapshot = annotate(self._snapshot(view), history)
-        result = plan(
-            snapshot,
+            return None
+        return plan(
+            annotate(self._snapshot(view), history),
             self.policy,
-            Mode("relieve"),
-            relieve_hosts=alerted,
+            mode,
+            relieve_hosts=relieve_hosts,
             forbidden=self._forbidden(view.time),
             max_migrations=barriers.remaining_hourly,
             barriers=barriers,
             forecast=self._forecast(view),
         )
-        self.plans += 1
-        # The CPU entry first: the diagnosis is of CPU overload.
-        for entry in sorted(result.unresolved, key=lambda u: u.resource != "cpu"):
-            self.causes.setdefault(entry.host, entry.cause)
-        return [Move(m.domain, m.destination, m.reason, group=m.chunk) for m in result.migrations]
+
+
+def _moves(result: Plan) -> list[Move]:
+    return [Move(m.domain, m.destination, m.reason, group=m.chunk) for m in result.migrations]
 
 
 def snapshot_of(view: ClusterView, emptied: frozenset[str] = frozenset()) -> Snapshot:
