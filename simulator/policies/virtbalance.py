@@ -8,8 +8,10 @@ actioner does on a webhook notification. When the cluster's HostsImbalanced fire
 evaluates it like its rule), the planner runs in ``balance`` mode for the whole cluster (the alert
 names no host), after relief as the actioner queues its plans (``actioner.app``: relieve, then
 balance): in the same step when relief moves nothing, else once relief's migrations are over.
-``replan_every`` stands for Alertmanager's re-notification period: while an alert keeps firing, the
-actioner hears of it again that often. Like the actioner's single worker, it does not plan while the
+Balance plans follow the real notification cadence (``simulator.notifications.Cadence``): the
+HostsImbalanced route's ``group_wait`` and repeat, and the journal's follow-up only ``host_settle``
+after the last plan ended. For relief, ``replan_every`` stands for Alertmanager's re-notification
+period: while an alert keeps firing, the plug-in re-plans relief that often. Like the actioner's single worker, it does not plan while the
 migrations of its last plan still run. ``freeze`` replays operators' silences: ``{domain,
 destination ("*": anywhere), from, until}`` (durations from the start of the trace), passed to the
 planner as forbidden moves.
@@ -22,9 +24,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from simulator.notifications import BALANCE_ROUTE, Cadence, Route
 from simulator.policies.base import PolicyPlugin, as_dict, parse_params
 from simulator.state import ClusterView, MigrationRecord, Move
 from virtbalance.barriers import annotate, evaluate, horizon
@@ -53,6 +56,20 @@ class Freeze:
 class VirtbalanceParams:
     replan_every: float = 300.0
     freeze: tuple[Freeze, ...] = field(default=())
+    # HostsImbalanced's Alertmanager route (deploy/alertmanager.yml).
+    balance_group_wait: float = BALANCE_ROUTE.group_wait
+    balance_group_interval: float = BALANCE_ROUTE.group_interval
+    balance_repeat_interval: float = BALANCE_ROUTE.repeat_interval
+
+    def balance_route(self) -> Route:
+        return Route(
+            self.balance_group_wait, self.balance_group_interval, self.balance_repeat_interval
+        )
+
+
+DURATIONS = frozenset(
+    {"replan_every", "balance_group_wait", "balance_group_interval", "balance_repeat_interval"}
+)
 
 
 def _freezes(raw: Any) -> tuple[Freeze, ...]:
@@ -85,7 +102,11 @@ class VirtbalancePolicy(PolicyPlugin):
         self.params = params
         self.policy = policy
         self.next_plan: float | None = None
-        self.next_balance: float | None = None
+        self.cadence = Cadence(params.balance_route(), policy.host_settle)
+        # A balance notification got a plan, not run yet (relief first).
+        self.balance_queued = False
+        # When the running balance plan started; None: none runs.
+        self.balance_started: float | None = None
         self.seen = 0
         # Only what a barrier can still see.
         self.window = horizon(policy)
@@ -99,10 +120,8 @@ class VirtbalancePolicy(PolicyPlugin):
     def build(cls, params: Mapping[str, Any] | None, policy: Policy) -> VirtbalancePolicy:
         rest = dict(params or {})
         freeze = _freezes(rest.pop("freeze")) if "freeze" in rest else ()
-        parsed = parse_params(
-            VirtbalanceParams, rest, "policies.virtbalance", frozenset({"replan_every"})
-        )
-        return cls(VirtbalanceParams(parsed.replan_every, freeze), policy)
+        parsed = parse_params(VirtbalanceParams, rest, "policies.virtbalance", DURATIONS)
+        return cls(replace(parsed, freeze=freeze), policy)
 
     def parameters(self) -> dict[str, Any]:
         return {**as_dict(self.params), "policy": self.policy.to_mapping()}
@@ -137,11 +156,19 @@ class VirtbalancePolicy(PolicyPlugin):
             self.recent.popleft()
 
     def decide(self, view: ClusterView) -> Sequence[Move]:
+        if self.balance_started is not None:
+            # The engine asks nothing while migrations run: the balance plan is over.
+            self.cadence.ended(max(view.executing_until, self.balance_started))
+            self.balance_started = None
+        if self.cadence.due(view.time, view.imbalanced, view.time + view.step_seconds):
+            self.balance_queued = True
         relief = self._relieve(view)
-        if relief or not view.imbalanced:
-            if not view.imbalanced:
-                self.next_balance = None
+        if not view.imbalanced:
+            # A resolved alert cancels its queued plan.
+            self.balance_queued = False
+        if relief or not self.balance_queued:
             return relief
+        self.balance_queued = False
         return self._balance(view)
 
     def _relieve(self, view: ClusterView) -> Sequence[Move]:
@@ -169,15 +196,16 @@ class VirtbalancePolicy(PolicyPlugin):
         return _moves(result)
 
     def _balance(self, view: ClusterView) -> Sequence[Move]:
-        """Balance mode for the whole cluster, at most once per ``replan_every`` while HostsImbalanced fires."""
-        if self.next_balance is not None and view.time < self.next_balance:
-            return ()
-        self.next_balance = view.time + self.params.replan_every
+        """Balance mode for the whole cluster, for a HostsImbalanced notification that got a plan."""
         result = self._plan(view, Mode("balance"), None)
-        if result is None:
-            return ()
-        self.balances += 1
-        return _moves(result)
+        moves = [] if result is None else _moves(result)
+        if result is not None:
+            self.balances += 1
+        if moves:
+            self.balance_started = view.time
+        else:
+            self.cadence.ended(view.time)
+        return moves
 
     def _plan(
         self, view: ClusterView, mode: Mode, relieve_hosts: frozenset[str] | None
