@@ -43,10 +43,13 @@ def plans(firing: list[bool], ends: dict[int, float] | None = None) -> list[int]
 def test_the_route_timers_are_the_actioner_routes_in_deploy_alertmanager_yml():
     routes = yaml.safe_load(ALERTMANAGER.read_text())["route"]["routes"]
     (balance,) = [r for r in routes if r.get("matchers") == ['alertname = "HostsImbalanced"']]
-    assert BALANCE_ROUTE == Route(
-        parse_duration(balance["group_wait"]),
-        parse_duration(balance["group_interval"]),
-        parse_duration(balance["repeat_interval"]),
+    assert (
+        Route(
+            parse_duration(balance["group_wait"]),
+            parse_duration(balance["group_interval"]),
+            parse_duration(balance["repeat_interval"]),
+        )
+        == BALANCE_ROUTE
     )
     params = VirtbalanceParams()
     assert params.balance_route() == BALANCE_ROUTE
