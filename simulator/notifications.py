@@ -37,8 +37,11 @@ class Cadence:
     ``Route.repeat_after`` while it keeps firing. Its first notification gets a plan; a later one only
     if the last plan is over and ended ``settle`` (the policy's ``host_settle``, the actioner's
     ``replan_after``) or more before it. A resolved alert that fires again is a new ``startsAt``: its
-    first notification gets a plan at once. Notifications are judged at evaluations: ``due`` looks at
-    those before ``until`` (the end of the simulator's step), since the last call.
+    first notification gets a plan at once (taken as ``group_wait`` after it starts; Alertmanager sends
+    it at the group's next flush instead if the resolved group still exists, within ``group_interval``).
+    Notifications are judged at evaluations: ``due`` looks at those before ``until`` (the end of the
+    simulator's step), since the last call; the replay does not call the plug-in while migrations run,
+    so a resolve and re-fire inside that time reads as one firing.
     """
 
     def __init__(self, route: Route, settle: float) -> None:
