@@ -11,8 +11,8 @@ balance): in the same step when relief moves nothing, else once relief's migrati
 Balance plans follow the real notification cadence (``simulator.notifications.Cadence``): the
 HostsImbalanced route's ``group_wait`` and repeat, and the journal's follow-up only ``host_settle``
 after the last plan ended. For relief, ``replan_every`` stands for Alertmanager's re-notification
-period: while an alert keeps firing, the plug-in re-plans relief that often. Like the actioner's single worker, it does not plan while the
-migrations of its last plan still run. ``freeze`` replays operators' silences: ``{domain,
+period: while an alert keeps firing, the plug-in re-plans relief that often. Like the actioner's
+single worker, it does not plan while the migrations of its last plan still run. ``freeze`` replays operators' silences: ``{domain,
 destination ("*": anywhere), from, until}`` (durations from the start of the trace), passed to the
 planner as forbidden moves.
 
