@@ -5,7 +5,7 @@ overloaded host-time by >= 90% against ``none``, with fewer migrations than ever
 points of its cut, 0 chunk splits and 0 flaps, and the whole comparison (load + all policies) within
 60 s. Prints a Markdown block for docs/benchmarks.md, with the diagnosis of virtbalance's overloads.
 
-    .venv/bin/python benchmarks/bench_simulator_holdout.py [--traces DIR] [--scenarios NAME,...] [--seed N] [--json DIR] [--plot DIR]
+    .venv/bin/python benchmarks/bench_simulator_holdout.py [--traces DIR] [--scenarios NAME,...] [--seed N] [--json DIR] [--plot DIR] [--policies NAME,...]
 
 Cluster sizes follow one rule, so that a trace nobody tuned on gets the same treatment: 10 hosts, the
 smallest multiple of 4 CPUs per host that keeps the whole cluster's peak demand at or below 75%
@@ -124,6 +124,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1, help="seed of the chunk assignment")
     parser.add_argument("--json", help="write each scenario's JSON into this directory")
     parser.add_argument("--plot", help="write each scenario's PNG into this directory")
+    parser.add_argument(
+        "--policies", help="comma-separated policies to replay (default: all; none is always in)"
+    )
     args = parser.parse_args()
     wanted = set(args.scenarios.split(",")) if args.scenarios else None
     policy = Policy.load(args.policy_file)
@@ -143,6 +146,9 @@ def main() -> int:
             seed=args.seed,
         )
         simulation = Simulation(traces=traces, cluster=cluster, policy=policy)
+        if args.policies:
+            chosen = ("none", *(p for p in args.policies.split(",") if p != "none"))
+            simulation = replace(simulation, compare=chosen)
         comparison = compare(simulation, workload=workload, record_series=bool(args.plot))
         seconds = time.perf_counter() - started
         sizes = ", ".join(

@@ -1,8 +1,9 @@
-"""The alerts' conditions as pure functions: the ``for`` clause, and HostChronicallyHot's share of an hour."""
+"""The alerts' conditions as pure functions: the ``for`` clause, HostChronicallyHot's share of an hour, HostsImbalanced."""
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 
 from virtbalance.policy import Policy
 
@@ -52,3 +53,16 @@ def chronically_hot(  # noqa: PLR0917 - the rule's inputs, one evaluation
     share = share_above(window, ratio > policy.cpu_high, points)
     breached = share > policy.hot_share and ratio > policy.cpu_target
     return sustained(pending_since, breached, now, policy.hot_for)
+
+
+def imbalanced(
+    pending_since: float | None, ratios: Collection[float], now: float, policy: Policy
+) -> tuple[float | None, bool]:
+    """One evaluation of HostsImbalanced over the awake hosts' CPU ``ratios``: (new pending_since, firing).
+
+    ``max - min`` above ``balance_spread``, held for ``balance_for`` (``sustained``), as the generated
+    rule (``virtbalance.mixin.alerts.host_alerts``) says: one series for the cluster. No host, no
+    series (no breach); one host has a spread of 0.
+    """
+    breached = bool(ratios) and max(ratios) - min(ratios) > policy.balance_spread
+    return sustained(pending_since, breached, now, policy.balance_for)

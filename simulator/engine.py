@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.alerting import chronically_hot, sustained
+from simulator.alerting import chronically_hot, imbalanced, sustained
 from simulator.cluster import Cluster
 from simulator.diagnosis import Diagnosis
 from simulator.migration import CostModel
@@ -202,7 +202,9 @@ def replay(
     over the interval; count overload (CPU above ``policy.cpu_high``); advance the policy's alert (CPU
     above ``cpu_high`` or memory above ``memory_high`` for ``overload_for``); ask the plug-in what to
     move, and record why each overloaded host got no move (the diagnosis). HostChronicallyHot
-    (``simulator.alerting.chronically_hot``) is evaluated beside it: ``ClusterView.hot``. A VM whose
+    (``simulator.alerting.chronically_hot``) is evaluated beside it: ``ClusterView.hot``; and
+    HostsImbalanced over the hosts that run a domain (``simulator.alerting.imbalanced``):
+    ``ClusterView.imbalanced``. A VM whose
     ``end`` is that step is deleted after the step is counted, before the plug-in decides.
     """
     cost = cost or CostModel()
@@ -234,6 +236,8 @@ def replay(
     hot_points = max(1, round(policy.hot_window / workload.step))
     hot_window: dict[str, deque[bool]] = {h: deque() for h in hosts}
     hot_since: dict[str, float | None] = dict.fromkeys(hosts)
+    # HostsImbalanced: one series for the cluster, so one pending time.
+    imbalanced_since: float | None = None
     pending: list[tuple[Move, float, float]] = []
     flights: list[_Flight] = []
     free_at = workload.start
@@ -334,6 +338,7 @@ def replay(
         firing = set()
         hot = set()
         overloaded_hosts = []
+        awake_ratios = []
         for host in hosts:
             capacity = cluster.host_cpus[host]
             ratio = host_cpu_used[host] / capacity
@@ -351,6 +356,8 @@ def replay(
                 )
             if record_series:
                 host_series[host][step] = ratio
+            if active:
+                awake_ratios.append(ratio)
             metrics.worst_cpu_ratio = max(metrics.worst_cpu_ratio, ratio)
             overloaded = ratio > cpu_high
             if overloaded:
@@ -370,6 +377,8 @@ def replay(
             if hot_fires:
                 hot.add(host)
         metrics.alert_host_steps += len(firing)
+        # Off hosts are out of the spread, as the rule leaves out the hosts the actioner emptied.
+        imbalanced_since, imbalance_fires = imbalanced(imbalanced_since, awake_ratios, now, policy)
         if step in ends:
             gone = set(ends[step])
             for name in gone:
@@ -393,6 +402,7 @@ def replay(
             host_memory_used=host_memory_used,
             firing=frozenset(firing),
             hot=frozenset(hot),
+            imbalanced=imbalance_fires,
             history=history,
             executing_until=free_at,
             cpu_series=series_by_name,

@@ -58,6 +58,8 @@ class ClusterView:
     history: Sequence[MigrationRecord]
     # Hosts whose HostChronicallyHot fires (short overloads coming back; simulator.alerting).
     hot: frozenset[str] = frozenset()
+    # Whether HostsImbalanced fires (the spread of the hosts' CPU ratios; simulator.alerting).
+    imbalanced: bool = False
     # When the migrations decided so far will all have ended (the executor is busy until then).
     executing_until: float = 0.0
     # Each domain's CPU per step of the whole trace: plug-ins may read the past (indexes <= step) only.

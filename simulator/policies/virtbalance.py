@@ -4,11 +4,17 @@ Nothing here re-implements the planner or the cooldowns: each time a host's aler
 evaluates the policy's ``for`` like the Prometheus rule, and HostChronicallyHot beside it), this plug-in builds a Snapshot,
 annotates it with the migration history, asks ``virtbalance.barriers.evaluate`` for the hourly
 budget, and calls ``virtbalance.planner.plan`` in ``relieve`` mode for the firing hosts, as the
-actioner does on a webhook notification. ``replan_every`` stands for Alertmanager's re-notification
-period: while an alert keeps firing, the actioner hears of it again that often. Like the actioner's
-single worker, it does not plan while the migrations of its last plan still run. ``freeze`` replays
-operators' silences: ``{domain, destination ("*": anywhere), from, until}`` (durations from the start
-of the trace), passed to the planner as forbidden moves.
+actioner does on a webhook notification. When the cluster's HostsImbalanced fires (the engine
+evaluates it like its rule), the planner runs in ``balance`` mode for the whole cluster (the alert
+names no host), after relief as the actioner queues its plans (``actioner.app``: relieve, then
+balance): in the same step when relief moves nothing, else once relief's migrations are over.
+Balance plans follow the real notification cadence (``simulator.notifications.Cadence``): the
+HostsImbalanced route's ``group_wait`` and repeat, and the journal's follow-up only ``host_settle``
+after the last plan ended. For relief, ``replan_every`` stands for Alertmanager's re-notification
+period: while an alert keeps firing, the plug-in re-plans relief that often. Like the actioner's
+single worker, it does not plan while the migrations of its last plan still run. ``freeze`` replays operators' silences: ``{domain,
+destination ("*": anywhere), from, until}`` (durations from the start of the trace), passed to the
+planner as forbidden moves.
 
 For the diagnosis, ``explain`` says why each firing host got no move, from what the real barriers and
 planner returned: the hourly cap (``Barriers.remaining_hourly``), else the plan's ``Unresolved.cause``.
@@ -18,9 +24,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from simulator.notifications import BALANCE_ROUTE, Cadence, Route
 from simulator.policies.base import PolicyPlugin, as_dict, parse_params
 from simulator.state import ClusterView, MigrationRecord, Move
 from virtbalance.barriers import annotate, evaluate, horizon
@@ -28,7 +35,7 @@ from virtbalance.causes import Cause
 from virtbalance.durations import parse_duration
 from virtbalance.errors import ValidationError
 from virtbalance.forecast import Forecast
-from virtbalance.plan import Mode
+from virtbalance.plan import Mode, Plan
 from virtbalance.planner import plan
 from virtbalance.policy import Policy
 from virtbalance.snapshot import DomainState, HostState, Snapshot
@@ -49,6 +56,20 @@ class Freeze:
 class VirtbalanceParams:
     replan_every: float = 300.0
     freeze: tuple[Freeze, ...] = field(default=())
+    # HostsImbalanced's Alertmanager route (deploy/alertmanager.yml).
+    balance_group_wait: float = BALANCE_ROUTE.group_wait
+    balance_group_interval: float = BALANCE_ROUTE.group_interval
+    balance_repeat_interval: float = BALANCE_ROUTE.repeat_interval
+
+    def balance_route(self) -> Route:
+        return Route(
+            self.balance_group_wait, self.balance_group_interval, self.balance_repeat_interval
+        )
+
+
+DURATIONS = frozenset(
+    {"replan_every", "balance_group_wait", "balance_group_interval", "balance_repeat_interval"}
+)
 
 
 def _freezes(raw: Any) -> tuple[Freeze, ...]:
@@ -81,11 +102,17 @@ class VirtbalancePolicy(PolicyPlugin):
         self.params = params
         self.policy = policy
         self.next_plan: float | None = None
+        self.cadence = Cadence(params.balance_route(), policy.host_settle)
+        # A balance notification got a plan, not run yet (relief first).
+        self.balance_queued = False
+        # When the running balance plan started; None: none runs.
+        self.balance_started: float | None = None
         self.seen = 0
         # Only what a barrier can still see.
         self.window = horizon(policy)
         self.recent: deque[MigrationRecord] = deque()
         self.plans = 0
+        self.balances = 0
         self.start: float | None = None
         self.causes: dict[str, Cause] = {}
 
@@ -93,10 +120,8 @@ class VirtbalancePolicy(PolicyPlugin):
     def build(cls, params: Mapping[str, Any] | None, policy: Policy) -> VirtbalancePolicy:
         rest = dict(params or {})
         freeze = _freezes(rest.pop("freeze")) if "freeze" in rest else ()
-        parsed = parse_params(
-            VirtbalanceParams, rest, "policies.virtbalance", frozenset({"replan_every"})
-        )
-        return cls(VirtbalanceParams(parsed.replan_every, freeze), policy)
+        parsed = parse_params(VirtbalanceParams, rest, "policies.virtbalance", DURATIONS)
+        return cls(replace(parsed, freeze=freeze), policy)
 
     def parameters(self) -> dict[str, Any]:
         return {**as_dict(self.params), "policy": self.policy.to_mapping()}
@@ -131,11 +156,27 @@ class VirtbalancePolicy(PolicyPlugin):
             self.recent.popleft()
 
     def decide(self, view: ClusterView) -> Sequence[Move]:
+        if self.balance_started is not None:
+            # The engine asks nothing while migrations run: the balance plan is over.
+            self.cadence.ended(max(view.executing_until, self.balance_started))
+            self.balance_started = None
+        if self.cadence.due(view.time, view.imbalanced, view.time + view.step_seconds):
+            self.balance_queued = True
+        relief = self._relieve(view)
+        if not view.imbalanced:
+            # A resolved alert cancels its queued plan.
+            self.balance_queued = False
+        if relief or not self.balance_queued:
+            return relief
+        self.balance_queued = False
+        return self._balance(view)
+
+    def _relieve(self, view: ClusterView) -> Sequence[Move]:
+        """Relieve mode for the hosts HostSustainedOverload and HostChronicallyHot name."""
         if self.start is None:
             self.start = view.time
         self._remember(view)
         self.causes = {}
-        # Both alerts the actioner relieves: HostSustainedOverload and HostChronicallyHot.
         alerted = view.firing | view.hot
         if not alerted:
             self.next_plan = None
@@ -144,27 +185,50 @@ class VirtbalancePolicy(PolicyPlugin):
             self.causes = dict.fromkeys(alerted, Cause.WAITING)
             return ()
         self.next_plan = view.time + self.params.replan_every
+        result = self._plan(view, Mode("relieve"), alerted)
+        if result is None:
+            self.causes = dict.fromkeys(alerted, Cause.HOURLY_CAP)
+            return ()
+        self.plans += 1
+        # The CPU entry first: the diagnosis is of CPU overload.
+        for entry in sorted(result.unresolved, key=lambda u: u.resource != "cpu"):
+            self.causes.setdefault(entry.host, entry.cause)
+        return _moves(result)
+
+    def _balance(self, view: ClusterView) -> Sequence[Move]:
+        """Balance mode for the whole cluster, for a HostsImbalanced notification that got a plan."""
+        result = self._plan(view, Mode("balance"), None)
+        moves = [] if result is None else _moves(result)
+        if result is not None:
+            self.balances += 1
+        if moves:
+            self.balance_started = view.time
+        else:
+            self.cadence.ended(view.time)
+        return moves
+
+    def _plan(
+        self, view: ClusterView, mode: Mode, relieve_hosts: frozenset[str] | None
+    ) -> Plan | None:
+        """The real planner in ``mode`` under the barriers of the history; None: the hourly cap is spent."""
         history = [(r.domain, r.source, r.destination, r.time, r.duration) for r in self.recent]
         barriers = evaluate(self.policy, view.time, history)
         if barriers.remaining_hourly <= 0:
-            self.causes = dict.fromkeys(alerted, Cause.HOURLY_CAP)
-            return ()
-        snapshot = annotate(self._snapshot(view), history)
-        result = plan(
-            snapshot,
+            return None
+        return plan(
+            annotate(self._snapshot(view), history),
             self.policy,
-            Mode("relieve"),
-            relieve_hosts=alerted,
+            mode,
+            relieve_hosts=relieve_hosts,
             forbidden=self._forbidden(view.time),
             max_migrations=barriers.remaining_hourly,
             barriers=barriers,
             forecast=self._forecast(view),
         )
-        self.plans += 1
-        # The CPU entry first: the diagnosis is of CPU overload.
-        for entry in sorted(result.unresolved, key=lambda u: u.resource != "cpu"):
-            self.causes.setdefault(entry.host, entry.cause)
-        return [Move(m.domain, m.destination, m.reason, group=m.chunk) for m in result.migrations]
+
+
+def _moves(result: Plan) -> list[Move]:
+    return [Move(m.domain, m.destination, m.reason, group=m.chunk) for m in result.migrations]
 
 
 def snapshot_of(view: ClusterView, emptied: frozenset[str] = frozenset()) -> Snapshot:

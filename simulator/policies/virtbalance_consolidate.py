@@ -4,6 +4,7 @@ Overload goes exactly as in the ``virtbalance`` plug-in (relieve mode for the fi
 host is overloaded and a running host has stayed below the policy's ``cpu_low`` for
 ``underutilized_for`` (the ``HostUnderutilized`` alert), the real planner runs in ``consolidate`` mode,
 under the same barriers and hourly cap, at most once per ``replan_every`` (Alertmanager's repeat).
+HostsImbalanced (balance mode) is not modelled here: the plug-in replays relief and consolidation only.
 
 A host that runs no domain is off in the replay (it draws nothing), so both modes see it as the
 actioner sees a host its plans emptied (``hosts[].emptied``, actioner.emptied): relief places nothing
@@ -70,7 +71,7 @@ class VirtbalanceConsolidatePolicy(VirtbalancePolicy):
         return firing
 
     def decide(self, view: ClusterView) -> Sequence[Move]:
-        relief = super().decide(view)
+        relief = self._relieve(view)
         underutilized = self._underutilized(view)
         if relief or view.firing or not underutilized:
             if not underutilized:

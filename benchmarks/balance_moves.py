@@ -1,0 +1,146 @@
+"""What virtbalance's balance plans do on one holdout scenario: moves per plan, the spread, moves that go back.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/balance_moves.py bitbrains-2013-7 [--traces DIR] [--seed N]
+
+Replays virtbalance alone on the scenario as ``bench_simulator_holdout.py`` builds it (same cluster,
+policy and migration cost), logging every balance plan: its moves, and the CPU spread (``max - min``
+of the hosts that run a domain, what HostsImbalanced compares with ``balance_spread``) when it is made
+and at the first evaluation after its migrations ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_simulator_holdout import SCENARIOS, TRACES, sized  # noqa: E402
+
+from simulator.cluster import ClusterSpec, build_cluster  # noqa: E402
+from simulator.config import Simulation, TraceSpec  # noqa: E402
+from simulator.engine import replay  # noqa: E402
+from simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy  # noqa: E402
+from simulator.state import ClusterView, Move  # noqa: E402
+from virtbalance.policy import Policy  # noqa: E402
+
+
+def spread(view: ClusterView) -> float:
+    ratios = [view.cpu_ratio(h) for h in view.host_names if view.domains_by_host[h]]
+    return max(ratios) - min(ratios) if ratios else 0.0
+
+
+@dataclass
+class BalancePlan:
+    time: float
+    before: float
+    moves: list[tuple[str, str, str]]  # (domain, source, destination)
+    after: float | None = None
+
+
+class Logged(VirtbalancePolicy):
+    """virtbalance, logging each balance plan and the spread it leaves."""
+
+    def __init__(self, params: VirtbalanceParams, policy: Policy) -> None:
+        super().__init__(params, policy)
+        self.log: list[BalancePlan] = []
+
+    def decide(self, view: ClusterView) -> Sequence[Move]:
+        # The engine decides again only once the migrations are over: this is the spread they left.
+        if self.log and self.log[-1].after is None:
+            self.log[-1].after = spread(view)
+        return super().decide(view)
+
+    def _balance(self, view: ClusterView) -> Sequence[Move]:
+        before = spread(view)
+        moves = super()._balance(view)
+        sources = [(m.domain, view.placement[m.domain], m.destination) for m in moves]
+        self.log.append(BalancePlan(view.time, before, sources))
+        return moves
+
+
+def quartiles(values: list[float]) -> str:
+    return ", ".join(f"{q:.1%}" for q in statistics.quantiles(values, n=4))
+
+
+def report(log: list[BalancePlan], policy: Policy, migrations: int) -> list[str]:
+    moved = [p for p in log if p.moves]
+    moves = [m for p in moved for m in p.moves]
+    lines = [
+        f"balance plans {len(log)}, with moves {len(moved)}; balance migrations {len(moves)} "
+        f"of {migrations}",
+        f"moves per plan: {sorted(Counter(len(p.moves) for p in log).items())}",
+    ]
+    if not moved:
+        return lines
+    gaps = [b.time - a.time for a, b in itertools.pairwise(log)]
+    after = [p.before if p.after is None else p.after for p in moved]
+    lines += [
+        f"minutes between plans: median {statistics.median(gaps) / 60:.0f}, least "
+        f"{min(gaps) / 60:.0f}"
+        if gaps
+        else "one plan",
+        f"spread before, quartiles: {quartiles([p.before for p in moved])}",
+        f"spread after, quartiles: {quartiles(after)}",
+        f"above balance_spread after: {sum(a > policy.balance_spread for a in after)} of {len(moved)}",
+    ]
+    pairs = Counter((source, destination) for _, source, destination in moves)
+    # A move from A to B undone in net by one from B to A (each counted once per direction).
+    matched = sum(min(count, pairs.get((d, s), 0)) for (s, d), count in pairs.items())
+    lines.append(
+        f"moves matched by a move the other way on the same pair: {matched} of {len(moves)}"
+    )
+    lines.append(f"ordered host pairs used: {len(pairs)}")
+    per_domain = Counter(domain for domain, _, _ in moves)
+    top = per_domain.most_common(1)[0]
+    lines.append(
+        f"domains moved: {len(per_domain)}, 3 times or more: "
+        f"{sum(c >= 3 for c in per_domain.values())} (most: {top[0]}, {top[1]} times)"
+    )
+    left: dict[str, set[str]] = defaultdict(set)
+    back = 0
+    for domain, source, destination in moves:
+        back += destination in left[domain]
+        left[domain].add(source)
+    lines.append(f"moves taking a domain back to a host it left before: {back}")
+    reversed_previous = sum(
+        (d, s) in {(s2, d2) for _, s2, d2 in a.moves}
+        for a, b in itertools.pairwise(moved)
+        for _, s, d in b.moves
+    )
+    lines.append(f"moves reversing a pair of the plan just before: {reversed_previous}")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", choices=[s.name for s in SCENARIOS])
+    parser.add_argument("--traces", default=str(TRACES))
+    parser.add_argument("--policy-file", default=str(REPO / "alerting-rules" / "policy.yaml"))
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    scenario = next(s for s in SCENARIOS if s.name == args.scenario)
+    policy = Policy.load(args.policy_file)
+    traces = TraceSpec(path=str(Path(args.traces) / scenario.traces), format=scenario.format)
+    workload = traces.load()
+    spec = ClusterSpec(groups=scenario.groups) if scenario.groups else sized(workload)
+    cluster = build_cluster(workload.vms, replace(spec, seed=args.seed))
+    plugin = Logged(VirtbalanceParams(), policy)
+    result = replay(
+        workload, cluster, plugin, policy, record_series=False, cost=Simulation().migration
+    )
+    print(f"{scenario.name}, seed {args.seed}, virtbalance")
+    print("\n".join(report(plugin.log, policy, len(result.history))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
