@@ -19,6 +19,7 @@ from virtbalance.planner.repack import REPACK_SHARE, repack
 from virtbalance.planner.rooms import Rooms
 from virtbalance.planner.slim import slim
 from virtbalance.policy import Policy
+from virtbalance.snapshot import Snapshot
 
 LIFTED = Policy().replace(max_migrations=100_000, max_per_host=100_000, plan_solver="greedy")
 
@@ -44,6 +45,15 @@ def _start(seed: int) -> tuple[Outcome, dict]:
     outcome = Outcome(model, Placer(model))
     needs, _ = prepare(outcome, None)
     return outcome, needs
+
+
+def _assert_the_plan_is_the_optimum(snapshot: Snapshot, optimum_bytes: int) -> None:
+    """The whole planner relieves every host of ``snapshot`` with exactly the optimum's memory."""
+    result = plan(snapshot, LIFTED)
+    assert not result.unresolved
+    check_invariants(snapshot, LIFTED, Mode("relieve"), frozenset(), result)
+    memory = {d.name: d.memory_bytes for d in snapshot.domains}
+    assert sum(memory[m.domain] for m in result.migrations) == optimum_bytes
 
 
 def test_pack_places_the_optimal_sets_where_least_loaded_placement_cannot():
@@ -94,11 +104,7 @@ def test_repack_relieves_the_host_the_greedy_placement_left_without_room(seed):
     repack(outcome, needs)
     assert set(outcome.by_source) == set(needs)
     assert outcome.moved_memory == optimum.memory_bytes
-    result = plan(snapshot, LIFTED)
-    assert not result.unresolved
-    check_invariants(snapshot, LIFTED, Mode("relieve"), frozenset(), result)
-    memory = {d.name: d.memory_bytes for d in snapshot.domains}
-    assert sum(memory[m.domain] for m in result.migrations) == optimum.memory_bytes
+    _assert_the_plan_is_the_optimum(snapshot, optimum.memory_bytes)
 
 
 def test_slim_relieves_the_host_whose_room_the_cheapest_sets_took():
@@ -121,11 +127,7 @@ def test_slim_relieves_the_host_whose_room_the_cheapest_sets_took():
     repack(outcome, needs)
     assert set(outcome.by_source) == set(needs)
     assert outcome.moved_memory == optimum.memory_bytes
-    result = plan(snapshot, LIFTED)
-    assert not result.unresolved
-    check_invariants(snapshot, LIFTED, Mode("relieve"), frozenset(), result)
-    memory = {d.name: d.memory_bytes for d in snapshot.domains}
-    assert sum(memory[m.domain] for m in result.migrations) == optimum.memory_bytes
+    _assert_the_plan_is_the_optimum(snapshot, optimum.memory_bytes)
 
 
 def test_slim_leaves_a_plan_without_missing_hosts_alone():
