@@ -5,6 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import dashboard
 
+from virtbalance import contract as c
 from virtbalance.durations import format_duration
 from virtbalance.mixin.config import Config
 from virtbalance.mixin.dashboards import queries as q
@@ -240,7 +241,7 @@ def _overload_row(policy: Policy) -> Row:
         "Overload timeline",
         [
             state_timeline(
-                f"{q.OVERLOAD_ALERT} per host",
+                f"{c.ALERT_OVERLOAD} per host",
                 f"Pending while the CPU signal (above {policy.cpu_high:.0%}) or memory (above "
                 f"{policy.memory_high:.0%}) is over its threshold; overloaded once that held for "
                 f"{format_duration(policy.overload_for)}. Only then does the actioner act.",

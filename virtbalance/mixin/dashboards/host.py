@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.models import dashboard
 
+from virtbalance import contract as c
 from virtbalance.mixin.config import Config
 from virtbalance.mixin.dashboards import queries as q
 from virtbalance.mixin.dashboards.board import Row
@@ -44,7 +45,7 @@ def _summary_row() -> Row:
             ),
             stat(
                 "Overload",
-                f"{q.OVERLOAD_ALERT} for this host: pending, then overloaded once it held long enough.",
+                f"{c.ALERT_OVERLOAD} for this host: pending, then overloaded once it held long enough.",
                 [Query(q.overload_state(HOST), "{{host}}")],
                 "none",
                 width=4,
@@ -133,7 +134,7 @@ def _cpu_row(policy: Policy) -> Row:
                 "to the guests.",
                 [
                     Query(
-                        "sum by (domain) (rate(libvirt_domain_vcpu_delay_seconds_total"
+                        f"sum by (domain) (rate({c.DOMAIN_VCPU_DELAY}"
                         f"{{{HOST}}}[{q.RATE}])) / sum by (domain) "
                         f"(libvirt_domain_info_virtual_cpus{{{HOST}}})",
                         "{{domain}}",
