@@ -62,6 +62,7 @@ from lab import Lab
 from lab.errors import LabError
 from lab.naming import lab_id_from_env
 from lab.teardown import teardown
+from virtbalance.contract import ALERT_OVERLOAD
 from virtbalance.domain_metadata import NAMESPACE, PREFIX, Placement
 
 REPO = Path(__file__).resolve().parent.parent
@@ -236,14 +237,14 @@ def alert(host: str) -> dict[str, Any]:
     """A firing HostSustainedOverload notification for ``host``, as Alertmanager sends it (version 4)."""
     now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
     fingerprint = hashlib.sha256(f"{host}{now}".encode()).hexdigest()[:16]
-    labels = {"alertname": "HostSustainedOverload", "host": host, "resource": "cpu"}
+    labels = {"alertname": ALERT_OVERLOAD, "host": host, "resource": "cpu"}
     return {
         "version": "4",
-        "groupKey": f'{{}}:{{alertname="HostSustainedOverload", host="{host}"}}',
+        "groupKey": f'{{}}:{{alertname="{ALERT_OVERLOAD}", host="{host}"}}',
         "truncatedAlerts": 0,
         "status": "firing",
         "receiver": "virtbalance",
-        "groupLabels": {"alertname": "HostSustainedOverload", "host": host},
+        "groupLabels": {"alertname": ALERT_OVERLOAD, "host": host},
         "commonLabels": labels,
         "commonAnnotations": {},
         "externalURL": "http://127.0.0.1:9093",
