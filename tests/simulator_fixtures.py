@@ -1,10 +1,11 @@
-"""The simulator's test helpers: a scripted policy plug-in and hand-made cluster views."""
+"""The simulator's test helpers: a scripted policy plug-in, hand-made clusters and cluster views."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from simulator.cluster import Cluster
 from simulator.policies.base import PolicyPlugin
 from simulator.state import ClusterView, Move
 from simulator.traces import GIB
@@ -64,5 +65,25 @@ def cluster_view(
         host_memory_used={h: sum(memory[d] for d in by_host[h]) for h in hosts},
         firing=firing,
         history=(),
+        **extra,
+    )
+
+
+def uniform_cluster(
+    placement: Mapping[str, str],
+    *,
+    cpus: float,
+    hosts: tuple[str, ...] = ("h0", "h1"),
+    memory: int = 64 * GIB,
+    networks: Mapping[str, tuple[str, ...]] | None = None,
+    **extra: Any,
+) -> Cluster:
+    """``hosts`` alike (``cpus`` CPUs and ``memory`` bytes each) running ``placement``; no networks unless given."""
+    return Cluster(
+        host_names=hosts,
+        host_cpus=dict.fromkeys(hosts, cpus),
+        host_memory=dict.fromkeys(hosts, memory),
+        networks=networks or {},
+        placement=placement,
         **extra,
     )
