@@ -76,6 +76,15 @@ def errors(result: Result, stage: str) -> float:
     return result[("libvirt_exporter_scrape_errors_total", (("stage", stage),))]
 
 
+def chunks(result: Result) -> dict[str, str]:
+    """Each domain's chunk, from the scrape's ``libvirt_domain_chunk_info``."""
+    return {
+        dict(labels)["domain"]: dict(labels)["chunk"]
+        for name, labels in result
+        if name == "libvirt_domain_chunk_info"
+    }
+
+
 def test_self_metrics_are_precreated_for_every_stage():
     registry, _ = build(Factory(lambda: FakeConnection(recorded_host())))
     result = scrape(registry)
@@ -201,12 +210,8 @@ def test_malformed_xml_omits_topology_and_counts_an_error(xml):
         assert "libvirt_domain_chunk_info" not in with_a
         assert "libvirt_domain_info_cpu_time_seconds_total" in with_a
         # b and c still form their chunk through lan12; b's lan11 link is still private.
-        chunks = {
-            dict(labels)["domain"]: dict(labels)["chunk"]
-            for name, labels in result
-            if name == "libvirt_domain_chunk_info"
-        }
-        assert chunks["vbexp-b"] == chunks["vbexp-c"] == "lan11+lan12"
+        chunk = chunks(result)
+        assert chunk["vbexp-b"] == chunk["vbexp-c"] == "lan11+lan12"
 
 
 def test_topology_cache_reads_xml_only_for_new_or_restarted_domains():
@@ -240,13 +245,8 @@ def test_group_change_is_seen_after_max_age():
         1,
     )
     clock.advance(31)
-    result = scrape(registry)
-    chunks = {
-        dict(labels)["domain"]: dict(labels)["chunk"]
-        for name, labels in result
-        if name == "libvirt_domain_chunk_info"
-    }
-    assert chunks["vbexp-d"] == chunks["vbexp-e"] == "isonet+group:web"
+    chunk = chunks(scrape(registry))
+    assert chunk["vbexp-d"] == chunk["vbexp-e"] == "isonet+group:web"
 
 
 def test_health_path_answers_503_while_libvirt_is_unreachable():
