@@ -12,11 +12,9 @@ from prometheus_client import CollectorRegistry
 
 from exporter.collector import LibvirtCollector
 from exporter.main import build_app
-from exporter.source import STAGES, LibvirtSource
-from exporter.topology import TopologyCache
+from exporter.source import STAGES
+from tests.exporter_fixtures import fake_collector, registry_of
 from tests.fixtures.exporter.fake_libvirt import (
-    RECORDED_BRIDGES,
-    FakeBridges,
     FakeClock,
     FakeConnection,
     libvirt_error,
@@ -50,14 +48,8 @@ def build(
     timeout: float = 5.0,
     max_age: float = 60.0,
 ) -> tuple[CollectorRegistry, LibvirtCollector]:
-    clock = clock or FakeClock()
-    source = LibvirtSource(
-        connect=factory, clock=clock, timeout=timeout, topology_cache=TopologyCache(max_age)
-    )
-    collector = LibvirtCollector(source, bridges=FakeBridges(RECORDED_BRIDGES), clock=clock)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    return registry, collector
+    collector = fake_collector(factory, clock=clock, timeout=timeout, max_age=max_age)
+    return registry_of(collector), collector
 
 
 Result = dict[tuple[str, tuple[tuple[str, str], ...]], float]
