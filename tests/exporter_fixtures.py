@@ -7,6 +7,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from exporter.collector import LibvirtCollector
@@ -71,3 +72,12 @@ class _Families(Collector):
 def reference_text(families: Iterable[Family]) -> bytes:
     """What prometheus_client's generate_latest writes for ``families``: the exporter's renderers must match it."""
     return generate_latest(registry_of(_Families(families)))
+
+
+def label_names(text: str) -> dict[str, set[str]]:
+    """Each sample name of an exposition text with the union of its label names."""
+    names: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            names.setdefault(sample.name, set()).update(sample.labels)
+    return names

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.jobs import JobWatch, start_event_loop
 from lab import Lab
+from tests.exporter_fixtures import label_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -237,21 +238,12 @@ def go_exporter(lab: Lab) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def families(text: str) -> dict[str, set[str]]:
-    """Metric sample name -> union of its label names."""
-    names: dict[str, set[str]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            names.setdefault(sample.name, set()).update(sample.labels)
-    return names
-
-
 def test_drop_in_for_debians_go_exporter(
     fresh_lab: Lab, exporters: dict[str, str], go_exporter: str
 ) -> None:
     host = fresh_lab.hosts[0].name
     go_text, ours_text = fetch(go_exporter), fetch(exporters[host])
-    go, ours = families(go_text), families(ours_text)
+    go, ours = label_names(go_text), label_names(ours_text)
     libvirt_names = {name for name in go if name.startswith("libvirt_")}
     # Sanity: the Go exporter saw the guests (block, interface and info series per domain).
     assert "libvirt_domain_interface_stats_receive_bytes_total" in libvirt_names
@@ -320,7 +312,7 @@ def test_drop_in_for_inovex_exporter_on_real_libvirtd(
     fresh_lab: Lab, exporters: dict[str, str], storage_pool: str
 ) -> None:
     text = fetch(exporters[fresh_lab.hosts[0].name])
-    ours = families(text)
+    ours = label_names(text)
     expected = inovex_series()
     producible = set(expected) - NEEDS_GUEST_BALLOON_DRIVER - JOB_SERIES
     missing = sorted(producible - set(ours))

@@ -6,17 +6,11 @@ import shutil
 import subprocess
 
 import libvirt
-from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collector import LibvirtCollector
 from exporter.exposition import render
-from exporter.source import LibvirtSource
-from exporter.topology import TopologyCache
+from tests.exporter_fixtures import fake_collector, label_names
 from tests.fixtures.exporter.fake_libvirt import (
     FIXTURES,
-    RECORDED_BRIDGES,
-    FakeBridges,
-    FakeClock,
     FakeConnection,
     FakePool,
     recorded_host,
@@ -58,20 +52,7 @@ def host_with_everything() -> FakeConnection:
 
 
 def served(conn: FakeConnection) -> str:
-    clock = FakeClock()
-    source = LibvirtSource(
-        connect=lambda: conn, clock=clock, timeout=5.0, topology_cache=TopologyCache(60.0)
-    )
-    collector = LibvirtCollector(source, bridges=FakeBridges(RECORDED_BRIDGES), clock=clock)
-    return render(collector.families()).decode()
-
-
-def label_names(text: str) -> dict[str, set[str]]:
-    names: dict[str, set[str]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            names.setdefault(sample.name, set()).update(sample.labels)
-    return names
+    return render(fake_collector(lambda: conn).families()).decode()
 
 
 def test_fixture_lists_inovex_series():
