@@ -19,18 +19,15 @@ from tests.integration.test_local_storage_lab import (
     stop_guest,
     wait_for_acks,
 )
-from tests.lab_fixtures import spare_lab_id
+from tests.lab_fixtures import lab_up, spare_lab_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
 
 @pytest.fixture(scope="module")
 def overlay_lab() -> Iterator[Lab]:
-    instance = Lab.up("local-storage-qcow2", lab_id=spare_lab_id())
-    try:
+    with lab_up("local-storage-qcow2", spare_lab_id()) as instance:
         yield instance
-    finally:
-        instance.down()
 
 
 def digest(path) -> str:

@@ -14,7 +14,7 @@ from lab import Lab, diskwriter
 from lab.dial import read_log
 from lab.hosts import IMAGE_DIR
 from tests.integration.test_actioner_lab import TOKEN, run_app, write_config
-from tests.lab_fixtures import spare_lab_id
+from tests.lab_fixtures import lab_up, spare_lab_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -26,11 +26,8 @@ WAIT = 60.0  # for the guests' writes; a guest that stops writing fails the test
 
 @pytest.fixture(scope="module")
 def storage_lab() -> Iterator[Lab]:
-    instance = Lab.up("local-storage", lab_id=spare_lab_id())
-    try:
+    with lab_up("local-storage", spare_lab_id()) as instance:
         yield instance
-    finally:
-        instance.down()
 
 
 @pytest.fixture
