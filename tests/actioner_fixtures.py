@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import waitress.server
 
 from actioner.app import create_app
-from actioner.config import Config, parse_config
+from actioner.config import Config, load_config, parse_config
 from actioner.journal import Journal
 from actioner.metrics import Metrics
+from actioner.runtime import build_services
 from actioner.services import Services
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "alertmanager"
@@ -77,3 +82,26 @@ def app(actioner_services: Services):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@contextlib.contextmanager
+def serve_actioner(config_file: Path) -> Iterator[tuple[str, Services]]:
+    """The real app and services of ``config_file``, served by waitress on a free 127.0.0.1 port in a thread.
+
+    Yields its URL and services; afterwards the server closes and the worker finishes its plan in flight
+    before the journal closes.
+    """
+    config = load_config(config_file)
+    services = build_services(config, start=True)
+    server = waitress.server.create_server(
+        create_app(config, services=services), host="127.0.0.1", port=0, threads=2
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}", services
+    finally:
+        server.close()
+        services.worker.stop(timeout=120)
+        thread.join(5)
+        services.close()

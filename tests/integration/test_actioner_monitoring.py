@@ -3,19 +3,16 @@ its snapshot from the lab's exporters."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
-import waitress.server
 
-from actioner.app import create_app
 from actioner.config import load_config
 from actioner.libvirt_hosts import HostPool
-from actioner.runtime import build_services
 from actioner.snapshot_builder import SnapshotBuilder
+from tests.actioner_fixtures import serve_actioner
 from tests.integration.test_actioner_lab import wait_port_reusable, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
@@ -24,21 +21,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.lab]
 @pytest.fixture
 def served_actioner(lab, tmp_path):
     """The real app (dry run: this test is about delivery) served by waitress in a thread."""
-    path = write_config(lab, tmp_path, dry_run=True)
-    config = load_config(path)
-    services = build_services(config, start=True)
-    server = waitress.server.create_server(
-        create_app(config, services=services), host="127.0.0.1", port=0, threads=2
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.effective_port}"
-    yield url, services, tmp_path / "token"
-    server.close()
-    services.worker.stop(timeout=120)  # let the plan in flight finish before the journal closes
+    with serve_actioner(write_config(lab, tmp_path, dry_run=True)) as (url, services):
+        yield url, services, tmp_path / "token"
     assert not services.worker.alive
-    thread.join(5)
-    services.close()
 
 
 def test_alertmanager_deliveries_and_repeats_make_one_plan(lab, served_actioner):
