@@ -59,6 +59,7 @@ import requests
 import yaml
 
 from lab import Lab
+from lab.actioner_process import start_actioner, wait_healthy
 from lab.errors import LabError
 from lab.naming import lab_id_from_env
 from lab.teardown import teardown
@@ -380,9 +381,9 @@ class Campaign:
         self, config: Path, journal: Path, log: Path, rng: random.Random, result: RoundResult
     ) -> None:
         url = f"http://{yaml.safe_load(config.read_text())['webhook']['listen']}"
-        process = start_actioner(config, log)
+        process = start_actioner(config, log, REPO)
         try:
-            wait_healthy(url, process)
+            wait_healthy(url, process, 300.0)
             answer = requests.post(
                 f"{url}/api/v1/alerts",
                 json=alert(SOURCE),
@@ -399,8 +400,8 @@ class Campaign:
             if process.poll() is not None:
                 result.violations.append("fault_handled")
                 result.details.append(f"the actioner died on its own ({process.returncode})")
-                process = start_actioner(config, log)
-            wait_healthy(url, process)
+                process = start_actioner(config, log, REPO)
+            wait_healthy(url, process, 300.0)
             problem = wait_settled(journal, SETTLE_TIMEOUT)
             if problem:
                 result.details.append(problem)
@@ -431,7 +432,7 @@ class Campaign:
         if fault == "sigkill":
             process.kill()
             process.wait(10)
-            return start_actioner(config, log)
+            return start_actioner(config, log, REPO)
         if fault == "sigterm":
             process.send_signal(signal.SIGTERM)
             try:
@@ -444,7 +445,7 @@ class Campaign:
                 if process.poll() is None:
                     process.kill()
                     process.wait(10)
-            return start_actioner(config, log)
+            return start_actioner(config, log, REPO)
         if fault in ("kill_source_libvirtd", "kill_destination_libvirtd"):
             host = SOURCE if fault == "kill_source_libvirtd" else destination
             self.lab.stop_libvirtd(host)
@@ -470,7 +471,7 @@ class Campaign:
             filler.unlink()
             return process
         if fault == "second_actioner":
-            second = start_actioner(config, log)
+            second = start_actioner(config, log, REPO)
             try:
                 code = second.wait(30)
             except subprocess.TimeoutExpired:
@@ -596,38 +597,6 @@ class Campaign:
 
     def say(self, text: str) -> None:
         print(text, file=self.log, flush=True)
-
-
-def start_actioner(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "actioner.main",
-                "--config",
-                str(config),
-                "--log-level",
-                "DEBUG",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"the actioner exited with {process.returncode} before it was healthy"
-            )
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError("the actioner did not become healthy")
 
 
 def _query(journal: Path, sql: str) -> list[tuple[Any, ...]]:

@@ -10,7 +10,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,6 +25,7 @@ import yaml
 from actioner.app import create_app
 from actioner.config import load_config
 from actioner.runtime import build_services
+from lab.actioner_process import start_actioner, wait_healthy
 from lab.hosts import private_bridge_commands
 from lab.state import read_state
 from tests.actioner_fixtures import payload
@@ -318,37 +318,6 @@ def _journal_rows(path: Path) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-def _start_actioner(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "actioner.main",
-                "--config",
-                str(config),
-                "--log-level",
-                "DEBUG",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the actioner exited"
-        try:
-            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("the actioner did not become healthy")
-
-
 @pytest.mark.parametrize(
     "peer2peer",
     [False, True],
@@ -367,9 +336,9 @@ def test_killing_the_actioner_mid_migration_leaves_every_domain_once_and_repeats
     url = f"http://{data['webhook']['listen']}"
     journal = Path(data["journal"]["path"])
     log = tmp_path / "actioner.log"
-    process = _start_actioner(config, log)
+    process = start_actioner(config, log, REPO)
     try:
-        _wait_healthy(url, process)
+        wait_healthy(url, process, 120)
         post_firing(url)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -384,8 +353,8 @@ def test_killing_the_actioner_mid_migration_leaves_every_domain_once_and_repeats
         before = _journal_rows(journal)
         assert any(row[5] == "running" for row in before)
 
-        process = _start_actioner(config, log)
-        _wait_healthy(url, process)
+        process = start_actioner(config, log, REPO)
+        wait_healthy(url, process, 120)
         # a clean stop (systemd's SIGTERM) ends the process with 0
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
