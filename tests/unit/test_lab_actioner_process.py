@@ -5,13 +5,13 @@ from __future__ import annotations
 import http.server
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lab.actioner_process import start_actioner, wait_healthy
+from tests.http_fixtures import serving
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,15 +27,8 @@ class _Health(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def healthy_url() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _child(code: str) -> subprocess.Popen[bytes]:
