@@ -59,7 +59,7 @@ import requests
 import yaml
 
 from lab import Lab
-from lab.actioner_process import start_actioner, wait_healthy
+from lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
 from lab.errors import LabError
 from lab.naming import lab_id_from_env
 from lab.teardown import teardown
@@ -412,9 +412,7 @@ class Campaign:
                 result.violations.append("fault_handled")
                 result.details.append(f"the final SIGTERM ended with {code}")
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
+            ensure_stopped(process)
         self._check(journal, result)
 
     def _inject(
@@ -442,9 +440,7 @@ class Campaign:
             if code != 0:
                 result.violations.append("fault_handled")
                 result.details.append(f"SIGTERM mid-migration ended with {code}")
-                if process.poll() is None:
-                    process.kill()
-                    process.wait(10)
+                ensure_stopped(process)
             return start_actioner(config, log, REPO)
         if fault in ("kill_source_libvirtd", "kill_destination_libvirtd"):
             host = SOURCE if fault == "kill_source_libvirtd" else destination

@@ -43,3 +43,10 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float) -> 
                 return
         time.sleep(0.2)
     raise RuntimeError("the actioner did not become healthy")
+
+
+def ensure_stopped(process: subprocess.Popen[bytes]) -> None:
+    """Kill ``process`` if it still runs, and reap it: the cleanup after a run, however it ended."""
+    if process.poll() is None:
+        process.kill()
+        process.wait(10)

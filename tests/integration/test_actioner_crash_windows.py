@@ -22,7 +22,7 @@ import pytest
 import requests
 import yaml
 
-from lab.actioner_process import start_actioner, wait_healthy
+from lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
 from tests.integration.confirm_faults import (
     confirm_never_arrives,
     copy_of,
@@ -107,9 +107,7 @@ def _kill_between_finish_and_confirm(lab, tmp_path: Path) -> tuple[Path, Path, s
             f"{libvirtd_log}"
         ) from None
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        ensure_stopped(process)
     assert copy_of(lab, DESTINATION, domain) == (
         libvirt.VIR_DOMAIN_RUNNING,
         libvirt.VIR_DOMAIN_RUNNING_MIGRATED,
@@ -141,9 +139,7 @@ def test_a_kill_between_finish_and_confirm_is_finished_from_proof(loaded_lab, tm
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        ensure_stopped(process)
     _expect_move_finished_then_chunk_made_whole(loaded_lab, journal, domain)
     text = log.read_text()
     # judged from proof: the paused source was destroyed beside the running copy, never resumed
@@ -203,9 +199,7 @@ def test_a_silent_destination_at_restart_leaves_the_source_paused_until_it_answe
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        ensure_stopped(process)
     _expect_move_finished_then_chunk_made_whole(lab, journal, domain)
 
 

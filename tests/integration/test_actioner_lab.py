@@ -25,7 +25,7 @@ import yaml
 from actioner.app import create_app
 from actioner.config import load_config
 from actioner.runtime import build_services
-from lab.actioner_process import start_actioner, wait_healthy
+from lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
 from lab.hosts import private_bridge_commands
 from lab.state import read_state
 from tests.actioner_fixtures import payload
@@ -359,9 +359,7 @@ def test_killing_the_actioner_mid_migration_leaves_every_domain_once_and_repeats
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        ensure_stopped(process)
     after = _journal_rows(journal)
     placement = assert_whole_cluster_sane(fresh_lab)
     assert not any(row[5] in ("running", "planned") for row in after), after

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.actioner_process import start_actioner, wait_healthy
+from lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
 from tests.http_fixtures import serving
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,3 +70,13 @@ def test_the_actioner_appends_its_output_to_the_log(tmp_path):
     text = log.read_text()
     assert text.startswith("earlier run\n")
     assert "virtbalance-actioner:" in text and "missing.yaml" in text
+
+
+def test_a_running_actioner_is_killed_and_reaped_one_that_ended_is_left_alone():
+    running = _child("import time; time.sleep(60)")
+    ensure_stopped(running)
+    assert running.returncode is not None and running.returncode < 0  # killed by a signal
+    ended = _child("raise SystemExit(0)")
+    ended.wait(10)
+    ensure_stopped(ended)
+    assert ended.returncode == 0
