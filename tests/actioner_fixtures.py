@@ -21,6 +21,24 @@ from actioner.services import Services
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "alertmanager"
 TOKEN = "s3cret-token-value"  # the token the recorded payloads were sent with
+# Where a fuzzed notification gets a random value: every field the webhook reads, and its parents.
+PAYLOAD_FIELDS: tuple[tuple[str | int, ...], ...] = (
+    ("version",),
+    ("status",),
+    ("groupKey",),
+    ("receiver",),
+    ("alerts",),
+    ("alerts", 0),
+    ("alerts", 0, "status"),
+    ("alerts", 0, "labels"),
+    ("alerts", 0, "labels", "host"),
+    ("alerts", 0, "labels", "alertname"),
+    ("alerts", 0, "startsAt"),
+    ("alerts", 0, "fingerprint"),
+    ("alerts", 0, "annotations"),
+)
+# Values a fuzzed field takes besides random ones: the words a real notification holds.
+PAYLOAD_WORDS = ("firing", "resolved", "4", "hv1", "HostSustainedOverload", "")
 
 
 class RecordingQueue:
