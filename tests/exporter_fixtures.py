@@ -15,11 +15,25 @@ from exporter.exposition import Family
 from exporter.source import LibvirtSource
 from exporter.topology import TopologyCache
 from tests.fixtures.exporter.fake_libvirt import (
+    FIXTURES,
     RECORDED_BRIDGES,
     FakeBridges,
     FakeClock,
     FakeConnection,
 )
+
+# Every series the established Go exporter (inovex v2.5.0) serves, with its label names.
+INOVEX_SERIES = FIXTURES / "inovex-v2.5.0-series.txt"
+
+
+def inovex_series() -> dict[str, set[str]]:
+    """Each series the established exporter serves, with its label names (from INOVEX_SERIES)."""
+    series = {}
+    for line in INOVEX_SERIES.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, *labels = line.split()
+            series[name] = set(labels)
+    return series
 
 
 def fake_collector(

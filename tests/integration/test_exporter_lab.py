@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.jobs import JobWatch, start_event_loop
 from lab import Lab
-from tests.exporter_fixtures import label_names
+from tests.exporter_fixtures import inovex_series, label_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -26,9 +26,6 @@ GO_EXPORTER = "prometheus-libvirt-exporter"
 GO_PORT = 19177
 INOVEX_STYLE_PORT = 19180
 MIB = 1024 * 1024
-INOVEX_SERIES = (
-    Path(__file__).resolve().parent.parent / "fixtures/exporter/inovex-v2.5.0-series.txt"
-)
 # inovex series whose data a lab guest cannot produce: its boot sector runs no balloon driver.
 NEEDS_GUEST_BALLOON_DRIVER = {
     "libvirt_domain_memory_stats_swap_in_bytes",
@@ -278,15 +275,6 @@ def test_drop_in_for_debians_go_exporter(
         if name == "libvirt_domain_interface_stats_receive_bytes_total"
     }
     assert go_ifaces == our_ifaces
-
-
-def inovex_series() -> dict[str, set[str]]:
-    series = {}
-    for line in INOVEX_SERIES.read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, *labels = line.split()
-            series[name] = set(labels)
-    return series
 
 
 @pytest.fixture

@@ -8,15 +8,13 @@ import subprocess
 import libvirt
 
 from exporter.exposition import render
-from tests.exporter_fixtures import fake_collector, label_names
+from tests.exporter_fixtures import fake_collector, inovex_series, label_names
 from tests.fixtures.exporter.fake_libvirt import (
-    FIXTURES,
     FakeConnection,
     FakePool,
     recorded_host,
 )
 
-INOVEX_SERIES = FIXTURES / "inovex-v2.5.0-series.txt"
 # What a guest with a virtio balloon driver adds to the bulk stats (libvirt's documented keys);
 # the recorded guests run a boot sector and have none.
 BALLOON_DRIVER_STATS = {
@@ -33,15 +31,6 @@ BALLOON_DRIVER_STATS = {
 }
 
 
-def expected_series() -> dict[str, set[str]]:
-    series = {}
-    for line in INOVEX_SERIES.read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, *labels = line.split()
-            series[name] = set(labels)
-    return series
-
-
 def host_with_everything() -> FakeConnection:
     """The recorded host plus what inovex's series need: a balloon driver, a pool, a job."""
     conn = FakeConnection(recorded_host())
@@ -56,7 +45,7 @@ def served(conn: FakeConnection) -> str:
 
 
 def test_fixture_lists_inovex_series():
-    series = expected_series()
+    series = inovex_series()
     assert len(series) == 67
     assert series["libvirt_domain_info_state"] == {"domain", "state_desc"}
     assert series["libvirt_storage_pool_state"] == {"storage_pool"}
@@ -64,16 +53,16 @@ def test_fixture_lists_inovex_series():
 
 def test_every_inovex_series_is_served_with_its_labels():
     ours = label_names(served(host_with_everything()))
-    missing = sorted(set(expected_series()) - set(ours))
+    missing = sorted(set(inovex_series()) - set(ours))
     assert not missing, f"inovex series we lack: {missing}"
-    for name, labels in expected_series().items():
+    for name, labels in inovex_series().items():
         assert labels <= ours[name], f"{name}: labels {sorted(labels - ours[name])} missing"
 
 
 def test_the_check_fails_without_the_data_behind_a_series():
     # Proves the test above can fail: the recorded guests have no balloon driver and no pool.
     ours = label_names(served(FakeConnection(recorded_host())))
-    missing = set(expected_series()) - set(ours)
+    missing = set(inovex_series()) - set(ours)
     assert "libvirt_domain_memory_stats_swap_in_bytes" in missing
     assert "libvirt_storage_pool_state" in missing
 
