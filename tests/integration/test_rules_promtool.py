@@ -41,6 +41,17 @@ def _rules_dir(repo_root: Path) -> Path:
     return repo_root / "alerting-rules"
 
 
+def _unit_test_with_policy(
+    repo_root: Path, tmp_path: Path, unit_test: str, changes: dict[str, object]
+) -> subprocess.CompletedProcess[str]:
+    """promtool running the checked-in unit test ``unit_test`` on rules from a policy with ``changes``."""
+    (tmp_path / "tests").mkdir()
+    shutil.copy(_rules_dir(repo_root) / "tests" / unit_test, tmp_path / "tests")
+    text = rulefile.render(Config(policy=Policy().replace(**changes)), source="policy.yaml")
+    (tmp_path / "virtbalance.rules.yml").write_text(text, encoding="utf-8")
+    return _run(str(PROMTOOL), "test", "rules", f"tests/{unit_test}", cwd=tmp_path)
+
+
 @needs_promtool
 @pytest.mark.parametrize("name", ["virtbalance.rules.yml", "virtbalance-lab.rules.yml"])
 def test_promtool_check_rules_on_the_checked_in_files(repo_root, name):
@@ -88,11 +99,7 @@ def test_promtool_unit_tests_pass(repo_root):
 )
 def test_the_cpu_unit_test_catches_a_changed_policy(repo_root, tmp_path, changes, failing_at):
     # The promtool tests pin the boundaries: rules from another policy must fail them.
-    (tmp_path / "tests").mkdir()
-    shutil.copy(_rules_dir(repo_root) / "tests" / "cpu-overload.test.yml", tmp_path / "tests")
-    text = rulefile.render(Config(policy=Policy().replace(**changes)), source="policy.yaml")
-    (tmp_path / "virtbalance.rules.yml").write_text(text, encoding="utf-8")
-    result = _run(str(PROMTOOL), "test", "rules", "tests/cpu-overload.test.yml", cwd=tmp_path)
+    result = _unit_test_with_policy(repo_root, tmp_path, "cpu-overload.test.yml", changes)
     assert result.returncode != 0, result.stdout
     assert failing_at in result.stdout + result.stderr
 
@@ -384,10 +391,6 @@ def test_documented_freeze_commands_create_the_silences_the_actioner_matches(
 def test_the_chronically_hot_unit_test_catches_a_changed_policy(
     repo_root, tmp_path, changes, failing_at
 ):
-    (tmp_path / "tests").mkdir()
-    shutil.copy(_rules_dir(repo_root) / "tests" / "chronically-hot.test.yml", tmp_path / "tests")
-    text = rulefile.render(Config(policy=Policy().replace(**changes)), source="policy.yaml")
-    (tmp_path / "virtbalance.rules.yml").write_text(text, encoding="utf-8")
-    result = _run(str(PROMTOOL), "test", "rules", "tests/chronically-hot.test.yml", cwd=tmp_path)
+    result = _unit_test_with_policy(repo_root, tmp_path, "chronically-hot.test.yml", changes)
     assert result.returncode != 0, result.stdout
     assert failing_at in result.stdout + result.stderr
