@@ -18,9 +18,20 @@ from actioner.journal import Journal
 from actioner.metrics import Metrics
 from actioner.runtime import build_services
 from actioner.services import Services
+from virtbalance.contract import ALERT_OVERLOAD
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "alertmanager"
 TOKEN = "s3cret-token-value"  # the token the recorded payloads were sent with
+# hv1's CPU overload as a rule evaluator posts it to Alertmanager's API (/api/v2/alerts).
+OVERLOAD_ALERT: dict[str, Any] = {
+    "labels": {
+        "alertname": ALERT_OVERLOAD,
+        "host": "hv1",
+        "resource": "cpu",
+        "severity": "warning",
+    },
+    "annotations": {"summary": "hv1 CPU above the policy"},
+}
 # Where a fuzzed notification gets a random value: every field the webhook reads, and its parents.
 PAYLOAD_FIELDS: tuple[tuple[str | int, ...], ...] = (
     ("version",),

@@ -12,7 +12,7 @@ import requests
 from actioner.config import load_config
 from actioner.libvirt_hosts import HostPool
 from actioner.snapshot_builder import SnapshotBuilder
-from tests.actioner_fixtures import serve_actioner
+from tests.actioner_fixtures import OVERLOAD_ALERT, serve_actioner
 from tests.integration.test_actioner_lab import wait_port_reusable, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
@@ -37,21 +37,14 @@ def test_alertmanager_deliveries_and_repeats_make_one_plan(lab, served_actioner)
         group_interval="1s",
         repeat_interval="2s",
     )
-    alert = {
-        "labels": {
-            "alertname": "HostSustainedOverload",
-            "host": "hv1",
-            "resource": "cpu",
-            "severity": "warning",
-        },
-        "annotations": {"summary": "hv1 CPU above the policy"},
-    }
     try:
         # Prometheus re-sends a firing alert every evaluation; so does this loop.
         deadline = time.monotonic() + 60
         delivered = 0.0
         while time.monotonic() < deadline:
-            requests.post(f"{am}/api/v2/alerts", json=[alert], timeout=5).raise_for_status()
+            requests.post(
+                f"{am}/api/v2/alerts", json=[OVERLOAD_ALERT], timeout=5
+            ).raise_for_status()
             headers = {"Authorization": f"Bearer {Path(token_file).read_text().strip()}"}
             metrics = requests.get(f"{url}/metrics", headers=headers, timeout=5).text
             delivered = _sample(metrics, 'virtbalance_webhook_requests_total{code="200"}')

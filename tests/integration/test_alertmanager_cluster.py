@@ -12,27 +12,17 @@ import requests
 import yaml
 
 from lab.demo.clients import Alertmanager
-from tests.actioner_fixtures import serve_actioner
+from tests.actioner_fixtures import OVERLOAD_ALERT, serve_actioner
 from tests.integration.test_actioner_lab import wait_port_reusable, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
-
-ALERT = {
-    "labels": {
-        "alertname": "HostSustainedOverload",
-        "host": "hv1",
-        "resource": "cpu",
-        "severity": "warning",
-    },
-    "annotations": {"summary": "hv1 CPU above the policy"},
-}
 
 
 def _alert() -> dict[str, Any]:
     """The alert as a rule evaluator sends it: with its start (Prometheus sends the same to every
     Alertmanager; without it each instance would stamp its own, making two alert instances)."""
     started = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
-    return {**ALERT, "startsAt": started}
+    return {**OVERLOAD_ALERT, "startsAt": started}
 
 
 def _config(lab, tmp_path: Path, alertmanager_url: str | None) -> Path:
