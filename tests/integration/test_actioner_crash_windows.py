@@ -28,7 +28,6 @@ from tests.integration.confirm_faults import (
     copy_of,
     ports_to,
     reset_connections,
-    wait_until,
 )
 from tests.integration.test_actioner_lab import (
     CHUNK,
@@ -40,6 +39,7 @@ from tests.integration.test_actioner_lab import (
     post_firing,
     write_config,
 )
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 __all__ = ["loaded_lab"]  # the fixture, imported for use here

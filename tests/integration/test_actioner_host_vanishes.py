@@ -4,8 +4,6 @@ afterwards every VM runs exactly once, no chunk is split, and the journal says w
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from tests.integration.test_actioner_lab import (
     run_app,
     write_config,
 )
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -43,16 +42,6 @@ def start_worker(services: Services) -> threading.Thread:
     worker = threading.Thread(target=services.worker.drain_queue, kwargs={"timeout": 300})
     worker.start()
     return worker
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def migrating(services: Services) -> dict[str, dict[str, Any]]:
@@ -90,7 +79,7 @@ def test_destination_libvirtd_killed_while_the_chunk_migrates_to_it(loaded_lab, 
     client, services = run_app(config)
     plan_id = post(client, firing(SOURCE)).get_json()["queued_plan"]
     worker = start_worker(services)
-    flight = wait_for(lambda: migrating(services), "the chunk's members migrating")
+    flight = wait_until("the chunk's members migrating", lambda: migrating(services), poll=0.05)
     (destination,) = {entry["destination"] for entry in flight.values()}
     lab.stop_libvirtd(destination)
     worker.join(300)
@@ -114,7 +103,7 @@ def test_source_libvirtd_killed_mid_plan(loaded_lab, revive, tmp_path):
     client, services = run_app(config)
     plan_id = post(client, firing(SOURCE)).get_json()["queued_plan"]
     worker = start_worker(services)
-    wait_for(lambda: migrating(services), "the chunk's members migrating")
+    wait_until("the chunk's members migrating", lambda: migrating(services), poll=0.05)
     lab.stop_libvirtd(SOURCE)
     worker.join(300)
     assert not worker.is_alive()
