@@ -16,6 +16,7 @@ from virtbalance.mixin.dashboards.panels import (
     Query,
     Threshold,
     bargauge,
+    policy_lines,
     stat,
     state_timeline,
     table,
@@ -43,8 +44,8 @@ def host_variable() -> Builder[dashboard.VariableModel]:
 
 
 def _load_row(policy: Policy) -> Row:
-    cpu_line = (Threshold(policy.cpu_target, "orange"), Threshold(policy.cpu_high, "red"))
-    memory_line = (Threshold(policy.memory_target, "orange"), Threshold(policy.memory_high, "red"))
+    cpu_line = policy_lines(policy.cpu_target, policy.cpu_high)
+    memory_line = policy_lines(policy.memory_target, policy.memory_high)
     return Row(
         "Load against capacity",
         [

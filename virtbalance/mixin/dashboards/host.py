@@ -13,7 +13,7 @@ from virtbalance.mixin.dashboards.capacity import OVERLOAD_MAPPINGS, UP_MAPPINGS
 from virtbalance.mixin.dashboards.panels import (
     Column,
     Query,
-    Threshold,
+    policy_lines,
     stat,
     table,
     timeseries,
@@ -84,7 +84,7 @@ def _summary_row() -> Row:
 
 
 def _cpu_row(policy: Policy) -> Row:
-    cpu_line = (Threshold(policy.cpu_target, "orange"), Threshold(policy.cpu_high, "red"))
+    cpu_line = policy_lines(policy.cpu_target, policy.cpu_high)
     return Row(
         "CPU",
         [
@@ -158,10 +158,7 @@ def _memory_io_row(policy: Policy) -> Row:
                 f"{policy.memory_high:.0%}.",
                 [Query(f"host:libvirt_memory_used:ratio{{{HOST}}}", "used")],
                 "percentunit",
-                thresholds=(
-                    Threshold(policy.memory_target, "orange"),
-                    Threshold(policy.memory_high, "red"),
-                ),
+                thresholds=policy_lines(policy.memory_target, policy.memory_high),
                 width=8,
             ),
             timeseries(
