@@ -13,6 +13,7 @@ from virtbalance.mixin.dashboards.board import Row
 from virtbalance.mixin.dashboards.board import build as board
 from virtbalance.mixin.dashboards.panels import (
     Column,
+    Panel,
     Query,
     Threshold,
     bargauge,
@@ -166,6 +167,20 @@ def _headroom_row(policy: Policy) -> Row:
     )
 
 
+def _largest_chunk_and_slot(
+    resource: str, description: str, chunks: str, slots: str, unit: str
+) -> Panel:
+    """The largest chunk's ``resource`` against the largest free slot of it, over time."""
+    return timeseries(
+        f"Largest chunk vs largest free slot: {resource}",
+        description,
+        [Query(f"max({chunks})", "largest chunk"), Query(f"max({slots})", "largest free slot")],
+        unit,
+        width=9,
+        max_points=CHUNK_POINTS,
+    )
+
+
 def _chunk_row(policy: Policy) -> Row:
     cpu_slot = q.free_cpu_slot_cores(policy)
     memory_slot = q.free_memory_slot_bytes(policy)
@@ -177,28 +192,20 @@ def _chunk_row(policy: Policy) -> Row:
     return Row(
         "Can the largest chunk still move?",
         [
-            timeseries(
-                "Largest chunk vs largest free slot: memory",
+            _largest_chunk_and_slot(
+                "memory",
                 "A chunk (domains chained by private networks or a group) moves whole, so the largest "
                 f"one must fit in one host's free slot. {slot_note}",
-                [
-                    Query(f"max({q.chunk_memory_bytes()})", "largest chunk"),
-                    Query(f"max({memory_slot})", "largest free slot"),
-                ],
+                q.chunk_memory_bytes(),
+                memory_slot,
                 "bytes",
-                width=9,
-                max_points=CHUNK_POINTS,
             ),
-            timeseries(
-                "Largest chunk vs largest free slot: CPU",
+            _largest_chunk_and_slot(
+                "CPU",
                 f"CPU the busiest chunk uses against the largest free CPU slot. {slot_note}",
-                [
-                    Query(f"max({q.chunk_cpu_cores()})", "largest chunk"),
-                    Query(f"max({cpu_slot})", "largest free slot"),
-                ],
+                q.chunk_cpu_cores(),
+                cpu_slot,
                 "suffix: cores",
-                width=9,
-                max_points=CHUNK_POINTS,
             ),
             stat(
                 "Chunks no other host can take",
