@@ -13,9 +13,7 @@ from tests.integration.test_local_storage_lab import (
     CHUNK,
     DESTINATION,
     SOURCE,
-    WRITES_BEFORE_MOVE,
-    acks,
-    drain_source,
+    move_while_writing,
     stop_guest,
     wait_for_acks,
 )
@@ -41,13 +39,9 @@ def test_an_incremental_move_copies_the_overlays_onto_the_destinations_base(over
         spec = lab.scenario.domain(name)
         base = lab.disk_image(name, DESTINATION).with_name(str(spec.base_file))
         bases[name] = (base, digest(base))
-        wait_for_acks(lab, name, WRITES_BEFORE_MOVE)
-    services, plan_id, _ = drain_source(lab, tmp_path, copy_storage="incremental")
-    plan = services.journal.plan(plan_id)
-    assert plan.state == "executed", plan.detail
-    at_switchover = {name: acks(lab, name)[-1] for name in CHUNK}
-    running = lab.running_hosts()
-    assert {name: running[name] for name in CHUNK} == {name: [DESTINATION] for name in CHUNK}
+    services, plan_id, _, at_switchover = move_while_writing(
+        lab, tmp_path, copy_storage="incremental"
+    )
     for name in CHUNK:
         wait_for_acks(lab, name, at_switchover[name] + 50)
     rows = {r.domain: r for r in services.journal.migrations(plan_id)}
