@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.jobs import JobWatch, start_event_loop
 from lab import Lab
 from tests.exporter_fixtures import inovex_series, label_names
+from tests.waiting import wait_answering
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -220,15 +221,7 @@ def go_exporter(lab: Lab) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                fetch(target)
-                break
-            except OSError:
-                assert process.poll() is None, f"{GO_EXPORTER} exited with {process.returncode}"
-                assert time.monotonic() < deadline, f"{GO_EXPORTER} did not come up on {target}"
-                time.sleep(0.2)
+        wait_answering(f"{GO_EXPORTER} on {target}", lambda: fetch(target), process, 20)
         yield target
     finally:
         process.terminate()

@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.waiting import wait_answering
 from virtbalance.mixin import rulefile
 from virtbalance.mixin.config import Config
 from virtbalance.policy import Policy
@@ -295,6 +295,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _ready(url: str) -> None:
+    """OSError (urllib's HTTPError is one) until ``url`` answers 200."""
+    with urllib.request.urlopen(url, timeout=1) as response:
+        if response.status != 200:
+            raise OSError(f"{url} answered {response.status}")
+
+
 @pytest.fixture
 def alertmanager(tmp_path):
     if ALERTMANAGER is None or AMTOOL is None:
@@ -317,16 +324,7 @@ def alertmanager(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        wait_answering("Alertmanager", lambda: _ready(f"{url}/-/ready"), proc, 20)
         yield url
     finally:
         proc.terminate()
