@@ -449,33 +449,29 @@ def test_missing_bridges_make_destinations_ineligible_unless_managed(bridgeless_
     services.close()
 
 
-def test_status_and_vms_read_the_live_cluster(lab, tmp_path):
-    config = write_config(lab, tmp_path)
-    cli = [str(REPO / ".venv" / "bin" / "virtbalance")]
-    status = subprocess.run(
-        [*cli, "status", "--json", "--config", str(config)],
+def _virtbalance_json(command: str, *args: str) -> Any:
+    """What ``virtbalance COMMAND --json ARGS`` (the repository's venv) prints; it must exit 0."""
+    done = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "virtbalance"), command, "--json", *args],
         check=False,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert status.returncode == 0, status.stderr
-    data = json.loads(status.stdout)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_status_and_vms_read_the_live_cluster(lab, tmp_path):
+    config = write_config(lab, tmp_path)
+    data = _virtbalance_json("status", "--config", str(config))
     placement = lab.placement()
     assert data["unreachable"] == []
     assert {r["host"]: r["domains"] for r in data["hosts"]} == {
         h.name: sum(1 for host in placement.values() if host == h.name) for h in lab.hosts
     }
     assert {r["host"]: r["cpus"] for r in data["hosts"]}[SOURCE] == 0.1
-    vms = subprocess.run(
-        [*cli, "vms", "--json", "--config", str(config), f"{SOURCE}/*", "*cache*"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert vms.returncode == 0, vms.stderr
-    rows = json.loads(vms.stdout)["domains"]
+    rows = _virtbalance_json("vms", "--config", str(config), f"{SOURCE}/*", "*cache*")["domains"]
     expected = {d for d, h in placement.items() if h == SOURCE} | {"cache1", "cache2"}
     assert {r["domain"] for r in rows} == expected
     chunks = {r["domain"]: r["chunk"] for r in rows}
@@ -552,22 +548,7 @@ def test_announced_moves_can_be_vetoed_by_silencing_them(loaded_lab, tmp_path):
 def test_plan_live_plans_against_the_lab_without_moving_anything(lab, tmp_path):
     config = write_config(lab, tmp_path)
     before = lab.placement()
-    result = subprocess.run(
-        [
-            str(REPO / ".venv" / "bin" / "virtbalance"),
-            "plan",
-            "--live",
-            "--json",
-            "--config",
-            str(config),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    plan = json.loads(result.stdout)
+    plan = _virtbalance_json("plan", "--live", "--config", str(config))
     assert plan["mode"] == "relieve"
     # only hv1 is declared small enough to be overloaded; every move leaves it, to a real host
     assert all(m["source"] == SOURCE for m in plan["migrations"]), plan
