@@ -60,6 +60,7 @@ import yaml
 
 from lab import Lab
 from lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
+from lab.demo.stack import actioner_hosts
 from lab.errors import LabError
 from lab.naming import lab_id_from_env
 from lab.teardown import teardown
@@ -350,16 +351,8 @@ class Campaign:
         token = directory / "token"
         token.write_text(TOKEN)
         data = {
-            "hosts": {
-                h.name: {
-                    "uri": h.libvirt_uri,
-                    "migration_uri": h.migration_uri,
-                    # a tiny declared capacity makes the chunk's idle guests an overload of hv1
-                    "cpus": 0.1 if h.name == SOURCE else 16,
-                    "memory": h.memory_bytes,
-                }
-                for h in self.lab.hosts
-            },
+            # a tiny declared capacity makes the chunk's idle guests an overload of hv1
+            "hosts": actioner_hosts(self.lab.hosts, lambda h: 0.1 if h.name == SOURCE else 16),
             "policy": self.policy,
             "journal": {"path": str(journal_dir / "journal.sqlite")},
             "webhook": {"token_file": str(token), "listen": f"127.0.0.1:{free_port()}"},

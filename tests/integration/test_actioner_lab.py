@@ -26,6 +26,7 @@ from actioner.app import create_app
 from actioner.config import load_config
 from actioner.runtime import build_services
 from lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
+from lab.demo.stack import actioner_hosts
 from lab.hosts import private_bridge_commands
 from lab.state import read_state
 from tests.actioner_fixtures import payload
@@ -48,15 +49,7 @@ def write_config(
     token.write_text(TOKEN)
     base_policy = yaml.safe_load((REPO / "alerting-rules" / "policy-lab.yaml").read_text())
     data: dict[str, Any] = {
-        "hosts": {
-            h.name: {
-                "uri": h.libvirt_uri,
-                "migration_uri": h.migration_uri,
-                "cpus": 0.1 if h.name == overloaded else 16,
-                "memory": h.memory_bytes,
-            }
-            for h in lab.hosts
-        },
+        "hosts": actioner_hosts(lab.hosts, lambda h: 0.1 if h.name == overloaded else 16),
         "policy": {**base_policy, **(policy or {})},
         "journal": {"path": str(tmp_path / "journal.sqlite")},
         "webhook": {"token_file": str(token), "listen": f"127.0.0.1:{free_port()}"},
