@@ -49,7 +49,7 @@ PAYLOAD_FIELDS: tuple[tuple[str | int, ...], ...] = (
     ("alerts", 0, "annotations"),
 )
 # Values a fuzzed field takes besides random ones: the words a real notification holds.
-PAYLOAD_WORDS = ("firing", "resolved", "4", "hv1", "HostSustainedOverload", "")
+PAYLOAD_WORDS = ("firing", "resolved", "4", "hv1", ALERT_OVERLOAD, "")
 
 
 class RecordingQueue:
