@@ -15,21 +15,13 @@
 bits 16
 org 0x7c00
 
-COM1 equ 0x3f8
-TICKS equ 0x046c
+%include "common.inc"
 RING equ 32768              ; counter sectors 1..RING (16 MiB); the disk is larger
 WRITES_PER_TICK equ 4
 BUFFER equ 0x8000           ; one sector: "VBCN", counter, zeros
 
 start:
-    cli
-    xor ax, ax
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov sp, 0x7c00
-    cld
-    sti
+    boot_start
     mov [drive], dl         ; the BIOS boots with the boot drive in DL
     mov di, BUFFER          ; the sector buffer: zeros, then the magic
     mov cx, 256
@@ -132,12 +124,7 @@ hexc:                       ; AL (0..15) as one hex digit on COM1
     cmp al, '9'
     jbe putc
     add al, 'a' - '0' - 10
-putc:                       ; write AL to COM1 (QEMU's UART needs no setup and never blocks)
-    push dx
-    mov dx, COM1
-    out dx, al
-    pop dx
-    ret
+putc_routine
 
 drive: db 0x80
 level: db 0

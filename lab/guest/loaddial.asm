@@ -10,18 +10,10 @@
 bits 16
 org 0x7c00
 
-COM1 equ 0x3f8
-TICKS equ 0x046c
+%include "common.inc"
 
 start:
-    cli
-    xor ax, ax
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov sp, 0x7c00
-    cld
-    sti
+    boot_start
     mov al, 'R'
     call putc
     mov al, 10
@@ -58,12 +50,7 @@ main:
     hlt                     ; idle phase: sleep until the next timer or keyboard interrupt
     jmp main
 
-putc:                       ; write AL to COM1 (QEMU's UART needs no setup and never blocks)
-    push dx
-    mov dx, COM1
-    out dx, al
-    pop dx
-    ret
+putc_routine
 
 level: db 0
 
