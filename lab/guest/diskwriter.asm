@@ -89,11 +89,7 @@ main:
     dec byte [burst]
     jnz main
     mov byte [burst], WRITES_PER_TICK
-    mov ax, [TICKS]         ; phase of this tick in a cycle of 9
-    xor dx, dx
-    mov bx, 9
-    div bx
-    cmp dl, [level]
+    tick_phase
     jb .spin
     hlt                     ; idle phase: sleep until the next timer tick
     jmp main

@@ -41,11 +41,7 @@ main:
     jmp main
 
 .no_key:
-    mov ax, [TICKS]         ; phase of this tick in a cycle of 9
-    xor dx, dx
-    mov bx, 9
-    div bx
-    cmp dl, [level]
+    tick_phase
     jb main                 ; busy phase: keep polling, which is the spinning
     hlt                     ; idle phase: sleep until the next timer or keyboard interrupt
     jmp main
