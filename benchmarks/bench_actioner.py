@@ -29,18 +29,11 @@ from virtbalance.plan import Migration
 from virtbalance.snapshot import Snapshot
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.actioner_fixtures import RecordingQueue  # noqa: E402
+
 PAYLOAD = REPO / "tests" / "fixtures" / "alertmanager" / "firing_hv1.json"
-
-
-class _Queue:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def submit(self, plan_id: int) -> None:
-        self.count += 1
-
-    def status(self) -> dict[str, Any]:
-        return {"alive": True}
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -66,7 +59,7 @@ def bench_webhook(requests_count: int) -> dict[str, Any]:
             base=base,
         )
         journal = Journal(config.journal_path)
-        queue = _Queue()
+        queue = RecordingQueue()
         services = Services(config, journal, Metrics(), queue, "bench")
         server = waitress.server.create_server(
             create_app(config, services=services), host="127.0.0.1", port=0, threads=4
@@ -93,7 +86,7 @@ def bench_webhook(requests_count: int) -> dict[str, Any]:
         server.close()
         thread.join(5)
         journal.close()
-    assert queue.count == requests_count, "each new overload queues exactly one plan"
+    assert len(queue.submitted) == requests_count, "each new overload queues exactly one plan"
     return {
         "requests": requests_count,
         "new": _percentiles(new),

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import io
 import itertools
 import json
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -39,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 if "--exporter-root" in sys.argv:
     # A child of --baseline: that commit's exporter, this tree's fake libvirt and benchmark.
     sys.path.insert(0, sys.argv[sys.argv.index("--exporter-root") + 1])
+
+from baseline_tree import export_tree  # noqa: E402
 
 from exporter.collector import LibvirtCollector  # noqa: E402
 from exporter.jobs import JobWatch  # noqa: E402
@@ -90,17 +90,6 @@ def busy(conn: FakeConnection, step: int) -> None:
             if type(value) is int and key.endswith(COUNTER_SUFFIXES):
                 stats[key] = value + step * (index + 7919)
         domain.info_values[4] += step * 1_000_003  # CPU time from virDomainGetInfo
-
-
-def export_tree(ref: str, into: Path) -> None:
-    """The exporter and shared packages as committed at ``ref`` (git archive: no worktree)."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", ref, "exporter", "virtbalance"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
 
 
 def compare(ref: str, args: argparse.Namespace) -> int:

@@ -13,14 +13,12 @@ each migration runs.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import re
 import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -30,22 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from baseline_tree import export_tree  # noqa: E402
+
 from lab import Lab  # noqa: E402
 
 GO_PORT = 19177
 BASELINE_PORT = 19179
 STAGE = re.compile(r'libvirt_exporter_scrape_duration_seconds\{stage="(\w+)"\} (\S+)')
-
-
-def export_tree(ref: str, into: Path) -> None:
-    """The exporter and shared packages as committed at ``ref`` (git archive: no worktree)."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", ref, "exporter", "virtbalance"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
 
 
 def scenario_yaml(domains: int) -> str:

@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 from simulator.cluster import ClusterSpec  # noqa: E402
 from simulator.config import Simulation, TraceSpec  # noqa: E402
 from simulator.plot import plot_hosts  # noqa: E402
-from simulator.report import reduction_pct, table, to_json  # noqa: E402
+from simulator.report import RIVAL_POINTS, reduction_pct, rivals, table, to_json  # noqa: E402
 from simulator.run import Comparison, compare  # noqa: E402
 from simulator.traces import GIB  # noqa: E402
 
@@ -32,26 +32,23 @@ DEFAULT_TRACES = REPO.parent / "shared" / "traces" / "bitbrains-rnd-2013-7"
 
 
 def goals(comparison: Comparison) -> list[str]:
-    by_name = {r.metrics.policy: r.metrics for r in comparison.results}
-    base = by_name["none"].overloaded_host_time_pct
-    ours = by_name["virtbalance"]
-    cut = reduction_pct(base, ours.overloaded_host_time_pct)
+    ours, cut, others = rivals(comparison.results)
     lines = [
         f"- virtbalance cuts overloaded host-time by {cut:.1f}% (goal >= 90%): {'met' if cut >= 90 else 'MISSED'}"
     ]
-    for name, metrics in by_name.items():
-        if name in ("none", "virtbalance"):
-            continue
-        other = reduction_pct(base, metrics.overloaded_host_time_pct)
-        if other >= cut - 10.0:
+    for rival in others:
+        name, metrics = rival.name, rival.metrics
+        if rival.close:
             verdict = "met" if ours.migrations < metrics.migrations else "MISSED"
             lines.append(
-                f"- {name} cuts {other:.1f}% (within 10 points): virtbalance {ours.migrations} "
-                f"vs {metrics.migrations} migrations, {ours.migrated_gib:.0f} vs "
+                f"- {name} cuts {rival.cut:.1f}% (within {RIVAL_POINTS:g} points): virtbalance "
+                f"{ours.migrations} vs {metrics.migrations} migrations, {ours.migrated_gib:.0f} vs "
                 f"{metrics.migrated_gib:.0f} GiB: {verdict}"
             )
         else:
-            lines.append(f"- {name} cuts {other:.1f}%: more than 10 points short, not compared")
+            lines.append(
+                f"- {name} cuts {rival.cut:.1f}%: more than {RIVAL_POINTS:g} points short, not compared"
+            )
     return lines
 
 

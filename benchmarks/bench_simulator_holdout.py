@@ -30,7 +30,13 @@ sys.path.insert(0, str(REPO))
 from simulator.cluster import ClusterSpec, HostGroup  # noqa: E402
 from simulator.config import Simulation, TraceSpec  # noqa: E402
 from simulator.plot import plot_hosts  # noqa: E402
-from simulator.report import diagnosis_table, reduction_pct, table, to_json  # noqa: E402
+from simulator.report import (  # noqa: E402
+    RIVAL_POINTS,
+    diagnosis_table,
+    rivals,
+    table,
+    to_json,
+)
 from simulator.run import Comparison, compare  # noqa: E402
 from simulator.traces import GIB, Workload  # noqa: E402
 from virtbalance.policy import Policy  # noqa: E402
@@ -90,29 +96,26 @@ def sized(workload: Workload) -> ClusterSpec:
 
 
 def goals(comparison: Comparison, seconds: float) -> tuple[list[str], bool]:
-    by_name = {r.metrics.policy: r.metrics for r in comparison.results}
-    base = by_name["none"].overloaded_host_time_pct
-    ours = by_name["virtbalance"]
-    cut = reduction_pct(base, ours.overloaded_host_time_pct)
+    ours, cut, others = rivals(comparison.results)
     ok = cut >= 90.0 and ours.chunk_splits == 0 and ours.flaps == 0 and seconds <= LIMIT_SECONDS
     lines = [
         f"- virtbalance cuts overloaded host-time by {cut:.1f}% (goal >= 90%), "
         f"{ours.migrations} migrations, {ours.chunk_splits} splits, {ours.flaps} flaps; "
         f"load + all policies {seconds:.1f} s (goal <= 60 s)"
     ]
-    for name, metrics in by_name.items():
-        if name in ("none", "virtbalance"):
-            continue
-        other = reduction_pct(base, metrics.overloaded_host_time_pct)
-        if other >= cut - 10.0:
-            fewer = ours.migrations < metrics.migrations
+    for rival in others:
+        if rival.close:
+            fewer = ours.migrations < rival.metrics.migrations
             ok = ok and fewer
             lines.append(
-                f"- {name} cuts {other:.1f}% (within 10 points): {ours.migrations} vs "
-                f"{metrics.migrations} migrations: {'met' if fewer else 'MISSED'}"
+                f"- {rival.name} cuts {rival.cut:.1f}% (within {RIVAL_POINTS:g} points): "
+                f"{ours.migrations} vs {rival.metrics.migrations} migrations: "
+                f"{'met' if fewer else 'MISSED'}"
             )
         else:
-            lines.append(f"- {name} cuts {other:.1f}%: more than 10 points short")
+            lines.append(
+                f"- {rival.name} cuts {rival.cut:.1f}%: more than {RIVAL_POINTS:g} points short"
+            )
     return lines, ok
 
 

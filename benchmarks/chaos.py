@@ -59,9 +59,12 @@ import requests
 import yaml
 
 from lab import Lab
+from lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
+from lab.demo.stack import actioner_hosts
 from lab.errors import LabError
 from lab.naming import lab_id_from_env
 from lab.teardown import teardown
+from virtbalance.contract import ALERT_OVERLOAD
 from virtbalance.domain_metadata import NAMESPACE, PREFIX, Placement
 
 REPO = Path(__file__).resolve().parent.parent
@@ -236,14 +239,14 @@ def alert(host: str) -> dict[str, Any]:
     """A firing HostSustainedOverload notification for ``host``, as Alertmanager sends it (version 4)."""
     now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
     fingerprint = hashlib.sha256(f"{host}{now}".encode()).hexdigest()[:16]
-    labels = {"alertname": "HostSustainedOverload", "host": host, "resource": "cpu"}
+    labels = {"alertname": ALERT_OVERLOAD, "host": host, "resource": "cpu"}
     return {
         "version": "4",
-        "groupKey": f'{{}}:{{alertname="HostSustainedOverload", host="{host}"}}',
+        "groupKey": f'{{}}:{{alertname="{ALERT_OVERLOAD}", host="{host}"}}',
         "truncatedAlerts": 0,
         "status": "firing",
         "receiver": "virtbalance",
-        "groupLabels": {"alertname": "HostSustainedOverload", "host": host},
+        "groupLabels": {"alertname": ALERT_OVERLOAD, "host": host},
         "commonLabels": labels,
         "commonAnnotations": {},
         "externalURL": "http://127.0.0.1:9093",
@@ -348,16 +351,8 @@ class Campaign:
         token = directory / "token"
         token.write_text(TOKEN)
         data = {
-            "hosts": {
-                h.name: {
-                    "uri": h.libvirt_uri,
-                    "migration_uri": h.migration_uri,
-                    # a tiny declared capacity makes the chunk's idle guests an overload of hv1
-                    "cpus": 0.1 if h.name == SOURCE else 16,
-                    "memory": h.memory_bytes,
-                }
-                for h in self.lab.hosts
-            },
+            # a tiny declared capacity makes the chunk's idle guests an overload of hv1
+            "hosts": actioner_hosts(self.lab.hosts, lambda h: 0.1 if h.name == SOURCE else 16),
             "policy": self.policy,
             "journal": {"path": str(journal_dir / "journal.sqlite")},
             "webhook": {"token_file": str(token), "listen": f"127.0.0.1:{free_port()}"},
@@ -379,9 +374,9 @@ class Campaign:
         self, config: Path, journal: Path, log: Path, rng: random.Random, result: RoundResult
     ) -> None:
         url = f"http://{yaml.safe_load(config.read_text())['webhook']['listen']}"
-        process = start_actioner(config, log)
+        process = start_actioner(config, log, REPO)
         try:
-            wait_healthy(url, process)
+            wait_healthy(url, process, 300.0)
             answer = requests.post(
                 f"{url}/api/v1/alerts",
                 json=alert(SOURCE),
@@ -398,8 +393,8 @@ class Campaign:
             if process.poll() is not None:
                 result.violations.append("fault_handled")
                 result.details.append(f"the actioner died on its own ({process.returncode})")
-                process = start_actioner(config, log)
-            wait_healthy(url, process)
+                process = start_actioner(config, log, REPO)
+            wait_healthy(url, process, 300.0)
             problem = wait_settled(journal, SETTLE_TIMEOUT)
             if problem:
                 result.details.append(problem)
@@ -410,9 +405,7 @@ class Campaign:
                 result.violations.append("fault_handled")
                 result.details.append(f"the final SIGTERM ended with {code}")
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
+            ensure_stopped(process)
         self._check(journal, result)
 
     def _inject(
@@ -430,7 +423,7 @@ class Campaign:
         if fault == "sigkill":
             process.kill()
             process.wait(10)
-            return start_actioner(config, log)
+            return start_actioner(config, log, REPO)
         if fault == "sigterm":
             process.send_signal(signal.SIGTERM)
             try:
@@ -440,10 +433,8 @@ class Campaign:
             if code != 0:
                 result.violations.append("fault_handled")
                 result.details.append(f"SIGTERM mid-migration ended with {code}")
-                if process.poll() is None:
-                    process.kill()
-                    process.wait(10)
-            return start_actioner(config, log)
+                ensure_stopped(process)
+            return start_actioner(config, log, REPO)
         if fault in ("kill_source_libvirtd", "kill_destination_libvirtd"):
             host = SOURCE if fault == "kill_source_libvirtd" else destination
             self.lab.stop_libvirtd(host)
@@ -469,7 +460,7 @@ class Campaign:
             filler.unlink()
             return process
         if fault == "second_actioner":
-            second = start_actioner(config, log)
+            second = start_actioner(config, log, REPO)
             try:
                 code = second.wait(30)
             except subprocess.TimeoutExpired:
@@ -595,38 +586,6 @@ class Campaign:
 
     def say(self, text: str) -> None:
         print(text, file=self.log, flush=True)
-
-
-def start_actioner(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "actioner.main",
-                "--config",
-                str(config),
-                "--log-level",
-                "DEBUG",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"the actioner exited with {process.returncode} before it was healthy"
-            )
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError("the actioner did not become healthy")
 
 
 def _query(journal: Path, sql: str) -> list[tuple[Any, ...]]:

@@ -34,7 +34,15 @@ from actioner.serving import Served
 from virtbalance.webconfig import TLSServerConfig
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO / "tests" / "fixtures" / "alertmanager"
+sys.path.insert(0, str(REPO))
+
+from tests.actioner_fixtures import (  # noqa: E402
+    PAYLOAD_FIELDS,
+    PAYLOAD_WORDS,
+    RecordingQueue,
+    payload,
+)
+
 TOKEN = "fuzz-token"
 CAP = 64 * 1024
 KINDS = (
@@ -49,21 +57,6 @@ KINDS = (
     "no_token",
     "valid",
 )
-_FIELDS = [
-    ("version",),
-    ("status",),
-    ("groupKey",),
-    ("receiver",),
-    ("alerts",),
-    ("alerts", 0),
-    ("alerts", 0, "status"),
-    ("alerts", 0, "labels"),
-    ("alerts", 0, "labels", "host"),
-    ("alerts", 0, "labels", "alertname"),
-    ("alerts", 0, "startsAt"),
-    ("alerts", 0, "fingerprint"),
-    ("alerts", 0, "annotations"),
-]
 _STRING_FIELDS = [
     ("groupKey",),
     ("receiver",),
@@ -74,25 +67,13 @@ _STRING_FIELDS = [
 ]
 
 
-class _Queue:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def submit(self, plan_id: int) -> None:
-        self.count += 1
-
-    def status(self) -> dict[str, Any]:
-        return {"alive": True}
-
-
 class Bodies:
     """Seeded generator of hostile bodies (kind, bytes, headers)."""
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
         self.templates = [
-            json.loads((FIXTURES / f"{name}.json").read_text())
-            for name in ("firing_hv1", "resolved_hv1", "firing_two_hosts")
+            payload(name) for name in ("firing_hv1", "resolved_hv1", "firing_two_hosts")
         ]
         self.counter = 0
 
@@ -115,7 +96,7 @@ class Bodies:
         if choice == 4:
             return self._string()
         if choice == 5:
-            return rng.choice(["firing", "resolved", "4", "hv1", "HostSustainedOverload", ""])
+            return rng.choice(PAYLOAD_WORDS)
         if choice in (6, 7):
             return [self._value(depth + 1) for _ in range(rng.randrange(4))]
         return {self._string(): self._value(depth + 1) for _ in range(rng.randrange(4))}
@@ -146,7 +127,7 @@ class Bodies:
         body = self._fresh()
         if kind == "mutated":
             for _ in range(rng.randrange(1, 4)):
-                self._set(body, rng.choice(_FIELDS), self._value())
+                self._set(body, rng.choice(PAYLOAD_FIELDS), self._value())
             raw = json.dumps(body, ensure_ascii=rng.random() < 0.5).encode("utf-8", "surrogatepass")
         elif kind == "surrogate":
             self._set(body, rng.choice(_STRING_FIELDS), "x" + chr(rng.randrange(0xD800, 0xE000)))
@@ -195,11 +176,10 @@ def run(count: int, seed: int, tls: bool) -> dict[str, Any]:
             base=base,
         )
         journal = Journal(config.journal_path)
-        services = Services(config, journal, Metrics(), _Queue(), TOKEN)
+        services = Services(config, journal, Metrics(), RecordingQueue(), TOKEN)
         tls_config = None
         context: ssl.SSLContext | None = None
         if tls:
-            sys.path.insert(0, str(REPO))
             from tests.tls_fixtures import make_certs  # noqa: PLC0415 - only with --tls
 
             certs = make_certs(base / "certs")

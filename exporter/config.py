@@ -105,22 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="declared memory of this host in bytes, overriding libvirt's node info",
     )
-    parser.add_argument(
-        "--bridge.private",
-        dest="private",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="treat this bridge or libvirt network as private (repeatable)",
-    )
-    parser.add_argument(
-        "--bridge.public",
-        dest="public",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="treat this bridge or libvirt network as public (repeatable)",
-    )
+    for kind in ("private", "public"):
+        parser.add_argument(
+            f"--bridge.{kind}",
+            dest=kind,
+            action="append",
+            default=[],
+            metavar="NAME",
+            help=f"treat this bridge or libvirt network as {kind} (repeatable)",
+        )
     parser.add_argument(
         "--scrape.timeout",
         dest="timeout",

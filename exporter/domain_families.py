@@ -256,6 +256,27 @@ def _series(
     )
 
 
+def _keyed(
+    prefix: str, series: tuple[tuple[str, str, str, float], ...], labels: tuple[str, ...]
+) -> tuple[tuple[int, str], ...]:
+    """Each of ``series``' families with the bulk-stats key it reads."""
+    families = _series(prefix, series, labels)
+    return tuple(zip(families, (key for _, key, _, _ in series), strict=True))
+
+
+def _domain_gauges(*families: tuple[str, str]) -> tuple[int, ...]:
+    """Gauges of one sample per domain, from (name, help) pairs."""
+    return tuple(_add("gauge", name, text, DOMAIN_LABELS) for name, text in families)
+
+
+def _domain_keys(*families: tuple[str, str, str, float, str]) -> tuple[tuple[int, str], ...]:
+    """Families of one sample per domain straight from a bulk-stats key: (kind, name, help, divisor, key)."""
+    return tuple(
+        (_add(kind, name, text, DOMAIN_LABELS, factor), key)
+        for kind, name, text, factor, key in families
+    )
+
+
 STATE_CODE = _add("gauge", "libvirt_domain_state_code", "State of the domain.", DOMAIN_LABELS)
 INFO_STATE = _add(
     "gauge",
@@ -280,70 +301,51 @@ OPENSTACK = _add(
 )
 # Every family with one sample per domain straight from a bulk-stats key.
 DOMAIN_KEYS = (
-    (
-        _add(
+    *_domain_keys(
+        (
             "counter",
             c.DOMAIN_CPU_SECONDS,
             "Amount of CPU time used by the domain, in seconds.",
-            DOMAIN_LABELS,
             NS,
+            "cpu.time",
         ),
-        "cpu.time",
-    ),
-    (
-        _add(
+        (
             "gauge",
             c.DOMAIN_VIRTUAL_CPUS,
             "Number of virtual CPUs for the domain.",
-            DOMAIN_LABELS,
+            1,
+            "vcpu.current",
         ),
-        "vcpu.current",
-    ),
-    (
-        _add(
+        (
             "gauge",
             c.DOMAIN_MAXIMUM_MEMORY,
             "Maximum allowed memory of the domain, in bytes.",
-            DOMAIN_LABELS,
             FROM_KIB,
+            "balloon.maximum",
         ),
-        "balloon.maximum",
-    ),
-    (
-        _add(
+        (
             "gauge",
             "libvirt_domain_info_memory_usage_bytes",
             "Memory usage of the domain, in bytes.",
-            DOMAIN_LABELS,
             FROM_KIB,
+            "balloon.current",
         ),
-        "balloon.current",
-    ),
-    (
-        _add(
+        (
             "gauge",
             c.DOMAIN_MEMORY_RSS,
             "Resident memory of the domain's process on the host, in bytes.",
-            DOMAIN_LABELS,
             FROM_KIB,
+            "balloon.rss",
         ),
-        "balloon.rss",
-    ),
-    (
-        _add(
+        (
             "gauge",
             "libvirt_domain_memory_balloon_current_bytes",
             "Memory the balloon currently gives the guest, in bytes.",
-            DOMAIN_LABELS,
             FROM_KIB,
+            "balloon.current",
         ),
-        "balloon.current",
     ),
-    *zip(
-        _series("libvirt_domain_memory_stats", MEMORY_SERIES, DOMAIN_LABELS),
-        (key for _, key, _, _ in MEMORY_SERIES),
-        strict=True,
-    ),
+    *_keyed("libvirt_domain_memory_stats", MEMORY_SERIES, DOMAIN_LABELS),
 )
 USED_PERCENT = _add(
     "gauge",
@@ -351,68 +353,43 @@ USED_PERCENT = _add(
     "Memory the guest uses, in percent of the memory it sees (available - usable).",
     DOMAIN_LABELS,
 )
-DOMAIN_KEYS += (
+DOMAIN_KEYS += _domain_keys(
+    ("gauge", "libvirt_domain_vcpu_current", "Number of current online vCPUs.", 1, "vcpu.current"),
+    ("gauge", "libvirt_domain_vcpu_maximum", "Number of maximum online vCPUs.", 1, "vcpu.maximum"),
+)
+VCPU = _keyed("libvirt_domain_vcpu", VCPU_SERIES, VCPU_LABELS)
+(
+    MIGRATING,
+    MIGRATION_DIRTY,
+    MIGRATION_BANDWIDTH,
+    MIGRATION_ITERATION,
+    MIGRATION_REMAINING,
+    MIGRATION_DOWNTIME,
+) = _domain_gauges(
     (
-        _add(
-            "gauge",
-            "libvirt_domain_vcpu_current",
-            "Number of current online vCPUs.",
-            DOMAIN_LABELS,
-        ),
-        "vcpu.current",
+        "libvirt_domain_migration_in_progress",
+        "1 while a migration job of the domain runs on this host.",
     ),
     (
-        _add(
-            "gauge",
-            "libvirt_domain_vcpu_maximum",
-            "Number of maximum online vCPUs.",
-            DOMAIN_LABELS,
-        ),
-        "vcpu.maximum",
+        "libvirt_domain_migration_memory_dirty_rate_bytes_per_second",
+        "Rate at which the guest dirties memory during its outgoing migration, in bytes per second.",
     ),
-)
-VCPU = tuple(
-    zip(
-        _series("libvirt_domain_vcpu", VCPU_SERIES, VCPU_LABELS),
-        (f for _, f, _, _ in VCPU_SERIES),
-        strict=True,
-    )
-)
-MIGRATING = _add(
-    "gauge",
-    "libvirt_domain_migration_in_progress",
-    "1 while a migration job of the domain runs on this host.",
-    DOMAIN_LABELS,
-)
-MIGRATION_DIRTY = _add(
-    "gauge",
-    "libvirt_domain_migration_memory_dirty_rate_bytes_per_second",
-    "Rate at which the guest dirties memory during its outgoing migration, in bytes per second.",
-    DOMAIN_LABELS,
-)
-MIGRATION_BANDWIDTH = _add(
-    "gauge",
-    "libvirt_domain_migration_memory_bandwidth_bytes_per_second",
-    "Memory transfer rate of the outgoing migration, in bytes per second.",
-    DOMAIN_LABELS,
-)
-MIGRATION_ITERATION = _add(
-    "gauge",
-    "libvirt_domain_migration_memory_iteration",
-    "Pass over the guest memory the outgoing migration is in (1 = the first full copy).",
-    DOMAIN_LABELS,
-)
-MIGRATION_REMAINING = _add(
-    "gauge",
-    "libvirt_domain_migration_remaining_bytes",
-    "Data the outgoing migration still has to transfer, in bytes.",
-    DOMAIN_LABELS,
-)
-MIGRATION_DOWNTIME = _add(
-    "gauge",
-    "libvirt_domain_migration_expected_downtime_seconds",
-    "Downtime the outgoing migration expects at switch-over, in seconds.",
-    DOMAIN_LABELS,
+    (
+        "libvirt_domain_migration_memory_bandwidth_bytes_per_second",
+        "Memory transfer rate of the outgoing migration, in bytes per second.",
+    ),
+    (
+        "libvirt_domain_migration_memory_iteration",
+        "Pass over the guest memory the outgoing migration is in (1 = the first full copy).",
+    ),
+    (
+        "libvirt_domain_migration_remaining_bytes",
+        "Data the outgoing migration still has to transfer, in bytes.",
+    ),
+    (
+        "libvirt_domain_migration_expected_downtime_seconds",
+        "Downtime the outgoing migration expects at switch-over, in seconds.",
+    ),
 )
 # Job values are derived (divided) per scrape, so their families keep what they are given.
 JOB = _series("libvirt_domain_job_info", JOB_SERIES, DOMAIN_LABELS, factors=False)
@@ -422,26 +399,14 @@ DIRTY = _add(
     "Memory dirty rate of the last libvirt dirty-rate calculation, in bytes per second.",
     DOMAIN_LABELS,
 )
-BLOCK = tuple(
-    zip(
-        _series("libvirt_domain_block_stats", BLOCK_SERIES, BLOCK_LABELS),
-        (f for _, f, _, _ in BLOCK_SERIES),
-        strict=True,
-    )
-)
+BLOCK = _keyed("libvirt_domain_block_stats", BLOCK_SERIES, BLOCK_LABELS)
 BLOCK_INFO = _add(
     "gauge",
     "libvirt_domain_block_stats_info",
     "A block device of the domain and its driver settings, value 1.",
     BLOCK_INFO_LABELS,
 )
-NET = tuple(
-    zip(
-        _series("libvirt_domain_interface_stats", NET_SERIES, NET_LABELS),
-        (f for _, f, _, _ in NET_SERIES),
-        strict=True,
-    )
-)
+NET = _keyed("libvirt_domain_interface_stats", NET_SERIES, NET_LABELS)
 NET_INFO = _add(
     "gauge",
     "libvirt_domain_interface_stats_info",

@@ -911,14 +911,16 @@ class Lab:
     ) -> str:
         """Debian's Alertmanager on 127.0.0.1, no gossip, routing HostSustainedOverload to the webhook
         (``consolidate``: HostUnderutilized too, see lab.monitoring.alertmanager_config)."""
-        config = self._alertmanager_config(
-            webhook_url,
-            token_file,
-            group_wait,
-            group_interval,
-            repeat_interval,
-            consolidate=consolidate,
-            night=night,
+        config = self._write_alertmanager_config(
+            alertmanager_config(
+                webhook_url,
+                token_file,
+                group_wait,
+                group_interval,
+                repeat_interval,
+                consolidate=consolidate,
+                night=night,
+            )
         )
         self._stop_role_prefix("alertmanager")
         url = self._start_alertmanager_instance(
@@ -940,8 +942,10 @@ class Lab:
         They share notifications (one sends a group, the other sees it in the gossiped log) and
         silences (one made on either holds on both). Returns both URLs, the first also as ``alertmanager``.
         """
-        config = self._alertmanager_config(
-            webhook_url, token_file, group_wait, group_interval, repeat_interval
+        config = self._write_alertmanager_config(
+            alertmanager_config(
+                webhook_url, token_file, group_wait, group_interval, repeat_interval
+            )
         )
         self._stop_role_prefix("alertmanager")
         gossip = [f"127.0.0.1:{self.names.alertmanager_cluster_port(i)}" for i in (0, 1)]
@@ -962,31 +966,12 @@ class Lab:
         )
         return first, second
 
-    def _alertmanager_config(
-        self,
-        webhook_url: str,
-        token_file: Path | None,
-        group_wait: str,
-        group_interval: str,
-        repeat_interval: str,
-        *,
-        consolidate: bool = False,
-        night: Sequence[Mapping[str, Any]] = LAB_NIGHT,
-    ) -> Path:
+    def _write_alertmanager_config(self, text: str) -> Path:
+        """``text`` as the lab's alertmanager.yml, which every instance of the lab reads."""
         directory = self.state_dir / "alertmanager"
         directory.mkdir(exist_ok=True)
         config = directory / "alertmanager.yml"
-        config.write_text(
-            alertmanager_config(
-                webhook_url,
-                token_file,
-                group_wait,
-                group_interval,
-                repeat_interval,
-                consolidate=consolidate,
-                night=night,
-            )
-        )
+        config.write_text(text)
         return config
 
     def _start_alertmanager_instance(

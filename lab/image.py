@@ -22,7 +22,8 @@ def assemble(source: Path, scratch: Path) -> bytes:
     nasm = find_tool("nasm")
     if nasm is None:
         raise LabError("nasm not found (it assembles the guest image); run scripts/bootstrap")
-    run([nasm, "-f", "bin", "-o", str(scratch), str(source)])
+    # -i: the guests include common.inc from their own directory, wherever nasm runs
+    run([nasm, "-f", "bin", "-i", f"{source.parent}/", "-o", str(scratch), str(source)])
     code = scratch.read_bytes()
     scratch.unlink()
     if len(code) != 512 or code[510:] != BOOT_SIGNATURE:

@@ -7,8 +7,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
-
 from simulator.cluster import ClusterSpec
 from simulator.migration import CostModel
 from simulator.policies import PLUGINS
@@ -23,6 +21,7 @@ from simulator.traces import (
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
 from virtbalance.reader import read_section
+from virtbalance.yamlfile import read_yaml
 
 TRACE_FORMATS = ("bitbrains", "planetlab")
 DEFAULT_COMPARE = ("none", "virtbalance", "xenguard", "livemigrationspec", "mcollective", "drs")
@@ -107,14 +106,7 @@ def load_simulation(path: str | Path | None) -> Simulation:
     """Read a simulation YAML file (None: all defaults); ValidationError listing every problem."""
     if path is None:
         return Simulation()
-    source = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValidationError(source, [f"cannot read: {exc.strerror}"]) from exc
-    except yaml.YAMLError as exc:
-        raise ValidationError(source, [f"not valid YAML: {exc}"]) from exc
-    return parse_simulation(data, source, base=Path(path).parent)
+    return parse_simulation(read_yaml(path), str(path), base=Path(path).parent)
 
 
 def parse_simulation(data: Any, source: str, base: Path | None = None) -> Simulation:

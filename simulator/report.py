@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from simulator.engine import Metrics, Result
@@ -33,6 +34,35 @@ ENERGY_COLUMNS = (
 def reduction_pct(baseline: float, value: float) -> float:
     """How much of the baseline's overload a policy removed, in percent (0 when there was none)."""
     return 100.0 * (baseline - value) / baseline if baseline > 0 else 0.0
+
+
+# A policy whose overload cut comes within this many points of virtbalance's is compared on migrations.
+RIVAL_POINTS = 10.0
+
+
+@dataclass(frozen=True)
+class Rival:
+    """A policy beside virtbalance: its metrics, its cut of the overload, whether it comes close."""
+
+    name: str
+    metrics: Metrics
+    cut: float  # percent of the ``none`` policy's overloaded host-time removed
+    close: bool  # within RIVAL_POINTS of virtbalance's cut
+
+
+def rivals(results: Sequence[Result]) -> tuple[Metrics, float, list[Rival]]:
+    """virtbalance's metrics and cut of the ``none`` policy's overload, and every other policy's."""
+    by_name = {r.metrics.policy: r.metrics for r in results}
+    base = by_name["none"].overloaded_host_time_pct
+    ours = by_name["virtbalance"]
+    cut = reduction_pct(base, ours.overloaded_host_time_pct)
+    others = []
+    for name, metrics in by_name.items():
+        if name in ("none", "virtbalance"):
+            continue
+        other = reduction_pct(base, metrics.overloaded_host_time_pct)
+        others.append(Rival(name, metrics, other, other >= cut - RIVAL_POINTS))
+    return ours, cut, others
 
 
 def table(results: Sequence[Result], cpu_high: float) -> str:

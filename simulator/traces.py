@@ -102,6 +102,14 @@ def _trace_files(path: Path, pattern: str) -> list[Path]:
     return files
 
 
+def _malformed(where: str, shown: str, exc: ValueError, strict: bool, skipped: list[str]) -> None:
+    """A line that does not read (``shown``: how the error quotes it): an error when ``strict``,
+    else skipped and noted in ``skipped``."""
+    if strict:
+        raise ValidationError(where, [f"malformed line{shown}: {exc}"]) from exc
+    skipped.append(f"{where}: {exc}")
+
+
 def _parse_bitbrains_file(
     path: Path, memory_basis: MemoryBasis, strict: bool, skipped: list[str]
 ) -> _RawSeries:
@@ -134,10 +142,7 @@ def _parse_bitbrains_file(
                 if not all(math.isfinite(v) for v in values) or min(values) < 0 or cores < 0:
                     raise ValueError("negative or non-finite value")
             except ValueError as exc:
-                where = f"{path}:{number}"
-                if strict:
-                    raise ValidationError(where, [f"malformed line: {exc}"]) from exc
-                skipped.append(f"{where}: {exc}")
+                _malformed(f"{path}:{number}", "", exc, strict, skipped)
                 continue
             vcpus = max(vcpus, cores)
             memory_kb = max(memory_kb, used_kb if memory_basis == "used-max" else provisioned_kb)
@@ -275,10 +280,7 @@ def _parse_planetlab_file(path: Path, vcpus: int, strict: bool, skipped: list[st
                 if percent < 0:
                     raise ValueError(f"negative percentage {percent}")
             except ValueError as exc:
-                where = f"{path}:{number}"
-                if strict:
-                    raise ValidationError(where, [f"malformed line {text[:40]!r}: {exc}"]) from exc
-                skipped.append(f"{where}: {exc}")
+                _malformed(f"{path}:{number}", f" {text[:40]!r}", exc, strict, skipped)
                 continue
             values.append(percent * vcpus / 100.0)
     if not values:

@@ -2,20 +2,54 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import waitress.server
 
 from actioner.app import create_app
-from actioner.config import Config, parse_config
+from actioner.config import Config, load_config, parse_config
 from actioner.journal import Journal
 from actioner.metrics import Metrics
+from actioner.runtime import build_services
 from actioner.services import Services
+from virtbalance.contract import ALERT_OVERLOAD
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "alertmanager"
 TOKEN = "s3cret-token-value"  # the token the recorded payloads were sent with
+# hv1's CPU overload as a rule evaluator posts it to Alertmanager's API (/api/v2/alerts).
+OVERLOAD_ALERT: dict[str, Any] = {
+    "labels": {
+        "alertname": ALERT_OVERLOAD,
+        "host": "hv1",
+        "resource": "cpu",
+        "severity": "warning",
+    },
+    "annotations": {"summary": "hv1 CPU above the policy"},
+}
+# Where a fuzzed notification gets a random value: every field the webhook reads, and its parents.
+PAYLOAD_FIELDS: tuple[tuple[str | int, ...], ...] = (
+    ("version",),
+    ("status",),
+    ("groupKey",),
+    ("receiver",),
+    ("alerts",),
+    ("alerts", 0),
+    ("alerts", 0, "status"),
+    ("alerts", 0, "labels"),
+    ("alerts", 0, "labels", "host"),
+    ("alerts", 0, "labels", "alertname"),
+    ("alerts", 0, "startsAt"),
+    ("alerts", 0, "fingerprint"),
+    ("alerts", 0, "annotations"),
+)
+# Values a fuzzed field takes besides random ones: the words a real notification holds.
+PAYLOAD_WORDS = ("firing", "resolved", "4", "hv1", ALERT_OVERLOAD, "")
 
 
 class RecordingQueue:
@@ -77,3 +111,26 @@ def app(actioner_services: Services):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@contextlib.contextmanager
+def serve_actioner(config_file: Path) -> Iterator[tuple[str, Services]]:
+    """The real app and services of ``config_file``, served by waitress on a free 127.0.0.1 port in a thread.
+
+    Yields its URL and services; afterwards the server closes and the worker finishes its plan in flight
+    before the journal closes.
+    """
+    config = load_config(config_file)
+    services = build_services(config, start=True)
+    server = waitress.server.create_server(
+        create_app(config, services=services), host="127.0.0.1", port=0, threads=2
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}", services
+    finally:
+        server.close()
+        services.worker.stop(timeout=120)
+        thread.join(5)
+        services.close()

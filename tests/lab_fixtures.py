@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -43,17 +44,24 @@ def spare_lab_id() -> int:
     return free[0]
 
 
+@contextlib.contextmanager
+def lab_up(scenario: str, lab_id: int) -> Iterator[Lab]:
+    """``scenario`` up as lab ``lab_id``, torn down however the block ends."""
+    instance = Lab.up(scenario, lab_id=lab_id)
+    try:
+        yield instance
+    finally:
+        instance.down()
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     """The default scenario on lab VIRTBALANCE_LAB_ID (default 0), always torn down at session end."""
     require_root()
     lab_id = lab_id_from_env()
     clear_stale_lab(lab_id)
-    instance = Lab.up("default", lab_id=lab_id)
-    try:
+    with lab_up("default", lab_id) as instance:
         yield instance
-    finally:
-        instance.down()
 
 
 @pytest.fixture

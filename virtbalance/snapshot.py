@@ -240,6 +240,16 @@ class _Reader:
         return out
 
 
+def _note_name(reader: _Reader, seen: dict[str, str], record: dict[str, Any], kind: str) -> None:
+    """Remember ``record``'s name at its path; a name ``seen`` before is a problem naming both."""
+    name = record["name"]
+    if name in seen:
+        reader.problems.append(
+            f"{record['_path']}.name: duplicate {kind} {name!r} (also {seen[name]})"
+        )
+    seen.setdefault(name, record["_path"])
+
+
 def parse_snapshot(data: Any, source: str = "snapshot") -> Snapshot:
     """Validate a decoded JSON document; raise ValidationError listing every problem, each naming its field."""
     reader = _Reader()
@@ -264,12 +274,7 @@ def parse_snapshot(data: Any, source: str = "snapshot") -> Snapshot:
 
     host_names: dict[str, str] = {}
     for host in raw_hosts:
-        if host["name"] in host_names:
-            reader.problems.append(
-                f"{host['_path']}.name: duplicate host {host['name']!r} "
-                f"(also {host_names[host['name']]})"
-            )
-        host_names.setdefault(host["name"], host["_path"])
+        _note_name(reader, host_names, host, "host")
     # Names of every host entry, valid or not, so an invalid host does not also flag its domains.
     listed = data.get("hosts")
     declared_hosts = {
@@ -279,12 +284,7 @@ def parse_snapshot(data: Any, source: str = "snapshot") -> Snapshot:
     }
     domain_names: dict[str, str] = {}
     for domain in raw_domains:
-        if domain["name"] in domain_names:
-            reader.problems.append(
-                f"{domain['_path']}.name: duplicate domain {domain['name']!r} "
-                f"(also {domain_names[domain['name']]})"
-            )
-        domain_names.setdefault(domain["name"], domain["_path"])
+        _note_name(reader, domain_names, domain, "domain")
         if domain["host"] not in declared_hosts:
             reader.problems.append(
                 f"{domain['_path']}.host: unknown host {domain['host']!r} (not in hosts)"

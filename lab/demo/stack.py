@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any
 import requests
 import yaml
 
-from lab.api import Lab
+from lab.api import Lab, LabHost
 from lab.demo.clients import Alertmanager, Prometheus
 from lab.monitoring import LAB_NIGHT
 from lab.rules import write_lab_files
@@ -226,6 +226,25 @@ def start(
     return stack
 
 
+def actioner_hosts(
+    hosts: Sequence[LabHost], cpus: Callable[[LabHost], float] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The actioner config's ``hosts`` for lab hosts: their URIs and memory, and ``cpus(host)`` CPUs.
+
+    By default each host's CPUs as the scenario declares them: lab hosts share one machine, whose
+    whole CPU count libvirt would report for every one of them.
+    """
+    return {
+        host.name: {
+            "uri": host.libvirt_uri,
+            "migration_uri": host.migration_uri,
+            "cpus": host.cpus if cpus is None else cpus(host),
+            "memory": host.memory_bytes,
+        }
+        for host in hosts
+    }
+
+
 def actioner_config(
     lab: Lab,
     *,
@@ -239,16 +258,7 @@ def actioner_config(
 ) -> dict[str, Any]:
     """The actioner's YAML config for this lab (keys of ``actioner.config``); ``overrides`` merge per section."""
     config: dict[str, Any] = {
-        "hosts": {
-            host.name: {
-                "uri": host.libvirt_uri,
-                "migration_uri": host.migration_uri,
-                # Lab hosts share one machine: libvirt reports the whole machine, the scenario declares each.
-                "cpus": host.cpus,
-                "memory": host.memory_bytes,
-            }
-            for host in lab.hosts
-        },
+        "hosts": actioner_hosts(lab.hosts),
         "policy_file": str(policy_file),
         "journal": {"path": str(journal)},
         "prometheus": {"url": prometheus_url},

@@ -15,21 +15,13 @@
 bits 16
 org 0x7c00
 
-COM1 equ 0x3f8
-TICKS equ 0x046c
+%include "common.inc"
 RING equ 32768              ; counter sectors 1..RING (16 MiB); the disk is larger
 WRITES_PER_TICK equ 4
 BUFFER equ 0x8000           ; one sector: "VBCN", counter, zeros
 
 start:
-    cli
-    xor ax, ax
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov sp, 0x7c00
-    cld
-    sti
+    boot_start
     mov [drive], dl         ; the BIOS boots with the boot drive in DL
     mov di, BUFFER          ; the sector buffer: zeros, then the magic
     mov cx, 256
@@ -97,11 +89,7 @@ main:
     dec byte [burst]
     jnz main
     mov byte [burst], WRITES_PER_TICK
-    mov ax, [TICKS]         ; phase of this tick in a cycle of 9
-    xor dx, dx
-    mov bx, 9
-    div bx
-    cmp dl, [level]
+    tick_phase
     jb .spin
     hlt                     ; idle phase: sleep until the next timer tick
     jmp main
@@ -132,12 +120,7 @@ hexc:                       ; AL (0..15) as one hex digit on COM1
     cmp al, '9'
     jbe putc
     add al, 'a' - '0' - 10
-putc:                       ; write AL to COM1 (QEMU's UART needs no setup and never blocks)
-    push dx
-    mov dx, COM1
-    out dx, al
-    pop dx
-    ret
+putc_routine
 
 drive: db 0x80
 level: db 0

@@ -10,18 +10,10 @@
 bits 16
 org 0x7c00
 
-COM1 equ 0x3f8
-TICKS equ 0x046c
+%include "common.inc"
 
 start:
-    cli
-    xor ax, ax
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov sp, 0x7c00
-    cld
-    sti
+    boot_start
     mov al, 'R'
     call putc
     mov al, 10
@@ -49,21 +41,12 @@ main:
     jmp main
 
 .no_key:
-    mov ax, [TICKS]         ; phase of this tick in a cycle of 9
-    xor dx, dx
-    mov bx, 9
-    div bx
-    cmp dl, [level]
+    tick_phase
     jb main                 ; busy phase: keep polling, which is the spinning
     hlt                     ; idle phase: sleep until the next timer or keyboard interrupt
     jmp main
 
-putc:                       ; write AL to COM1 (QEMU's UART needs no setup and never blocks)
-    push dx
-    mov dx, COM1
-    out dx, al
-    pop dx
-    ret
+putc_routine
 
 level: db 0
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from simulator.state import ClusterView, Move
 from virtbalance.causes import Cause
 from virtbalance.durations import parse_duration
 from virtbalance.errors import ValidationError
+from virtbalance.policy import Policy
 
 P = TypeVar("P")
 
@@ -33,6 +34,30 @@ class PolicyPlugin(ABC):
     def explain(self) -> Mapping[str, Cause] | None:
         """Why each firing host got no move at the last ``decide``, or None if the plug-in cannot say."""
         return None
+
+
+class ParamsPlugin(PolicyPlugin, Generic[P]):
+    """A plug-in configured by its parameter dataclass alone, read from ``policies.<name>``."""
+
+    params_type: ClassVar[type[Any]]
+    # Parameters that accept ``10m``-style durations.
+    durations: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, params: P) -> None:
+        self.params = params
+
+    @classmethod
+    def parse(cls, params: Mapping[str, Any] | None) -> P:
+        """The parameter dataclass from the configuration's mapping; ValidationError listing every problem."""
+        parsed: P = parse_params(cls.params_type, params, f"policies.{cls.name}", cls.durations)
+        return parsed
+
+    @classmethod
+    def build(cls, params: Mapping[str, Any] | None, policy: Policy) -> Self:
+        return cls(cls.parse(params))
+
+    def parameters(self) -> dict[str, Any]:
+        return as_dict(self.params)
 
 
 def parse_params(

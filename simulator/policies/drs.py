@@ -9,13 +9,12 @@ next, up to ``max_moves`` per run, each needing at least ``min_gain``. It moves 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from simulator.policies.base import PolicyPlugin, as_dict, parse_params
+from simulator.policies.base import ParamsPlugin
 from simulator.state import ClusterView, Move
-from virtbalance.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -33,22 +32,17 @@ def spread(ratios: Sequence[float]) -> float:
     return math.sqrt(sum((r - mean) ** 2 for r in ratios) / len(ratios))
 
 
-class DrsPolicy(PolicyPlugin):
+class DrsPolicy(ParamsPlugin[DrsParams]):
     """Lower the standard deviation of host CPU ratios, one VM at a time."""
 
     name: ClassVar[str] = "drs"
     chunk_aware: ClassVar[bool] = False
+    params_type = DrsParams
+    durations = frozenset({"interval"})
 
     def __init__(self, params: DrsParams) -> None:
-        self.params = params
+        super().__init__(params)
         self.next_run: float | None = None
-
-    @classmethod
-    def build(cls, params: Mapping[str, Any] | None, policy: Policy) -> DrsPolicy:
-        return cls(parse_params(DrsParams, params, "policies.drs", frozenset({"interval"})))
-
-    def parameters(self) -> dict[str, Any]:
-        return as_dict(self.params)
 
     def decide(self, view: ClusterView) -> Sequence[Move]:
         if self.next_run is not None and view.time < self.next_run:

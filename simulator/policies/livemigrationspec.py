@@ -13,14 +13,13 @@ per run (``per_host``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from simulator.alerting import sustained
-from simulator.policies.base import PolicyPlugin, as_dict, parse_params
+from simulator.policies.base import ParamsPlugin
 from simulator.state import ClusterView, Move
-from virtbalance.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -30,29 +29,17 @@ class LiveMigrationSpecParams:
     per_host: int = 1
 
 
-class LiveMigrationSpecPolicy(PolicyPlugin):
+class LiveMigrationSpecPolicy(ParamsPlugin[LiveMigrationSpecParams]):
     """Move the hungriest VM that fits off each host that stayed above ``high``."""
 
     name: ClassVar[str] = "livemigrationspec"
     chunk_aware: ClassVar[bool] = False
+    params_type = LiveMigrationSpecParams
+    durations = frozenset({"sustain"})
 
     def __init__(self, params: LiveMigrationSpecParams) -> None:
-        self.params = params
+        super().__init__(params)
         self.pending_since: dict[str, float | None] = {}
-
-    @classmethod
-    def build(cls, params: Mapping[str, Any] | None, policy: Policy) -> LiveMigrationSpecPolicy:
-        return cls(
-            parse_params(
-                LiveMigrationSpecParams,
-                params,
-                "policies.livemigrationspec",
-                frozenset({"sustain"}),
-            )
-        )
-
-    def parameters(self) -> dict[str, Any]:
-        return as_dict(self.params)
 
     def decide(self, view: ClusterView) -> Sequence[Move]:
         high = self.params.high

@@ -12,14 +12,13 @@ with memory for it; one VM per loaded host per poll; a host's over-time restarts
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from simulator.alerting import sustained
-from simulator.policies.base import PolicyPlugin, as_dict, parse_params
+from simulator.policies.base import ParamsPlugin
 from simulator.state import ClusterView, Move
-from virtbalance.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -31,30 +30,18 @@ class McollectiveParams:
     max_load_candidate: float = 0.5
 
 
-class McollectivePolicy(PolicyPlugin):
+class McollectivePolicy(ParamsPlugin[McollectiveParams]):
     """Poll every ``interval``; a host over ``load_threshold`` for ``max_over`` sheds its busiest VM."""
 
     name: ClassVar[str] = "mcollective"
     chunk_aware: ClassVar[bool] = False
+    params_type = McollectiveParams
+    durations = frozenset({"interval", "max_over"})
 
     def __init__(self, params: McollectiveParams) -> None:
-        self.params = params
+        super().__init__(params)
         self.over_since: dict[str, float | None] = {}
         self.next_poll: float | None = None
-
-    @classmethod
-    def build(cls, params: Mapping[str, Any] | None, policy: Policy) -> McollectivePolicy:
-        return cls(
-            parse_params(
-                McollectiveParams,
-                params,
-                "policies.mcollective",
-                frozenset({"interval", "max_over"}),
-            )
-        )
-
-    def parameters(self) -> dict[str, Any]:
-        return as_dict(self.params)
 
     def decide(self, view: ClusterView) -> Sequence[Move]:
         if self.next_poll is not None and view.time < self.next_poll:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from simulator.policies.base import PolicyPlugin, as_dict, parse_params
+from simulator.policies.base import ParamsPlugin
 from simulator.state import ClusterView, Move
-from virtbalance.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -16,21 +15,12 @@ class NoneParams:
     """No parameters."""
 
 
-class NonePolicy(PolicyPlugin):
+class NonePolicy(ParamsPlugin[NoneParams]):
     """Leave every VM where first fit put it."""
 
     name: ClassVar[str] = "none"
     chunk_aware: ClassVar[bool] = True
-
-    def __init__(self, params: NoneParams) -> None:
-        self.params = params
-
-    @classmethod
-    def build(cls, params: Mapping[str, Any] | None, policy: Policy) -> NonePolicy:
-        return cls(parse_params(NoneParams, params, "policies.none", frozenset()))
+    params_type = NoneParams
 
     def decide(self, view: ClusterView) -> Sequence[Move]:
         return ()
-
-    def parameters(self) -> dict[str, Any]:
-        return as_dict(self.params)

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from simulator.pabfd import PowerTable
-from simulator.policies.base import PolicyPlugin, as_dict, parse_params
+from simulator.policies.base import ParamsPlugin
 from simulator.state import ClusterView, Move
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
@@ -33,27 +33,25 @@ class ThrMmtParams:
     threshold: float = 0.8
 
 
-class ThrMmtPolicy(PolicyPlugin):
+class ThrMmtPolicy(ParamsPlugin[ThrMmtParams]):
     """Static threshold, minimum migration time, PABFD placement, consolidation of underloaded hosts."""
 
     name: ClassVar[str] = "thr-mmt"
     chunk_aware: ClassVar[bool] = False
+    params_type = ThrMmtParams
 
     def __init__(self, params: ThrMmtParams) -> None:
-        self.params = params
+        super().__init__(params)
         self.table: PowerTable | None = None
 
     @classmethod
     def build(cls, params: Mapping[str, Any] | None, policy: Policy) -> ThrMmtPolicy:
-        parsed = parse_params(ThrMmtParams, params, "policies.thr-mmt", frozenset())
+        parsed = cls.parse(params)
         if not 0.0 < parsed.threshold <= 1.0:
             raise ValidationError(
                 "policies.thr-mmt", [f"threshold: must be within (0, 1], got {parsed.threshold}"]
             )
         return cls(parsed)
-
-    def parameters(self) -> dict[str, Any]:
-        return as_dict(self.params)
 
     def _power_table(self, view: ClusterView) -> PowerTable:
         if self.table is None:

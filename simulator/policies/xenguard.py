@@ -14,13 +14,12 @@ never sent to a host XenGuard itself would call overloaded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from simulator.policies.base import PolicyPlugin, as_dict, parse_params
+from simulator.policies.base import ParamsPlugin
 from simulator.state import ClusterView, Move
-from virtbalance.policy import Policy
 
 # Low marks are compared after rounding so that 0.1 + 0.1 + 0.1 is 0.3, as in the thesis's log.
 _MARK_DIGITS = 9
@@ -46,21 +45,12 @@ class ChunkMove:
     low_mark: float
 
 
-class XenGuardPolicy(PolicyPlugin):
+class XenGuardPolicy(ParamsPlugin[XenGuardParams]):
     """Evacuate overloaded hosts chunk by chunk to the first low-CPU host with memory."""
 
     name: ClassVar[str] = "xenguard"
     chunk_aware: ClassVar[bool] = True
-
-    def __init__(self, params: XenGuardParams) -> None:
-        self.params = params
-
-    @classmethod
-    def build(cls, params: Mapping[str, Any] | None, policy: Policy) -> XenGuardPolicy:
-        return cls(parse_params(XenGuardParams, params, "policies.xenguard", frozenset()))
-
-    def parameters(self) -> dict[str, Any]:
-        return as_dict(self.params)
+    params_type = XenGuardParams
 
     def decide(self, view: ClusterView) -> Sequence[Move]:
         return [

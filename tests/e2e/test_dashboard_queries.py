@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
+from virtbalance.contract import MIGRATION_RECENT_DURATION
 from virtbalance.mixin.dashboards import build_all, expressions, substitute
-from virtbalance.mixin.dashboards.queries import RECENT_MIGRATIONS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.lab]
 
@@ -104,7 +104,7 @@ def candidates(rebalanced_stack) -> dict[str, list[str]]:
     rebalanced_stack.record.require("overload", "firing", "migrating")
     scrape_actioner(rebalanced_stack)
     url = rebalanced_stack.prometheus_url
-    moves = prometheus(url, "query", query=f"max_over_time({RECENT_MIGRATIONS}[1h])")
+    moves = prometheus(url, "query", query=f"max_over_time({MIGRATION_RECENT_DURATION}[1h])")
     assert moves, "the scenario left no migration in virtbalance_migration_recent_duration_seconds"
     moved = moves[0]["metric"]
     hosts = [moved["source"], moved["destination"]]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import time
 from collections.abc import Iterator
 
 import libvirt
@@ -71,13 +70,3 @@ def copy_of(lab, host: str, domain: str) -> tuple[int, int, bool, bool] | None:
         raise
     state, reason = dom.state()
     return state, reason, bool(dom.isActive()), bool(dom.isPersistent())
-
-
-def wait_until(what: str, predicate, timeout: float = 120.0, poll: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out waiting for {what}")

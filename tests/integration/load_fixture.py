@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.http_fixtures import serving
 
 
 @dataclass(frozen=True)
@@ -73,15 +74,8 @@ def serve(schedule: Schedule, host: str) -> Iterator[tuple[str, float]]:
         def log_message(self, *_args: object) -> None:
             """Quiet: every scrape would print a line."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", started
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as port:
+        yield f"127.0.0.1:{port}", started
 
 
 def phases(*steps: tuple[float, float]) -> tuple[Phase, ...]:

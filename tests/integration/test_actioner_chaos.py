@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from lab import Lab
-from tests.lab_fixtures import spare_lab_id
+from tests.lab_fixtures import lab_up, spare_lab_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab, pytest.mark.slow]
 
@@ -51,9 +51,6 @@ def test_one_round_of_every_fault_breaks_no_invariant(lab, tmp_path):
 def test_one_round_of_every_fault_on_leased_writable_disks_breaks_no_invariant(tmp_path):
     # a lab of its own (the session lab keeps the default scenario for the tests after this one)
     chaos = _chaos()
-    disks = Lab.up("chaos-disks", lab_id=spare_lab_id())
-    try:
+    with lab_up("chaos-disks", spare_lab_id()) as disks:
         assert all(disks.scenario.domain(name).writable_disk for name in chaos.CHUNK)
         _one_round_of_each(chaos, disks, tmp_path)
-    finally:
-        disks.down()

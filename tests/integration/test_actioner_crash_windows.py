@@ -22,24 +22,24 @@ import pytest
 import requests
 import yaml
 
+from lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
 from tests.integration.confirm_faults import (
     confirm_never_arrives,
     copy_of,
     ports_to,
     reset_connections,
-    wait_until,
 )
 from tests.integration.test_actioner_lab import (
     CHUNK,
+    REPO,
     SOURCE,
     TOKEN,
-    _start_actioner,
-    _wait_healthy,
     assert_whole_cluster_sane,
     loaded_lab,
     post_firing,
     write_config,
 )
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 __all__ = ["loaded_lab"]  # the fixture, imported for use here
@@ -70,7 +70,7 @@ def _kill_between_finish_and_confirm(lab, tmp_path: Path) -> tuple[Path, Path, s
     journal = Path(data["journal"]["path"])
     log = tmp_path / "actioner.log"
     source_address = lab.host(SOURCE).address
-    process = _start_actioner(config, log)
+    process = start_actioner(config, log, REPO)
 
     def arrived() -> str | None:
         for name in CHUNK:
@@ -88,7 +88,7 @@ def _kill_between_finish_and_confirm(lab, tmp_path: Path) -> tuple[Path, Path, s
         return copy == paused and job == libvirt.VIR_DOMAIN_JOB_NONE
 
     try:
-        _wait_healthy(url, process)
+        wait_healthy(url, process, 120)
         with confirm_never_arrives(source_address):
             post_firing(url)
             # Finish has started the guest there; the actioner now waits on a Confirm that never comes
@@ -107,9 +107,7 @@ def _kill_between_finish_and_confirm(lab, tmp_path: Path) -> tuple[Path, Path, s
             f"{libvirtd_log}"
         ) from None
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        ensure_stopped(process)
     assert copy_of(lab, DESTINATION, domain) == (
         libvirt.VIR_DOMAIN_RUNNING,
         libvirt.VIR_DOMAIN_RUNNING_MIGRATED,
@@ -135,15 +133,13 @@ def test_a_kill_between_finish_and_confirm_is_finished_from_proof(loaded_lab, tm
     config, journal, domain = _kill_between_finish_and_confirm(loaded_lab, tmp_path)
     log = tmp_path / "actioner.log"
     url = f"http://{yaml.safe_load(config.read_text())['webhook']['listen']}"
-    process = _start_actioner(config, log)
+    process = start_actioner(config, log, REPO)
     try:
-        _wait_healthy(url, process)
+        wait_healthy(url, process, 120)
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        ensure_stopped(process)
     _expect_move_finished_then_chunk_made_whole(loaded_lab, journal, domain)
     text = log.read_text()
     # judged from proof: the paused source was destroyed beside the running copy, never resumed
@@ -160,13 +156,13 @@ def test_a_silent_destination_at_restart_leaves_the_source_paused_until_it_answe
     url = f"http://{yaml.safe_load(config.read_text())['webhook']['listen']}"
     # A libvirt connection dropped above is closed by its __del__, which sends a close call to its
     # host: collected while the destination is cut off, it would block this test until TCP gives up
-    # (seen once: the garbage collector ran inside _wait_healthy). Collect it while the host answers.
+    # (seen once: the garbage collector ran inside wait_healthy). Collect it while the host answers.
     gc.collect()
     lab.disconnect(DESTINATION)
-    process = _start_actioner(config, log)
+    process = start_actioner(config, log, REPO)
     try:
         try:
-            _wait_healthy(url, process, timeout=240)
+            wait_healthy(url, process, 240)
             # left exactly as it was: paused on the source, journaled ambiguous, alerting
             assert copy_of(lab, SOURCE, domain)[:2] == (
                 libvirt.VIR_DOMAIN_PAUSED,
@@ -203,9 +199,7 @@ def test_a_silent_destination_at_restart_leaves_the_source_paused_until_it_answe
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        ensure_stopped(process)
     _expect_move_finished_then_chunk_made_whole(lab, journal, domain)
 
 

@@ -4,8 +4,8 @@ afterwards every VM runs exactly once, no chunk is split, and the journal says w
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from tests.integration.test_actioner_lab import (
     run_app,
     write_config,
 )
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -43,16 +44,6 @@ def start_worker(services: Services) -> threading.Thread:
     worker = threading.Thread(target=services.worker.drain_queue, kwargs={"timeout": 300})
     worker.start()
     return worker
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def migrating(services: Services) -> dict[str, dict[str, Any]]:
@@ -83,50 +74,68 @@ def restart(config: Path, services: Services) -> tuple[Any, Services]:
     return run_app(config)
 
 
-def test_destination_libvirtd_killed_while_the_chunk_migrates_to_it(loaded_lab, revive, tmp_path):
-    lab = loaded_lab
+@dataclass
+class Killed:
+    """A plan that failed when a host's libvirtd was stopped under it."""
+
+    config: Path
+    services: Services
+    plan_id: int
+    host: str  # whose libvirtd was stopped
+    rows: list[MigrationRow]  # the plan's journal rows when it failed
+
+
+def kill_libvirtd_mid_plan(
+    lab: Lab, tmp_path: Path, victim: Callable[[dict[str, Any]], str]
+) -> Killed:
+    """Relieve hv1 and, once the chunk's members migrate, stop the libvirtd of the host ``victim``
+    picks from the moves in flight; the plan must fail."""
     # A bandwidth cap keeps the members copying long enough for the kill to land inside the moves.
     config = write_config(lab, tmp_path, bandwidth_mib_per_s=1)
     client, services = run_app(config)
     plan_id = post(client, firing(SOURCE)).get_json()["queued_plan"]
     worker = start_worker(services)
-    flight = wait_for(lambda: migrating(services), "the chunk's members migrating")
-    (destination,) = {entry["destination"] for entry in flight.values()}
-    lab.stop_libvirtd(destination)
+    flight = wait_until("the chunk's members migrating", lambda: migrating(services), poll=0.05)
+    host = victim(flight)
+    lab.stop_libvirtd(host)
     worker.join(300)
     assert not worker.is_alive()
     plan = services.journal.plan(plan_id)
     assert plan.state == "failed", plan.detail
-    rows = services.journal.migrations(plan_id)
-    assert {r.domain: r.state for r in rows if r.domain in CHUNK} != dict.fromkeys(CHUNK, "done")
-    lab.start_libvirtd(destination)
-    _client, services = restart(config, services)
-    after = services.journal.migrations(plan_id)
+    return Killed(config, services, plan_id, host, services.journal.migrations(plan_id))
+
+
+def revive_and_reconcile(lab: Lab, killed: Killed) -> tuple[Services, dict[str, str]]:
+    """Start the stopped libvirtd again and a new actioner on the journal: its reconcile must leave
+    the journal honest with the same rows. Returns the new services and the placement."""
+    lab.start_libvirtd(killed.host)
+    _client, services = restart(killed.config, killed.services)
+    after = services.journal.migrations(killed.plan_id)
     placement = assert_journal_honest(lab, after)
+    assert [(r.id, r.domain) for r in after] == [(r.id, r.domain) for r in killed.rows]
+    return services, placement
+
+
+def test_destination_libvirtd_killed_while_the_chunk_migrates_to_it(loaded_lab, revive, tmp_path):
+    lab = loaded_lab
+
+    def destination(flight: dict[str, Any]) -> str:
+        (host,) = {entry["destination"] for entry in flight.values()}
+        return host
+
+    killed = kill_libvirtd_mid_plan(lab, tmp_path, destination)
+    states = {r.domain: r.state for r in killed.rows if r.domain in CHUNK}
+    assert states != dict.fromkeys(CHUNK, "done")
+    services, placement = revive_and_reconcile(lab, killed)
     assert all(placement[d] == SOURCE for d in CHUNK), placement
-    assert [(r.id, r.domain) for r in after] == [(r.id, r.domain) for r in rows]
     services.close()
 
 
 def test_source_libvirtd_killed_mid_plan(loaded_lab, revive, tmp_path):
     lab = loaded_lab
-    config = write_config(lab, tmp_path, bandwidth_mib_per_s=1)
-    client, services = run_app(config)
-    plan_id = post(client, firing(SOURCE)).get_json()["queued_plan"]
-    worker = start_worker(services)
-    wait_for(lambda: migrating(services), "the chunk's members migrating")
-    lab.stop_libvirtd(SOURCE)
-    worker.join(300)
-    assert not worker.is_alive()
-    plan = services.journal.plan(plan_id)
-    assert plan.state == "failed", plan.detail
-    rows = services.journal.migrations(plan_id)
-    lab.start_libvirtd(SOURCE)
-    _client, services = restart(config, services)
-    after = services.journal.migrations(plan_id)
-    placement = assert_journal_honest(lab, after)
+    killed = kill_libvirtd_mid_plan(lab, tmp_path, lambda _flight: SOURCE)
+    services, placement = revive_and_reconcile(lab, killed)
     assert len({placement[d] for d in CHUNK}) == 1
-    assert [(r.id, r.domain) for r in after] == [(r.id, r.domain) for r in rows]
     services.close()
 
 

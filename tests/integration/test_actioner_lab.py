@@ -10,7 +10,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,6 +25,8 @@ import yaml
 from actioner.app import create_app
 from actioner.config import load_config
 from actioner.runtime import build_services
+from lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
+from lab.demo.stack import actioner_hosts
 from lab.hosts import private_bridge_commands
 from lab.state import read_state
 from tests.actioner_fixtures import payload
@@ -48,15 +49,7 @@ def write_config(
     token.write_text(TOKEN)
     base_policy = yaml.safe_load((REPO / "alerting-rules" / "policy-lab.yaml").read_text())
     data: dict[str, Any] = {
-        "hosts": {
-            h.name: {
-                "uri": h.libvirt_uri,
-                "migration_uri": h.migration_uri,
-                "cpus": 0.1 if h.name == overloaded else 16,
-                "memory": h.memory_bytes,
-            }
-            for h in lab.hosts
-        },
+        "hosts": actioner_hosts(lab.hosts, lambda h: 0.1 if h.name == overloaded else 16),
         "policy": {**base_policy, **(policy or {})},
         "journal": {"path": str(tmp_path / "journal.sqlite")},
         "webhook": {"token_file": str(token), "listen": f"127.0.0.1:{free_port()}"},
@@ -318,37 +311,6 @@ def _journal_rows(path: Path) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-def _start_actioner(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "actioner.main",
-                "--config",
-                str(config),
-                "--log-level",
-                "DEBUG",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the actioner exited"
-        try:
-            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("the actioner did not become healthy")
-
-
 @pytest.mark.parametrize(
     "peer2peer",
     [False, True],
@@ -367,9 +329,9 @@ def test_killing_the_actioner_mid_migration_leaves_every_domain_once_and_repeats
     url = f"http://{data['webhook']['listen']}"
     journal = Path(data["journal"]["path"])
     log = tmp_path / "actioner.log"
-    process = _start_actioner(config, log)
+    process = start_actioner(config, log, REPO)
     try:
-        _wait_healthy(url, process)
+        wait_healthy(url, process, 120)
         post_firing(url)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -384,15 +346,13 @@ def test_killing_the_actioner_mid_migration_leaves_every_domain_once_and_repeats
         before = _journal_rows(journal)
         assert any(row[5] == "running" for row in before)
 
-        process = _start_actioner(config, log)
-        _wait_healthy(url, process)
+        process = start_actioner(config, log, REPO)
+        wait_healthy(url, process, 120)
         # a clean stop (systemd's SIGTERM) ends the process with 0
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        ensure_stopped(process)
     after = _journal_rows(journal)
     placement = assert_whole_cluster_sane(fresh_lab)
     assert not any(row[5] in ("running", "planned") for row in after), after
@@ -482,33 +442,29 @@ def test_missing_bridges_make_destinations_ineligible_unless_managed(bridgeless_
     services.close()
 
 
-def test_status_and_vms_read_the_live_cluster(lab, tmp_path):
-    config = write_config(lab, tmp_path)
-    cli = [str(REPO / ".venv" / "bin" / "virtbalance")]
-    status = subprocess.run(
-        [*cli, "status", "--json", "--config", str(config)],
+def _virtbalance_json(command: str, *args: str) -> Any:
+    """What ``virtbalance COMMAND --json ARGS`` (the repository's venv) prints; it must exit 0."""
+    done = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "virtbalance"), command, "--json", *args],
         check=False,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert status.returncode == 0, status.stderr
-    data = json.loads(status.stdout)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_status_and_vms_read_the_live_cluster(lab, tmp_path):
+    config = write_config(lab, tmp_path)
+    data = _virtbalance_json("status", "--config", str(config))
     placement = lab.placement()
     assert data["unreachable"] == []
     assert {r["host"]: r["domains"] for r in data["hosts"]} == {
         h.name: sum(1 for host in placement.values() if host == h.name) for h in lab.hosts
     }
     assert {r["host"]: r["cpus"] for r in data["hosts"]}[SOURCE] == 0.1
-    vms = subprocess.run(
-        [*cli, "vms", "--json", "--config", str(config), f"{SOURCE}/*", "*cache*"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert vms.returncode == 0, vms.stderr
-    rows = json.loads(vms.stdout)["domains"]
+    rows = _virtbalance_json("vms", "--config", str(config), f"{SOURCE}/*", "*cache*")["domains"]
     expected = {d for d, h in placement.items() if h == SOURCE} | {"cache1", "cache2"}
     assert {r["domain"] for r in rows} == expected
     chunks = {r["domain"]: r["chunk"] for r in rows}
@@ -585,22 +541,7 @@ def test_announced_moves_can_be_vetoed_by_silencing_them(loaded_lab, tmp_path):
 def test_plan_live_plans_against_the_lab_without_moving_anything(lab, tmp_path):
     config = write_config(lab, tmp_path)
     before = lab.placement()
-    result = subprocess.run(
-        [
-            str(REPO / ".venv" / "bin" / "virtbalance"),
-            "plan",
-            "--live",
-            "--json",
-            "--config",
-            str(config),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    plan = json.loads(result.stdout)
+    plan = _virtbalance_json("plan", "--live", "--config", str(config))
     assert plan["mode"] == "relieve"
     # only hv1 is declared small enough to be overloaded; every move leaves it, to a real host
     assert all(m["source"] == SOURCE for m in plan["migrations"]), plan

@@ -3,19 +3,16 @@ its snapshot from the lab's exporters."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
-import waitress.server
 
-from actioner.app import create_app
 from actioner.config import load_config
 from actioner.libvirt_hosts import HostPool
-from actioner.runtime import build_services
 from actioner.snapshot_builder import SnapshotBuilder
+from tests.actioner_fixtures import OVERLOAD_ALERT, serve_actioner
 from tests.integration.test_actioner_lab import wait_port_reusable, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
@@ -24,21 +21,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.lab]
 @pytest.fixture
 def served_actioner(lab, tmp_path):
     """The real app (dry run: this test is about delivery) served by waitress in a thread."""
-    path = write_config(lab, tmp_path, dry_run=True)
-    config = load_config(path)
-    services = build_services(config, start=True)
-    server = waitress.server.create_server(
-        create_app(config, services=services), host="127.0.0.1", port=0, threads=2
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.effective_port}"
-    yield url, services, tmp_path / "token"
-    server.close()
-    services.worker.stop(timeout=120)  # let the plan in flight finish before the journal closes
+    with serve_actioner(write_config(lab, tmp_path, dry_run=True)) as (url, services):
+        yield url, services, tmp_path / "token"
     assert not services.worker.alive
-    thread.join(5)
-    services.close()
 
 
 def test_alertmanager_deliveries_and_repeats_make_one_plan(lab, served_actioner):
@@ -52,21 +37,14 @@ def test_alertmanager_deliveries_and_repeats_make_one_plan(lab, served_actioner)
         group_interval="1s",
         repeat_interval="2s",
     )
-    alert = {
-        "labels": {
-            "alertname": "HostSustainedOverload",
-            "host": "hv1",
-            "resource": "cpu",
-            "severity": "warning",
-        },
-        "annotations": {"summary": "hv1 CPU above the policy"},
-    }
     try:
         # Prometheus re-sends a firing alert every evaluation; so does this loop.
         deadline = time.monotonic() + 60
         delivered = 0.0
         while time.monotonic() < deadline:
-            requests.post(f"{am}/api/v2/alerts", json=[alert], timeout=5).raise_for_status()
+            requests.post(
+                f"{am}/api/v2/alerts", json=[OVERLOAD_ALERT], timeout=5
+            ).raise_for_status()
             headers = {"Authorization": f"Bearer {Path(token_file).read_text().strip()}"}
             metrics = requests.get(f"{url}/metrics", headers=headers, timeout=5).text
             delivered = _sample(metrics, 'virtbalance_webhook_requests_total{code="200"}')

@@ -3,64 +3,36 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-import waitress.server
 import yaml
 
-from actioner.app import create_app
-from actioner.config import load_config
-from actioner.runtime import build_services
 from lab.demo.clients import Alertmanager
+from tests.actioner_fixtures import OVERLOAD_ALERT, serve_actioner
 from tests.integration.test_actioner_lab import wait_port_reusable, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
-
-ALERT = {
-    "labels": {
-        "alertname": "HostSustainedOverload",
-        "host": "hv1",
-        "resource": "cpu",
-        "severity": "warning",
-    },
-    "annotations": {"summary": "hv1 CPU above the policy"},
-}
 
 
 def _alert() -> dict[str, Any]:
     """The alert as a rule evaluator sends it: with its start (Prometheus sends the same to every
     Alertmanager; without it each instance would stamp its own, making two alert instances)."""
     started = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
-    return {**ALERT, "startsAt": started}
+    return {**OVERLOAD_ALERT, "startsAt": started}
 
 
-def _serve(lab, tmp_path: Path, alertmanager_url: str | None):
-    """The real app (dry run) served in a thread; its silences come from ``alertmanager_url``."""
+def _config(lab, tmp_path: Path, alertmanager_url: str | None) -> Path:
+    """The actioner's config (dry run); its silences come from ``alertmanager_url``."""
     path = write_config(lab, tmp_path, dry_run=True)
     data = yaml.safe_load(path.read_text())
     if alertmanager_url is not None:
         data["alertmanager"] = {"url": alertmanager_url}
     path.write_text(yaml.safe_dump(data))
-    config = load_config(path)
-    services = build_services(config, start=True)
-    server = waitress.server.create_server(
-        create_app(config, services=services), host="127.0.0.1", port=0, threads=2
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    return f"http://127.0.0.1:{server.effective_port}", services, server, thread
-
-
-def _close(services, server, thread) -> None:
-    server.close()
-    services.worker.stop(timeout=120)
-    thread.join(5)
-    services.close()
+    return path
 
 
 def _pair(lab, webhook: str, token_file: Path) -> tuple[str, str]:
@@ -111,28 +83,27 @@ def _deliveries(url: str, token_file: Path) -> float:
 def test_both_instances_of_the_pair_receive_the_alert_and_the_actioner_makes_one_plan(
     lab, tmp_path
 ):
-    url, services, server, thread = _serve(lab, tmp_path, None)
     token_file = tmp_path / "token"
-    try:
-        first, second = _pair(lab, f"{url}/api/v1/alerts", token_file)
-        # Two Prometheus replicas send every alert to every Alertmanager; so does this loop.
-        alert = _alert()
-        deadline = time.monotonic() + 60
-        while (delivered := _deliveries(url, token_file)) < 3:
-            assert time.monotonic() < deadline, f"only {delivered:g} deliveries"
+    with serve_actioner(_config(lab, tmp_path, None)) as (url, services):
+        try:
+            first, second = _pair(lab, f"{url}/api/v1/alerts", token_file)
+            # Two Prometheus replicas send every alert to every Alertmanager; so does this loop.
+            alert = _alert()
+            deadline = time.monotonic() + 60
+            while (delivered := _deliveries(url, token_file)) < 3:
+                assert time.monotonic() < deadline, f"only {delivered:g} deliveries"
+                for am in (first, second):
+                    requests.post(f"{am}/api/v2/alerts", json=[alert], timeout=5).raise_for_status()
+                time.sleep(1)
             for am in (first, second):
-                requests.post(f"{am}/api/v2/alerts", json=[alert], timeout=5).raise_for_status()
-            time.sleep(1)
-        for am in (first, second):
-            held = [a.labels["host"] for a in Alertmanager(am).alerts("HostSustainedOverload")]
-            assert held == ["hv1"], (am, held)
-        plans = _plans_settled(services)
-        assert len(plans) == 1, [(p.id, p.state) for p in plans]
-        assert plans[0].hosts == ("hv1",)
-        assert plans[0].state in ("dry_run", "empty", "unresolved")
-    finally:
-        lab.stop_monitoring()
-        _close(services, server, thread)
+                held = [a.labels["host"] for a in Alertmanager(am).alerts("HostSustainedOverload")]
+                assert held == ["hv1"], (am, held)
+            plans = _plans_settled(services)
+            assert len(plans) == 1, [(p.id, p.state) for p in plans]
+            assert plans[0].hosts == ("hv1",)
+            assert plans[0].state in ("dry_run", "empty", "unresolved")
+        finally:
+            lab.stop_monitoring()
 
 
 def test_a_silence_made_on_one_instance_freezes_moves_when_the_actioner_asks_the_other(
@@ -140,30 +111,29 @@ def test_a_silence_made_on_one_instance_freezes_moves_when_the_actioner_asks_the
 ):
     lab.reset()
     second_url = f"http://127.0.0.1:{lab.names.alertmanager_peer_port}"
-    url, services, server, thread = _serve(lab, tmp_path, second_url)
     token_file = tmp_path / "token"
-    try:
-        first, second = _pair(lab, f"{url}/api/v1/alerts", token_file)
-        assert second == second_url
-        for am in (first, second):  # Alertmanager keeps silences across restarts
-            for silence in Alertmanager(am).active_silences():
-                Alertmanager(am).expire_silence(str(silence["id"]))
-        silence = Alertmanager(first).add_silence(
-            {"alertname": "VirtBalanceMigration"},
-            duration=3600,
-            comment="cluster test: freeze everything",
-            now=time.time(),
-        )
-        deadline = time.monotonic() + 30
-        while silence not in {str(s["id"]) for s in Alertmanager(second).active_silences()}:
-            assert time.monotonic() < deadline, "the silence did not reach the second instance"
-            time.sleep(0.5)
-        # hv1 declares 0.1 CPU (write_config): without the freeze the planner would move its guests.
-        requests.post(f"{first}/api/v2/alerts", json=[_alert()], timeout=5).raise_for_status()
-        plans = _plans_settled(services)
-        assert plans[0].state == "frozen", [(p.id, p.state, p.detail) for p in plans]
-        assert services.journal.migrations(plans[0].id) == []
-        assert lab.placement() == {d.name: d.host for d in lab.scenario.domains}
-    finally:
-        lab.stop_monitoring()
-        _close(services, server, thread)
+    with serve_actioner(_config(lab, tmp_path, second_url)) as (url, services):
+        try:
+            first, second = _pair(lab, f"{url}/api/v1/alerts", token_file)
+            assert second == second_url
+            for am in (first, second):  # Alertmanager keeps silences across restarts
+                for silence in Alertmanager(am).active_silences():
+                    Alertmanager(am).expire_silence(str(silence["id"]))
+            silence = Alertmanager(first).add_silence(
+                {"alertname": "VirtBalanceMigration"},
+                duration=3600,
+                comment="cluster test: freeze everything",
+                now=time.time(),
+            )
+            deadline = time.monotonic() + 30
+            while silence not in {str(s["id"]) for s in Alertmanager(second).active_silences()}:
+                assert time.monotonic() < deadline, "the silence did not reach the second instance"
+                time.sleep(0.5)
+            # hv1 declares 0.1 CPU (write_config): without the freeze the planner would move its guests.
+            requests.post(f"{first}/api/v2/alerts", json=[_alert()], timeout=5).raise_for_status()
+            plans = _plans_settled(services)
+            assert plans[0].state == "frozen", [(p.id, p.state, p.detail) for p in plans]
+            assert services.journal.migrations(plans[0].id) == []
+            assert lab.placement() == {d.name: d.host for d in lab.scenario.domains}
+        finally:
+            lab.stop_monitoring()

@@ -7,7 +7,6 @@ import datetime as dt
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from actioner.journal import Journal
 from actioner.metrics import Metrics
 from actioner.services import Services
 from tests.actioner_fixtures import RecordingQueue, actioner_config
+from tests.http_fixtures import serving
 
 pytestmark = pytest.mark.integration
 
@@ -47,12 +47,10 @@ def actioner(tmp_path: Path) -> Iterator[tuple[str, Services]]:
         token=config.read_token(),
     )
     server = make_server("127.0.0.1", free_port(), create_app(config, services=services))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}", services
+        with serving(server) as port:
+            yield f"http://127.0.0.1:{port}", services
     finally:
-        server.shutdown()
         services.journal.close()
 
 

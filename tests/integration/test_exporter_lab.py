@@ -18,6 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.jobs import JobWatch, start_event_loop
 from lab import Lab
+from tests.exporter_fixtures import inovex_series, label_names
+from tests.waiting import wait_answering
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -25,9 +27,6 @@ GO_EXPORTER = "prometheus-libvirt-exporter"
 GO_PORT = 19177
 INOVEX_STYLE_PORT = 19180
 MIB = 1024 * 1024
-INOVEX_SERIES = (
-    Path(__file__).resolve().parent.parent / "fixtures/exporter/inovex-v2.5.0-series.txt"
-)
 # inovex series whose data a lab guest cannot produce: its boot sector runs no balloon driver.
 NEEDS_GUEST_BALLOON_DRIVER = {
     "libvirt_domain_memory_stats_swap_in_bytes",
@@ -222,28 +221,11 @@ def go_exporter(lab: Lab) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                fetch(target)
-                break
-            except OSError:
-                assert process.poll() is None, f"{GO_EXPORTER} exited with {process.returncode}"
-                assert time.monotonic() < deadline, f"{GO_EXPORTER} did not come up on {target}"
-                time.sleep(0.2)
+        wait_answering(f"{GO_EXPORTER} on {target}", lambda: fetch(target), process, 20)
         yield target
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def families(text: str) -> dict[str, set[str]]:
-    """Metric sample name -> union of its label names."""
-    names: dict[str, set[str]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            names.setdefault(sample.name, set()).update(sample.labels)
-    return names
 
 
 def test_drop_in_for_debians_go_exporter(
@@ -251,7 +233,7 @@ def test_drop_in_for_debians_go_exporter(
 ) -> None:
     host = fresh_lab.hosts[0].name
     go_text, ours_text = fetch(go_exporter), fetch(exporters[host])
-    go, ours = families(go_text), families(ours_text)
+    go, ours = label_names(go_text), label_names(ours_text)
     libvirt_names = {name for name in go if name.startswith("libvirt_")}
     # Sanity: the Go exporter saw the guests (block, interface and info series per domain).
     assert "libvirt_domain_interface_stats_receive_bytes_total" in libvirt_names
@@ -288,15 +270,6 @@ def test_drop_in_for_debians_go_exporter(
     assert go_ifaces == our_ifaces
 
 
-def inovex_series() -> dict[str, set[str]]:
-    series = {}
-    for line in INOVEX_SERIES.read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, *labels = line.split()
-            series[name] = set(labels)
-    return series
-
-
 @pytest.fixture
 def storage_pool(lab: Lab, tmp_path: Path) -> Iterator[str]:
     """A directory pool defined and started on the first lab host for the test."""
@@ -320,7 +293,7 @@ def test_drop_in_for_inovex_exporter_on_real_libvirtd(
     fresh_lab: Lab, exporters: dict[str, str], storage_pool: str
 ) -> None:
     text = fetch(exporters[fresh_lab.hosts[0].name])
-    ours = families(text)
+    ours = label_names(text)
     expected = inovex_series()
     producible = set(expected) - NEEDS_GUEST_BALLOON_DRIVER - JOB_SERIES
     missing = sorted(producible - set(ours))

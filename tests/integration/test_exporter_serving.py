@@ -22,6 +22,7 @@ from tests.fixtures.exporter.fake_libvirt import (
     FakeConnection,
     recorded_host,
 )
+from tests.http_fixtures import serving
 from tests.tls_fixtures import PASSWORD, USER, Certs, make_certs, password_hash, write_web_config
 from virtbalance.webconfig import WebConfig, load_web_config
 
@@ -44,18 +45,12 @@ def test_metrics_are_gzipped_over_http_when_asked(tmp_path):
         source, bridges=FakeBridges(RECORDED_BRIDGES), clock=time.monotonic
     )
     httpd = make_exporter_server("127.0.0.1", 0, build_app(collector, "/metrics"), WebConfig())
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/metrics"
+    with serving(httpd) as port:
+        url = f"http://127.0.0.1:{port}/metrics"
         # requests would decompress on its own: read the raw stream to see what was sent.
         zipped = requests.get(url, headers={"Accept-Encoding": "gzip"}, stream=True, timeout=10)
         raw = zipped.raw.read(decode_content=False)
         plain = requests.get(url, headers={"Accept-Encoding": "identity"}, timeout=10)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(10)
     assert zipped.headers["Content-Encoding"] == "gzip"
     assert int(zipped.headers["Content-Length"]) == len(raw) < len(plain.content) / 4
     assert "Content-Encoding" not in plain.headers
@@ -75,14 +70,8 @@ def server(tmp_path, certs) -> Iterator[tuple[str, object]]:
         write_web_config(tmp_path / "web.yml", certs, users={USER: password_hash()})
     )
     httpd = make_exporter_server("127.0.0.1", 0, _app, web)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{httpd.server_address[1]}", httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(10)
+    with serving(httpd) as port:
+        yield f"https://127.0.0.1:{port}", httpd
 
 
 def _get(url: str, certs: Certs, **kwargs) -> requests.Response:

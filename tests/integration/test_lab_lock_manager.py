@@ -29,8 +29,8 @@ from tests.integration.confirm_faults import (
     copy_of,
     ports_to,
     reset_connections,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 import requests
 
 from lab import Lab
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -70,16 +70,6 @@ def monitored_lab(lab: Lab) -> Iterator[Lab]:
     lab.stop_monitoring()
 
 
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def test_exporters_prometheus_and_alertmanager_reach_the_webhook(
     monitored_lab: Lab, webhook: Webhook, tmp_path: Path
 ) -> None:
@@ -118,8 +108,11 @@ def test_exporters_prometheus_and_alertmanager_reach_the_webhook(
         )
         return {r["metric"]["host"]: float(r["value"][1]) for r in answer.json()["data"]["result"]}
 
-    cpus = wait_for(
-        lambda: len(declared_cpus()) == len(lab.hosts) and declared_cpus(), 30, "every host scraped"
+    cpus = wait_until(
+        "every host scraped",
+        lambda: len(declared_cpus()) == len(lab.hosts) and declared_cpus(),
+        30,
+        0.5,
     )
     assert cpus == {h.name: h.cpus for h in lab.hosts}
 
@@ -130,7 +123,7 @@ def test_exporters_prometheus_and_alertmanager_reach_the_webhook(
         return None
 
     try:
-        headers, body = wait_for(firing, 120, "the alert at the webhook")
+        headers, body = wait_until("the alert at the webhook", firing, 120, 0.5)
     except AssertionError as exc:
         # Say where the alert got stuck: not firing in Prometheus, not in Alertmanager, or silenced.
         seen = {

@@ -13,24 +13,19 @@ from tests.integration.test_local_storage_lab import (
     CHUNK,
     DESTINATION,
     SOURCE,
-    WRITES_BEFORE_MOVE,
-    acks,
-    drain_source,
+    move_while_writing,
     stop_guest,
     wait_for_acks,
 )
-from tests.lab_fixtures import spare_lab_id
+from tests.lab_fixtures import lab_up, spare_lab_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
 
 @pytest.fixture(scope="module")
 def overlay_lab() -> Iterator[Lab]:
-    instance = Lab.up("local-storage-qcow2", lab_id=spare_lab_id())
-    try:
+    with lab_up("local-storage-qcow2", spare_lab_id()) as instance:
         yield instance
-    finally:
-        instance.down()
 
 
 def digest(path) -> str:
@@ -44,13 +39,9 @@ def test_an_incremental_move_copies_the_overlays_onto_the_destinations_base(over
         spec = lab.scenario.domain(name)
         base = lab.disk_image(name, DESTINATION).with_name(str(spec.base_file))
         bases[name] = (base, digest(base))
-        wait_for_acks(lab, name, WRITES_BEFORE_MOVE)
-    services, plan_id, _ = drain_source(lab, tmp_path, copy_storage="incremental")
-    plan = services.journal.plan(plan_id)
-    assert plan.state == "executed", plan.detail
-    at_switchover = {name: acks(lab, name)[-1] for name in CHUNK}
-    running = lab.running_hosts()
-    assert {name: running[name] for name in CHUNK} == {name: [DESTINATION] for name in CHUNK}
+    services, plan_id, _, at_switchover = move_while_writing(
+        lab, tmp_path, copy_storage="incremental"
+    )
     for name in CHUNK:
         wait_for_acks(lab, name, at_switchover[name] + 50)
     rows = {r.domain: r for r in services.journal.migrations(plan_id)}

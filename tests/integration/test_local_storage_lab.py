@@ -14,7 +14,7 @@ from lab import Lab, diskwriter
 from lab.dial import read_log
 from lab.hosts import IMAGE_DIR
 from tests.integration.test_actioner_lab import TOKEN, run_app, write_config
-from tests.lab_fixtures import spare_lab_id
+from tests.lab_fixtures import lab_up, spare_lab_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -26,11 +26,8 @@ WAIT = 60.0  # for the guests' writes; a guest that stops writing fails the test
 
 @pytest.fixture(scope="module")
 def storage_lab() -> Iterator[Lab]:
-    instance = Lab.up("local-storage", lab_id=spare_lab_id())
-    try:
+    with lab_up("local-storage", spare_lab_id()) as instance:
         yield instance
-    finally:
-        instance.down()
 
 
 @pytest.fixture
@@ -71,6 +68,21 @@ def drain_source(lab: Lab, tmp_path: Path, copy_storage: str = "all", **executio
     return services, plan_id, metrics
 
 
+def move_while_writing(lab: Lab, tmp_path: Path, **execution: object):
+    """Drain the chunk off the source once its guests are writing; it must end running on the
+    destination only. Returns the services, the plan, the metrics and each guest's last ack at the
+    switchover."""
+    for name in CHUNK:
+        wait_for_acks(lab, name, WRITES_BEFORE_MOVE)
+    services, plan_id, metrics = drain_source(lab, tmp_path, **execution)
+    plan = services.journal.plan(plan_id)
+    assert plan.state == "executed", plan.detail
+    at_switchover = {name: acks(lab, name)[-1] for name in CHUNK}
+    running = lab.running_hosts()
+    assert {name: running[name] for name in CHUNK} == {name: [DESTINATION] for name in CHUNK}
+    return services, plan_id, metrics, at_switchover
+
+
 def stop_guest(lab: Lab, domain: str, host: str) -> None:
     """Stop the guest hard (as a host failure would): only what reached its disk counts."""
     lab.connection(host).lookupByName(domain).destroy()
@@ -88,16 +100,10 @@ def test_a_chunk_with_local_disks_moves_while_writing_and_loses_no_acknowledged_
     fresh_storage_lab, tmp_path, source_disk
 ):
     lab = fresh_storage_lab
-    for name in CHUNK:
-        wait_for_acks(lab, name, WRITES_BEFORE_MOVE)
-    services, plan_id, metrics = drain_source(lab, tmp_path, source_disk_after_move=source_disk)
-    plan = services.journal.plan(plan_id)
-    assert plan.state == "executed", plan.detail
-    at_switchover = {name: acks(lab, name)[-1] for name in CHUNK}
-
-    # the guests run only on the destination, persistent there, and nothing is left on the source
-    running = lab.running_hosts()
-    assert {name: running[name] for name in CHUNK} == {name: [DESTINATION] for name in CHUNK}
+    services, plan_id, metrics, at_switchover = move_while_writing(
+        lab, tmp_path, source_disk_after_move=source_disk
+    )
+    # ... persistent on the destination, and nothing is left on the source
     for name in CHUNK:
         assert lab.connection(DESTINATION).lookupByName(name).isPersistent()
         with pytest.raises(libvirt.libvirtError):

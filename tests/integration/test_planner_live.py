@@ -3,39 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.integration.test_actioner_lab import write_config
 from virtbalance.cli import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
-REPO = Path(__file__).resolve().parents[2]
 OVERLOADED = "hv1"
-
-
-def lab_config(lab, tmp_path: Path) -> Path:
-    """An actioner config for the lab where hv1 declares 0.1 CPU: overloaded whatever its guests use."""
-    policy = yaml.safe_load((REPO / "alerting-rules" / "policy-lab.yaml").read_text())
-    data = {
-        "hosts": {
-            h.name: {
-                "uri": h.libvirt_uri,
-                "migration_uri": h.migration_uri,
-                "cpus": 0.1 if h.name == OVERLOADED else 16,
-                "memory": h.memory_bytes,
-            }
-            for h in lab.hosts
-        },
-        "policy": policy,
-        "journal": {"path": str(tmp_path / "journal.sqlite")},
-        "prometheus": {"fallback_sample_interval": "1s"},
-    }
-    path = tmp_path / "actioner.yml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def test_plan_live_relieves_the_overloaded_host_in_whole_chunks_and_moves_nothing(
@@ -52,7 +28,18 @@ def test_plan_live_relieves_the_overloaded_host_in_whole_chunks_and_moves_nothin
 
 def run_and_check(fresh_lab, tmp_path, capsys):
     before = fresh_lab.placement()
-    assert main(["plan", "--live", "--config", str(lab_config(fresh_lab, tmp_path)), "--json"]) == 0
+    assert (
+        main(
+            [
+                "plan",
+                "--live",
+                "--config",
+                str(write_config(fresh_lab, tmp_path, overloaded=OVERLOADED)),
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["mode"] == "relieve"
     assert {h["name"] for h in out["hosts_after"]} == {h.name for h in fresh_lab.hosts}

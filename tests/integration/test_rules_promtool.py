@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.waiting import wait_answering
 from virtbalance.mixin import rulefile
 from virtbalance.mixin.config import Config
 from virtbalance.policy import Policy
@@ -39,6 +39,17 @@ def _run(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
 
 def _rules_dir(repo_root: Path) -> Path:
     return repo_root / "alerting-rules"
+
+
+def _unit_test_with_policy(
+    repo_root: Path, tmp_path: Path, unit_test: str, changes: dict[str, object]
+) -> subprocess.CompletedProcess[str]:
+    """promtool running the checked-in unit test ``unit_test`` on rules from a policy with ``changes``."""
+    (tmp_path / "tests").mkdir()
+    shutil.copy(_rules_dir(repo_root) / "tests" / unit_test, tmp_path / "tests")
+    text = rulefile.render(Config(policy=Policy().replace(**changes)), source="policy.yaml")
+    (tmp_path / "virtbalance.rules.yml").write_text(text, encoding="utf-8")
+    return _run(str(PROMTOOL), "test", "rules", f"tests/{unit_test}", cwd=tmp_path)
 
 
 @needs_promtool
@@ -88,11 +99,7 @@ def test_promtool_unit_tests_pass(repo_root):
 )
 def test_the_cpu_unit_test_catches_a_changed_policy(repo_root, tmp_path, changes, failing_at):
     # The promtool tests pin the boundaries: rules from another policy must fail them.
-    (tmp_path / "tests").mkdir()
-    shutil.copy(_rules_dir(repo_root) / "tests" / "cpu-overload.test.yml", tmp_path / "tests")
-    text = rulefile.render(Config(policy=Policy().replace(**changes)), source="policy.yaml")
-    (tmp_path / "virtbalance.rules.yml").write_text(text, encoding="utf-8")
-    result = _run(str(PROMTOOL), "test", "rules", "tests/cpu-overload.test.yml", cwd=tmp_path)
+    result = _unit_test_with_policy(repo_root, tmp_path, "cpu-overload.test.yml", changes)
     assert result.returncode != 0, result.stdout
     assert failing_at in result.stdout + result.stderr
 
@@ -288,6 +295,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _ready(url: str) -> None:
+    """OSError (urllib's HTTPError is one) until ``url`` answers 200."""
+    with urllib.request.urlopen(url, timeout=1) as response:
+        if response.status != 200:
+            raise OSError(f"{url} answered {response.status}")
+
+
 @pytest.fixture
 def alertmanager(tmp_path):
     if ALERTMANAGER is None or AMTOOL is None:
@@ -310,16 +324,7 @@ def alertmanager(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        wait_answering("Alertmanager", lambda: _ready(f"{url}/-/ready"), proc, 20)
         yield url
     finally:
         proc.terminate()
@@ -384,10 +389,6 @@ def test_documented_freeze_commands_create_the_silences_the_actioner_matches(
 def test_the_chronically_hot_unit_test_catches_a_changed_policy(
     repo_root, tmp_path, changes, failing_at
 ):
-    (tmp_path / "tests").mkdir()
-    shutil.copy(_rules_dir(repo_root) / "tests" / "chronically-hot.test.yml", tmp_path / "tests")
-    text = rulefile.render(Config(policy=Policy().replace(**changes)), source="policy.yaml")
-    (tmp_path / "virtbalance.rules.yml").write_text(text, encoding="utf-8")
-    result = _run(str(PROMTOOL), "test", "rules", "tests/chronically-hot.test.yml", cwd=tmp_path)
+    result = _unit_test_with_policy(repo_root, tmp_path, "chronically-hot.test.yml", changes)
     assert result.returncode != 0, result.stdout
     assert failing_at in result.stdout + result.stderr

@@ -7,6 +7,7 @@ without the client certificate or the credentials must read ``up == 0``: the che
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -60,10 +61,10 @@ def _tool(name: str) -> str:
     return path
 
 
-def _start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+def _start(argv: list[str], log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd
         )
 
 
@@ -91,6 +92,35 @@ def _wait(
             pass
         time.sleep(0.5)
     raise AssertionError(f"{what} not ready after {timeout} s: {log.read_text()[-2000:]}")
+
+
+@contextlib.contextmanager
+def _monitoring(
+    stack: Stack, tool: str, config: dict[str, Any], flags: list[str]
+) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    """Debian's ``tool`` on ``config`` at a free 127.0.0.1 port, in a directory of its own (``flags``
+    name paths relative to it), ready; stopped after. Yields its URL, process and log."""
+    port = free_port()
+    directory = stack.directory / tool
+    directory.mkdir()
+    (directory / "config.yml").write_text(yaml.safe_dump(config))
+    log = directory / f"{tool}.log"
+    process = _start(
+        [
+            _tool(tool),
+            "--config.file=config.yml",
+            *flags,
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        log,
+        cwd=directory,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: requests.get(f"{url}/-/ready", timeout=2).ok, tool, process, log)
+        yield url, process, log
+    finally:
+        _stop(process)
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +216,6 @@ def test_exporter_and_actioner_refuse_what_lacks_a_credential(stack):
 
 
 def test_alertmanager_posts_to_the_actioner_over_tls_with_a_client_certificate(stack):
-    port = free_port()
     config = {
         "route": {
             "receiver": "virtbalance",
@@ -214,23 +243,8 @@ def test_alertmanager_posts_to_the_actioner_over_tls_with_a_client_certificate(s
             }
         ],
     }
-    directory = stack.directory / "alertmanager"
-    directory.mkdir()
-    (directory / "alertmanager.yml").write_text(yaml.safe_dump(config))
-    log = directory / "alertmanager.log"
-    am = _start(
-        [
-            _tool("prometheus-alertmanager"),
-            f"--config.file={directory / 'alertmanager.yml'}",
-            f"--storage.path={directory / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        log,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(lambda: requests.get(f"{url}/-/ready", timeout=2).ok, "Alertmanager", am, log)
+    storage = ["--storage.path=data", "--cluster.listen-address="]
+    with _monitoring(stack, "prometheus-alertmanager", config, storage) as (url, am, log):
         alert = {"labels": {"alertname": "HostSustainedOverload", "host": "hv1", "resource": "cpu"}}
         requests.post(f"{url}/api/v2/alerts", json=[alert], timeout=5).raise_for_status()
 
@@ -244,8 +258,6 @@ def test_alertmanager_posts_to_the_actioner_over_tls_with_a_client_certificate(s
             return any(plan["hosts"] == ["hv1"] for plan in answer["plans"])
 
         _wait(delivered, "a plan from Alertmanager's notification", am, log)
-    finally:
-        _stop(am)
     metrics = requests.get(
         f"{stack.actioner}/metrics",
         headers={"Authorization": f"Bearer {TOKEN}"},
@@ -257,7 +269,6 @@ def test_alertmanager_posts_to_the_actioner_over_tls_with_a_client_certificate(s
 
 
 def test_prometheus_scrapes_both_over_tls_and_only_with_certificate_and_credentials(stack):
-    port = free_port()
     exporter_target = stack.exporter.removeprefix("https://")
     actioner_target = stack.actioner.removeprefix("https://")
     basic = {"username": USER, "password_file": str(stack.password_file)}
@@ -287,23 +298,12 @@ def test_prometheus_scrapes_both_over_tls_and_only_with_certificate_and_credenti
             job("actioner-no-token", actioner_target, stack.tls_config()),
         ],
     }
-    directory = stack.directory / "prometheus"
-    directory.mkdir()
-    (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
-    log = directory / "prometheus.log"
-    prometheus = _start(
-        [
-            _tool("prometheus"),
-            f"--config.file={directory / 'prometheus.yml'}",
-            f"--storage.tsdb.path={directory / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        log,
-    )
-    url = f"http://127.0.0.1:{port}"
     ups: dict[str, float] = {}
-    try:
-        _wait(lambda: requests.get(f"{url}/-/ready", timeout=2).ok, "Prometheus", prometheus, log)
+    with _monitoring(stack, "prometheus", config, ["--storage.tsdb.path=data"]) as (
+        url,
+        prometheus,
+        log,
+    ):
 
         def scraped() -> bool:
             result = requests.get(f"{url}/api/v1/query", params={"query": "up"}, timeout=5).json()
@@ -317,8 +317,6 @@ def test_prometheus_scrapes_both_over_tls_and_only_with_certificate_and_credenti
             params={"query": 'count by (job) ({job=~"exporter|actioner"})'},
             timeout=5,
         ).json()["data"]["result"]
-    finally:
-        _stop(prometheus)
     assert ups == {
         "exporter": 1.0,
         "actioner": 1.0,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -11,6 +10,7 @@ import yaml
 
 from actioner import cli
 from actioner.journal import AlertKey, Journal
+from tests.http_fixtures import serving
 from virtbalance.cli import main
 from virtbalance.snapshot import DomainState, HostState, Snapshot
 
@@ -135,17 +135,10 @@ def test_drain_posts_to_the_actioner_with_the_token(tmp_path, capsys):
         def log_message(self, *args):
             pass
 
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        config = write_config(tmp_path, server.server_address[1])
+    with serving(HTTPServer(("127.0.0.1", 0), Handler)) as port:
+        config = write_config(tmp_path, port)
         assert main(["drain", "hv2", "--config", str(config)]) == 0
         assert seen == {"path": "/api/v1/drain/hv2", "auth": "Bearer tok"}
         assert "queued as plan 7" in capsys.readouterr().out
         assert main(["drain", "hv9", "--config", str(config)]) == 2
         assert "unknown host 'hv9'" in capsys.readouterr().err
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actioner.payload_limits import MAX_DEPTH, MAX_NUMBER_CHARS, BodyError, decode_body
-from tests.actioner_fixtures import TOKEN, payload
+from tests.actioner_fixtures import PAYLOAD_FIELDS, PAYLOAD_WORDS, TOKEN, payload
 
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
@@ -92,7 +92,7 @@ _scalars = st.one_of(
     st.integers(min_value=-(10**120), max_value=10**120),
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(alphabet=_ANY_CHAR, max_size=40),
-    st.sampled_from(["firing", "resolved", "4", "hv1", "HostSustainedOverload", ""]),
+    st.sampled_from(PAYLOAD_WORDS),
 )
 _json = st.recursive(
     _scalars,
@@ -102,21 +102,6 @@ _json = st.recursive(
     ),
     max_leaves=20,
 )
-_PATHS = [
-    ("version",),
-    ("status",),
-    ("groupKey",),
-    ("receiver",),
-    ("alerts",),
-    ("alerts", 0),
-    ("alerts", 0, "status"),
-    ("alerts", 0, "labels"),
-    ("alerts", 0, "labels", "host"),
-    ("alerts", 0, "labels", "alertname"),
-    ("alerts", 0, "startsAt"),
-    ("alerts", 0, "fingerprint"),
-    ("alerts", 0, "annotations"),
-]
 
 
 def _mutate(body: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
@@ -139,7 +124,7 @@ def bodies(draw: st.DrawFn) -> bytes:
     base = payload(draw(st.sampled_from(["firing_hv1", "resolved_hv1", "firing_two_hosts"])))
     if kind == "mutated":
         for _ in range(draw(st.integers(1, 3))):
-            base = _mutate(base, draw(st.sampled_from(_PATHS)), draw(_json))
+            base = _mutate(base, draw(st.sampled_from(PAYLOAD_FIELDS)), draw(_json))
         return json.dumps(base, ensure_ascii=draw(st.booleans())).encode("utf-8", "surrogatepass")
     if kind == "json":
         return json.dumps(draw(_json)).encode()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from actioner.snapshot_builder import prometheus_cpu
+from tests.http_fixtures import serving
 from virtbalance import contract as c
 
 EVALUATED_AT = 1796150000.5
@@ -36,7 +37,7 @@ class FakePrometheus:
 
 @pytest.fixture
 def serve() -> Iterator[object]:
-    servers: list[ThreadingHTTPServer] = []
+    servers = contextlib.ExitStack()
 
     def start(fake: FakePrometheus) -> str:
         class Handler(BaseHTTPRequestHandler):
@@ -53,15 +54,11 @@ def serve() -> Iterator[object]:
             def log_message(self, *args: object) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        servers.append(server)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{server.server_address[1]}"
+        port = servers.enter_context(serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)))
+        return f"http://127.0.0.1:{port}"
 
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with servers:
+        yield start
 
 
 def test_demand_is_run_time_plus_wait_evaluated_at_one_instant(serve):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from virtbalance.contract import MIGRATION_RECENT_DURATION
 from virtbalance.mixin.dashboards import build_all, expressions, queries, rebalancing, substitute
 from virtbalance.policy import Policy
 
@@ -284,7 +285,7 @@ def test_a_migration_is_annotated_once_and_dated_by_its_first_sample(tmp_path):
         {
             "expr": annotation,
             "eval_time": "5m",
-            "exp_samples": [{"labels": f"{queries.RECENT_MIGRATIONS}{target}", "value": 3.5}],
+            "exp_samples": [{"labels": f"{MIGRATION_RECENT_DURATION}{target}", "value": 3.5}],
         }
     )
     cases.append(
@@ -296,6 +297,6 @@ def test_a_migration_is_annotated_once_and_dated_by_its_first_sample(tmp_path):
     )
     run_promql_tests(
         tmp_path,
-        [series(queries.RECENT_MIGRATIONS, "_x5 3.5x5", **scrape, **migration)],
+        [series(MIGRATION_RECENT_DURATION, "_x5 3.5x5", **scrape, **migration)],
         cases,
     )

@@ -16,26 +16,16 @@ from lab.demo.clients import (
     parse_time,
 )
 from lab.demo.narrator import HostFigures, Narrator, bar, summary
+from tests.fixtures.exporter.fake_libvirt import FakeClock
 
 HOSTS = ["hv1", "hv2", "hv3"]
 T0 = 1_000_000.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class Timeline:
     """What each service answers at a given second after T0."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
 
     @property
@@ -146,9 +136,9 @@ class FakeActioner(ActionerReader):
 
 def narrated(
     timeline: type[Timeline] = Timeline, prometheus: type[FakePrometheus] = FakePrometheus
-) -> tuple[Narrator, io.StringIO, Clock]:
+) -> tuple[Narrator, io.StringIO, FakeClock]:
     """A narrator on a fake clock over ``timeline``, writing into the returned buffer."""
-    clock = Clock()
+    clock = FakeClock(T0)
     events = timeline(clock)
     out = io.StringIO()
     narrator = Narrator(
@@ -159,7 +149,7 @@ def narrated(
         cpu_high=0.75,
         out=out,
         clock=clock,
-        sleep=clock.sleep,
+        sleep=clock.advance,
     )
     return narrator, out, clock
 

@@ -9,13 +9,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter.balloon import DEFAULT_RECHECK_SECONDS
-from exporter.collector import LibvirtCollector
 from exporter.procfs import PAGE_KIB, QemuProcesses, is_local_system_uri
-from exporter.source import BALLOON_GROUP, LibvirtSource
-from exporter.topology import TopologyCache
+from exporter.source import BALLOON_GROUP
+from tests.exporter_fixtures import fake_collector, registry_of
 from tests.fixtures.exporter.fake_libvirt import (
-    RECORDED_BRIDGES,
-    FakeBridges,
     FakeClock,
     FakeConnection,
     libvirt_error,
@@ -41,16 +38,8 @@ def build(
     conn: FakeConnection, processes: QemuProcesses | None
 ) -> tuple[CollectorRegistry, FakeClock]:
     clock = FakeClock()
-    source = LibvirtSource(
-        connect=lambda: conn,
-        clock=clock,
-        timeout=5.0,
-        topology_cache=TopologyCache(3600.0),
-        processes=processes,
-    )
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(LibvirtCollector(source, bridges=FakeBridges(RECORDED_BRIDGES), clock=clock))
-    return registry, clock
+    collector = fake_collector(lambda: conn, clock=clock, max_age=3600.0, processes=processes)
+    return registry_of(collector), clock
 
 
 def asked_for_balloon(conn: FakeConnection) -> set[str]:

@@ -9,14 +9,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.samples import Sample
 
-from exporter.collector import CapacityOverride, LibvirtCollector
+from exporter.collector import CapacityOverride
 from exporter.config import parse_config
-from exporter.source import DIRTYRATE_GROUP, STATS_GROUPS, LibvirtSource
-from exporter.topology import TopologyCache
+from exporter.source import DIRTYRATE_GROUP, STATS_GROUPS
+from tests.exporter_fixtures import fake_collector, registry_of
 from tests.fixtures.exporter.fake_libvirt import (
     RECORDED_BRIDGES,
     FakeBridges,
-    FakeClock,
     FakeConnection,
     recorded_host,
 )
@@ -38,25 +37,17 @@ def make(
     bridges: FakeBridges | None = None,
     groups: int = STATS_GROUPS,
 ) -> CollectorRegistry:
-    clock = FakeClock()
-    source = LibvirtSource(
-        connect=lambda: conn,
-        clock=clock,
-        timeout=5.0,
-        topology_cache=TopologyCache(60.0),
+    collector = fake_collector(
+        lambda: conn,
+        bridges=bridges,
         stats_groups=groups,
+        collector={
+            "capacity": capacity,
+            "private_bridges": frozenset(private),
+            "public_bridges": frozenset(public),
+        },
     )
-    collector = LibvirtCollector(
-        source,
-        bridges=bridges or FakeBridges(RECORDED_BRIDGES),
-        clock=clock,
-        capacity=capacity,
-        private_bridges=frozenset(private),
-        public_bridges=frozenset(public),
-    )
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    return registry
+    return registry_of(collector)
 
 
 def samples(registry: CollectorRegistry, name: str) -> list[Sample]:
@@ -300,16 +291,7 @@ def test_sharded_bulk_calls_give_the_same_series(conn):
         (s.name, tuple(s.labels.items()), s.value) for f in single.collect() for s in f.samples
     }
     sharded_conn = FakeConnection(recorded_host())
-    clock = FakeClock()
-    source = LibvirtSource(
-        connect=lambda: sharded_conn,
-        clock=clock,
-        timeout=5.0,
-        topology_cache=TopologyCache(60.0),
-        concurrency=4,
-    )
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(LibvirtCollector(source, bridges=FakeBridges(RECORDED_BRIDGES), clock=clock))
+    registry = registry_of(fake_collector(lambda: sharded_conn, concurrency=4))
     sharded = {
         (s.name, tuple(s.labels.items()), s.value) for f in registry.collect() for s in f.samples
     }

@@ -6,23 +6,15 @@ import shutil
 import subprocess
 
 import libvirt
-from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collector import LibvirtCollector
 from exporter.exposition import render
-from exporter.source import LibvirtSource
-from exporter.topology import TopologyCache
+from tests.exporter_fixtures import fake_collector, inovex_series, label_names
 from tests.fixtures.exporter.fake_libvirt import (
-    FIXTURES,
-    RECORDED_BRIDGES,
-    FakeBridges,
-    FakeClock,
     FakeConnection,
     FakePool,
     recorded_host,
 )
 
-INOVEX_SERIES = FIXTURES / "inovex-v2.5.0-series.txt"
 # What a guest with a virtio balloon driver adds to the bulk stats (libvirt's documented keys);
 # the recorded guests run a boot sector and have none.
 BALLOON_DRIVER_STATS = {
@@ -39,15 +31,6 @@ BALLOON_DRIVER_STATS = {
 }
 
 
-def expected_series() -> dict[str, set[str]]:
-    series = {}
-    for line in INOVEX_SERIES.read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, *labels = line.split()
-            series[name] = set(labels)
-    return series
-
-
 def host_with_everything() -> FakeConnection:
     """The recorded host plus what inovex's series need: a balloon driver, a pool, a job."""
     conn = FakeConnection(recorded_host())
@@ -58,24 +41,11 @@ def host_with_everything() -> FakeConnection:
 
 
 def served(conn: FakeConnection) -> str:
-    clock = FakeClock()
-    source = LibvirtSource(
-        connect=lambda: conn, clock=clock, timeout=5.0, topology_cache=TopologyCache(60.0)
-    )
-    collector = LibvirtCollector(source, bridges=FakeBridges(RECORDED_BRIDGES), clock=clock)
-    return render(collector.families()).decode()
-
-
-def label_names(text: str) -> dict[str, set[str]]:
-    names: dict[str, set[str]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            names.setdefault(sample.name, set()).update(sample.labels)
-    return names
+    return render(fake_collector(lambda: conn).families()).decode()
 
 
 def test_fixture_lists_inovex_series():
-    series = expected_series()
+    series = inovex_series()
     assert len(series) == 67
     assert series["libvirt_domain_info_state"] == {"domain", "state_desc"}
     assert series["libvirt_storage_pool_state"] == {"storage_pool"}
@@ -83,16 +53,16 @@ def test_fixture_lists_inovex_series():
 
 def test_every_inovex_series_is_served_with_its_labels():
     ours = label_names(served(host_with_everything()))
-    missing = sorted(set(expected_series()) - set(ours))
+    missing = sorted(set(inovex_series()) - set(ours))
     assert not missing, f"inovex series we lack: {missing}"
-    for name, labels in expected_series().items():
+    for name, labels in inovex_series().items():
         assert labels <= ours[name], f"{name}: labels {sorted(labels - ours[name])} missing"
 
 
 def test_the_check_fails_without_the_data_behind_a_series():
     # Proves the test above can fail: the recorded guests have no balloon driver and no pool.
     ours = label_names(served(FakeConnection(recorded_host())))
-    missing = set(expected_series()) - set(ours)
+    missing = set(inovex_series()) - set(ours)
     assert "libvirt_domain_memory_stats_swap_in_bytes" in missing
     assert "libvirt_storage_pool_state" in missing
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 import math
 import random
 import string
-from collections.abc import Iterator
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
 
 from exporter.exposition import (
     Family,
@@ -22,6 +18,7 @@ from exporter.exposition import (
     value_texts,
 )
 from exporter.rendering import Renderer
+from tests.exporter_fixtures import reference_text
 
 # Label values: quotes, backslashes, newlines, spaces, non-ASCII (no lone surrogates: those are
 # not UTF-8, and generate_latest fails on them where the renderer writes U+FFFD).
@@ -77,22 +74,11 @@ def random_families(seed: int, count: int) -> list[Family]:
     return families
 
 
-class _Families(Collector):
-    def __init__(self, families: list[Family]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterator[Metric]:
-        for family in self._families:
-            yield family.to_metric()
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_render_is_byte_identical_to_generate_latest(seed: int):
     families = random_families(seed, 150)
     assert sum(len(f.values) for f in families) > 10_000
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(families))
-    assert render(families) == generate_latest(registry)
+    assert render(families) == reference_text(families)
 
 
 def test_values_in_go_notation():
@@ -133,12 +119,6 @@ def test_remembered_texts_keep_negative_zero_and_ints_apart():
 
 def test_family_without_samples_has_its_header_only():
     assert render([gauge("x", "nothing yet")]) == b"# HELP x nothing yet\n# TYPE x gauge\n"
-
-
-def _reference(families: list[Family]) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(families))
-    return generate_latest(registry)
 
 
 def _mutated(rng: random.Random, families: list[Family]) -> list[Family]:
@@ -196,7 +176,7 @@ def test_renderer_with_memory_writes_what_generate_latest_writes(seed: int):
     for value in range(5):
         families[0].add(("%s%d%%" + str(value),), value)
     for _ in range(12):
-        assert renderer.render(families) == render(families) == _reference(families)
+        assert renderer.render(families) == render(families) == reference_text(families)
         families = _mutated(rng, families)
 
 
@@ -207,7 +187,7 @@ def test_renderer_tells_negative_zero_and_nan_apart_from_the_last_scrape():
     for values in ([0.0], [-0.0], [0], [math.nan], [math.nan], [math.inf], [1], [1.0], [True]):
         family.label_sets = [label_set]
         family.values = list(values)
-        assert renderer.render([family]) == render([family]) == _reference([family])
+        assert renderer.render([family]) == render([family]) == reference_text([family])
 
 
 def test_big_int_columns_in_go_notation_fresh_and_remembered():
@@ -229,6 +209,6 @@ def test_renderer_sees_values_changed_in_place_after_rendering():
     family.label_sets = [LabelSet(("a",), ("x",)), LabelSet(("a",), ("y",))]
     for first, second in ([1.0, 2.0], [0.0, 2.0]):
         family.values = [first, 2.0]
-        assert renderer.render([family]) == _reference([family])
+        assert renderer.render([family]) == reference_text([family])
         family.values[1] = -second if first else 7
-        assert renderer.render([family]) == render([family]) == _reference([family])
+        assert renderer.render([family]) == render([family]) == reference_text([family])

@@ -10,21 +10,17 @@ from collections.abc import Callable, Iterator
 
 import libvirt
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
+from prometheus_client import generate_latest
 
-from exporter.collector import LibvirtCollector
 from exporter.domain_families import DomainFamilies
-from exporter.exposition import Family, render
+from exporter.exposition import render
 from exporter.labels import LabelCache
 from exporter.main import build_app
 from exporter.rendering import Renderer
 from exporter.source import DomainRecord, LibvirtSource
 from exporter.topology import TopologyCache
+from tests.exporter_fixtures import fake_collector, reference_text, registry_of
 from tests.fixtures.exporter.fake_libvirt import (
-    RECORDED_BRIDGES,
-    FakeBridges,
     FakeClock,
     FakeConnection,
     recorded_host,
@@ -44,21 +40,6 @@ def recorded_records() -> list[DomainRecord]:
     source.close()
     assert data.up and len(data.domains) == 6
     return data.domains
-
-
-class _Families(Collector):
-    def __init__(self, families: list[Family]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterator[Metric]:
-        for family in self._families:
-            yield family.to_metric()
-
-
-def _reference(families: list[Family]) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(families))
-    return generate_latest(registry)
 
 
 def _copy_device(stats: dict[str, object], group: str, new: int, path: str) -> None:
@@ -225,7 +206,7 @@ def test_remembered_families_and_text_match_a_fresh_exporter(seed: int):
         expected = render(fresh)
         assert render(families) == expected, f"step {step}"
         assert renderer.render(families) == expected, f"step {step}"
-        assert expected == _reference(fresh)
+        assert expected == reference_text(fresh)
 
 
 def test_a_steady_scrape_reuses_every_shape_and_the_plan():
@@ -247,13 +228,9 @@ def test_served_scrapes_match_the_collector_path_while_the_host_changes():
     # The endpoint renders remembered text; prometheus_client renders what collect() yields.
     clock = FakeClock()  # frozen: stage durations are 0, so both texts are deterministic
     conn = FakeConnection(recorded_host())
-    source = LibvirtSource(
-        connect=lambda: conn, clock=clock, timeout=5.0, topology_cache=TopologyCache(60.0)
-    )
-    collector = LibvirtCollector(source, bridges=FakeBridges(RECORDED_BRIDGES), clock=clock)
+    collector = fake_collector(lambda: conn, clock=clock)
     app = build_app(collector, "/metrics")
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
+    registry = registry_of(collector)
 
     def changes() -> Iterator[None]:
         yield  # the first scrape

@@ -12,11 +12,9 @@ from prometheus_client import CollectorRegistry
 
 from exporter.collector import LibvirtCollector
 from exporter.main import build_app
-from exporter.source import STAGES, LibvirtSource
-from exporter.topology import TopologyCache
+from exporter.source import STAGES
+from tests.exporter_fixtures import fake_collector, registry_of
 from tests.fixtures.exporter.fake_libvirt import (
-    RECORDED_BRIDGES,
-    FakeBridges,
     FakeClock,
     FakeConnection,
     libvirt_error,
@@ -50,14 +48,8 @@ def build(
     timeout: float = 5.0,
     max_age: float = 60.0,
 ) -> tuple[CollectorRegistry, LibvirtCollector]:
-    clock = clock or FakeClock()
-    source = LibvirtSource(
-        connect=factory, clock=clock, timeout=timeout, topology_cache=TopologyCache(max_age)
-    )
-    collector = LibvirtCollector(source, bridges=FakeBridges(RECORDED_BRIDGES), clock=clock)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    return registry, collector
+    collector = fake_collector(factory, clock=clock, timeout=timeout, max_age=max_age)
+    return registry_of(collector), collector
 
 
 Result = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -74,6 +66,15 @@ def scrape(registry: CollectorRegistry) -> Result:
 
 def errors(result: Result, stage: str) -> float:
     return result[("libvirt_exporter_scrape_errors_total", (("stage", stage),))]
+
+
+def chunks(result: Result) -> dict[str, str]:
+    """Each domain's chunk, from the scrape's ``libvirt_domain_chunk_info``."""
+    return {
+        dict(labels)["domain"]: dict(labels)["chunk"]
+        for name, labels in result
+        if name == "libvirt_domain_chunk_info"
+    }
 
 
 def test_self_metrics_are_precreated_for_every_stage():
@@ -201,12 +202,8 @@ def test_malformed_xml_omits_topology_and_counts_an_error(xml):
         assert "libvirt_domain_chunk_info" not in with_a
         assert "libvirt_domain_info_cpu_time_seconds_total" in with_a
         # b and c still form their chunk through lan12; b's lan11 link is still private.
-        chunks = {
-            dict(labels)["domain"]: dict(labels)["chunk"]
-            for name, labels in result
-            if name == "libvirt_domain_chunk_info"
-        }
-        assert chunks["vbexp-b"] == chunks["vbexp-c"] == "lan11+lan12"
+        chunk = chunks(result)
+        assert chunk["vbexp-b"] == chunk["vbexp-c"] == "lan11+lan12"
 
 
 def test_topology_cache_reads_xml_only_for_new_or_restarted_domains():
@@ -240,13 +237,8 @@ def test_group_change_is_seen_after_max_age():
         1,
     )
     clock.advance(31)
-    result = scrape(registry)
-    chunks = {
-        dict(labels)["domain"]: dict(labels)["chunk"]
-        for name, labels in result
-        if name == "libvirt_domain_chunk_info"
-    }
-    assert chunks["vbexp-d"] == chunks["vbexp-e"] == "isonet+group:web"
+    chunk = chunks(scrape(registry))
+    assert chunk["vbexp-d"] == chunk["vbexp-e"] == "isonet+group:web"
 
 
 def test_health_path_answers_503_while_libvirt_is_unreachable():

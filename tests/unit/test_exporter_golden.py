@@ -8,19 +8,15 @@ import shutil
 import subprocess
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collector import LibvirtCollector
 from exporter.exposition import gauge, render
 from exporter.main import build_app
-from exporter.source import LibvirtSource
-from exporter.topology import TopologyCache
+from tests.exporter_fixtures import fake_collector, registry_of
 from tests.fixtures.exporter.fake_libvirt import (
     FIXTURES,
-    RECORDED_BRIDGES,
-    FakeBridges,
-    FakeClock,
     FakeConnection,
     recorded_host,
 )
@@ -29,12 +25,8 @@ GOLDEN = FIXTURES / "golden.prom"
 
 
 def collector() -> LibvirtCollector:
-    clock = FakeClock()  # frozen: every stage duration is 0, so the text is deterministic
     conn = FakeConnection(recorded_host())
-    source = LibvirtSource(
-        connect=lambda: conn, clock=clock, timeout=5.0, topology_cache=TopologyCache(60.0)
-    )
-    return LibvirtCollector(source, bridges=FakeBridges(RECORDED_BRIDGES), clock=clock)
+    return fake_collector(lambda: conn)  # its frozen clock makes the text deterministic
 
 
 def served(accept_encoding: str | None = None) -> bytes:
@@ -90,9 +82,7 @@ def parsed(
 
 
 def test_served_text_is_what_prometheus_client_renders():
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector())
-    reference = generate_latest(registry)
+    reference = generate_latest(registry_of(collector()))
     assert served() == reference  # byte for byte
     assert len(parsed(reference)) > 30
 

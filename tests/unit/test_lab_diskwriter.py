@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import pytest
+
 from lab import diskwriter
 from lab.image import build_writer_sector, write_writer_image
 
@@ -14,6 +16,14 @@ def put(image: Path, value: int) -> None:
     with image.open("r+b") as handle:
         handle.seek(diskwriter.sector_of(value) * diskwriter.SECTOR)
         handle.write(diskwriter.MAGIC + struct.pack("<I", value))
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    """A fresh 32 MiB disk-writer image: its boot sector, then filler."""
+    return write_writer_image(
+        build_writer_sector(tmp_path / "w.bin"), tmp_path / "w.img", 32 * 1024**2
+    )
 
 
 def test_the_writer_assembles_to_a_boot_sector_and_fills_its_image(tmp_path: Path) -> None:
@@ -34,10 +44,7 @@ def test_acks_are_read_from_the_current_boot_only() -> None:
     assert diskwriter.write_errors(log) == [0x80]
 
 
-def test_every_acknowledged_value_on_the_image_passes(tmp_path: Path) -> None:
-    image = write_writer_image(
-        build_writer_sector(tmp_path / "w.bin"), tmp_path / "w.img", 32 * 1024**2
-    )
+def test_every_acknowledged_value_on_the_image_passes(image: Path) -> None:
     for value in range(1, 101):
         put(image, value)
     ring = diskwriter.read_ring(image)
@@ -45,10 +52,7 @@ def test_every_acknowledged_value_on_the_image_passes(tmp_path: Path) -> None:
     assert diskwriter.missing_writes(list(range(1, 101)), ring) == []
 
 
-def test_a_lost_or_stale_write_is_found(tmp_path: Path) -> None:
-    image = write_writer_image(
-        build_writer_sector(tmp_path / "w.bin"), tmp_path / "w.img", 32 * 1024**2
-    )
+def test_a_lost_or_stale_write_is_found(image: Path) -> None:
     for value in range(1, 51):
         put(image, value)
     ring = diskwriter.read_ring(image)

@@ -6,6 +6,7 @@ from simulator.policies.drs import DrsParams, DrsPolicy
 from simulator.policies.livemigrationspec import LiveMigrationSpecParams, LiveMigrationSpecPolicy
 from simulator.policies.mcollective import McollectiveParams, McollectivePolicy
 from simulator.state import ClusterView, Move
+from tests.simulator_fixtures import cluster_view
 
 GIB = 1024**3
 
@@ -16,24 +17,16 @@ def view(
     """Hosts with their (domain, cores) lists; every domain 2 GiB."""
     placement = {d: h for h, ds in hosts.items() for d, _ in ds}
     cpu = {d: c for ds in hosts.values() for d, c in ds}
-    names = tuple(hosts)
-    return ClusterView(
-        time=at,
-        step=int(at // 300),
-        step_seconds=300.0,
-        host_names=names,
-        host_cpus=dict.fromkeys(names, cpus),
-        host_memory=dict.fromkeys(names, memory),
-        placement=placement,
-        domains_by_host={h: [d for d, _ in ds] for h, ds in hosts.items()},
-        cpu=cpu,
-        memory=dict.fromkeys(placement, 2 * GIB),
-        vcpus=dict.fromkeys(placement, 2),
-        networks={},
-        host_cpu_used={h: sum(c for _, c in ds) for h, ds in hosts.items()},
-        host_memory_used={h: 2 * GIB * len(ds) for h, ds in hosts.items()},
-        firing=frozenset(),
-        history=(),
+    domain_memory = dict.fromkeys(placement, 2 * GIB)
+    return cluster_view(
+        placement,
+        cpu,
+        domain_memory,
+        tuple(hosts),
+        host_cpus=cpus,
+        host_memory=memory,
+        at=at,
+        vcpus=2,
     )
 
 

@@ -12,6 +12,7 @@ from simulator.engine import replay
 from simulator.migration import CostModel
 from simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy
 from simulator.traces import GIB, synthetic
+from tests.simulator_fixtures import uniform_cluster
 from virtbalance.causes import Cause
 from virtbalance.policy import Policy
 
@@ -99,14 +100,7 @@ def _workload(steps: int = 36):
 
 
 def _cluster() -> Cluster:
-    hosts = ("h0", "h1")
-    return Cluster(
-        host_names=hosts,
-        host_cpus=dict.fromkeys(hosts, 10.0),
-        host_memory=dict.fromkeys(hosts, 64 * GIB),
-        networks={},
-        placement={"base": "h0", "warm": "h0", "burst": "h0", "other": "h1"},
-    )
+    return uniform_cluster({"base": "h0", "warm": "h0", "burst": "h0", "other": "h1"}, cpus=10.0)
 
 
 # h0 and h1 differ by more than balance_spread all along: the replays below keep HostsImbalanced from

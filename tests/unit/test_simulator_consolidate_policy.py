@@ -5,6 +5,7 @@ from __future__ import annotations
 from simulator.policies import build_plugins
 from simulator.state import ClusterView
 from simulator.traces import GIB
+from tests.simulator_fixtures import cluster_view
 from virtbalance.policy import Policy
 
 HOSTS = ("h0", "h1", "h2")
@@ -12,25 +13,9 @@ HOSTS = ("h0", "h1", "h2")
 
 def view(placement: dict[str, str], cpu: dict[str, float]) -> ClusterView:
     """Three hosts of 10 CPUs; h0 overloaded and its alert firing; what runs no domain is off."""
-    by_host = {h: [d for d, where in placement.items() if where == h] for h in HOSTS}
     memory = dict.fromkeys(placement, GIB)
-    return ClusterView(
-        time=600.0,
-        step=2,
-        step_seconds=300.0,
-        host_names=HOSTS,
-        host_cpus=dict.fromkeys(HOSTS, 10.0),
-        host_memory=dict.fromkeys(HOSTS, 64 * GIB),
-        placement=placement,
-        domains_by_host=by_host,
-        cpu=cpu,
-        memory=memory,
-        vcpus=dict.fromkeys(placement, 1),
-        networks={},
-        host_cpu_used={h: sum(cpu[d] for d in by_host[h]) for h in HOSTS},
-        host_memory_used={h: GIB * len(by_host[h]) for h in HOSTS},
-        firing=frozenset({"h0"}),
-        history=(),
+    return cluster_view(
+        placement, cpu, memory, HOSTS, host_cpus=10.0, at=600.0, firing=frozenset({"h0"})
     )
 
 

@@ -16,6 +16,7 @@ from simulator.policies.base import PolicyPlugin
 from simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy
 from simulator.state import ClusterView, Move
 from simulator.traces import GIB, synthetic
+from tests.simulator_fixtures import uniform_cluster
 from virtbalance.planner import plan as real_plan
 from virtbalance.policy import Policy
 
@@ -98,14 +99,7 @@ def _workload(steps: int = 12, h0: Sequence[float] = (3.0, 2.0, 2.0)):
 
 
 def _cluster() -> Cluster:
-    hosts = ("h0", "h1")
-    return Cluster(
-        host_names=hosts,
-        host_cpus=dict.fromkeys(hosts, 10.0),
-        host_memory=dict.fromkeys(hosts, 64 * GIB),
-        networks={},
-        placement={"a": "h0", "b": "h0", "c": "h0", "d": "h1"},
-    )
+    return uniform_cluster({"a": "h0", "b": "h0", "c": "h0", "d": "h1"}, cpus=10.0)
 
 
 def test_the_engine_evaluates_the_alert_at_every_step():

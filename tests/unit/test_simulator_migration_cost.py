@@ -10,7 +10,7 @@ from simulator.engine import replay
 from simulator.migration import GIB, MIB, CostModel
 from simulator.state import Move
 from simulator.traces import synthetic
-from tests.simulator_fixtures import Scripted
+from tests.simulator_fixtures import Scripted, uniform_cluster
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
 
@@ -68,13 +68,7 @@ def test_settings_are_validated_with_every_problem():
 
 
 def two_hosts() -> Cluster:
-    return Cluster(
-        host_names=("h0", "h1"),
-        host_cpus={"h0": 4.0, "h1": 4.0},
-        host_memory={"h0": 64 * GIB, "h1": 64 * GIB},
-        networks={},
-        placement={"a": "h0", "b": "h0", "c": "h1"},
-    )
+    return uniform_cluster({"a": "h0", "b": "h0", "c": "h1"}, cpus=4.0)
 
 
 def test_source_keeps_the_load_and_the_copying_while_the_destination_carries_it_too():
@@ -105,12 +99,8 @@ def test_chunks_run_one_after_another_and_nothing_is_decided_while_they_run():
         STEP,
         [("a", 1, 600 * GIB, [0.0] * 8), ("b", 1, 600 * GIB, [1.0] * 8), ("c", 1, GIB, [0.0] * 8)],
     )
-    cluster = Cluster(
-        host_names=("h0", "h1", "h2"),
-        host_cpus=dict.fromkeys(("h0", "h1", "h2"), 4.0),
-        host_memory=dict.fromkeys(("h0", "h1", "h2"), 2048 * GIB),
-        networks={},
-        placement={"a": "h0", "b": "h0", "c": "h1"},
+    cluster = uniform_cluster(
+        {"a": "h0", "b": "h0", "c": "h1"}, cpus=4.0, hosts=("h0", "h1", "h2"), memory=2048 * GIB
     )
     script = {0: [Move("a", "h1"), Move("b", "h2")], 2: [Move("c", "h0")], 5: [Move("c", "h2")]}
     result = replay(workload, cluster, Scripted(script), Policy(), cost=COST)

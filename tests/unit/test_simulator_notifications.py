@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simulator.cluster import Cluster
 from simulator.engine import replay
 from simulator.migration import CostModel
 from simulator.notifications import BALANCE_ROUTE, Cadence, Route
 from simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy
 from simulator.traces import GIB, synthetic
+from tests.simulator_fixtures import uniform_cluster
 from virtbalance.durations import parse_duration
 from virtbalance.policy import Policy
 
@@ -112,13 +112,7 @@ def test_virtbalance_plans_balance_on_the_cadence_not_every_step():
         STEP,
         [("a", 8, 4 * GIB, [7.9] * steps), ("d", 4, 4 * GIB, [2.0] * steps)],
     )
-    cluster = Cluster(
-        host_names=("h0", "h1"),
-        host_cpus={"h0": 10.0, "h1": 10.0},
-        host_memory={"h0": 64 * GIB, "h1": 64 * GIB},
-        networks={},
-        placement={"a": "h0", "d": "h1"},
-    )
+    cluster = uniform_cluster({"a": "h0", "d": "h1"}, cpus=10.0)
     policy = Policy()
     plugin = VirtbalancePolicy(VirtbalanceParams(), policy)
     replay(workload, cluster, plugin, policy, cost=CostModel(enabled=False))

@@ -16,7 +16,7 @@ from simulator.power import ML110_G4, ML110_G5, PowerModel, kwh
 from simulator.sla import SlaTotals
 from simulator.state import ClusterView, Move
 from simulator.traces import GIB, synthetic
-from tests.simulator_fixtures import Scripted
+from tests.simulator_fixtures import Scripted, uniform_cluster
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
 
@@ -73,13 +73,8 @@ def test_replay_energy_sla_and_an_emptied_host_drawing_nothing():
         STEP,
         [("a", 1, 600 * MIB, [1.0] * 3), ("b", 1, MIB, [0.5] * 3), ("c", 1, MIB, [2.4] * 3)],
     )
-    cluster = Cluster(
-        host_names=("h0", "h1"),
-        host_cpus={"h0": 2.0, "h1": 2.0},
-        host_memory={"h0": 64 * GIB, "h1": 64 * GIB},
-        networks={},
-        placement={"a": "h0", "b": "h0", "c": "h1"},
-        host_power={"h0": ML110_G4, "h1": ML110_G5},
+    cluster = uniform_cluster(
+        {"a": "h0", "b": "h0", "c": "h1"}, cpus=2.0, host_power={"h0": ML110_G4, "h1": ML110_G5}
     )
     cost = CostModel(bandwidth=62.5 * MIB, dirty_per_core=0.0, overhead_cores=0.0, concurrent=True)
     script = {0: [Move("a", "h1")], 1: [Move("b", "h1")]}
@@ -198,13 +193,8 @@ def test_a_deleted_vm_leaves_its_host_off():
     # nothing; the policy sees a gone from step 1's decision on.
     workload = synthetic(0.0, STEP, [("a", 1, MIB, [1.0, 0.0, 0.0]), ("b", 1, MIB, [1.0] * 3)])
     workload = replace(workload, vms=(replace(workload.vms[0], end=1), workload.vms[1]))
-    cluster = Cluster(
-        host_names=("h0", "h1"),
-        host_cpus={"h0": 2.0, "h1": 2.0},
-        host_memory={"h0": 64 * GIB, "h1": 64 * GIB},
-        networks={},
-        placement={"a": "h0", "b": "h1"},
-        host_power={"h0": ML110_G4, "h1": ML110_G4},
+    cluster = uniform_cluster(
+        {"a": "h0", "b": "h1"}, cpus=2.0, host_power=dict.fromkeys(("h0", "h1"), ML110_G4)
     )
     seen: list[tuple[str, ...]] = []
 
@@ -230,13 +220,8 @@ def test_cloudsims_slatah_also_counts_a_destination_while_a_vm_arrives():
     # In the replay: a (600 MiB) moves from h0 to h1 at step 0 and copies for 9.6 s of step 1; no
     # host is ever short of CPU, so only CloudSim's count sees it: 9.6 s of 6 x 300 s active.
     workload = synthetic(0.0, STEP, [("a", 1, 600 * MIB, [0.5] * 3), ("b", 1, MIB, [0.5] * 3)])
-    cluster = Cluster(
-        host_names=("h0", "h1"),
-        host_cpus={"h0": 2.0, "h1": 2.0},
-        host_memory={"h0": 64 * GIB, "h1": 64 * GIB},
-        networks={},
-        placement={"a": "h0", "b": "h1"},
-        host_power={"h0": ML110_G4, "h1": ML110_G4},
+    cluster = uniform_cluster(
+        {"a": "h0", "b": "h1"}, cpus=2.0, host_power=dict.fromkeys(("h0", "h1"), ML110_G4)
     )
     cost = CostModel(bandwidth=62.5 * MIB, dirty_per_core=0.0, overhead_cores=0.0, concurrent=True)
     m = replay(workload, cluster, Scripted({0: [Move("a", "h1")]}), Policy(), cost=cost).metrics

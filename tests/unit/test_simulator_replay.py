@@ -12,7 +12,7 @@ from simulator.policies.livemigrationspec import LiveMigrationSpecParams, LiveMi
 from simulator.policies.none import NoneParams, NonePolicy
 from simulator.state import Move
 from simulator.traces import GIB, synthetic
-from tests.simulator_fixtures import Scripted
+from tests.simulator_fixtures import Scripted, uniform_cluster
 from virtbalance.policy import Policy
 
 STEP = 300.0
@@ -23,13 +23,8 @@ FREE = CostModel(enabled=False)
 def three_hosts(
     placement: dict[str, str], networks: dict[str, tuple[str, ...]] | None = None
 ) -> Cluster:
-    hosts = ("h0", "h1", "h2")
-    return Cluster(
-        host_names=hosts,
-        host_cpus=dict.fromkeys(hosts, 4.0),
-        host_memory=dict.fromkeys(hosts, 16 * GIB),
-        networks=networks or {},
-        placement=placement,
+    return uniform_cluster(
+        placement, cpus=4.0, hosts=("h0", "h1", "h2"), memory=16 * GIB, networks=networks
     )
 
 

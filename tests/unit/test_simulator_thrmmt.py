@@ -8,30 +8,20 @@ from simulator.policies import build_plugins
 from simulator.power import ML110_G5
 from simulator.state import ClusterView
 from simulator.traces import GIB
+from tests.simulator_fixtures import cluster_view
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
 
 
 def view(placement: dict[str, str], cpu: dict[str, float], memory: dict[str, int]) -> ClusterView:
     hosts = ("h0", "h1", "h2", "h3")
-    by_host = {h: [d for d, where in placement.items() if where == h] for h in hosts}
-    return ClusterView(
-        time=300.0,
-        step=1,
-        step_seconds=300.0,
-        host_names=hosts,
-        host_cpus=dict.fromkeys(hosts, 5.0),
-        host_memory=dict.fromkeys(hosts, 64 * GIB),
-        placement=placement,
-        domains_by_host=by_host,
-        cpu=cpu,
-        memory=memory,
-        vcpus=dict.fromkeys(placement, 1),
-        networks={},
-        host_cpu_used={h: sum(cpu[d] for d in by_host[h]) for h in hosts},
-        host_memory_used={h: sum(memory[d] for d in by_host[h]) for h in hosts},
-        firing=frozenset(),
-        history=(),
+    return cluster_view(
+        placement,
+        cpu,
+        memory,
+        hosts,
+        host_cpus=5.0,
+        at=300.0,
         host_power=dict.fromkeys(hosts, ML110_G5),
     )
 

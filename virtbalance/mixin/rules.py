@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from virtbalance.contract import (
+    DOMAIN_CPU_SECONDS,
+    DOMAIN_VCPU_DELAY,
+    NODE_CPUS,
     RECORD_CPU,
     RECORD_CPU_DEMAND,
     RECORD_IMMOVABLE,
@@ -22,10 +25,10 @@ def recording_rules(config: Config) -> tuple[Rule, ...]:
     """The per-host series the alerts and dashboards read; every aggregation keeps ``host``."""
     policy = config.policy
     window = format_duration(policy.rate_window)
-    domain_cores = f"sum by (host) (rate(libvirt_domain_info_cpu_time_seconds_total[{window}]))"
-    domain_waiting = f"sum by (host) (rate(libvirt_domain_vcpu_delay_seconds_total[{window}]))"
+    domain_cores = f"sum by (host) (rate({DOMAIN_CPU_SECONDS}[{window}]))"
+    domain_waiting = f"sum by (host) (rate({DOMAIN_VCPU_DELAY}[{window}]))"
     # Capacity is a gauge per host: max, not sum, so a host scraped twice does not double its CPUs.
-    cpus = "max by (host) (libvirt_node_cpus)"
+    cpus = f"max by (host) ({NODE_CPUS})"
     # Demand is what the VMs run plus what their vCPUs wait for a host CPU (VMware's "ready" time):
     # on a saturated host usage alone flattens at capacity and hides how much more the VMs want.
     # Hosts whose exporter reports no vCPU delay count their usage alone.

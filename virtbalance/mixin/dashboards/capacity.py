@@ -5,6 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import dashboard
 
+from virtbalance import contract as c
 from virtbalance.durations import format_duration
 from virtbalance.mixin.config import Config
 from virtbalance.mixin.dashboards import queries as q
@@ -12,9 +13,11 @@ from virtbalance.mixin.dashboards.board import Row
 from virtbalance.mixin.dashboards.board import build as board
 from virtbalance.mixin.dashboards.panels import (
     Column,
+    Panel,
     Query,
     Threshold,
     bargauge,
+    policy_lines,
     stat,
     state_timeline,
     table,
@@ -42,8 +45,8 @@ def host_variable() -> Builder[dashboard.VariableModel]:
 
 
 def _load_row(policy: Policy) -> Row:
-    cpu_line = (Threshold(policy.cpu_target, "orange"), Threshold(policy.cpu_high, "red"))
-    memory_line = (Threshold(policy.memory_target, "orange"), Threshold(policy.memory_high, "red"))
+    cpu_line = policy_lines(policy.cpu_target, policy.cpu_high)
+    memory_line = policy_lines(policy.memory_target, policy.memory_high)
     return Row(
         "Load against capacity",
         [
@@ -164,6 +167,20 @@ def _headroom_row(policy: Policy) -> Row:
     )
 
 
+def _largest_chunk_and_slot(
+    resource: str, description: str, chunks: str, slots: str, unit: str
+) -> Panel:
+    """The largest chunk's ``resource`` against the largest free slot of it, over time."""
+    return timeseries(
+        f"Largest chunk vs largest free slot: {resource}",
+        description,
+        [Query(f"max({chunks})", "largest chunk"), Query(f"max({slots})", "largest free slot")],
+        unit,
+        width=9,
+        max_points=CHUNK_POINTS,
+    )
+
+
 def _chunk_row(policy: Policy) -> Row:
     cpu_slot = q.free_cpu_slot_cores(policy)
     memory_slot = q.free_memory_slot_bytes(policy)
@@ -175,28 +192,20 @@ def _chunk_row(policy: Policy) -> Row:
     return Row(
         "Can the largest chunk still move?",
         [
-            timeseries(
-                "Largest chunk vs largest free slot: memory",
+            _largest_chunk_and_slot(
+                "memory",
                 "A chunk (domains chained by private networks or a group) moves whole, so the largest "
                 f"one must fit in one host's free slot. {slot_note}",
-                [
-                    Query(f"max({q.chunk_memory_bytes()})", "largest chunk"),
-                    Query(f"max({memory_slot})", "largest free slot"),
-                ],
+                q.chunk_memory_bytes(),
+                memory_slot,
                 "bytes",
-                width=9,
-                max_points=CHUNK_POINTS,
             ),
-            timeseries(
-                "Largest chunk vs largest free slot: CPU",
+            _largest_chunk_and_slot(
+                "CPU",
                 f"CPU the busiest chunk uses against the largest free CPU slot. {slot_note}",
-                [
-                    Query(f"max({q.chunk_cpu_cores()})", "largest chunk"),
-                    Query(f"max({cpu_slot})", "largest free slot"),
-                ],
+                q.chunk_cpu_cores(),
+                cpu_slot,
                 "suffix: cores",
-                width=9,
-                max_points=CHUNK_POINTS,
             ),
             stat(
                 "Chunks no other host can take",
@@ -240,7 +249,7 @@ def _overload_row(policy: Policy) -> Row:
         "Overload timeline",
         [
             state_timeline(
-                f"{q.OVERLOAD_ALERT} per host",
+                f"{c.ALERT_OVERLOAD} per host",
                 f"Pending while the CPU signal (above {policy.cpu_high:.0%}) or memory (above "
                 f"{policy.memory_high:.0%}) is over its threshold; overloaded once that held for "
                 f"{format_duration(policy.overload_for)}. Only then does the actioner act.",

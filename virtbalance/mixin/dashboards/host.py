@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.models import dashboard
 
+from virtbalance import contract as c
 from virtbalance.mixin.config import Config
 from virtbalance.mixin.dashboards import queries as q
 from virtbalance.mixin.dashboards.board import Row
@@ -12,7 +13,7 @@ from virtbalance.mixin.dashboards.capacity import OVERLOAD_MAPPINGS, UP_MAPPINGS
 from virtbalance.mixin.dashboards.panels import (
     Column,
     Query,
-    Threshold,
+    policy_lines,
     stat,
     table,
     timeseries,
@@ -44,7 +45,7 @@ def _summary_row() -> Row:
             ),
             stat(
                 "Overload",
-                f"{q.OVERLOAD_ALERT} for this host: pending, then overloaded once it held long enough.",
+                f"{c.ALERT_OVERLOAD} for this host: pending, then overloaded once it held long enough.",
                 [Query(q.overload_state(HOST), "{{host}}")],
                 "none",
                 width=4,
@@ -83,7 +84,7 @@ def _summary_row() -> Row:
 
 
 def _cpu_row(policy: Policy) -> Row:
-    cpu_line = (Threshold(policy.cpu_target, "orange"), Threshold(policy.cpu_high, "red"))
+    cpu_line = policy_lines(policy.cpu_target, policy.cpu_high)
     return Row(
         "CPU",
         [
@@ -133,7 +134,7 @@ def _cpu_row(policy: Policy) -> Row:
                 "to the guests.",
                 [
                     Query(
-                        "sum by (domain) (rate(libvirt_domain_vcpu_delay_seconds_total"
+                        f"sum by (domain) (rate({c.DOMAIN_VCPU_DELAY}"
                         f"{{{HOST}}}[{q.RATE}])) / sum by (domain) "
                         f"(libvirt_domain_info_virtual_cpus{{{HOST}}})",
                         "{{domain}}",
@@ -157,10 +158,7 @@ def _memory_io_row(policy: Policy) -> Row:
                 f"{policy.memory_high:.0%}.",
                 [Query(f"host:libvirt_memory_used:ratio{{{HOST}}}", "used")],
                 "percentunit",
-                thresholds=(
-                    Threshold(policy.memory_target, "orange"),
-                    Threshold(policy.memory_high, "red"),
-                ),
+                thresholds=policy_lines(policy.memory_target, policy.memory_high),
                 width=8,
             ),
             timeseries(

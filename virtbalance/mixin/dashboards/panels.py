@@ -44,6 +44,11 @@ class Threshold:
     color: str = "red"
 
 
+def policy_lines(target: float, high: float) -> tuple[Threshold, Threshold]:
+    """A policy ratio's two lines: its placement target (orange) and its overload threshold (red)."""
+    return Threshold(target, "orange"), Threshold(high, "red")
+
+
 @dataclass(frozen=True)
 class Panel:
     """A panel builder and its size; ids and positions are assigned when the dashboard is laid out."""

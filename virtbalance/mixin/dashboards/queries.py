@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+from virtbalance import contract as c
 from virtbalance.policy import Policy
 
 RATE = "$__rate_interval"
-OVERLOAD_ALERT = "HostSustainedOverload"
-MIGRATION_ALERT = "VirtBalanceMigration"
-RECENT_MIGRATIONS = "virtbalance_migration_recent_duration_seconds"
 
 
 def _by_chunk(per_domain: str) -> str:
@@ -82,7 +80,7 @@ def overload_state(host_matcher: str) -> str:
     ``max_over_time`` over the step keeps a short firing (relieved within seconds) from falling
     between two steps; the CPU signal times zero keeps every host on the timeline.
     """
-    alert = f'ALERTS{{alertname="{OVERLOAD_ALERT}", {host_matcher}'
+    alert = f'ALERTS{{alertname="{c.ALERT_OVERLOAD}", {host_matcher}'
     return (
         f'max by (host) (max_over_time({alert}, alertstate="firing"}}[$__interval])) * 2 '
         f'or max by (host) (max_over_time({alert}, alertstate="pending"}}[$__interval])) '
@@ -94,7 +92,7 @@ MIGRATION_LABELS = ("domain", "chunk", "source", "destination", "result")
 
 
 def _recent(selectors: tuple[str, ...]) -> str:
-    return " or ".join(f"{RECENT_MIGRATIONS}{{{matcher}}}" for matcher in selectors)
+    return " or ".join(f"{c.MIGRATION_RECENT_DURATION}{{{matcher}}}" for matcher in selectors)
 
 
 def recent_migrations(*selectors: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import dashboard
 
+from virtbalance import contract as c
 from virtbalance.durations import format_duration
 from virtbalance.mixin.config import Config
 from virtbalance.mixin.dashboards import queries as q
@@ -28,7 +29,7 @@ FAILED = 'result=~"failed|rolled_back|timeout"'
 
 def migration_annotation(*selectors: str) -> Builder[dashboard.AnnotationQuery]:
     """One event per migration, when its series first appears (the actioner exports it as it ends)."""
-    now = [f"{q.RECENT_MIGRATIONS}{{{matcher}}}" for matcher in selectors or ("",)]
+    now = [f"{c.MIGRATION_RECENT_DURATION}{{{matcher}}}" for matcher in selectors or ("",)]
     before = " or ".join(f"{series} offset 1m" for series in now)
     return annotation(
         "Migrations",
@@ -49,9 +50,9 @@ def overload_annotation(matcher: str = "") -> Builder[dashboard.AnnotationQuery]
     extra = f", {matcher}" if matcher else ""
     return annotation(
         "Host overloads",
-        f'max_over_time(ALERTS{{alertname="{q.OVERLOAD_ALERT}", alertstate="firing"{extra}}}[1m])',
+        f'max_over_time(ALERTS{{alertname="{c.ALERT_OVERLOAD}", alertstate="firing"{extra}}}[1m])',
         title="{{host}} overloaded ({{resource}})",
-        text=f"{q.OVERLOAD_ALERT} firing",
+        text=f"{c.ALERT_OVERLOAD} firing",
         tags=("host", "resource"),
         color="red",
         step="1m",
@@ -60,10 +61,10 @@ def overload_annotation(matcher: str = "") -> Builder[dashboard.AnnotationQuery]
 
 def freeze_help(scope_matchers: tuple[tuple[str, str], ...]) -> Panel:
     """The amtool commands that freeze migrations, with ``scope_matchers`` as (what, matcher) examples."""
-    add = f"amtool silence add alertname={q.MIGRATION_ALERT}"
+    add = f"amtool silence add alertname={c.ALERT_MIGRATION}"
     lines = [
         "Before each move the actioner matches it, as the synthetic alert "
-        f"`{q.MIGRATION_ALERT}{{domain, chunk, source, destination}}`, against Alertmanager's active "
+        f"`{c.ALERT_MIGRATION}{{domain, chunk, source, destination}}`, against Alertmanager's active "
         "silences. A matching silence freezes that move; an expired one lifts the freeze.",
         "",
         "| freeze | command |",
@@ -75,7 +76,7 @@ def freeze_help(scope_matchers: tuple[tuple[str, str], ...]) -> Panel:
     ]
     lines += [
         "",
-        f"List freezes: `amtool silence query alertname={q.MIGRATION_ALERT}`. "
+        f"List freezes: `amtool silence query alertname={c.ALERT_MIGRATION}`. "
         "Lift one: `amtool silence expire ID`.",
         "Point amtool at Alertmanager with `--alertmanager.url=URL` or `alertmanager.url:` in "
         "`~/.config/amtool/config.yml`. Matchers combine with AND: freezing a host both ways takes two "

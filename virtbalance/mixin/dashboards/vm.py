@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.models import dashboard
 
+from virtbalance import contract as c
 from virtbalance.mixin.config import Config
 from virtbalance.mixin.dashboards import queries as q
 from virtbalance.mixin.dashboards.board import Row
@@ -123,7 +124,7 @@ def _usage_row() -> Row:
                 "Share of time each vCPU waited for a host CPU: what the guest loses to its neighbours.",
                 [
                     Query(
-                        f"sum by (host, vcpu) (rate(libvirt_domain_vcpu_delay_seconds_total{{{DOMAIN}}}[{rate}]))",
+                        f"sum by (host, vcpu) (rate({c.DOMAIN_VCPU_DELAY}{{{DOMAIN}}}[{rate}]))",
                         "vCPU {{vcpu}} on {{host}}",
                     )
                 ],
