@@ -53,6 +53,7 @@ class Token:
     host_epoch: int
     domain_id: int
     domain_epoch: int
+    loop_gaps: int
 
 
 class _Host:
@@ -162,7 +163,7 @@ class DomainWatch:
             host_epoch = state.epoch
         if not self.loop.healthy():
             return None
-        return Token(host, host_epoch, domain_id, epoch)
+        return Token(host, host_epoch, domain_id, epoch, self.loop.gaps)
 
     def retain(self, uuids: Iterable[str]) -> None:
         keep = set(uuids)

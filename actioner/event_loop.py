@@ -26,6 +26,9 @@ class EventLoop:
         self._thread: threading.Thread | None = None
         self._beat = 0.0
         self.error: str | None = None
+        # Times the loop resumed after not turning for STALE_AFTER_SECONDS: an event raised in such a
+        # gap may have been handled late, so what was cached before it is not vouched for.
+        self.gaps = 0
 
     @property
     def registered(self) -> bool:
@@ -44,7 +47,10 @@ class EventLoop:
             self._thread.start()
 
     def _tick(self, _timer: int, _opaque: object) -> None:
-        self._beat = self._monotonic()
+        now = self._monotonic()
+        if now - self._beat > STALE_AFTER_SECONDS:
+            self.gaps += 1
+        self._beat = now
 
     def _run(self) -> None:
         try:
