@@ -145,6 +145,11 @@ class DomainWatch:
             state.watched = False
         log.warning("%s: %s; its definitions are read in full until it reconnects", host, why)
 
+    def events(self, uuid: str) -> int:
+        """How many events about ``uuid`` arrived (since it was last retained)."""
+        with self._lock:
+            return self._domains.get(uuid, 0)
+
     def doubt(self, host: str) -> None:
         """Something cached for ``host`` proved wrong: every definition of it is read again, once."""
         with self._lock:

@@ -202,17 +202,13 @@ class EventedCluster(Cluster):
 
     def await_event(self, host: str, name: str, change: Callable[[], object]) -> None:
         """Make ``change`` and wait until the watch has had the event it raises."""
-        dom = self.conn(host).lookupByName(name)
-        before = self.watch.token(host, dom.UUIDString(), dom.ID())
-        assert before is not None, "the host is not watched"
+        uuid = self.conn(host).lookupByName(name).UUIDString()
+        before = self.watch.events(uuid)
         change()
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            dom = self.conn(host).lookupByName(name)
-            if self.watch.token(host, dom.UUIDString(), dom.ID()) != before:
-                return
+        while self.watch.events(uuid) == before:
+            assert time.monotonic() < deadline, f"no libvirt event for {name} within 10 s"
             time.sleep(0.02)
-        raise AssertionError(f"no libvirt event for {name} within 10 s")
 
 
 @pytest.fixture
