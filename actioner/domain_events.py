@@ -1,10 +1,10 @@
 """Which cached domain definitions libvirt's events still vouch for: per host, per domain UUID.
 
 A cached definition may be reused without asking libvirt for the XML only while nothing casts doubt on
-it. Each domain event on a watched connection bumps that domain's epoch; a new connection, a failed
-callback registration, a close callback or an unhealthy event loop makes the whole host unwatched, so
-its definitions are read again in full. A token taken before a read and compared after says whether
-anything happened in between.
+it. Each domain event on a watched connection bumps that domain's epoch; a new connection or a doubt
+(the executor found a cached fact wrong) bumps the host's; a failed callback registration or a close
+callback leaves the host unwatched until it reconnects, and an unhealthy event loop vouches for nothing.
+A definition is reused only under the same token it was read under (taken before the read).
 """
 
 from __future__ import annotations
@@ -69,7 +69,12 @@ class _Host:
 def _event(conn: Any, dom: Any, *rest: Any) -> None:
     """Every domain callback has (conn, dom, ..., opaque): the opaque is the (watch, host) pair."""
     watch, host = rest[-1]
-    watch.changed(host, dom.UUIDString())
+    try:
+        uuid = dom.UUIDString()
+    except Exception:  # an event that cannot be attributed casts doubt on the whole host
+        watch.doubt(host)
+        return
+    watch.changed(host, uuid)
 
 
 def _closed(conn: Any, reason: int, opaque: Any) -> None:

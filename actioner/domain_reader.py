@@ -102,12 +102,6 @@ class DefinitionCache:
             self.parsed += 1
         return definition
 
-    def forget(self, uuids: Collection[str]) -> None:
-        """Drop these entries: their next read is a full one."""
-        with self._lock:
-            for uuid in uuids:
-                self._entries.pop(uuid, None)
-
     def retain(self, uuids: Collection[str]) -> None:
         """Forget every domain not in ``uuids`` (undefined, gone, or on a host not read this time)."""
         keep = set(uuids)
@@ -151,10 +145,6 @@ class DomainReader:
         self.cache.retain(uuids)
         if self.pool.watch is not None:
             self.pool.watch.retain(uuids)
-
-    def forget(self, uuids: Collection[str]) -> None:
-        """Facts found stale (by the executor's fresh re-read): read these domains in full next time."""
-        self.cache.forget(uuids)
 
     def _definition(self, host: str, dom: Any, uuid: str) -> Definition:
         """From the cache when the host's events vouch for it, else from a fresh ``XMLDesc``."""

@@ -245,6 +245,10 @@ def main() -> int:
             f"{unread[i - 1]}"
         )
     print(f"  migrations planned: {len(result.migrations)} from {host_name(overloaded)}")
+    if not args.no_events:
+        print(
+            f"  event loop: healthy {event_loop.DEFAULT.healthy()}, stalls {event_loop.DEFAULT.gaps}"
+        )
     print(f"  peak RSS: {rss:.0f} MiB (before the first snapshot: {rss_before:.0f} MiB)")
     return 0
 

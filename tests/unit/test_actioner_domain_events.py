@@ -321,3 +321,15 @@ def test_the_loop_is_healthy_while_it_ticks_counts_its_stalls_and_stays_dead(mon
     tick(1, None)
     assert not loop.healthy()
     assert loop.error == "event loop died: poll failed"
+
+
+def test_an_event_whose_domain_cannot_be_named_makes_the_host_read_in_full(world):
+    world.read()
+
+    class Nameless:
+        def UUIDString(self):
+            raise libvirt.libvirtError("domain gone")
+
+    world.conn.fire(libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, Nameless(), 0, 0)
+    assert world.read() == ALL_READ
+    assert world.read() == NONE_READ
