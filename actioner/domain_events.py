@@ -56,6 +56,25 @@ class Token:
     loop_gaps: int
 
 
+@dataclass(frozen=True)
+class Vouch:
+    """One host's read under a watched connection and a healthy loop: hands out its domains' tokens.
+
+    Taken once per host read, before any XML of it is read; an event or a doubt after that makes the
+    definitions read under it stale on the next read.
+    """
+
+    host: str
+    host_epoch: int
+    loop_gaps: int
+    epochs: dict[str, int]  # the watch's live map (one dict read is atomic)
+    unseen: int  # the epoch of a UUID without events since it was last forgotten
+
+    def token(self, uuid: str, domain_id: int) -> Token:
+        epoch = self.epochs.get(uuid, self.unseen)
+        return Token(self.host, self.host_epoch, domain_id, epoch, self.loop_gaps)
+
+
 class _Host:
     """One host's watched connection and the epochs its callbacks bump."""
 
@@ -90,6 +109,9 @@ class DomainWatch:
         self._lock = threading.Lock()
         self._hosts: dict[str, _Host] = {}
         self._domains: dict[str, int] = {}  # UUID -> epoch, bumped by its events
+        # Events counted from 1 up; a UUID without any has the epoch -forgotten, lowered each time
+        # ``retain`` drops counts: a count dropped never comes back as a match for an older read.
+        self._forgotten = 0
         self._host_epochs = 0
 
     def attach(self, host: str, conn: Any, opened_with_events: bool) -> None:
@@ -163,20 +185,28 @@ class DomainWatch:
                 self._host_epochs += 1
                 state.epoch = self._host_epochs
 
-    def token(self, host: str, uuid: str, domain_id: int) -> Token | None:
-        """The token to read ``uuid`` under now; None while the host's events cannot be trusted."""
+    def vouch(self, host: str) -> Vouch | None:
+        """What to read ``host``'s domains under now; None while its events cannot be trusted."""
         with self._lock:
             state = self._hosts.get(host)
             if state is None or not state.watched:
                 return None
-            epoch = self._domains.get(uuid, 0)
             host_epoch = state.epoch
         if not self.loop.healthy():
             return None
-        return Token(host, host_epoch, domain_id, epoch, self.loop.gaps)
+        return Vouch(host, host_epoch, self.loop.gaps, self._domains, -self._forgotten)
+
+    def token(self, host: str, uuid: str, domain_id: int) -> Token | None:
+        """The token to read one domain of ``host`` under now (None: not vouched for)."""
+        vouch = self.vouch(host)
+        return None if vouch is None else vouch.token(uuid, domain_id)
 
     def retain(self, uuids: Iterable[str]) -> None:
+        """Drop the counts of UUIDs not in ``uuids``; their next reads can match no earlier one."""
         keep = set(uuids)
         with self._lock:
-            for uuid in [u for u in self._domains if u not in keep]:
+            dropped = [u for u in self._domains if u not in keep]
+            for uuid in dropped:
                 del self._domains[uuid]
+            if dropped:
+                self._forgotten += 1

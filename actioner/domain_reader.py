@@ -10,7 +10,7 @@ from typing import Any
 
 import libvirt
 
-from actioner.domain_events import Token
+from actioner.domain_events import Token, Vouch
 from actioner.libvirt_hosts import Definition, DomainFacts, HostPool, parse_definition
 
 # State, current memory and current vCPUs of every active domain in one call; drivers that leave a
@@ -124,6 +124,8 @@ class DomainReader:
     def domains(self, host: str) -> list[DomainFacts]:
         """Every active domain of ``host`` (running ones, and incoming migration shells flagged)."""
         conn = self.pool.connection(host)
+        # Taken before any XML of the host is read: an event arriving during the read makes it stale.
+        vouch = None if self.pool.watch is None else self.pool.watch.vouch(host)
         persistent = {
             d.UUIDString()
             for d in conn.listAllDomains(
@@ -134,7 +136,7 @@ class DomainReader:
         out = []
         for dom, stats in conn.getAllDomainStats(BULK_STATS, BULK_FLAGS):
             try:
-                out.append(self._facts(host, dom, stats, persistent))
+                out.append(self._facts(host, dom, stats, persistent, vouch))
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                     continue  # left while we looked: a migration finished
@@ -146,11 +148,9 @@ class DomainReader:
         if self.pool.watch is not None:
             self.pool.watch.retain(uuids)
 
-    def _definition(self, host: str, dom: Any, uuid: str) -> Definition:
+    def _definition(self, dom: Any, uuid: str, vouch: Vouch | None) -> Definition:
         """From the cache when the host's events vouch for it, else from a fresh ``XMLDesc``."""
-        watch = self.pool.watch
-        # The token is taken before the XML is read: an event arriving during the read makes it stale.
-        token = None if watch is None else watch.token(host, uuid, int(dom.ID()))
+        token = None if vouch is None else vouch.token(uuid, int(dom.ID()))
         if token is not None:
             cached = self.cache.current(uuid, token)
             if cached is not None:
@@ -158,10 +158,15 @@ class DomainReader:
         return self.cache.definition(uuid, dom.XMLDesc(0), token)
 
     def _facts(
-        self, host: str, dom: Any, stats: dict[str, Any], persistent: set[str]
+        self,
+        host: str,
+        dom: Any,
+        stats: dict[str, Any],
+        persistent: set[str],
+        vouch: Vouch | None,
     ) -> DomainFacts:
         uuid = dom.UUIDString()
-        definition = self._definition(host, dom, uuid)
+        definition = self._definition(dom, uuid, vouch)
         if "state.state" in stats and "state.reason" in stats:
             state, reason = int(stats["state.state"]), int(stats["state.reason"])
         else:

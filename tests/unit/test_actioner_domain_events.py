@@ -333,3 +333,12 @@ def test_an_event_whose_domain_cannot_be_named_makes_the_host_read_in_full(world
     world.conn.fire(libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, Nameless(), 0, 0)
     assert world.read() == ALL_READ
     assert world.read() == NONE_READ
+
+
+def test_an_event_count_dropped_by_retain_never_matches_an_earlier_read(world):
+    # A read stored while another thread's retain dropped the count of an event it had missed: the
+    # dropped count must not come back equal to the one the stale entry was read under.
+    world.read()
+    world.conn.fire(libvirt.VIR_DOMAIN_EVENT_ID_METADATA_CHANGE, world.doms[0], 0, "")
+    world.watch.retain([world.doms[1].UUIDString()])
+    assert world.read()["web1"] == ["XMLDesc"]
