@@ -1,8 +1,9 @@
 """libvirt events from real hypervisors (the lab's libvirtd and QEMU) invalidate the cached definitions.
 
-The test driver raises metadata and lifecycle events but cannot hot-plug a device or migrate: here a NIC
-plugged into a running guest and a live migration must reach the actioner's watch and make the next
-snapshot read those domains again, while every other domain stays cached.
+The test driver cannot migrate: here a live migration, and a metadata change on a running QEMU guest,
+must reach the actioner's watch and make the next snapshot read that domain again while every other
+domain stays cached. (The lab's guests have no PCI hot-plug, so a NIC hot-plug is shown with fakes only,
+tests/unit/test_actioner_domain_events.py.)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from actioner.domain_events import DomainWatch
 from actioner.domain_reader import DomainReader
 from actioner.libvirt_hosts import DomainFacts, HostPool
 from tests.actioner_fixtures import actioner_config
+from virtbalance.domain_metadata import NAMESPACE, PREFIX, Placement
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -57,28 +59,37 @@ def watched(fresh_lab, tmp_path: Path) -> Iterator[Watched]:
     w.pool.close()
 
 
-def test_a_hot_plugged_interface_invalidates_only_that_guest(fresh_lab, watched):
+def test_a_metadata_change_on_a_real_hypervisor_invalidates_only_that_guest(fresh_lab, watched):
     first = watched.read()
     cache = watched.reader.cache
     unread = cache.unread
     assert watched.read() == first
     assert cache.unread - unread == len(first)  # nothing changed: no XML read at all
-    assert first["batch1"].bridges == ()
+    assert first["batch1"].placement == Placement()
     dom = watched.pool.connection("hv1").lookupByName("batch1")
-    nic = '<interface type="bridge"><source bridge="lan11"/><model type="virtio"/></interface>'
     try:
         watched.await_event(
             first["batch1"].uuid,
-            lambda: dom.attachDeviceFlags(nic, libvirt.VIR_DOMAIN_AFFECT_LIVE),
+            lambda: dom.setMetadata(
+                libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+                Placement(pinned=True).to_xml(),
+                PREFIX,
+                NAMESPACE,
+                libvirt.VIR_DOMAIN_AFFECT_LIVE,
+            ),
         )
         unread = cache.unread
         after = watched.read()
-        assert after["batch1"].bridges == ("lan11",)  # now linked into the lan11 chunk
+        assert after["batch1"].placement.pinned is True
         assert cache.unread - unread == len(first) - 1
     finally:
-        # The NIC lives in the live definition only: a restart from the persistent one drops it.
-        dom.destroy()
-        fresh_lab.reset()
+        dom.setMetadata(
+            libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+            None,
+            None,
+            NAMESPACE,
+            libvirt.VIR_DOMAIN_AFFECT_LIVE,
+        )
 
 
 def test_a_live_migration_invalidates_the_guest_on_both_hosts(fresh_lab, watched):
