@@ -1,14 +1,16 @@
-"""Every active domain of a host read in two bulk libvirt calls plus one XML read, its parse memoised."""
+"""Every active domain of a host in two bulk libvirt calls; its XML read only when events say it changed."""
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from typing import Any
 
 import libvirt
 
+from actioner.domain_events import Token, Vouch
 from actioner.libvirt_hosts import Definition, DomainFacts, HostPool, parse_definition
 
 # State, current memory and current vCPUs of every active domain in one call; drivers that leave a
@@ -27,36 +29,76 @@ BULK_FLAGS = (
 )
 
 
+# However quiet its events, a definition is read again after this long: the safety net under an event
+# a driver does not raise (a live interface update changing its bridge raises none in QEMU).
+MAX_AGE_SECONDS = 300.0
+
+
 def _digest(xml: str) -> bytes:
     return hashlib.blake2b(xml.encode(), digest_size=16).digest()
 
 
-class DefinitionCache:
-    """Parsed definitions by domain UUID, reused while the domain's live XML is the same, byte for byte.
+class _Entry:
+    __slots__ = ("definition", "digest", "read_at", "token")
 
-    A definition is a pure function of the XML, so a matching digest gives exactly what a fresh parse
-    would, and every change that shows in the XML is re-parsed on the next read: a redefinition that took
-    effect, a hot-plugged interface, ``setMetadata`` (a new pin), a migration that rewrote the XML. It
-    saves the parse, not the ``XMLDesc`` call: libvirt has no bulk XML read, and trusting lifecycle events
-    instead would need an event loop in the actioner's process, under the connections the moves use too.
+    def __init__(
+        self, digest: bytes, definition: Definition, token: Token | None, read_at: float
+    ) -> None:
+        self.digest = digest
+        self.definition = definition
+        self.token = token
+        self.read_at = read_at
+
+
+class DefinitionCache:
+    """Parsed definitions by domain UUID: reused without ``XMLDesc`` while events vouch for them.
+
+    An entry read under a token (actioner.domain_events) is returned by ``current`` as long as the token
+    is the same (same host and connection, same domain ID, no event about the domain since) and it is at
+    most ``max_age`` old. Otherwise the XML is read, and parsed only when its text changed: a definition
+    is a pure function of the XML, so a matching digest gives exactly what a fresh parse would.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        max_age: float = MAX_AGE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._lock = threading.Lock()  # hosts are read by several threads at once
-        self._entries: dict[str, tuple[bytes, Definition]] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._max_age = max_age
+        self._monotonic = monotonic
         self.parsed = 0
         self.reused = 0
+        self.unread = 0  # definitions returned without reading the XML
 
-    def definition(self, uuid: str, xml: str) -> Definition:
-        digest = _digest(xml)
+    def current(self, uuid: str, token: Token) -> Definition | None:
+        """The cached definition if ``token`` still vouches for it, else None (read the XML)."""
         with self._lock:
             entry = self._entries.get(uuid)
-            if entry is not None and entry[0] == digest:
+            if (
+                entry is None
+                or entry.token != token
+                or self._monotonic() - entry.read_at > self._max_age
+            ):
+                return None
+            self.unread += 1
+            return entry.definition
+
+    def definition(self, uuid: str, xml: str, token: Token | None = None) -> Definition:
+        """The definition of ``xml``, kept under ``token`` (taken before the XML was read)."""
+        digest = _digest(xml)
+        now = self._monotonic()
+        with self._lock:
+            entry = self._entries.get(uuid)
+            if entry is not None and entry.digest == digest:
                 self.reused += 1
-                return entry[1]
+                self._entries[uuid] = _Entry(digest, entry.definition, token, now)
+                return entry.definition
         definition = parse_definition(xml)  # outside the lock: parses of different hosts overlap
         with self._lock:
-            self._entries[uuid] = (digest, definition)
+            self._entries[uuid] = _Entry(digest, definition, token, now)
             self.parsed += 1
         return definition
 
@@ -82,6 +124,8 @@ class DomainReader:
     def domains(self, host: str) -> list[DomainFacts]:
         """Every active domain of ``host`` (running ones, and incoming migration shells flagged)."""
         conn = self.pool.connection(host)
+        # Taken before any XML of the host is read: an event arriving during the read makes it stale.
+        vouch = None if self.pool.watch is None else self.pool.watch.vouch(host)
         persistent = {
             d.UUIDString()
             for d in conn.listAllDomains(
@@ -92,7 +136,7 @@ class DomainReader:
         out = []
         for dom, stats in conn.getAllDomainStats(BULK_STATS, BULK_FLAGS):
             try:
-                out.append(self._facts(host, dom, stats, persistent))
+                out.append(self._facts(host, dom, stats, persistent, vouch))
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                     continue  # left while we looked: a migration finished
@@ -101,12 +145,28 @@ class DomainReader:
 
     def retain(self, uuids: Collection[str]) -> None:
         self.cache.retain(uuids)
+        if self.pool.watch is not None:
+            self.pool.watch.retain(uuids)
+
+    def _definition(self, dom: Any, uuid: str, vouch: Vouch | None) -> Definition:
+        """From the cache when the host's events vouch for it, else from a fresh ``XMLDesc``."""
+        token = None if vouch is None else vouch.token(uuid, int(dom.ID()))
+        if token is not None:
+            cached = self.cache.current(uuid, token)
+            if cached is not None:
+                return cached
+        return self.cache.definition(uuid, dom.XMLDesc(0), token)
 
     def _facts(
-        self, host: str, dom: Any, stats: dict[str, Any], persistent: set[str]
+        self,
+        host: str,
+        dom: Any,
+        stats: dict[str, Any],
+        persistent: set[str],
+        vouch: Vouch | None,
     ) -> DomainFacts:
         uuid = dom.UUIDString()
-        definition = self.cache.definition(uuid, dom.XMLDesc(0))
+        definition = self._definition(dom, uuid, vouch)
         if "state.state" in stats and "state.reason" in stats:
             state, reason = int(stats["state.state"]), int(stats["state.reason"])
         else:

@@ -40,6 +40,7 @@ from actioner.storage import (
     storage_timeout,
 )
 from virtbalance import barriers
+from virtbalance.chunks import ChunkMember, find_chunks
 from virtbalance.contract import MigrationRecord
 from virtbalance.plan import Migration, Plan
 from virtbalance.snapshot import Snapshot
@@ -87,6 +88,8 @@ class SkipKind(enum.Enum):
     FROZEN = "frozen"
     COOLDOWN = "cooldown"
     PRECONDITION = "precondition"
+    # What the plan relied on (a pin, a chunk's links, anti-affinity) differs on a fresh read: replan.
+    STALE = "stale"
 
 
 @dataclass(frozen=True)
@@ -141,9 +144,15 @@ class Executor:
     # --- plans --------------------------------------------------------------------------------
 
     def record(self, plan_id: int, plan: Plan) -> list[list[int]]:
-        """Journal every migration of the plan as planned; ids grouped by chunk step."""
+        """Journal every migration of the plan as planned; ids grouped by chunk step.
+
+        A plan run again (requeued after a stale step) numbers its steps after the earlier run's.
+        """
+        first = 1 + max(
+            (r.step for r in self.journal.migrations(plan_id) if r.step >= 0), default=-1
+        )
         steps = []
-        for index, group in enumerate(plan.chunks()):
+        for index, group in enumerate(plan.chunks(), first):
             steps.append(
                 [
                     self.journal.add_migration(
@@ -174,9 +183,12 @@ class Executor:
             outcome = self.run_step(plan_id, ids, group, snapshot, own_moves)
             states.append(outcome)
             own_moves.extend(outcome.moved)
-            if outcome.state is StepState.CANCELLED:
+            if outcome.state is StepState.CANCELLED or outcome.skip is SkipKind.STALE:
+                # A stale step means the whole plan was made on facts that are no longer true.
                 for rest_ids, rest in zip(steps[index + 1 :], groups[index + 1 :], strict=True):
                     self._finish_step(rest_ids, rest, jr.SKIPPED, outcome.reason)
+                if outcome.skip is SkipKind.STALE:
+                    return "stale", _plan_outcome(states)[1]
                 return "cancelled", outcome.reason
         return _plan_outcome(states)
 
@@ -356,10 +368,55 @@ class Executor:
             if not self.pool.reachable(host):
                 return Refusal(SkipKind.PRECONDITION, f"precondition: host {host} unreachable")
         try:
+            stale = self._stale_reason(group)
+            if stale is not None:
+                self._doubt((source, destination), stale)
+                return Refusal(SkipKind.STALE, stale)
             problem = self._placement_reason(group, snapshot)
         except (HostUnreachableError, libvirt.libvirtError) as exc:
             problem = f"precondition: cannot check the hosts: {exc}"
         return None if problem is None else Refusal(SkipKind.PRECONDITION, problem)
+
+    def _stale_reason(self, group: Sequence[Migration]) -> str | None:
+        """What planning relied on, checked again on a fresh read of both hosts (XML included, no cache).
+
+        The planner moves only whole, unpinned chunks to hosts without their anti-affinity keys; a pin set,
+        a link added or removed, a key arrived since the snapshot makes the step stale.
+        """
+        source, destination = group[0].source, group[0].destination
+        here = {f.name: f for f in self.pool.domains(source) if f.running_here}
+        names = {m.domain for m in group}
+        missing = sorted(names - set(here))
+        if missing:
+            return None  # not on the source any more: the placement check says so
+        for name in sorted(names):
+            if here[name].placement.pinned:
+                return f"stale plan: {name} is pinned now"
+        chunks = find_chunks(
+            ChunkMember(f.name, self.pool.private_links(f), f.placement.group)
+            for f in here.values()
+        )
+        (chunk,) = [c for c in chunks if group[0].domain in c.members]
+        if set(chunk.members) != names or chunk.id != group[0].chunk:
+            return (
+                f"stale plan: the chunk on {source} is now {chunk.id} ({', '.join(chunk.members)}), "
+                f"the plan moves {group[0].chunk} ({', '.join(sorted(names))})"
+            )
+        keys = {here[n].placement.anti_affinity for n in names} - {None}
+        present = {
+            f.placement.anti_affinity for f in self.pool.domains(destination) if f.running_here
+        }
+        clash = sorted(k for k in keys & present if k)
+        if clash:
+            return f"stale plan: anti-affinity {', '.join(clash)} already on {destination}"
+        return None
+
+    def _doubt(self, hosts: Sequence[str], why: str) -> None:
+        """The snapshot's cached facts were wrong: the next one reads these hosts in full."""
+        log.error("%s; the next snapshot reads %s in full", why, " and ".join(hosts))
+        if self.pool.watch is not None:
+            for host in hosts:
+                self.pool.watch.doubt(host)
 
     def _cooldown_reason(
         self,

@@ -13,6 +13,7 @@ from typing import Any
 import libvirt
 
 from actioner.config import Config, HostConfig
+from actioner.domain_events import DomainWatch
 from virtbalance.domain_metadata import Placement, find_placement
 from virtbalance.redact import redact
 
@@ -92,8 +93,10 @@ def parse_definition(xml: str) -> Definition:
 class HostPool:
     """Lazily opened libvirt connections, one per host, shared by threads (libvirt is thread-safe)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, watch: DomainWatch | None = None) -> None:
         self.config = config
+        # Domain events on the pool's connections: which cached definitions are still current.
+        self.watch = watch
         self._lock = threading.Lock()
         self._conns: dict[str, Any] = {}
         self._host_locks: dict[str, threading.Lock] = {}
@@ -118,12 +121,16 @@ class HostPool:
                     pass
                 self.drop(name)
             uri = self.config.host(name).uri
+            # Read before the open: only a connection opened under a registered loop has events.
+            evented = self.watch is not None and self.watch.loop.registered
             try:
                 conn = libvirt.open(uri)
             except libvirt.libvirtError as exc:
                 raise HostUnreachableError(
                     f"{name}: cannot connect to {redact(uri)}: {redact(str(exc))}"
                 ) from exc
+            if self.watch is not None:
+                self.watch.attach(name, conn, opened_with_events=evented)
             with self._lock:
                 self._conns[name] = conn
             return conn
@@ -152,6 +159,8 @@ class HostPool:
     def _close(self, name: str) -> None:
         conn = self._conns.pop(name, None)
         if conn is not None:
+            if self.watch is not None:
+                self.watch.detach(name, conn)
             with contextlib.suppress(libvirt.libvirtError):
                 conn.close()
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
+from actioner import event_loop
 from actioner.config import Config
+from actioner.domain_events import DomainWatch
 from actioner.emptied import EmptiedHosts
 from actioner.executor import Executor
 from actioner.journal import Journal, JournalLock
@@ -21,6 +25,21 @@ from virtbalance.planner import exact
 log = logging.getLogger(__name__)
 
 
+def _warm(builder: SnapshotBuilder) -> None:
+    began = time.monotonic()
+    try:
+        hosts, domains = builder.warm()
+    except Exception:  # a warm-up is an optimisation: the first snapshot reads whatever it missed
+        log.exception("warming up the snapshot failed")
+        return
+    log.info(
+        "snapshot warmed up: %d hosts, %d domains in %.1f s",
+        hosts,
+        domains,
+        time.monotonic() - began,
+    )
+
+
 def build_services(
     config: Config, *, start: bool = True, lock: JournalLock | None = None
 ) -> Services:
@@ -35,7 +54,10 @@ def build_services(
         exact.warm_up()
     journal = Journal(config.journal_path)
     metrics = Metrics()
-    pool = HostPool(config)
+    # The event loop before the first connection: only connections opened under it deliver events.
+    event_loop.DEFAULT.start()
+    pool = HostPool(config, DomainWatch(event_loop.DEFAULT))
+    builder = SnapshotBuilder(config, pool)
     resolver = Resolver(pool, journal, metrics)
     alertmanager = (
         AlertmanagerClient(config.alertmanager.url, config.alertmanager.timeout)
@@ -53,7 +75,7 @@ def build_services(
     worker = Worker(
         config=config,
         journal=journal,
-        builder=SnapshotBuilder(config, pool),
+        builder=builder,
         executor=executor,
         metrics=metrics,
         alertmanager=alertmanager,
@@ -63,6 +85,11 @@ def build_services(
     report = reconcile(journal, resolver, executor)
     if start:
         worker.start()
+        # After the reconcile (which must not wait for it), beside the webhook: the first alert after
+        # a start then finds the connections open and the definitions read.
+        threading.Thread(
+            target=_warm, args=(builder,), name="snapshot-warm-up", daemon=True
+        ).start()
     for plan_id in report.requeued_plans:
         worker.submit(plan_id)
     return Services(

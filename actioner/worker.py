@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 Planner = Callable[..., Plan]
 
+# A plan found stale before a move is planned again from a fresh snapshot at most this often: a cluster
+# changing under every plan is reported, not chased.
+STALE_REPLANS = 2
+
 
 def hold(snapshot: Snapshot, ambiguous: Mapping[str, str]) -> Snapshot:
     """Pin every domain in doubt, so nothing of its chunk moves until its state is proven."""
@@ -74,6 +78,7 @@ class Worker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.current: int | None = None
+        self._stale_runs: dict[int, int] = {}
 
     def start(self) -> None:
         if self._thread is None:
@@ -197,6 +202,8 @@ class Worker:
                     detail += f"; emptied {', '.join(marked)} (may be powered off)"
             if self.alertmanager is not None and self.config.alertmanager.announce:
                 self.alertmanager.retire(result.migrations, plan_id)
+            if outcome == "stale":
+                return self._requeue(plan_id, detail, started)
             if outcome == "executed" and result.unresolved:
                 detail += "; unresolved: " + "; ".join(
                     f"{u.host}: {u.reason}" for u in result.unresolved
@@ -275,7 +282,31 @@ class Worker:
         log.info("plan %s announced; waiting %.0f s for vetoes", plan_id, delay)
         self._stop.wait(delay)
 
+    def _requeue(self, plan_id: int, detail: str, started: float) -> str:
+        """A step found the plan's facts stale: plan again from a fresh snapshot (bounded)."""
+        runs = self._stale_runs.get(plan_id, 0) + 1
+        if runs > STALE_REPLANS:
+            self._stale_runs.pop(plan_id, None)
+            return self._finish(
+                plan_id,
+                "unresolved",
+                f"{detail}; still stale after {STALE_REPLANS} fresh plans",
+                started,
+            )
+        self._stale_runs[plan_id] = runs
+        log.error(
+            "plan %s was made on stale facts (%s); planning it again from a fresh snapshot (%d of %d)",
+            plan_id,
+            detail,
+            runs,
+            STALE_REPLANS,
+        )
+        self.journal.set_plan_state(plan_id, jr.PLAN_QUEUED, detail=f"requeued, stale: {detail}")
+        self.submit(plan_id)
+        return jr.PLAN_QUEUED
+
     def _finish(self, plan_id: int, outcome: str, detail: str, started: float) -> str:
+        self._stale_runs.pop(plan_id, None)
         self.journal.set_plan_state(plan_id, outcome, detail=detail)
         self.metrics.plans.labels(outcome=outcome).inc()
         if started:

@@ -6,11 +6,18 @@ One host is overloaded; the figures are the wall time of SnapshotBuilder.build()
 process's peak RSS (the actioner's code in this process, nothing else loaded but the benchmark). The CPU
 time of the process (the actioner's code and the in-process test driver, not Prometheus) is printed too:
 on a loaded machine it says more than the wall time.
+
+As in the actioner, libvirt's event loop runs before the first connection opens (the test driver raises
+lifecycle and metadata events) and the builder warms up when the actioner starts, before the first
+alert; ``--no-events`` and ``--no-warm-up`` leave either out. ``--changes N`` sets the placement metadata
+of N domains before each later alert (an empty placement: the plan stays the same) and waits for their
+events, so those are read again while the rest comes from the cache.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import resource
 import shutil
 import sys
@@ -20,12 +27,18 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import libvirt
 from backfilled_prometheus import backfilled_prometheus
 
+from actioner import event_loop
 from actioner.config import parse_config
+from actioner.domain_events import DomainWatch
+from actioner.domain_reader import DomainReader
 from actioner.libvirt_hosts import HostPool
 from actioner.snapshot_builder import SnapshotBuilder, prometheus_cpu
+from virtbalance import domain_metadata
 from virtbalance.contract import DOMAIN_CPU_SECONDS
+from virtbalance.domain_metadata import Placement
 from virtbalance.plan import Mode
 from virtbalance.planner import plan
 
@@ -82,11 +95,47 @@ def openmetrics(hosts: int, domains: int, start: int, end: int, overloaded: int)
     yield "# EOF\n"
 
 
+def change(
+    pool: HostPool,
+    watch: DomainWatch | None,
+    rng: random.Random,
+    *,
+    hosts: int,
+    per_host: int,
+    count: int,
+) -> None:
+    """Set an empty placement on ``count`` domains, then wait (at most 30 s) for their events."""
+    picked = rng.sample([(h, d) for h in range(hosts) for d in range(per_host)], count)
+    doms = [pool.connection(host_name(h)).lookupByName(domain_name(h, d)) for h, d in picked]
+    tokens = []
+    for (h, _d), dom in zip(picked, doms, strict=True):
+        if watch is not None:
+            tokens.append(watch.token(host_name(h), dom.UUIDString(), dom.ID()))
+        dom.setMetadata(
+            libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+            Placement().to_xml(),
+            domain_metadata.PREFIX,
+            domain_metadata.NAMESPACE,
+            libvirt.VIR_DOMAIN_AFFECT_LIVE,
+        )
+    if watch is None:
+        return
+    deadline = time.monotonic() + 30
+    for (h, _d), dom, token in zip(picked, doms, tokens, strict=True):
+        while watch.token(host_name(h), dom.UUIDString(), dom.ID()) == token:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench: no event for {dom.name()} within 30 s")
+            time.sleep(0.01)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--domains-per-host", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-events", action="store_true", help="no libvirt event loop")
+    parser.add_argument("--no-warm-up", action="store_true", help="no warm-up at start")
+    parser.add_argument("--changes", type=int, default=0, help="domains changed before each alert")
     args = parser.parse_args()
     for tool in ("prometheus", "promtool"):
         if not shutil.which(tool):
@@ -121,10 +170,14 @@ def main() -> int:
             )
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             rows = []
-            # One pool and one builder for every run, as in the running actioner: the first run after a
-            # start opens every connection and reads every definition (cold), later alerts find them
-            # open and parsed (warm).
-            pool = HostPool(config)
+            # One pool and one builder for every run, as in the running actioner: the warm-up at start
+            # (or, without it, the first alert) opens every connection and reads every definition,
+            # later alerts find them open and read.
+            watch = None
+            if not args.no_events:
+                event_loop.DEFAULT.start()  # before the first connection, as the actioner does
+                watch = DomainWatch(event_loop.DEFAULT)
+            pool = HostPool(config, watch)
             query = prometheus_cpu(url, config.prometheus.timeout)
             queried: list[float] = []
 
@@ -135,8 +188,26 @@ def main() -> int:
                 finally:
                     queried.append(time.perf_counter() - began)
 
-            builder = SnapshotBuilder(config, pool, cpu_query=timed_query)
-            for _ in range(args.repeats):
+            reader = DomainReader(pool)
+            builder = SnapshotBuilder(config, pool, cpu_query=timed_query, reader=reader)
+            warm_up: tuple[float, float] | None = None
+            if not args.no_warm_up:
+                began, cpu_began = time.perf_counter(), time.process_time()
+                builder.warm()
+                warm_up = (time.perf_counter() - began, time.process_time() - cpu_began)
+            rng = random.Random(1)
+            unread: list[int] = []
+            for run in range(args.repeats):
+                if run and args.changes:
+                    change(
+                        pool,
+                        watch,
+                        rng,
+                        hosts=args.hosts,
+                        per_host=args.domains_per_host,
+                        count=args.changes,
+                    )
+                before = reader.cache.unread
                 began, cpu_began = time.perf_counter(), time.process_time()
                 view = builder.build()
                 snapshot_done = time.perf_counter()
@@ -144,6 +215,7 @@ def main() -> int:
                 done = time.perf_counter()
                 cpu = time.process_time() - cpu_began
                 rows.append((snapshot_done - began, done - snapshot_done, done - began, cpu))
+                unread.append(reader.cache.unread - before)
                 assert view.cpu_source == "prometheus", view.cpu_source
                 assert len(view.snapshot.domains) == args.hosts * args.domains_per_host
                 moved_from = {m.source for m in result.migrations}
@@ -153,16 +225,30 @@ def main() -> int:
     domains = args.hosts * args.domains_per_host
     print(
         f"{args.hosts} hosts, {domains} domains, {args.repeats} runs, "
-        f"snapshot_connections {config.execution.snapshot_connections}"
+        f"snapshot_connections {config.execution.snapshot_connections}, "
+        f"events {'off' if args.no_events else 'on'}, changes per alert {args.changes}"
     )
+    if warm_up is not None:
+        print(
+            f"  warm-up at start (every connection opened, every definition read): "
+            f"{warm_up[0]:.2f} s, CPU {warm_up[1]:.2f} s"
+        )
     for i, (snap, planned, total, cpu) in enumerate(rows, 1):
-        kind = "cold, opens every connection" if i == 1 else "warm, connections open"
+        if i == 1:
+            kind = "first alert, " + ("cold" if warm_up is None else "after the warm-up")
+        else:
+            kind = "later alert, connections open"
         print(
             f"  run {i} ({kind}): snapshot {snap:.2f} s (of which the Prometheus query "
             f"{queried[i - 1]:.2f} s) + plan {planned:.2f} s = {total:.2f} s; "
-            f"CPU of this process {cpu:.2f} s"
+            f"CPU of this process {cpu:.2f} s; definitions from the cache without XML "
+            f"{unread[i - 1]}"
         )
     print(f"  migrations planned: {len(result.migrations)} from {host_name(overloaded)}")
+    if not args.no_events:
+        print(
+            f"  event loop: healthy {event_loop.DEFAULT.healthy()}, stalls {event_loop.DEFAULT.gaps}"
+        )
     print(f"  peak RSS: {rss:.0f} MiB (before the first snapshot: {rss_before:.0f} MiB)")
     return 0
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import libvirt
 
+from actioner import event_loop
+
 log = logging.getLogger(__name__)
 
 # Events after which a domain may be in (or just out of) a migration job. A live migration
@@ -129,23 +131,9 @@ class JobWatch:
                 del self._suspects[uuid]
 
 
-_loop_lock = threading.Lock()
-_loop_started = threading.Event()
-
-
 def start_event_loop() -> None:
-    """Run libvirt's default event loop on a daemon thread (once per process).
+    """Run libvirt's default event loop on a daemon thread (once per process, shared with the actioner).
 
     It must be registered before a connection opens for that connection's events to flow.
     """
-    with _loop_lock:
-        if _loop_started.is_set():
-            return
-        libvirt.virEventRegisterDefaultImpl()
-
-        def run() -> None:
-            while True:
-                libvirt.virEventRunDefaultImpl()
-
-        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
-        _loop_started.set()
+    event_loop.DEFAULT.start()

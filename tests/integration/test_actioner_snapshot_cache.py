@@ -6,12 +6,15 @@ must equal one built from scratch by the per-domain reads (``HostPool.domains``,
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+import time
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 import libvirt
 import pytest
 
+from actioner import event_loop
+from actioner.domain_events import DomainWatch
 from actioner.domain_reader import DomainReader
 from actioner.libvirt_hosts import DomainFacts, HostPool
 from actioner.snapshot_builder import SnapshotBuilder
@@ -181,3 +184,96 @@ def test_a_suspended_domain_and_a_new_one_show_in_the_next_snapshot(cluster):
     view = cluster.builder.build()
     assert view.facts["hv2-d1"].state == libvirt.VIR_DOMAIN_PAUSED
     assert domain(cluster.snapshot(), "new").vcpus == 3
+
+
+# --- libvirt events vouching for the cached definitions (the test driver raises them) -------------
+
+
+class EventedCluster(Cluster):
+    """The same two hosts, their connections opened under the process's libvirt event loop."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        event_loop.DEFAULT.start()  # before the first connection, as the actioner does
+        self.watch = DomainWatch(event_loop.DEFAULT)
+        super().__init__(tmp_path)
+        self.pool.watch = self.watch  # no connection is open yet
+        self.reader = DomainReader(self.pool)
+        self.builder = self._builder(self.reader)
+
+    def await_event(self, host: str, name: str, change: Callable[[], object]) -> None:
+        """Make ``change`` and wait until the watch has had the event it raises."""
+        uuid = self.conn(host).lookupByName(name).UUIDString()
+        before = self.watch.events(uuid)
+        change()
+        deadline = time.monotonic() + 10
+        while self.watch.events(uuid) == before:
+            assert time.monotonic() < deadline, f"no libvirt event for {name} within 10 s"
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def evented(tmp_path: Path) -> Iterator[EventedCluster]:
+    c = EventedCluster(tmp_path)
+    yield c
+    c.pool.close()
+
+
+def test_with_events_an_unchanged_cluster_is_read_without_any_xml(evented):
+    first = evented.snapshot()
+    cache = evented.reader.cache
+    assert (cache.parsed, cache.unread) == (8, 0)
+    assert evented.snapshot() == first
+    assert (cache.parsed, cache.reused, cache.unread) == (8, 0, 8)
+
+
+def test_with_events_set_metadata_on_a_running_domain_invalidates_only_its_entry(evented):
+    evented.snapshot()
+    dom = evented.conn("hv1").lookupByName("hv1-d0")
+    evented.await_event(
+        "hv1",
+        "hv1-d0",
+        lambda: dom.setMetadata(
+            libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+            Placement(anti_affinity="db", pinned=True).to_xml(),
+            domain_metadata.PREFIX,
+            domain_metadata.NAMESPACE,
+            libvirt.VIR_DOMAIN_AFFECT_LIVE,
+        ),
+    )
+    cache = evented.reader.cache
+    before = (cache.parsed, cache.unread)
+    after = domain(evented.snapshot(), "hv1-d0")  # also equal to a from-scratch read
+    assert (after.pinned, after.anti_affinity) == (True, "db")
+    assert (cache.parsed - before[0], cache.unread - before[1]) == (1, 7)
+
+
+def test_with_events_a_restart_with_a_new_definition_is_read_again(evented):
+    evented.snapshot()
+    conn = evented.conn("hv2")
+    conn.defineXML(domain_xml("hv2-d1", uuid_of(2, 1), "lan29"))
+    dom = conn.lookupByName("hv2-d1")
+    evented.await_event("hv2", "hv2-d1", dom.destroy)
+    dom.create()
+    assert domain(evented.snapshot(), "hv2-d1").private_networks == ("lan29",)
+
+
+def test_with_events_a_suspend_and_resume_are_seen_and_the_rest_stays_cached(evented):
+    evented.snapshot()
+    dom = evented.conn("hv2").lookupByName("hv2-d2")
+    evented.await_event("hv2", "hv2-d2", dom.suspend)
+    cache = evented.reader.cache
+    unread = cache.unread
+    view = evented.builder.build()
+    assert view.facts["hv2-d2"].state == libvirt.VIR_DOMAIN_PAUSED
+    assert cache.unread - unread == 7
+    evented.await_event("hv2", "hv2-d2", dom.resume)
+    assert evented.builder.build().facts["hv2-d2"].state == libvirt.VIR_DOMAIN_RUNNING
+
+
+def test_with_events_a_reopened_connection_is_read_in_full(evented):
+    evented.snapshot()
+    evented.pool.drop("hv1")  # as after a dead connection: the next read opens a new one
+    cache = evented.reader.cache
+    unread = cache.unread
+    evented.snapshot()
+    assert cache.unread - unread == 4  # hv2's four; hv1's were read again

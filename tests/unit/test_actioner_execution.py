@@ -18,7 +18,7 @@ from actioner.metrics import Metrics
 from actioner.reconcile import recheck, reconcile
 from actioner.silences import Matcher, Silence, SilenceError
 from actioner.snapshot_builder import ClusterView, SnapshotError
-from actioner.worker import Worker
+from actioner.worker import STALE_REPLANS, Worker
 from tests.actioner_fixtures import actioner_config
 from virtbalance.domain_metadata import Placement
 from virtbalance.plan import Migration, Mode, Plan
@@ -30,9 +30,12 @@ MiB = 1024 * 1024
 class FakeCluster:
     """Where each domain runs; duck-types the parts of HostPool the executor and reconcile use."""
 
+    watch = None  # no libvirt events: nothing cached to doubt
+
     def __init__(self, placement, networks=None):
         self.placement = dict(placement)
         self.networks = networks or {}
+        self.metadata: dict[str, Placement] = {}  # what setMetadata put on a domain
         # Only the host names are read (by the resolver, which asks every host).
         self.config = SimpleNamespace(host_names=("hv1", "hv2", "hv3"))
 
@@ -49,7 +52,7 @@ class FakeCluster:
             memory_bytes=64 * MiB,
             bridges=tuple(self.networks.get(name, ())),
             networks=(),
-            placement=Placement(),
+            placement=self.metadata.get(name, Placement()),
         )
 
     def locate(self, domain):
@@ -70,6 +73,9 @@ class FakeCluster:
 
     def private_networks(self, facts):
         return ()
+
+    def private_links(self, facts):
+        return tuple(sorted(facts.bridges))
 
     def connection(self, host):
         return FakeConn(self, host)
@@ -624,3 +630,132 @@ def test_a_full_journal_never_abandons_a_rollback(world, caplog):
     assert outcome == "failed"
     assert {cluster.placement[d] for d in CHUNK} == {"hv1"}, "the chunk was made whole anyway"
     assert "rolling back without a journal row: database or disk is full" in caplog.text
+
+
+# --- the facts the plan relied on, read again before the move ----------------------------------
+
+
+class DoubtingWatch:
+    """Records the hosts the executor found the snapshot's cached facts wrong about."""
+
+    def __init__(self):
+        self.doubted = []
+
+    def doubt(self, host):
+        self.doubted.append(host)
+
+
+def test_a_pin_set_after_planning_stops_the_move_and_doubts_both_hosts(world):
+    config, cluster, journal = world
+    cluster.watch = DoubtingWatch()
+    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
+    plan_id = alert_plan(journal)
+    # The snapshot (from a cache the events had not updated yet) still says db1 is free to move.
+    stale = snapshot(cluster)
+    cluster.metadata["db1"] = Placement(pinned=True)
+    refusal = executor.precheck(plan_id, chunk_plan().migrations, stale, [])
+    assert refusal == Refusal(SkipKind.STALE, "stale plan: db1 is pinned now")
+    assert cluster.watch.doubted == ["hv1", "hv3"]
+    outcome, detail = executor.execute(plan_id, chunk_plan(), stale)
+    assert (outcome, executor.calls) == ("stale", [])
+    assert "stale plan: db1 is pinned now" in detail
+    assert {cluster.placement[d] for d in CHUNK} == {"hv1"}
+
+
+def test_a_link_added_after_planning_makes_the_chunk_stale(world):
+    config, cluster, journal = world
+    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
+    plan_id = alert_plan(journal)
+    stale = snapshot(cluster)
+    cluster.placement["cache1"] = "hv1"
+    cluster.networks["cache1"] = ["lan12"]  # hot-plugged into the chunk's private bridge
+    refusal = executor.precheck(plan_id, chunk_plan().migrations, stale, [])
+    assert refusal == Refusal(
+        SkipKind.STALE,
+        "stale plan: the chunk on hv1 is now lan11+lan12 (app1, cache1, db1, web1), "
+        "the plan moves lan11+lan12 (app1, db1, web1)",
+    )
+    # A link removed splits it: moving the old members together is no longer what was planned.
+    del cluster.placement["cache1"]
+    cluster.networks["db1"] = []
+    refusal = executor.precheck(plan_id, chunk_plan().migrations, stale, [])
+    assert refusal is not None and refusal.kind is SkipKind.STALE
+    assert "is now lan11+lan12 (app1, web1)" in refusal.reason
+    assert executor.calls == []
+
+
+def test_an_anti_affinity_key_that_arrived_on_the_destination_stops_the_move(world):
+    config, cluster, journal = world
+    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
+    plan_id = alert_plan(journal)
+    stale = snapshot(cluster)
+    cluster.metadata["web1"] = Placement(anti_affinity="front")
+    cluster.placement["web2"] = "hv3"
+    cluster.metadata["web2"] = Placement(anti_affinity="front")
+    refusal = executor.precheck(plan_id, chunk_plan().migrations, stale, [])
+    assert refusal == Refusal(SkipKind.STALE, "stale plan: anti-affinity front already on hv3")
+    # The same key elsewhere, or another key on the destination, is no clash.
+    cluster.metadata["web2"] = Placement(anti_affinity="back")
+    assert executor.precheck(plan_id, chunk_plan().migrations, stale, []) is None
+
+
+class StaleOnceBuilder:
+    """The first snapshot misses the metadata set meanwhile (a stale cache); later ones are fresh."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.builds = 0
+
+    def build(self):
+        self.builds += 1
+        view = snapshot(self.cluster, {"web1": 0.3, "app1": 0.3, "db1": 0.3, "batch1": 0.05})
+        if self.builds > 1:
+            domains = tuple(
+                dataclasses.replace(d, pinned=self.cluster.metadata.get(d.name, Placement()).pinned)
+                for d in view.domains
+            )
+            view = dataclasses.replace(view, domains=domains)
+        return ClusterView(view, {}, (), "test")
+
+
+def test_a_stale_plan_is_requeued_and_planned_again_from_a_fresh_snapshot(world):
+    config, cluster, journal = world
+    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
+    builder = StaleOnceBuilder(cluster)
+    worker = Worker(
+        config=config, journal=journal, builder=builder, executor=executor, metrics=Metrics()
+    )
+    cluster.metadata["db1"] = Placement(pinned=True)
+    plan_id = alert_plan(journal)
+    assert worker.run(plan_id) == jr.PLAN_QUEUED
+    assert journal.plan(plan_id).detail.startswith("requeued, stale: ")
+    worker.drain_queue(timeout=10)
+    assert builder.builds == 2
+    assert executor.calls == []
+    assert {cluster.placement[d] for d in CHUNK} == {"hv1"}
+    row = journal.plan(plan_id)
+    assert row.state == "unresolved"
+    assert "db1 is pinned" in row.detail
+    rows = journal.migrations(plan_id)
+    assert {r.state for r in rows} == {jr.SKIPPED}
+    assert all("stale plan: db1 is pinned now" in r.reason for r in rows)
+
+
+def test_a_plan_stale_on_every_snapshot_ends_unresolved_after_the_bounded_replans(world):
+    config, cluster, journal = world
+    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
+    builder = FakeBuilder(cluster, {"web1": 0.3, "app1": 0.3, "db1": 0.3, "batch1": 0.05})
+    worker = Worker(
+        config=config, journal=journal, builder=builder, executor=executor, metrics=Metrics()
+    )
+    cluster.metadata["db1"] = Placement(pinned=True)  # never shows in FakeBuilder's snapshots
+    plan_id = alert_plan(journal)
+    worker.run(plan_id)
+    worker.drain_queue(timeout=10)
+    row = journal.plan(plan_id)
+    assert row.state == "unresolved"
+    assert f"still stale after {STALE_REPLANS} fresh plans" in row.detail
+    assert executor.calls == []
+    # Each run journals its own steps after the earlier runs' (the reconcile groups rows by step).
+    steps = sorted({r.step for r in journal.migrations(plan_id)})
+    assert steps == list(range(STALE_REPLANS + 1))
