@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import pytest
 
 import simulator.policies.virtbalance as virtbalance_plugin
-from simulator.alerting import imbalanced
+from simulator.alerting import imbalanced, window_mean, window_points
 from simulator.cluster import Cluster
 from simulator.engine import replay
 from simulator.migration import CostModel
@@ -199,3 +200,112 @@ def test_relief_comes_first_and_balance_after_it(monkeypatch: pytest.MonkeyPatch
     ]
     assert (plugin.plans, plugin.balances) == (1, 1)
     assert result.metrics.overloaded_host_steps == 2
+
+
+def test_window_mean_averages_the_points_there_are_up_to_the_window():
+    window: deque[float] = deque()
+    assert window_mean(window, 0.6, 3) == pytest.approx(0.6)  # a host one evaluation old
+    assert window_mean(window, 0.2, 3) == pytest.approx(0.4)
+    assert window_mean(window, 0.4, 3) == pytest.approx(0.4)
+    # The 0.6 leaves the window.
+    assert window_mean(window, 0.9, 3) == pytest.approx(0.5)
+    assert list(window) == pytest.approx([0.2, 0.4, 0.9])
+    assert window_points(POLICY.balance_window, STEP) == 12
+    assert window_points(0.0, STEP) == 1  # balance_window 0: the last sample
+
+
+def averaged(samples: list[Sequence[float]], window: float) -> list[list[float]]:
+    """Each host's ratio averaged over ``window`` at each evaluation, as the engine feeds the rule."""
+    points = window_points(window, STEP)
+    windows: list[deque[float]] = [deque() for _ in samples[0]]
+    return [
+        [window_mean(w, r, points) for w, r in zip(windows, ratios, strict=True)]
+        for ratios in samples
+    ]
+
+
+def test_the_average_keeps_alternating_bursts_from_firing_and_a_lasting_spread_fires_later():
+    # Two hosts whose load swaps every 35 minutes (seven evaluations): 60% and 20%, a sample spread of
+    # 40% that holds long enough to fire the rule on the last sample (pending 30m at the 7th).
+    period = [[0.6, 0.2]] * 7 + [[0.2, 0.6]] * 7
+    bursts = [[0.4, 0.4]] * 12 + period * 4
+    assert any(evaluate(bursts, POLICY.replace(balance_window="0s")))
+    # Averaged over 1h (12 evaluations), once the window holds only bursts, the hosts stay within
+    # 40% x 2/12 (two evaluations more of one phase than of the other); at the warm-up's edge the
+    # first burst fills 7 of the 12 points (40% x 7/12), for fewer than 30m: never fires.
+    spreads = [max(r) - min(r) for r in averaged(bursts, 3600.0)]
+    assert max(spreads[24:]) == pytest.approx(0.4 * 2 / 12)
+    assert max(spreads) == pytest.approx(0.4 * 7 / 12)
+    assert not any(evaluate(averaged(bursts, 3600.0)))
+    # A lasting spread of 40% from evaluation 12: the average passes 15% once 5 of its 12 points hold
+    # it (40% x 5/12 = 16.7%, at evaluation 16), and the rule fires 30m later, at evaluation 22.
+    lasting = [[0.4, 0.4]] * 12 + [[0.6, 0.2]] * 20
+    fired = evaluate(averaged(lasting, 3600.0))
+    assert fired.index(True) == 16 + FIRES_AT
+    assert evaluate(lasting, POLICY.replace(balance_window="0s")).index(True) == 12 + FIRES_AT
+
+
+# Two hosts of 20 CPUs. "a" on h0 and "b" on h1 burst to 8 cores in turn, 35 minutes each (after an
+# hour at 1 core); each host also runs three steady 1-core domains. In a burst the busy host is at
+# 55%, the other at 20%: a sample spread of 35% that lasts 35 minutes, while the hosts' hourly
+# averages stay within 35% x 2/12.
+HALF = 7  # evaluations per burst
+
+
+def _bursts(cycles: int):
+    warm = [1.0] * 12
+    on, off = [8.0] * HALF, [1.0] * HALF
+    a = warm + (on + off) * cycles
+    b = warm + (off + on) * cycles
+    steady = [1.0] * len(a)
+    domains = [("a", 8, 4 * GIB, a), ("b", 8, 4 * GIB, b)]
+    domains += [(f"s{i}", 2, 1 * GIB, steady) for i in range(3)]
+    domains += [(f"t{i}", 2, 1 * GIB, steady) for i in range(3)]
+    hosts = ("h0", "h1")
+    placement = {"a": "h0", "b": "h1"} | {f"s{i}": "h0" for i in range(3)}
+    placement |= {f"t{i}": "h1" for i in range(3)}
+    cluster = Cluster(
+        host_names=hosts,
+        host_cpus=dict.fromkeys(hosts, 20.0),
+        host_memory=dict.fromkeys(hosts, 64 * GIB),
+        networks={},
+        placement=placement,
+    )
+    return synthetic(0.0, STEP, domains), cluster
+
+
+def test_on_the_last_sample_balance_moves_steady_domains_round_and_the_average_leaves_them():
+    workload, cluster = _bursts(cycles=8)  # 10h20m
+    old = POLICY.replace(balance_window="0s")
+    churn = replay(
+        workload,
+        cluster,
+        VirtbalancePolicy(VirtbalanceParams(), old),
+        old,
+        cost=CostModel(enabled=False),
+    )
+    moves = [(round(r.time / STEP), r.domain, r.source, r.destination) for r in churn.history]
+    # h0's first burst fires the alert 30m in (evaluation 18): two steady domains go to h1, narrowing
+    # the spread to 15%. The bursts keep it wide, so it never resolves: h1's burst gets the re-sent
+    # notification's plan (24), three steady domains to h0, and h0's next burst one back to h1 (30).
+    # The anti-flap barrier and the growing cooldown keep each domain from going back, not the load
+    # from going round.
+    assert moves == [
+        (18, "s0", "h0", "h1"),
+        (18, "s1", "h0", "h1"),
+        (24, "t0", "h1", "h0"),
+        (24, "t1", "h1", "h0"),
+        (24, "t2", "h1", "h0"),
+        (30, "s2", "h0", "h1"),
+    ]
+    assert churn.metrics.flaps == 0
+    calm = replay(
+        workload,
+        cluster,
+        VirtbalancePolicy(VirtbalanceParams(), POLICY),
+        POLICY,
+        cost=CostModel(enabled=False),
+    )
+    assert calm.history == []
+    # No overload either way: the moves bought nothing.
+    assert churn.metrics.overloaded_host_steps == calm.metrics.overloaded_host_steps == 0
