@@ -1,4 +1,8 @@
-"""Mode ``balance``: narrow the spread of CPU ratios below ``balance_spread``, one best move at a time."""
+"""Mode ``balance``: narrow the spread of CPU ratios below ``balance_spread``, one best move at a time.
+
+With a forecast the ratios are the hosts' recent averages (``HostLoad.cpu_average``: what HostsImbalanced
+spreads), else their last samples.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,20 @@ SOURCES = 3
 DESTINATIONS = 5
 
 
+def _ratio(host: HostLoad) -> float:
+    return host.cpu_average / host.cpus
+
+
 def _spread_after(
     ranked: list[HostLoad], source: HostLoad, destination: HostLoad, unit: Unit
 ) -> float:
     """Max minus min CPU ratio if ``unit`` moved from ``source`` to ``destination``."""
     moved = {source.name, destination.name}
-    others = [h.cpu_ratio for h in ranked[:3] + ranked[-3:] if h.name not in moved]
+    others = [_ratio(h) for h in ranked[:3] + ranked[-3:] if h.name not in moved]
     values = [
         *others,
-        (source.cpu_used - unit.cpu) / source.cpus,
-        (destination.cpu_used + unit.cpu) / destination.cpus,
+        (source.cpu_average - unit.cpu_average) / source.cpus,
+        (destination.cpu_average + unit.cpu_average) / destination.cpus,
     ]
     return max(values) - min(values)
 
@@ -35,9 +43,9 @@ def balance(outcome: Outcome) -> None:
     moved: set[tuple[str, str]] = set()
     received: set[str] = set()
     while not outcome.deadline.expired("moves"):
-        ranked = sorted(hosts, key=lambda h: (h.cpu_ratio, h.name))
+        ranked = sorted(hosts, key=lambda h: (_ratio(h), h.name))
         low, high = ranked[0], ranked[-1]
-        spread = high.cpu_ratio - low.cpu_ratio
+        spread = _ratio(high) - _ratio(low)
         if spread <= policy.balance_spread + EPS:
             return
         best: tuple[tuple[float, int, int, str, str, str], Unit, HostLoad] | None = None
@@ -72,8 +80,8 @@ def balance(outcome: Outcome) -> None:
                         best = (key, unit, destination)
         if best is None:
             reason = (
-                f"cpu spread {pct(spread)} ({high.name} {pct(high.cpu_ratio)} .. {low.name} "
-                f"{pct(low.cpu_ratio)}) above balance_spread {pct(policy.balance_spread)}: "
+                f"cpu spread {pct(spread)} ({high.name} {pct(_ratio(high))} .. {low.name} "
+                f"{pct(_ratio(low))}) above balance_spread {pct(policy.balance_spread)}: "
             )
             if model.budget_left() <= 0:
                 reason += f"max_migrations {model.max_migrations} per plan reached"
@@ -89,8 +97,8 @@ def balance(outcome: Outcome) -> None:
         source = model.hosts[unit.host]
         why = (
             f"balance: cpu spread {pct(spread)} -> {pct(best[0][0])} (balance_spread "
-            f"{pct(policy.balance_spread)}); {source.name} cpu {pct(source.cpu_ratio)} -> "
-            f"{pct((source.cpu_used - unit.cpu) / source.cpus)}"
+            f"{pct(policy.balance_spread)}); {source.name} cpu {pct(_ratio(source))} -> "
+            f"{pct((source.cpu_average - unit.cpu_average) / source.cpus)}"
         )
         outcome.move(unit, destination.name, why)
         moved.add(unit.key)
