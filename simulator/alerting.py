@@ -81,5 +81,9 @@ def imbalanced(
     series (no breach); one host has a spread of 0. The ratios are each host's average over
     ``balance_window`` (``window_mean``, ``window_points``), or its last sample at 0.
     """
-    breached = bool(ratios) and max(ratios) - min(ratios) > policy.balance_spread
+    breached = (
+        bool(ratios)
+        and max(ratios) - min(ratios) > policy.balance_spread
+        and max(ratios) > policy.cpu_target
+    )
     return sustained(pending_since, breached, now, policy.balance_for)

@@ -153,9 +153,14 @@ def imbalanced_alert(config: Config) -> Rule:
             f"Uneven load: the spread (max - min) of the hosts' CPU signal above balance_spread "
             f"({_percent(policy.balance_spread)})\nfor {balance_for}. One series for the cluster, no host "
             "label: the actioner's balance mode narrows it.\nHosts the actioner emptied are left out "
-            f"(an emptied host at 0% is not a reason to load it).{smoothing}"
+            f"(an emptied host at 0% is not a reason to load it).{smoothing}\n"
+            f"Only while the busiest host is above cpu_target ({_percent(policy.cpu_target)}): below "
+            "it no host is near overload,\nand evening load out is not worth a migration."
         ),
-        expr=f"(\n  max({awake_cpu})\n  -\n  min({awake_cpu})\n) > {policy.balance_spread!r}",
+        expr=(
+            f"(\n  max({awake_cpu})\n  -\n  min({awake_cpu})\n) > {policy.balance_spread!r}\n"
+            f"and\nmax({awake_cpu}) > {policy.cpu_target!r}"
+        ),
         for_seconds=policy.balance_for,
         labels={"resource": "cpu", "severity": "info"},
         annotations={
@@ -164,8 +169,9 @@ def imbalanced_alert(config: Config) -> Rule:
             ),
             "description": (
                 "The most and least loaded hosts differ by {{ $value | humanizePercentage }} of CPU"
-                f"{averaged}, above {_percent(policy.balance_spread)} for {balance_for}: the "
-                "actioner's balance mode moves VMs from the busiest hosts to the idlest."
+                f"{averaged}, above {_percent(policy.balance_spread)} for {balance_for}, the busiest "
+                f"above {_percent(policy.cpu_target)}: the actioner's balance mode moves VMs from "
+                "the busiest hosts to the idlest."
             ),
             "runbook_url": _runbook(runbook_base, ALERT_IMBALANCED),
         },

@@ -46,7 +46,9 @@ def balance(outcome: Outcome) -> None:
         ranked = sorted(hosts, key=lambda h: (_ratio(h), h.name))
         low, high = ranked[0], ranked[-1]
         spread = _ratio(high) - _ratio(low)
-        if spread <= policy.balance_spread + EPS:
+        # Uneven below cpu_target is not worth a migration: no host is near overload, the alert's
+        # condition (simulator.alerting.imbalanced) is over, and moving evens out no risk.
+        if spread <= policy.balance_spread + EPS or _ratio(high) <= policy.cpu_target + EPS:
             return
         best: tuple[tuple[float, int, int, str, str, str], Unit, HostLoad] | None = None
         blockers: list[str] = []
