@@ -159,11 +159,12 @@ def test_a_named_host_below_cpu_high_goes_to_cpu_target_on_its_sample_not_its_pe
 
 
 def test_balance_spreads_the_recent_averages_a_burst_that_is_ending_evens_nothing_out():
-    # Samples: hv0 60% (a burst "b" of 4 cores on a steady 2), hv1 20%: a 40% spread. The averages:
-    # b has used 1 core on average, so hv0 is at 30%, 10 points from hv1: balanced.
-    snapshot = cluster({"hv0": {"b": 4.0, "s": 2.0}, "hv1": {"t": 2.0}})
-    peaks = {"b": 4.0, "s": 2.0, "t": 2.0}
-    hosts = {"hv0": 6.0, "hv1": 2.0}
+    # Samples: hv0 80% (a burst "b" of 6 cores on a steady 2), hv1 20%: a 60% spread, and balance
+    # moves s (hv0 60%, hv1 40%: the busiest at cpu_target or below). The averages: b has used 1 core
+    # on average, so hv0 is at 30%, 10 points from hv1: balanced.
+    snapshot = cluster({"hv0": {"b": 6.0, "s": 2.0}, "hv1": {"t": 2.0}})
+    peaks = {"b": 6.0, "s": 2.0, "t": 2.0}
+    hosts = {"hv0": 8.0, "hv1": 2.0}
     assert moves(plan(snapshot, POLICY, Mode("balance"))) == [("s", "hv1")]
     averaged = Forecast(peaks, hosts, averages={"b": 1.0, "s": 2.0, "t": 2.0})
     result = plan(snapshot, POLICY, Mode("balance"), forecast=averaged)
