@@ -53,8 +53,9 @@ class Policy:
     forecast_window: float = 3600.0
     # Other planner modes: balance narrows the spread (max - min) of host CPU ratios below
     # balance_spread; HostsImbalanced fires when the spread of the hosts' CPU averaged over
-    # balance_window (0: the last sample) stays above it for balance_for. The average keeps bursts,
-    # which no placement evens out, from firing it (virtbalance.mixin.alerts, docs/runbook.md).
+    # balance_window (0: the last sample) stays above it for balance_for while the busiest host's
+    # average is above cpu_target. The average keeps bursts, which no placement evens out, from
+    # firing it (virtbalance.mixin.alerts, docs/runbook.md).
     balance_spread: float = 0.15
     balance_for: float = 1800.0
     balance_window: float = 3600.0

@@ -1,8 +1,4 @@
-"""Mode ``balance``: narrow the spread of CPU ratios below ``balance_spread``, one best move at a time.
-
-With a forecast the ratios are the hosts' recent averages (``HostLoad.cpu_average``: what HostsImbalanced
-spreads), else their last samples.
-"""
+"""Mode ``balance``: narrow the spread of CPU ratios below ``balance_spread``, one best move at a time."""
 
 from __future__ import annotations
 
@@ -33,7 +29,12 @@ def _spread_after(
 
 
 def balance(outcome: Outcome) -> None:
-    """Greedy: the move that narrows the spread most (ties: least memory) until narrow enough or stuck."""
+    """Greedy: the move that narrows the spread most (ties: least memory) until narrow enough, the
+    busiest host at cpu_target (below it no host is near overload), or stuck.
+
+    With a forecast the ratios are the hosts' recent averages (``HostLoad.cpu_average``: what
+    HostsImbalanced spreads), else their last samples.
+    """
     model = outcome.model
     policy = model.policy
     # Emptied hosts are off (or about to be): neither the spread nor a destination.
