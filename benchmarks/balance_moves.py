@@ -4,8 +4,9 @@
 
 Replays virtbalance alone on the scenario as ``bench_simulator_holdout.py`` builds it (same cluster,
 policy and migration cost), logging every balance plan: its moves, and the CPU spread (``max - min``
-of the hosts that run a domain, what HostsImbalanced compares with ``balance_spread``) when it is made
-and at the first evaluation after its migrations ended.
+of the hosts that run a domain) when it is made and at the first evaluation after its migrations
+ended, on the last sample and on the averages balance judges (each host's domains' averages over
+``balance_window``, what HostsImbalanced averages, as the plan sees them).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_simulator_holdout import SCENARIOS, TRACES, sized  # noqa: E402
 
+from simulator.alerting import window_points  # noqa: E402
 from simulator.cluster import ClusterSpec, build_cluster  # noqa: E402
 from simulator.config import Simulation, TraceSpec  # noqa: E402
 from simulator.engine import replay  # noqa: E402
@@ -38,12 +40,25 @@ def spread(view: ClusterView) -> float:
     return max(ratios) - min(ratios) if ratios else 0.0
 
 
+def averaged_spread(view: ClusterView, policy: Policy) -> float:
+    """The spread of the hosts' current domains' averages over ``balance_window``."""
+    averages = view.recent_averages(window_points(policy.balance_window, view.step_seconds))
+    ratios = [
+        sum(averages[d] for d in view.domains_by_host[h]) / view.host_cpus[h]
+        for h in view.host_names
+        if view.domains_by_host[h]
+    ]
+    return max(ratios) - min(ratios) if ratios else 0.0
+
+
 @dataclass
 class BalancePlan:
     time: float
     before: float
     moves: list[tuple[str, str, str]]  # (domain, source, destination)
+    averaged_before: float
     after: float | None = None
+    averaged_after: float | None = None
 
 
 class Logged(VirtbalancePolicy):
@@ -57,17 +72,20 @@ class Logged(VirtbalancePolicy):
         # The engine decides again only once the migrations are over: this is the spread they left.
         if self.log and self.log[-1].after is None:
             self.log[-1].after = spread(view)
+            self.log[-1].averaged_after = averaged_spread(view, self.policy)
         return super().decide(view)
 
     def _balance(self, view: ClusterView) -> Sequence[Move]:
-        before = spread(view)
+        before, averaged = spread(view), averaged_spread(view, self.policy)
         moves = super()._balance(view)
         sources = [(m.domain, view.placement[m.domain], m.destination) for m in moves]
-        self.log.append(BalancePlan(view.time, before, sources))
+        self.log.append(BalancePlan(view.time, before, sources, averaged))
         return moves
 
 
 def quartiles(values: list[float]) -> str:
+    if len(values) < 2:  # quantiles needs two points
+        return ", ".join(f"{v:.1%}" for v in values)
     return ", ".join(f"{q:.1%}" for q in statistics.quantiles(values, n=4))
 
 
@@ -83,6 +101,9 @@ def report(log: list[BalancePlan], policy: Policy, migrations: int) -> list[str]
         return lines
     gaps = [b.time - a.time for a, b in itertools.pairwise(log)]
     after = [p.before if p.after is None else p.after for p in moved]
+    averaged_after = [
+        p.averaged_before if p.averaged_after is None else p.averaged_after for p in moved
+    ]
     lines += [
         f"minutes between plans: median {statistics.median(gaps) / 60:.0f}, least "
         f"{min(gaps) / 60:.0f}"
@@ -91,6 +112,10 @@ def report(log: list[BalancePlan], policy: Policy, migrations: int) -> list[str]
         f"spread before, quartiles: {quartiles([p.before for p in moved])}",
         f"spread after, quartiles: {quartiles(after)}",
         f"above balance_spread after: {sum(a > policy.balance_spread for a in after)} of {len(moved)}",
+        f"averaged spread before, quartiles: {quartiles([p.averaged_before for p in moved])}",
+        f"averaged spread after, quartiles: {quartiles(averaged_after)}",
+        f"averaged above balance_spread after: "
+        f"{sum(a > policy.balance_spread for a in averaged_after)} of {len(moved)}",
     ]
     pairs = Counter((source, destination) for _, source, destination in moves)
     # A move from A to B undone in net by one from B to A (each counted once per direction).

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Collection
+from typing import TypeVar
 
 from virtbalance.policy import Policy
+
+# A window of evaluations: the ratios themselves, or whether each was above a threshold.
+Point = TypeVar("Point", bound=float)
 
 
 def sustained(
@@ -23,18 +27,30 @@ def sustained(
     return since, now - since >= hold
 
 
-def share_above(window: deque[bool], above: bool, points: int) -> float:
-    """Advance ``avg_over_time((signal > bool threshold)[W:])`` by one evaluation; return the share.
+def window_mean(window: deque[Point], value: Point, points: int) -> float:
+    """Advance ``avg_over_time(signal[W])`` by one evaluation of ``value``; return the average.
 
     ``window`` holds the evaluations seen so far (at most ``points``, those within W, oldest first);
-    this one's ``above`` is appended and the oldest beyond ``points`` dropped. As in Prometheus the
-    average is over the points there are: a host an hour old is judged on its first hour. HostChronicallyHot
-    (``virtbalance.mixin.alerts.hot_alert``) compares this share with ``hot_share``.
+    this one's ``value`` is appended and the oldest beyond ``points`` dropped. As in Prometheus the
+    average is over the points there are: a host an hour old is judged on its first hour.
     """
-    window.append(above)
+    window.append(value)
     while len(window) > points:
         window.popleft()
     return sum(window) / len(window)
+
+
+def share_above(window: deque[bool], above: bool, points: int) -> float:
+    """Advance ``avg_over_time((signal > bool threshold)[W:])`` by one evaluation; return the share.
+
+    HostChronicallyHot (``virtbalance.mixin.alerts.hot_alert``) compares it with ``hot_share``.
+    """
+    return window_mean(window, above, points)
+
+
+def window_points(window: float, step: float) -> int:
+    """How many evaluations ``step`` apart a window of ``window`` seconds holds (at least this one)."""
+    return max(1, round(window / step))
 
 
 def chronically_hot(  # noqa: PLR0917 - the rule's inputs, one evaluation
@@ -61,8 +77,13 @@ def imbalanced(
     """One evaluation of HostsImbalanced over the awake hosts' CPU ``ratios``: (new pending_since, firing).
 
     ``max - min`` above ``balance_spread``, held for ``balance_for`` (``sustained``), as the generated
-    rule (``virtbalance.mixin.alerts.host_alerts``) says: one series for the cluster. No host, no
-    series (no breach); one host has a spread of 0.
+    rule (``virtbalance.mixin.alerts.imbalanced_alert``) says: one series for the cluster. No host, no
+    series (no breach); one host has a spread of 0. The ratios are each host's average over
+    ``balance_window`` (``window_mean``, ``window_points``), or its last sample at 0.
     """
-    breached = bool(ratios) and max(ratios) - min(ratios) > policy.balance_spread
+    breached = (
+        bool(ratios)
+        and max(ratios) - min(ratios) > policy.balance_spread
+        and max(ratios) > policy.cpu_target
+    )
     return sustained(pending_since, breached, now, policy.balance_for)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.alerting import chronically_hot, imbalanced, sustained
+from simulator.alerting import chronically_hot, imbalanced, sustained, window_mean, window_points
 from simulator.cluster import Cluster
 from simulator.diagnosis import Diagnosis
 from simulator.migration import CostModel
@@ -203,7 +203,8 @@ def replay(
     above ``cpu_high`` or memory above ``memory_high`` for ``overload_for``); ask the plug-in what to
     move, and record why each overloaded host got no move (the diagnosis). HostChronicallyHot
     (``simulator.alerting.chronically_hot``) is evaluated beside it: ``ClusterView.hot``; and
-    HostsImbalanced over the hosts that run a domain (``simulator.alerting.imbalanced``):
+    HostsImbalanced over the hosts that run a domain, each averaged over ``balance_window``
+    (``simulator.alerting.imbalanced``):
     ``ClusterView.imbalanced``. A VM whose
     ``end`` is that step is deleted after the step is counted, before the plug-in decides.
     """
@@ -233,11 +234,14 @@ def replay(
     tracker = _Tracker(cluster)
     pending_since: dict[str, float | None] = dict.fromkeys(hosts)
     # HostChronicallyHot: each host's evaluations within hot_window, and its own pending time.
-    hot_points = max(1, round(policy.hot_window / workload.step))
+    hot_points = window_points(policy.hot_window, workload.step)
     hot_window: dict[str, deque[bool]] = {h: deque() for h in hosts}
     hot_since: dict[str, float | None] = dict.fromkeys(hosts)
-    # HostsImbalanced: one series for the cluster, so one pending time.
+    # HostsImbalanced: one series for the cluster, so one pending time; each awake host's ratios
+    # within balance_window (an off host has no series: its window starts again when it wakes).
     imbalanced_since: float | None = None
+    balance_points = window_points(policy.balance_window, workload.step)
+    balance_window: dict[str, deque[float]] = {h: deque() for h in hosts}
     pending: list[tuple[Move, float, float]] = []
     flights: list[_Flight] = []
     free_at = workload.start
@@ -357,7 +361,9 @@ def replay(
             if record_series:
                 host_series[host][step] = ratio
             if active:
-                awake_ratios.append(ratio)
+                awake_ratios.append(window_mean(balance_window[host], ratio, balance_points))
+            else:
+                balance_window[host].clear()
             metrics.worst_cpu_ratio = max(metrics.worst_cpu_ratio, ratio)
             overloaded = ratio > cpu_high
             if overloaded:

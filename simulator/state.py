@@ -86,6 +86,15 @@ class ClusterView:
             )
         return domains, hosts
 
+    def recent_averages(self, steps: int) -> dict[str, float]:
+        """Each domain's mean CPU over the last ``steps`` steps (those there are at the start)."""
+        first = max(0, self.step - steps + 1)
+        count = self.step + 1 - first
+        return {
+            name: sum(values[first : self.step + 1]) / count
+            for name, values in self.cpu_series.items()
+        }
+
     def cpu_ratio(self, host: str) -> float:
         return self.host_cpu_used[host] / self.host_cpus[host]
 

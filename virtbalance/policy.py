@@ -52,9 +52,13 @@ class Policy:
     # cpu_high, when the caller supplies one (virtbalance.forecast); 0: on the last sample, cpu_target.
     forecast_window: float = 3600.0
     # Other planner modes: balance narrows the spread (max - min) of host CPU ratios below
-    # balance_spread; HostsImbalanced fires when it stays above for balance_for.
+    # balance_spread; HostsImbalanced fires when the spread of the hosts' CPU averaged over
+    # balance_window (0: the last sample) stays above it for balance_for while the busiest host's
+    # average is above cpu_target. The average keeps bursts, which no placement evens out, from
+    # firing it (virtbalance.mixin.alerts, docs/runbook.md).
     balance_spread: float = 0.15
     balance_for: float = 1800.0
+    balance_window: float = 3600.0
     cpu_low: float = 0.20
     # Chronically hot: above cpu_high for more than hot_share of the last hot_window (short overloads
     # that each end before overload_for), held for hot_for, while above cpu_target now:
@@ -137,6 +141,12 @@ class Policy:
             problems.append(
                 f"memory_target: {self.memory_target} must not exceed memory_high {self.memory_high}"
             )
+        if 0 < self.balance_window < self.rate_window:
+            # A shorter average adds nothing to the rate's, and may hold no recorded point at all.
+            problems.append(
+                f"balance_window: {format_duration(self.balance_window)} must be 0s (the last "
+                f"sample) or at least rate_window {format_duration(self.rate_window)}"
+            )
         if self.cpu_low >= self.cpu_target:
             problems.append(f"cpu_low: {self.cpu_low} must be below cpu_target {self.cpu_target}")
         return problems
@@ -154,6 +164,7 @@ _DURATION_FIELDS = frozenset(
         "rate_window",
         "underutilized_for",
         "balance_for",
+        "balance_window",
         "exporter_down_for",
         "migration_failure_window",
         "plan_budget",

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from simulator.alerting import window_points
 from simulator.notifications import BALANCE_ROUTE, Cadence, Route
 from simulator.policies.base import PolicyPlugin, as_dict, parse_params
 from simulator.state import ClusterView, MigrationRecord, Move
@@ -130,12 +131,16 @@ class VirtbalancePolicy(PolicyPlugin):
         return self.causes
 
     def _forecast(self, view: ClusterView) -> Forecast | None:
-        """Recent peaks over the policy's ``forecast_window`` (0: none, destinations judged on the sample)."""
+        """Recent peaks over the policy's ``forecast_window`` (0: none, destinations judged on the sample),
+        and the domains' averages over ``balance_window``, the evaluations HostsImbalanced averages."""
         steps = round(self.policy.forecast_window / view.step_seconds)
         if steps < 1:
             return None
         domains, hosts = view.recent_peaks(steps)
-        return Forecast(domains, hosts)
+        averages = view.recent_averages(
+            window_points(self.policy.balance_window, view.step_seconds)
+        )
+        return Forecast(domains, hosts, averages)
 
     def _forbidden(self, now: float) -> frozenset[tuple[str, str]]:
         assert self.start is not None

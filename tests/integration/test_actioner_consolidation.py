@@ -126,9 +126,10 @@ def test_hosts_imbalanced_runs_the_balance_mode_and_moves_the_whole_chunk(
     tmp_path,
 ):
     lab = loaded_lab
-    # hv1 (2 CPUs) carries the loaded chunk, about half of it; hv2 and hv3 (16 CPUs) idle: a spread
-    # above balance_spread (15%). hv1's other guests are pinned, so narrowing it means the chunk.
-    cpus = {SOURCE: 2.0, "hv2": 16.0, "hv3": 16.0}
+    # hv1 (1 CPU) carries the loaded chunk, about 0.9 cores: above cpu_target (65%), which balance
+    # needs to act; hv2 and hv3 (16 CPUs) idle: a spread above balance_spread (15%). hv1's other
+    # guests are pinned, so narrowing it means the chunk.
+    cpus = {SOURCE: 1.0, "hv2": 16.0, "hv3": 16.0}
     client, services = run_app(config_with(lab, tmp_path, cpus))
     answer = post(client, imbalanced()).get_json()
     assert answer["ignored"] == []

@@ -156,3 +156,27 @@ def test_a_named_host_below_cpu_high_goes_to_cpu_target_on_its_sample_not_its_pe
     result = plan(hot, POLICY, Mode("relieve"), relieve_hosts=frozenset({"hv0"}), forecast=peaks)
     assert len(result.migrations) == 1
     assert result.migrations[0].domain in {"half", "one"}
+
+
+def test_balance_spreads_the_recent_averages_a_burst_that_is_ending_evens_nothing_out():
+    # Samples: hv0 80% (a burst "b" of 6 cores on a steady 2), hv1 20%: a 60% spread, and balance
+    # moves s (hv0 60%, hv1 40%: the busiest at cpu_target or below). The averages: b has used 1 core
+    # on average, so hv0 is at 30%, 10 points from hv1: balanced.
+    snapshot = cluster({"hv0": {"b": 6.0, "s": 2.0}, "hv1": {"t": 2.0}})
+    peaks = {"b": 6.0, "s": 2.0, "t": 2.0}
+    hosts = {"hv0": 8.0, "hv1": 2.0}
+    assert moves(plan(snapshot, POLICY, Mode("balance"))) == [("s", "hv1")]
+    averaged = Forecast(peaks, hosts, averages={"b": 1.0, "s": 2.0, "t": 2.0})
+    result = plan(snapshot, POLICY, Mode("balance"), forecast=averaged)
+    assert moves(result) == [] and result.unresolved == ()
+    # The other way: the samples are level (40% and 40%), the averages are not (hv0's domains have
+    # used 7 cores on average, 70%, hv1's 3, 30%): balance moves on the averages, s (2 cores on
+    # average), which leaves both hosts at 50%.
+    level = cluster({"hv0": {"b": 2.0, "s": 2.0}, "hv1": {"t": 4.0}})
+    uneven = Forecast(
+        {"b": 6.0, "s": 2.0, "t": 4.0}, {"hv0": 8.0, "hv1": 4.0}, {"b": 5.0, "s": 2.0, "t": 3.0}
+    )
+    assert moves(plan(level, POLICY, Mode("balance"))) == []
+    result = plan(level, POLICY, Mode("balance"), forecast=uneven)
+    assert moves(result) == [("s", "hv1")]
+    assert result.migrations[0].reason.startswith("balance: cpu spread 40.0% -> 0.0%")

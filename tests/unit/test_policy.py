@@ -82,3 +82,16 @@ def test_parse_duration_rejects(text):
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
     assert parse_duration(text) == seconds
+
+
+def test_balance_window_is_an_average_at_least_the_rate_window_or_none():
+    assert Policy().balance_window == 3600.0
+    assert Policy.from_mapping({"balance_window": "0s"}).balance_window == 0.0
+    assert Policy.from_mapping({"balance_window": "5m"}).balance_window == 300.0
+    with pytest.raises(
+        ConfigError,
+        match=r"balance_window: 2m must be 0s \(the last sample\) or at least rate_window 5m",
+    ):
+        Policy.from_mapping({"balance_window": "2m"})
+    with pytest.raises(ConfigError, match="balance_window: duration must not be negative"):
+        Policy.from_mapping({"balance_window": -60})

@@ -59,6 +59,7 @@ def test_policy_values_reach_the_rules():
         underutilized_for="3h",
         balance_spread=0.25,
         balance_for="45m",
+        balance_window="30m",
         exporter_down_for="90s",
         migration_failure_window="2h",
         exporter_job="hypervisors",
@@ -83,8 +84,16 @@ def test_policy_values_reach_the_rules():
     assert under["expr"].endswith("\n< 0.1" + awake)
     (spread,) = by_name["HostsImbalanced"]
     assert spread["for"] == "45m"
-    assert spread["expr"].endswith(") > 0.25")
-    assert spread["expr"].count(awake) == 2
+    # The spread above balance_spread while the busiest host is above cpu_target (70% here).
+    assert ") > 0.25\nand\nmax(" in spread["expr"]
+    assert spread["expr"].endswith(") > 0.7")
+    assert spread["expr"].count(awake) == 3
+    # Each host's recorded signal averaged over balance_window (30m here) before the spread.
+    assert spread["expr"].count("avg_over_time(host:libvirt_cpu:ratio[30m])" + awake) == 3
+    assert (
+        "averaged over 30m, above 25% for 45m, the busiest above 70%"
+        in (spread["annotations"]["description"])
+    )
     assert "above 25% for 45m" in spread["annotations"]["description"]
     (down,) = by_name["LibvirtExporterDown"]
     assert (down["expr"], down["for"]) == ('(up{job="hypervisors"} == 0)' + awake, "1m30s")
@@ -247,3 +256,17 @@ def test_the_virtbalance_command_has_the_rules_subcommand(tmp_path):
     out = tmp_path / "lab.rules.yml"
     assert main(["rules", "--profile", "lab", "--output", str(out)]) == 0
     assert 'absent(up{job=\\"virtbalance-exporter\\"})' in out.read_text(encoding="utf-8")
+
+
+def test_balance_window_zero_spreads_the_last_sample():
+    policy = Policy().replace(balance_window="0s")
+    (spread,) = _rules_by_name(rulefile.render(Config(policy=policy)))["HostsImbalanced"]
+    awake = "host:libvirt_cpu:ratio unless on (host) (virtbalance_host_emptied == 1)"
+    assert spread["expr"] == (
+        f"(\n  max({awake})\n  -\n  min({awake})\n) > 0.15\nand\nmax({awake}) > 0.65"
+    )
+    assert "avg_over_time" not in spread["expr"]
+    assert (
+        "differ by {{ $value | humanizePercentage }} of CPU, above 15%"
+        in (spread["annotations"]["description"])
+    )

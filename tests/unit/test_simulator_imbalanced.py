@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import pytest
 
 import simulator.policies.virtbalance as virtbalance_plugin
-from simulator.alerting import imbalanced
+from simulator.alerting import imbalanced, window_mean, window_points
 from simulator.cluster import Cluster
 from simulator.engine import replay
 from simulator.migration import CostModel
@@ -36,18 +37,26 @@ def evaluate(spreads: list[Sequence[float]], policy: Policy = POLICY) -> list[bo
 
 
 def test_a_spread_above_balance_spread_fires_after_balance_for_not_before():
-    fired = evaluate([[0.50, 0.34]] * 10)  # a spread of 16%
+    fired = evaluate([[0.70, 0.54]] * 10)  # a spread of 16%, the busiest above cpu_target
     assert FIRES_AT == 6
     assert not any(fired[:FIRES_AT])
     assert all(fired[FIRES_AT:])
 
 
 def test_a_spread_at_or_below_balance_spread_never_fires():
-    assert not any(evaluate([[0.50, 0.36]] * 20))  # 14%
-    assert not any(evaluate([[0.625, 0.5, 0.5625]] * 20))  # 12.5%, exact in binary
-    # 15% exactly (0.5 - 0.35 is not exact in binary: take a policy whose spread is exact).
+    assert not any(evaluate([[0.70, 0.56]] * 20))  # 14%
+    assert not any(evaluate([[0.875, 0.75, 0.8125]] * 20))  # 12.5%, exact in binary
+    # 15% exactly (0.7 - 0.55 is not exact in binary: take a policy whose spread is exact).
     exact = POLICY.replace(balance_spread=0.125)
-    assert not any(evaluate([[0.625, 0.5]] * 20, exact))
+    assert not any(evaluate([[0.875, 0.75]] * 20, exact))
+
+
+def test_a_spread_whose_busiest_host_is_at_or_below_cpu_target_never_fires():
+    assert not any(evaluate([[0.60, 0.10]] * 20))  # 50% apart, no host near overload
+    assert not any(evaluate([[0.65, 0.10]] * 20))  # at cpu_target: not above it
+    assert evaluate([[0.66, 0.10]] * 10)[FIRES_AT:] == [True] * (10 - FIRES_AT)
+    lower = POLICY.replace(cpu_target=0.55, cpu_low=0.1)
+    assert evaluate([[0.60, 0.10]] * 10, lower)[FIRES_AT:] == [True] * (10 - FIRES_AT)
 
 
 def test_one_evaluation_inside_the_spread_restarts_the_for():
@@ -166,9 +175,10 @@ def test_without_the_alert_virtbalance_leaves_an_uneven_cluster_alone(
 def test_relief_comes_first_and_balance_after_it(monkeypatch: pytest.MonkeyPatch):
     # h0 at 85% (a, b, c and e: 3 + 2 + 2 + 1.5 cores), h1 at 10%. HostChronicallyHot fires at step 1
     # (one evaluation of one above cpu_high, pending at step 0, hot_for 5m): relief to cpu_target moves
-    # "b" (2 cores, the least memory). h0 at 65% and h1 at 30% are still 35% apart: HostsImbalanced
-    # fires at step 6, and balance moves "c" (h0 45%, h1 50%; "e" would level them as well, with more
-    # memory to copy).
+    # "b" (2 cores, the least memory). The hosts' hourly averages still hold the two steps before it
+    # (h0 (2 x 85% + 5 x 65%) / 7 = 70.7% at step 6, h1 24.3%): HostsImbalanced fires at step 6 and
+    # balance runs, after relief. It judges the averages of the domains each host runs now: h0 65%,
+    # at cpu_target, so nothing is worth moving.
     calls = _recording(monkeypatch)
     steps = 12
     workload = synthetic(
@@ -188,8 +198,123 @@ def test_relief_comes_first_and_balance_after_it(monkeypatch: pytest.MonkeyPatch
     result = replay(workload, cluster, plugin, POLICY, cost=CostModel(enabled=False))
     assert calls == [(STEP, "relieve", frozenset({"h0"})), (FIRES_AT * STEP, "balance", None)]
     assert [(r.time, r.domain, r.source, r.destination) for r in result.history] == [
-        (STEP, "b", "h0", "h1"),
-        (FIRES_AT * STEP, "c", "h0", "h1"),
+        (STEP, "b", "h0", "h1")
     ]
     assert (plugin.plans, plugin.balances) == (1, 1)
     assert result.metrics.overloaded_host_steps == 2
+
+
+def test_window_mean_averages_the_points_there_are_up_to_the_window():
+    window: deque[float] = deque()
+    assert window_mean(window, 0.6, 3) == pytest.approx(0.6)  # a host one evaluation old
+    assert window_mean(window, 0.2, 3) == pytest.approx(0.4)
+    assert window_mean(window, 0.4, 3) == pytest.approx(0.4)
+    # The 0.6 leaves the window.
+    assert window_mean(window, 0.9, 3) == pytest.approx(0.5)
+    assert list(window) == pytest.approx([0.2, 0.4, 0.9])
+    assert window_points(POLICY.balance_window, STEP) == 12
+    assert window_points(0.0, STEP) == 1  # balance_window 0: the last sample
+
+
+def averaged(samples: list[Sequence[float]], window: float) -> list[list[float]]:
+    """Each host's ratio averaged over ``window`` at each evaluation, as the engine feeds the rule."""
+    points = window_points(window, STEP)
+    windows: list[deque[float]] = [deque() for _ in samples[0]]
+    return [
+        [window_mean(w, r, points) for w, r in zip(windows, ratios, strict=True)]
+        for ratios in samples
+    ]
+
+
+def test_the_average_keeps_alternating_bursts_from_firing_and_a_lasting_spread_fires_later():
+    # Two hosts whose load swaps every 35 minutes (seven evaluations): 90% and 50%, a sample spread of
+    # 40% that holds long enough to fire the rule on the last sample (pending 30m at the 7th).
+    period = [[0.9, 0.5]] * 7 + [[0.5, 0.9]] * 7
+    bursts = [[0.7, 0.7]] * 12 + period * 4
+    assert any(evaluate(bursts, POLICY.replace(balance_window="0s")))
+    # Averaged over 1h (12 evaluations), once the window holds only bursts, the hosts stay within
+    # 40% x 2/12 (two evaluations more of one phase than of the other); at the warm-up's edge the
+    # first burst fills 7 of the 12 points (40% x 7/12), for fewer than 30m: never fires.
+    spreads = [max(r) - min(r) for r in averaged(bursts, 3600.0)]
+    assert max(spreads[24:]) == pytest.approx(0.4 * 2 / 12)
+    assert max(spreads) == pytest.approx(0.4 * 7 / 12)
+    assert not any(evaluate(averaged(bursts, 3600.0)))
+    # A lasting spread of 40% from evaluation 12: the average passes 15% once 5 of its 12 points hold
+    # it (40% x 5/12 = 16.7%, at evaluation 16), and the rule fires 30m later, at evaluation 22.
+    lasting = [[0.7, 0.7]] * 12 + [[0.9, 0.5]] * 20
+    fired = evaluate(averaged(lasting, 3600.0))
+    assert fired.index(True) == 16 + FIRES_AT
+    assert evaluate(lasting, POLICY.replace(balance_window="0s")).index(True) == 12 + FIRES_AT
+
+
+# Two hosts of 20 CPUs. "a" on h0 and "b" on h1 burst to 8 cores in turn, 35 minutes each (after an
+# hour at 1 core); each host also runs six steady 1-core domains. In a burst the busy host is at 70%
+# (above cpu_target), the other at 35%: a sample spread of 35% that lasts 35 minutes, while the
+# hosts' hourly averages stay near 52% and within 35% x 2/12 of each other.
+HALF = 7  # evaluations per burst
+STEADY = 6  # steady 1-core domains per host
+
+
+def _bursts(cycles: int):
+    warm = [1.0] * 12
+    on, off = [8.0] * HALF, [1.0] * HALF
+    a = warm + (on + off) * cycles
+    b = warm + (off + on) * cycles
+    steady = [1.0] * len(a)
+    domains = [("a", 8, 4 * GIB, a), ("b", 8, 4 * GIB, b)]
+    domains += [(f"s{i}", 2, 1 * GIB, steady) for i in range(STEADY)]
+    domains += [(f"t{i}", 2, 1 * GIB, steady) for i in range(STEADY)]
+    hosts = ("h0", "h1")
+    placement = {"a": "h0", "b": "h1"} | {f"s{i}": "h0" for i in range(STEADY)}
+    placement |= {f"t{i}": "h1" for i in range(STEADY)}
+    cluster = Cluster(
+        host_names=hosts,
+        host_cpus=dict.fromkeys(hosts, 20.0),
+        host_memory=dict.fromkeys(hosts, 64 * GIB),
+        networks={},
+        placement=placement,
+    )
+    return synthetic(0.0, STEP, domains), cluster
+
+
+def test_on_the_last_sample_balance_moves_steady_domains_round_and_the_average_leaves_them():
+    workload, cluster = _bursts(cycles=8)  # 10h20m
+    old = POLICY.replace(balance_window="0s")
+    churn = replay(
+        workload,
+        cluster,
+        VirtbalancePolicy(VirtbalanceParams(), old),
+        old,
+        cost=CostModel(enabled=False),
+    )
+    moves = [(round(r.time / STEP), r.domain, r.source, r.destination) for r in churn.history]
+    # h0's first burst fires the alert 30m in (evaluation 18): one steady domain goes to h1 (h0 at
+    # cpu_target). The bursts keep the spread wide, so it never resolves: h1's burst gets the re-sent
+    # notification's plan (24), two steady domains to h0, h0's next burst two back to h1, and so on
+    # every burst. The anti-flap barrier and the growing cooldown keep each domain from going back,
+    # not the load from going round, until no steady domain is left to move.
+    assert moves == [
+        (18, "s0", "h0", "h1"),
+        (24, "t0", "h1", "h0"),
+        (24, "t1", "h1", "h0"),
+        (32, "s1", "h0", "h1"),
+        (32, "s2", "h0", "h1"),
+        (38, "t2", "h1", "h0"),
+        (38, "t3", "h1", "h0"),
+        (46, "s3", "h0", "h1"),
+        (46, "s4", "h0", "h1"),
+        (52, "t4", "h1", "h0"),
+        (52, "t5", "h1", "h0"),
+        (60, "s5", "h0", "h1"),
+    ]
+    assert churn.metrics.flaps == 0
+    calm = replay(
+        workload,
+        cluster,
+        VirtbalancePolicy(VirtbalanceParams(), POLICY),
+        POLICY,
+        cost=CostModel(enabled=False),
+    )
+    assert calm.history == []
+    # No overload either way: the moves bought nothing.
+    assert churn.metrics.overloaded_host_steps == calm.metrics.overloaded_host_steps == 0

@@ -120,17 +120,47 @@ def host_alerts(config: Config, records: Mapping[str, str]) -> tuple[Rule, ...]:
             "runbook_url": _runbook(runbook_base, ALERT_UNDERUTILIZED),
         },
     )
+    return (cpu, memory, hot_alert(policy, runbook_base, cpu_now), under, imbalanced_alert(config))
+
+
+def balance_signal(policy: Policy) -> tuple[str, str]:
+    """The per-host CPU signal HostsImbalanced spreads, and the words its texts add for the average.
+
+    The recorded ratio averaged over ``balance_window`` (a range over the record, which is stored), or
+    the record itself at 0. The simulator averages the same way (``simulator.alerting.window_mean``).
+    """
+    if policy.balance_window <= 0:
+        return RECORD_CPU, ""
+    window = format_duration(policy.balance_window)
+    return f"avg_over_time({RECORD_CPU}[{window}])", f" averaged over {window}"
+
+
+def imbalanced_alert(config: Config) -> Rule:
+    """Uneven load: the spread of the hosts' (averaged) CPU signal above ``balance_spread``."""
+    policy, runbook_base = config.policy, config.runbook_base
     balance_for = format_duration(policy.balance_for)
-    awake_cpu = awake(RECORD_CPU)
-    imbalanced = Rule(
+    signal, averaged = balance_signal(policy)
+    awake_cpu = awake(signal)
+    smoothing = (
+        f"\nEach host's signal is averaged over balance_window ({format_duration(policy.balance_window)}): "
+        "a burst, which no placement evens out,\nmoves the average little."
+        if averaged
+        else ""
+    )
+    return Rule(
         alert=ALERT_IMBALANCED,
         comment=(
             f"Uneven load: the spread (max - min) of the hosts' CPU signal above balance_spread "
             f"({_percent(policy.balance_spread)})\nfor {balance_for}. One series for the cluster, no host "
             "label: the actioner's balance mode narrows it.\nHosts the actioner emptied are left out "
-            "(an emptied host at 0% is not a reason to load it)."
+            f"(an emptied host at 0% is not a reason to load it).{smoothing}\n"
+            f"Only while the busiest host is above cpu_target ({_percent(policy.cpu_target)}): below "
+            "it no host is near overload,\nand evening load out is not worth a migration."
         ),
-        expr=f"(\n  max({awake_cpu})\n  -\n  min({awake_cpu})\n) > {policy.balance_spread!r}",
+        expr=(
+            f"(\n  max({awake_cpu})\n  -\n  min({awake_cpu})\n) > {policy.balance_spread!r}\n"
+            f"and\nmax({awake_cpu}) > {policy.cpu_target!r}"
+        ),
         for_seconds=policy.balance_for,
         labels={"resource": "cpu", "severity": "info"},
         annotations={
@@ -138,14 +168,14 @@ def host_alerts(config: Config, records: Mapping[str, str]) -> tuple[Rule, ...]:
                 f"Host CPU spread above {_percent(policy.balance_spread)} for {balance_for}"
             ),
             "description": (
-                "The most and least loaded hosts differ by {{ $value | humanizePercentage }} of CPU, "
-                f"above {_percent(policy.balance_spread)} for {balance_for}: the actioner's balance "
-                "mode moves VMs from the busiest hosts to the idlest."
+                "The most and least loaded hosts differ by {{ $value | humanizePercentage }} of CPU"
+                f"{averaged}, above {_percent(policy.balance_spread)} for {balance_for}, the busiest "
+                f"above {_percent(policy.cpu_target)}: the actioner's balance mode moves VMs from "
+                "the busiest hosts to the idlest."
             ),
             "runbook_url": _runbook(runbook_base, ALERT_IMBALANCED),
         },
     )
-    return (cpu, memory, hot_alert(policy, runbook_base, cpu_now), under, imbalanced)
 
 
 def hot_alert(policy: Policy, runbook_base: str, cpu_now: str) -> Rule:

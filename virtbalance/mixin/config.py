@@ -24,6 +24,7 @@ LAB_PROFILE: Mapping[str, Any] = {
     "overload_for": "30s",
     "underutilized_for": "2m",
     "balance_for": "1m",
+    "balance_window": "1m",
     "exporter_down_for": "30s",
     "migration_failure_window": "5m",
     # The lab's Prometheus scrape job (lab/monitoring.py).

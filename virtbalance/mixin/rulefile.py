@@ -94,6 +94,7 @@ _ALERTING_FIELDS = (
     "overload_for",
     "underutilized_for",
     "balance_for",
+    "balance_window",
     "hot_window",
     "hot_for",
     "exporter_down_for",

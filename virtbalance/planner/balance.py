@@ -10,22 +10,31 @@ SOURCES = 3
 DESTINATIONS = 5
 
 
+def _ratio(host: HostLoad) -> float:
+    return host.cpu_average / host.cpus
+
+
 def _spread_after(
     ranked: list[HostLoad], source: HostLoad, destination: HostLoad, unit: Unit
 ) -> float:
     """Max minus min CPU ratio if ``unit`` moved from ``source`` to ``destination``."""
     moved = {source.name, destination.name}
-    others = [h.cpu_ratio for h in ranked[:3] + ranked[-3:] if h.name not in moved]
+    others = [_ratio(h) for h in ranked[:3] + ranked[-3:] if h.name not in moved]
     values = [
         *others,
-        (source.cpu_used - unit.cpu) / source.cpus,
-        (destination.cpu_used + unit.cpu) / destination.cpus,
+        (source.cpu_average - unit.cpu_average) / source.cpus,
+        (destination.cpu_average + unit.cpu_average) / destination.cpus,
     ]
     return max(values) - min(values)
 
 
 def balance(outcome: Outcome) -> None:
-    """Greedy: the move that narrows the spread most (ties: least memory) until narrow enough or stuck."""
+    """Greedy: the move that narrows the spread most (ties: least memory) until narrow enough, the
+    busiest host at cpu_target (below it no host is near overload), or stuck.
+
+    With a forecast the ratios are the hosts' recent averages (``HostLoad.cpu_average``: what
+    HostsImbalanced spreads), else their last samples.
+    """
     model = outcome.model
     policy = model.policy
     # Emptied hosts are off (or about to be): neither the spread nor a destination.
@@ -35,10 +44,12 @@ def balance(outcome: Outcome) -> None:
     moved: set[tuple[str, str]] = set()
     received: set[str] = set()
     while not outcome.deadline.expired("moves"):
-        ranked = sorted(hosts, key=lambda h: (h.cpu_ratio, h.name))
+        ranked = sorted(hosts, key=lambda h: (_ratio(h), h.name))
         low, high = ranked[0], ranked[-1]
-        spread = high.cpu_ratio - low.cpu_ratio
-        if spread <= policy.balance_spread + EPS:
+        spread = _ratio(high) - _ratio(low)
+        # Uneven below cpu_target is not worth a migration: no host is near overload, the alert's
+        # condition (simulator.alerting.imbalanced) is over, and moving evens out no risk.
+        if spread <= policy.balance_spread + EPS or _ratio(high) <= policy.cpu_target + EPS:
             return
         best: tuple[tuple[float, int, int, str, str, str], Unit, HostLoad] | None = None
         blockers: list[str] = []
@@ -72,8 +83,8 @@ def balance(outcome: Outcome) -> None:
                         best = (key, unit, destination)
         if best is None:
             reason = (
-                f"cpu spread {pct(spread)} ({high.name} {pct(high.cpu_ratio)} .. {low.name} "
-                f"{pct(low.cpu_ratio)}) above balance_spread {pct(policy.balance_spread)}: "
+                f"cpu spread {pct(spread)} ({high.name} {pct(_ratio(high))} .. {low.name} "
+                f"{pct(_ratio(low))}) above balance_spread {pct(policy.balance_spread)}: "
             )
             if model.budget_left() <= 0:
                 reason += f"max_migrations {model.max_migrations} per plan reached"
@@ -89,8 +100,8 @@ def balance(outcome: Outcome) -> None:
         source = model.hosts[unit.host]
         why = (
             f"balance: cpu spread {pct(spread)} -> {pct(best[0][0])} (balance_spread "
-            f"{pct(policy.balance_spread)}); {source.name} cpu {pct(source.cpu_ratio)} -> "
-            f"{pct((source.cpu_used - unit.cpu) / source.cpus)}"
+            f"{pct(policy.balance_spread)}); {source.name} cpu {pct(_ratio(source))} -> "
+            f"{pct((source.cpu_average - unit.cpu_average) / source.cpus)}"
         )
         outcome.move(unit, destination.name, why)
         moved.add(unit.key)

@@ -36,6 +36,8 @@ class HostLoad:
     anti_affinity: Counter[str] = field(default_factory=Counter)
     # CPU a destination is judged on: the forecast peak when there is one, else cpu_used (see Model).
     cpu_peak: float = 0.0
+    # CPU balance spreads: its domains' recent averages plus its load outside them, else cpu_used.
+    cpu_average: float = 0.0
     # Emptied by an earlier consolidation (off, or about to be): receives nothing (see virtbalance.planner.wake).
     emptied: bool = False
     moves: int = 0  # migrations into or out of it in this plan
@@ -77,6 +79,8 @@ class Unit:
     blocked_cause: Cause | None = None
     # CPU it brings to a destination: its members' forecast peaks, else ``cpu``.
     cpu_peak: float = 0.0
+    # What it adds to a host's average for balance: its members' recent averages, else ``cpu``.
+    cpu_average: float = 0.0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -202,13 +206,14 @@ def build_model(
     for state in sorted(snapshot.hosts, key=lambda h: h.name):
         domains = by_host[state.name]
         domain_cpu = sum(d.cpu_used for d in domains)
+        immovable = max(0.0, state.cpu_used - domain_cpu)
         hosts[state.name] = HostLoad(
             name=state.name,
             cpus=state.cpus,
             memory=state.memory_bytes,
             cpu_used=state.cpu_used,
             memory_used=state.memory_used_bytes,
-            immovable_cpu=max(0.0, state.cpu_used - domain_cpu),
+            immovable_cpu=immovable,
             maintenance=state.maintenance,
             emptied=state.emptied,
             settle=barriers.host_blocked(state.name),
@@ -216,6 +221,9 @@ def build_model(
             cpu_peak=state.cpu_used
             if forecast is None
             else forecast.host(state.name, state.cpu_used),
+            cpu_average=state.cpu_used
+            if forecast is None
+            else immovable + sum(forecast.average(d.name, d.cpu_used) for d in domains),
         )
 
     def chunks_of(host: str) -> list[Unit]:
@@ -305,6 +313,10 @@ def _unit(  # noqa: PLR0917 - private helper, called once
         cpu=sum(m.cpu_used for m in members),
         cpu_peak=sum(
             m.cpu_used if forecast is None else forecast.domain(m.name, m.cpu_used) for m in members
+        ),
+        cpu_average=sum(
+            m.cpu_used if forecast is None else forecast.average(m.name, m.cpu_used)
+            for m in members
         ),
         memory=sum(m.memory_bytes for m in members),
         anti_affinity=frozenset(m.anti_affinity for m in members if m.anti_affinity),

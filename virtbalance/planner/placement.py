@@ -287,6 +287,7 @@ class Placer:
         source.sent += 1
         source.cpu_used -= unit.cpu
         source.cpu_peak -= unit.cpu_peak
+        source.cpu_average -= unit.cpu_average
         source.memory_used -= unit.memory
         source.moves += unit.size
         if unit.anti_affinity:
@@ -295,6 +296,7 @@ class Placer:
             target.anti_affinity.update(keys)
         target.cpu_used += unit.cpu
         target.cpu_peak += unit.cpu_peak
+        target.cpu_average += unit.cpu_average
         target.memory_used += unit.memory
         target.moves += unit.size
         self._reorder(target, remove=False)
@@ -308,6 +310,7 @@ class Placer:
         source.sent -= 1
         source.cpu_used += unit.cpu
         source.cpu_peak += unit.cpu_peak
+        source.cpu_average += unit.cpu_average
         source.memory_used += unit.memory
         source.moves -= unit.size
         if unit.anti_affinity:
@@ -318,6 +321,7 @@ class Placer:
             self._reorder(source, remove=False)
         target.cpu_used -= unit.cpu
         target.cpu_peak -= unit.cpu_peak
+        target.cpu_average -= unit.cpu_average
         target.memory_used -= unit.memory
         target.moves -= unit.size
         self._reorder(target, remove=False)
