@@ -58,6 +58,7 @@ import libvirt
 import requests
 import yaml
 
+from actioner import event_loop
 from lab import Lab
 from lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
 from lab.demo.stack import actioner_hosts
@@ -132,7 +133,6 @@ class MigrationWatch:
         self._seen: set[tuple[str, str, int]] = set()
         self._conns: dict[str, Any] = {}
         self._stop = threading.Event()
-        threading.Thread(target=self._loop, name="libvirt-events", daemon=True).start()
         threading.Thread(target=self._keep_open, name="event-connections", daemon=True).start()
 
     def reset(self) -> None:
@@ -159,10 +159,6 @@ class MigrationWatch:
     def counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self.completed)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            libvirt.virEventRunDefaultImpl()
 
     def _keep_open(self) -> None:
         while not self._stop.is_set():
@@ -206,14 +202,14 @@ class MigrationWatch:
         raise RuntimeError("cannot open event connections to every lab host")
 
 
-_EVENT_LOOP: list[bool] = []
-
-
 def register_event_loop() -> None:
-    """libvirt's default event loop, once per process, before any connection that wants events."""
-    if not _EVENT_LOOP:
-        libvirt.virEventRegisterDefaultImpl()
-        _EVENT_LOOP.append(True)
+    """libvirt's default event loop, registered and RUNNING before the first connection.
+
+    A connection opened once an implementation is registered offers keepalive, and libvirtd closes it
+    when its pings go unanswered for 30 s: a loop that ran only while a round watched migrations let
+    the lab's own connections die during a slow ``Lab.up`` ("received hangup event on socket").
+    """
+    event_loop.DEFAULT.start()
 
 
 def free_port() -> int:
