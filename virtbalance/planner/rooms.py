@@ -46,7 +46,12 @@ def _admits(
     demands: Sequence[float], rooms: tuple[float, ...], room_from: tuple[float, ...]
 ) -> bool:
     total = 0.0
+    smallest = rooms[0] * (1 - SLACK) if rooms else 0.0
     for demand in reversed(demands):
+        if demand <= smallest:
+            # This demand and every smaller one fit any room: what is left to check is that all of
+            # them together fit all the rooms (the strongest of their checks, one sum).
+            return sum(demands) <= room_from[0] * (1 + SLACK) + SLACK
         total += demand
         # The rooms that can hold this demand (and so every larger one) are those from index on.
         index = bisect.bisect_left(rooms, demand * (1 - SLACK))

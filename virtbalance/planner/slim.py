@@ -17,12 +17,13 @@ from virtbalance.planner.repack import REPACK_SHARE
 SLIM_NODES = 20_000
 
 
-def slim(outcome: Outcome, needs: dict[str, Need]) -> bool:
+def slim(outcome: Outcome, needs: dict[str, Need]) -> bool | None:
     """Full relief for every host in ``needs`` that has a covering set, each taking the set that
     leaves the receivers the most room (least of their free CPU and memory, as shares of the total,
     then least memory), the hosts still missing first, each packed together with the sets before it
     (``packing.pack``); the whole placement replaces the plan when every such host gets a set.
-    Returns whether it did. A host that finds no set goes first in the next attempt (at most one
+    Returns whether it did (None: no host was missing a set it could have, or the cluster is beyond
+    the packer's size, so nothing was tried). A host that finds no set goes first in the next attempt (at most one
     attempt per host, all of them within one allowance of placements and a share of the budget).
 
     The cheapest set of a host often carries more CPU than it must shed; on a cluster where the
@@ -33,14 +34,14 @@ def slim(outcome: Outcome, needs: dict[str, Need]) -> bool:
     model = outcome.model
     placer = outcome.placer
     if all(outcome.by_source.get(name) for name in needs):
-        return False
+        return None
     if exact.pairs(model, needs, placer.order) > exact.MAX_PAIRS:
         # As for the repair step: beyond CP-SAT's size the packer's allowance would cost seconds.
-        return False
+        return None
     coverable = [name for name, need in needs.items() if loose_bound(model, name, need) is not None]
     missing = [name for name in coverable if not outcome.by_source.get(name)]
     if not missing:
-        return False
+        return None
     rooms = placer.rooms(placer.initial_overlay((m.unit, m.destination) for m in outcome.moves))
     cpu_total = max(rooms.cpu_from[0], EPS)
     memory_total = max(rooms.memory_from[0], 1.0)
