@@ -24,8 +24,7 @@ class Rooms:
 
     @classmethod
     def of(cls, cpu: Iterable[float], memory: Iterable[float]) -> Rooms:
-        cpus = tuple(sorted(max(0.0, c) for c in cpu))
-        memories = tuple(sorted(max(0.0, m) for m in memory))
+        cpus, memories = _floored(cpu), _floored(memory)
         return cls(cpus, memories, _suffix_sums(cpus), _suffix_sums(memories))
 
     def admits(self, cpus: Sequence[float], memories: Sequence[float]) -> bool:
@@ -36,6 +35,15 @@ class Rooms:
         return _admits(cpus, self.cpu, self.cpu_from) and _admits(
             memories, self.memory, self.memory_from
         )
+
+
+def _floored(values: Iterable[float]) -> tuple[float, ...]:
+    """Sorted, negative rooms (a receiver above one target) as none. The packer builds these at every
+    placement it tries: clamping only when the smallest is negative saves most of their cost."""
+    ordered = sorted(values)
+    if ordered and ordered[0] < 0.0:
+        return tuple(max(0.0, v) for v in ordered)
+    return tuple(ordered)
 
 
 def _suffix_sums(values: tuple[float, ...]) -> tuple[float, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 
 from virtbalance.planner import exact
@@ -49,23 +50,48 @@ def slim(outcome: Outcome, needs: dict[str, Need]) -> bool | None:
     def taken(unit: Unit) -> float:
         return unit.cpu_peak / cpu_total + unit.memory / memory_total
 
+    # The resource the receivers are shortest of, after what the hosts must shed at least.
+    cpu_short = (cpu_total - sum(needs[n].cpu for n in coverable)) / cpu_total <= (
+        memory_total - sum(needs[n].memory for n in coverable)
+    ) / memory_total
+
+    def ranked(unit: Unit) -> float:
+        """The unit's share of the rooms large enough to hold it, in the scarcer resource: a large
+        chunk takes a large room, of which there are few, while a small one fills any remnant."""
+        if cpu_short:
+            index = bisect.bisect_left(rooms.cpu, unit.cpu_peak)
+            return unit.cpu_peak / max(rooms.cpu_from[index], EPS)
+        index = bisect.bisect_left(rooms.memory, float(unit.memory))
+        return unit.memory / max(rooms.memory_from[index], 1.0)
+
+    def shed(name: str) -> float:
+        return needs[name].cpu if cpu_short else float(needs[name].memory)
+
     allowance = Allowance(SLIM_NODES)
     deadline = outcome.deadline.step(REPACK_SHARE)
-    order = [*missing, *(n for n in coverable if n not in missing)]
-    for _ in order:
-        placed = _together(outcome, needs, order, taken, allowance, deadline)
-        if isinstance(placed, str):
-            if deadline.expired("improvement") or allowance.left <= 0:
-                return False
-            # The host that found no set goes first next time (the others then fit around it).
-            order = [placed, *(n for n in order if n != placed)]
-            continue
-        for source in list(outcome.by_source):
-            outcome.retract(source)
-        for source in coverable:
-            own = [(u, d) for u, d in placed if u.host == source]
-            commit_relief(outcome, model.hosts[source], own)
-        return True
+    # Two ways to choose, attempted in turn: (1) the least room as a share of the total, the hosts
+    # still missing first; (2) the least of the rooms that can hold each chunk, the hosts that must
+    # shed least first (they take the small chunks, and the hosts that need large ones find the large
+    # rooms left). In each, a host that finds no set goes first in its next attempt.
+    ways: list[tuple[list[str], Callable[[Unit], float]]] = [
+        ([*missing, *(n for n in coverable if n not in missing)], taken),
+        (sorted(coverable, key=lambda n: (shed(n), n)), ranked),
+    ]
+    for _ in coverable:
+        for way, (order, weight) in enumerate(ways):
+            placed = _together(outcome, needs, order, weight, allowance, deadline)
+            if isinstance(placed, str):
+                if deadline.expired("improvement") or allowance.left <= 0:
+                    return False
+                # The host that found no set goes first next time (the others then fit around it).
+                ways[way] = ([placed, *(n for n in order if n != placed)], weight)
+                continue
+            for source in list(outcome.by_source):
+                outcome.retract(source)
+            for source in coverable:
+                own = [(u, d) for u, d in placed if u.host == source]
+                commit_relief(outcome, model.hosts[source], own)
+            return True
     return False
 
 
