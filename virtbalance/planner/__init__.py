@@ -166,7 +166,8 @@ def _relieve(
             # After a slim pass that relieved every host: the other variants differ only in the
             # greedy pass before the repair steps, which is what left a host without a set here.
             break
-        # A slim pass tried in vain is not tried again: its sets do not depend on the variant.
+        # A slim pass tried in vain is not tried again: it places every set anew, from the same
+        # cluster, and a variant changes only which host it takes first.
         slim_pass = slim_pass and slimmed is None
         missed_first = tuple(dict.fromkeys((*missed_first, *missed)))
     assert best is not None
