@@ -20,12 +20,12 @@ SLIM_NODES = 20_000
 
 def slim(outcome: Outcome, needs: dict[str, Need]) -> bool | None:
     """Full relief for every host in ``needs`` that has a covering set, each taking the set that
-    leaves the receivers the most room (least of their free CPU and memory, as shares of the total,
-    then least memory), the hosts still missing first, each packed together with the sets before it
+    leaves the receivers the most room, each packed together with the sets before it
     (``packing.pack``); the whole placement replaces the plan when every such host gets a set.
     Returns whether it did (None: no host was missing a set it could have, or the cluster is beyond
-    the packer's size, so nothing was tried). A host that finds no set goes first in the next attempt (at most one
-    attempt per host, all of them within one allowance of placements and a share of the budget).
+    the packer's size, so nothing was tried). Room is weighed two ways, attempted in turn (see
+    ``ways`` below); in each, a host that finds no set goes first in the next attempt (at most one
+    attempt per host and way, all within one allowance of placements and a share of the budget).
 
     The cheapest set of a host often carries more CPU than it must shed; on a cluster where the
     receivers' room is what is short, that excess is what another host's set no longer fits in, and
