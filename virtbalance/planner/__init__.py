@@ -143,6 +143,7 @@ def _relieve(
     greedy = deadline.part(GREEDY_SHARE) if solver else deadline
     best: Outcome | None = None
     missed_first: tuple[str, ...] = ()
+    slim_pass = True
     for number, (pack, reverse, frugal) in enumerate(VARIANTS):
         if number > 0 and greedy.expired("variants"):
             break
@@ -155,12 +156,19 @@ def _relieve(
             frugal=frugal,
             deadline=first if number == 0 else greedy,
         )
-        missed = relieve(outcome, relieve_hosts, reverse=reverse, first=missed_first)
+        missed, slimmed = relieve(
+            outcome, relieve_hosts, reverse=reverse, first=missed_first, slim_pass=slim_pass
+        )
         if best is None or outcome.cost() < best.cost():
             best = outcome
         sources = sum(1 for h in model.hosts.values() if h.is_source)
-        if not missed or sources > MAX_CONTESTED or len(missed) > MAX_MISSED:
+        if not missed or sources > MAX_CONTESTED or len(missed) > MAX_MISSED or slimmed:
+            # After a slim pass that relieved every host: the other variants differ only in the
+            # greedy pass before the repair steps, which is what left a host without a set here.
             break
+        # A slim pass tried in vain is not tried again: it places every set anew, from the same
+        # cluster, and a variant changes only which host it takes first.
+        slim_pass = slim_pass and slimmed is None
         missed_first = tuple(dict.fromkeys((*missed_first, *missed)))
     assert best is not None
     if not solver:

@@ -70,31 +70,43 @@ def relieve(
     relieve_hosts: frozenset[str] | None,
     reverse: bool = False,
     first: tuple[str, ...] = (),
-) -> list[str]:
+    slim_pass: bool = True,
+) -> tuple[list[str], bool | None]:
     """Full relief for every host that can have it, improved pairwise; busy-host evacuation; partial relief.
 
     Hosts are taken most overloaded first (``reverse``: least), those in ``first`` before all others.
     Returns the hosts that did not get the cheapest set of chunks they could have had with destinations
-    and budget to themselves: when there are none, no other order can do better.
+    and budget to themselves (when there are none, no other order can do better), and what the slim
+    pass did: None if it did not run (no host was missing a set, or not ``slim_pass``), True if it
+    gave every host that has a covering set one, False if it tried in vain.
     """
     # The repair steps build on this module's search (a cycle at import time).
-    from virtbalance.planner.repack import repack  # noqa: PLC0415
+    from virtbalance.planner.repack import AFTER_SLIM_NODES, repack  # noqa: PLC0415
     from virtbalance.planner.slim import slim  # noqa: PLC0415
 
     needs, busy = prepare(outcome, relieve_hosts, reverse, first)
     for name, need in needs.items():
         _full_relief(outcome, outcome.model.hosts[name], need)
     repack(outcome, needs)
+    repaired = _placement(outcome)
     missed = improve(outcome, needs)
-    if missed:
+    if missed and _placement(outcome) != repaired:
+        # The improvement step changed the plan: the repair step may find more on it (on the plan it
+        # already repaired it would search the same sets in vain).
         repack(outcome, needs)
         missed = improve(outcome, needs)
-    if slim(outcome, needs):
+    slimmed = slim(outcome, needs) if slim_pass else None
+    if slimmed:
         # Every host that can be is relieved now, at a price: make each set cheaper again.
-        repack(outcome, needs)
+        repack(outcome, needs, AFTER_SLIM_NODES)
         missed = improve(outcome, needs)
     finish(outcome, needs, busy)
-    return missed
+    return missed, slimmed
+
+
+def _placement(outcome: Outcome) -> frozenset[tuple[tuple[str, str], str]]:
+    """Which chunk goes where (the order of the moves aside: a re-solve that is undone reorders them)."""
+    return frozenset((m.unit.key, m.destination) for m in outcome.moves)
 
 
 def prepare(

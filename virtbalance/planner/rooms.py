@@ -24,8 +24,7 @@ class Rooms:
 
     @classmethod
     def of(cls, cpu: Iterable[float], memory: Iterable[float]) -> Rooms:
-        cpus = tuple(sorted(max(0.0, c) for c in cpu))
-        memories = tuple(sorted(max(0.0, m) for m in memory))
+        cpus, memories = _floored(cpu), _floored(memory)
         return cls(cpus, memories, _suffix_sums(cpus), _suffix_sums(memories))
 
     def admits(self, cpus: Sequence[float], memories: Sequence[float]) -> bool:
@@ -38,6 +37,15 @@ class Rooms:
         )
 
 
+def _floored(values: Iterable[float]) -> tuple[float, ...]:
+    """Sorted, negative rooms (a receiver above one target) as none. The packer builds these at every
+    placement it tries: clamping only when the smallest is negative saves most of their cost."""
+    ordered = sorted(values)
+    if ordered and ordered[0] < 0.0:
+        return tuple(max(0.0, v) for v in ordered)
+    return tuple(ordered)
+
+
 def _suffix_sums(values: tuple[float, ...]) -> tuple[float, ...]:
     return (*reversed(tuple(accumulate(reversed(values)))), 0.0)
 
@@ -46,7 +54,12 @@ def _admits(
     demands: Sequence[float], rooms: tuple[float, ...], room_from: tuple[float, ...]
 ) -> bool:
     total = 0.0
+    smallest = rooms[0] * (1 - SLACK) if rooms else 0.0
     for demand in reversed(demands):
+        if demand <= smallest:
+            # This demand and every smaller one fit any room: what is left to check is that all of
+            # them together fit all the rooms (the strongest of their checks, one sum).
+            return sum(demands) <= room_from[0] * (1 + SLACK) + SLACK
         total += demand
         # The rooms that can hold this demand (and so every larger one) are those from index on.
         index = bisect.bisect_left(rooms, demand * (1 - SLACK))
