@@ -603,26 +603,21 @@ class DomainFamilies:
             labels = labels_of(record.name, record.uuid, record.topology)
             flags = _flags(record)
             stats = record.stats
-            last = known.get(record.uuid)
-            row: list[Any] | None = None
-            # Whether the last shape holds (see Shape): labels, flags, the stats keys in order.
+            shape = known.get(record.uuid)
+            # Whether the last shape holds (see Shape): labels, flags, the stats keys in order,
+            # the deciding values (a count, a device or the state).
             if (
-                last is not None
-                and last.labels is labels
-                and last.flags == flags
-                and list(stats) == last.order
+                shape is None
+                or shape.labels is not labels
+                or shape.flags != flags
+                or list(stats) != shape.order
+                or shape.probe_of(stats) != shape.probe
             ):
-                shape = last
-                row = list(stats.values())
-                if shape.probe_of(row) != shape.probe:  # a count, a device or the state
-                    row = None
-            if row is None:
                 build = _active_shape if record.active else _inactive_shape
                 shape = build(record, labels, flags)
-                row = list(stats.values())
             shapes_by_uuid[record.uuid] = shape
             shapes.append(shape)
-            values += row
+            values += stats.values()  # the row, copied once
             if shape.derive is not None:
                 values += shape.derive(record)
         self._shapes = shapes_by_uuid

@@ -15,11 +15,14 @@ from exporter.source import DomainRecord
 # scrape (after the stats values) or a value fixed by the structure (CONSTANT - n, the n-th).
 CONSTANT = -1
 Derive = Callable[[DomainRecord], list[float]]
-Getter = Callable[[list[Any]], tuple[Any, ...]]
+Getter = Callable[[Any], tuple[Any, ...]]
 
 
-def getter(indices: list[int]) -> Getter:
-    """operator.itemgetter that always answers a tuple (itemgetter(i) answers the item)."""
+def getter(indices: list[Any]) -> Getter:
+    """operator.itemgetter that always answers a tuple (itemgetter(i) answers the item).
+
+    The indices are list positions (a family's column) or dict keys (a shape's deciding keys).
+    """
     if len(indices) > 1:
         return operator.itemgetter(*indices)
     if indices:
@@ -55,7 +58,7 @@ class Shape:
         self.labels = labels
         self.flags = flags
         self.order: list[str] = []  # the stats keys, in the dict's order
-        self.probe_of: Getter = getter([])  # the deciding values, from the stats values
+        self.probe_of: Getter = getter([])  # the deciding values, from the stats dict
         self.probe: tuple[Any, ...] = ()  # what they were when the shape was made
         self.derive: Derive | None = None
         self.constants: list[float] = []
@@ -106,9 +109,13 @@ class ShapeBuilder:
         shape.order = [key.encode().decode() for key in stats]
         position = {key: index for index, key in enumerate(stats)}
         # A deciding key that is missing reads as None: its appearing changes the key order.
-        deciding = [position[key] for key in dict.fromkeys(self._probe_keys) if key in position]
+        # Looked up by the copies too: a scrape's lookups compare strings, as they would with
+        # libvirt's new key strings (the same objects would compare by identity).
+        deciding = [
+            shape.order[position[key]] for key in dict.fromkeys(self._probe_keys) if key in position
+        ]
         shape.probe_of = getter(deciding)
-        shape.probe = shape.probe_of(list(stats.values()))
+        shape.probe = shape.probe_of(stats)
         gathered = len(stats)
         shape.width = gathered + len(self._derived)
         derivers = tuple(self._derivers)

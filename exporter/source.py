@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import libvirt
 
@@ -57,6 +57,7 @@ _NO_JOB_STATS = frozenset(
 )
 
 Clock = Callable[[], float]
+_UUID = operator.attrgetter("uuid")
 Connection = Any  # a libvirt.virConnect, or a fake with the same methods in unit tests
 ConnectionFactory = Callable[[], Connection]
 
@@ -92,7 +93,7 @@ class NodeFacts:
     cpu_seconds: dict[str, float]
 
 
-@dataclass
+@dataclass(slots=True)  # slots: made and read for every domain every scrape
 class DomainRecord:
     """One domain: its bulk stats (active ones), and what the per-domain calls found (None: unknown)."""
 
@@ -135,26 +136,20 @@ class ScrapeData:
         self.errors[stage] = self.errors.get(stage, 0) + 1
 
 
-class _Read(NamedTuple):
-    """One domain's bulk-stats record, with its UUID and name asked once (libvirt formats each)."""
-
-    dom: _Domain
-    uuid: str
-    name: str
-    stats: dict[str, Any]
-
-
 @dataclass
 class _Fetched:
-    """One bulk stats call's records and what the job checks of its domains found."""
+    """One shard's records (job checks filled in) and their libvirt handles, in the same order.
 
-    records: list[_Read]
-    migrating: dict[str, bool] = field(default_factory=dict)  # by UUID; absent: unknown
-    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # by UUID, running jobs only
+    Each record is made once, with its UUID and name asked once (libvirt formats each), and the
+    info and job checks write into it: no per-domain dict or tuple between the calls.
+    """
+
+    records: list[DomainRecord] = field(default_factory=list)
+    handles: list[_Domain] = field(default_factory=list)
     vanished: set[str] = field(default_factory=set)
     job_errors: int = 0
     info_errors: int = 0
-    cut: set[str] = field(default_factory=set)  # UUIDs the deadline left unchecked
+    cut: int = 0  # domains the deadline left unchecked (their records say timed_out)
     job_seconds: float = 0.0
 
 
@@ -351,7 +346,7 @@ class LibvirtSource:
         plan = self._jobs.plan()
         self._balloon.start_scrape()
         try:
-            listed, fetched = self._timed(
+            stopped, fetched = self._timed(
                 data, "stats", lambda: self._stats_and_jobs(conn, deadline, plan)
             )
         except libvirt.libvirtError as exc:
@@ -363,42 +358,25 @@ class LibvirtSource:
         # longest time one shard spent on them.
         data.durations["job"] = max((f.job_seconds for f in fetched), default=0.0)
         vanished: set[str] = set()
-        unread: set[str] = set()
-        migrating: dict[str, bool] = {}
-        jobs: dict[str, dict[str, Any]] = {}
+        domains: list[DomainRecord] = []
+        handles: dict[str, _Domain] = {}
         for part in fetched:
             vanished |= part.vanished
-            unread |= part.cut
-            migrating.update(part.migrating)
-            jobs.update(part.jobs)
+            domains += part.records
+            handles.update(zip(map(_UUID, part.records), part.handles, strict=True))
             for _ in range(part.job_errors):
                 data.error("job")
             for _ in range(part.info_errors):
                 data.error("stats")
-        if unread:
+        if any(part.cut for part in fetched):
             data.error("job")  # the deadline passed: the rest is unknown this scrape
-        records = [read for part in fetched for read in part.records]
-        domains = [
-            DomainRecord(
-                name=read.name,
-                uuid=read.uuid,
-                domain_id=read.dom.ID(),
-                stats=read.stats,
-                migrating=migrating.get(read.uuid),
-                job=jobs.get(read.uuid),
-                timed_out=read.uuid in unread,
-            )
-            for read in records
-        ]
-        handles = {read.uuid: read.dom for read in records}
         inactive = []
-        for dom in listed:
-            if dom.ID() < 0:
-                uuid = dom.UUIDString()
-                inactive.append(
-                    DomainRecord(name=dom.name(), uuid=uuid, domain_id=-1, stats={}, active=False)
-                )
-                handles[uuid] = dom
+        for dom in stopped:
+            uuid = dom.UUIDString()
+            inactive.append(
+                DomainRecord(name=dom.name(), uuid=uuid, domain_id=-1, stats={}, active=False)
+            )
+            handles[uuid] = dom
         data.up = True
         self._timed(
             data,
@@ -425,20 +403,22 @@ class LibvirtSource:
     def _stats_and_jobs(
         self, conn: Connection, deadline: Deadline, plan: JobPlan
     ) -> tuple[list[_Domain], list[_Fetched]]:
-        """Every domain, the running ones' bulk stats and their job checks; concurrent shards when many.
+        """The domains not running, and the running ones' records; concurrent shards when many.
 
         libvirtd answers a bulk call domain after domain, mostly waiting for QEMU monitors;
         shards on its worker threads overlap those waits. Shards are disjoint, so no call waits
         for another's job on a domain. Each shard checks its own domains' jobs as soon as its
         stats are in, so those round trips overlap the other shards' stats too.
         """
-        listed = conn.listAllDomains(0)
-        running = [dom for dom in listed if dom.ID() >= 0]
+        running: list[_Domain] = []
+        stopped: list[_Domain] = []
+        for dom in conn.listAllDomains(0):
+            (running if dom.ID() >= 0 else stopped).append(dom)
         if not running:
-            return listed, []
+            return stopped, []
         shards = min(self._concurrency, len(running) // MIN_DOMAINS_PER_CALL)
         if shards <= 1:
-            return listed, [self._fetch(conn, running, deadline, plan)]
+            return stopped, [self._fetch(conn, running, deadline, plan)]
         results: list[_Fetched | libvirt.libvirtError | None] = [None] * shards
 
         def run(index: int) -> None:
@@ -462,7 +442,7 @@ class LibvirtSource:
                 raise result
             assert result is not None  # every shard stored its result before join() returned
             fetched.append(result)
-        return listed, fetched
+        return stopped, fetched
 
     def _fetch(
         self, conn: Connection, domains: list[_Domain], deadline: Deadline, plan: JobPlan
@@ -473,45 +453,48 @@ class LibvirtSource:
         wanted = self._balloon.wanted(uuids)
         with_balloon = list(itertools.compress(domains, wanted))
         without = list(itertools.compress(domains, map(operator.not_, wanted)))
-        fetched = _Fetched(records=[])
+        fetched = _Fetched()
+        records, handles = fetched.records, fetched.handles
         lessons: list[Lesson] = []
         for group, asked in ((with_balloon, True), (without, False)):
             if not group:
                 continue
             groups = self._groups | BALLOON_GROUP if asked else self._groups
             for dom, stats in conn.domainListGetStats(group, groups, STATS_FLAGS):
-                read = _Read(dom, dom.UUIDString(), dom.name(), stats)
-                fetched.records.append(read)
-                if self._add_info(read, fetched):
-                    lessons.append((read.uuid, asked, stats, self._local_rss(read)))
+                record = DomainRecord(dom.name(), dom.UUIDString(), dom.ID(), stats)
+                records.append(record)
+                handles.append(dom)
+                if self._add_info(dom, record, fetched):
+                    lessons.append((record.uuid, asked, stats, self._local_rss(record)))
         self._balloon.learn(lessons)
         start = self._clock()
-        for dom, uuid, _, stats in fetched.records:
-            state = stats.get("state.state")
-            if not plan.wants(uuid, state):
-                fetched.migrating[uuid] = False  # no event, not paused, not new: no job
+        for dom, record in zip(handles, records, strict=True):
+            state = record.stats.get("state.state")
+            if not plan.wants(record.uuid, state):
+                record.migrating = False  # no event, not paused, not new: no job
                 continue
             if deadline.expired():
-                fetched.cut.add(uuid)
+                record.timed_out = True  # its job is unknown this scrape
+                fetched.cut += 1
                 continue
-            self._job(dom, uuid, state, fetched, plan)
+            self._job(dom, record, state, fetched, plan)
         fetched.job_seconds = self._clock() - start
         return fetched
 
-    def _add_info(self, read: _Read, fetched: _Fetched) -> bool:
+    def _add_info(self, dom: _Domain, record: DomainRecord, fetched: _Fetched) -> bool:
         """CPU time and balloon size from virDomainGetInfo, RSS from /proc when the group was skipped.
 
         They go into the record under the bulk-stats keys the families read. False: the call
         failed (or the domain left), so the record teaches nothing about its balloon.
         """
-        stats = read.stats
+        stats = record.stats
         try:
-            _state, max_kib, current_kib, _vcpus, cpu_ns = read.dom.info()[:5]
+            _state, max_kib, current_kib, _vcpus, cpu_ns = dom.info()[:5]
         except libvirt.libvirtError as exc:
             if _error_code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
-                fetched.vanished.add(read.uuid)  # left the host since the bulk call
+                fetched.vanished.add(record.uuid)  # left the host since the bulk call
             else:
-                log.warning("domain %s: info failed: %s", read.name, exc)
+                log.warning("domain %s: info failed: %s", record.name, exc)
                 fetched.info_errors += 1
             return False
         # One source every scrape, whether or not the balloon group was asked (the same figures).
@@ -520,16 +503,16 @@ class LibvirtSource:
         stats["balloon.current"] = current_kib
         return True
 
-    def _local_rss(self, read: _Read) -> bool:
+    def _local_rss(self, record: DomainRecord) -> bool:
         """Whether /proc here has the domain's RSS; fills it in when the balloon group did not."""
         if self._processes is None:
             return False
-        if "balloon.rss" in read.stats:  # the group was asked: could /proc have done it?
-            return self._processes.rss_kib(read.name) is not None
-        rss = self._processes.rss_kib(read.name)
+        if "balloon.rss" in record.stats:  # the group was asked: could /proc have done it?
+            return self._processes.rss_kib(record.name) is not None
+        rss = self._processes.rss_kib(record.name)
         if rss is None:
             return False
-        read.stats["balloon.rss"] = rss
+        record.stats["balloon.rss"] = rss
         return True
 
     def _connection(self, session: _Session) -> Connection | None:
@@ -665,9 +648,15 @@ class LibvirtSource:
             data.pools.append(PoolRecord(name, state, capacity, allocation, available))
 
     def _job(
-        self, dom: _Domain, uuid: str, state: int | None, fetched: _Fetched, plan: JobPlan
+        self,
+        dom: _Domain,
+        record: DomainRecord,
+        state: int | None,
+        fetched: _Fetched,
+        plan: JobPlan,
     ) -> None:
         """Whether a migration job of ``dom`` runs, and its stats (no QEMU monitor unless one runs)."""
+        uuid = record.uuid
         try:
             job = dom.jobStats(0)
         except libvirt.libvirtError as exc:
@@ -676,7 +665,7 @@ class LibvirtSource:
                 fetched.vanished.add(uuid)  # left the host since the bulk call (migrated away)
             elif code in _NO_JOB_STATS:
                 # Paused and refusing job stats: a migration coming in. Running: no job support.
-                fetched.migrating[uuid] = state == libvirt.VIR_DOMAIN_PAUSED
+                record.migrating = state == libvirt.VIR_DOMAIN_PAUSED
                 if state == libvirt.VIR_DOMAIN_PAUSED:
                     self._jobs.follow(uuid)
                 else:
@@ -687,11 +676,9 @@ class LibvirtSource:
             return
         active = job.get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE
         operation = job.get("operation")
-        fetched.migrating[uuid] = active and (
-            operation is None or operation in _MIGRATION_OPERATIONS
-        )
+        record.migrating = active and (operation is None or operation in _MIGRATION_OPERATIONS)
         if active:
-            fetched.jobs[uuid] = job
+            record.job = job
             self._jobs.follow(uuid)
         else:
             self._jobs.idle(plan, uuid)
