@@ -2,5 +2,8 @@
 
 from lab.api import Lab, LabHost
 from lab.errors import LabAlreadyUp, LabError, LabNotUp
+from virtbalance.namespace import require_namespace
+
+require_namespace(__name__)
 
 __all__ = ["Lab", "LabAlreadyUp", "LabError", "LabHost", "LabNotUp"]
