@@ -12,7 +12,7 @@ from typing import Any
 
 import libvirt
 
-from actioner.config import Config, HostConfig
+from virtbalance.actioner.config import Config, HostConfig
 from virtbalance.domain_metadata import Placement, find_placement
 from virtbalance.redact import redact
 

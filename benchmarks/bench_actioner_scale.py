@@ -22,9 +22,9 @@ from pathlib import Path
 
 from backfilled_prometheus import backfilled_prometheus
 
-from actioner.config import parse_config
-from actioner.libvirt_hosts import HostPool
-from actioner.snapshot_builder import SnapshotBuilder, prometheus_cpu
+from virtbalance.actioner.config import parse_config
+from virtbalance.actioner.libvirt_hosts import HostPool
+from virtbalance.actioner.snapshot_builder import SnapshotBuilder, prometheus_cpu
 from virtbalance.contract import DOMAIN_CPU_SECONDS
 from virtbalance.plan import Mode
 from virtbalance.planner import plan

@@ -40,11 +40,6 @@ if "--exporter-root" in sys.argv:
     # A child of --baseline: that commit's exporter, this tree's fake libvirt and benchmark.
     sys.path.insert(0, sys.argv[sys.argv.index("--exporter-root") + 1])
 
-from exporter.collector import LibvirtCollector  # noqa: E402
-from exporter.jobs import JobWatch  # noqa: E402
-from exporter.main import build_app  # noqa: E402
-from exporter.source import LibvirtSource  # noqa: E402
-from exporter.topology import TopologyCache  # noqa: E402
 from tests.fixtures.exporter.fake_libvirt import (  # noqa: E402
     RECORDED_BRIDGES,
     FakeBridges,
@@ -52,6 +47,11 @@ from tests.fixtures.exporter.fake_libvirt import (  # noqa: E402
     FakeDomain,
     recorded_host,
 )
+from virtbalance.exporter.collector import LibvirtCollector  # noqa: E402
+from virtbalance.exporter.jobs import JobWatch  # noqa: E402
+from virtbalance.exporter.main import build_app  # noqa: E402
+from virtbalance.exporter.source import LibvirtSource  # noqa: E402
+from virtbalance.exporter.topology import TopologyCache  # noqa: E402
 
 
 def big_host(count: int) -> FakeConnection:
@@ -143,7 +143,7 @@ def print_stages(
     the parts of what the endpoint does, without its lock and self-metrics bookkeeping.
     """
     # Imported here: a --baseline child imports this file with an exporter that has no Renderer.
-    from exporter.rendering import Renderer  # noqa: PLC0415
+    from virtbalance.exporter.rendering import Renderer  # noqa: PLC0415
 
     renderer = Renderer()
     parts: dict[str, list[float]] = {"read libvirt": [], "build families": [], "render": []}

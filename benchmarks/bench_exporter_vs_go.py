@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lab import Lab  # noqa: E402
+from virtbalance.lab import Lab  # noqa: E402
 
 GO_PORT = 19177
 BASELINE_PORT = 19179
@@ -131,7 +131,13 @@ def main() -> int:
             baseline_target = f"{host.address}:{BASELINE_PORT}"
             # Same flags as the lab's exporter for bx1, from the exported tree.
             argv = [
-                *(sys.executable, "-m", "exporter.main", "--libvirt.uri", "qemu:///system"),
+                *(
+                    sys.executable,
+                    "-m",
+                    "virtbalance.exporter.main",
+                    "--libvirt.uri",
+                    "qemu:///system",
+                ),
                 *("--web.listen-address", baseline_target, "--host.cpus", "2"),
                 *("--host.memory-bytes", str(4 * 1024**3)),
             ]

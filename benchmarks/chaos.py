@@ -58,11 +58,11 @@ import libvirt
 import requests
 import yaml
 
-from lab import Lab
-from lab.errors import LabError
-from lab.naming import lab_id_from_env
-from lab.teardown import teardown
 from virtbalance.domain_metadata import NAMESPACE, PREFIX, Placement
+from virtbalance.lab import Lab
+from virtbalance.lab.errors import LabError
+from virtbalance.lab.naming import lab_id_from_env
+from virtbalance.lab.teardown import teardown
 
 REPO = Path(__file__).resolve().parent.parent
 FAULTS = (
@@ -603,7 +603,7 @@ def start_actioner(config: Path, log: Path) -> subprocess.Popen[bytes]:
             [
                 sys.executable,
                 "-m",
-                "actioner.main",
+                "virtbalance.actioner.main",
                 "--config",
                 str(config),
                 "--log-level",

@@ -9,10 +9,13 @@ from typing import Any, cast
 
 import yaml
 
-from simulator.cluster import ClusterSpec
-from simulator.migration import CostModel
-from simulator.policies import PLUGINS
-from simulator.traces import (
+from virtbalance.errors import ValidationError
+from virtbalance.policy import Policy
+from virtbalance.reader import read_section
+from virtbalance.simulator.cluster import ClusterSpec
+from virtbalance.simulator.migration import CostModel
+from virtbalance.simulator.policies import PLUGINS
+from virtbalance.simulator.traces import (
     GIB,
     MEMORY_BASES,
     MemoryBasis,
@@ -20,9 +23,6 @@ from simulator.traces import (
     load_bitbrains,
     load_planetlab,
 )
-from virtbalance.errors import ValidationError
-from virtbalance.policy import Policy
-from virtbalance.reader import read_section
 
 TRACE_FORMATS = ("bitbrains", "planetlab")
 DEFAULT_COMPARE = ("none", "virtbalance", "xenguard", "livemigrationspec", "mcollective", "drs")

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from simulator.engine import Metrics, Result
+from virtbalance.simulator.engine import Metrics, Result
 
 COLUMNS = (
     ("POLICY", lambda m: m.policy),

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from actioner.app import create_app
-from actioner.config import Config, parse_config
-from actioner.journal import Journal
-from actioner.metrics import Metrics
-from actioner.services import Services
+from virtbalance.actioner.app import create_app
+from virtbalance.actioner.config import Config, parse_config
+from virtbalance.actioner.journal import Journal
+from virtbalance.actioner.metrics import Metrics
+from virtbalance.actioner.services import Services
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "alertmanager"
 TOKEN = "s3cret-token-value"  # the token the recorded payloads were sent with

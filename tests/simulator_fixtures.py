@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from simulator.policies.base import PolicyPlugin
-from simulator.state import ClusterView, Move
+from virtbalance.simulator.policies.base import PolicyPlugin
+from virtbalance.simulator.state import ClusterView, Move
 
 
 class Scripted(PolicyPlugin):

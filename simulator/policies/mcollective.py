@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from simulator.alerting import sustained
-from simulator.policies.base import PolicyPlugin, as_dict, parse_params
-from simulator.state import ClusterView, Move
 from virtbalance.policy import Policy
+from virtbalance.simulator.alerting import sustained
+from virtbalance.simulator.policies.base import PolicyPlugin, as_dict, parse_params
+from virtbalance.simulator.state import ClusterView, Move
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from simulator.policies.base import PolicyPlugin, as_dict, parse_params
-from simulator.state import ClusterView, Move
 from virtbalance.policy import Policy
+from virtbalance.simulator.policies.base import PolicyPlugin, as_dict, parse_params
+from virtbalance.simulator.state import ClusterView, Move
 
 # Low marks are compared after rounding so that 0.1 + 0.1 + 0.1 is 0.3, as in the thesis's log.
 _MARK_DIGITS = 9

@@ -11,9 +11,6 @@ from typing import Any
 
 import pytest
 
-from actioner.journal import MigrationRow
-from actioner.services import Services
-from lab import Lab
 from tests.integration.test_actioner_lab import (
     CHUNK,
     SOURCE,
@@ -25,6 +22,9 @@ from tests.integration.test_actioner_lab import (
     run_app,
     write_config,
 )
+from virtbalance.actioner.journal import MigrationRow
+from virtbalance.actioner.services import Services
+from virtbalance.lab import Lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

@@ -23,13 +23,13 @@ import pytest
 import requests
 import yaml
 
-from actioner.app import create_app
-from actioner.config import load_config
-from actioner.runtime import build_services
-from lab.hosts import private_bridge_commands
-from lab.state import read_state
 from tests.actioner_fixtures import payload
+from virtbalance.actioner.app import create_app
+from virtbalance.actioner.config import load_config
+from virtbalance.actioner.runtime import build_services
 from virtbalance.domain_metadata import NAMESPACE, PREFIX, Placement
+from virtbalance.lab.hosts import private_bridge_commands
+from virtbalance.lab.state import read_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -324,7 +324,7 @@ def _start_actioner(config: Path, log: Path) -> subprocess.Popen[bytes]:
             [
                 sys.executable,
                 "-m",
-                "actioner.main",
+                "virtbalance.actioner.main",
                 "--config",
                 str(config),
                 "--log-level",

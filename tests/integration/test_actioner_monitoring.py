@@ -11,12 +11,12 @@ import pytest
 import requests
 import waitress.server
 
-from actioner.app import create_app
-from actioner.config import load_config
-from actioner.libvirt_hosts import HostPool
-from actioner.runtime import build_services
-from actioner.snapshot_builder import SnapshotBuilder
 from tests.integration.test_actioner_lab import wait_port_reusable, write_config
+from virtbalance.actioner.app import create_app
+from virtbalance.actioner.config import load_config
+from virtbalance.actioner.libvirt_hosts import HostPool
+from virtbalance.actioner.runtime import build_services
+from virtbalance.actioner.snapshot_builder import SnapshotBuilder
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

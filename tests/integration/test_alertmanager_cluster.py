@@ -13,11 +13,11 @@ import requests
 import waitress.server
 import yaml
 
-from actioner.app import create_app
-from actioner.config import load_config
-from actioner.runtime import build_services
-from lab.demo.clients import Alertmanager
 from tests.integration.test_actioner_lab import wait_port_reusable, write_config
+from virtbalance.actioner.app import create_app
+from virtbalance.actioner.config import load_config
+from virtbalance.actioner.runtime import build_services
+from virtbalance.lab.demo.clients import Alertmanager
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

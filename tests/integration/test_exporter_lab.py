@@ -16,8 +16,8 @@ import libvirt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.jobs import JobWatch, start_event_loop
-from lab import Lab
+from virtbalance.exporter.jobs import JobWatch, start_event_loop
+from virtbalance.lab import Lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from lab import Lab
+from virtbalance.lab import Lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

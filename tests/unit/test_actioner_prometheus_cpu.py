@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from actioner.snapshot_builder import prometheus_cpu
 from virtbalance import contract as c
+from virtbalance.actioner.snapshot_builder import prometheus_cpu
 
 EVALUATED_AT = 1796150000.5
 

@@ -7,10 +7,6 @@ from pathlib import Path
 
 import yaml
 
-from actioner.metrics import Metrics
-from exporter.collector import LibvirtCollector
-from exporter.source import DIRTYRATE_GROUP, STATS_GROUPS, LibvirtSource
-from exporter.topology import TopologyCache
 from tests.fixtures.exporter.fake_libvirt import (
     RECORDED_BRIDGES,
     FakeBridges,
@@ -19,6 +15,10 @@ from tests.fixtures.exporter.fake_libvirt import (
     recorded_host,
 )
 from virtbalance import contract
+from virtbalance.actioner.metrics import Metrics
+from virtbalance.exporter.collector import LibvirtCollector
+from virtbalance.exporter.source import DIRTYRATE_GROUP, STATS_GROUPS, LibvirtSource
+from virtbalance.exporter.topology import TopologyCache
 from virtbalance.namespace import COMPONENTS
 
 REPO = Path(__file__).resolve().parents[2]

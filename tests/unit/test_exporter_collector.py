@@ -9,10 +9,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.samples import Sample
 
-from exporter.collector import CapacityOverride, LibvirtCollector
-from exporter.config import parse_config
-from exporter.source import DIRTYRATE_GROUP, STATS_GROUPS, LibvirtSource
-from exporter.topology import TopologyCache
 from tests.fixtures.exporter.fake_libvirt import (
     RECORDED_BRIDGES,
     FakeBridges,
@@ -20,6 +16,10 @@ from tests.fixtures.exporter.fake_libvirt import (
     FakeConnection,
     recorded_host,
 )
+from virtbalance.exporter.collector import CapacityOverride, LibvirtCollector
+from virtbalance.exporter.config import parse_config
+from virtbalance.exporter.source import DIRTYRATE_GROUP, STATS_GROUPS, LibvirtSource
+from virtbalance.exporter.topology import TopologyCache
 
 UUID_A = "b7fbb86e-17a3-5ed4-bcf5-91e9a585a1d3"
 A = {"domain": "vbexp-a", "uuid": UUID_A}

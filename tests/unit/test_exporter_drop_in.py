@@ -8,10 +8,6 @@ import subprocess
 import libvirt
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collector import LibvirtCollector
-from exporter.exposition import render
-from exporter.source import LibvirtSource
-from exporter.topology import TopologyCache
 from tests.fixtures.exporter.fake_libvirt import (
     FIXTURES,
     RECORDED_BRIDGES,
@@ -21,6 +17,10 @@ from tests.fixtures.exporter.fake_libvirt import (
     FakePool,
     recorded_host,
 )
+from virtbalance.exporter.collector import LibvirtCollector
+from virtbalance.exporter.exposition import render
+from virtbalance.exporter.source import LibvirtSource
+from virtbalance.exporter.topology import TopologyCache
 
 INOVEX_SERIES = FIXTURES / "inovex-v2.5.0-series.txt"
 # What a guest with a virtio balloon driver adds to the bulk stats (libvirt's documented keys);

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from exporter.exposition import (
+from virtbalance.exporter.exposition import (
     Family,
     LabelSet,
     counter,
@@ -21,7 +21,7 @@ from exporter.exposition import (
     render,
     value_texts,
 )
-from exporter.rendering import Renderer
+from virtbalance.exporter.rendering import Renderer
 
 # Label values: quotes, backslashes, newlines, spaces, non-ASCII (no lone surrogates: those are
 # not UTF-8, and generate_latest fails on them where the renderer writes U+FFFD).

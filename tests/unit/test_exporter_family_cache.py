@@ -14,14 +14,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from exporter.collector import LibvirtCollector
-from exporter.domain_families import DomainFamilies
-from exporter.exposition import Family, render
-from exporter.labels import LabelCache
-from exporter.main import build_app
-from exporter.rendering import Renderer
-from exporter.source import DomainRecord, LibvirtSource
-from exporter.topology import TopologyCache
 from tests.fixtures.exporter.fake_libvirt import (
     RECORDED_BRIDGES,
     FakeBridges,
@@ -29,6 +21,14 @@ from tests.fixtures.exporter.fake_libvirt import (
     FakeConnection,
     recorded_host,
 )
+from virtbalance.exporter.collector import LibvirtCollector
+from virtbalance.exporter.domain_families import DomainFamilies
+from virtbalance.exporter.exposition import Family, render
+from virtbalance.exporter.labels import LabelCache
+from virtbalance.exporter.main import build_app
+from virtbalance.exporter.rendering import Renderer
+from virtbalance.exporter.source import DomainRecord, LibvirtSource
+from virtbalance.exporter.topology import TopologyCache
 
 # Label values no exporter should choke on: quotes, backslashes, newlines, %, non-ASCII.
 HOSTILE = ('vm "quoted"', "back\\slash", "new\nline", "100%d %s", "é漢😀", "")

@@ -10,10 +10,6 @@ import libvirt
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.collector import LibvirtCollector
-from exporter.main import build_app
-from exporter.source import STAGES, LibvirtSource
-from exporter.topology import TopologyCache
 from tests.fixtures.exporter.fake_libvirt import (
     RECORDED_BRIDGES,
     FakeBridges,
@@ -22,6 +18,10 @@ from tests.fixtures.exporter.fake_libvirt import (
     libvirt_error,
     recorded_host,
 )
+from virtbalance.exporter.collector import LibvirtCollector
+from virtbalance.exporter.main import build_app
+from virtbalance.exporter.source import STAGES, LibvirtSource
+from virtbalance.exporter.topology import TopologyCache
 
 UUID_A = "b7fbb86e-17a3-5ed4-bcf5-91e9a585a1d3"
 A = {"domain": "vbexp-a", "uuid": UUID_A}

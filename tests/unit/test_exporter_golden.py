@@ -11,11 +11,6 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collector import LibvirtCollector
-from exporter.exposition import gauge, render
-from exporter.main import build_app
-from exporter.source import LibvirtSource
-from exporter.topology import TopologyCache
 from tests.fixtures.exporter.fake_libvirt import (
     FIXTURES,
     RECORDED_BRIDGES,
@@ -24,6 +19,11 @@ from tests.fixtures.exporter.fake_libvirt import (
     FakeConnection,
     recorded_host,
 )
+from virtbalance.exporter.collector import LibvirtCollector
+from virtbalance.exporter.exposition import gauge, render
+from virtbalance.exporter.main import build_app
+from virtbalance.exporter.source import LibvirtSource
+from virtbalance.exporter.topology import TopologyCache
 
 GOLDEN = FIXTURES / "golden.prom"
 

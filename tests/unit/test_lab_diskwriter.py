@@ -5,8 +5,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from lab import diskwriter
-from lab.image import build_writer_sector, write_writer_image
+from virtbalance.lab import diskwriter
+from virtbalance.lab.image import build_writer_sector, write_writer_image
 
 
 def put(image: Path, value: int) -> None:
