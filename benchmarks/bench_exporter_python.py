@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 import io
 import itertools
 import json
+import pkgutil
 import statistics
 import subprocess
 import sys
@@ -38,7 +40,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 if "--exporter-root" in sys.argv:
     # A child of --baseline: that commit's exporter, this tree's fake libvirt and benchmark.
-    sys.path.insert(0, sys.argv[sys.argv.index("--exporter-root") + 1])
+    EXPORTER_ROOT = Path(sys.argv[sys.argv.index("--exporter-root") + 1])
+    sys.path.insert(0, str(EXPORTER_ROOT))
+    if not (EXPORTER_ROOT / "virtbalance" / "exporter").exists():
+        # A commit from before the exporter installed as virtbalance.exporter: its modules import
+        # each other by the bare name, so load them so, once, and give each its new name too.
+        _package = importlib.import_module("exporter")
+        sys.modules["virtbalance.exporter"] = _package
+        for _info in pkgutil.iter_modules(_package.__path__):
+            _module = importlib.import_module(f"exporter.{_info.name}")
+            sys.modules[f"virtbalance.exporter.{_info.name}"] = _module
 
 from tests.fixtures.exporter.fake_libvirt import (  # noqa: E402
     RECORDED_BRIDGES,

@@ -130,11 +130,13 @@ def main() -> int:
             export_tree(args.baseline, Path(baseline_dir.name))
             baseline_target = f"{host.address}:{BASELINE_PORT}"
             # Same flags as the lab's exporter for bx1, from the exported tree.
+            # a commit from before the exporter installed as virtbalance.exporter runs it by the bare name
+            namespaced = (Path(baseline_dir.name) / "virtbalance" / "exporter").exists()
             argv = [
                 *(
                     sys.executable,
                     "-m",
-                    "virtbalance.exporter.main",
+                    "virtbalance.exporter.main" if namespaced else "exporter.main",
                     "--libvirt.uri",
                     "qemu:///system",
                 ),
