@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from virtbalance import __version__
 from virtbalance.namespace import COMPONENTS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,7 +137,10 @@ def _bare_names_fail(python: Path, cwd: Path) -> None:
 
 def test_the_wheel_holds_only_virtbalance_with_every_module_and_data_file(wheel: Path):
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {n.split("/")[0] for n in names} == {"virtbalance", "virtbalance-0.1.0.dist-info"}
+    assert {n.split("/")[0] for n in names} == {
+        "virtbalance",
+        f"virtbalance-{__version__}.dist-info",
+    }
     sources = {
         p.relative_to(REPO).as_posix()
         for p in (REPO / "virtbalance").rglob("*.py")
