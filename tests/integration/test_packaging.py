@@ -96,7 +96,9 @@ def _venv(directory: Path) -> Path:
         capture_output=True,
         text=True,
     ).stdout.strip()
+    # this venv's site-packages, and those it reaches through .pth files itself; never a checkout
     ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    ours |= {p for p in sys.path if Path(p).name in ("site-packages", "dist-packages")}
     (Path(purelib) / "virtbalance-test-dependencies.pth").write_text("\n".join(sorted(ours)) + "\n")
     return python
 
