@@ -21,6 +21,12 @@ def _loaded_under_a_bare_name() -> list[str]:
     return sorted(m for m in sys.modules if m.partition(".")[0] in COMPONENTS)
 
 
+def test_every_package_at_the_top_of_the_checkout_is_virtbalance_a_component_or_the_tests():
+    # a new package folder beside them would install under its bare name, or not at all
+    packages = {p.parent.name for p in REPO.glob("*/__init__.py")}
+    assert packages == {"virtbalance", "tests", *COMPONENTS}
+
+
 @pytest.mark.parametrize("name", COMPONENTS)
 def test_each_component_is_a_link_from_virtbalance_to_its_folder(name):
     link = REPO / "virtbalance" / name
