@@ -129,14 +129,15 @@ def main() -> int:
         if args.baseline:
             export_tree(args.baseline, Path(baseline_dir.name))
             baseline_target = f"{host.address}:{BASELINE_PORT}"
-            # Same flags as the lab's exporter for bx1, from the exported tree.
-            # a commit from before the exporter installed as virtbalance.exporter runs it by the bare name
+            # A commit from before the exporter installed as virtbalance.exporter runs it by the bare name.
             namespaced = (Path(baseline_dir.name) / "virtbalance" / "exporter").exists()
+            package = "virtbalance.exporter" if namespaced else "exporter"
+            # Same flags as the lab's exporter for bx1, from the exported tree.
             argv = [
                 *(
                     sys.executable,
                     "-m",
-                    "virtbalance.exporter.main" if namespaced else "exporter.main",
+                    f"{package}.main",
                     "--libvirt.uri",
                     "qemu:///system",
                 ),
