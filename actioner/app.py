@@ -9,13 +9,13 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
-from actioner.auth import PUBLIC_PATHS, RequestAuth
-from actioner.config import Config
-from actioner.journal import JournalLock
-from actioner.payload_limits import BodyError, decode_body
-from actioner.runtime import build_services
-from actioner.services import Services
-from actioner.webhook import PayloadError, mode_of, overload_alerts, parse_notification
+from virtbalance.actioner.auth import PUBLIC_PATHS, RequestAuth
+from virtbalance.actioner.config import Config
+from virtbalance.actioner.journal import JournalLock
+from virtbalance.actioner.payload_limits import BodyError, decode_body
+from virtbalance.actioner.runtime import build_services
+from virtbalance.actioner.services import Services
+from virtbalance.actioner.webhook import PayloadError, mode_of, overload_alerts, parse_notification
 from virtbalance.basic_auth import REALM, BasicAuth
 from virtbalance.redact import redact
 

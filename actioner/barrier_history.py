@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from actioner.journal import Journal
 from virtbalance import barriers
+from virtbalance.actioner.journal import Journal
 from virtbalance.contract import MigrationRecord
 from virtbalance.policy import Policy
 

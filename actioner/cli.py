@@ -12,9 +12,9 @@ from typing import Any
 
 import requests
 
-from actioner.config import Config, load_config
-from actioner.journal import Journal
-from actioner.live import live_snapshot, live_view
+from virtbalance.actioner.config import Config, load_config
+from virtbalance.actioner.journal import Journal
+from virtbalance.actioner.live import live_snapshot, live_view
 from virtbalance.chunks import ChunkMember, chunk_of
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import libvirt
 
-from actioner.event_loop import DEFAULT, EventLoop
+from virtbalance.actioner.event_loop import DEFAULT, EventLoop
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import libvirt
 
-from actioner.domain_events import Token, Vouch
-from actioner.libvirt_hosts import Definition, DomainFacts, HostPool, parse_definition
+from virtbalance.actioner.domain_events import Token, Vouch
+from virtbalance.actioner.libvirt_hosts import Definition, DomainFacts, HostPool, parse_definition
 
 # State, current memory and current vCPUs of every active domain in one call; drivers that leave a
 # group out (libvirt's test driver reports only the state) are asked per domain (DomainReader._sized).

@@ -10,9 +10,9 @@ import dataclasses
 import logging
 from collections.abc import Iterable
 
-from actioner import journal as jr
-from actioner.journal import Journal, MigrationRow
-from actioner.metrics import Metrics
+from virtbalance.actioner import journal as jr
+from virtbalance.actioner.journal import Journal, MigrationRow
+from virtbalance.actioner.metrics import Metrics
 from virtbalance.plan import Plan
 from virtbalance.snapshot import Snapshot
 

@@ -20,17 +20,18 @@ from typing import Any
 
 import libvirt
 
-from actioner import journal as jr
-from actioner.barrier_history import barrier_history
-from actioner.bridges import bridge_exists, ensure_bridge, network_active
-from actioner.config import STOP_GRACE, Config
-from actioner.journal import Journal
-from actioner.libvirt_hosts import DomainFacts, HostPool, HostUnreachableError
-from actioner.metrics import Metrics
-from actioner.proof import Action
-from actioner.resolver import Resolver
-from actioner.silences import AlertmanagerClient, SilenceError, freezing
-from actioner.storage import (
+from virtbalance import barriers
+from virtbalance.actioner import journal as jr
+from virtbalance.actioner.barrier_history import barrier_history
+from virtbalance.actioner.bridges import bridge_exists, ensure_bridge, network_active
+from virtbalance.actioner.config import STOP_GRACE, Config
+from virtbalance.actioner.journal import Journal
+from virtbalance.actioner.libvirt_hosts import DomainFacts, HostPool, HostUnreachableError
+from virtbalance.actioner.metrics import Metrics
+from virtbalance.actioner.proof import Action
+from virtbalance.actioner.resolver import Resolver
+from virtbalance.actioner.silences import AlertmanagerClient, SilenceError, freezing
+from virtbalance.actioner.storage import (
     DiskCopy,
     LocalDisk,
     StorageError,
@@ -39,7 +40,6 @@ from actioner.storage import (
     remove_images,
     storage_timeout,
 )
-from virtbalance import barriers
 from virtbalance.chunks import ChunkMember, find_chunks
 from virtbalance.contract import MigrationRecord
 from virtbalance.plan import Migration, Plan

@@ -12,8 +12,8 @@ from typing import Any
 
 import libvirt
 
-from actioner.config import Config, HostConfig
-from actioner.domain_events import DomainWatch
+from virtbalance.actioner.config import Config, HostConfig
+from virtbalance.actioner.domain_events import DomainWatch
 from virtbalance.domain_metadata import Placement, find_placement
 from virtbalance.redact import redact
 

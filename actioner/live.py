@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from actioner.barrier_history import barrier_history
-from actioner.config import Config
-from actioner.journal import Journal
-from actioner.libvirt_hosts import HostPool
-from actioner.snapshot_builder import ClusterView, SnapshotBuilder
 from virtbalance import barriers
+from virtbalance.actioner.barrier_history import barrier_history
+from virtbalance.actioner.config import Config
+from virtbalance.actioner.journal import Journal
+from virtbalance.actioner.libvirt_hosts import HostPool
+from virtbalance.actioner.snapshot_builder import ClusterView, SnapshotBuilder
 from virtbalance.snapshot import Snapshot
 
 

@@ -7,8 +7,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from actioner.config import load_config
-from actioner.journal import JournalLock, JournalLockedError
+from virtbalance.actioner.config import load_config
+from virtbalance.actioner.journal import JournalLock, JournalLockedError
 from virtbalance.errors import ConfigError
 from virtbalance.webconfig import load_web_config
 
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"virtbalance-actioner: {exc}", file=sys.stderr)
         return EXIT_LOCKED
     # Imported only once the journal is ours, for the reason above.
-    from actioner.serve import serve  # noqa: PLC0415
+    from virtbalance.actioner.serve import serve  # noqa: PLC0415
 
     return serve(config, web, lock)
 

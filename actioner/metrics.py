@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from actioner.journal import PLAN_OUTCOMES
 from virtbalance import contract as c
+from virtbalance.actioner.journal import PLAN_OUTCOMES
 from virtbalance.plan import Migration
 
 MIGRATION_RESULTS = ("done", "failed", "rolled_back", "skipped", "timeout")

@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from actioner import journal as jr
-from actioner.executor import Executor
-from actioner.journal import Journal, MigrationRow
-from actioner.proof import Action
-from actioner.resolver import Resolution, Resolver
+from virtbalance.actioner import journal as jr
+from virtbalance.actioner.executor import Executor
+from virtbalance.actioner.journal import Journal, MigrationRow
+from virtbalance.actioner.proof import Action
+from virtbalance.actioner.resolver import Resolution, Resolver
 from virtbalance.plan import Migration
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ from typing import Any
 
 import libvirt
 
-from actioner.journal import Journal
-from actioner.libvirt_hosts import HostPool, HostUnreachableError
-from actioner.metrics import Metrics
-from actioner.proof import (
+from virtbalance.actioner.journal import Journal
+from virtbalance.actioner.libvirt_hosts import HostPool, HostUnreachableError
+from virtbalance.actioner.metrics import Metrics
+from virtbalance.actioner.proof import (
     MIGRATION_PAUSE_REASONS,
     Action,
     Copy,

@@ -6,20 +6,20 @@ import logging
 import threading
 import time
 
-from actioner import event_loop
-from actioner.config import Config
-from actioner.domain_events import DomainWatch
-from actioner.emptied import EmptiedHosts
-from actioner.executor import Executor
-from actioner.journal import Journal, JournalLock
-from actioner.libvirt_hosts import HostPool
-from actioner.metrics import Metrics
-from actioner.reconcile import recheck, reconcile
-from actioner.resolver import Resolver
-from actioner.services import Services
-from actioner.silences import AlertmanagerClient
-from actioner.snapshot_builder import SnapshotBuilder
-from actioner.worker import Worker
+from virtbalance.actioner import event_loop
+from virtbalance.actioner.config import Config
+from virtbalance.actioner.domain_events import DomainWatch
+from virtbalance.actioner.emptied import EmptiedHosts
+from virtbalance.actioner.executor import Executor
+from virtbalance.actioner.journal import Journal, JournalLock
+from virtbalance.actioner.libvirt_hosts import HostPool
+from virtbalance.actioner.metrics import Metrics
+from virtbalance.actioner.reconcile import recheck, reconcile
+from virtbalance.actioner.resolver import Resolver
+from virtbalance.actioner.services import Services
+from virtbalance.actioner.silences import AlertmanagerClient
+from virtbalance.actioner.snapshot_builder import SnapshotBuilder
+from virtbalance.actioner.worker import Worker
 from virtbalance.planner import exact
 
 log = logging.getLogger(__name__)

@@ -6,11 +6,11 @@ import logging
 import signal
 import sys
 
-from actioner.app import create_app
-from actioner.config import STOP_GRACE, Config
-from actioner.journal import JournalLock
-from actioner.serving import Served
-from actioner.worker import Worker
+from virtbalance.actioner.app import create_app
+from virtbalance.actioner.config import STOP_GRACE, Config
+from virtbalance.actioner.journal import JournalLock
+from virtbalance.actioner.serving import Served
+from virtbalance.actioner.worker import Worker
 from virtbalance.basic_auth import BasicAuth
 from virtbalance.redact import install_log_redaction, uri_secrets
 from virtbalance.webconfig import WebConfig
@@ -21,7 +21,7 @@ def serve(config: Config, web: WebConfig, lock: JournalLock) -> int:
     install_log_redaction(uri_secrets(h.uri for h in config.hosts))
 
     if config.webhook.token_file is None:
-        logging.getLogger("actioner").warning(
+        logging.getLogger("virtbalance.actioner").warning(
             "webhook.token_file is not set: anyone who reaches %s:%s can trigger migrations",
             config.webhook.listen_host,
             config.webhook.listen_port,
@@ -39,7 +39,7 @@ def serve(config: Config, web: WebConfig, lock: JournalLock) -> int:
         if isinstance(worker, Worker):
             worker.stop(STOP_GRACE)
         return 1
-    logging.getLogger("actioner").info(
+    logging.getLogger("virtbalance.actioner").info(
         "listening on %s://%s:%s (dry_run=%s)",
         server.scheme,
         config.webhook.listen_host,
@@ -53,14 +53,14 @@ def serve(config: Config, web: WebConfig, lock: JournalLock) -> int:
         # One process: the worker, the queue and the journal live here; threads serve requests.
         server.run()
     except KeyboardInterrupt:
-        logging.getLogger("actioner").info(
+        logging.getLogger("virtbalance.actioner").info(
             "stopping: aborting and resolving the migrations in flight"
         )
     finally:
         if isinstance(worker, Worker):
             worker.stop(STOP_GRACE)
             if worker.alive:
-                logging.getLogger("actioner").critical(
+                logging.getLogger("virtbalance.actioner").critical(
                     "stopped with a migration unresolved after %.0f s; the next start reconciles it",
                     STOP_GRACE,
                 )

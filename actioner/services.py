@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from actioner.config import Config
-from actioner.journal import Journal, JournalLock
-from actioner.metrics import Metrics
+from virtbalance.actioner.config import Config
+from virtbalance.actioner.journal import Journal, JournalLock
+from virtbalance.actioner.metrics import Metrics
 
 
 class PlanQueue(Protocol):

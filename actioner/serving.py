@@ -23,7 +23,7 @@ from typing import Any
 import waitress
 import waitress.server
 
-from actioner.config import WebhookConfig
+from virtbalance.actioner.config import WebhookConfig
 from virtbalance.tls_server import SecureThreadingMixIn
 from virtbalance.webconfig import TLSServerConfig
 

@@ -18,10 +18,10 @@ from typing import Any, Protocol
 import libvirt
 from prometheus_api_client import PrometheusConnect
 
-from actioner.config import Config
-from actioner.domain_reader import DomainReader
-from actioner.libvirt_hosts import DomainFacts, HostPool, HostUnreachableError
 from virtbalance import contract as c
+from virtbalance.actioner.config import Config
+from virtbalance.actioner.domain_reader import DomainReader
+from virtbalance.actioner.libvirt_hosts import DomainFacts, HostPool, HostUnreachableError
 from virtbalance.durations import format_duration
 from virtbalance.snapshot import DomainState, HostState, Snapshot
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from actioner.journal import AlertKey
+from virtbalance.actioner.journal import AlertKey
 from virtbalance.contract import (
     ALERT_HOT,
     ALERT_IMBALANCED,

@@ -10,17 +10,17 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from actioner import journal as jr
-from actioner.barrier_history import barrier_history
-from actioner.config import Config
-from actioner.emptied import EmptiedHosts
-from actioner.executor import Executor
-from actioner.journal import Journal
-from actioner.libvirt_hosts import DomainFacts
-from actioner.metrics import Metrics
-from actioner.silences import AlertmanagerClient, SilenceError, forbidden_pairs
-from actioner.snapshot_builder import SnapshotBuilder, SnapshotError
 from virtbalance import barriers
+from virtbalance.actioner import journal as jr
+from virtbalance.actioner.barrier_history import barrier_history
+from virtbalance.actioner.config import Config
+from virtbalance.actioner.emptied import EmptiedHosts
+from virtbalance.actioner.executor import Executor
+from virtbalance.actioner.journal import Journal
+from virtbalance.actioner.libvirt_hosts import DomainFacts
+from virtbalance.actioner.metrics import Metrics
+from virtbalance.actioner.silences import AlertmanagerClient, SilenceError, forbidden_pairs
+from virtbalance.actioner.snapshot_builder import SnapshotBuilder, SnapshotError
 from virtbalance.plan import Mode, Plan
 from virtbalance.planner import plan as make_plan
 from virtbalance.snapshot import Snapshot

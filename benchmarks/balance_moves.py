@@ -26,13 +26,13 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_simulator_holdout import SCENARIOS, TRACES, sized  # noqa: E402
 
-from simulator.alerting import window_points  # noqa: E402
-from simulator.cluster import ClusterSpec, build_cluster  # noqa: E402
-from simulator.config import Simulation, TraceSpec  # noqa: E402
-from simulator.engine import replay  # noqa: E402
-from simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy  # noqa: E402
-from simulator.state import ClusterView, Move  # noqa: E402
 from virtbalance.policy import Policy  # noqa: E402
+from virtbalance.simulator.alerting import window_points  # noqa: E402
+from virtbalance.simulator.cluster import ClusterSpec, build_cluster  # noqa: E402
+from virtbalance.simulator.config import Simulation, TraceSpec  # noqa: E402
+from virtbalance.simulator.engine import replay  # noqa: E402
+from virtbalance.simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy  # noqa: E402
+from virtbalance.simulator.state import ClusterView, Move  # noqa: E402
 
 
 def spread(view: ClusterView) -> float:

@@ -17,14 +17,14 @@ from typing import Any
 import requests
 import waitress.server
 
-from actioner.app import create_app
-from actioner.config import parse_config
-from actioner.executor import Executor, StepState
-from actioner.journal import Journal
-from actioner.libvirt_hosts import HostPool
-from actioner.metrics import Metrics
-from actioner.services import Services
-from lab import Lab
+from virtbalance.actioner.app import create_app
+from virtbalance.actioner.config import parse_config
+from virtbalance.actioner.executor import Executor, StepState
+from virtbalance.actioner.journal import Journal
+from virtbalance.actioner.libvirt_hosts import HostPool
+from virtbalance.actioner.metrics import Metrics
+from virtbalance.actioner.services import Services
+from virtbalance.lab import Lab
 from virtbalance.plan import Migration
 from virtbalance.snapshot import Snapshot
 

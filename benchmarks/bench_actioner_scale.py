@@ -30,13 +30,13 @@ from pathlib import Path
 import libvirt
 from backfilled_prometheus import backfilled_prometheus
 
-from actioner import event_loop
-from actioner.config import parse_config
-from actioner.domain_events import DomainWatch
-from actioner.domain_reader import DomainReader
-from actioner.libvirt_hosts import HostPool
-from actioner.snapshot_builder import SnapshotBuilder, prometheus_cpu
 from virtbalance import domain_metadata
+from virtbalance.actioner import event_loop
+from virtbalance.actioner.config import parse_config
+from virtbalance.actioner.domain_events import DomainWatch
+from virtbalance.actioner.domain_reader import DomainReader
+from virtbalance.actioner.libvirt_hosts import HostPool
+from virtbalance.actioner.snapshot_builder import SnapshotBuilder, prometheus_cpu
 from virtbalance.contract import DOMAIN_CPU_SECONDS
 from virtbalance.domain_metadata import Placement
 from virtbalance.plan import Mode

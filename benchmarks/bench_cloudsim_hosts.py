@@ -23,17 +23,17 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from simulator import cloudsim
-from simulator.engine import replay
-from simulator.pabfd import Bools, Floats, PowerTable
-from simulator.policies import build_plugins
-from simulator.policies.base import PolicyPlugin
-from simulator.policies.thrmmt import ThrMmtParams, ThrMmtPolicy
-from simulator.policies.virtbalance import VirtbalanceParams, snapshot_of
-from simulator.policies.virtbalance_consolidate import VirtbalanceConsolidatePolicy
-from simulator.power import ML110_G5
-from simulator.state import ClusterView, Move
 from virtbalance.policy import Policy
+from virtbalance.simulator import cloudsim
+from virtbalance.simulator.engine import replay
+from virtbalance.simulator.pabfd import Bools, Floats, PowerTable
+from virtbalance.simulator.policies import build_plugins
+from virtbalance.simulator.policies.base import PolicyPlugin
+from virtbalance.simulator.policies.thrmmt import ThrMmtParams, ThrMmtPolicy
+from virtbalance.simulator.policies.virtbalance import VirtbalanceParams, snapshot_of
+from virtbalance.simulator.policies.virtbalance_consolidate import VirtbalanceConsolidatePolicy
+from virtbalance.simulator.power import ML110_G5
+from virtbalance.simulator.state import ClusterView, Move
 from virtbalance.snapshot import Snapshot
 
 START_STEPS = 5

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 import itertools
 import json
+import pkgutil
 import statistics
 import subprocess
 import sys
@@ -36,15 +38,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 if "--exporter-root" in sys.argv:
     # A child of --baseline: that commit's exporter, this tree's fake libvirt and benchmark.
-    sys.path.insert(0, sys.argv[sys.argv.index("--exporter-root") + 1])
+    EXPORTER_ROOT = Path(sys.argv[sys.argv.index("--exporter-root") + 1])
+    sys.path.insert(0, str(EXPORTER_ROOT))
+    if not (EXPORTER_ROOT / "virtbalance" / "exporter").exists():
+        # A commit from before the exporter installed as virtbalance.exporter: its modules import
+        # each other by the bare name, so load them so, once, and give each its new name too.
+        _package = importlib.import_module("exporter")
+        sys.modules["virtbalance.exporter"] = _package
+        for _info in pkgutil.iter_modules(_package.__path__):
+            _module = importlib.import_module(f"exporter.{_info.name}")
+            sys.modules[f"virtbalance.exporter.{_info.name}"] = _module
 
 from baseline_tree import export_tree  # noqa: E402
 
-from exporter.collector import LibvirtCollector  # noqa: E402
-from exporter.jobs import JobWatch  # noqa: E402
-from exporter.main import build_app  # noqa: E402
-from exporter.source import LibvirtSource  # noqa: E402
-from exporter.topology import TopologyCache  # noqa: E402
 from tests.fixtures.exporter.fake_libvirt import (  # noqa: E402
     RECORDED_BRIDGES,
     FakeBridges,
@@ -52,6 +58,11 @@ from tests.fixtures.exporter.fake_libvirt import (  # noqa: E402
     FakeDomain,
     recorded_host,
 )
+from virtbalance.exporter.collector import LibvirtCollector  # noqa: E402
+from virtbalance.exporter.jobs import JobWatch  # noqa: E402
+from virtbalance.exporter.main import build_app  # noqa: E402
+from virtbalance.exporter.source import LibvirtSource  # noqa: E402
+from virtbalance.exporter.topology import TopologyCache  # noqa: E402
 
 
 def big_host(count: int) -> FakeConnection:
@@ -132,7 +143,7 @@ def print_stages(
     the parts of what the endpoint does, without its lock and self-metrics bookkeeping.
     """
     # Imported here: a --baseline child imports this file with an exporter that has no Renderer.
-    from exporter.rendering import Renderer  # noqa: PLC0415
+    from virtbalance.exporter.rendering import Renderer  # noqa: PLC0415
 
     renderer = Renderer()
     parts: dict[str, list[float]] = {"read libvirt": [], "build families": [], "render": []}

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from baseline_tree import export_tree  # noqa: E402
 
-from lab import Lab  # noqa: E402
+from virtbalance.lab import Lab  # noqa: E402
 
 GO_PORT = 19177
 BASELINE_PORT = 19179
@@ -118,9 +118,18 @@ def main() -> int:
         if args.baseline:
             export_tree(args.baseline, Path(baseline_dir.name))
             baseline_target = f"{host.address}:{BASELINE_PORT}"
+            # A commit from before the exporter installed as virtbalance.exporter runs it by the bare name.
+            namespaced = (Path(baseline_dir.name) / "virtbalance" / "exporter").exists()
+            package = "virtbalance.exporter" if namespaced else "exporter"
             # Same flags as the lab's exporter for bx1, from the exported tree.
             argv = [
-                *(sys.executable, "-m", "exporter.main", "--libvirt.uri", "qemu:///system"),
+                *(
+                    sys.executable,
+                    "-m",
+                    f"{package}.main",
+                    "--libvirt.uri",
+                    "qemu:///system",
+                ),
                 *("--web.listen-address", baseline_target, "--host.cpus", "2"),
                 *("--host.memory-bytes", str(4 * 1024**3)),
             ]

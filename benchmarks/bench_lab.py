@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from lab import Lab
-from lab.naming import LabNames, lab_id_from_env
-from lab.teardown import leftovers, namespace_pids
+from virtbalance.lab import Lab
+from virtbalance.lab.naming import LabNames, lab_id_from_env
+from virtbalance.lab.teardown import leftovers, namespace_pids
 
 
 def memory_kib(pids: list[int]) -> dict[str, int]:

@@ -11,14 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab import Lab, cpu_share
-from lab.api import is_up
-from lab.demo.clients import Prometheus
-from lab.dial import level_for, percent_for
-from lab.naming import lab_id_from_env
-from lab.rules import write_lab_files
 from tests.e2e.conftest import CALM, HOST, set_loads
 from virtbalance.contract import RECORD_CPU
+from virtbalance.lab import Lab, cpu_share
+from virtbalance.lab.api import is_up
+from virtbalance.lab.demo.clients import Prometheus
+from virtbalance.lab.dial import level_for, percent_for
+from virtbalance.lab.naming import lab_id_from_env
+from virtbalance.lab.rules import write_lab_files
 from virtbalance.policy import Policy
 
 MODES = ("group", "machine")

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_exporter_vs_go import scenario_yaml  # noqa: E402
 
-from exporter.source import BALLOON_GROUP, STATS_FLAGS, STATS_GROUPS  # noqa: E402
-from lab import Lab  # noqa: E402
+from virtbalance.exporter.source import BALLOON_GROUP, STATS_FLAGS, STATS_GROUPS  # noqa: E402
+from virtbalance.lab import Lab  # noqa: E402
 
 SHARDS = 4
 GROUPS = {

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import yaml
 
-from actioner.app import create_app
-from actioner.config import load_config
-from actioner.runtime import build_services
-from lab import Lab, diskwriter
-from lab.dial import read_log
-from lab.naming import LabNames, lab_id_from_env
-from lab.scenario import SCENARIO_DIR
-from lab.teardown import leftovers
+from virtbalance.actioner.app import create_app
+from virtbalance.actioner.config import load_config
+from virtbalance.actioner.runtime import build_services
+from virtbalance.lab import Lab, diskwriter
+from virtbalance.lab.dial import read_log
+from virtbalance.lab.naming import LabNames, lab_id_from_env
+from virtbalance.lab.scenario import SCENARIO_DIR
+from virtbalance.lab.teardown import leftovers
 
 TOKEN = "bench-token"
 _SPLIT_SUM = re.compile(r"^virtbalance_chunk_split_seconds_sum (\S+)$", re.MULTILINE)

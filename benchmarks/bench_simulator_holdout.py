@@ -27,19 +27,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from simulator.cluster import ClusterSpec, HostGroup  # noqa: E402
-from simulator.config import Simulation, TraceSpec  # noqa: E402
-from simulator.plot import plot_hosts  # noqa: E402
-from simulator.report import (  # noqa: E402
+from virtbalance.policy import Policy  # noqa: E402
+from virtbalance.simulator.cluster import ClusterSpec, HostGroup  # noqa: E402
+from virtbalance.simulator.config import Simulation, TraceSpec  # noqa: E402
+from virtbalance.simulator.plot import plot_hosts  # noqa: E402
+from virtbalance.simulator.report import (  # noqa: E402
     RIVAL_POINTS,
     diagnosis_table,
     rivals,
     table,
     to_json,
 )
-from simulator.run import Comparison, compare  # noqa: E402
-from simulator.traces import GIB, Workload  # noqa: E402
-from virtbalance.policy import Policy  # noqa: E402
+from virtbalance.simulator.run import Comparison, compare  # noqa: E402
+from virtbalance.simulator.traces import GIB, Workload  # noqa: E402
 
 TRACES = REPO.parent / "shared" / "traces"
 HOSTS = 10

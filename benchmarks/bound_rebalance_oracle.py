@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_simulator_holdout import HOSTS, SCENARIOS, TRACES, sized  # noqa: E402
 
-from simulator.config import TraceSpec  # noqa: E402
+from virtbalance.simulator.config import TraceSpec  # noqa: E402
 
 HOUR_STEPS = 12
 CPU_HIGH = 0.75

@@ -58,15 +58,15 @@ import libvirt
 import requests
 import yaml
 
-from actioner import event_loop
-from lab import Lab
-from lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
-from lab.demo.stack import actioner_hosts
-from lab.errors import LabError
-from lab.naming import lab_id_from_env
-from lab.teardown import teardown
+from virtbalance.actioner import event_loop
 from virtbalance.contract import ALERT_OVERLOAD
 from virtbalance.domain_metadata import NAMESPACE, PREFIX, Placement
+from virtbalance.lab import Lab
+from virtbalance.lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
+from virtbalance.lab.demo.stack import actioner_hosts
+from virtbalance.lab.errors import LabError
+from virtbalance.lab.naming import lab_id_from_env
+from virtbalance.lab.teardown import teardown
 
 REPO = Path(__file__).resolve().parent.parent
 FAULTS = (

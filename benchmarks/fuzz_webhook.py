@@ -25,12 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from actioner.app import create_app
-from actioner.config import parse_config
-from actioner.journal import Journal
-from actioner.metrics import Metrics
-from actioner.services import Services
-from actioner.serving import Served
+from virtbalance.actioner.app import create_app
+from virtbalance.actioner.config import parse_config
+from virtbalance.actioner.journal import Journal
+from virtbalance.actioner.metrics import Metrics
+from virtbalance.actioner.services import Services
+from virtbalance.actioner.serving import Served
 from virtbalance.webconfig import TLSServerConfig
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,11 +10,19 @@ from dataclasses import dataclass
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from exporter.bridges import BridgeInspector
-from exporter.domain_families import KIB, DomainFamilies
-from exporter.exposition import Family, LabelSet, counter, gauge
-from exporter.labels import CHUNK_LABELS, INTERFACE_LABELS, POOL_LABELS, DomainLabels, LabelCache
-from exporter.source import (
+from virtbalance import contract as c
+from virtbalance.chunks import ChunkMember, chunk_of
+from virtbalance.exporter.bridges import BridgeInspector
+from virtbalance.exporter.domain_families import KIB, DomainFamilies
+from virtbalance.exporter.exposition import Family, LabelSet, counter, gauge
+from virtbalance.exporter.labels import (
+    CHUNK_LABELS,
+    INTERFACE_LABELS,
+    POOL_LABELS,
+    DomainLabels,
+    LabelCache,
+)
+from virtbalance.exporter.source import (
     DURATION_STAGES,
     STAGES,
     Clock,
@@ -24,9 +32,7 @@ from exporter.source import (
     PoolRecord,
     ScrapeData,
 )
-from exporter.topology import DomainTopology, Interface
-from virtbalance import contract as c
-from virtbalance.chunks import ChunkMember, chunk_of
+from virtbalance.exporter.topology import DomainTopology, Interface
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,10 @@ from typing import Any, NamedTuple
 
 import libvirt
 
-from exporter.domain_shapes import CONSTANT, Shape, ShapeBuilder, getter
-from exporter.exposition import Family, LabelSet, gauge
-from exporter.labels import (
+from virtbalance import contract as c
+from virtbalance.exporter.domain_shapes import CONSTANT, Shape, ShapeBuilder, getter
+from virtbalance.exporter.exposition import Family, LabelSet, gauge
+from virtbalance.exporter.labels import (
     BLOCK_INFO_LABELS,
     BLOCK_LABELS,
     DOMAIN_LABELS,
@@ -23,9 +24,8 @@ from exporter.labels import (
     VCPU_LABELS,
     DomainLabels,
 )
-from exporter.source import DomainRecord
-from exporter.topology import DomainTopology
-from virtbalance import contract as c
+from virtbalance.exporter.source import DomainRecord
+from virtbalance.exporter.topology import DomainTopology
 
 KIB = 1024
 # Values are divided by these to reach base units (division keeps 870000000 ns at 0.87 s exactly).

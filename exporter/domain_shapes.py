@@ -6,9 +6,9 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from exporter.exposition import LabelSet
-from exporter.labels import DomainLabels
-from exporter.source import DomainRecord
+from virtbalance.exporter.exposition import LabelSet
+from virtbalance.exporter.labels import DomainLabels
+from virtbalance.exporter.source import DomainRecord
 
 # A sample's value comes from one of three places, told apart by the source number: a stats
 # value read every scrape (0, 1, ...: its key's place in the stats dict), a value derived each

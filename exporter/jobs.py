@@ -10,7 +10,7 @@ from typing import Any
 
 import libvirt
 
-from actioner import event_loop
+from virtbalance.actioner import event_loop
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from exporter.exposition import LabelSet
-from exporter.topology import DomainTopology, Interface
 from virtbalance.contract import LABEL_CHUNK, LABEL_DOMAIN, LABEL_UUID
+from virtbalance.exporter.exposition import LabelSet
+from virtbalance.exporter.topology import DomainTopology, Interface
 
 # Every domain series has the label sets of both Go exporters (Debian's: domain and uuid;
 # inovex's: domain) plus, for devices, the union of their device labels.

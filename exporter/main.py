@@ -14,17 +14,17 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import libvirt
 
-from exporter.bridges import SysfsBridgeInspector
-from exporter.collector import CapacityOverride, LibvirtCollector
-from exporter.config import ExporterConfig, parse_config
-from exporter.exposition import CONTENT_TYPE
-from exporter.jobs import JobWatch, start_event_loop
-from exporter.procfs import QemuProcesses, is_local_system_uri
-from exporter.rendering import Renderer
-from exporter.source import DIRTYRATE_GROUP, STATS_GROUPS, LibvirtSource
-from exporter.topology import TopologyCache
 from virtbalance.basic_auth import BasicAuth, require_basic_auth
 from virtbalance.errors import ConfigError
+from virtbalance.exporter.bridges import SysfsBridgeInspector
+from virtbalance.exporter.collector import CapacityOverride, LibvirtCollector
+from virtbalance.exporter.config import ExporterConfig, parse_config
+from virtbalance.exporter.exposition import CONTENT_TYPE
+from virtbalance.exporter.jobs import JobWatch, start_event_loop
+from virtbalance.exporter.procfs import QemuProcesses, is_local_system_uri
+from virtbalance.exporter.rendering import Renderer
+from virtbalance.exporter.source import DIRTYRATE_GROUP, STATS_GROUPS, LibvirtSource
+from virtbalance.exporter.topology import TopologyCache
 from virtbalance.redact import install_log_redaction, redact, uri_secrets
 from virtbalance.tls_server import SecureThreadingMixIn
 from virtbalance.webconfig import WebConfig, load_web_config
@@ -111,9 +111,9 @@ def build_app(collector: LibvirtCollector, telemetry_path: str, health_path: str
     With a health path, that path answers 200 while libvirt answers and 503 otherwise. The
     metrics are gzipped when the client accepts it (Prometheus does).
 
-    The metrics are rendered by ``exporter.exposition`` rather than prometheus_client's
+    The metrics are rendered by ``virtbalance.exporter.exposition`` rather than prometheus_client's
     ``generate_latest``: the same text, a tenth of the CPU for a host with many domains, and
-    less again on the next scrapes (``exporter.rendering`` keeps what did not change).
+    less again on the next scrapes (``virtbalance.exporter.rendering`` keeps what did not change).
     """
     path_html = html.escape(telemetry_path)
     landing = (

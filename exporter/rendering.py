@@ -6,7 +6,7 @@ import array
 import threading
 from collections.abc import Iterable, Sequence
 
-from exporter.exposition import Family, LabelSet, escape_help, value_texts
+from virtbalance.exporter.exposition import Family, LabelSet, escape_help, value_texts
 
 # Ints in this range render as str(n) + ".0" (exposition._int_text): a %d template can do it.
 _SMALL_INT_MIN = -(2**53)

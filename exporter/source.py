@@ -16,10 +16,15 @@ from typing import Any, Protocol
 
 import libvirt
 
-from exporter.balloon import BalloonPlan, Lesson
-from exporter.jobs import JobPlan, JobWatch
-from exporter.procfs import QemuProcesses
-from exporter.topology import DomainTopology, TopologyCache, TopologyError, parse_topology
+from virtbalance.exporter.balloon import BalloonPlan, Lesson
+from virtbalance.exporter.jobs import JobPlan, JobWatch
+from virtbalance.exporter.procfs import QemuProcesses
+from virtbalance.exporter.topology import (
+    DomainTopology,
+    TopologyCache,
+    TopologyError,
+    parse_topology,
+)
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,13 @@ import requests
 
 
 def start_actioner(config: Path, log: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    """``python -m actioner.main`` on ``config`` at DEBUG, its output appended to ``log``."""
+    """``python -m virtbalance.actioner.main`` on ``config`` at DEBUG, its output appended to ``log``."""
     with log.open("ab") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "actioner.main",
+                "virtbalance.actioner.main",
                 "--config",
                 str(config),
                 "--log-level",

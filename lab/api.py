@@ -20,11 +20,13 @@ from typing import Any
 import libvirt
 import requests
 
-from lab import cpu_share, dial
-from lab.domain_xml import domain_xml
-from lab.errors import LabAlreadyUp, LabError, LabNotUp
-from lab.ghosts import ghost_names, qemu_guest, remove_status, status_dir
-from lab.hosts import (
+from virtbalance.chunks import ChunkMember, find_chunks
+from virtbalance.domain_metadata import NAMESPACE, PREFIX
+from virtbalance.lab import cpu_share, dial
+from virtbalance.lab.domain_xml import domain_xml
+from virtbalance.lab.errors import LabAlreadyUp, LabError, LabNotUp
+from virtbalance.lab.ghosts import ghost_names, qemu_guest, remove_status, status_dir
+from virtbalance.lab.hosts import (
     IMAGE_DIR,
     IMAGE_POOL,
     LOCKSPACE_DIR,
@@ -38,8 +40,8 @@ from lab.hosts import (
     wait_for_libvirtd,
     write_libvirt_config,
 )
-from lab.image import build_image, build_writer_sector, write_writer_image
-from lab.monitoring import (
+from virtbalance.lab.image import build_image, build_writer_sector, write_writer_image
+from virtbalance.lab.monitoring import (
     LAB_NIGHT,
     alertmanager_config,
     prometheus_config,
@@ -47,11 +49,17 @@ from lab.monitoring import (
     victoriametrics_scrape_config,
     vmalert_args,
 )
-from lab.naming import EXPORTER_PORT, LabNames, check_lab_id
-from lab.preconditions import prepare_machine
-from lab.scenario import MAX_TOTAL_LOAD_PERCENT, DomainSpec, Scenario, load_scenario, parse_scenario
-from lab.state import read_state, record_process, update_state, write_state
-from lab.system import (
+from virtbalance.lab.naming import EXPORTER_PORT, LabNames, check_lab_id
+from virtbalance.lab.preconditions import prepare_machine
+from virtbalance.lab.scenario import (
+    MAX_TOTAL_LOAD_PERCENT,
+    DomainSpec,
+    Scenario,
+    load_scenario,
+    parse_scenario,
+)
+from virtbalance.lab.state import read_state, record_process, update_state, write_state
+from virtbalance.lab.system import (
     MONITORING_TOOLS,
     REQUIRED_TOOLS,
     find_tool,
@@ -62,9 +70,7 @@ from lab.system import (
     spawn_detached,
     start_time,
 )
-from lab.teardown import Leftovers, leftovers, namespace_pids, teardown
-from virtbalance.chunks import ChunkMember, find_chunks
-from virtbalance.domain_metadata import NAMESPACE, PREFIX
+from virtbalance.lab.teardown import Leftovers, leftovers, namespace_pids, teardown
 
 MIGRATE_FLAGS = (
     libvirt.VIR_MIGRATE_LIVE

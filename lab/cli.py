@@ -7,15 +7,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lab.api import Lab
-from lab.dial import percent_for
-from lab.errors import LabError
-from lab.naming import MAX_LAB_ID, check_lab_id, lab_id_from_env
-from lab.rules import RULE_FILE, write_lab_files
-from lab.scenario import shipped_scenarios
 from virtbalance.chunks import ChunkMember, chunk_of
 from virtbalance.contract import ALERT_OVERLOAD
 from virtbalance.errors import ValidationError
+from virtbalance.lab.api import Lab
+from virtbalance.lab.dial import percent_for
+from virtbalance.lab.errors import LabError
+from virtbalance.lab.naming import MAX_LAB_ID, check_lab_id, lab_id_from_env
+from virtbalance.lab.rules import RULE_FILE, write_lab_files
+from virtbalance.lab.scenario import shipped_scenarios
 from virtbalance.sizes import format_size
 
 EXIT_FAILED = 1

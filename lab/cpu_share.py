@@ -7,7 +7,7 @@ import logging
 import time
 from pathlib import Path
 
-from lab.naming import LabNames
+from virtbalance.lab.naming import LabNames
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # The highest weight each interface takes. The lab caps its guests' dials at 1.5 cores in all

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from lab.scenario import DomainSpec
+from virtbalance.lab.scenario import DomainSpec
 
 
 def domain_xml(domain: DomainSpec, image: Path, serial_log: Path, emulator: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lab.hosts import RUN_DIR
+from virtbalance.lab.hosts import RUN_DIR
 
 _NO_PROCESS = re.compile(r"<domstatus\b[^>]*\bpid='0'")
 

@@ -9,10 +9,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.cpu_share import run_in
-from lab.errors import LabError
-from lab.naming import LIBVIRT_TCP_PORT, LabNames
-from lab.system import run, spawn_detached, start_time
+from virtbalance.lab.cpu_share import run_in
+from virtbalance.lab.errors import LabError
+from virtbalance.lab.naming import LIBVIRT_TCP_PORT, LabNames
+from virtbalance.lab.system import run, spawn_detached, start_time
 
 # libvirt's private directories, each replaced inside the host by one of its own
 PRIVATE_DIRS = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.errors import LabError
-from lab.system import find_tool, run
+from virtbalance.lab.errors import LabError
+from virtbalance.lab.system import find_tool, run
 
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
 GUEST_SOURCE = GUEST_DIR / "loaddial.asm"

@@ -14,10 +14,10 @@ import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import system
-from lab.errors import LabError
-from lab.hosts import MOUNT_POINTS
-from lab.system import BOOTSTRAP_HINT
+from virtbalance.lab import system
+from virtbalance.lab.errors import LabError
+from virtbalance.lab.hosts import MOUNT_POINTS
+from virtbalance.lab.system import BOOTSTRAP_HINT
 
 # libvirt's QEMU driver resolves its default user and group at start-up even when qemu.conf says root;
 # only libvirt-daemon-system creates them, and the lab does not install that package.

@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from lab.naming import MAX_HOSTS
 from virtbalance.domain_metadata import Placement
 from virtbalance.errors import ValidationError
+from virtbalance.lab.naming import MAX_HOSTS
 from virtbalance.sizes import format_size, parse_size
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"

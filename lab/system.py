@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from lab.errors import LabError
+from virtbalance.lab.errors import LabError
 
 BOOTSTRAP_HINT = "run scripts/bootstrap (as root) to install the system packages"
 

@@ -6,10 +6,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import cpu_share
-from lab.naming import LabNames
-from lab.state import read_state
-from lab.system import kill_processes, run, start_time
+from virtbalance.lab import cpu_share
+from virtbalance.lab.naming import LabNames
+from virtbalance.lab.state import read_state
+from virtbalance.lab.system import kill_processes, run, start_time
 
 
 @dataclass

@@ -8,16 +8,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from simulator import cloudsim
-from simulator.cluster import HostGroup
-from simulator.config import TRACE_FORMATS, Simulation, load_simulation
-from simulator.plot import plot_hosts
-from simulator.policies import PLUGINS
-from simulator.report import diagnosis_table, table, to_json
-from simulator.run import compare
-from simulator.traces import GIB, MEMORY_BASES
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
+from virtbalance.simulator import cloudsim
+from virtbalance.simulator.cluster import HostGroup
+from virtbalance.simulator.config import TRACE_FORMATS, Simulation, load_simulation
+from virtbalance.simulator.plot import plot_hosts
+from virtbalance.simulator.policies import PLUGINS
+from virtbalance.simulator.report import diagnosis_table, table, to_json
+from virtbalance.simulator.run import compare
+from virtbalance.simulator.traces import GIB, MEMORY_BASES
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:

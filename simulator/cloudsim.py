@@ -39,11 +39,11 @@ from typing import Any
 
 import numpy as np
 
-from simulator.cluster import Cluster
-from simulator.migration import CostModel
-from simulator.pabfd import PowerTable
-from simulator.power import ML110_G4, ML110_G5, PowerModel
-from simulator.traces import VmTrace, Workload, load_planetlab
+from virtbalance.simulator.cluster import Cluster
+from virtbalance.simulator.migration import CostModel
+from virtbalance.simulator.pabfd import PowerTable
+from virtbalance.simulator.power import ML110_G4, ML110_G5, PowerModel
+from virtbalance.simulator.traces import VmTrace, Workload, load_planetlab
 
 SCENARIO = "cloudsim-planetlab"
 MB = 1024**2

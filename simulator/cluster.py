@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from simulator.power import POWER_MODELS, PowerModel
-from simulator.traces import GIB, VmTrace
 from virtbalance.errors import ValidationError
+from virtbalance.simulator.power import POWER_MODELS, PowerModel
+from virtbalance.simulator.traces import GIB, VmTrace
 
 CHUNK_NETWORK_PREFIX = "simnet-"
 AUTO_FILL_SLACK = 0.05

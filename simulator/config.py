@@ -7,10 +7,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
-from simulator.cluster import ClusterSpec
-from simulator.migration import CostModel
-from simulator.policies import PLUGINS
-from simulator.traces import (
+from virtbalance.errors import ValidationError
+from virtbalance.policy import Policy
+from virtbalance.reader import read_section
+from virtbalance.simulator.cluster import ClusterSpec
+from virtbalance.simulator.migration import CostModel
+from virtbalance.simulator.policies import PLUGINS
+from virtbalance.simulator.traces import (
     GIB,
     MEMORY_BASES,
     MemoryBasis,
@@ -18,9 +21,6 @@ from simulator.traces import (
     load_bitbrains,
     load_planetlab,
 )
-from virtbalance.errors import ValidationError
-from virtbalance.policy import Policy
-from virtbalance.reader import read_section
 from virtbalance.yamlfile import read_yaml
 
 TRACE_FORMATS = ("bitbrains", "planetlab")

@@ -9,18 +9,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.alerting import chronically_hot, imbalanced, sustained, window_mean, window_points
-from simulator.cluster import Cluster
-from simulator.diagnosis import Diagnosis
-from simulator.migration import CostModel
-from simulator.policies.base import PolicyPlugin
-from simulator.power import kwh
-from simulator.sla import SlaTotals
-from simulator.state import ClusterView, MigrationRecord, Move
-from simulator.traces import GIB, Workload
 from virtbalance.causes import Cause
 from virtbalance.chunks import Chunk
 from virtbalance.policy import Policy
+from virtbalance.simulator.alerting import (
+    chronically_hot,
+    imbalanced,
+    sustained,
+    window_mean,
+    window_points,
+)
+from virtbalance.simulator.cluster import Cluster
+from virtbalance.simulator.diagnosis import Diagnosis
+from virtbalance.simulator.migration import CostModel
+from virtbalance.simulator.policies.base import PolicyPlugin
+from virtbalance.simulator.power import kwh
+from virtbalance.simulator.sla import SlaTotals
+from virtbalance.simulator.state import ClusterView, MigrationRecord, Move
+from virtbalance.simulator.traces import GIB, Workload
 
 FLAP_WINDOW = 86400.0
 
@@ -202,9 +208,9 @@ def replay(
     over the interval; count overload (CPU above ``policy.cpu_high``); advance the policy's alert (CPU
     above ``cpu_high`` or memory above ``memory_high`` for ``overload_for``); ask the plug-in what to
     move, and record why each overloaded host got no move (the diagnosis). HostChronicallyHot
-    (``simulator.alerting.chronically_hot``) is evaluated beside it: ``ClusterView.hot``; and
+    (``virtbalance.simulator.alerting.chronically_hot``) is evaluated beside it: ``ClusterView.hot``; and
     HostsImbalanced over the hosts that run a domain, each averaged over ``balance_window``
-    (``simulator.alerting.imbalanced``):
+    (``virtbalance.simulator.alerting.imbalanced``):
     ``ClusterView.imbalanced``. A VM whose
     ``end`` is that step is deleted after the step is counted, before the plug-in decides.
     """

@@ -31,7 +31,7 @@ BALANCE_ROUTE = Route(group_wait=60.0, group_interval=300.0, repeat_interval=180
 
 
 class Cadence:
-    """The plans one alert series gets: ``actioner.journal.Journal.record_firing`` fed by one route.
+    """The plans one alert series gets: ``virtbalance.actioner.journal.Journal.record_firing`` fed by one route.
 
     A firing (one ``startsAt``) is first notified ``group_wait`` after it starts, then every
     ``Route.repeat_after`` while it keeps firing. Its first notification gets a plan; a later one only

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from simulator.power import POINTS, PowerModel
+from virtbalance.simulator.power import POINTS, PowerModel
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from simulator.engine import Result
 from virtbalance.causes import CAUSES
 from virtbalance.errors import ValidationError
+from virtbalance.simulator.engine import Result
 
 # Panels side by side, wrapped into rows so that six policies stay readable.
 PANELS_PER_ROW = 3

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.engine import Metrics, Result
+from virtbalance.simulator.engine import Metrics, Result
 
 COLUMNS = (
     ("POLICY", lambda m: m.policy),

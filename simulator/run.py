@@ -7,11 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.cluster import Cluster, build_cluster
-from simulator.config import Simulation
-from simulator.engine import Result, replay
-from simulator.policies import build_plugins
-from simulator.traces import GIB, Workload
+from virtbalance.simulator.cluster import Cluster, build_cluster
+from virtbalance.simulator.config import Simulation
+from virtbalance.simulator.engine import Result, replay
+from virtbalance.simulator.policies import build_plugins
+from virtbalance.simulator.traces import GIB, Workload
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from simulator.power import PowerModel
 from virtbalance.chunks import Chunk, ChunkMember, find_chunks
+from virtbalance.simulator.power import PowerModel
 
 # Chunk lists kept for hosts' domain lists seen before; a storm of moves makes many, so start over.
 CHUNK_CACHE_SIZE = 4096

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 import waitress.server
 
-from actioner.app import create_app
-from actioner.config import Config, load_config, parse_config
-from actioner.journal import Journal
-from actioner.metrics import Metrics
-from actioner.runtime import build_services
-from actioner.services import Services
+from virtbalance.actioner.app import create_app
+from virtbalance.actioner.config import Config, load_config, parse_config
+from virtbalance.actioner.journal import Journal
+from virtbalance.actioner.metrics import Metrics
+from virtbalance.actioner.runtime import build_services
+from virtbalance.actioner.services import Services
 from virtbalance.contract import ALERT_OVERLOAD
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "alertmanager"

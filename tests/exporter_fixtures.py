@@ -10,10 +10,6 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from exporter.collector import LibvirtCollector
-from exporter.exposition import Family
-from exporter.source import LibvirtSource
-from exporter.topology import TopologyCache
 from tests.fixtures.exporter.fake_libvirt import (
     FIXTURES,
     RECORDED_BRIDGES,
@@ -21,6 +17,10 @@ from tests.fixtures.exporter.fake_libvirt import (
     FakeClock,
     FakeConnection,
 )
+from virtbalance.exporter.collector import LibvirtCollector
+from virtbalance.exporter.exposition import Family
+from virtbalance.exporter.source import LibvirtSource
+from virtbalance.exporter.topology import TopologyCache
 
 # Every series the established Go exporter (inovex v2.5.0) serves, with its label names.
 INOVEX_SERIES = FIXTURES / "inovex-v2.5.0-series.txt"

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from lab import Lab
-from lab.api import live_owner
-from lab.naming import LabNames, lab_id_from_env
-from lab.teardown import leftovers, teardown
+from virtbalance.lab import Lab
+from virtbalance.lab.api import live_owner
+from virtbalance.lab.naming import LabNames, lab_id_from_env
+from virtbalance.lab.teardown import leftovers, teardown
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from simulator.cluster import Cluster
-from simulator.policies.base import PolicyPlugin
-from simulator.state import ClusterView, Move
-from simulator.traces import GIB
+from virtbalance.simulator.cluster import Cluster
+from virtbalance.simulator.policies.base import PolicyPlugin
+from virtbalance.simulator.state import ClusterView, Move
+from virtbalance.simulator.traces import GIB
 
 
 class Scripted(PolicyPlugin):

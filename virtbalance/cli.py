@@ -6,13 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from actioner import cli as actioner_cli
-from lab import cli as lab_cli
-from lab.demo import cli as demo_cli
-from simulator import cli as simulator_cli
 from virtbalance import __version__
+from virtbalance.actioner import cli as actioner_cli
 from virtbalance.commands import plan, rules
 from virtbalance.errors import ValidationError
+from virtbalance.lab import cli as lab_cli
+from virtbalance.lab.demo import cli as demo_cli
+from virtbalance.simulator import cli as simulator_cli
 
 EXIT_USAGE = 2
 

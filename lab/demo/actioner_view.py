@@ -8,8 +8,8 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from lab.demo.clients import TIMEOUT, ServiceError, _get_json
 from virtbalance.contract import CHUNK_SPLIT
+from virtbalance.lab.demo.clients import TIMEOUT, ServiceError, _get_json
 
 # Migration states (the actioner's journal) after which nothing changes any more.
 FINAL_STATES = frozenset({"done", "failed", "rolled_back", "skipped"})

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lab.demo.clients import ServiceError
-from lab.demo.run import demo_down, demo_up
-from lab.demo.stack import Backend, StackError
-from lab.errors import LabAlreadyUp, LabError
-from lab.naming import check_lab_id, lab_id_from_env
+from virtbalance.lab.demo.clients import ServiceError
+from virtbalance.lab.demo.run import demo_down, demo_up
+from virtbalance.lab.demo.stack import Backend, StackError
+from virtbalance.lab.errors import LabAlreadyUp, LabError
+from virtbalance.lab.naming import check_lab_id, lab_id_from_env
 
 DEFAULT_TIMEOUT = 600.0
 

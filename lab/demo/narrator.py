@@ -7,8 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from lab.demo.actioner_view import FINAL_STATES, ActionerReader, MigrationView, PlanView
-from lab.demo.clients import Alertmanager, Prometheus, ServiceError
 from virtbalance.contract import (
     ALERT_OVERLOAD,
     DOMAIN_VCPU_DELAY,
@@ -16,6 +14,8 @@ from virtbalance.contract import (
     RECORD_CPU,
     RECORD_MEMORY,
 )
+from virtbalance.lab.demo.actioner_view import FINAL_STATES, ActionerReader, MigrationView, PlanView
+from virtbalance.lab.demo.clients import Alertmanager, Prometheus, ServiceError
 
 # Time vCPUs were runnable but waited for a real CPU: on a busy machine the guests get less than asked.
 VCPU_WAIT = f"sum by (host) (rate({DOMAIN_VCPU_DELAY}[1m]))"

@@ -6,11 +6,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from lab.api import Lab
-from lab.demo.actioner_view import ActionerReader, PlanView
-from lab.demo.clients import Prometheus, ServiceError
-from lab.demo.narrator import percent
 from virtbalance.contract import ALERT_UNDERUTILIZED, HOST_EMPTIED, LABEL_HOST, RECORD_CPU
+from virtbalance.lab.api import Lab
+from virtbalance.lab.demo.actioner_view import ActionerReader, PlanView
+from virtbalance.lab.demo.clients import Prometheus, ServiceError
+from virtbalance.lab.demo.narrator import percent
 
 
 @dataclass

@@ -7,21 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TextIO
 
-from lab.api import Lab
-from lab.demo.actioner_view import ActionerReader
-from lab.demo.clients import Prometheus, ServiceError
-from lab.demo.narrator import Narrator, Story, summary
-from lab.demo.night import night_summary, watch_night
-from lab.demo.overload import DemoScript, Overload, script_for
-from lab.demo.stack import (
-    Backend,
-    Stack,
-    StackError,
-    start,
-    stop_actioner,
-)
-from lab.errors import LabError
-from lab.naming import LabNames
 from virtbalance.contract import (
     ALERT_OVERLOAD,
     ALERT_UNDERUTILIZED,
@@ -31,6 +16,21 @@ from virtbalance.contract import (
     LABEL_HOST,
     RECORD_CPU,
 )
+from virtbalance.lab.api import Lab
+from virtbalance.lab.demo.actioner_view import ActionerReader
+from virtbalance.lab.demo.clients import Prometheus, ServiceError
+from virtbalance.lab.demo.narrator import Narrator, Story, summary
+from virtbalance.lab.demo.night import night_summary, watch_night
+from virtbalance.lab.demo.overload import DemoScript, Overload, script_for
+from virtbalance.lab.demo.stack import (
+    Backend,
+    Stack,
+    StackError,
+    start,
+    stop_actioner,
+)
+from virtbalance.lab.errors import LabError
+from virtbalance.lab.naming import LabNames
 from virtbalance.mixin.config import load_policy
 
 # Loaded host's demand ratio: clearly above the lab's cpu_high (75%), so contention on a shared

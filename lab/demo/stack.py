@@ -20,12 +20,12 @@ from typing import Any
 import requests
 import yaml
 
-from lab.api import Lab, LabHost
-from lab.demo.clients import Alertmanager, Prometheus
-from lab.monitoring import LAB_NIGHT
-from lab.rules import write_lab_files
-from lab.state import record_process, update_state
-from lab.system import start_time
+from virtbalance.lab.api import Lab, LabHost
+from virtbalance.lab.demo.clients import Alertmanager, Prometheus
+from virtbalance.lab.monitoring import LAB_NIGHT
+from virtbalance.lab.rules import write_lab_files
+from virtbalance.lab.state import record_process, update_state
+from virtbalance.lab.system import start_time
 from virtbalance.policy import Policy
 
 STATE_FILE = "stack.json"
@@ -256,7 +256,7 @@ def actioner_config(
     policy_file: Path,
     overrides: dict[str, Any],
 ) -> dict[str, Any]:
-    """The actioner's YAML config for this lab (keys of ``actioner.config``); ``overrides`` merge per section."""
+    """The actioner's YAML config for this lab (keys of ``virtbalance.actioner.config``); ``overrides`` merge per section."""
     config: dict[str, Any] = {
         "hosts": actioner_hosts(lab.hosts),
         "policy_file": str(policy_file),
@@ -285,7 +285,7 @@ def _actioner_command(config_file: Path) -> list[str]:
     binary = Path(sys.executable).parent / ACTIONER_BINARY
     if binary.exists():
         return [str(binary), "--config", str(config_file)]
-    return [sys.executable, "-m", "actioner.main", "--config", str(config_file)]
+    return [sys.executable, "-m", "virtbalance.actioner.main", "--config", str(config_file)]
 
 
 def _spawn_actioner(config_file: Path, log_file: Path) -> subprocess.Popen[bytes]:

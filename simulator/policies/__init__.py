@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from simulator.policies.base import PolicyPlugin
-from simulator.policies.drs import DrsPolicy
-from simulator.policies.livemigrationspec import LiveMigrationSpecPolicy
-from simulator.policies.mcollective import McollectivePolicy
-from simulator.policies.none import NonePolicy
-from simulator.policies.thrmmt import ThrMmtPolicy
-from simulator.policies.virtbalance import VirtbalancePolicy
-from simulator.policies.virtbalance_consolidate import VirtbalanceConsolidatePolicy
-from simulator.policies.xenguard import XenGuardPolicy
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
+from virtbalance.simulator.policies.base import PolicyPlugin
+from virtbalance.simulator.policies.drs import DrsPolicy
+from virtbalance.simulator.policies.livemigrationspec import LiveMigrationSpecPolicy
+from virtbalance.simulator.policies.mcollective import McollectivePolicy
+from virtbalance.simulator.policies.none import NonePolicy
+from virtbalance.simulator.policies.thrmmt import ThrMmtPolicy
+from virtbalance.simulator.policies.virtbalance import VirtbalancePolicy
+from virtbalance.simulator.policies.virtbalance_consolidate import VirtbalanceConsolidatePolicy
+from virtbalance.simulator.policies.xenguard import XenGuardPolicy
 
 Builder = Callable[[Mapping[str, Any] | None, Policy], PolicyPlugin]
 

@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from simulator.state import ClusterView, Move
 from virtbalance.causes import Cause
 from virtbalance.durations import parse_duration
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
+from virtbalance.simulator.state import ClusterView, Move
 
 P = TypeVar("P")
 

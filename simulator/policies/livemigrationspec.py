@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from simulator.alerting import sustained
-from simulator.policies.base import ParamsPlugin
-from simulator.state import ClusterView, Move
+from virtbalance.simulator.alerting import sustained
+from virtbalance.simulator.policies.base import ParamsPlugin
+from virtbalance.simulator.state import ClusterView, Move
 
 
 @dataclass(frozen=True)

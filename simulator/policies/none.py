@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from simulator.policies.base import ParamsPlugin
-from simulator.state import ClusterView, Move
+from virtbalance.simulator.policies.base import ParamsPlugin
+from virtbalance.simulator.state import ClusterView, Move
 
 
 @dataclass(frozen=True)

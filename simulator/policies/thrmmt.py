@@ -21,11 +21,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from simulator.pabfd import PowerTable
-from simulator.policies.base import ParamsPlugin
-from simulator.state import ClusterView, Move
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
+from virtbalance.simulator.pabfd import PowerTable
+from virtbalance.simulator.policies.base import ParamsPlugin
+from virtbalance.simulator.state import ClusterView, Move
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ annotates it with the migration history, asks ``virtbalance.barriers.evaluate`` 
 budget, and calls ``virtbalance.planner.plan`` in ``relieve`` mode for the firing hosts, as the
 actioner does on a webhook notification. When the cluster's HostsImbalanced fires (the engine
 evaluates it like its rule), the planner runs in ``balance`` mode for the whole cluster (the alert
-names no host), after relief as the actioner queues its plans (``actioner.app``: relieve, then
+names no host), after relief as the actioner queues its plans (``virtbalance.actioner.app``: relieve, then
 balance): in the same step when relief moves nothing, else once relief's migrations are over.
-Balance plans follow the real notification cadence (``simulator.notifications.Cadence``): the
+Balance plans follow the real notification cadence (``virtbalance.simulator.notifications.Cadence``): the
 HostsImbalanced route's ``group_wait`` and repeat, and the journal's follow-up only ``host_settle``
 after the last plan ended. For relief, ``replan_every`` stands for Alertmanager's re-notification
 period: while an alert keeps firing, the plug-in re-plans relief that often. Like the actioner's
@@ -27,10 +27,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from simulator.alerting import window_points
-from simulator.notifications import BALANCE_ROUTE, Cadence, Route
-from simulator.policies.base import PolicyPlugin, as_dict, parse_params
-from simulator.state import ClusterView, MigrationRecord, Move
 from virtbalance.barriers import annotate, evaluate, horizon
 from virtbalance.causes import Cause
 from virtbalance.durations import parse_duration
@@ -39,6 +35,10 @@ from virtbalance.forecast import Forecast
 from virtbalance.plan import Mode, Plan
 from virtbalance.planner import plan
 from virtbalance.policy import Policy
+from virtbalance.simulator.alerting import window_points
+from virtbalance.simulator.notifications import BALANCE_ROUTE, Cadence, Route
+from virtbalance.simulator.policies.base import PolicyPlugin, as_dict, parse_params
+from virtbalance.simulator.state import ClusterView, MigrationRecord, Move
 from virtbalance.snapshot import DomainState, HostState, Snapshot
 
 

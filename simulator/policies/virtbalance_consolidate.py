@@ -16,19 +16,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from simulator.alerting import sustained
-from simulator.policies.base import parse_params
-from simulator.policies.virtbalance import (
+from virtbalance.barriers import annotate, evaluate
+from virtbalance.plan import Mode
+from virtbalance.planner import plan
+from virtbalance.policy import Policy
+from virtbalance.simulator.alerting import sustained
+from virtbalance.simulator.policies.base import parse_params
+from virtbalance.simulator.policies.virtbalance import (
     VirtbalanceParams,
     VirtbalancePolicy,
     _freezes,
     snapshot_of,
 )
-from simulator.state import ClusterView, Move
-from virtbalance.barriers import annotate, evaluate
-from virtbalance.plan import Mode
-from virtbalance.planner import plan
-from virtbalance.policy import Policy
+from virtbalance.simulator.state import ClusterView, Move
 from virtbalance.snapshot import Snapshot
 
 

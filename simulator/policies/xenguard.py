@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from simulator.policies.base import ParamsPlugin
-from simulator.state import ClusterView, Move
+from virtbalance.simulator.policies.base import ParamsPlugin
+from virtbalance.simulator.state import ClusterView, Move
 
 # Low marks are compared after rounding so that 0.1 + 0.1 + 0.1 is 0.3, as in the thesis's log.
 _MARK_DIGITS = 9

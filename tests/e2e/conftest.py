@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 import requests
 
-from lab import Lab, cpu_share
-from lab.demo.actioner_view import ActionerReader, MigrationView, PlanView
-from lab.demo.clients import Alertmanager, Prometheus, ServiceError, format_time
-from lab.demo.stack import Stack, Timings, start, stop
 from virtbalance.chunks import ChunkMember, find_chunks
 from virtbalance.contract import ALERT_MIGRATION, ALERT_OVERLOAD, RECORD_CPU
+from virtbalance.lab import Lab, cpu_share
+from virtbalance.lab.demo.actioner_view import ActionerReader, MigrationView, PlanView
+from virtbalance.lab.demo.clients import Alertmanager, Prometheus, ServiceError, format_time
+from virtbalance.lab.demo.stack import Stack, Timings, start, stop
 
 HOST = "hv2"  # pinned ops1, the cache chunk and worker1: only moving the whole chunk relieves it
 # Dial percents (steps of 1/9 core). Measured demand runs a little above the dials (QEMU's own threads,

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from lab import Lab
-from lab.demo.actioner_view import ActionerReader
-from lab.demo.night import emptied_hosts, night_summary, watch_night
-from lab.demo.run import wait_for_metrics
-from lab.demo.stack import start, stop
-from lab.monitoring import NO_NIGHT
 from tests.lab_fixtures import spare_lab_id
 from virtbalance.contract import ALERT_UNDERUTILIZED
+from virtbalance.lab import Lab
+from virtbalance.lab.demo.actioner_view import ActionerReader
+from virtbalance.lab.demo.night import emptied_hosts, night_summary, watch_night
+from virtbalance.lab.demo.run import wait_for_metrics
+from virtbalance.lab.demo.stack import start, stop
+from virtbalance.lab.monitoring import NO_NIGHT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.lab]
 

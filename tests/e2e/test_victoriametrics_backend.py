@@ -11,10 +11,6 @@ import time
 import requests
 import yaml
 
-from actioner.snapshot_builder import prometheus_cpu
-from lab import Lab
-from lab.demo.actioner_view import ActionerReader
-from lab.demo.stack import Backend, Timings, start, stop
 from tests.e2e.conftest import (
     HOST,
     IDLE,
@@ -23,7 +19,11 @@ from tests.e2e.conftest import (
     set_loads,
     wait_for,
 )
+from virtbalance.actioner.snapshot_builder import prometheus_cpu
 from virtbalance.contract import ALERT_OVERLOAD, RECORD_CPU
+from virtbalance.lab import Lab
+from virtbalance.lab.demo.actioner_view import ActionerReader
+from virtbalance.lab.demo.stack import Backend, Timings, start, stop
 
 
 def test_vmalert_fires_and_the_actioner_moves_the_chunk_with_usage_from_victoriametrics(lab: Lab):

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import Lab
 from tests.lab_fixtures import lab_up, spare_lab_id
+from virtbalance.lab import Lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab, pytest.mark.slow]
 

@@ -22,7 +22,6 @@ import pytest
 import requests
 import yaml
 
-from lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
 from tests.integration.confirm_faults import (
     confirm_never_arrives,
     copy_of,
@@ -40,6 +39,7 @@ from tests.integration.test_actioner_lab import (
     write_config,
 )
 from tests.waiting import wait_until
+from virtbalance.lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 __all__ = ["loaded_lab"]  # the fixture, imported for use here

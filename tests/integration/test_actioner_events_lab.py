@@ -15,11 +15,11 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from actioner import event_loop
-from actioner.domain_events import DomainWatch
-from actioner.domain_reader import DomainReader
-from actioner.libvirt_hosts import DomainFacts, HostPool
 from tests.actioner_fixtures import actioner_config
+from virtbalance.actioner import event_loop
+from virtbalance.actioner.domain_events import DomainWatch
+from virtbalance.actioner.domain_reader import DomainReader
+from virtbalance.actioner.libvirt_hosts import DomainFacts, HostPool
 from virtbalance.domain_metadata import NAMESPACE, PREFIX, Placement
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]

@@ -11,9 +11,6 @@ from typing import Any
 
 import pytest
 
-from actioner.journal import MigrationRow
-from actioner.services import Services
-from lab import Lab
 from tests.integration.test_actioner_lab import (
     CHUNK,
     SOURCE,
@@ -26,6 +23,9 @@ from tests.integration.test_actioner_lab import (
     write_config,
 )
 from tests.waiting import wait_until
+from virtbalance.actioner.journal import MigrationRow
+from virtbalance.actioner.services import Services
+from virtbalance.lab import Lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

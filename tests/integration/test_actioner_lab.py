@@ -22,15 +22,15 @@ import pytest
 import requests
 import yaml
 
-from actioner.app import create_app
-from actioner.config import load_config
-from actioner.runtime import build_services
-from lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
-from lab.demo.stack import actioner_hosts
-from lab.hosts import private_bridge_commands
-from lab.state import read_state
 from tests.actioner_fixtures import payload
+from virtbalance.actioner.app import create_app
+from virtbalance.actioner.config import load_config
+from virtbalance.actioner.runtime import build_services
 from virtbalance.domain_metadata import NAMESPACE, PREFIX, Placement
+from virtbalance.lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
+from virtbalance.lab.demo.stack import actioner_hosts
+from virtbalance.lab.hosts import private_bridge_commands
+from virtbalance.lab.state import read_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from actioner.config import load_config
-from actioner.libvirt_hosts import HostPool
-from actioner.snapshot_builder import SnapshotBuilder
 from tests.actioner_fixtures import OVERLOAD_ALERT, serve_actioner
 from tests.integration.test_actioner_lab import wait_port_reusable, write_config
+from virtbalance.actioner.config import load_config
+from virtbalance.actioner.libvirt_hosts import HostPool
+from virtbalance.actioner.snapshot_builder import SnapshotBuilder
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

@@ -15,13 +15,13 @@ import pytest
 import requests
 import yaml
 
-from actioner.app import create_app
-from actioner.journal import Journal
-from actioner.metrics import Metrics
-from actioner.services import Services
-from actioner.serving import Served
 from tests.actioner_fixtures import TOKEN, RecordingQueue, actioner_config, payload
 from tests.tls_fixtures import Certs, make_certs
+from virtbalance.actioner.app import create_app
+from virtbalance.actioner.journal import Journal
+from virtbalance.actioner.metrics import Metrics
+from virtbalance.actioner.services import Services
+from virtbalance.actioner.serving import Served
 from virtbalance.cli import main as cli_main
 from virtbalance.webconfig import TLSServerConfig
 

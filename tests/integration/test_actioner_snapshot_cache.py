@@ -13,13 +13,13 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from actioner import event_loop
-from actioner.domain_events import DomainWatch
-from actioner.domain_reader import DomainReader
-from actioner.libvirt_hosts import DomainFacts, HostPool
-from actioner.snapshot_builder import SnapshotBuilder
 from tests.actioner_fixtures import actioner_config
 from virtbalance import domain_metadata
+from virtbalance.actioner import event_loop
+from virtbalance.actioner.domain_events import DomainWatch
+from virtbalance.actioner.domain_reader import DomainReader
+from virtbalance.actioner.libvirt_hosts import DomainFacts, HostPool
+from virtbalance.actioner.snapshot_builder import SnapshotBuilder
 from virtbalance.domain_metadata import Placement
 from virtbalance.snapshot import DomainState, Snapshot
 

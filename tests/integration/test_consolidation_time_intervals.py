@@ -16,12 +16,12 @@ import requests
 import yaml
 from werkzeug.serving import make_server
 
-from actioner.app import create_app
-from actioner.journal import Journal
-from actioner.metrics import Metrics
-from actioner.services import Services
 from tests.actioner_fixtures import RecordingQueue, actioner_config
 from tests.http_fixtures import serving
+from virtbalance.actioner.app import create_app
+from virtbalance.actioner.journal import Journal
+from virtbalance.actioner.metrics import Metrics
+from virtbalance.actioner.services import Services
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,10 @@ import libvirt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.jobs import JobWatch, start_event_loop
-from lab import Lab
 from tests.exporter_fixtures import inovex_series, label_names
 from tests.waiting import wait_answering
+from virtbalance.exporter.jobs import JobWatch, start_event_loop
+from virtbalance.lab import Lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

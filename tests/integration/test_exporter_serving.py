@@ -12,10 +12,6 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from exporter.collector import LibvirtCollector
-from exporter.main import build_app, make_exporter_server
-from exporter.source import LibvirtSource
-from exporter.topology import TopologyCache
 from tests.fixtures.exporter.fake_libvirt import (
     RECORDED_BRIDGES,
     FakeBridges,
@@ -24,6 +20,10 @@ from tests.fixtures.exporter.fake_libvirt import (
 )
 from tests.http_fixtures import serving
 from tests.tls_fixtures import PASSWORD, USER, Certs, make_certs, password_hash, write_web_config
+from virtbalance.exporter.collector import LibvirtCollector
+from virtbalance.exporter.main import build_app, make_exporter_server
+from virtbalance.exporter.source import LibvirtSource
+from virtbalance.exporter.topology import TopologyCache
 from virtbalance.webconfig import WebConfig, load_web_config
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 import libvirt
 import pytest
 
-from lab import Lab, LabAlreadyUp, LabError
-from lab.scenario import load_scenario
 from virtbalance.domain_metadata import NAMESPACE, Placement, parse_placement
+from virtbalance.lab import Lab, LabAlreadyUp, LabError
+from virtbalance.lab.scenario import load_scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

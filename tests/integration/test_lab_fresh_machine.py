@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.hosts import MOUNT_POINTS
-from lab.naming import LabNames, lab_id_from_env
-from lab.teardown import leftovers
+from virtbalance.lab.hosts import MOUNT_POINTS
+from virtbalance.lab.naming import LabNames, lab_id_from_env
+from virtbalance.lab.teardown import leftovers
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
@@ -40,7 +40,7 @@ domains:
 CHILD = textwrap.dedent(
     """
     import json, os, sys
-    from lab import Lab
+    from virtbalance.lab import Lab
     points, scenario, lab_id = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     report = {"before": {p: os.path.exists(p) for p in points}}
     lab = Lab.up(scenario, lab_id=lab_id)

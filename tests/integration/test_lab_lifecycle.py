@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from lab import Lab, LabNotUp, cpu_share
-from lab.api import live_owner
-from lab.naming import LabNames, lab_id_from_env
-from lab.system import start_time
-from lab.teardown import leftovers, namespace_pids
 from virtbalance.cli import main
+from virtbalance.lab import Lab, LabNotUp, cpu_share
+from virtbalance.lab.api import live_owner
+from virtbalance.lab.naming import LabNames, lab_id_from_env
+from virtbalance.lab.system import start_time
+from virtbalance.lab.teardown import leftovers, namespace_pids
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

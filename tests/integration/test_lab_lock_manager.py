@@ -18,12 +18,6 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from lab import Lab
-from lab.domain_xml import domain_xml
-from lab.hosts import LOCKSPACE_DIR
-from lab.scenario import DomainSpec
-from lab.system import find_tool
-from lab.teardown import namespace_pids
 from tests.integration.confirm_faults import (
     confirm_never_arrives,
     copy_of,
@@ -31,6 +25,12 @@ from tests.integration.confirm_faults import (
     reset_connections,
 )
 from tests.waiting import wait_until
+from virtbalance.lab import Lab
+from virtbalance.lab.domain_xml import domain_xml
+from virtbalance.lab.hosts import LOCKSPACE_DIR
+from virtbalance.lab.scenario import DomainSpec
+from virtbalance.lab.system import find_tool
+from virtbalance.lab.teardown import namespace_pids
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import requests
 
-from lab import Lab
 from tests.waiting import wait_until
+from virtbalance.lab import Lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

@@ -9,10 +9,10 @@ import socket
 import libvirt
 import pytest
 
-from lab import Lab, LabError
-from lab.ghosts import status_dir
-from lab.naming import LIBVIRT_TCP_PORT
-from lab.state import read_state
+from virtbalance.lab import Lab, LabError
+from virtbalance.lab.ghosts import status_dir
+from virtbalance.lab.naming import LIBVIRT_TCP_PORT
+from virtbalance.lab.state import read_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

@@ -7,8 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from lab import Lab, diskwriter
-from lab.dial import read_log
 from tests.integration.test_local_storage_lab import (
     CHUNK,
     DESTINATION,
@@ -18,6 +16,8 @@ from tests.integration.test_local_storage_lab import (
     wait_for_acks,
 )
 from tests.lab_fixtures import lab_up, spare_lab_id
+from virtbalance.lab import Lab, diskwriter
+from virtbalance.lab.dial import read_log
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

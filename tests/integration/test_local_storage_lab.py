@@ -10,11 +10,11 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from lab import Lab, diskwriter
-from lab.dial import read_log
-from lab.hosts import IMAGE_DIR
 from tests.integration.test_actioner_lab import TOKEN, run_app, write_config
 from tests.lab_fixtures import lab_up, spare_lab_id
+from virtbalance.lab import Lab, diskwriter
+from virtbalance.lab.dial import read_log
+from virtbalance.lab.hosts import IMAGE_DIR
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from lab.monitoring import (
+from tests.integration.load_fixture import Schedule, phases, serve
+from tests.integration.test_actioner_lab import free_port
+from virtbalance.durations import parse_duration
+from virtbalance.lab.monitoring import (
     prometheus_config,
     victoriametrics_args,
     victoriametrics_scrape_config,
     vmalert_args,
 )
-from tests.integration.load_fixture import Schedule, phases, serve
-from tests.integration.test_actioner_lab import free_port
-from virtbalance.durations import parse_duration
 from virtbalance.mixin import rulefile
 from virtbalance.mixin.config import Config
 from virtbalance.policy import Policy

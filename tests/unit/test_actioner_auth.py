@@ -8,12 +8,12 @@ import sqlite3
 
 import pytest
 
-from actioner.app import create_app
-from actioner.auth import RequestAuth, bearer_matches
-from actioner.config import parse_config
-from actioner.main import main
 from tests.actioner_fixtures import TOKEN, payload
 from tests.tls_fixtures import PASSWORD, USER, password_hash
+from virtbalance.actioner.app import create_app
+from virtbalance.actioner.auth import RequestAuth, bearer_matches
+from virtbalance.actioner.config import parse_config
+from virtbalance.actioner.main import main
 from virtbalance.basic_auth import BasicAuth
 from virtbalance.errors import ConfigError
 

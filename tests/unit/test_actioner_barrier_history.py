@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actioner import journal as jr
-from actioner.barrier_history import barrier_history
-from actioner.journal import Journal
 from virtbalance import barriers
+from virtbalance.actioner import journal as jr
+from virtbalance.actioner.barrier_history import barrier_history
+from virtbalance.actioner.journal import Journal
 from virtbalance.policy import Policy
 
 HOSTS = ("hv1", "hv2", "hv3")

@@ -8,9 +8,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import yaml
 
-from actioner import cli
-from actioner.journal import AlertKey, Journal
 from tests.http_fixtures import serving
+from virtbalance.actioner import cli
+from virtbalance.actioner.journal import AlertKey, Journal
 from virtbalance.cli import main
 from virtbalance.snapshot import DomainState, HostState, Snapshot
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from actioner.config import load_config, parse_config, positive_size
-from actioner.main import main
+from virtbalance.actioner.config import load_config, parse_config, positive_size
+from virtbalance.actioner.main import main
 from virtbalance.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

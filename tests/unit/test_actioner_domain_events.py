@@ -8,12 +8,12 @@ import threading
 import libvirt
 import pytest
 
-from actioner.domain_events import WATCHED_EVENTS, DomainWatch
-from actioner.domain_reader import DefinitionCache, DomainReader
-from actioner.event_loop import HEARTBEAT_SECONDS, STALE_AFTER_SECONDS, EventLoop
-from actioner.libvirt_hosts import HostPool
 from tests.actioner_fixtures import actioner_config
 from tests.unit.test_actioner_domain_reader import Conn, Dom, xml
+from virtbalance.actioner.domain_events import WATCHED_EVENTS, DomainWatch
+from virtbalance.actioner.domain_reader import DefinitionCache, DomainReader
+from virtbalance.actioner.event_loop import HEARTBEAT_SECONDS, STALE_AFTER_SECONDS, EventLoop
+from virtbalance.actioner.libvirt_hosts import HostPool
 from virtbalance.domain_metadata import Placement
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import libvirt
 import pytest
 
-from actioner.domain_reader import BULK_STATS, DefinitionCache, DomainReader
-from actioner.libvirt_hosts import HostPool
 from tests.actioner_fixtures import actioner_config
 from virtbalance import domain_metadata
+from virtbalance.actioner.domain_reader import BULK_STATS, DefinitionCache, DomainReader
+from virtbalance.actioner.libvirt_hosts import HostPool
 from virtbalance.domain_metadata import Placement
 
 

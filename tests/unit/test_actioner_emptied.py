@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from actioner import journal as jr
-from actioner.emptied import EmptiedHosts
-from actioner.journal import Journal
-from actioner.metrics import Metrics
+from virtbalance.actioner import journal as jr
+from virtbalance.actioner.emptied import EmptiedHosts
+from virtbalance.actioner.journal import Journal
+from virtbalance.actioner.metrics import Metrics
 from virtbalance.plan import Migration, Mode, Plan
 from virtbalance.snapshot import DomainState, HostState, Snapshot
 

@@ -10,16 +10,16 @@ from types import SimpleNamespace
 import libvirt
 import pytest
 
-from actioner import journal as jr
-from actioner.executor import Executor, MoveResult, Refusal, SkipKind, StepState
-from actioner.journal import AlertKey, Journal
-from actioner.libvirt_hosts import DomainFacts
-from actioner.metrics import Metrics
-from actioner.reconcile import recheck, reconcile
-from actioner.silences import Matcher, Silence, SilenceError
-from actioner.snapshot_builder import ClusterView, SnapshotError
-from actioner.worker import STALE_REPLANS, Worker
 from tests.actioner_fixtures import actioner_config
+from virtbalance.actioner import journal as jr
+from virtbalance.actioner.executor import Executor, MoveResult, Refusal, SkipKind, StepState
+from virtbalance.actioner.journal import AlertKey, Journal
+from virtbalance.actioner.libvirt_hosts import DomainFacts
+from virtbalance.actioner.metrics import Metrics
+from virtbalance.actioner.reconcile import recheck, reconcile
+from virtbalance.actioner.silences import Matcher, Silence, SilenceError
+from virtbalance.actioner.snapshot_builder import ClusterView, SnapshotError
+from virtbalance.actioner.worker import STALE_REPLANS, Worker
 from virtbalance.domain_metadata import Placement
 from virtbalance.plan import Migration, Mode, Plan
 from virtbalance.snapshot import DomainState, HostState, Snapshot

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from actioner.journal import Journal
+from virtbalance.actioner.journal import Journal
 
 
 def a_migration(journal: Journal) -> int:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from actioner.libvirt_hosts import DomainFacts, HostPool
 from tests.actioner_fixtures import actioner_config
+from virtbalance.actioner.libvirt_hosts import DomainFacts, HostPool
 from virtbalance.domain_metadata import Placement
 
 

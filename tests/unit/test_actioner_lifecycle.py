@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from actioner.config import STOP_GRACE
-from actioner.journal import JournalLock, JournalLockedError
+from virtbalance.actioner.config import STOP_GRACE
+from virtbalance.actioner.journal import JournalLock, JournalLockedError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,7 +50,15 @@ def test_a_second_actioner_process_exits_at_once_with_the_reason(tmp_path):
     try:
         result = subprocess.run(
             # -X importtime lists every module the process imported, on stderr
-            [sys.executable, "-X", "importtime", "-m", "actioner.main", "--config", str(config)],
+            [
+                sys.executable,
+                "-X",
+                "importtime",
+                "-m",
+                "virtbalance.actioner.main",
+                "--config",
+                str(config),
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -63,8 +71,8 @@ def test_a_second_actioner_process_exits_at_once_with_the_reason(tmp_path):
     assert str(journal) in result.stderr
     # "at once": refused before the web stack, libvirt and the planner were even imported
     imported = set(re.findall(r"^import time:.*\|\s*(\S+)$", result.stderr, re.MULTILINE))
-    assert "actioner.config" in imported and "actioner.journal" in imported
-    assert not imported & {"flask", "libvirt", "actioner.serve", "virtbalance.planner"}
+    assert "virtbalance.actioner.config" in imported and "virtbalance.actioner.journal" in imported
+    assert not imported & {"flask", "libvirt", "virtbalance.actioner.serve", "virtbalance.planner"}
 
 
 def test_the_stop_grace_fits_inside_the_units_stop_timeout():

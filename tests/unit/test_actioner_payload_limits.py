@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actioner.payload_limits import MAX_DEPTH, MAX_NUMBER_CHARS, BodyError, decode_body
 from tests.actioner_fixtures import PAYLOAD_FIELDS, PAYLOAD_WORDS, TOKEN, payload
+from virtbalance.actioner.payload_limits import MAX_DEPTH, MAX_NUMBER_CHARS, BodyError, decode_body
 
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 

@@ -10,9 +10,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from actioner.snapshot_builder import prometheus_cpu
 from tests.http_fixtures import serving
 from virtbalance import contract as c
+from virtbalance.actioner.snapshot_builder import prometheus_cpu
 
 EVALUATED_AT = 1796150000.5
 

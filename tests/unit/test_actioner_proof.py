@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actioner.proof import Action, Copy, Unanswered, judge
+from virtbalance.actioner.proof import Action, Copy, Unanswered, judge
 
 RUNNING = Copy(active=True, persistent=True, state=libvirt.VIR_DOMAIN_RUNNING, reason=1, job=False)
 SOURCE_PAUSED = Copy(

@@ -9,13 +9,13 @@ from types import SimpleNamespace
 import libvirt
 import pytest
 
-from actioner.executor import Executor
-from actioner.journal import Journal
-from actioner.libvirt_hosts import HostUnreachableError
-from actioner.metrics import Metrics
-from actioner.proof import Action
-from actioner.resolver import Resolver
 from tests.actioner_fixtures import actioner_config
+from virtbalance.actioner.executor import Executor
+from virtbalance.actioner.journal import Journal
+from virtbalance.actioner.libvirt_hosts import HostUnreachableError
+from virtbalance.actioner.metrics import Metrics
+from virtbalance.actioner.proof import Action
+from virtbalance.actioner.resolver import Resolver
 
 PAUSED_BY_MIGRATION = (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_MIGRATION)
 RUNNING = (libvirt.VIR_DOMAIN_RUNNING, 1)
@@ -281,7 +281,7 @@ def test_a_job_that_outlives_the_migration_timeout_is_journaled_ambiguous(journa
     pool.config.execution = SimpleNamespace(migration_timeout=60.0)
     resolver = Resolver(pool, journal)
     now = [1000.0]
-    monkeypatch.setattr("actioner.resolver.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("virtbalance.actioner.resolver.time.monotonic", lambda: now[0])
     resolver.recheck()
     assert journal.ambiguous_domains() == {}  # a job may be a migration finishing: not yet
     now[0] += 61
@@ -304,7 +304,7 @@ def test_a_dead_migrations_receiving_shell_is_destroyed_once_its_job_outlives_th
     pool.config.execution = SimpleNamespace(migration_timeout=60.0)
     resolver = Resolver(pool, journal)
     now = [1000.0]
-    monkeypatch.setattr("actioner.resolver.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("virtbalance.actioner.resolver.time.monotonic", lambda: now[0])
     (first,) = resolver.recheck()
     assert first.verdict.action is Action.IN_FLIGHT and shell.calls == []
     now[0] += 61
@@ -320,7 +320,7 @@ def test_a_stale_shell_is_left_alone_while_a_host_does_not_answer(journal, monke
     pool.config.execution = SimpleNamespace(migration_timeout=60.0)
     resolver = Resolver(pool, journal)
     now = [1000.0]
-    monkeypatch.setattr("actioner.resolver.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("virtbalance.actioner.resolver.time.monotonic", lambda: now[0])
     resolver.recheck()
     now[0] += 61
     resolver.recheck()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from actioner.silences import Matcher, Silence, forbidden_pairs, freezing, parse_silences
+from virtbalance.actioner.silences import (
+    Matcher,
+    Silence,
+    forbidden_pairs,
+    freezing,
+    parse_silences,
+)
 from virtbalance.plan import Migration
 
 WEB = Migration("web1", "hv1", "hv2", "lan11+lan12", "relieve hv1")

@@ -7,9 +7,9 @@ import threading
 import libvirt
 import pytest
 
-from actioner.libvirt_hosts import DomainFacts, HostUnreachableError
-from actioner.snapshot_builder import SnapshotBuilder, SnapshotError
 from tests.actioner_fixtures import actioner_config
+from virtbalance.actioner.libvirt_hosts import DomainFacts, HostUnreachableError
+from virtbalance.actioner.snapshot_builder import SnapshotBuilder, SnapshotError
 from virtbalance.domain_metadata import Placement
 
 MiB = 1024 * 1024

@@ -1,4 +1,4 @@
-"""actioner.storage: which disks a move copies, their images on the destination, cleanup (fake libvirt)."""
+"""virtbalance.actioner.storage: which disks a move copies, their images on the destination, cleanup (fake libvirt)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from typing import Any
 import libvirt
 import pytest
 
-from actioner.executor import Executor, MoveResult, _completed_disk_copy
-from actioner.journal import Journal
-from actioner.metrics import Metrics
-from actioner.storage import (
+from tests.actioner_fixtures import actioner_config
+from virtbalance.actioner.executor import Executor, MoveResult, _completed_disk_copy
+from virtbalance.actioner.journal import Journal
+from virtbalance.actioner.metrics import Metrics
+from virtbalance.actioner.storage import (
     DiskCopy,
     LocalDisk,
     StorageError,
@@ -24,7 +25,6 @@ from actioner.storage import (
     storage_timeout,
     volume_xml,
 )
-from tests.actioner_fixtures import actioner_config
 
 DOMAIN_XML = """<domain type='qemu'><name>store1</name><devices>
   <disk type='file' device='disk'><driver name='qemu' type='raw'/>

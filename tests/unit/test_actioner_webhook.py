@@ -10,9 +10,9 @@ import threading
 
 import pytest
 
-from actioner.config import WebhookConfig
-from actioner.webhook import mode_of
 from tests.actioner_fixtures import TOKEN, payload
+from virtbalance.actioner.config import WebhookConfig
+from virtbalance.actioner.webhook import mode_of
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lab.api import LabHost
-from lab.demo.stack import actioner_hosts
+from virtbalance.lab.api import LabHost
+from virtbalance.lab.demo.stack import actioner_hosts
 
 HOSTS = [
     LabHost("hv1", "198.18.0.1", "qemu+tcp://198.18.0.1/system", "tcp://198.18.0.1", 2.0, 4 << 30),

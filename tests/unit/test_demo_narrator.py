@@ -6,8 +6,9 @@ import io
 
 import pytest
 
-from lab.demo.actioner_view import ActionerReader, PlanView, parse_plan
-from lab.demo.clients import (
+from tests.fixtures.exporter.fake_libvirt import FakeClock
+from virtbalance.lab.demo.actioner_view import ActionerReader, PlanView, parse_plan
+from virtbalance.lab.demo.clients import (
     Alertmanager,
     NotifiedAlert,
     Prometheus,
@@ -15,8 +16,7 @@ from lab.demo.clients import (
     ServiceError,
     parse_time,
 )
-from lab.demo.narrator import HostFigures, Narrator, bar, summary
-from tests.fixtures.exporter.fake_libvirt import FakeClock
+from virtbalance.lab.demo.narrator import HostFigures, Narrator, bar, summary
 
 HOSTS = ["hv1", "hv2", "hv3"]
 T0 = 1_000_000.0

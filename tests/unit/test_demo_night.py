@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lab.demo.actioner_view import MigrationView, PlanView
-from lab.demo.night import NightStory, night_summary
+from virtbalance.lab.demo.actioner_view import MigrationView, PlanView
+from virtbalance.lab.demo.night import NightStory, night_summary
 
 
 def migration(domain: str, source: str, destination: str, finished: float) -> MigrationView:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lab.demo.overload import choose_overload, script_for
-from lab.scenario import MAX_TOTAL_LOAD_PERCENT, load_scenario
+from virtbalance.lab.demo.overload import choose_overload, script_for
+from virtbalance.lab.scenario import MAX_TOTAL_LOAD_PERCENT, load_scenario
 
 CHUNKS = {
     "hv1": {"lan1": ["a1", "a2"], "lan2": ["b1", "b2", "b3"], "domain:x": ["x"]},

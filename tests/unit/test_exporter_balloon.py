@@ -8,9 +8,6 @@ import libvirt
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.balloon import DEFAULT_RECHECK_SECONDS
-from exporter.procfs import PAGE_KIB, QemuProcesses, is_local_system_uri
-from exporter.source import BALLOON_GROUP
 from tests.exporter_fixtures import fake_collector, registry_of
 from tests.fixtures.exporter.fake_libvirt import (
     FakeClock,
@@ -18,6 +15,9 @@ from tests.fixtures.exporter.fake_libvirt import (
     libvirt_error,
     recorded_host,
 )
+from virtbalance.exporter.balloon import DEFAULT_RECHECK_SECONDS
+from virtbalance.exporter.procfs import PAGE_KIB, QemuProcesses, is_local_system_uri
+from virtbalance.exporter.source import BALLOON_GROUP
 
 A = {"domain": "vbexp-a", "uuid": "b7fbb86e-17a3-5ed4-bcf5-91e9a585a1d3"}
 KIB = 1024

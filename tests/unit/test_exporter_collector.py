@@ -9,9 +9,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.samples import Sample
 
-from exporter.collector import CapacityOverride
-from exporter.config import parse_config
-from exporter.source import DIRTYRATE_GROUP, STATS_GROUPS
 from tests.exporter_fixtures import fake_collector, registry_of
 from tests.fixtures.exporter.fake_libvirt import (
     RECORDED_BRIDGES,
@@ -19,6 +16,9 @@ from tests.fixtures.exporter.fake_libvirt import (
     FakeConnection,
     recorded_host,
 )
+from virtbalance.exporter.collector import CapacityOverride
+from virtbalance.exporter.config import parse_config
+from virtbalance.exporter.source import DIRTYRATE_GROUP, STATS_GROUPS
 
 UUID_A = "b7fbb86e-17a3-5ed4-bcf5-91e9a585a1d3"
 A = {"domain": "vbexp-a", "uuid": UUID_A}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.config import parse_config
-from exporter.main import main
 from virtbalance.errors import ConfigError
+from virtbalance.exporter.config import parse_config
+from virtbalance.exporter.main import main
 
 
 def test_defaults_match_the_go_exporters_except_the_port():

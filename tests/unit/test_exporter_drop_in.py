@@ -7,13 +7,13 @@ import subprocess
 
 import libvirt
 
-from exporter.exposition import render
 from tests.exporter_fixtures import fake_collector, inovex_series, label_names
 from tests.fixtures.exporter.fake_libvirt import (
     FakeConnection,
     FakePool,
     recorded_host,
 )
+from virtbalance.exporter.exposition import render
 
 # What a guest with a virtio balloon driver adds to the bulk stats (libvirt's documented keys);
 # the recorded guests run a boot sector and have none.

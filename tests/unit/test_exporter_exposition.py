@@ -8,7 +8,8 @@ import string
 
 import pytest
 
-from exporter.exposition import (
+from tests.exporter_fixtures import reference_text
+from virtbalance.exporter.exposition import (
     Family,
     LabelSet,
     counter,
@@ -17,8 +18,7 @@ from exporter.exposition import (
     render,
     value_texts,
 )
-from exporter.rendering import Renderer
-from tests.exporter_fixtures import reference_text
+from virtbalance.exporter.rendering import Renderer
 
 # Label values: quotes, backslashes, newlines, spaces, non-ASCII (no lone surrogates: those are
 # not UTF-8, and generate_latest fails on them where the renderer writes U+FFFD).

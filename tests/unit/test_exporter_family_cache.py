@@ -12,19 +12,19 @@ import libvirt
 import pytest
 from prometheus_client import generate_latest
 
-from exporter.domain_families import DomainFamilies
-from exporter.exposition import render
-from exporter.labels import LabelCache
-from exporter.main import build_app
-from exporter.rendering import Renderer
-from exporter.source import DomainRecord, LibvirtSource
-from exporter.topology import TopologyCache
 from tests.exporter_fixtures import fake_collector, reference_text, registry_of
 from tests.fixtures.exporter.fake_libvirt import (
     FakeClock,
     FakeConnection,
     recorded_host,
 )
+from virtbalance.exporter.domain_families import DomainFamilies
+from virtbalance.exporter.exposition import render
+from virtbalance.exporter.labels import LabelCache
+from virtbalance.exporter.main import build_app
+from virtbalance.exporter.rendering import Renderer
+from virtbalance.exporter.source import DomainRecord, LibvirtSource
+from virtbalance.exporter.topology import TopologyCache
 
 # Label values no exporter should choke on: quotes, backslashes, newlines, %, non-ASCII.
 HOSTILE = ('vm "quoted"', "back\\slash", "new\nline", "100%d %s", "é漢😀", "")

@@ -10,9 +10,6 @@ import libvirt
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.collector import LibvirtCollector
-from exporter.main import build_app
-from exporter.source import STAGES
 from tests.exporter_fixtures import fake_collector, registry_of
 from tests.fixtures.exporter.fake_libvirt import (
     FakeClock,
@@ -20,6 +17,9 @@ from tests.fixtures.exporter.fake_libvirt import (
     libvirt_error,
     recorded_host,
 )
+from virtbalance.exporter.collector import LibvirtCollector
+from virtbalance.exporter.main import build_app
+from virtbalance.exporter.source import STAGES
 
 UUID_A = "b7fbb86e-17a3-5ed4-bcf5-91e9a585a1d3"
 A = {"domain": "vbexp-a", "uuid": UUID_A}

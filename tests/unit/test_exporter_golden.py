@@ -11,15 +11,15 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collector import LibvirtCollector
-from exporter.exposition import gauge, render
-from exporter.main import build_app
 from tests.exporter_fixtures import fake_collector, registry_of
 from tests.fixtures.exporter.fake_libvirt import (
     FIXTURES,
     FakeConnection,
     recorded_host,
 )
+from virtbalance.exporter.collector import LibvirtCollector
+from virtbalance.exporter.exposition import gauge, render
+from virtbalance.exporter.main import build_app
 
 GOLDEN = FIXTURES / "golden.prom"
 

@@ -8,10 +8,6 @@ from xml.sax.saxutils import quoteattr
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collector import LibvirtCollector
-from exporter.main import build_app
-from exporter.source import LibvirtSource
-from exporter.topology import TopologyCache
 from tests.fixtures.exporter.fake_libvirt import (
     RECORDED_BRIDGES,
     FakeBridges,
@@ -19,6 +15,10 @@ from tests.fixtures.exporter.fake_libvirt import (
     FakeConnection,
     recorded_host,
 )
+from virtbalance.exporter.collector import LibvirtCollector
+from virtbalance.exporter.main import build_app
+from virtbalance.exporter.source import LibvirtSource
+from virtbalance.exporter.topology import TopologyCache
 
 # Quotes, backslashes, a newline, a brace, a hash and an undecodable byte (as Python holds it).
 HOSTILE = 'we"ird\\na\nme}# \udcff end'

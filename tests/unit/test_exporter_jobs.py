@@ -6,10 +6,6 @@ import libvirt
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.collector import LibvirtCollector
-from exporter.jobs import JobWatch
-from exporter.source import LibvirtSource
-from exporter.topology import TopologyCache
 from tests.fixtures.exporter.fake_libvirt import (
     RECORDED_BRIDGES,
     FakeBridges,
@@ -19,6 +15,10 @@ from tests.fixtures.exporter.fake_libvirt import (
     libvirt_error,
     recorded_host,
 )
+from virtbalance.exporter.collector import LibvirtCollector
+from virtbalance.exporter.jobs import JobWatch
+from virtbalance.exporter.source import LibvirtSource
+from virtbalance.exporter.topology import TopologyCache
 
 SWEEP = 60.0  # --libvirt.job-sweep-interval: event-driven checks
 UUID_A = "b7fbb86e-17a3-5ed4-bcf5-91e9a585a1d3"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.exposition import LabelSet
-from exporter.labels import LabelCache
-from exporter.topology import parse_topology
+from virtbalance.exporter.exposition import LabelSet
+from virtbalance.exporter.labels import LabelCache
+from virtbalance.exporter.topology import parse_topology
 
 XML = """<domain type='qemu'><name>a</name><devices>
 <interface type='bridge'><source bridge='{bridge}'/><target dev='vnet1'/></interface>

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.bridges import SysfsBridgeInspector
-from exporter.topology import (
+from virtbalance.domain_metadata import Placement
+from virtbalance.exporter.bridges import SysfsBridgeInspector
+from virtbalance.exporter.topology import (
     Disk,
     GuestOS,
     Interface,
@@ -15,7 +16,6 @@ from exporter.topology import (
     TopologyError,
     parse_topology,
 )
-from virtbalance.domain_metadata import Placement
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "exporter"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
 from tests.http_fixtures import serving
+from virtbalance.lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 

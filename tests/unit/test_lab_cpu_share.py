@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import cpu_share
-from lab.naming import LabNames
+from virtbalance.lab import cpu_share
+from virtbalance.lab.naming import LabNames
 
 pytestmark = pytest.mark.unit
 

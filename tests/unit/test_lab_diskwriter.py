@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import diskwriter
-from lab.image import build_writer_sector, write_writer_image
+from virtbalance.lab import diskwriter
+from virtbalance.lab.image import build_writer_sector, write_writer_image
 
 
 def put(image: Path, value: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.ghosts import ghost_names, qemu_guest, remove_status
+from virtbalance.lab.ghosts import ghost_names, qemu_guest, remove_status
 
 STARTED = "<domstatus state='running' reason='migrated' pid='4242'>\n  <domain type='kvm'/>\n</domstatus>\n"
 NEVER_STARTED = (

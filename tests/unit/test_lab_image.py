@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.image import BOOT_SIGNATURE, GUEST_SOURCE, WRITER_SOURCE, assemble
+from virtbalance.lab.image import BOOT_SIGNATURE, GUEST_SOURCE, WRITER_SOURCE, assemble
 
 
 @pytest.mark.parametrize("source", [GUEST_SOURCE, WRITER_SOURCE], ids=["load dial", "disk writer"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from lab.monitoring import (
+from virtbalance.lab.monitoring import (
     NO_NIGHT,
     SCRAPE_JOB,
     alertmanager_config,

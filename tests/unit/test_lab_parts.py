@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab import dial
-from lab.domain_xml import domain_xml
-from lab.monitoring import alertmanager_config, prometheus_config
-from lab.naming import LabNames, check_lab_id, lab_id_from_env
-from lab.scenario import DomainSpec
+from virtbalance.lab import dial
+from virtbalance.lab.domain_xml import domain_xml
+from virtbalance.lab.monitoring import alertmanager_config, prometheus_config
+from virtbalance.lab.naming import LabNames, check_lab_id, lab_id_from_env
+from virtbalance.lab.scenario import DomainSpec
 from virtbalance.sizes import format_size, parse_size
 
 

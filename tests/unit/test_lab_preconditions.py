@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-import lab.api
-import lab.naming
-import lab.preconditions
-import lab.system
-from lab import Lab, LabError, LabNotUp
-from lab.hosts import MOUNT_POINTS, PRIVATE_DIRS, RUN_DIR
+import virtbalance.lab.api
+import virtbalance.lab.naming
+import virtbalance.lab.preconditions
+import virtbalance.lab.system
 from virtbalance.cli import main
 from virtbalance.errors import ValidationError
+from virtbalance.lab import Lab, LabError, LabNotUp
+from virtbalance.lab.hosts import MOUNT_POINTS, PRIVATE_DIRS, RUN_DIR
 
 
 def test_not_root_says_so_and_how(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,9 +24,11 @@ def test_not_root_says_so_and_how(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_missing_package_names_it_and_the_bootstrap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 0)
-    real = lab.system.find_tool
+    real = virtbalance.lab.system.find_tool
     monkeypatch.setattr(
-        lab.system, "find_tool", lambda name: None if name in {"nasm", "libvirtd"} else real(name)
+        virtbalance.lab.system,
+        "find_tool",
+        lambda name: None if name in {"nasm", "libvirtd"} else real(name),
     )
     with pytest.raises(LabError) as caught:
         Lab.up("default", lab_id=9)
@@ -43,7 +45,7 @@ def test_a_bad_scenario_fails_before_the_root_check(
     def must_not_run(*_: object) -> None:
         raise AssertionError("nothing may be checked or started for a bad scenario")
 
-    monkeypatch.setattr(lab.api, "prepare_machine", must_not_run)
+    monkeypatch.setattr(virtbalance.lab.api, "prepare_machine", must_not_run)
     bad = tmp_path / "bad.yaml"
     bad.write_text("hosts: [{name: hv1, cpus: 1, memory: 1GiB, disks: 2}]\n")
     with pytest.raises(ValidationError, match=r"hosts\[0\]\.disks \(line 1\): unknown key 'disks'"):
@@ -53,7 +55,7 @@ def test_a_bad_scenario_fails_before_the_root_check(
 def test_attach_without_a_lab_says_how_to_start_one(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(lab.naming, "STATE_ROOT", tmp_path)
+    monkeypatch.setattr(virtbalance.lab.naming, "STATE_ROOT", tmp_path)
     with pytest.raises(LabNotUp, match="virtbalance lab up --lab-id 7"):
         Lab.attach(7)
 
@@ -82,12 +84,14 @@ def test_every_unmet_precondition_is_listed_at_once_with_its_fix(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 0)
-    monkeypatch.setattr(lab.system, "find_tool", lambda name: None if name == "nasm" else name)
-    monkeypatch.setattr(lab.preconditions.grp, "getgrnam", _no_account)
-    monkeypatch.setattr(lab.preconditions.pwd, "getpwnam", _no_account)
-    monkeypatch.setattr(lab.preconditions, "TUN_DEVICE", tmp_path / "net" / "tun")
+    monkeypatch.setattr(
+        virtbalance.lab.system, "find_tool", lambda name: None if name == "nasm" else name
+    )
+    monkeypatch.setattr(virtbalance.lab.preconditions.grp, "getgrnam", _no_account)
+    monkeypatch.setattr(virtbalance.lab.preconditions.pwd, "getpwnam", _no_account)
+    monkeypatch.setattr(virtbalance.lab.preconditions, "TUN_DEVICE", tmp_path / "net" / "tun")
     with pytest.raises(LabError) as caught:
-        lab.preconditions.prepare_machine({"nasm": "nasm", "ip": "iproute2"})
+        virtbalance.lab.preconditions.prepare_machine({"nasm": "nasm", "ip": "iproute2"})
     message = str(caught.value)
     assert "4 problems" in message
     assert "(1) nasm is missing (package nasm) (fix: run scripts/bootstrap" in message
@@ -99,16 +103,16 @@ def test_every_unmet_precondition_is_listed_at_once_with_its_fix(
 
 def test_mount_points_are_made_where_no_package_made_them(tmp_path: Path) -> None:
     points = (str(tmp_path / "var/lib/libvirt"), str(tmp_path / "run/libvirt"))
-    assert lab.preconditions.make_mount_points(points) == []
+    assert virtbalance.lab.preconditions.make_mount_points(points) == []
     assert all(Path(p).is_dir() for p in points)
     # made again: nothing to do, nothing wrong
-    assert lab.preconditions.make_mount_points(points) == []
+    assert virtbalance.lab.preconditions.make_mount_points(points) == []
 
 
 def test_a_mount_point_that_cannot_be_made_is_named(tmp_path: Path) -> None:
     (tmp_path / "var").write_text("a file where a directory must be")
     (tmp_path / "log").write_text("")
-    problems = lab.preconditions.make_mount_points(
+    problems = virtbalance.lab.preconditions.make_mount_points(
         (str(tmp_path / "var/lib/libvirt"), str(tmp_path / "log"))
     )
     assert [p.what.split(":")[0] for p in problems] == [

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.rules import POLICY_FILE, RULE_FILE, write_lab_files
 from virtbalance.errors import ConfigError
+from virtbalance.lab.rules import POLICY_FILE, RULE_FILE, write_lab_files
 from virtbalance.policy import Policy
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.scenario import load_scenario, parse_scenario, shipped_scenarios
 from virtbalance.chunks import ChunkMember, find_chunks
 from virtbalance.errors import ValidationError
+from virtbalance.lab.scenario import load_scenario, parse_scenario, shipped_scenarios
 
 GOOD = """\
 name: tiny

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from simulator.config import TraceSpec
 from virtbalance.reader import DURATION, SIZE, UNIT, read_section
+from virtbalance.simulator.config import TraceSpec
 
 
 @dataclass(frozen=True)

@@ -242,7 +242,7 @@ def test_command_bad_policy_raises_a_validation_error(tmp_path):
 
 def test_exporter_job_matches_the_scrape_configs(repo_root):
     # The `up`-based alerts only see exporters scraped under the policy's job name.
-    from lab.monitoring import SCRAPE_JOB  # noqa: PLC0415
+    from virtbalance.lab.monitoring import SCRAPE_JOB  # noqa: PLC0415
 
     assert profile_policy("lab").exporter_job == SCRAPE_JOB
     example = yaml.safe_load((repo_root / "deploy" / "prometheus.yml").read_text(encoding="utf-8"))

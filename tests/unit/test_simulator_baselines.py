@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from simulator.policies.drs import DrsParams, DrsPolicy
-from simulator.policies.livemigrationspec import LiveMigrationSpecParams, LiveMigrationSpecPolicy
-from simulator.policies.mcollective import McollectiveParams, McollectivePolicy
-from simulator.state import ClusterView, Move
 from tests.simulator_fixtures import cluster_view
+from virtbalance.simulator.policies.drs import DrsParams, DrsPolicy
+from virtbalance.simulator.policies.livemigrationspec import (
+    LiveMigrationSpecParams,
+    LiveMigrationSpecPolicy,
+)
+from virtbalance.simulator.policies.mcollective import McollectiveParams, McollectivePolicy
+from virtbalance.simulator.state import ClusterView, Move
 
 GIB = 1024**3
 

@@ -6,15 +6,15 @@ from collections import deque
 
 import pytest
 
-from simulator.alerting import chronically_hot, share_above
-from simulator.cluster import Cluster
-from simulator.engine import replay
-from simulator.migration import CostModel
-from simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy
-from simulator.traces import GIB, synthetic
 from tests.simulator_fixtures import uniform_cluster
 from virtbalance.causes import Cause
 from virtbalance.policy import Policy
+from virtbalance.simulator.alerting import chronically_hot, share_above
+from virtbalance.simulator.cluster import Cluster
+from virtbalance.simulator.engine import replay
+from virtbalance.simulator.migration import CostModel
+from virtbalance.simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy
+from virtbalance.simulator.traces import GIB, synthetic
 
 STEP = 300.0
 POLICY = Policy()  # cpu_high 75%, cpu_target 65%, hot_share 25% of hot_window 1h, hot_for 5m

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator.config import parse_simulation
 from virtbalance.cli import main
 from virtbalance.errors import ValidationError
+from virtbalance.simulator.config import parse_simulation
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "traces"
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from simulator import cloudsim
-from simulator.power import ML110_G4, ML110_G5
-from simulator.traces import load_planetlab
 from virtbalance.cli import main
+from virtbalance.simulator import cloudsim
+from virtbalance.simulator.power import ML110_G4, ML110_G5
+from virtbalance.simulator.traces import load_planetlab
 
 TRACES = Path(
     os.environ.get("VIRTBALANCE_TRACES", Path(__file__).resolve().parents[3] / "shared" / "traces")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from simulator.policies import build_plugins
-from simulator.state import ClusterView
-from simulator.traces import GIB
 from tests.simulator_fixtures import cluster_view
 from virtbalance.policy import Policy
+from virtbalance.simulator.policies import build_plugins
+from virtbalance.simulator.state import ClusterView
+from virtbalance.simulator.traces import GIB
 
 HOSTS = ("h0", "h1", "h2")
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.cluster import Cluster
-from simulator.diagnosis import Diagnosis
-from simulator.engine import replay
-from simulator.migration import CostModel
-from simulator.policies.virtbalance import VirtbalancePolicy
-from simulator.report import diagnosis_table, to_document
-from simulator.traces import GIB, synthetic
 from virtbalance.causes import Cause
 from virtbalance.policy import Policy
+from virtbalance.simulator.cluster import Cluster
+from virtbalance.simulator.diagnosis import Diagnosis
+from virtbalance.simulator.engine import replay
+from virtbalance.simulator.migration import CostModel
+from virtbalance.simulator.policies.virtbalance import VirtbalancePolicy
+from virtbalance.simulator.report import diagnosis_table, to_document
+from virtbalance.simulator.traces import GIB, synthetic
 
 STEP = 300.0
 HOSTS = ("h0", "h1", "h2")

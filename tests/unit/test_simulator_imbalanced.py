@@ -8,18 +8,18 @@ from typing import Any, ClassVar
 
 import pytest
 
-import simulator.policies.virtbalance as virtbalance_plugin
-from simulator.alerting import imbalanced, window_mean, window_points
-from simulator.cluster import Cluster
-from simulator.engine import replay
-from simulator.migration import CostModel
-from simulator.policies.base import PolicyPlugin
-from simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy
-from simulator.state import ClusterView, Move
-from simulator.traces import GIB, synthetic
+import virtbalance.simulator.policies.virtbalance as virtbalance_plugin
 from tests.simulator_fixtures import uniform_cluster
 from virtbalance.planner import plan as real_plan
 from virtbalance.policy import Policy
+from virtbalance.simulator.alerting import imbalanced, window_mean, window_points
+from virtbalance.simulator.cluster import Cluster
+from virtbalance.simulator.engine import replay
+from virtbalance.simulator.migration import CostModel
+from virtbalance.simulator.policies.base import PolicyPlugin
+from virtbalance.simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy
+from virtbalance.simulator.state import ClusterView, Move
+from virtbalance.simulator.traces import GIB, synthetic
 
 STEP = 300.0
 POLICY = Policy()  # balance_spread 15%, balance_for 30m: six 5-minute evaluations after the first

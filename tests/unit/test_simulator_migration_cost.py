@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.cluster import Cluster
-from simulator.config import parse_simulation
-from simulator.engine import replay
-from simulator.migration import GIB, MIB, CostModel
-from simulator.state import Move
-from simulator.traces import synthetic
 from tests.simulator_fixtures import Scripted, uniform_cluster
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
+from virtbalance.simulator.cluster import Cluster
+from virtbalance.simulator.config import parse_simulation
+from virtbalance.simulator.engine import replay
+from virtbalance.simulator.migration import GIB, MIB, CostModel
+from virtbalance.simulator.state import Move
+from virtbalance.simulator.traces import synthetic
 
 STEP = 300.0
 COST = CostModel()  # 1 GiB/s per pair, 16 MiB/s dirtied per busy core, 0.25 cores of copying

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.cluster import ClusterSpec, HostGroup, build_cluster
-from simulator.traces import GIB, synthetic
 from virtbalance.errors import ValidationError
+from virtbalance.simulator.cluster import ClusterSpec, HostGroup, build_cluster
+from virtbalance.simulator.traces import GIB, synthetic
 
 
 def test_groups_from_the_file_and_the_flag():

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simulator.engine import replay
-from simulator.migration import CostModel
-from simulator.notifications import BALANCE_ROUTE, Cadence, Route
-from simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy
-from simulator.traces import GIB, synthetic
 from tests.simulator_fixtures import uniform_cluster
 from virtbalance.durations import parse_duration
 from virtbalance.policy import Policy
+from virtbalance.simulator.engine import replay
+from virtbalance.simulator.migration import CostModel
+from virtbalance.simulator.notifications import BALANCE_ROUTE, Cadence, Route
+from virtbalance.simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy
+from virtbalance.simulator.traces import GIB, synthetic
 
 ALERTMANAGER = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager.yml"
 STEP = 300.0

@@ -6,15 +6,15 @@ import random
 
 import pytest
 
-from simulator.cluster import ClusterSpec, build_cluster
-from simulator.engine import replay
-from simulator.policies import build_plugins
-from simulator.policies.drs import spread
-from simulator.policies.xenguard import ChunkMove, XenGuardParams, XenGuardPolicy
-from simulator.state import ClusterView
-from simulator.traces import synthetic
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
+from virtbalance.simulator.cluster import ClusterSpec, build_cluster
+from virtbalance.simulator.engine import replay
+from virtbalance.simulator.policies import build_plugins
+from virtbalance.simulator.policies.drs import spread
+from virtbalance.simulator.policies.xenguard import ChunkMove, XenGuardParams, XenGuardPolicy
+from virtbalance.simulator.state import ClusterView
+from virtbalance.simulator.traces import synthetic
 
 MB = 1024 * 1024
 

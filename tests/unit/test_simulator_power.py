@@ -8,17 +8,17 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from simulator.cluster import Cluster, ClusterSpec, HostGroup, build_cluster
-from simulator.engine import replay
-from simulator.migration import MIB, CostModel
-from simulator.pabfd import PowerTable
-from simulator.power import ML110_G4, ML110_G5, PowerModel, kwh
-from simulator.sla import SlaTotals
-from simulator.state import ClusterView, Move
-from simulator.traces import GIB, synthetic
 from tests.simulator_fixtures import Scripted, uniform_cluster
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
+from virtbalance.simulator.cluster import Cluster, ClusterSpec, HostGroup, build_cluster
+from virtbalance.simulator.engine import replay
+from virtbalance.simulator.migration import MIB, CostModel
+from virtbalance.simulator.pabfd import PowerTable
+from virtbalance.simulator.power import ML110_G4, ML110_G5, PowerModel, kwh
+from virtbalance.simulator.sla import SlaTotals
+from virtbalance.simulator.state import ClusterView, Move
+from virtbalance.simulator.traces import GIB, synthetic
 
 STEP = 300.0
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from simulator.cluster import ClusterSpec, build_cluster
-from simulator.engine import replay
-from simulator.policies import build_plugins
-from simulator.traces import GIB, load_bitbrains, load_planetlab
 from virtbalance.cli import main
 from virtbalance.policy import Policy
+from virtbalance.simulator.cluster import ClusterSpec, build_cluster
+from virtbalance.simulator.engine import replay
+from virtbalance.simulator.policies import build_plugins
+from virtbalance.simulator.traces import GIB, load_bitbrains, load_planetlab
 
 # ../shared/traces beside the checkout, or wherever VIRTBALANCE_TRACES points (a worktree elsewhere).
 TRACES = Path(

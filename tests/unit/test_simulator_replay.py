@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.alerting import sustained
-from simulator.cluster import Cluster, ClusterSpec, build_cluster
-from simulator.engine import replay
-from simulator.migration import CostModel
-from simulator.policies.livemigrationspec import LiveMigrationSpecParams, LiveMigrationSpecPolicy
-from simulator.policies.none import NoneParams, NonePolicy
-from simulator.state import Move
-from simulator.traces import GIB, synthetic
 from tests.simulator_fixtures import Scripted, uniform_cluster
 from virtbalance.policy import Policy
+from virtbalance.simulator.alerting import sustained
+from virtbalance.simulator.cluster import Cluster, ClusterSpec, build_cluster
+from virtbalance.simulator.engine import replay
+from virtbalance.simulator.migration import CostModel
+from virtbalance.simulator.policies.livemigrationspec import (
+    LiveMigrationSpecParams,
+    LiveMigrationSpecPolicy,
+)
+from virtbalance.simulator.policies.none import NoneParams, NonePolicy
+from virtbalance.simulator.state import Move
+from virtbalance.simulator.traces import GIB, synthetic
 
 STEP = 300.0
 # Instantaneous migrations: the hand-computed cases below are about timing and counting.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from simulator.engine import Metrics, Result
-from simulator.report import RIVAL_POINTS, rivals
+from virtbalance.simulator.engine import Metrics, Result
+from virtbalance.simulator.report import RIVAL_POINTS, rivals
 
 
 def result(policy: str, overloaded_steps: int, migrations: int = 0) -> Result:

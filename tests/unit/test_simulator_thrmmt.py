@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.policies import build_plugins
-from simulator.power import ML110_G5
-from simulator.state import ClusterView
-from simulator.traces import GIB
 from tests.simulator_fixtures import cluster_view
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
+from virtbalance.simulator.policies import build_plugins
+from virtbalance.simulator.power import ML110_G5
+from virtbalance.simulator.state import ClusterView
+from virtbalance.simulator.traces import GIB
 
 
 def view(placement: dict[str, str], cpu: dict[str, float], memory: dict[str, int]) -> ClusterView:

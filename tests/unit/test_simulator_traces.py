@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.traces import GIB, load_bitbrains, load_planetlab, synthetic
 from virtbalance.errors import ValidationError
+from virtbalance.simulator.traces import GIB, load_bitbrains, load_planetlab, synthetic
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "traces"
 

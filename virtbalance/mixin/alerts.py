@@ -127,7 +127,7 @@ def balance_signal(policy: Policy) -> tuple[str, str]:
     """The per-host CPU signal HostsImbalanced spreads, and the words its texts add for the average.
 
     The recorded ratio averaged over ``balance_window`` (a range over the record, which is stored), or
-    the record itself at 0. The simulator averages the same way (``simulator.alerting.window_mean``).
+    the record itself at 0. The simulator averages the same way (``virtbalance.simulator.alerting.window_mean``).
     """
     if policy.balance_window <= 0:
         return RECORD_CPU, ""
