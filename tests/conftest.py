@@ -5,10 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["tests.lab_fixtures", "tests.actioner_fixtures"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Property tests prove invariants, not speed: hypothesis's default 200 ms deadline per example and its
+# too-slow health check fail on a loaded machine with the same inputs that pass on an idle one
+# (test_chunks' partition property did at load 30). Speed goals live in benchmarks/.
+settings.register_profile(
+    "virtbalance", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("virtbalance")
 SHARED_DIR = REPO_ROOT.parent / "shared"
 
 

@@ -148,12 +148,13 @@ def test_hung_libvirt_is_cut_at_the_scrape_timeout():
         return conn
 
     factory = Factory(hung)
-    registry, _ = build(factory, clock=time.monotonic, timeout=0.3)
+    # The gate opens only in ``finally``: a scrape that returns at all was cut at the timeout. The
+    # timeout is real time, so it is the second, ungated scrape's whole allowance too: 1 s, not a
+    # tighter figure, so that a loaded machine does not cut the healthy scrape as well.
+    registry, _ = build(factory, clock=time.monotonic, timeout=1.0)
     try:
-        start = time.monotonic()
         result = scrape(registry)
-        elapsed = time.monotonic() - start
-        assert elapsed < 2.0
+        assert not gate.is_set()
         assert result[("libvirt_up", ())] == 0
         assert errors(result, "stats") == 1
         # Node facts gathered before the hang are still reported.
