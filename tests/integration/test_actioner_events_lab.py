@@ -8,7 +8,6 @@ tests/unit/test_actioner_domain_events.py.)
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import libvirt
 import pytest
 
 from tests.actioner_fixtures import actioner_config
+from tests.waiting import wait_until
 from virtbalance.actioner import event_loop
 from virtbalance.actioner.domain_events import DomainWatch
 from virtbalance.actioner.domain_reader import DomainReader
@@ -46,10 +46,9 @@ class Watched:
         """Make ``change`` and wait until an event about ``uuid`` reached the watch."""
         before = self.watch.events(uuid)
         change()
-        deadline = time.monotonic() + 30
-        while self.watch.events(uuid) == before:
-            assert time.monotonic() < deadline, f"no libvirt event for {uuid} within 30 s"
-            time.sleep(0.05)
+        wait_until(
+            f"a libvirt event for {uuid}", lambda: self.watch.events(uuid) != before, 30, 0.05
+        )
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ must equal one built from scratch by the per-domain reads (``HostPool.domains``,
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import libvirt
 import pytest
 
 from tests.actioner_fixtures import actioner_config
+from tests.waiting import wait_until
 from virtbalance import domain_metadata
 from virtbalance.actioner import event_loop
 from virtbalance.actioner.domain_events import DomainWatch
@@ -205,10 +205,7 @@ class EventedCluster(Cluster):
         uuid = self.conn(host).lookupByName(name).UUIDString()
         before = self.watch.events(uuid)
         change()
-        deadline = time.monotonic() + 10
-        while self.watch.events(uuid) == before:
-            assert time.monotonic() < deadline, f"no libvirt event for {name} within 10 s"
-            time.sleep(0.02)
+        wait_until(f"a libvirt event for {name}", lambda: self.watch.events(uuid) != before, 10)
 
 
 @pytest.fixture

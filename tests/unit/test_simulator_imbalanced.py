@@ -14,7 +14,7 @@ from virtbalance.planner import plan as real_plan
 from virtbalance.policy import Policy
 from virtbalance.simulator.alerting import imbalanced, window_mean, window_points
 from virtbalance.simulator.cluster import Cluster
-from virtbalance.simulator.engine import replay
+from virtbalance.simulator.engine import Result, replay
 from virtbalance.simulator.migration import CostModel
 from virtbalance.simulator.policies.base import PolicyPlugin
 from virtbalance.simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy
@@ -279,14 +279,17 @@ def _bursts(cycles: int):
 
 def test_on_the_last_sample_balance_moves_steady_domains_round_and_the_average_leaves_them():
     workload, cluster = _bursts(cycles=8)  # 10h20m
-    old = POLICY.replace(balance_window="0s")
-    churn = replay(
-        workload,
-        cluster,
-        VirtbalancePolicy(VirtbalanceParams(), old),
-        old,
-        cost=CostModel(enabled=False),
-    )
+
+    def run(policy: Policy) -> Result:
+        return replay(
+            workload,
+            cluster,
+            VirtbalancePolicy(VirtbalanceParams(), policy),
+            policy,
+            cost=CostModel(enabled=False),
+        )
+
+    churn = run(POLICY.replace(balance_window="0s"))
     moves = [(round(r.time / STEP), r.domain, r.source, r.destination) for r in churn.history]
     # h0's first burst fires the alert 30m in (evaluation 18): one steady domain goes to h1 (h0 at
     # cpu_target). The bursts keep the spread wide, so it never resolves: h1's burst gets the re-sent
@@ -308,13 +311,7 @@ def test_on_the_last_sample_balance_moves_steady_domains_round_and_the_average_l
         (60, "s5", "h0", "h1"),
     ]
     assert churn.metrics.flaps == 0
-    calm = replay(
-        workload,
-        cluster,
-        VirtbalancePolicy(VirtbalanceParams(), POLICY),
-        POLICY,
-        cost=CostModel(enabled=False),
-    )
+    calm = run(POLICY)
     assert calm.history == []
     # No overload either way: the moves bought nothing.
     assert churn.metrics.overloaded_host_steps == calm.metrics.overloaded_host_steps == 0
