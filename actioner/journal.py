@@ -454,12 +454,15 @@ class Journal:
         return [_plan_row(r) for r in rows]
 
     def plans_in_state(self, *states: str) -> list[PlanRow]:
+        return [_plan_row(r) for r in self._in_state("plans", states)]
+
+    def _in_state(self, table: str, states: tuple[str, ...]) -> list[sqlite3.Row]:
+        """The rows of ``table`` (this module's name, never input) in one of ``states``, oldest first."""
         marks = ",".join("?" for _ in states)
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT * FROM plans WHERE state IN ({marks}) ORDER BY id", states
+            return self._db.execute(
+                f"SELECT * FROM {table} WHERE state IN ({marks}) ORDER BY id", states
             ).fetchall()
-        return [_plan_row(r) for r in rows]
 
     # --- migrations ---------------------------------------------------------------------------
 
@@ -549,12 +552,7 @@ class Journal:
         return [MigrationRow(**dict(r)) for r in rows]
 
     def migrations_in_state(self, *states: str) -> list[MigrationRow]:
-        marks = ",".join("?" for _ in states)
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT * FROM migrations WHERE state IN ({marks}) ORDER BY id", states
-            ).fetchall()
-        return [MigrationRow(**dict(r)) for r in rows]
+        return [MigrationRow(**dict(r)) for r in self._in_state("migrations", states)]
 
     def completed_moves(self, since: float) -> list[MigrationRow]:
         """Migrations that moved a domain since a time: done (a move or a rollback row), or rolled back
