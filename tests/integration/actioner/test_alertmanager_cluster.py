@@ -12,7 +12,7 @@ import requests
 import yaml
 
 from tests.actioner_fixtures import OVERLOAD_ALERT, serve_actioner
-from tests.integration.test_actioner_lab import wait_port_reusable, write_config
+from tests.integration.actioner.test_lab import wait_port_reusable, write_config
 from virtbalance.lab.demo.clients import Alertmanager
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]

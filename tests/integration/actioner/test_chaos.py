@@ -21,7 +21,7 @@ from virtbalance.lab import Lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _chaos():

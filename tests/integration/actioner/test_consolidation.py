@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.test_actioner_lab import (
+from tests.integration.actioner.test_lab import (
     CHUNK,
     SOURCE,
     TOKEN,

@@ -22,13 +22,7 @@ import pytest
 import requests
 import yaml
 
-from tests.integration.confirm_faults import (
-    confirm_never_arrives,
-    copy_of,
-    ports_to,
-    reset_connections,
-)
-from tests.integration.test_actioner_lab import (
+from tests.integration.actioner.test_lab import (
     CHUNK,
     REPO,
     SOURCE,
@@ -37,6 +31,12 @@ from tests.integration.test_actioner_lab import (
     loaded_lab,
     post_firing,
     write_config,
+)
+from tests.integration.confirm_faults import (
+    confirm_never_arrives,
+    copy_of,
+    ports_to,
+    reset_connections,
 )
 from tests.waiting import wait_until
 from virtbalance.lab.actioner_process import ensure_stopped, start_actioner, wait_healthy

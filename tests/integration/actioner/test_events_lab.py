@@ -3,7 +3,7 @@
 The test driver cannot migrate: here a live migration, and a metadata change on a running QEMU guest,
 must reach the actioner's watch and make the next snapshot read that domain again while every other
 domain stays cached. (The lab's guests have no PCI hot-plug, so a NIC hot-plug is shown with fakes only,
-tests/unit/test_actioner_domain_events.py.)
+tests/unit/actioner/test_domain_events.py.)
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_actioner_lab import (
+from tests.integration.actioner.test_lab import (
     CHUNK,
     SOURCE,
     TOKEN,

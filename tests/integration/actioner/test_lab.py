@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.lab]
 CHUNK = ("app1", "db1", "web1")  # lan11+lan12 on hv1 in the default scenario
 SOURCE = "hv1"
 TOKEN = "lab-webhook-token"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def write_config(

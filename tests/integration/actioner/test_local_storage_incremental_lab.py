@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.test_local_storage_lab import (
+from tests.integration.actioner.test_local_storage_lab import (
     CHUNK,
     DESTINATION,
     SOURCE,

@@ -10,7 +10,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from tests.integration.test_actioner_lab import TOKEN, run_app, write_config
+from tests.integration.actioner.test_lab import TOKEN, run_app, write_config
 from tests.lab_fixtures import lab_up, spare_lab_id
 from virtbalance.lab import Lab, diskwriter
 from virtbalance.lab.dial import read_log

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.actioner_fixtures import OVERLOAD_ALERT, serve_actioner
-from tests.integration.test_actioner_lab import wait_port_reusable, write_config
+from tests.integration.actioner.test_lab import wait_port_reusable, write_config
 from virtbalance.actioner.config import load_config
 from virtbalance.actioner.libvirt_hosts import HostPool
 from virtbalance.actioner.snapshot_builder import SnapshotBuilder

@@ -21,7 +21,7 @@ import pytest
 import requests
 import yaml
 
-from tests.integration.test_actioner_lab import free_port
+from tests.integration.actioner.test_lab import free_port
 from tests.tls_fixtures import PASSWORD, USER, Certs, make_certs, password_hash, write_web_config
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from virtbalance.actioner.config import load_config, parse_config, positive_size
 from virtbalance.actioner.main import main
 from virtbalance.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def minimal(tmp_path: Path) -> dict:

@@ -9,7 +9,7 @@ import libvirt
 import pytest
 
 from tests.actioner_fixtures import actioner_config
-from tests.unit.test_actioner_domain_reader import Conn, Dom, xml
+from tests.unit.actioner.test_domain_reader import Conn, Dom, xml
 from virtbalance.actioner.domain_events import WATCHED_EVENTS, DomainWatch
 from virtbalance.actioner.domain_reader import DefinitionCache, DomainReader
 from virtbalance.actioner.event_loop import HEARTBEAT_SECONDS, STALE_AFTER_SECONDS, EventLoop

@@ -14,7 +14,7 @@ import yaml
 from virtbalance.actioner.config import STOP_GRACE
 from virtbalance.actioner.journal import JournalLock, JournalLockedError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_a_second_lock_on_the_journal_names_the_journal_and_the_holder(tmp_path):

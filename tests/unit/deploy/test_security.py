@@ -12,7 +12,7 @@ from tests.tls_fixtures import password_hash
 from virtbalance.errors import ConfigError
 from virtbalance.webconfig import parse_web_config
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 
 
 @pytest.fixture(scope="module")

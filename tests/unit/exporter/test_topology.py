@@ -17,7 +17,7 @@ from virtbalance.exporter.topology import (
     parse_topology,
 )
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "exporter"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "exporter"
 
 
 def test_bridge_and_network_interfaces_and_group():

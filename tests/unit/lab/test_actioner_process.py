@@ -13,7 +13,7 @@ import pytest
 from tests.http_fixtures import serving
 from virtbalance.lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 class _Health(http.server.BaseHTTPRequestHandler):

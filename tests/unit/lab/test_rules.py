@@ -10,7 +10,7 @@ from virtbalance.errors import ConfigError
 from virtbalance.lab.rules import POLICY_FILE, RULE_FILE, write_lab_files
 from virtbalance.policy import Policy
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CHECKED_IN = REPO / "alerting-rules"
 
 

@@ -11,7 +11,7 @@ from virtbalance.cli import main
 from virtbalance.errors import ValidationError
 from virtbalance.simulator.config import parse_simulation
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "traces"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "traces"
 
 
 def test_simulate_writes_table_json_and_plot(tmp_path, capsys):

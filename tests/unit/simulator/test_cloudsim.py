@@ -14,7 +14,7 @@ from virtbalance.simulator.power import ML110_G4, ML110_G5
 from virtbalance.simulator.traces import load_planetlab
 
 TRACES = Path(
-    os.environ.get("VIRTBALANCE_TRACES", Path(__file__).resolve().parents[3] / "shared" / "traces")
+    os.environ.get("VIRTBALANCE_TRACES", Path(__file__).resolve().parents[4] / "shared" / "traces")
 )
 DAY = TRACES / "planetlab" / "20110303"
 MB = 1024**2

@@ -16,7 +16,7 @@ from virtbalance.simulator.notifications import BALANCE_ROUTE, Cadence, Route
 from virtbalance.simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy
 from virtbalance.simulator.traces import GIB, synthetic
 
-ALERTMANAGER = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager.yml"
+ALERTMANAGER = Path(__file__).resolve().parents[3] / "deploy" / "alertmanager.yml"
 STEP = 300.0
 SETTLE = Policy().host_settle  # 10m
 ROUTE = BALANCE_ROUTE  # group_wait 1m, group_interval 5m, repeat 30m

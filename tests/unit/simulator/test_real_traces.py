@@ -17,7 +17,7 @@ from virtbalance.simulator.traces import GIB, load_bitbrains, load_planetlab
 
 # ../shared/traces beside the checkout, or wherever VIRTBALANCE_TRACES points (a worktree elsewhere).
 TRACES = Path(
-    os.environ.get("VIRTBALANCE_TRACES", Path(__file__).resolve().parents[3] / "shared" / "traces")
+    os.environ.get("VIRTBALANCE_TRACES", Path(__file__).resolve().parents[4] / "shared" / "traces")
 )
 BITBRAINS = TRACES / "bitbrains-rnd-2013-7"
 PLANETLAB = TRACES / "planetlab" / "20110303"

@@ -9,7 +9,7 @@ import pytest
 from virtbalance.errors import ValidationError
 from virtbalance.simulator.traces import GIB, load_bitbrains, load_planetlab, synthetic
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "traces"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "traces"
 
 
 def test_bitbrains_grid_means_within_a_step_and_holds_gaps():

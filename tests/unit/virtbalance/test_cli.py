@@ -11,7 +11,7 @@ import pytest
 from virtbalance import cli
 from virtbalance.cli import build_parser, main
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 # Every subcommand path the command has had; a rename or a lost registration fails here.
 SUBCOMMANDS = {
     ("plan",): ("--snapshot", "--live", "--config", "--policy", "--mode", "--json", "--all-hosts"),

@@ -21,7 +21,7 @@ from virtbalance.exporter.source import DIRTYRATE_GROUP, STATS_GROUPS, LibvirtSo
 from virtbalance.exporter.topology import TopologyCache
 from virtbalance.namespace import COMPONENTS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 RULE_FILE = REPO / "alerting-rules" / "virtbalance.rules.yml"
 EXPORTER_METRICS = (
     "LIBVIRT_UP",

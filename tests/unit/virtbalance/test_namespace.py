@@ -14,7 +14,7 @@ import virtbalance
 import virtbalance.cli
 from virtbalance.namespace import COMPONENTS, require_namespace
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _loaded_under_a_bare_name() -> list[str]:

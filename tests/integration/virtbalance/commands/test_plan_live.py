@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.integration.test_actioner_lab import write_config
+from tests.integration.actioner.test_lab import write_config
 from virtbalance.cli import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]

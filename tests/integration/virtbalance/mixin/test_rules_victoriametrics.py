@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.integration.actioner.test_lab import free_port
 from tests.integration.load_fixture import Schedule, phases, serve
-from tests.integration.test_actioner_lab import free_port
 from virtbalance.durations import parse_duration
 from virtbalance.lab.monitoring import (
     prometheus_config,

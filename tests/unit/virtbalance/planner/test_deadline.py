@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.unit.test_planner_properties import Ticks, check_invariants
+from tests.unit.virtbalance.planner.test_properties import Ticks, check_invariants
 from virtbalance.errors import ConfigError
 from virtbalance.plan import Mode
 from virtbalance.planner import exact, plan

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_planner_properties import Ticks, check_invariants
+from tests.unit.virtbalance.planner.test_properties import Ticks, check_invariants
 from virtbalance.plan import Mode
 from virtbalance.planner import plan
 from virtbalance.planner.deadline import Deadline

@@ -12,7 +12,7 @@ from virtbalance.mixin.dashboards.__main__ import main
 from virtbalance.mixin.generated import dashboard_outputs, stale, write
 from virtbalance.policy import Policy
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[5]
 CHECKED_IN = REPO / "grafana" / "dashboards"
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from virtbalance.mixin.dashboards import build_all
 
-BEFORE = Path(__file__).resolve().parents[1] / "fixtures" / "dashboards-before-sdk"
+BEFORE = Path(__file__).resolve().parents[4] / "fixtures" / "dashboards-before-sdk"
 ABSENT = "<absent>"
 
 # (path with list indices as *, old value, new value), values as JSON text.

@@ -15,7 +15,7 @@ from virtbalance.mixin.dashboards.panels import DATASOURCE as DATASOURCE_REF
 
 DATASOURCE = DATASOURCE_REF.to_json()
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[5]
 DASHBOARDS = REPO / "grafana" / "dashboards"
 STABLE_UIDS = {
     "virtbalance-capacity.json": "virtbalance-capacity",
