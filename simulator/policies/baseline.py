@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from virtbalance.simulator.alerting import sustained
+from virtbalance.simulator.policies.base import P, ParamsPlugin
 from virtbalance.simulator.state import ClusterView
 
 
@@ -22,21 +23,24 @@ class Poll:
         return True
 
 
-def sustained_hosts(
-    view: ClusterView, since: dict[str, float | None], threshold: float, hold: float
-) -> list[str]:
-    """The hosts whose CPU ratio has stayed above ``threshold`` for ``hold`` seconds, in view order.
+class SustainedLoadPlugin(ParamsPlugin[P]):
+    """A plug-in that acts on hosts whose CPU stayed above a mark for a time, as an alert's ``for``."""
 
-    ``since`` holds each host's pending start across calls (``sustained``) and is updated here.
-    """
-    hosts = []
-    for host in view.host_names:
-        since[host], fires = sustained(
-            since.get(host), view.cpu_ratio(host) > threshold, view.time, hold
-        )
-        if fires:
-            hosts.append(host)
-    return hosts
+    def __init__(self, params: P) -> None:
+        super().__init__(params)
+        # Each host's pending start across runs (``sustained``); None while it is not above the mark.
+        self.pending_since: dict[str, float | None] = {}
+
+    def sustained_hosts(self, view: ClusterView, threshold: float, hold: float) -> list[str]:
+        """The hosts whose CPU ratio has stayed above ``threshold`` for ``hold`` seconds, in view order."""
+        hosts = []
+        for host in view.host_names:
+            self.pending_since[host], fires = sustained(
+                self.pending_since.get(host), view.cpu_ratio(host) > threshold, view.time, hold
+            )
+            if fires:
+                hosts.append(host)
+        return hosts
 
 
 class Tally:

@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from virtbalance.simulator.policies.base import ParamsPlugin
-from virtbalance.simulator.policies.baseline import Tally, sustained_hosts
+from virtbalance.simulator.policies.baseline import SustainedLoadPlugin, Tally
 from virtbalance.simulator.state import ClusterView, Move
 
 
@@ -29,7 +28,7 @@ class LiveMigrationSpecParams:
     per_host: int = 1
 
 
-class LiveMigrationSpecPolicy(ParamsPlugin[LiveMigrationSpecParams]):
+class LiveMigrationSpecPolicy(SustainedLoadPlugin[LiveMigrationSpecParams]):
     """Move the hungriest VM that fits off each host that stayed above ``high``."""
 
     name: ClassVar[str] = "livemigrationspec"
@@ -37,13 +36,9 @@ class LiveMigrationSpecPolicy(ParamsPlugin[LiveMigrationSpecParams]):
     params_type = LiveMigrationSpecParams
     durations = frozenset({"sustain"})
 
-    def __init__(self, params: LiveMigrationSpecParams) -> None:
-        super().__init__(params)
-        self.pending_since: dict[str, float | None] = {}
-
     def decide(self, view: ClusterView) -> Sequence[Move]:
         high = self.params.high
-        overworked = sustained_hosts(view, self.pending_since, high, self.params.sustain)
+        overworked = self.sustained_hosts(view, high, self.params.sustain)
         tally = Tally(view)
         moves: list[Move] = []
         for source in sorted(overworked, key=lambda h: -tally.ratio(h)):

@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from virtbalance.simulator.policies.base import ParamsPlugin
-from virtbalance.simulator.policies.baseline import Poll, Tally, sustained_hosts
+from virtbalance.simulator.policies.baseline import Poll, SustainedLoadPlugin, Tally
 from virtbalance.simulator.state import ClusterView, Move
 
 
@@ -30,7 +29,7 @@ class McollectiveParams:
     max_load_candidate: float = 0.5
 
 
-class McollectivePolicy(ParamsPlugin[McollectiveParams]):
+class McollectivePolicy(SustainedLoadPlugin[McollectiveParams]):
     """Poll every ``interval``; a host over ``load_threshold`` for ``max_over`` sheds its busiest VM."""
 
     name: ClassVar[str] = "mcollective"
@@ -40,7 +39,6 @@ class McollectivePolicy(ParamsPlugin[McollectiveParams]):
 
     def __init__(self, params: McollectiveParams) -> None:
         super().__init__(params)
-        self.over_since: dict[str, float | None] = {}
         self.poll = Poll(params.interval)
 
     def decide(self, view: ClusterView) -> Sequence[Move]:
@@ -48,9 +46,7 @@ class McollectivePolicy(ParamsPlugin[McollectiveParams]):
             return ()
         tally = Tally(view)
         count = {h: len(view.domains_by_host[h]) for h in view.host_names}
-        loaded = sustained_hosts(
-            view, self.over_since, self.params.load_threshold, self.params.max_over
-        )
+        loaded = self.sustained_hosts(view, self.params.load_threshold, self.params.max_over)
         moves: list[Move] = []
         for source in loaded:
             candidates = [
@@ -68,7 +64,7 @@ class McollectivePolicy(ParamsPlugin[McollectiveParams]):
                 tally.move(source, target, view.cpu[domain], view.memory[domain])
                 count[target] += 1
                 count[source] -= 1
-                self.over_since[source] = None
+                self.pending_since[source] = None
                 moves.append(Move(domain, target, "mcollective over load_threshold"))
                 break
         return moves
