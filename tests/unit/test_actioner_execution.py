@@ -197,11 +197,23 @@ def alert_plan(journal, host="hv1", fingerprint="f1"):
     return journal.record_firing([AlertKey(fingerprint, "2026-01-01T00:00:00Z", "g", host)])
 
 
+def executing(world, config=None, metrics=None, **fakes):
+    """A FakeExecutor over the world (its config unless ``config`` is given) and hv1's alert plan."""
+    world_config, cluster, journal = world
+    executor = FakeExecutor(
+        cluster=cluster,
+        config=config or world_config,
+        journal=journal,
+        metrics=metrics or Metrics(),
+        **fakes,
+    )
+    return executor, alert_plan(journal)
+
+
 def test_a_chunk_moves_together_and_is_journaled_done(world):
-    config, cluster, journal = world
+    _config, cluster, journal = world
     metrics = Metrics()
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=metrics)
-    plan_id = alert_plan(journal)
+    executor, plan_id = executing(world, metrics=metrics)
     outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
     assert outcome == "executed", detail
     assert {cluster.placement[d] for d in CHUNK} == {"hv3"}
@@ -212,12 +224,9 @@ def test_a_chunk_moves_together_and_is_journaled_done(world):
 
 
 def test_a_failed_member_moves_the_others_back(world):
-    config, cluster, journal = world
+    _config, cluster, journal = world
     metrics = Metrics()
-    executor = FakeExecutor(
-        cluster=cluster, fail={("db1", "hv3")}, config=config, journal=journal, metrics=metrics
-    )
-    plan_id = alert_plan(journal)
+    executor, plan_id = executing(world, metrics=metrics, fail={("db1", "hv3")})
     outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
     assert outcome == "failed"
     assert "db1: refused by the destination" in detail
@@ -239,15 +248,8 @@ def test_a_failed_member_moves_the_others_back(world):
 
 
 def test_a_failed_rollback_is_reported_as_a_split(world, caplog):
-    config, cluster, journal = world
-    executor = FakeExecutor(
-        cluster=cluster,
-        fail={("db1", "hv3"), ("web1", "hv1")},
-        config=config,
-        journal=journal,
-        metrics=Metrics(),
-    )
-    plan_id = alert_plan(journal)
+    _config, cluster, journal = world
+    executor, plan_id = executing(world, fail={("db1", "hv3"), ("web1", "hv1")})
     outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
     assert outcome == "failed"
     assert detail.count("rollback failed") == 1
@@ -268,9 +270,7 @@ def test_a_failed_rollback_is_reported_as_a_split(world, caplog):
 
 def test_dry_run_moves_nothing(world, tmp_path):
     _config, cluster, journal = world
-    config = actioner_config(tmp_path, dry_run=True)
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
-    plan_id = alert_plan(journal)
+    executor, plan_id = executing(world, config=actioner_config(tmp_path, dry_run=True))
     outcome, _ = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
     assert outcome == "dry_run"
     assert executor.calls == []
@@ -278,9 +278,8 @@ def test_dry_run_moves_nothing(world, tmp_path):
 
 
 def test_resolved_alert_cancels_the_remaining_steps(world):
-    config, cluster, journal = world
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
-    plan_id = alert_plan(journal)
+    _config, cluster, journal = world
+    executor, plan_id = executing(world)
     journal.set_plan_state(plan_id, jr.PLAN_RUNNING)
     assert journal.record_resolved([AlertKey("f1", "2026-01-01T00:00:00Z", "g", "hv1")]) == [
         plan_id
@@ -300,9 +299,8 @@ def test_resolved_alert_cancels_the_remaining_steps(world):
 
 
 def test_precheck_refuses_a_domain_that_left_the_source(world):
-    config, cluster, journal = world
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
-    plan_id = alert_plan(journal)
+    _, cluster, _ = world
+    executor, plan_id = executing(world)
     cluster.placement["db1"] = "hv2"  # someone moved it meanwhile
     outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
     assert outcome == "unresolved"
@@ -311,9 +309,8 @@ def test_precheck_refuses_a_domain_that_left_the_source(world):
 
 
 def test_each_refused_pre_condition_is_typed_and_the_step_is_skipped_with_its_reason(world):
-    config, cluster, journal = world
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
-    plan_id = alert_plan(journal)
+    _config, cluster, journal = world
+    executor, plan_id = executing(world)
     group = chunk_plan().migrations
     busy = snapshot(cluster, cpu={"web1": 1.2, "app1": 1.2, "db1": 1.2})
     refusal = executor.precheck(plan_id, group, busy, [])
@@ -337,9 +334,8 @@ def test_each_refused_pre_condition_is_typed_and_the_step_is_skipped_with_its_re
 
 
 def test_precheck_refuses_a_destination_without_room(world):
-    config, cluster, journal = world
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
-    plan_id = alert_plan(journal)
+    _, cluster, _ = world
+    executor, plan_id = executing(world)
     busy = snapshot(cluster, cpu={"web1": 1.2, "app1": 1.2, "db1": 1.2})
     outcome, detail = executor.execute(plan_id, chunk_plan(), busy)
     assert outcome == "unresolved"
@@ -380,15 +376,8 @@ FREEZE_DB1 = Silence(
 
 
 def test_a_silence_set_after_planning_still_stops_the_move(world):
-    config, cluster, journal = world
-    executor = FakeExecutor(
-        cluster=cluster,
-        config=config,
-        journal=journal,
-        metrics=Metrics(),
-        alertmanager=FakeAlertmanager([FREEZE_DB1]),
-    )
-    plan_id = alert_plan(journal)
+    _, cluster, _ = world
+    executor, plan_id = executing(world, alertmanager=FakeAlertmanager([FREEZE_DB1]))
     outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
     assert outcome == "frozen"
     assert "s-db1" in detail
@@ -396,15 +385,9 @@ def test_a_silence_set_after_planning_still_stops_the_move(world):
 
 
 def test_unknown_freeze_state_moves_nothing(world):
-    config, cluster, journal = world
-    executor = FakeExecutor(
-        cluster=cluster,
-        config=config,
-        journal=journal,
-        metrics=Metrics(),
-        alertmanager=FakeAlertmanager(error="connection refused"),
-    )
-    outcome, detail = executor.execute(alert_plan(journal), chunk_plan(), snapshot(cluster))
+    _, cluster, _ = world
+    executor, plan_id = executing(world, alertmanager=FakeAlertmanager(error="connection refused"))
+    outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
     assert outcome == "frozen"
     assert "freeze state unknown" in detail
 
@@ -663,9 +646,8 @@ def test_a_pin_set_after_planning_stops_the_move_and_doubts_both_hosts(world):
 
 
 def test_a_link_added_after_planning_makes_the_chunk_stale(world):
-    config, cluster, journal = world
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
-    plan_id = alert_plan(journal)
+    _, cluster, _ = world
+    executor, plan_id = executing(world)
     stale = snapshot(cluster)
     cluster.placement["cache1"] = "hv1"
     cluster.networks["cache1"] = ["lan12"]  # hot-plugged into the chunk's private bridge
@@ -685,9 +667,8 @@ def test_a_link_added_after_planning_makes_the_chunk_stale(world):
 
 
 def test_an_anti_affinity_key_that_arrived_on_the_destination_stops_the_move(world):
-    config, cluster, journal = world
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
-    plan_id = alert_plan(journal)
+    _, cluster, _ = world
+    executor, plan_id = executing(world)
     stale = snapshot(cluster)
     cluster.metadata["web1"] = Placement(anti_affinity="front")
     cluster.placement["web2"] = "hv3"
