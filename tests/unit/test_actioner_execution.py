@@ -210,6 +210,13 @@ def executing(world, config=None, metrics=None, **fakes):
     return executor, alert_plan(journal)
 
 
+def refused(executor, plan_id, state, outcome):
+    """Execute the chunk plan on ``state``, expecting ``outcome`` and no migration; the detail."""
+    got, detail = executor.execute(plan_id, chunk_plan(), state)
+    assert (got, executor.calls) == (outcome, []), detail
+    return detail
+
+
 def test_a_chunk_moves_together_and_is_journaled_done(world):
     _config, cluster, journal = world
     metrics = Metrics()
@@ -302,10 +309,9 @@ def test_precheck_refuses_a_domain_that_left_the_source(world):
     _, cluster, _ = world
     executor, plan_id = executing(world)
     cluster.placement["db1"] = "hv2"  # someone moved it meanwhile
-    outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
-    assert outcome == "unresolved"
-    assert "db1 is no longer only on hv1 (found on hv2)" in detail
-    assert executor.calls == []
+    assert "db1 is no longer only on hv1 (found on hv2)" in refused(
+        executor, plan_id, snapshot(cluster), "unresolved"
+    )
 
 
 def test_each_refused_pre_condition_is_typed_and_the_step_is_skipped_with_its_reason(world):
@@ -337,9 +343,7 @@ def test_precheck_refuses_a_destination_without_room(world):
     _, cluster, _ = world
     executor, plan_id = executing(world)
     busy = snapshot(cluster, cpu={"web1": 1.2, "app1": 1.2, "db1": 1.2})
-    outcome, detail = executor.execute(plan_id, chunk_plan(), busy)
-    assert outcome == "unresolved"
-    assert "hv3 has no CPU room" in detail
+    assert "hv3 has no CPU room" in refused(executor, plan_id, busy, "unresolved")
 
 
 def test_cooldown_from_an_earlier_plan_blocks_the_move(world, tmp_path):
@@ -352,10 +356,9 @@ def test_cooldown_from_an_earlier_plan_blocks_the_move(world, tmp_path):
     )
     journal.set_migration_state(row, jr.DONE)
     plan_id = alert_plan(journal)
-    outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
-    assert outcome == "unresolved"
-    assert "cooldown: vm_cooldown: web1 moved" in detail
-    assert executor.calls == []
+    assert "cooldown: vm_cooldown: web1 moved" in refused(
+        executor, plan_id, snapshot(cluster), "unresolved"
+    )
 
 
 class FakeAlertmanager:
@@ -378,18 +381,13 @@ FREEZE_DB1 = Silence(
 def test_a_silence_set_after_planning_still_stops_the_move(world):
     _, cluster, _ = world
     executor, plan_id = executing(world, alertmanager=FakeAlertmanager([FREEZE_DB1]))
-    outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
-    assert outcome == "frozen"
-    assert "s-db1" in detail
-    assert executor.calls == []
+    assert "s-db1" in refused(executor, plan_id, snapshot(cluster), "frozen")
 
 
 def test_unknown_freeze_state_moves_nothing(world):
     _, cluster, _ = world
     executor, plan_id = executing(world, alertmanager=FakeAlertmanager(error="connection refused"))
-    outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
-    assert outcome == "frozen"
-    assert "freeze state unknown" in detail
+    assert "freeze state unknown" in refused(executor, plan_id, snapshot(cluster), "frozen")
 
 
 class FakeBuilder:
