@@ -25,12 +25,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import checkout  # noqa: F401 (puts this tree first on sys.path)
+from baseline_tree import export_tree
 
-from baseline_tree import export_tree  # noqa: E402
-
-from virtbalance.lab import Lab  # noqa: E402
+from virtbalance.lab import Lab
 
 GO_PORT = 19177
 BASELINE_PORT = 19179
