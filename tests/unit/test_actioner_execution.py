@@ -496,11 +496,12 @@ def test_an_executed_plan_is_followed_up_only_after_the_settle_window(tmp_path):
     journal.close()
 
 
-def reconcile_world(world, placement_now, rows):
-    config, cluster, journal = world
-    plan_id = alert_plan(journal)
+def reconcile_world(world, **members):
+    """A running plan for the chunk journaled as ``members`` say: domain=(state, host it runs on now)."""
+    _config, cluster, journal = world
+    executor, plan_id = executing(world)
     journal.set_plan_state(plan_id, jr.PLAN_RUNNING)
-    for domain, state in rows:
+    for domain, (state, host) in members.items():
         row = journal.add_migration(
             plan_id=plan_id,
             step=0,
@@ -510,20 +511,22 @@ def reconcile_world(world, placement_now, rows):
             destination="hv3",
         )
         journal.set_migration_state(row, state)
-    cluster.placement.update(placement_now)
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
+        cluster.placement[domain] = host
     return plan_id, executor
+
+
+def restart(journal, executor):
+    """Reconcile as the actioner does when it starts, without waiting for a running migration."""
+    return reconcile(journal, executor.resolver, executor, wait=0, sleep=lambda s: None)
 
 
 def test_reconcile_marks_completed_moves_done_and_never_repeats_them(world):
     _config, _cluster, journal = world
     plan_id, executor = reconcile_world(
-        world,
-        {"web1": "hv3", "app1": "hv3", "db1": "hv3"},
-        [("web1", jr.DONE), ("app1", jr.RUNNING), ("db1", jr.RUNNING)],
+        world, web1=(jr.DONE, "hv3"), app1=(jr.RUNNING, "hv3"), db1=(jr.RUNNING, "hv3")
     )
     queued = journal.record_firing([AlertKey("f9", "t", "g", "hv2")])
-    report = reconcile(journal, executor.resolver, executor, wait=0, sleep=lambda s: None)
+    report = restart(journal, executor)
     assert report.done == ["app1", "db1"]
     assert executor.calls == []
     assert {r.domain: r.state for r in journal.migrations(plan_id)} == dict.fromkeys(CHUNK, "done")
@@ -534,11 +537,9 @@ def test_reconcile_marks_completed_moves_done_and_never_repeats_them(world):
 def test_reconcile_makes_a_split_chunk_whole_on_its_source(world):
     _config, cluster, journal = world
     plan_id, executor = reconcile_world(
-        world,
-        {"web1": "hv3", "app1": "hv1", "db1": "hv1"},
-        [("web1", jr.DONE), ("app1", jr.RUNNING), ("db1", jr.PLANNED)],
+        world, web1=(jr.DONE, "hv3"), app1=(jr.RUNNING, "hv1"), db1=(jr.PLANNED, "hv1")
     )
-    report = reconcile(journal, executor.resolver, executor, wait=0, sleep=lambda s: None)
+    report = restart(journal, executor)
     assert executor.calls == [("web1", "hv3", "hv1")]
     assert {cluster.placement[d] for d in CHUNK} == {"hv1"}
     states = {r.domain: r.state for r in journal.migrations(plan_id) if r.kind == jr.MOVE}
