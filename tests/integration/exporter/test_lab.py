@@ -17,14 +17,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.exporter_fixtures import inovex_series, label_names
+from tests.go_exporter import GO_EXPORTER, start_go_exporter
 from tests.waiting import wait_answering
 from virtbalance.exporter.jobs import JobWatch, start_event_loop
 from virtbalance.lab import Lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
 
-GO_EXPORTER = "prometheus-libvirt-exporter"
-GO_PORT = 19177
 INOVEX_STYLE_PORT = 19180
 MIB = 1024 * 1024
 # inovex series whose data a lab guest cannot produce: its boot sector runs no balloon driver.
@@ -212,14 +211,7 @@ def test_migration_in_progress_is_seen_and_scrapes_stay_fast(
 def go_exporter(lab: Lab) -> Iterator[str]:
     binary = shutil.which(GO_EXPORTER)
     assert binary, f"{GO_EXPORTER} is installed by scripts/bootstrap"
-    host = lab.hosts[0]
-    target = f"{host.address}:{GO_PORT}"
-    process = lab.exec_in_host(
-        host.name,
-        [binary, "--libvirt.uri", "qemu:///system", "--web.listen-address", target],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    target, process = start_go_exporter(lab, binary)
     try:
         wait_answering(f"{GO_EXPORTER} on {target}", lambda: fetch(target), process, 20)
         yield target

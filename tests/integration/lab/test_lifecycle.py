@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab_fixtures import TINY_SCENARIO
 from virtbalance.cli import main
 from virtbalance.lab import Lab, LabNotUp, cpu_share
 from virtbalance.lab.api import live_owner
@@ -17,16 +18,6 @@ from virtbalance.lab.system import start_time
 from virtbalance.lab.teardown import leftovers, namespace_pids
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
-
-TINY = """\
-name: tiny
-hosts:
-  - {name: ta, cpus: 1, memory: 256MiB}
-  - {name: tb, cpus: 1, memory: 256MiB}
-domains:
-  - {name: t1, host: ta, memory: 32MiB, private_networks: [lan7], load: 10}
-  - {name: t2, host: tb, memory: 32MiB}
-"""
 
 
 @pytest.fixture
@@ -51,7 +42,7 @@ def spare_id() -> Iterator[int]:
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
-    path.write_text(TINY)
+    path.write_text(TINY_SCENARIO)
     return path
 
 
@@ -142,7 +133,7 @@ def test_cli_reports_a_bad_scenario_without_starting_anything(
     spare_id: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(TINY.replace("host: tb", "host: tc"))
+    bad.write_text(TINY_SCENARIO.replace("host: tb", "host: tc"))
     assert main(["lab", "up", "--lab-id", str(spare_id), "--scenario", str(bad)]) == 2
     assert "domains[1].host (line 7): 'tc' is not a declared host" in capsys.readouterr().err
     assert not leftovers(LabNames(spare_id))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import HTTPServer
 
 import pytest
 import yaml
 
-from tests.http_fixtures import serving
+from tests.http_fixtures import QuietHandler, serving
 from virtbalance.actioner import cli
 from virtbalance.actioner.journal import AlertKey, Journal
 from virtbalance.cli import main
@@ -122,18 +122,11 @@ def test_history_prints_plans_and_migrations(tmp_path, capsys):
 def test_drain_posts_to_the_actioner_with_the_token(tmp_path, capsys):
     seen = {}
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self):
             seen["path"] = self.path
             seen["auth"] = self.headers.get("Authorization")
-            body = json.dumps({"queued_plan": 7}).encode()
-            self.send_response(202)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
+            self.answer(202, json.dumps({"queued_plan": 7}).encode())
 
     with serving(HTTPServer(("127.0.0.1", 0), Handler)) as port:
         config = write_config(tmp_path, port)

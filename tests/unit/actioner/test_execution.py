@@ -197,11 +197,30 @@ def alert_plan(journal, host="hv1", fingerprint="f1"):
     return journal.record_firing([AlertKey(fingerprint, "2026-01-01T00:00:00Z", "g", host)])
 
 
+def executing(world, config=None, metrics=None, **fakes):
+    """A FakeExecutor over the world (its config unless ``config`` is given) and hv1's alert plan."""
+    world_config, cluster, journal = world
+    executor = FakeExecutor(
+        cluster=cluster,
+        config=config or world_config,
+        journal=journal,
+        metrics=metrics or Metrics(),
+        **fakes,
+    )
+    return executor, alert_plan(journal)
+
+
+def refused(executor, plan_id, state, outcome):
+    """Execute the chunk plan on ``state``, expecting ``outcome`` and no migration; the detail."""
+    got, detail = executor.execute(plan_id, chunk_plan(), state)
+    assert (got, executor.calls) == (outcome, []), detail
+    return detail
+
+
 def test_a_chunk_moves_together_and_is_journaled_done(world):
-    config, cluster, journal = world
+    _config, cluster, journal = world
     metrics = Metrics()
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=metrics)
-    plan_id = alert_plan(journal)
+    executor, plan_id = executing(world, metrics=metrics)
     outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
     assert outcome == "executed", detail
     assert {cluster.placement[d] for d in CHUNK} == {"hv3"}
@@ -212,12 +231,9 @@ def test_a_chunk_moves_together_and_is_journaled_done(world):
 
 
 def test_a_failed_member_moves_the_others_back(world):
-    config, cluster, journal = world
+    _config, cluster, journal = world
     metrics = Metrics()
-    executor = FakeExecutor(
-        cluster=cluster, fail={("db1", "hv3")}, config=config, journal=journal, metrics=metrics
-    )
-    plan_id = alert_plan(journal)
+    executor, plan_id = executing(world, metrics=metrics, fail={("db1", "hv3")})
     outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
     assert outcome == "failed"
     assert "db1: refused by the destination" in detail
@@ -239,15 +255,8 @@ def test_a_failed_member_moves_the_others_back(world):
 
 
 def test_a_failed_rollback_is_reported_as_a_split(world, caplog):
-    config, cluster, journal = world
-    executor = FakeExecutor(
-        cluster=cluster,
-        fail={("db1", "hv3"), ("web1", "hv1")},
-        config=config,
-        journal=journal,
-        metrics=Metrics(),
-    )
-    plan_id = alert_plan(journal)
+    _config, cluster, journal = world
+    executor, plan_id = executing(world, fail={("db1", "hv3"), ("web1", "hv1")})
     outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
     assert outcome == "failed"
     assert detail.count("rollback failed") == 1
@@ -268,9 +277,7 @@ def test_a_failed_rollback_is_reported_as_a_split(world, caplog):
 
 def test_dry_run_moves_nothing(world, tmp_path):
     _config, cluster, journal = world
-    config = actioner_config(tmp_path, dry_run=True)
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
-    plan_id = alert_plan(journal)
+    executor, plan_id = executing(world, config=actioner_config(tmp_path, dry_run=True))
     outcome, _ = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
     assert outcome == "dry_run"
     assert executor.calls == []
@@ -278,9 +285,8 @@ def test_dry_run_moves_nothing(world, tmp_path):
 
 
 def test_resolved_alert_cancels_the_remaining_steps(world):
-    config, cluster, journal = world
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
-    plan_id = alert_plan(journal)
+    _config, cluster, journal = world
+    executor, plan_id = executing(world)
     journal.set_plan_state(plan_id, jr.PLAN_RUNNING)
     assert journal.record_resolved([AlertKey("f1", "2026-01-01T00:00:00Z", "g", "hv1")]) == [
         plan_id
@@ -300,20 +306,17 @@ def test_resolved_alert_cancels_the_remaining_steps(world):
 
 
 def test_precheck_refuses_a_domain_that_left_the_source(world):
-    config, cluster, journal = world
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
-    plan_id = alert_plan(journal)
+    _, cluster, _ = world
+    executor, plan_id = executing(world)
     cluster.placement["db1"] = "hv2"  # someone moved it meanwhile
-    outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
-    assert outcome == "unresolved"
-    assert "db1 is no longer only on hv1 (found on hv2)" in detail
-    assert executor.calls == []
+    assert "db1 is no longer only on hv1 (found on hv2)" in refused(
+        executor, plan_id, snapshot(cluster), "unresolved"
+    )
 
 
 def test_each_refused_pre_condition_is_typed_and_the_step_is_skipped_with_its_reason(world):
-    config, cluster, journal = world
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
-    plan_id = alert_plan(journal)
+    _config, cluster, journal = world
+    executor, plan_id = executing(world)
     group = chunk_plan().migrations
     busy = snapshot(cluster, cpu={"web1": 1.2, "app1": 1.2, "db1": 1.2})
     refusal = executor.precheck(plan_id, group, busy, [])
@@ -337,13 +340,10 @@ def test_each_refused_pre_condition_is_typed_and_the_step_is_skipped_with_its_re
 
 
 def test_precheck_refuses_a_destination_without_room(world):
-    config, cluster, journal = world
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
-    plan_id = alert_plan(journal)
+    _, cluster, _ = world
+    executor, plan_id = executing(world)
     busy = snapshot(cluster, cpu={"web1": 1.2, "app1": 1.2, "db1": 1.2})
-    outcome, detail = executor.execute(plan_id, chunk_plan(), busy)
-    assert outcome == "unresolved"
-    assert "hv3 has no CPU room" in detail
+    assert "hv3 has no CPU room" in refused(executor, plan_id, busy, "unresolved")
 
 
 def test_cooldown_from_an_earlier_plan_blocks_the_move(world, tmp_path):
@@ -356,10 +356,9 @@ def test_cooldown_from_an_earlier_plan_blocks_the_move(world, tmp_path):
     )
     journal.set_migration_state(row, jr.DONE)
     plan_id = alert_plan(journal)
-    outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
-    assert outcome == "unresolved"
-    assert "cooldown: vm_cooldown: web1 moved" in detail
-    assert executor.calls == []
+    assert "cooldown: vm_cooldown: web1 moved" in refused(
+        executor, plan_id, snapshot(cluster), "unresolved"
+    )
 
 
 class FakeAlertmanager:
@@ -380,33 +379,15 @@ FREEZE_DB1 = Silence(
 
 
 def test_a_silence_set_after_planning_still_stops_the_move(world):
-    config, cluster, journal = world
-    executor = FakeExecutor(
-        cluster=cluster,
-        config=config,
-        journal=journal,
-        metrics=Metrics(),
-        alertmanager=FakeAlertmanager([FREEZE_DB1]),
-    )
-    plan_id = alert_plan(journal)
-    outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
-    assert outcome == "frozen"
-    assert "s-db1" in detail
-    assert executor.calls == []
+    _, cluster, _ = world
+    executor, plan_id = executing(world, alertmanager=FakeAlertmanager([FREEZE_DB1]))
+    assert "s-db1" in refused(executor, plan_id, snapshot(cluster), "frozen")
 
 
 def test_unknown_freeze_state_moves_nothing(world):
-    config, cluster, journal = world
-    executor = FakeExecutor(
-        cluster=cluster,
-        config=config,
-        journal=journal,
-        metrics=Metrics(),
-        alertmanager=FakeAlertmanager(error="connection refused"),
-    )
-    outcome, detail = executor.execute(alert_plan(journal), chunk_plan(), snapshot(cluster))
-    assert outcome == "frozen"
-    assert "freeze state unknown" in detail
+    _, cluster, _ = world
+    executor, plan_id = executing(world, alertmanager=FakeAlertmanager(error="connection refused"))
+    assert "freeze state unknown" in refused(executor, plan_id, snapshot(cluster), "frozen")
 
 
 class FakeBuilder:
@@ -515,11 +496,12 @@ def test_an_executed_plan_is_followed_up_only_after_the_settle_window(tmp_path):
     journal.close()
 
 
-def reconcile_world(world, placement_now, rows):
-    config, cluster, journal = world
-    plan_id = alert_plan(journal)
+def reconcile_world(world, **members):
+    """A running plan for the chunk journaled as ``members`` say: domain=(state, host it runs on now)."""
+    _config, cluster, journal = world
+    executor, plan_id = executing(world)
     journal.set_plan_state(plan_id, jr.PLAN_RUNNING)
-    for domain, state in rows:
+    for domain, (state, host) in members.items():
         row = journal.add_migration(
             plan_id=plan_id,
             step=0,
@@ -529,20 +511,22 @@ def reconcile_world(world, placement_now, rows):
             destination="hv3",
         )
         journal.set_migration_state(row, state)
-    cluster.placement.update(placement_now)
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
+        cluster.placement[domain] = host
     return plan_id, executor
+
+
+def restart(journal, executor):
+    """Reconcile as the actioner does when it starts, without waiting for a running migration."""
+    return reconcile(journal, executor.resolver, executor, wait=0, sleep=lambda s: None)
 
 
 def test_reconcile_marks_completed_moves_done_and_never_repeats_them(world):
     _config, _cluster, journal = world
     plan_id, executor = reconcile_world(
-        world,
-        {"web1": "hv3", "app1": "hv3", "db1": "hv3"},
-        [("web1", jr.DONE), ("app1", jr.RUNNING), ("db1", jr.RUNNING)],
+        world, web1=(jr.DONE, "hv3"), app1=(jr.RUNNING, "hv3"), db1=(jr.RUNNING, "hv3")
     )
     queued = journal.record_firing([AlertKey("f9", "t", "g", "hv2")])
-    report = reconcile(journal, executor.resolver, executor, wait=0, sleep=lambda s: None)
+    report = restart(journal, executor)
     assert report.done == ["app1", "db1"]
     assert executor.calls == []
     assert {r.domain: r.state for r in journal.migrations(plan_id)} == dict.fromkeys(CHUNK, "done")
@@ -553,11 +537,9 @@ def test_reconcile_marks_completed_moves_done_and_never_repeats_them(world):
 def test_reconcile_makes_a_split_chunk_whole_on_its_source(world):
     _config, cluster, journal = world
     plan_id, executor = reconcile_world(
-        world,
-        {"web1": "hv3", "app1": "hv1", "db1": "hv1"},
-        [("web1", jr.DONE), ("app1", jr.RUNNING), ("db1", jr.PLANNED)],
+        world, web1=(jr.DONE, "hv3"), app1=(jr.RUNNING, "hv1"), db1=(jr.PLANNED, "hv1")
     )
-    report = reconcile(journal, executor.resolver, executor, wait=0, sleep=lambda s: None)
+    report = restart(journal, executor)
     assert executor.calls == [("web1", "hv3", "hv1")]
     assert {cluster.placement[d] for d in CHUNK} == {"hv1"}
     states = {r.domain: r.state for r in journal.migrations(plan_id) if r.kind == jr.MOVE}
@@ -663,9 +645,8 @@ def test_a_pin_set_after_planning_stops_the_move_and_doubts_both_hosts(world):
 
 
 def test_a_link_added_after_planning_makes_the_chunk_stale(world):
-    config, cluster, journal = world
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
-    plan_id = alert_plan(journal)
+    _, cluster, _ = world
+    executor, plan_id = executing(world)
     stale = snapshot(cluster)
     cluster.placement["cache1"] = "hv1"
     cluster.networks["cache1"] = ["lan12"]  # hot-plugged into the chunk's private bridge
@@ -685,9 +666,8 @@ def test_a_link_added_after_planning_makes_the_chunk_stale(world):
 
 
 def test_an_anti_affinity_key_that_arrived_on_the_destination_stops_the_move(world):
-    config, cluster, journal = world
-    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
-    plan_id = alert_plan(journal)
+    _, cluster, _ = world
+    executor, plan_id = executing(world)
     stale = snapshot(cluster)
     cluster.metadata["web1"] = Placement(anti_affinity="front")
     cluster.placement["web2"] = "hv3"

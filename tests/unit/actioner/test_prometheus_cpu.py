@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.http_fixtures import serving
+from tests.http_fixtures import QuietHandler, serving
 from virtbalance import contract as c
 from virtbalance.actioner.snapshot_builder import prometheus_cpu
 
@@ -40,19 +40,11 @@ def serve() -> Iterator[object]:
     servers = contextlib.ExitStack()
 
     def start(fake: FakePrometheus) -> str:
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 url = urlparse(self.path)
                 params = {k: v[0] for k, v in parse_qs(url.query).items()}
-                body = json.dumps(fake.answer(params)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
+                self.answer(200, json.dumps(fake.answer(params)).encode(), "application/json")
 
         port = servers.enter_context(serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)))
         return f"http://127.0.0.1:{port}"

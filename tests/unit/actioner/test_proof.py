@@ -12,31 +12,16 @@ from hypothesis import strategies as st
 from virtbalance.actioner.proof import Action, Copy, Unanswered, judge
 
 RUNNING = Copy(active=True, persistent=True, state=libvirt.VIR_DOMAIN_RUNNING, reason=1, job=False)
-SOURCE_PAUSED = Copy(
-    active=True,
-    persistent=True,
-    state=libvirt.VIR_DOMAIN_PAUSED,
-    reason=libvirt.VIR_DOMAIN_PAUSED_MIGRATION,
-    job=False,
+# The other copies differ from a plain running one in what their names say.
+SOURCE_PAUSED = replace(
+    RUNNING, state=libvirt.VIR_DOMAIN_PAUSED, reason=libvirt.VIR_DOMAIN_PAUSED_MIGRATION
 )
-SHELL = Copy(
-    active=True,
-    persistent=False,
-    state=libvirt.VIR_DOMAIN_PAUSED,
-    reason=libvirt.VIR_DOMAIN_PAUSED_MIGRATION,
-    job=False,
-)
+SHELL = replace(SOURCE_PAUSED, persistent=False)  # a paused incoming shell: transient
 DEFINED = Copy(active=False, persistent=True, state=libvirt.VIR_DOMAIN_SHUTOFF, reason=0, job=False)
-MIGRATING = Copy(active=True, persistent=True, state=libvirt.VIR_DOMAIN_RUNNING, reason=1, job=True)
+MIGRATING = replace(RUNNING, job=True)
 SILENT = Unanswered("cannot connect to qemu+tcp://hv3/system")
 # the source libvirt resumed itself after a migration it judged failed (Finish lost, Confirm cancelled)
-RESUMED_SOURCE = Copy(
-    active=True,
-    persistent=True,
-    state=libvirt.VIR_DOMAIN_RUNNING,
-    reason=libvirt.VIR_DOMAIN_RUNNING_MIGRATION_CANCELED,
-    job=False,
-)
+RESUMED_SOURCE = replace(RUNNING, reason=libvirt.VIR_DOMAIN_RUNNING_MIGRATION_CANCELED)
 
 
 @pytest.mark.parametrize(

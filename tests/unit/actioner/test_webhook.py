@@ -24,6 +24,13 @@ def post(client, body, headers=AUTH, **kwargs):
     )
 
 
+def problems(client, body):
+    """The problems a rejected body is answered with, after checking the answer is a 400."""
+    response = post(client, body)
+    assert response.status_code == 400
+    return response.get_json()["problems"]
+
+
 def plan_states(services):
     return [(p.id, p.state, p.hosts, p.cancel_requested) for p in services.journal.plans()]
 
@@ -138,15 +145,11 @@ def test_malformed_json_is_400_naming_it(client):
 def test_wrong_version_is_400_naming_it(client):
     body = payload("firing_hv1")
     body["version"] = "3"
-    response = post(client, body)
-    assert response.status_code == 400
-    assert response.get_json()["problems"] == ["version: unsupported '3' (expected '4')"]
+    assert problems(client, body) == ["version: unsupported '3' (expected '4')"]
 
 
 def test_not_an_object_is_400(client):
-    response = post(client, [1, 2])
-    assert response.status_code == 400
-    assert response.get_json()["problems"] == ["expected a JSON object, got list"]
+    assert problems(client, [1, 2]) == ["expected a JSON object, got list"]
 
 
 def test_every_missing_field_is_named(client, actioner_services):
@@ -157,9 +160,7 @@ def test_every_missing_field_is_named(client, actioner_services):
     del alert["fingerprint"]
     del alert["startsAt"]
     alert["labels"] = "host=hv1"
-    response = post(client, body)
-    assert response.status_code == 400
-    assert response.get_json()["problems"] == [
+    assert problems(client, body) == [
         "status: missing",
         "groupKey: missing",
         "alerts[0].labels: expected an object of string labels",
@@ -174,9 +175,7 @@ def test_bad_status_and_alert_shapes(client):
     body["status"] = "burning"
     body["alerts"][0] = "hv1"
     body["alerts"][1]["status"] = "pending"
-    response = post(client, body)
-    assert response.status_code == 400
-    assert response.get_json()["problems"] == [
+    assert problems(client, body) == [
         "status: expected firing or resolved, got 'burning'",
         "alerts[0]: expected an object, got str",
         "alerts[1].status: expected firing or resolved, got 'pending'",
@@ -186,7 +185,7 @@ def test_bad_status_and_alert_shapes(client):
 def test_alerts_missing_is_400(client):
     body = payload("firing_hv1")
     del body["alerts"]
-    assert post(client, body).get_json()["problems"] == ["alerts: missing"]
+    assert problems(client, body) == ["alerts: missing"]
 
 
 def test_oversize_payload_is_413_and_not_recorded(client, actioner_services):

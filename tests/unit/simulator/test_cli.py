@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
+from tests.simulator_fixtures import simulate
 from virtbalance.cli import main
 from virtbalance.errors import ValidationError
 from virtbalance.simulator.config import parse_simulation
@@ -15,31 +15,14 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "traces"
 
 
 def test_simulate_writes_table_json_and_plot(tmp_path, capsys):
-    out_json = tmp_path / "result.json"
     out_png = tmp_path / "hosts.png"
-    code = main(
-        [
-            "simulate",
-            "--traces",
-            str(FIXTURES / "bitbrains"),
-            "--hosts",
-            "2",
-            "--cpus",
-            "2",
-            "--memory-gib",
-            "16",
-            "--policies",
-            "none,livemigrationspec",
-            "--json",
-            str(out_json),
-            "--plot",
-            str(out_png),
-        ]
+    printed, document = simulate(
+        tmp_path,
+        capsys,
+        *("--traces", str(FIXTURES / "bitbrains"), "--hosts", "2", "--cpus", "2"),
+        *("--memory-gib", "16", "--policies", "none,livemigrationspec", "--plot", str(out_png)),
     )
-    assert code == 0
-    printed = capsys.readouterr().out
     assert printed.splitlines()[0].split()[:3] == ["POLICY", "OVERLOAD%", "WORST"]
-    document = json.loads(out_json.read_text())
     assert [p["policy"] for p in document["policies"]] == ["none", "livemigrationspec"]
     assert document["setup"]["traces"]["vms"] == 2
     assert document["setup"]["cluster"]["hosts"] == 2

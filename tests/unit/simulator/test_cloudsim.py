@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 
+from tests.simulator_fixtures import simulate
 from virtbalance.cli import main
 from virtbalance.simulator import cloudsim
 from virtbalance.simulator.power import ML110_G4, ML110_G5
@@ -95,25 +95,14 @@ def test_hosts_alternate_g4_and_g5_and_the_start_is_cloudsims_creation():
 
 def test_cli_scenario_writes_cloudsim_metrics_per_policy(tmp_path, capsys):
     day = cut(tmp_path, vms=12, steps=24)
-    out = tmp_path / "result.json"
-    code = main(
-        [
-            "simulate",
-            "--scenario",
-            "cloudsim-planetlab",
-            "--traces",
-            str(day),
-            "--policies",
-            "none,thr-mmt,virtbalance-consolidate",
-            "--json",
-            str(out),
-        ]
+    printed, document = simulate(
+        tmp_path,
+        capsys,
+        *("--scenario", "cloudsim-planetlab", "--traces", str(day)),
+        *("--policies", "none,thr-mmt,virtbalance-consolidate"),
     )
-    assert code == 0
-    printed = capsys.readouterr().out
     assert "KWH" in printed.splitlines()[0] and "SLATAH%" in printed.splitlines()[0]
     assert "CloudSim 3.0.3 published, THR-MMT-0.8: energy_kwh 198.08" in printed
-    document = json.loads(out.read_text())
     setup = document["setup"]
     assert (setup["scenario"], setup["hosts"], setup["traces"]["vms"]) == (
         "cloudsim-planetlab",

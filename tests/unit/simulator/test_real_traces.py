@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 
-from virtbalance.cli import main
+from tests.simulator_fixtures import simulate
 from virtbalance.policy import Policy
 from virtbalance.simulator.cluster import ClusterSpec, build_cluster
 from virtbalance.simulator.engine import replay
@@ -89,28 +88,13 @@ def test_bitbrains_next_month_loads_with_memory_that_follows_the_trace():
 
 @pytest.mark.skipif(not AUGUST.is_dir(), reason=f"{AUGUST} is not on this machine")
 def test_simulate_cli_on_the_next_month_reports_the_diagnosis(tmp_path, capsys):
-    out = tmp_path / "aug.json"
-    code = main(
-        [
-            "simulate",
-            "--traces",
-            str(AUGUST),
-            "--limit",
-            "30",
-            "--host-groups",
-            "2x8x64,1x16x128",
-            "--bandwidth-gib",
-            "2",
-            "--policies",
-            "none,virtbalance",
-            "--json",
-            str(out),
-        ]
+    printed, document = simulate(
+        tmp_path,
+        capsys,
+        *("--traces", str(AUGUST), "--limit", "30", "--host-groups", "2x8x64,1x16x128"),
+        *("--bandwidth-gib", "2", "--policies", "none,virtbalance"),
     )
-    assert code == 0
-    printed = capsys.readouterr().out
     assert "why virtbalance did not relieve an overload at once:" in printed
-    document = json.loads(out.read_text())
     setup = document["setup"]
     assert setup["cluster"]["hosts"] == 3
     assert setup["cluster"]["groups"] == [

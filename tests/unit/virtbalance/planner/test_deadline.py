@@ -184,68 +184,76 @@ def migrated_memory(snapshot, result):
     return sum(memory[m.domain] for m in result.migrations)
 
 
-def _fresh_python(code: str) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a new interpreter: whether OR-Tools is imported is per process."""
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=300
-    )
-
-
-def test_deciding_whether_to_refine_does_not_import_or_tools():
-    done = _fresh_python(
-        "import sys\n"
-        "from virtbalance.planner.refine import enabled\n"
-        "from virtbalance.policy import Policy\n"
-        "assert enabled(Policy())\n"
-        "print('ortools' in sys.modules)\n"
+def _fresh_python(*lines: str) -> list[str]:
+    """Run ``lines`` in a new interpreter (whether OR-Tools is imported is per process); what it printed."""
+    done = subprocess.run(
+        [sys.executable, "-c", "\n".join(lines)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "False"
+    return done.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("lines", "printed"),
+    [
+        pytest.param(
+            (
+                "import sys",
+                "from virtbalance.planner.refine import enabled",
+                "from virtbalance.policy import Policy",
+                "assert enabled(Policy())",
+                "print('ortools' in sys.modules)",
+            ),
+            ["False"],
+            id="deciding-whether-to-refine-does-not-import-it",
+        ),
+        pytest.param(
+            (
+                "import sys",
+                "from virtbalance.planner import exact",
+                "thread = exact.warm_up()",
+                "assert thread is not None and thread.daemon",
+                "thread.join()",
+                "print('ortools.sat.python.cp_model' in sys.modules, exact.available())",
+            ),
+            ["True True"],
+            id="warm-up-imports-it-in-the-background",
+        ),
+        # The import runs in the background: not waiting at all finds it unfinished (it takes a
+        # second of CPU), waiting without a limit finds it done.
+        pytest.param(
+            ("from virtbalance.planner import exact", "print(exact.ready(0.0), exact.ready(None))"),
+            ["False True"],
+            id="a-plan-waits-for-it-no-longer-than-it-is-told",
+        ),
+    ],
+)
+def test_when_or_tools_is_imported(lines, printed):
+    assert _fresh_python(*lines) == printed
 
 
 def test_or_tools_is_imported_inside_the_plan_budget_and_only_when_cp_sat_runs():
     # The clock notes at each reading whether OR-Tools is loaded: the first reading (the budget's
     # start) must come before the import, so the import counts against plan_budget.
-    done = _fresh_python(
-        "import sys\n"
-        "from virtbalance.planner import plan\n"
-        "from virtbalance.planner.instances import generate, tight\n"
-        "from virtbalance.policy import Policy\n"
-        "seen = []\n"
-        "def clock():\n"
-        "    seen.append('ortools.sat.python.cp_model' in sys.modules)\n"
-        "    return float(len(seen))\n"
-        "lifted = Policy().replace(max_migrations=100000, max_per_host=100000, plan_budget=400)\n"
-        "plan(generate(4, tight(4)), lifted.replace(plan_solver='greedy'), clock=clock)\n"
-        "print(any(seen))\n"
-        "seen.clear()\n"
-        "plan(generate(4, tight(4)), lifted, clock=clock)\n"
-        "print(seen[0], seen[-1])\n"
+    greedy, auto = _fresh_python(
+        "import sys",
+        "from virtbalance.planner import plan",
+        "from virtbalance.planner.instances import generate, tight",
+        "from virtbalance.policy import Policy",
+        "seen = []",
+        "def clock():",
+        "    seen.append('ortools.sat.python.cp_model' in sys.modules)",
+        "    return float(len(seen))",
+        "lifted = Policy().replace(max_migrations=100000, max_per_host=100000, plan_budget=400)",
+        "plan(generate(4, tight(4)), lifted.replace(plan_solver='greedy'), clock=clock)",
+        "print(any(seen))",
+        "seen.clear()",
+        "plan(generate(4, tight(4)), lifted, clock=clock)",
+        "print(seen[0], seen[-1])",
     )
-    assert done.returncode == 0, done.stderr
-    greedy, auto = done.stdout.splitlines()
     assert greedy == "False"  # plan_solver greedy never imports it
     assert auto == "False True"
-
-
-def test_warm_up_imports_or_tools_in_the_background():
-    done = _fresh_python(
-        "import sys\n"
-        "from virtbalance.planner import exact\n"
-        "thread = exact.warm_up()\n"
-        "assert thread is not None and thread.daemon\n"
-        "thread.join()\n"
-        "print('ortools.sat.python.cp_model' in sys.modules, exact.available())\n"
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "True True"
-
-
-def test_a_plan_waits_for_the_or_tools_import_no_longer_than_it_is_told():
-    # The import runs in the background: not waiting at all finds it unfinished (it takes a second
-    # of CPU), waiting without a limit finds it done.
-    done = _fresh_python(
-        "from virtbalance.planner import exact\nprint(exact.ready(0.0), exact.ready(None))\n"
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "False True"

@@ -102,13 +102,13 @@ def candidates(rebalanced_stack) -> dict[str, list[str]]:
     no fault of the dashboard.
     """
     rebalanced_stack.record.require("overload", "firing", "migrating")
-    scrape_actioner(rebalanced_stack)
-    url = rebalanced_stack.prometheus_url
+    scrape_actioner(rebalanced_stack.stack)
+    url = rebalanced_stack.stack.prometheus_url
     moves = prometheus(url, "query", query=f"max_over_time({MIGRATION_RECENT_DURATION}[1h])")
     assert moves, "the scenario left no migration in virtbalance_migration_recent_duration_seconds"
     moved = moves[0]["metric"]
     hosts = [moved["source"], moved["destination"]]
-    hosts += [h for h in rebalanced_stack.hosts if h not in hosts]
+    hosts += [h for h in rebalanced_stack.stack.hosts if h not in hosts]
     running = prometheus(url, "query", query="max by (domain) (libvirt_domain_chunk_info)")
     domains = [
         moved["domain"],
@@ -125,7 +125,7 @@ def assignments(candidates: dict[str, list[str]]) -> Iterator[dict[str, str]]:
 
 @pytest.mark.parametrize("target", list(targets()), ids=lambda t: t.where)
 def test_query_runs_and_finds_series(rebalanced_stack, candidates, target):
-    url = rebalanced_stack.prometheus_url
+    url = rebalanced_stack.stack.prometheus_url
     exception = NO_SERIES_IN_LAB.get(f"{target.dashboard} panel {target.panel!r}")
     uses_variables = "$host" in target.expr or "$domain" in target.expr or "${" in target.expr
     tried = list(assignments(candidates)) if uses_variables else [{}]
@@ -149,7 +149,7 @@ def test_query_runs_and_finds_series(rebalanced_stack, candidates, target):
 
 
 def test_variables_resolve_to_lab_values(rebalanced_stack):
-    url = rebalanced_stack.prometheus_url
+    url = rebalanced_stack.stack.prometheus_url
     for dashboard in build_all().values():
         for variable in dashboard["templating"]["list"][1:]:
             metric, label = (
@@ -160,7 +160,7 @@ def test_variables_resolve_to_lab_values(rebalanced_stack):
             )
             values = response.json()["data"]
             if label == "host":
-                assert set(values) == set(rebalanced_stack.hosts), dashboard["uid"]
+                assert set(values) == set(rebalanced_stack.stack.hosts), dashboard["uid"]
             else:
                 assert set(rebalanced_stack.record.domains) <= set(values), (
                     dashboard["uid"],

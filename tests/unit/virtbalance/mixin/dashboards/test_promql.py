@@ -167,71 +167,32 @@ def test_chunk_sizes_slots_and_chunks_that_fit_nowhere(tmp_path):
     # Slots up to the targets (62.5% CPU, 87.5% memory): memory a 1, b 6, c 2 GiB; CPU a 0, b 1, c 0.25.
     # Best elsewhere: memory a 6, b 2, c 6 GiB; CPU a 1, b 0.25, c 1 core.
     # lan1 (4 GiB, 0.5 cores) fits on b; d3 (7 GiB) fits nowhere; d4 (0.5 cores) fits nowhere; d5 fits.
-    def expr(text: str) -> str:
-        return substitute(text, {"__rate_interval": "5m"})
+    def case(query: str, expected: list[dict]) -> dict:
+        return {
+            "expr": substitute(query, {"__rate_interval": "5m"}),
+            "eval_time": "10m",
+            "exp_samples": expected,
+        }
 
-    at = "10m"
+    def per_chunk(*values: float, scale: float = 1) -> list[dict]:
+        """One sample for each chunk of DOMAINS, in their order: lan1 and d3 on a, d4 on b, d5 on c."""
+        chunks = (("a", "lan1"), ("a", "domain:d3"), ("b", "domain:d4"), ("c", "domain:d5"))
+        return samples(tuple((*c, v) for c, v in zip(chunks, values, strict=True)), scale)
+
+    memory_elsewhere = queries.best_slot_elsewhere(queries.free_memory_slot_bytes(POLICY))
     run_promql_tests(
         tmp_path,
         cluster_series(),
         [
-            {
-                "expr": expr(queries.chunk_memory_bytes()),
-                "eval_time": at,
-                "exp_samples": samples(
-                    (
-                        ("a", "lan1", 4),
-                        ("a", "domain:d3", 7),
-                        ("b", "domain:d4", 1),
-                        ("c", "domain:d5", 1),
-                    ),
-                    GIB,
-                ),
-            },
-            {
-                "expr": expr(queries.chunk_cpu_cores()),
-                "eval_time": at,
-                "exp_samples": samples(
-                    (
-                        ("a", "lan1", 0.5),
-                        ("a", "domain:d3", 0.125),
-                        ("b", "domain:d4", 0.5),
-                        ("c", "domain:d5", 0.125),
-                    )
-                ),
-            },
-            {
-                "expr": expr(queries.best_slot_elsewhere(queries.free_memory_slot_bytes(POLICY))),
-                "eval_time": at,
-                "exp_samples": samples((("a", 6), ("b", 2), ("c", 6)), GIB),
-            },
-            {
-                "expr": expr(queries.best_slot_elsewhere(queries.free_cpu_slot_cores(POLICY))),
-                "eval_time": at,
-                "exp_samples": samples((("a", 1), ("b", 0.25), ("c", 1))),
-            },
-            {
-                "expr": expr(
-                    queries.per_chunk(
-                        queries.best_slot_elsewhere(queries.free_memory_slot_bytes(POLICY))
-                    )
-                ),
-                "eval_time": at,
-                "exp_samples": samples(
-                    (
-                        ("a", "lan1", 6),
-                        ("a", "domain:d3", 6),
-                        ("b", "domain:d4", 2),
-                        ("c", "domain:d5", 6),
-                    ),
-                    GIB,
-                ),
-            },
-            {
-                "expr": expr(queries.chunks_fitting_nowhere(POLICY)),
-                "eval_time": at,
-                "exp_samples": [{"labels": "{}", "value": 2}],
-            },
+            case(queries.chunk_memory_bytes(), per_chunk(4, 7, 1, 1, scale=GIB)),
+            case(queries.chunk_cpu_cores(), per_chunk(0.5, 0.125, 0.5, 0.125)),
+            case(memory_elsewhere, samples((("a", 6), ("b", 2), ("c", 6)), GIB)),
+            case(
+                queries.best_slot_elsewhere(queries.free_cpu_slot_cores(POLICY)),
+                samples((("a", 1), ("b", 0.25), ("c", 1))),
+            ),
+            case(queries.per_chunk(memory_elsewhere), per_chunk(6, 6, 2, 6, scale=GIB)),
+            case(queries.chunks_fitting_nowhere(POLICY), [{"labels": "{}", "value": 2}]),
         ],
     )
 
