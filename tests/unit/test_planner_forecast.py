@@ -220,3 +220,21 @@ def test_a_balance_move_must_shed_its_share_of_the_way_to_the_stop():
     assert moves(kept) == []
     assert [u.host for u in kept.unresolved] == ["hv0"]
     assert "narrows it by enough" in kept.unresolved[0].reason
+
+
+def test_a_source_stops_once_the_domains_it_keeps_could_no_longer_overload_it():
+    # hv0: "p" (1 core on average, peaked at 2) and six steady 1-core domains: 70%, 80% at their peaks
+    # together. hv1: seven steady 1-core domains, 70% either way: never a source. hv2 at 20%.
+    loads = {
+        "hv0": {"p": 1.0} | {f"s{i}": 1.0 for i in range(6)},
+        "hv1": {f"q{i}": 1.0 for i in range(7)},
+        "hv2": {"r0": 1.0, "r1": 1.0},
+    }
+    snapshot = cluster(loads, heavy=frozenset({"p"}))
+    cores = {name: 1.0 for domains in loads.values() for name in domains}
+    forecast = Forecast(cores | {"p": 2.0}, {"hv0": 7.0, "hv1": 7.0, "hv2": 2.0}, cores)
+    result = plan(snapshot, POLICY, Mode("balance"), forecast=forecast)
+    # s0 (the least memory) to hv2 leaves hv0's domains at 70% at their peaks: hv0 is no longer a
+    # source, though hv1 keeps the spread at 40% and itself above cpu_target; one move, not two.
+    assert moves(result) == [("s0", "hv2")]
+    assert result.unresolved == ()
