@@ -180,3 +180,61 @@ def test_balance_spreads_the_recent_averages_a_burst_that_is_ending_evens_nothin
     result = plan(level, POLICY, Mode("balance"), forecast=uneven)
     assert moves(result) == [("s", "hv1")]
     assert result.migrations[0].reason.startswith("balance: cpu spread 40.0% -> 0.0%")
+
+
+def test_balance_moves_only_from_a_host_its_domains_at_their_peaks_would_overload():
+    # hv0 at 70% on its sample and on average, hv1 at 30%: a 40% spread, the busiest above cpu_target.
+    snapshot = cluster({"hv0": {"a": 3.5, "b": 3.5}, "hv1": {"c": 3.0}})
+    averages = {"a": 3.5, "b": 3.5, "c": 3.0}
+    # Steady: each domain's recent peak is its average, so no coincidence of bursts takes hv0 above
+    # cpu_high (7 cores of 10, 70%) and a lasting rise is relief's: no headroom to buy, no move.
+    steady = Forecast(averages, {"hv0": 7.0, "hv1": 3.0}, averages)
+    result = plan(snapshot, POLICY, Mode("balance"), forecast=steady)
+    assert moves(result) == [] and result.unresolved == ()
+    # Bursty: "a" has peaked at 5 cores while "b" was lower (hv0's own peak still 7): at their peaks
+    # together 8.5 cores, 85%. Balance moves b (a's peak does not fit under hv1's cpu_high), which
+    # leaves hv1 the busiest at cpu_target: done.
+    bursty = Forecast(averages | {"a": 5.0}, {"hv0": 7.0, "hv1": 3.0}, averages)
+    result = plan(snapshot, POLICY, Mode("balance"), forecast=bursty)
+    assert moves(result) == [("b", "hv1")] and result.unresolved == ()
+    # Without a forecast there are no peaks to judge: the last sample moves one of the two.
+    assert len(plan(snapshot, POLICY, Mode("balance")).migrations) == 1
+
+
+def test_a_balance_move_must_shed_its_share_of_the_way_to_the_stop():
+    # hv0: "big" (6.9 cores, peaks at 8: it fits nowhere under cpu_high) and "tiny"; hv1 at 30%. The
+    # stop nearer than balance_spread is hv0's average down to cpu_target; one plan has max_migrations
+    # (8) moves to get there, so each must shed at least an eighth of the way.
+    def attempt(tiny: float):
+        snapshot = cluster({"hv0": {"big": 6.9, "tiny": tiny}, "hv1": {"c": 3.0}})
+        cores = {"big": 6.9, "tiny": tiny, "c": 3.0}
+        forecast = Forecast(cores | {"big": 8.0}, {"hv0": 6.9 + tiny, "hv1": 3.0}, cores)
+        return plan(snapshot, POLICY, Mode("balance"), forecast=forecast)
+
+    # 0.1 core: hv0 at 70%, the bar (70% - 65%) / 8 = 0.625% of a host; tiny sheds 1%: it moves.
+    shed = attempt(0.1)
+    assert moves(shed) == [("tiny", "hv1")]
+    # 0.05 core: hv0 at 69.5%, the bar 0.5625%; tiny sheds 0.5%: a migration that cannot end the
+    # condition within a plan, so it is not made, and the plan says why.
+    kept = attempt(0.05)
+    assert moves(kept) == []
+    assert [u.host for u in kept.unresolved] == ["hv0"]
+    assert "narrows it by enough" in kept.unresolved[0].reason
+
+
+def test_a_source_stops_once_the_domains_it_keeps_could_no_longer_overload_it():
+    # hv0: "p" (1 core on average, peaked at 2) and six steady 1-core domains: 70%, 80% at their peaks
+    # together. hv1: seven steady 1-core domains, 70% either way: never a source. hv2 at 20%.
+    loads = {
+        "hv0": {"p": 1.0} | {f"s{i}": 1.0 for i in range(6)},
+        "hv1": {f"q{i}": 1.0 for i in range(7)},
+        "hv2": {"r0": 1.0, "r1": 1.0},
+    }
+    snapshot = cluster(loads, heavy=frozenset({"p"}))
+    cores = {name: 1.0 for domains in loads.values() for name in domains}
+    forecast = Forecast(cores | {"p": 2.0}, {"hv0": 7.0, "hv1": 7.0, "hv2": 2.0}, cores)
+    result = plan(snapshot, POLICY, Mode("balance"), forecast=forecast)
+    # s0 (the least memory) to hv2 leaves hv0's domains at 70% at their peaks: hv0 is no longer a
+    # source, though hv1 keeps the spread at 40% and itself above cpu_target; one move, not two.
+    assert moves(result) == [("s0", "hv2")]
+    assert result.unresolved == ()
