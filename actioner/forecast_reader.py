@@ -14,7 +14,7 @@ from virtbalance.policy import Policy
 from virtbalance.simulator.alerting import window_points
 
 # Points a rate window apart would each average a disjoint stretch and miss a burst straddling two;
-# a fifth of it apart the window slides by 20% between points, and an hour is 61 points per domain
+# a fifth of it apart the window slides by 20% between points, and an hour is 60 points per domain
 # at the default 5m (the cost of the range queries is domains times points).
 STEPS_PER_RATE_WINDOW = 5
 
