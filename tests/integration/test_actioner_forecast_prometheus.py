@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import ModuleType
 
+import libvirt
 import pytest
 
+from tests.actioner_fixtures import actioner_config
 from virtbalance import contract as c
 from virtbalance.actioner.forecast_reader import read_forecast
+from virtbalance.actioner.libvirt_hosts import DomainFacts
 from virtbalance.actioner.prometheus_demand import prometheus_history
+from virtbalance.actioner.snapshot_builder import SnapshotBuilder
+from virtbalance.domain_metadata import Placement
 from virtbalance.policy import Policy
 
+MINUTE = 60
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
@@ -25,9 +32,10 @@ pytestmark = [
     ),
 ]
 
-END = 1_796_000_000  # the instant the forecast is read at: whole minutes, long past
+# The instant the forecast is read at, a whole minute: the last samples are from now, so that the
+# snapshot's demand query (at Prometheus' own now) finds them within its lookback too.
+END = int(time.time()) // MINUTE * MINUTE
 SCRAPE = 15
-MINUTE = 60
 POLICY = Policy()  # rate_window 5m, forecast_window and balance_window 1h
 
 
@@ -126,3 +134,56 @@ def test_an_unreachable_prometheus_gives_no_forecast_and_says_why():
     assert reading.forecast is None
     (note,) = reading.notes
     assert note.startswith("no forecast: the demand history query failed (")
+
+
+class Cluster:
+    """Where libvirt says the domains run: the builder's host pool and reader."""
+
+    def __init__(self, placement: dict[str, str]) -> None:
+        self.placement = placement
+
+    def capacity(self, host: str) -> tuple[float, int]:
+        return 4.0, 8 * 1024**3
+
+    def domains(self, host: str) -> list[DomainFacts]:
+        return [
+            DomainFacts(
+                name=name,
+                uuid=name,
+                host=host,
+                active=True,
+                persistent=True,
+                state=libvirt.VIR_DOMAIN_RUNNING,
+                reason=0,
+                vcpus=4,
+                memory_bytes=1024**3,
+                bridges=(),
+                networks=(),
+                placement=Placement(),
+            )
+            for name, on in self.placement.items()
+            if on == host
+        ]
+
+    def retain(self, uuids: object) -> None:
+        pass
+
+    def drop(self, host: str) -> None:
+        pass
+
+    def private_links(self, facts: DomainFacts) -> tuple[str, ...]:
+        return ()
+
+
+def test_the_actioners_snapshot_builder_reads_the_forecast_from_its_prometheus(
+    prometheus, tmp_path
+):
+    config = actioner_config(tmp_path, prometheus={"url": prometheus, "timeout": "10s"})
+    cluster = Cluster({"a": "hv1", "b": "hv1", "c": "hv2"})
+    builder = SnapshotBuilder(config, cluster, reader=cluster, clock=lambda: float(END))
+    view = builder.build()
+    assert view.cpu_source == "prometheus"
+    assert view.forecast is not None
+    assert view.forecast_notes == ()
+    assert view.forecast.hosts["hv1"] == pytest.approx(3.0, abs=0.01)
+    assert view.forecast.domains["b"] == pytest.approx(1.75, abs=0.01)
