@@ -65,21 +65,31 @@ def prometheus_cpu(url: str, timeout: float, job_filter: str = "") -> CpuQuery:
     return query
 
 
-def prometheus_history(
-    url: str, timeout: float, clock: Callable[[], float], job_filter: str = ""
-) -> HistoryQuery:
+def demand_expr(window: float) -> str:
+    """The demand of ``demand_exprs`` (run plus waited) as one expression: cores by domain over ``window``.
+
+    Both counters in one selector, summed: one evaluation, where ``used + (waited or 0 * used)`` would
+    evaluate ``used`` twice and match the vectors. For a range query, whose answer is the cost: one
+    matrix of points by domain instead of two to add up point by point.
+    """
+    names = "|".join((c.DOMAIN_CPU_SECONDS, c.DOMAIN_VCPU_DELAY))
+    return f'sum by ({c.LABEL_DOMAIN}) (rate({{__name__=~"{names}"}}[{format_duration(window)}]))'
+
+
+def prometheus_history(url: str, timeout: float, clock: Callable[[], float]) -> HistoryQuery:
     """A function (rate window, span, step) -> each domain's demand at every ``step`` of the last ``span``.
 
-    The demand of ``prometheus_cpu``, as two range queries ending at the same instant (so their steps
-    line up and add), with the same server-side timeout.
+    One range query, ending at ``clock()`` in whole seconds (the client rounds the range's ends), with
+    the server-side timeout of the snapshot's queries.
     """
     client = PrometheusConnect(url=url, disable_ssl=False)
     params = {"timeout": format_duration(timeout)}
 
-    def matrix(expr: str, start: float, end: float, step: float) -> DemandSeries:
+    def query(window: float, span: float, step: float) -> tuple[DemandSeries, float]:
+        end = float(round(clock()))
         result = client.custom_query_range(
-            query=expr,
-            start_time=datetime.fromtimestamp(start, UTC),
+            query=demand_expr(window),
+            start_time=datetime.fromtimestamp(end - span, UTC),
             end_time=datetime.fromtimestamp(end, UTC),
             step=format_duration(step),
             params=params,
@@ -89,20 +99,6 @@ def prometheus_history(
             name = item.get("metric", {}).get(c.LABEL_DOMAIN)
             if name:
                 out[str(name)] = {float(t): float(v) for t, v in item.get("values", ())}
-        return out
-
-    def query(window: float, span: float, step: float) -> tuple[DemandSeries, float]:
-        # Whole seconds: the client rounds the range's ends, and both queries must share them.
-        end = float(round(clock()))
-        start = end - span
-        used, waited = demand_exprs(window, job_filter)
-        run = matrix(used, start, end, step)
-        if not run:
-            return {}, end
-        wait = matrix(waited, start, end, step)
-        return {
-            name: {t: cores + wait.get(name, {}).get(t, 0.0) for t, cores in points.items()}
-            for name, points in run.items()
-        }, end
+        return out, end
 
     return query
