@@ -13,11 +13,6 @@ from virtbalance.forecast import Forecast
 from virtbalance.policy import Policy
 from virtbalance.simulator.alerting import window_points
 
-# Points a rate window apart would each average a disjoint stretch and miss a burst straddling two;
-# a fifth of it apart the window slides by 20% between points, and an hour is 60 points per domain
-# at the default 5m (the cost of the range queries is domains times points).
-STEPS_PER_RATE_WINDOW = 5
-
 
 @dataclass(frozen=True)
 class ForecastReading:
@@ -28,8 +23,14 @@ class ForecastReading:
 
 
 def history_step(policy: Policy) -> float:
-    """Seconds between two points of the demand history (whole seconds, at least one)."""
-    return float(max(1, round(policy.rate_window / STEPS_PER_RATE_WINDOW)))
+    """Seconds between two points of the demand history: one ``rate_window`` (whole seconds, at least 1).
+
+    Each point is then the mean demand of its own stretch and the points tile the window, as a trace's
+    samples do in the simulator (whose peaks and averages are over those): a burst as long as two rate
+    windows shows in full. Finer points would catch shorter bursts at a cost in points fetched
+    (domains times points), five times more at a fifth of the window.
+    """
+    return float(max(1, round(policy.rate_window)))
 
 
 def read_forecast(

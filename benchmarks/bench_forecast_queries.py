@@ -3,7 +3,7 @@
 A synthetic cluster (``--hosts`` times ``--domains-per-host`` domains, 70 minutes of CPU time and vCPU
 delay counters every 15 s) is imported with ``promtool``; then, alternating, the snapshot's demand
 query alone (``prometheus_cpu``: two instant queries) and the same plus the forecast's
-(``prometheus_history`` read by ``read_forecast``: two range queries over the hour, a point a minute).
+(``prometheus_history`` read by ``read_forecast``: one range query over the hour, a point a rate window).
 Prints the median, min and max wall time of each in ms, and the forecast's points.
 """
 

@@ -118,12 +118,12 @@ def test_peaks_and_averages_read_from_prometheus(prometheus):
 
 
 def test_a_history_shorter_than_the_hour_gives_no_forecast(prometheus):
-    # Only fresh is placed: Prometheus holds 20 minutes of it, not the hour the peak is taken over.
+    # Only fresh is placed: Prometheus holds 20 minutes of it (15 of rates at 5m points), not the hour.
     query = prometheus_history(prometheus, 10.0, lambda: float(END))
     reading = read_forecast(query, POLICY, {"fresh": "hv3"}, {"fresh": 2})
     assert reading.forecast is None
     (note,) = reading.notes
-    assert note.startswith("no forecast: Prometheus holds 19m")
+    assert note.startswith("no forecast: Prometheus holds 15m")
     assert note.endswith("of the 1h forecast_window; destinations judged on the last sample")
 
 

@@ -10,9 +10,11 @@ from virtbalance.actioner.forecast_reader import history_step, read_forecast
 from virtbalance.policy import Policy
 
 END = 100_000.0
-STEP = 60.0  # a fifth of the default 5m rate window
+STEP = 60.0  # the rate window
 # Three points of peak (3m), five of average (5m): the history spans four steps back from END.
-POLICY = dataclasses.replace(Policy(), forecast_window=180.0, balance_window=300.0)
+POLICY = dataclasses.replace(
+    Policy(), rate_window=STEP, forecast_window=180.0, balance_window=300.0
+)
 
 
 def at(*values: float, end: float = END) -> dict[float, float]:
@@ -49,7 +51,7 @@ def test_peaks_per_domain_and_of_each_hosts_current_domains_and_averages():
     )
     placement = {"a": "h1", "b": "h1", "c": "h2", "new": "h2"}
     reading = read_forecast(history, POLICY, placement, {"a": 4, "b": 4, "c": 4, "new": 1})
-    assert history.asked == [(300.0, 4 * STEP, STEP)]
+    assert history.asked == [(STEP, 4 * STEP, STEP)]
     forecast = reading.forecast
     assert forecast is not None
     assert reading.notes == ()
@@ -127,13 +129,13 @@ def test_a_zero_balance_window_spans_the_peaks_only_and_keeps_no_averages():
     history = History({"a": at(1.0, 3.0, 2.0)})
     policy = dataclasses.replace(POLICY, balance_window=0.0)
     reading = read_forecast(history, policy, {"a": "h1"}, {"a": 4})
-    assert history.asked == [(300.0, 2 * STEP, STEP)]
+    assert history.asked == [(STEP, 2 * STEP, STEP)]
     assert reading.forecast is not None
     assert reading.forecast.domains == {"a": 3.0}
     assert reading.forecast.averages == {}
     assert reading.notes == ()
 
 
-def test_the_step_is_a_fifth_of_the_rate_window_in_whole_seconds():
-    assert history_step(Policy()) == 60.0
-    assert history_step(dataclasses.replace(Policy(), rate_window=2.0)) == 1.0
+def test_the_step_is_the_rate_window_in_whole_seconds():
+    assert history_step(Policy()) == 300.0
+    assert history_step(dataclasses.replace(Policy(), rate_window=0.4)) == 1.0

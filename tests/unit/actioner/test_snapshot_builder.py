@@ -241,17 +241,17 @@ def test_the_forecast_is_read_for_the_placement_libvirt_reports(tmp_path):
             "b": dict.fromkeys(points, 0.5),
         }, 3600.0
 
-    points = [60.0 * i for i in range(61)]  # a minute apart, the last at 3600
+    points = [300.0 * i for i in range(13)]  # a rate window apart, the last at 3600
     view = builder(
         tmp_path, hosts, conns, cpu_query=lambda w: {"a": 1.0, "b": 0.5}, history_query=history
     ).build()
-    # The policy's rate window; an hour is 60 points a fifth of it apart (the simulator's count).
-    assert asked == [(300.0, 3540.0, 60.0)]
+    # The policy's rate window; an hour is 12 points a rate window apart (the simulator's count).
+    assert asked == [(300.0, 3300.0, 300.0)]
     assert view.forecast is not None
     assert view.forecast_notes == ()
     assert view.forecast.domains == {"a": 2.0, "b": 0.5}
     assert view.forecast.hosts == {"hv1": 2.5}
-    assert view.forecast.averages == pytest.approx({"a": 1.0 + 1 / 60, "b": 0.5})
+    assert view.forecast.averages == pytest.approx({"a": 1.0 + 1 / 12, "b": 0.5})
 
 
 def test_no_forecast_query_after_the_cpu_query_failed(tmp_path):
