@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import checkout  # noqa: F401 (puts this tree first on sys.path)
 from backfilled_prometheus import backfilled_prometheus
 
 from virtbalance.actioner.forecast_reader import read_forecast
