@@ -15,7 +15,7 @@ import libvirt
 from virtbalance.actioner.config import Config, HostConfig
 from virtbalance.actioner.domain_events import DomainWatch
 from virtbalance.domain_metadata import Placement, find_placement
-from virtbalance.libvirt_errors import quiet_libvirt
+from virtbalance.libvirt_client import is_alive, quiet_libvirt
 from virtbalance.redact import redact
 
 log = logging.getLogger(__name__)
@@ -111,11 +111,8 @@ class HostPool:
             with self._lock:
                 conn = self._conns.get(name)
             if conn is not None:
-                try:
-                    if conn.isAlive():
-                        return conn
-                except libvirt.libvirtError:
-                    pass
+                if is_alive(conn):
+                    return conn
                 self.drop(name)
             uri = self.config.host(name).uri
             # Read before the open: only a connection opened under a registered loop has events.

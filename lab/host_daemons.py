@@ -38,7 +38,7 @@ from virtbalance.lab.processes import (
 from virtbalance.lab.scenario import Scenario
 from virtbalance.lab.state import record_process, update_state
 from virtbalance.lab.system import REQUIRED_TOOLS, find_tool, require_tools, start_time
-from virtbalance.libvirt_errors import quiet_libvirt
+from virtbalance.libvirt_client import is_alive, quiet_libvirt
 
 quiet_libvirt()  # the lab raises libvirt's errors as LabError instead
 
@@ -132,12 +132,8 @@ class LabHosts:
         """An open libvirt connection to ``host``'s libvirtd (reused, reopened if it died)."""
         with self._lock:
             connection = self._connections.get(host)
-            if connection is not None:
-                try:
-                    if connection.isAlive():
-                        return connection
-                except libvirt.libvirtError:
-                    pass
+            if connection is not None and is_alive(connection):
+                return connection
             uri = self.host(host).libvirt_uri
             try:
                 connection = libvirt.open(uri)

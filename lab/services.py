@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import requests
 
@@ -37,6 +37,14 @@ MONITORING_KEYS = (
     "alertmanager",
     "alertmanager_peer",
 )
+
+
+class RouteTimings(TypedDict, total=False):
+    """Alertmanager's route timings (durations such as ``"5s"``); the lab's short ones where unset."""
+
+    group_wait: str
+    group_interval: str
+    repeat_interval: str
 
 
 class LabMonitoring(LabHosts):
@@ -181,25 +189,15 @@ class LabMonitoring(LabHosts):
         self,
         webhook_url: str,
         token_file: Path | None = None,
-        group_wait: str = "1s",
-        group_interval: str = "5s",
-        repeat_interval: str = "30s",
         *,
         consolidate: bool = False,
         night: Sequence[Mapping[str, Any]] = LAB_NIGHT,
+        **timings: Unpack[RouteTimings],
     ) -> str:
         """Debian's Alertmanager on 127.0.0.1, no gossip, routing HostSustainedOverload to the webhook
         (``consolidate``: HostUnderutilized too, see lab.monitoring.alertmanager_config)."""
         config = self._write_alertmanager_config(
-            alertmanager_config(
-                webhook_url,
-                token_file,
-                group_wait,
-                group_interval,
-                repeat_interval,
-                consolidate=consolidate,
-                night=night,
-            )
+            webhook_url, token_file, timings, consolidate=consolidate, night=night
         )
         stop_role_prefix(self.state_dir, "alertmanager")
         url = self._start_alertmanager_instance(
@@ -209,23 +207,14 @@ class LabMonitoring(LabHosts):
         return url
 
     def start_alertmanager_pair(
-        self,
-        webhook_url: str,
-        token_file: Path | None = None,
-        group_wait: str = "1s",
-        group_interval: str = "5s",
-        repeat_interval: str = "30s",
+        self, webhook_url: str, token_file: Path | None = None, **timings: Unpack[RouteTimings]
     ) -> tuple[str, str]:
         """Two Alertmanagers gossiping on 127.0.0.1 (``--cluster.peer``), both routing to the webhook.
 
         They share notifications (one sends a group, the other sees it in the gossiped log) and
         silences (one made on either holds on both). Returns both URLs, the first also as ``alertmanager``.
         """
-        config = self._write_alertmanager_config(
-            alertmanager_config(
-                webhook_url, token_file, group_wait, group_interval, repeat_interval
-            )
-        )
+        config = self._write_alertmanager_config(webhook_url, token_file, timings)
         stop_role_prefix(self.state_dir, "alertmanager")
         gossip = [f"127.0.0.1:{self.names.alertmanager_cluster_port(i)}" for i in (0, 1)]
         urls = tuple(
@@ -243,8 +232,25 @@ class LabMonitoring(LabHosts):
         self._remember(alertmanager=first, alertmanager_peer=second)
         return first, second
 
-    def _write_alertmanager_config(self, text: str) -> Path:
-        """``text`` as the lab's alertmanager.yml, which every instance of the lab reads."""
+    def _write_alertmanager_config(
+        self,
+        webhook_url: str,
+        token_file: Path | None,
+        timings: RouteTimings,
+        *,
+        consolidate: bool = False,
+        night: Sequence[Mapping[str, Any]] = LAB_NIGHT,
+    ) -> Path:
+        """The lab's alertmanager.yml, which every instance of the lab reads (unset timings: the lab's)."""
+        text = alertmanager_config(
+            webhook_url,
+            token_file,
+            timings.get("group_wait", "1s"),
+            timings.get("group_interval", "5s"),
+            timings.get("repeat_interval", "30s"),
+            consolidate=consolidate,
+            night=night,
+        )
         return self._write_config("alertmanager", "alertmanager.yml", text)
 
     def _start_alertmanager_instance(
