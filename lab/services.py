@@ -103,14 +103,14 @@ class LabMonitoring(LabHosts):
         """
         binary = _monitoring_tool("prometheus")
         config = self._write_config(
-            "prometheus",
-            "prometheus.yml",
+            "prometheus/prometheus.yml",
             prometheus_config(
                 self._scrape_targets(),
-                rule_files,
-                scrape_interval,
-                evaluation_interval,
-                alertmanager,
+                # by name: two durations side by side are easily swapped
+                rule_files=rule_files,
+                scrape_interval=scrape_interval,
+                evaluation_interval=evaluation_interval,
+                alertmanager=alertmanager,
                 extra_jobs=extra_jobs,
                 extra_jobs_token_file=extra_jobs_token_file,
             ),
@@ -145,8 +145,7 @@ class LabMonitoring(LabHosts):
         """
         binary = _monitoring_tool("victoria-metrics")
         config = self._write_config(
-            "victoriametrics",
-            "scrape.yml",
+            "victoriametrics/scrape.yml",
             victoriametrics_scrape_config(
                 self._scrape_targets(),
                 scrape_interval,
@@ -251,7 +250,7 @@ class LabMonitoring(LabHosts):
             consolidate=consolidate,
             night=night,
         )
-        return self._write_config("alertmanager", "alertmanager.yml", text)
+        return self._write_config("alertmanager/alertmanager.yml", text)
 
     def _start_alertmanager_instance(
         self, role: str, port: int, config: Path, cluster: tuple[str, str] | None
@@ -296,11 +295,10 @@ class LabMonitoring(LabHosts):
         recorded: Mapping[str, str] | None = state.get("exporters")
         return recorded or self.start_exporters()
 
-    def _write_config(self, service: str, name: str, text: str) -> Path:
-        """``text`` as the file ``name`` in ``service``'s directory of the state directory."""
-        directory = self.state_dir / service
-        directory.mkdir(exist_ok=True)
-        config = directory / name
+    def _write_config(self, relative: str, text: str) -> Path:
+        """``text`` as the file ``relative`` (``<service>/<name>``) below the state directory."""
+        config = self.state_dir / relative
+        config.parent.mkdir(exist_ok=True)
         config.write_text(text)
         return config
 
