@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 import sys
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
-
-import requests
 
 from virtbalance.lab.errors import LabError
 from virtbalance.lab.host_daemons import LabHosts
@@ -22,9 +18,15 @@ from virtbalance.lab.monitoring import (
     vmalert_args,
 )
 from virtbalance.lab.naming import EXPORTER_PORT
-from virtbalance.lab.processes import SERVICE_TIMEOUT, spawn_recorded, stop_role_prefix
+from virtbalance.lab.processes import (
+    require_free_port,
+    spawn_recorded,
+    stop_role_prefix,
+    wait_for_http,
+    wait_for_port,
+)
 from virtbalance.lab.state import read_state, update_state
-from virtbalance.lab.system import MONITORING_TOOLS, find_tool, require_tools, start_time
+from virtbalance.lab.system import MONITORING_TOOLS, find_tool, require_tools
 
 # Recorded process roles of the monitoring stack (prefixes: one exporter per host).
 MONITORING_ROLES = ("exporter:", "prometheus", "victoriametrics", "vmalert", "alertmanager")
@@ -79,7 +81,7 @@ class LabMonitoring(LabHosts):
             started.append((host.name, process))
             targets[host.name] = target
         for name, process in started:
-            _wait_for_port(targets[name], process, self._exporter_log(name), f"exporter on {name}")
+            wait_for_port(targets[name], process, self._exporter_log(name), f"exporter on {name}")
         self._remember(exporters=targets)
         return targets
 
@@ -316,13 +318,13 @@ class LabMonitoring(LabHosts):
 
         Its log is ``<role>/<log_name or role>.log`` in the state directory.
         """
-        _require_free_port(address)
+        require_free_port(address)
         directory = self.state_dir / role
         directory.mkdir(exist_ok=True)
         log = directory / f"{log_name or role}.log"
         process = spawn_recorded(self.state_dir, role, argv, log)
         url = f"http://{address}"
-        _wait_for_http(f"{url}{ready_path}", process, log, what)
+        wait_for_http(f"{url}{ready_path}", process, log, what)
         return url
 
     def _remember(self, **addresses: Any) -> None:
@@ -360,61 +362,3 @@ def _exporter_binary() -> str:
             "virtbalance-exporter not found; run scripts/bootstrap to install the project"
         )
     return found
-
-
-def _log_tail(path: Path, lines: int = 8) -> str:
-    try:
-        return (
-            " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
-            or "(empty log)"
-        )
-    except OSError:
-        return "(no log)"
-
-
-def _wait_until(ready: Callable[[], bool], pid: int, log: Path, what: str) -> None:
-    deadline = time.monotonic() + SERVICE_TIMEOUT
-    while time.monotonic() < deadline:
-        if start_time(pid) is None:
-            raise LabError(f"{what} exited: {_log_tail(log)}")
-        if ready():
-            return
-        time.sleep(0.2)
-    raise LabError(f"{what} not ready within {SERVICE_TIMEOUT:.0f} s: {_log_tail(log)}")
-
-
-def _wait_for_port(target: str, pid: int, log: Path, what: str) -> None:
-    address, port = target.rsplit(":", 1)
-
-    def listening() -> bool:
-        try:
-            with socket.create_connection((address, int(port)), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    _wait_until(listening, pid, log, what)
-
-
-def _wait_for_http(url: str, pid: int, log: Path, what: str) -> None:
-    def ready() -> bool:
-        try:
-            return requests.get(url, timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    _wait_until(ready, pid, log, what)
-
-
-def _require_free_port(address: str) -> None:
-    host, port = address.rsplit(":", 1)
-    with socket.socket() as probe:
-        # Prometheus and Alertmanager bind with SO_REUSEADDR: a restart finds the port free while the
-        # previous instance's connections linger in TIME_WAIT, so the probe must judge it the same way.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, int(port)))
-        except OSError:
-            raise LabError(
-                f"{address} is in use by a process that is not this lab's; stop it first"
-            ) from None
