@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
-from virtbalance.reader import read_section
+from virtbalance.reader import option, read_section
 from virtbalance.simulator.cluster import ClusterSpec
 from virtbalance.simulator.migration import CostModel
 from virtbalance.simulator.policies import PLUGINS
@@ -31,7 +31,7 @@ DEFAULT_COMPARE = ("none", "virtbalance", "xenguard", "livemigrationspec", "mcol
 class TraceSpec:
     """Where the traces are and how to read them."""
 
-    path: str = ""
+    path: str = option("", relative=True)  # from the simulation file's folder
     format: str = "bitbrains"
     limit: int | None = None
     memory: MemoryBasis = "used-max"
@@ -118,9 +118,7 @@ def parse_simulation(data: Any, source: str, base: Path | None = None) -> Simula
     problems: list[str] = []
     known = ("traces", "cluster", "policy", "compare", "policies", "migration")
     problems += [f"{k}: unknown key (known: {', '.join(known)})" for k in data if k not in known]
-    traces = read_section(TraceSpec, data.get("traces"), "traces", problems)
-    if traces.path and base is not None and not Path(traces.path).is_absolute():
-        traces = replace(traces, path=str(base / traces.path))
+    traces = read_section(TraceSpec, data.get("traces"), "traces", problems, base=base)
     cluster = ClusterSpec()
     try:
         cluster = ClusterSpec.from_mapping(data.get("cluster"), "cluster")
@@ -155,7 +153,7 @@ def parse_simulation(data: Any, source: str, base: Path | None = None) -> Simula
         )
         parameters = {}
     simulation = Simulation(
-        traces=traces,
+        traces=traces or TraceSpec(),
         cluster=cluster,
         policy=policy,
         compare=tuple(compare),

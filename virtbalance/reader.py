@@ -118,7 +118,9 @@ def spec(
     return {_OPTION: found}
 
 
-def option(default: Any = MISSING, *, factory: Callable[[], Any] | None = None, **given: Any) -> Any:
+def option(
+    default: Any = MISSING, *, factory: Callable[[], Any] | None = None, **given: Any
+) -> Any:
     """A field with a default (or a ``factory`` of one) and the ``spec`` of what the file may give."""
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=spec(**given))
