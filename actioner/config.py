@@ -19,13 +19,13 @@ from virtbalance.reader import (
     DURATION,
     NOT_NEGATIVE,
     POSITIVE,
+    SIZE,
     Check,
     option,
     pattern,
     read_section,
     spec,
 )
-from virtbalance.sizes import parse_size
 from virtbalance.yamlfile import read_yaml
 
 COPY_STORAGE = ("none", "all", "incremental")
@@ -65,14 +65,6 @@ def _tcp_port(value: int) -> bool:
     return 0 <= value <= 65535
 
 
-def positive_size(raw: Any) -> int:
-    """Bytes from ``1024``, ``64GiB``, ``512M`` (virtbalance.sizes); a size here must be more than 0."""
-    size = parse_size(raw)
-    if size <= 0:
-        raise ValueError(f"must be positive, got {raw!r}")
-    return size
-
-
 @dataclass(frozen=True)
 class HostConfig:
     """One hypervisor: how to reach libvirt and where migration traffic goes."""
@@ -89,7 +81,7 @@ class HostConfig:
     disks_uri: str | None = option(None, checks=(_stream_uri(("tcp", "unix"), ("tcp",)),))
     # declared capacity, overriding what libvirt reports
     cpus: float | None = option(None, checks=_POSITIVE)
-    memory_bytes: int | None = option(None, key="memory", parse=positive_size)
+    memory_bytes: int | None = option(None, key="memory", unit=SIZE, checks=_POSITIVE)
 
     def section_problems(self) -> list[tuple[str, str]]:
         """A libvirt URI of a scheme libvirt serves remotely, without an inline password."""
@@ -133,7 +125,7 @@ class WebhookConfig:
     """How Alertmanager reaches the actioner."""
 
     token_file: Path | None = field(default=None, metadata=spec(relative=True))
-    max_body_bytes: int = option(1024 * 1024, parse=positive_size)
+    max_body_bytes: int = option(1024 * 1024, unit=SIZE, checks=_POSITIVE)
     # Alerts acted upon, each in its mode (actioner.webhook.mode_of); which of them arrive, and when, is
     # Alertmanager's routing (active_time_intervals for consolidation).
     alertnames: tuple[str, ...] = option(
