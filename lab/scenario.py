@@ -14,16 +14,7 @@ import yaml
 from virtbalance.domain_metadata import Placement
 from virtbalance.errors import ValidationError
 from virtbalance.lab.naming import MAX_HOSTS
-from virtbalance.reader import (
-    POSITIVE,
-    SIZE,
-    Check,
-    option,
-    pattern,
-    read_section,
-    spec,
-    within,
-)
+from virtbalance.reader import POSITIVE, SIZE, Check, option, pattern, read_section, spec, within
 from virtbalance.sizes import format_size
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -286,29 +277,16 @@ def _capacity(scenario: Scenario) -> list[tuple[str, str]]:
     for index, host in enumerate(scenario.hosts):
         used = sum(d.memory_bytes for d in scenario.domains_on(host.name))
         if used > host.memory_bytes:
+            declares = f"host {host.name} declares {format_size(host.memory_bytes)}"
             found.append(
-                (
-                    f"hosts[{index}].memory",
-                    f"host {host.name} declares {format_size(host.memory_bytes)} but its domains "
-                    f"need {format_size(used)}",
-                )
+                (f"hosts[{index}].memory", f"{declares} but its domains need {format_size(used)}")
             )
     total_memory = sum(d.memory_bytes for d in scenario.domains)
     if total_memory > MAX_GUEST_MEMORY_TOTAL:
-        found.append(
-            (
-                "domains",
-                f"guests need {format_size(total_memory)} in all; the lab allows "
-                f"{format_size(MAX_GUEST_MEMORY_TOTAL)} on this machine",
-            )
-        )
+        allowed = f"the lab allows {format_size(MAX_GUEST_MEMORY_TOTAL)} on this machine"
+        found.append(("domains", f"guests need {format_size(total_memory)} in all; {allowed}"))
     total_load = sum(d.load for d in scenario.domains)
     if total_load > MAX_TOTAL_LOAD_PERCENT:
-        found.append(
-            (
-                "domains",
-                f"initial loads add up to {total_load}% of a core; the lab allows "
-                f"{MAX_TOTAL_LOAD_PERCENT}% (1.5 cores) so the shared machine stays measurable",
-            )
-        )
+        allowed = f"the lab allows {MAX_TOTAL_LOAD_PERCENT}% (1.5 cores) so the shared machine stays measurable"
+        found.append(("domains", f"initial loads add up to {total_load}% of a core; {allowed}"))
     return found

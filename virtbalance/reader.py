@@ -80,51 +80,22 @@ class Option:
     short: str | None = None
 
 
-def spec(
-    *,
-    unit: str | None = None,
-    parse: Callable[[Any], Any] | None = None,
-    choices: tuple[Any, ...] | None = None,
-    checks: tuple[Check, ...] = (),
-    each: tuple[Check, ...] = (),
-    key: str | None = None,
-    relative: bool = False,
-    read: bool = True,
-    hint: str | None = None,
-    min_items: int = 0,
-    max_items: int | None = None,
-    keyed: str | None = None,
-    short: str | None = None,
-) -> Mapping[str, Option]:
-    """A field's metadata declaring what the file may give for it: ``field(metadata=spec(...))``.
+def spec(**settings: Any) -> Mapping[str, Option]:
+    """A field's metadata declaring what the file may give for it (Option's fields, by name).
 
-    A required field is written that way (type checkers see a call like ``option()`` as a default).
+    ``field(metadata=spec(...))`` declares a required field: type checkers take any call written as
+    a field's value, ``option()`` included, for a default.
     """
-    found = Option(
-        unit=unit,
-        parse=parse,
-        choices=choices,
-        checks=checks,
-        each=each,
-        key=key,
-        relative=relative,
-        read=read,
-        hint=hint,
-        min_items=min_items,
-        max_items=max_items,
-        keyed=keyed,
-        short=short,
-    )
-    return {_OPTION: found}
+    return {_OPTION: Option(**settings)}
 
 
 def option(
-    default: Any = MISSING, *, factory: Callable[[], Any] | None = None, **given: Any
+    default: Any = MISSING, *, factory: Callable[[], Any] | None = None, **settings: Any
 ) -> Any:
     """A field with a default (or a ``factory`` of one) and the ``spec`` of what the file may give."""
     if factory is not None:
-        return dataclasses.field(default_factory=factory, metadata=spec(**given))
-    return dataclasses.field(default=default, metadata=spec(**given))
+        return dataclasses.field(default_factory=factory, metadata=spec(**settings))
+    return dataclasses.field(default=default, metadata=spec(**settings))
 
 
 def option_of(fld: dataclasses.Field[Any]) -> Option:

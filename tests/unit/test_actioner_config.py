@@ -163,16 +163,23 @@ def test_actioner_refuses_to_start_on_a_bad_config(tmp_path, capsys):
     assert "execution.copy_storage" in err
 
 
-def test_storage_copy_settings_are_read_with_their_defaults(tmp_path):
+def with_storage_copy(tmp_path: Path, disks_uri: str, **execution: object) -> dict:
     data = minimal(tmp_path)
-    data["hosts"]["hv2"]["disks_uri"] = "tcp://10.0.0.2:49200"
-    data["execution"] = {
-        "copy_storage": "all",
-        "source_disk_after_move": "remove",
-        "nbd_port": 49153,
-        "migration_tls": True,
-        "max_concurrent_storage_copies": 1,
-    }
+    data["hosts"]["hv2"]["disks_uri"] = disks_uri
+    data["execution"] = execution
+    return data
+
+
+def test_storage_copy_settings_are_read_with_their_defaults(tmp_path):
+    data = with_storage_copy(
+        tmp_path,
+        "tcp://10.0.0.2:49200",
+        copy_storage="all",
+        source_disk_after_move="remove",
+        nbd_port=49153,
+        migration_tls=True,
+        max_concurrent_storage_copies=1,
+    )
     execution = parse_config(data, base=tmp_path).execution
     assert (execution.copy_storage, execution.source_disk_after_move) == ("all", "remove")
     assert (execution.nbd_port, execution.migration_tls) == (49153, True)
@@ -185,16 +192,16 @@ def test_storage_copy_settings_are_read_with_their_defaults(tmp_path):
 
 
 def test_bad_storage_copy_settings_are_all_listed(tmp_path):
-    data = minimal(tmp_path)
-    data["hosts"]["hv2"]["disks_uri"] = "nbd:10.0.0.2"
-    data["execution"] = {
-        "copy_storage": "all",
-        "source_disk_after_move": "shred",
-        "nbd_port": 70000,
-        "max_concurrent_storage_copies": 0,
-        "storage_copy_mib_per_s": -5,
-        "unsafe": True,
-    }
+    data = with_storage_copy(
+        tmp_path,
+        "nbd:10.0.0.2",
+        copy_storage="all",
+        source_disk_after_move="shred",
+        nbd_port=70000,
+        max_concurrent_storage_copies=0,
+        storage_copy_mib_per_s=-5,
+        unsafe=True,
+    )
     with pytest.raises(ConfigError) as caught:
         parse_config(data, base=tmp_path)
     problems = caught.value.problems
@@ -210,9 +217,9 @@ def test_bad_storage_copy_settings_are_all_listed(tmp_path):
 
 
 def test_storage_copy_settings_without_a_storage_copy_are_refused(tmp_path):
-    data = minimal(tmp_path)
-    data["hosts"]["hv2"]["disks_uri"] = "tcp://10.0.0.2:49200"
-    data["execution"] = {"source_disk_after_move": "remove", "nbd_port": 49153}
+    data = with_storage_copy(
+        tmp_path, "tcp://10.0.0.2:49200", source_disk_after_move="remove", nbd_port=49153
+    )
     with pytest.raises(ConfigError) as caught:
         parse_config(data, base=tmp_path)
     assert sorted(caught.value.problems) == [
