@@ -9,7 +9,7 @@ BACKEND ?= prometheus
 .PHONY: bootstrap test unit integration e2e lint generate verify-gen demo demo-down clean
 
 # The exporter's golden exposition: its test rewrites it when asked to, and compares it otherwise.
-GOLDEN_TEST := tests/unit/test_exporter_golden.py::test_exposition_matches_golden_file
+GOLDEN_TEST := tests/unit/exporter/test_golden.py::test_exposition_matches_golden_file
 GOLDEN_FILE := tests/fixtures/exporter/golden.prom
 
 bootstrap:

@@ -151,23 +151,27 @@ class Executor:
         first = 1 + max(
             (r.step for r in self.journal.migrations(plan_id) if r.step >= 0), default=-1
         )
-        steps = []
-        for index, group in enumerate(plan.chunks(), first):
-            steps.append(
-                [
-                    self.journal.add_migration(
-                        plan_id=plan_id,
-                        step=index,
-                        domain=m.domain,
-                        chunk=m.chunk,
-                        source=m.source,
-                        destination=m.destination,
-                        reason=m.reason,
-                    )
-                    for m in group
-                ]
-            )
-        return steps
+        return [
+            [self._journal_move(plan_id, index, m, reason=m.reason) for m in group]
+            for index, group in enumerate(plan.chunks(), first)
+        ]
+
+    def _journal_move(
+        self, plan_id: int, step: int, move: Migration, *, back: bool = False, **row: str
+    ) -> int:
+        """Journal ``move`` (``back``: its rollback, destination to source) as a step of the plan."""
+        source, destination = (
+            (move.destination, move.source) if back else (move.source, move.destination)
+        )
+        return self.journal.add_migration(
+            plan_id=plan_id,
+            step=step,
+            domain=move.domain,
+            chunk=move.chunk,
+            source=source,
+            destination=destination,
+            **row,
+        )
 
     def execute(self, plan_id: int, plan: Plan, snapshot: Snapshot) -> tuple[str, str]:
         """Run a plan; (outcome, detail) with outcome one of the plan outcomes of the metrics."""
@@ -565,13 +569,11 @@ class Executor:
         """
         row: int | None = None
         try:
-            row = self.journal.add_migration(
-                plan_id=plan_id,
-                step=ROLLBACK_STEP,
-                domain=move.domain,
-                chunk=move.chunk,
-                source=move.destination,
-                destination=move.source,
+            row = self._journal_move(
+                plan_id,
+                ROLLBACK_STEP,
+                move,
+                back=True,
                 state=jr.RUNNING,
                 reason=why,
                 kind=jr.ROLLBACK,

@@ -10,7 +10,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,6 +273,30 @@ class Journal:
     def now(self) -> float:
         return float(self._clock())
 
+    def _close_episode(
+        self,
+        open_row: tuple[str, str, str],
+        history: str,
+        kept: tuple[str, ...],
+        closing: Mapping[str, object],
+    ) -> bool:
+        """Move the row (table, key column, key) into table ``history``: its ``kept`` columns and the
+        ``closing`` ones; False when there is no such row. The names are this module's, never input."""
+        table, key_column, key = open_row
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT {', '.join(kept)} FROM {table} WHERE {key_column}=?", (key,)
+            ).fetchone()
+            if row is None:
+                return False
+            columns = (key_column, *kept, *closing)
+            db.execute(
+                f"INSERT INTO {history} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                (key, *row, *closing.values()),
+            )
+            db.execute(f"DELETE FROM {table} WHERE {key_column}=?", (key,))
+            return True
+
     # --- alerts and plans ---------------------------------------------------------------------
 
     def record_firing(
@@ -430,12 +454,15 @@ class Journal:
         return [_plan_row(r) for r in rows]
 
     def plans_in_state(self, *states: str) -> list[PlanRow]:
+        return [_plan_row(r) for r in self._in_state("plans", states)]
+
+    def _in_state(self, table: str, states: tuple[str, ...]) -> list[sqlite3.Row]:
+        """The rows of ``table`` (this module's name, never input) in one of ``states``, oldest first."""
         marks = ",".join("?" for _ in states)
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT * FROM plans WHERE state IN ({marks}) ORDER BY id", states
+            return self._db.execute(
+                f"SELECT * FROM {table} WHERE state IN ({marks}) ORDER BY id", states
             ).fetchall()
-        return [_plan_row(r) for r in rows]
 
     # --- migrations ---------------------------------------------------------------------------
 
@@ -525,12 +552,7 @@ class Journal:
         return [MigrationRow(**dict(r)) for r in rows]
 
     def migrations_in_state(self, *states: str) -> list[MigrationRow]:
-        marks = ",".join("?" for _ in states)
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT * FROM migrations WHERE state IN ({marks}) ORDER BY id", states
-            ).fetchall()
-        return [MigrationRow(**dict(r)) for r in rows]
+        return [MigrationRow(**dict(r)) for r in self._in_state("migrations", states)]
 
     def completed_moves(self, since: float) -> list[MigrationRow]:
         """Migrations that moved a domain since a time: done (a move or a rollback row), or rolled back
@@ -567,21 +589,12 @@ class Journal:
 
     def clear_ambiguous(self, domain: str, how: str) -> bool:
         """The domain was proven (and fixed): keep the episode in ``ambiguous_resolved``."""
-        how = redact(how)
-        now = self.now()
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT since, reason FROM ambiguous WHERE domain=?", (domain,)
-            ).fetchone()
-            if row is None:
-                return False
-            db.execute(
-                "INSERT INTO ambiguous_resolved (domain, since, resolved, reason, how)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (domain, row["since"], now, row["reason"], how),
-            )
-            db.execute("DELETE FROM ambiguous WHERE domain=?", (domain,))
-            return True
+        return self._close_episode(
+            ("ambiguous", "domain", domain),
+            "ambiguous_resolved",
+            ("since", "reason"),
+            {"resolved": self.now(), "how": redact(how)},
+        )
 
     def ambiguous_domains(self) -> dict[str, str]:
         """Domain -> why it is in doubt, for every domain not yet proven."""
@@ -607,20 +620,12 @@ class Journal:
 
     def unmark_emptied(self, host: str, how: str) -> bool:
         """Something was placed on ``host``: it is no longer emptied (the episode stays in the history)."""
-        now = self.now()
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT since, plan_id, reason FROM emptied WHERE host=?", (host,)
-            ).fetchone()
-            if row is None:
-                return False
-            db.execute(
-                "INSERT INTO emptied_history (host, since, until, plan_id, reason, how)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (host, row["since"], now, row["plan_id"], row["reason"], redact(how)),
-            )
-            db.execute("DELETE FROM emptied WHERE host=?", (host,))
-            return True
+        return self._close_episode(
+            ("emptied", "host", host),
+            "emptied_history",
+            ("since", "plan_id", "reason"),
+            {"until": self.now(), "how": redact(how)},
+        )
 
     def emptied_hosts(self) -> dict[str, dict[str, Any]]:
         """Host -> {since, plan_id, reason} for every host marked emptied now."""

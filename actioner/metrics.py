@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -22,6 +23,17 @@ RECENT_LIMIT = 50
 _MIGRATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600)
 _SPLIT_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 _PLAN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+
+
+_Labelled = TypeVar("_Labelled", Counter, Gauge)
+
+
+def _precreated(metric: _Labelled, values: Iterable[str]) -> _Labelled:
+    """``metric`` with a series at 0 for each of its one label's ``values``: a rule's increase() or
+    absent() then sees the first event, not a series that appears with it."""
+    for value in values:
+        metric.labels(value)
+    return metric
 
 
 class _RecentMigrations(Collector):
@@ -96,14 +108,19 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.migrations = Counter(c.MIGRATIONS, "Migrations by result.", ["result"], registry=r)
+        self.migrations = _precreated(
+            Counter(c.MIGRATIONS, "Migrations by result.", ["result"], registry=r),
+            MIGRATION_RESULTS,
+        )
         self.migration_duration = Histogram(
             c.MIGRATION_DURATION,
             "Duration of one live migration.",
             buckets=_MIGRATION_BUCKETS,
             registry=r,
         )
-        self.plans = Counter(c.PLANS, "Plans by outcome.", ["outcome"], registry=r)
+        self.plans = _precreated(
+            Counter(c.PLANS, "Plans by outcome.", ["outcome"], registry=r), PLAN_OUTCOMES
+        )
         self.plan_duration = Histogram(
             c.PLAN_DURATION,
             "Time from a plan's start to its outcome.",
@@ -116,19 +133,18 @@ class Metrics:
             buckets=_SPLIT_BUCKETS,
             registry=r,
         )
-        self.cooldowns = Gauge(
-            c.COOLDOWNS_ACTIVE,
-            "Active cooldown barriers by kind.",
-            ["kind"],
-            registry=r,
+        self.cooldowns = _precreated(
+            Gauge(c.COOLDOWNS_ACTIVE, "Active cooldown barriers by kind.", ["kind"], registry=r),
+            COOLDOWN_KINDS,
         )
         self.unplaceable = Gauge(
             c.UNPLACEABLE_CHUNKS,
             "What the last plan left unresolved: hosts no placeable chunk could relieve.",
             registry=r,
         )
-        self.webhook_requests = Counter(
-            c.WEBHOOK_REQUESTS, "Webhook requests by HTTP code.", ["code"], registry=r
+        self.webhook_requests = _precreated(
+            Counter(c.WEBHOOK_REQUESTS, "Webhook requests by HTTP code.", ["code"], registry=r),
+            WEBHOOK_CODES,
         )
         self.last_success = Gauge(
             c.LAST_SUCCESSFUL_PLAN,
@@ -145,14 +161,6 @@ class Metrics:
         r.register(self.recent)
         self.ambiguous = _AmbiguousDomains()
         r.register(self.ambiguous)
-        for result in MIGRATION_RESULTS:
-            self.migrations.labels(result=result)
-        for outcome in PLAN_OUTCOMES:
-            self.plans.labels(outcome=outcome)
-        for kind in COOLDOWN_KINDS:
-            self.cooldowns.labels(kind=kind)
-        for code in WEBHOOK_CODES:
-            self.webhook_requests.labels(code=code)
 
     def set_ambiguous(self, reasons: dict[str, str]) -> None:
         """The domains in doubt now (domain -> reason), as the journal has them."""

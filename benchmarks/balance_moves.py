@@ -20,19 +20,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_simulator_holdout import SCENARIOS, TRACES, sized
+from checkout import REPO
 
-from bench_simulator_holdout import SCENARIOS, TRACES, sized  # noqa: E402
-
-from virtbalance.policy import Policy  # noqa: E402
-from virtbalance.simulator.alerting import window_points  # noqa: E402
-from virtbalance.simulator.cluster import ClusterSpec, build_cluster  # noqa: E402
-from virtbalance.simulator.config import Simulation, TraceSpec  # noqa: E402
-from virtbalance.simulator.engine import replay  # noqa: E402
-from virtbalance.simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy  # noqa: E402
-from virtbalance.simulator.state import ClusterView, Move  # noqa: E402
+from virtbalance.policy import Policy
+from virtbalance.simulator.alerting import window_points
+from virtbalance.simulator.cluster import ClusterSpec, build_cluster
+from virtbalance.simulator.config import Simulation, TraceSpec
+from virtbalance.simulator.engine import replay
+from virtbalance.simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy
+from virtbalance.simulator.state import ClusterView, Move
 
 
 def spread(view: ClusterView) -> float:

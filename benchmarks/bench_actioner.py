@@ -16,7 +16,9 @@ from typing import Any
 
 import requests
 import waitress.server
+from checkout import REPO
 
+from tests.actioner_fixtures import RecordingQueue
 from virtbalance.actioner.app import create_app
 from virtbalance.actioner.config import parse_config
 from virtbalance.actioner.executor import Executor, StepState
@@ -27,11 +29,6 @@ from virtbalance.actioner.services import Services
 from virtbalance.lab import Lab
 from virtbalance.plan import Migration
 from virtbalance.snapshot import Snapshot
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from tests.actioner_fixtures import RecordingQueue  # noqa: E402
 
 PAYLOAD = REPO / "tests" / "fixtures" / "alertmanager" / "firing_hv1.json"
 

@@ -25,14 +25,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import checkout  # noqa: F401 (puts this tree first on sys.path)
+from baseline_tree import export_tree
 
-from baseline_tree import export_tree  # noqa: E402
+from tests.go_exporter import GO_EXPORTER, start_go_exporter
+from virtbalance.lab import Lab
 
-from virtbalance.lab import Lab  # noqa: E402
-
-GO_PORT = 19177
 BASELINE_PORT = 19179
 STAGE = re.compile(r'libvirt_exporter_scrape_duration_seconds\{stage="(\w+)"\} (\S+)')
 
@@ -86,9 +84,9 @@ def main() -> int:
     parser.add_argument("--baseline", help="also run the exporter of this git commit")
     args = parser.parse_args()
     lab_id = int(os.environ.get("VIRTBALANCE_LAB_ID", "1"))
-    go_binary = shutil.which("prometheus-libvirt-exporter")
+    go_binary = shutil.which(GO_EXPORTER)
     if go_binary is None:
-        print("prometheus-libvirt-exporter is not installed (scripts/bootstrap)", file=sys.stderr)
+        print(f"{GO_EXPORTER} is not installed (scripts/bootstrap)", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "bench-exporter.yaml"
@@ -102,17 +100,7 @@ def main() -> int:
     try:
         ours = lab.start_exporters()["bx1"]
         host = lab.hosts[0]
-        go_target = f"{host.address}:{GO_PORT}"
-        go = lab.exec_in_host(
-            host.name,
-            [go_binary, "--libvirt.uri", "qemu:///system", "--web.listen-address", go_target],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            # A session of its own, as the lab starts ours: with the kernel's autogroup
-            # scheduling each session shares the CPU as one, so a process left in this
-            # benchmark's session got less CPU than ours on a loaded machine.
-            start_new_session=True,
-        )
+        go_target, go = start_go_exporter(lab, go_binary)
         wait_up(go_target, go)
         targets = {"ours": ours, "go": go_target}
         if args.baseline:
@@ -163,7 +151,7 @@ def main() -> int:
         labels = {
             "ours": "virtbalance-exporter (working tree)",
             "baseline": f"virtbalance-exporter at {args.baseline}",
-            "go": "prometheus-libvirt-exporter",
+            "go": GO_EXPORTER,
         }
         for name in targets:
             print(

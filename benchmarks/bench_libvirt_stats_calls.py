@@ -22,16 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import checkout  # noqa: F401 (puts this tree first on sys.path)
 import libvirt
+from bench_exporter_vs_go import scenario_yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from bench_exporter_vs_go import scenario_yaml  # noqa: E402
-
-from virtbalance.exporter.source import BALLOON_GROUP, STATS_FLAGS, STATS_GROUPS  # noqa: E402
-from virtbalance.lab import Lab  # noqa: E402
+from virtbalance.exporter.source import BALLOON_GROUP, STATS_FLAGS, STATS_GROUPS
+from virtbalance.lab import Lab
 
 SHARDS = 4
 GROUPS = {

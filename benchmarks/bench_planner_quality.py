@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import checkout  # noqa: F401 (puts this tree first on sys.path)
 
 from virtbalance.planner import plan
 from virtbalance.planner.exact import available, solve_relieve

@@ -17,9 +17,8 @@ import statistics
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import checkout  # noqa: F401 (puts this tree first on sys.path)
 
 from virtbalance.planner import exact, plan
 from virtbalance.planner.instances import Shape, generate

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import checkout  # noqa: F401 (puts this tree first on sys.path)
 
 from virtbalance.planner import exact, plan
 from virtbalance.planner.deadline import Clock

@@ -18,15 +18,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from checkout import REPO
 
-from virtbalance.simulator.cluster import ClusterSpec  # noqa: E402
-from virtbalance.simulator.config import Simulation, TraceSpec  # noqa: E402
-from virtbalance.simulator.plot import plot_hosts  # noqa: E402
-from virtbalance.simulator.report import RIVAL_POINTS, reduction_pct, rivals, table, to_json  # noqa: E402
-from virtbalance.simulator.run import Comparison, compare  # noqa: E402
-from virtbalance.simulator.traces import GIB  # noqa: E402
+from virtbalance.simulator.cluster import ClusterSpec
+from virtbalance.simulator.config import Simulation, TraceSpec
+from virtbalance.simulator.plot import plot_hosts
+from virtbalance.simulator.report import RIVAL_POINTS, reduction_pct, rivals, table, to_json
+from virtbalance.simulator.run import Comparison, compare
+from virtbalance.simulator.traces import GIB
 
 DEFAULT_TRACES = REPO.parent / "shared" / "traces" / "bitbrains-rnd-2013-7"
 

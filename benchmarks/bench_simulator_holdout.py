@@ -24,22 +24,21 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from checkout import REPO
 
-from virtbalance.policy import Policy  # noqa: E402
-from virtbalance.simulator.cluster import ClusterSpec, HostGroup  # noqa: E402
-from virtbalance.simulator.config import Simulation, TraceSpec  # noqa: E402
-from virtbalance.simulator.plot import plot_hosts  # noqa: E402
-from virtbalance.simulator.report import (  # noqa: E402
+from virtbalance.policy import Policy
+from virtbalance.simulator.cluster import ClusterSpec, HostGroup
+from virtbalance.simulator.config import Simulation, TraceSpec
+from virtbalance.simulator.plot import plot_hosts
+from virtbalance.simulator.report import (
     RIVAL_POINTS,
     diagnosis_table,
     rivals,
     table,
     to_json,
 )
-from virtbalance.simulator.run import Comparison, compare  # noqa: E402
-from virtbalance.simulator.traces import GIB, Workload  # noqa: E402
+from virtbalance.simulator.run import Comparison, compare
+from virtbalance.simulator.traces import GIB, Workload
 
 TRACES = REPO.parent / "shared" / "traces"
 HOSTS = 10

@@ -16,15 +16,11 @@ import argparse
 import sys
 from pathlib import Path
 
+import checkout  # noqa: F401 (puts this tree first on sys.path)
 import numpy as np
+from bench_simulator_holdout import HOSTS, SCENARIOS, TRACES, sized
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from bench_simulator_holdout import HOSTS, SCENARIOS, TRACES, sized  # noqa: E402
-
-from virtbalance.simulator.config import TraceSpec  # noqa: E402
+from virtbalance.simulator.config import TraceSpec
 
 HOUR_STEPS = 12
 CPU_HIGH = 0.75

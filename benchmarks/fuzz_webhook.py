@@ -25,6 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import checkout  # noqa: F401 (puts this tree first on sys.path)
+
+from tests.actioner_fixtures import (
+    PAYLOAD_FIELDS,
+    PAYLOAD_WORDS,
+    RecordingQueue,
+    payload,
+)
 from virtbalance.actioner.app import create_app
 from virtbalance.actioner.config import parse_config
 from virtbalance.actioner.journal import Journal
@@ -32,16 +40,6 @@ from virtbalance.actioner.metrics import Metrics
 from virtbalance.actioner.services import Services
 from virtbalance.actioner.serving import Served
 from virtbalance.webconfig import TLSServerConfig
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from tests.actioner_fixtures import (  # noqa: E402
-    PAYLOAD_FIELDS,
-    PAYLOAD_WORDS,
-    RecordingQueue,
-    payload,
-)
 
 TOKEN = "fuzz-token"
 CAP = 64 * 1024

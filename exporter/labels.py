@@ -88,11 +88,15 @@ class DomainLabels:
         self._block_list: tuple[tuple[object, ...], list[LabelSet]] = ((), [])
         self._net_list: tuple[tuple[object, ...], list[LabelSet]] = ((), [])
 
+    def _own(self, names: tuple[str, ...], *values: str) -> LabelSet:
+        """A label set of this domain: its domain labels first, then ``values`` for the rest of ``names``."""
+        return LabelSet(names, (*self.ident.values, *values))
+
     def state(self, code: int) -> LabelSet:
         label_set = self._states.get(code)
         if label_set is None:
             text = STATE_DESCRIPTIONS[code] if 0 <= code < len(STATE_DESCRIPTIONS) else ""
-            label_set = self._states[code] = LabelSet(STATE_LABELS, (*self.ident.values, text))
+            label_set = self._states[code] = self._own(STATE_LABELS, text)
         return label_set
 
     def guest(self) -> tuple[LabelSet, LabelSet]:
@@ -100,16 +104,12 @@ class DomainLabels:
         if self._os is None:
             assert self.topology is not None
             os, nova = self.topology.os, self.topology.nova
-            values = self.ident.values
             self._os = (
-                LabelSet(OS_LABELS, (*values, os.type, os.arch, os.machine)),
-                LabelSet(
+                self._own(OS_LABELS, os.type, os.arch, os.machine),
+                self._own(
                     OPENSTACK_LABELS,
-                    (
-                        *values,
-                        *(nova.name, self.uuid, nova.flavor, nova.user_name, nova.user_id),
-                        *(nova.project_name, nova.project_id),
-                    ),
+                    *(nova.name, self.uuid, nova.flavor, nova.user_name, nova.user_id),
+                    *(nova.project_name, nova.project_id),
                 ),
             )
         return self._os
@@ -119,13 +119,10 @@ class DomainLabels:
         if self._block_infos is None:
             assert self.topology is not None
             self._block_infos = [
-                LabelSet(
+                self._own(
                     BLOCK_INFO_LABELS,
-                    (
-                        *self.ident.values,
-                        *(d.kind, d.bus, d.driver_name, d.driver_type, d.driver_cache),
-                        *(d.driver_discard, d.source_file, d.source_protocol, d.target, d.serial),
-                    ),
+                    *(d.kind, d.bus, d.driver_name, d.driver_type, d.driver_cache),
+                    *(d.driver_discard, d.source_file, d.source_protocol, d.target, d.serial),
                 )
                 for d in self.topology.disks
             ]
@@ -136,10 +133,7 @@ class DomainLabels:
         if self._net_infos is None:
             assert self.topology is not None
             self._net_infos = [
-                LabelSet(
-                    NET_INFO_LABELS,
-                    (*self.ident.values, i.kind, i.bridge, i.target, i.mac, i.model, i.mtu),
-                )
+                self._own(NET_INFO_LABELS, i.kind, i.bridge, i.target, i.mac, i.model, i.mtu)
                 for i in self.topology.interfaces
                 if i.target
             ]
@@ -147,7 +141,7 @@ class DomainLabels:
 
     def vcpu(self, index: int) -> LabelSet:
         while len(self._vcpus) <= index:
-            self._vcpus.append(LabelSet(VCPU_LABELS, (*self.ident.values, str(len(self._vcpus)))))
+            self._vcpus.append(self._own(VCPU_LABELS, str(len(self._vcpus))))
         return self._vcpus[index]
 
     def vcpus(self, count: int) -> list[LabelSet]:
@@ -179,7 +173,7 @@ class DomainLabels:
         key = (path, target)
         label_set = self._blocks.get(key)
         if label_set is None:
-            label_set = self._blocks[key] = LabelSet(BLOCK_LABELS, (*self.ident.values, *key))
+            label_set = self._blocks[key] = self._own(BLOCK_LABELS, *key)
         return label_set
 
     def net(self, target: str) -> LabelSet:
@@ -187,7 +181,7 @@ class DomainLabels:
         label_set = self._nets.get(target)
         if label_set is None:
             bridge = self.topology.bridge_of(target) if self.topology else ""
-            label_set = LabelSet(NET_LABELS, (*self.ident.values, bridge, target))
+            label_set = self._own(NET_LABELS, bridge, target)
             self._nets[target] = label_set
         return label_set
 
@@ -202,14 +196,14 @@ class DomainLabels:
                 interface.network,
                 "true" if private else "false",
             )
-            label_set = LabelSet(INTERFACE_LABELS, (*self.ident.values, *values))
+            label_set = self._own(INTERFACE_LABELS, *values)
             self._interfaces[key] = label_set
         return label_set
 
     def chunk(self, chunk: str) -> LabelSet:
         label_set = self._chunks.get(chunk)
         if label_set is None:
-            label_set = self._chunks[chunk] = LabelSet(CHUNK_LABELS, (*self.ident.values, chunk))
+            label_set = self._chunks[chunk] = self._own(CHUNK_LABELS, chunk)
         return label_set
 
 

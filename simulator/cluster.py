@@ -9,6 +9,7 @@ from typing import Any
 
 from virtbalance.errors import ValidationError
 from virtbalance.simulator.power import POWER_MODELS, PowerModel
+from virtbalance.simulator.sections import parse_section
 from virtbalance.simulator.traces import GIB, VmTrace
 
 CHUNK_NETWORK_PREFIX = "simnet-"
@@ -61,6 +62,49 @@ def _unknown_power(name: str) -> str:
     return f"unknown power model {name!r} (known: {', '.join(POWER_MODELS)})"
 
 
+def _read_cluster(data: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
+    """The ``cluster:`` keys as ClusterSpec arguments (``memory_gib`` in bytes), problems appended."""
+    values: dict[str, Any] = {}
+    known = {
+        "hosts": int,
+        "cpus": float,
+        "memory_gib": float,
+        "chunk_share": float,
+        "chunk_min": int,
+        "chunk_max": int,
+        "seed": int,
+        "fill": float,
+    }
+    for key, raw in data.items():
+        if key == "groups":
+            values["groups"] = _groups(raw, problems)
+            continue
+        if key == "power":
+            if isinstance(raw, str):
+                values["power"] = raw
+            else:
+                problems.append(f"power: expected a power model name, got {raw!r}")
+            continue
+        if key not in known:
+            names = ", ".join(sorted([*known, "groups", "power"]))
+            problems.append(f"{key}: unknown key (known: {names})")
+            continue
+        if key == "fill" and raw == "auto":
+            continue
+        want = known[key]
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            problems.append(f"{key}: expected a number, got {raw!r}")
+            continue
+        if want is int and not isinstance(raw, int):
+            problems.append(f"{key}: expected a whole number, got {raw!r}")
+            continue
+        if key == "memory_gib":
+            values["memory_bytes"] = int(raw * GIB)
+        else:
+            values[key] = want(raw)
+    return values
+
+
 @dataclass(frozen=True)
 class ClusterSpec:
     """Host count and size, and how many VMs are chained into chunks by private networks."""
@@ -83,54 +127,7 @@ class ClusterSpec:
     @classmethod
     def from_mapping(cls, data: Any, source: str = "cluster") -> ClusterSpec:
         """Validate a mapping (YAML ``cluster:`` section); ValidationError listing every problem."""
-        if data is None:
-            return cls()
-        if not isinstance(data, Mapping):
-            raise ValidationError(source, [f"expected a mapping, got {type(data).__name__}"])
-        problems: list[str] = []
-        values: dict[str, Any] = {}
-        known = {
-            "hosts": int,
-            "cpus": float,
-            "memory_gib": float,
-            "chunk_share": float,
-            "chunk_min": int,
-            "chunk_max": int,
-            "seed": int,
-            "fill": float,
-        }
-        for key, raw in data.items():
-            if key == "groups":
-                values["groups"] = _groups(raw, problems)
-                continue
-            if key == "power":
-                if isinstance(raw, str):
-                    values["power"] = raw
-                else:
-                    problems.append(f"power: expected a power model name, got {raw!r}")
-                continue
-            if key not in known:
-                names = ", ".join(sorted([*known, "groups", "power"]))
-                problems.append(f"{key}: unknown key (known: {names})")
-                continue
-            if key == "fill" and raw == "auto":
-                continue
-            want = known[key]
-            if isinstance(raw, bool) or not isinstance(raw, int | float):
-                problems.append(f"{key}: expected a number, got {raw!r}")
-                continue
-            if want is int and not isinstance(raw, int):
-                problems.append(f"{key}: expected a whole number, got {raw!r}")
-                continue
-            if key == "memory_gib":
-                values["memory_bytes"] = int(raw * GIB)
-            else:
-                values[key] = want(raw)
-        spec = cls(**values)
-        problems.extend(spec.problems())
-        if problems:
-            raise ValidationError(source, problems)
-        return spec
+        return parse_section(cls, data, source, _read_cluster)
 
     def problems(self) -> list[str]:
         found = _size_problems("", self.hosts, self.cpus, self.memory_bytes)

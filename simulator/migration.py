@@ -17,10 +17,35 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from virtbalance.errors import ValidationError
+from virtbalance.simulator.sections import parse_section
+from virtbalance.simulator.traces import GIB
 
-GIB = 1024**3
 MIB = 1024**2
+
+
+def _read_cost_model(data: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
+    """The ``migration:`` keys as CostModel arguments (GiB and MiB in bytes), problems appended."""
+    values: dict[str, Any] = {}
+    scales = {
+        "bandwidth_gib": ("bandwidth", GIB),
+        "dirty_mib_per_core": ("dirty_per_core", MIB),
+    }
+    for key, raw in data.items():
+        if key in ("enabled", "concurrent"):
+            if isinstance(raw, bool):
+                values[key] = raw
+            else:
+                problems.append(f"{key}: expected true or false, got {raw!r}")
+        elif key in scales or key == "overhead_cores":
+            if isinstance(raw, bool) or not isinstance(raw, int | float):
+                problems.append(f"{key}: expected a number, got {raw!r}")
+                continue
+            field, scale = scales.get(key, ("overhead_cores", 1))
+            values[field] = float(raw) * scale
+        else:
+            known = ", ".join(["enabled", "concurrent", *scales, "overhead_cores"])
+            problems.append(f"{key}: unknown key (known: {known})")
+    return values
 
 
 @dataclass(frozen=True)
@@ -41,36 +66,7 @@ class CostModel:
     @classmethod
     def from_mapping(cls, data: Any, source: str = "migration") -> CostModel:
         """Validate the ``migration:`` section; ValidationError listing every problem."""
-        if data is None:
-            return cls()
-        if not isinstance(data, Mapping):
-            raise ValidationError(source, [f"expected a mapping, got {type(data).__name__}"])
-        problems: list[str] = []
-        values: dict[str, Any] = {}
-        scales = {
-            "bandwidth_gib": ("bandwidth", GIB),
-            "dirty_mib_per_core": ("dirty_per_core", MIB),
-        }
-        for key, raw in data.items():
-            if key in ("enabled", "concurrent"):
-                if isinstance(raw, bool):
-                    values[key] = raw
-                else:
-                    problems.append(f"{key}: expected true or false, got {raw!r}")
-            elif key in scales or key == "overhead_cores":
-                if isinstance(raw, bool) or not isinstance(raw, int | float):
-                    problems.append(f"{key}: expected a number, got {raw!r}")
-                    continue
-                field, scale = scales.get(key, ("overhead_cores", 1))
-                values[field] = float(raw) * scale
-            else:
-                known = ", ".join(["enabled", "concurrent", *scales, "overhead_cores"])
-                problems.append(f"{key}: unknown key (known: {known})")
-        model = cls(**values)
-        problems += model.problems()
-        if problems:
-            raise ValidationError(source, problems)
-        return model
+        return parse_section(cls, data, source, _read_cost_model)
 
     def problems(self) -> list[str]:
         found = []

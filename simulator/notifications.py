@@ -25,7 +25,7 @@ class Route:
         return math.ceil(self.repeat_interval / self.group_interval) * self.group_interval
 
 
-# HostsImbalanced's route in deploy/alertmanager.yml (tests/unit/test_simulator_notifications.py
+# HostsImbalanced's route in deploy/alertmanager.yml (tests/unit/simulator/test_notifications.py
 # checks these against the file).
 BALANCE_ROUTE = Route(group_wait=60.0, group_interval=300.0, repeat_interval=1800.0)
 

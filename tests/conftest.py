@@ -23,6 +23,7 @@ SHARED_DIR = REPO_ROOT.parent / "shared"
 
 # The directory a test lives in says what it needs: `make unit`, `make integration` and `make e2e` select
 # by these markers, so a test outside the three directories would be run by none of them.
+# Below the first level, each tree mirrors the source folders (docs/architecture.md, "Tests").
 MARKER_BY_DIRECTORY = {"unit": "unit", "integration": "integration", "e2e": "e2e"}
 
 

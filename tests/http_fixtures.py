@@ -6,6 +6,23 @@ import contextlib
 import socketserver
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test server's request handler that logs nothing (every request would print a line)."""
+
+    def answer(self, status: int, body: bytes, content_type: str | None = None) -> None:
+        """Send ``body`` with ``status``, its length and, when given, its content type."""
+        self.send_response(status)
+        if content_type is not None:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
 
 
 @contextlib.contextmanager

@@ -16,6 +16,17 @@ from virtbalance.lab.teardown import leftovers, teardown
 
 log = logging.getLogger(__name__)
 
+# The smallest lab worth a test of its own: two one-CPU hosts, a chunk of one on ta (lan7), one on tb.
+TINY_SCENARIO = """\
+name: tiny
+hosts:
+  - {name: ta, cpus: 1, memory: 256MiB}
+  - {name: tb, cpus: 1, memory: 256MiB}
+domains:
+  - {name: t1, host: ta, memory: 32MiB, private_networks: [lan7], load: 10}
+  - {name: t2, host: tb, memory: 32MiB}
+"""
+
 
 def require_root() -> None:
     if os.geteuid() != 0:

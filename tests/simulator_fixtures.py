@@ -1,10 +1,15 @@
-"""The simulator's test helpers: a scripted policy plug-in, hand-made clusters and cluster views."""
+"""The simulator's test helpers: a scripted policy plug-in, hand-made clusters and views, the CLI run."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from virtbalance.cli import main
 from virtbalance.simulator.cluster import Cluster
 from virtbalance.simulator.policies.base import PolicyPlugin
 from virtbalance.simulator.state import ClusterView, Move
@@ -87,3 +92,13 @@ def uniform_cluster(
         placement=placement,
         **extra,
     )
+
+
+def simulate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str
+) -> tuple[str, dict[str, Any]]:
+    """Run ``virtbalance simulate`` with ``flags`` and ``--json``, which must exit 0: (stdout, JSON)."""
+    out = tmp_path / "simulate.json"
+    assert main(["simulate", *flags, "--json", str(out)]) == 0
+    document: dict[str, Any] = json.loads(out.read_text())
+    return capsys.readouterr().out, document

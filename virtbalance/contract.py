@@ -2,7 +2,7 @@
 
 The exporter and the actioner serve these metrics; the rules, the dashboards, the actioner, the demo and
 the simulator read them. A name changed here changes on both sides at once; a name spelt out elsewhere
-would drift. ``tests/unit/test_contract.py`` checks each one against what is actually served and generated.
+would drift. ``tests/unit/virtbalance/test_contract.py`` checks each one against what is actually served and generated.
 """
 
 from __future__ import annotations

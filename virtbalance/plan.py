@@ -9,6 +9,7 @@ from typing import Any, Literal, cast
 
 from virtbalance.causes import Cause
 from virtbalance.errors import ValidationError
+from virtbalance.records import as_dict
 
 ModeKind = Literal["relieve", "drain", "balance", "consolidate"]
 MODE_KINDS: tuple[ModeKind, ...] = ("relieve", "drain", "balance", "consolidate")
@@ -57,14 +58,8 @@ class Migration:
     chunk: str
     reason: str
 
-    def to_dict(self) -> dict[str, str]:
-        return {
-            "domain": self.domain,
-            "source": self.source,
-            "destination": self.destination,
-            "chunk": self.chunk,
-            "reason": self.reason,
-        }
+    def to_dict(self) -> dict[str, Any]:
+        return as_dict(self)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from virtbalance.errors import ValidationError
+from virtbalance.records import as_dict
+from virtbalance.yamlfile import read_text
 
 VERSION = 1
 
@@ -36,15 +38,7 @@ class HostState:
         return self.memory_used_bytes / self.memory_bytes
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "cpus": self.cpus,
-            "memory_bytes": self.memory_bytes,
-            "cpu_used": self.cpu_used,
-            "memory_used_bytes": self.memory_used_bytes,
-            "maintenance": self.maintenance,
-            "emptied": self.emptied,
-        }
+        return as_dict(self)
 
 
 @dataclass(frozen=True)
@@ -64,19 +58,7 @@ class DomainState:
     last_host: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "host": self.host,
-            "vcpus": self.vcpus,
-            "cpu_used": self.cpu_used,
-            "memory_bytes": self.memory_bytes,
-            "private_networks": list(self.private_networks),
-            "group": self.group,
-            "anti_affinity": self.anti_affinity,
-            "pinned": self.pinned,
-            "last_migrated": self.last_migrated,
-            "last_host": self.last_host,
-        }
+        return as_dict(self)
 
 
 @dataclass(frozen=True)
@@ -360,10 +342,7 @@ def _parse_domain(reader: _Reader, path: str, data: Mapping[str, Any]) -> dict[s
 def load_snapshot(path: str | Path) -> Snapshot:
     """Read and validate a snapshot JSON file; ValidationError (naming the file) if unusable."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValidationError(str(path), [f"cannot read: {exc.strerror}"]) from exc
+    text = read_text(path, ValidationError)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -1,4 +1,4 @@
-"""Read a YAML file for a config or policy, turning I/O and syntax errors into a ConfigError naming it."""
+"""Read a config, policy or snapshot file: I/O errors, and a YAML file's syntax errors, become an error naming it."""
 
 from __future__ import annotations
 
@@ -7,16 +7,21 @@ from typing import Any
 
 import yaml
 
-from virtbalance.errors import ConfigError
+from virtbalance.errors import ConfigError, ValidationError
+
+
+def read_text(path: Path, error: type[ValidationError] = ConfigError) -> str:
+    """The file's UTF-8 text; ``error`` naming the file and the system's reason if it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(str(path), [f"cannot read: {exc.strerror}"]) from exc
 
 
 def read_yaml(path: str | Path) -> Any:
     """The parsed document (None for an empty file); ConfigError if it cannot be read or parsed."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from exc
+    text = read_text(path)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from virtbalance.simulator.policies.base import ParamsPlugin
+from virtbalance.simulator.policies.baseline import Poll
 from virtbalance.simulator.state import ClusterView, Move
 
 
@@ -42,12 +43,11 @@ class DrsPolicy(ParamsPlugin[DrsParams]):
 
     def __init__(self, params: DrsParams) -> None:
         super().__init__(params)
-        self.next_run: float | None = None
+        self.poll = Poll(params.interval)
 
     def decide(self, view: ClusterView) -> Sequence[Move]:
-        if self.next_run is not None and view.time < self.next_run:
+        if not self.poll.due(view.time):
             return ()
-        self.next_run = view.time + self.params.interval
         hosts = view.host_names
         ratio = {h: view.cpu_ratio(h) for h in hosts}
         free = {h: view.memory_free(h) for h in hosts}

@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from virtbalance.simulator.alerting import sustained
-from virtbalance.simulator.policies.base import ParamsPlugin
+from virtbalance.simulator.policies.baseline import SustainedLoadPlugin, Tally
 from virtbalance.simulator.state import ClusterView, Move
 
 
@@ -29,7 +28,7 @@ class LiveMigrationSpecParams:
     per_host: int = 1
 
 
-class LiveMigrationSpecPolicy(ParamsPlugin[LiveMigrationSpecParams]):
+class LiveMigrationSpecPolicy(SustainedLoadPlugin[LiveMigrationSpecParams]):
     """Move the hungriest VM that fits off each host that stayed above ``high``."""
 
     name: ClassVar[str] = "livemigrationspec"
@@ -37,27 +36,12 @@ class LiveMigrationSpecPolicy(ParamsPlugin[LiveMigrationSpecParams]):
     params_type = LiveMigrationSpecParams
     durations = frozenset({"sustain"})
 
-    def __init__(self, params: LiveMigrationSpecParams) -> None:
-        super().__init__(params)
-        self.pending_since: dict[str, float | None] = {}
-
     def decide(self, view: ClusterView) -> Sequence[Move]:
         high = self.params.high
-        overworked = []
-        for host in view.host_names:
-            since, fires = sustained(
-                self.pending_since.get(host),
-                view.cpu_ratio(host) > high,
-                view.time,
-                self.params.sustain,
-            )
-            self.pending_since[host] = since
-            if fires:
-                overworked.append(host)
-        cpu = dict(view.host_cpu_used)
-        free = {h: view.memory_free(h) for h in view.host_names}
+        overworked = self.sustained_hosts(view, high, self.params.sustain)
+        tally = Tally(view)
         moves: list[Move] = []
-        for source in sorted(overworked, key=lambda h: -cpu[h] / view.host_cpus[h]):
+        for source in sorted(overworked, key=lambda h: -tally.ratio(h)):
             hungry = sorted(view.domains_by_host[source], key=lambda d: (-view.cpu[d], d))
             moved = 0
             for domain in hungry:
@@ -68,16 +52,13 @@ class LiveMigrationSpecPolicy(ParamsPlugin[LiveMigrationSpecParams]):
                     h
                     for h in view.host_names
                     if h != source
-                    and free[h] >= size
-                    and (cpu[h] + load) / view.host_cpus[h] <= high
+                    and tally.free[h] >= size
+                    and (tally.cpu[h] + load) / view.host_cpus[h] <= high
                 ]
                 if not fits:
                     continue
-                target = min(fits, key=lambda h: (cpu[h] / view.host_cpus[h], h))
-                cpu[target] += load
-                cpu[source] -= load
-                free[target] -= size
-                free[source] += size
+                target = min(fits, key=lambda h: (tally.ratio(h), h))
+                tally.move(source, target, load, size)
                 moves.append(Move(domain, target, "livemigrationspec most hungry"))
                 moved += 1
         return moves

@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from virtbalance.simulator.alerting import sustained
-from virtbalance.simulator.policies.base import ParamsPlugin
+from virtbalance.simulator.policies.baseline import Poll, SustainedLoadPlugin, Tally
 from virtbalance.simulator.state import ClusterView, Move
 
 
@@ -30,7 +29,7 @@ class McollectiveParams:
     max_load_candidate: float = 0.5
 
 
-class McollectivePolicy(ParamsPlugin[McollectiveParams]):
+class McollectivePolicy(SustainedLoadPlugin[McollectiveParams]):
     """Poll every ``interval``; a host over ``load_threshold`` for ``max_over`` sheds its busiest VM."""
 
     name: ClassVar[str] = "mcollective"
@@ -40,27 +39,14 @@ class McollectivePolicy(ParamsPlugin[McollectiveParams]):
 
     def __init__(self, params: McollectiveParams) -> None:
         super().__init__(params)
-        self.over_since: dict[str, float | None] = {}
-        self.next_poll: float | None = None
+        self.poll = Poll(params.interval)
 
     def decide(self, view: ClusterView) -> Sequence[Move]:
-        if self.next_poll is not None and view.time < self.next_poll:
+        if not self.poll.due(view.time):
             return ()
-        self.next_poll = view.time + self.params.interval
-        cpu = dict(view.host_cpu_used)
-        free = {h: view.memory_free(h) for h in view.host_names}
+        tally = Tally(view)
         count = {h: len(view.domains_by_host[h]) for h in view.host_names}
-        loaded = []
-        for host in view.host_names:
-            since, fires = sustained(
-                self.over_since.get(host),
-                view.cpu_ratio(host) > self.params.load_threshold,
-                view.time,
-                self.params.max_over,
-            )
-            self.over_since[host] = since
-            if fires:
-                loaded.append(host)
+        loaded = self.sustained_hosts(view, self.params.load_threshold, self.params.max_over)
         moves: list[Move] = []
         for source in loaded:
             candidates = [
@@ -68,21 +54,17 @@ class McollectivePolicy(ParamsPlugin[McollectiveParams]):
                 for h in view.host_names
                 if h != source
                 and count[h] < self.params.max_vm_per_host
-                and cpu[h] / view.host_cpus[h] < self.params.max_load_candidate
+                and tally.ratio(h) < self.params.max_load_candidate
             ]
             for domain in sorted(view.domains_by_host[source], key=lambda d: (-view.cpu[d], d)):
-                fitting = [h for h in candidates if free[h] >= view.memory[domain]]
+                fitting = [h for h in candidates if tally.free[h] >= view.memory[domain]]
                 if not fitting:
                     continue
-                target = min(fitting, key=lambda h: (cpu[h] / view.host_cpus[h], h))
-                load, size = view.cpu[domain], view.memory[domain]
-                cpu[target] += load
-                cpu[source] -= load
-                free[target] -= size
-                free[source] += size
+                target = min(fitting, key=lambda h: (tally.ratio(h), h))
+                tally.move(source, target, view.cpu[domain], view.memory[domain])
                 count[target] += 1
                 count[source] -= 1
-                self.over_since[source] = None
+                self.pending_since[source] = None
                 moves.append(Move(domain, target, "mcollective over load_threshold"))
                 break
         return moves

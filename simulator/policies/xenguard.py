@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from virtbalance.simulator.policies.base import ParamsPlugin
+from virtbalance.simulator.policies.baseline import Tally
 from virtbalance.simulator.state import ClusterView, Move
 
 # Low marks are compared after rounding so that 0.1 + 0.1 + 0.1 is 0.3, as in the thesis's log.
@@ -61,9 +62,8 @@ class XenGuardPolicy(ParamsPlugin[XenGuardParams]):
 
     def evacuate(self, view: ClusterView) -> list[ChunkMove]:
         """Every chunk move of this run, in order, with the low mark of the pass that placed it."""
-        cpu = {h: view.host_cpu_used[h] for h in view.host_names}
-        free = {h: view.memory_free(h) for h in view.host_names}
-        overloaded = [h for h in view.host_names if cpu[h] / view.host_cpus[h] > self.params.high]
+        tally = Tally(view)
+        overloaded = [h for h in view.host_names if tally.ratio(h) > self.params.high]
         decisions: list[ChunkMove] = []
         for source in overloaded:
             chunks = sorted(
@@ -79,23 +79,18 @@ class XenGuardPolicy(ParamsPlugin[XenGuardParams]):
                         for h in view.host_names
                         if h != source
                         and h not in overloaded
-                        and round(cpu[h] / view.host_cpus[h], _MARK_DIGITS)
-                        < round(mark, _MARK_DIGITS)
+                        and round(tally.ratio(h), _MARK_DIGITS) < round(mark, _MARK_DIGITS)
                     ),
-                    key=lambda h: (cpu[h] / view.host_cpus[h], h),
+                    key=lambda h: (tally.ratio(h), h),
                 )
                 still: list[tuple[str, ...]] = []
                 for members in remaining:
                     need = sum(view.memory[m] for m in members)
-                    target = next((h for h in candidates if free[h] >= need), None)
+                    target = next((h for h in candidates if tally.free[h] >= need), None)
                     if target is None:
                         still.append(members)
                         continue
-                    load = sum(view.cpu[m] for m in members)
-                    free[target] -= need
-                    free[source] += need
-                    cpu[target] += load
-                    cpu[source] -= load
+                    tally.move(source, target, sum(view.cpu[m] for m in members), need)
                     decisions.append(ChunkMove(members, source, target, round(mark, _MARK_DIGITS)))
                 remaining = still
                 mark += self.params.low_step

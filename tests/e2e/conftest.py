@@ -96,30 +96,10 @@ class Record:
 
 @dataclass
 class RebalancedStack:
-    """The stack after the run: URLs for the dashboards' tests, the record for the acceptance test."""
+    """The stack after the run (its URLs for the dashboards' tests) and the record of the run."""
 
     stack: Stack
     record: Record
-
-    @property
-    def lab(self) -> Lab:
-        return self.stack.lab
-
-    @property
-    def prometheus_url(self) -> str:
-        return self.stack.prometheus_url
-
-    @property
-    def alertmanager_url(self) -> str:
-        return self.stack.alertmanager_url
-
-    @property
-    def actioner_url(self) -> str:
-        return self.stack.actioner_url
-
-    @property
-    def hosts(self) -> list[str]:
-        return self.stack.hosts
 
 
 class Poller(threading.Thread):

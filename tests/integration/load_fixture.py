@@ -6,9 +6,9 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
-from tests.http_fixtures import serving
+from tests.http_fixtures import QuietHandler, serving
 
 
 @dataclass(frozen=True)
@@ -62,17 +62,10 @@ def serve(schedule: Schedule, host: str) -> Iterator[tuple[str, float]]:
     """Serve the schedule on a free 127.0.0.1 port; yields (target host:port, wall-clock start)."""
     started = time.time()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             body = render(schedule, host, time.time() - started).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_args: object) -> None:
-            """Quiet: every scrape would print a line."""
+            self.answer(200, body, "text/plain; version=0.0.4")
 
     with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as port:
         yield f"127.0.0.1:{port}", started

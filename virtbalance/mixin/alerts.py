@@ -38,6 +38,34 @@ def _runbook(base: str, alert: str) -> str:
     return f"{base}#{alert.lower()}"
 
 
+def _alert(
+    alert: str,
+    runbook_base: str,
+    *,
+    comment: str,
+    expr: str,
+    severity: str,
+    summary: str,
+    description: str,
+    for_seconds: float = 0.0,
+    resource: str | None = None,
+) -> Rule:
+    """An alert with its severity (and resource) labels, texts and the runbook section named after it."""
+    labels = {"resource": resource} if resource is not None else {}
+    return Rule(
+        alert=alert,
+        comment=comment,
+        expr=expr,
+        for_seconds=for_seconds,
+        labels={**labels, "severity": severity},
+        annotations={
+            "summary": summary,
+            "description": description,
+            "runbook_url": _runbook(runbook_base, alert),
+        },
+    )
+
+
 def _inline(records: Mapping[str, str], name: str) -> str:
     return f"(\n  {indent(records[name])}\n)"
 
@@ -56,52 +84,50 @@ def host_alerts(config: Config, records: Mapping[str, str]) -> tuple[Rule, ...]:
     )
     memory_now = _inline(records, RECORD_MEMORY)
     overload_for = format_duration(policy.overload_for)
-    runbook = _runbook(runbook_base, ALERT_OVERLOAD)
     timing = (
         f"The {window} rate window smooths the load and `for: {overload_for}` demands that the smoothed\n"
         f"value stays above the threshold at every evaluation: a spike that lifts the {window} average\n"
         f"for less than {overload_for} never fires, and one evaluation below the threshold restarts the timer.\n"
         f"A step in load fires between {overload_for} and {overload_for} + {window} after it starts."
     )
-    cpu = Rule(
-        alert=ALERT_OVERLOAD,
+    cpu = _alert(
+        ALERT_OVERLOAD,
+        runbook_base,
         comment=f"CPU overload: the chosen CPU signal above cpu_high ({_percent(policy.cpu_high)}).\n{timing}",
         expr=f"{cpu_now}\n> {policy.cpu_high!r}",
         for_seconds=policy.overload_for,
-        labels={"resource": "cpu", "severity": "warning"},
-        annotations={
-            "summary": f"Host {{{{ $labels.host }}}} CPU above {_percent(policy.cpu_high)} for {overload_for}",
-            "description": (
-                f"CPU on {{{{ $labels.host }}}} is at {{{{ $value | humanizePercentage }}}} "
-                f"({SIGNAL_TEXT[policy.cpu_signal]}, {window} rate), above {_percent(policy.cpu_high)} "
-                f"for {overload_for}. The actioner moves VMs away until it is at or below "
-                f"{_percent(policy.cpu_target)}."
-            ),
-            "runbook_url": runbook,
-        },
+        severity="warning",
+        resource="cpu",
+        summary=f"Host {{{{ $labels.host }}}} CPU above {_percent(policy.cpu_high)} for {overload_for}",
+        description=(
+            f"CPU on {{{{ $labels.host }}}} is at {{{{ $value | humanizePercentage }}}} "
+            f"({SIGNAL_TEXT[policy.cpu_signal]}, {window} rate), above {_percent(policy.cpu_high)} "
+            f"for {overload_for}. The actioner moves VMs away until it is at or below "
+            f"{_percent(policy.cpu_target)}."
+        ),
     )
-    memory = Rule(
-        alert=ALERT_OVERLOAD,
+    memory = _alert(
+        ALERT_OVERLOAD,
+        runbook_base,
         comment=(
             f"Memory overload: used memory above memory_high ({_percent(policy.memory_high)}).\n"
             "A gauge, so no rate window: the load must stay above the threshold for the whole `for:`."
         ),
         expr=f"{memory_now}\n> {policy.memory_high!r}",
         for_seconds=policy.overload_for,
-        labels={"resource": "memory", "severity": "warning"},
-        annotations={
-            "summary": f"Host {{{{ $labels.host }}}} memory above {_percent(policy.memory_high)} for {overload_for}",
-            "description": (
-                f"Memory used on {{{{ $labels.host }}}} is at {{{{ $value | humanizePercentage }}}}, "
-                f"above {_percent(policy.memory_high)} for {overload_for}. The actioner moves VMs away "
-                f"until it is at or below {_percent(policy.memory_target)}."
-            ),
-            "runbook_url": runbook,
-        },
+        severity="warning",
+        resource="memory",
+        summary=f"Host {{{{ $labels.host }}}} memory above {_percent(policy.memory_high)} for {overload_for}",
+        description=(
+            f"Memory used on {{{{ $labels.host }}}} is at {{{{ $value | humanizePercentage }}}}, "
+            f"above {_percent(policy.memory_high)} for {overload_for}. The actioner moves VMs away "
+            f"until it is at or below {_percent(policy.memory_target)}."
+        ),
     )
     under_for = format_duration(policy.underutilized_for)
-    under = Rule(
-        alert=ALERT_UNDERUTILIZED,
+    under = _alert(
+        ALERT_UNDERUTILIZED,
+        runbook_base,
         comment=(
             f"Consolidation candidate: the chosen CPU signal below cpu_low ({_percent(policy.cpu_low)}) "
             f"for {under_for}.\nThe actioner empties hosts (consolidate mode) when Alertmanager routes it there;\n"
@@ -109,16 +135,14 @@ def host_alerts(config: Config, records: Mapping[str, str]) -> tuple[Rule, ...]:
         ),
         expr=awake(f"{cpu_now}\n< {policy.cpu_low!r}"),
         for_seconds=policy.underutilized_for,
-        labels={"resource": "cpu", "severity": "info"},
-        annotations={
-            "summary": f"Host {{{{ $labels.host }}}} CPU below {_percent(policy.cpu_low)} for {under_for}",
-            "description": (
-                f"CPU on {{{{ $labels.host }}}} is at {{{{ $value | humanizePercentage }}}}, below "
-                f"{_percent(policy.cpu_low)} for {under_for}: its VMs could move to other hosts and the "
-                "host be freed."
-            ),
-            "runbook_url": _runbook(runbook_base, ALERT_UNDERUTILIZED),
-        },
+        severity="info",
+        resource="cpu",
+        summary=f"Host {{{{ $labels.host }}}} CPU below {_percent(policy.cpu_low)} for {under_for}",
+        description=(
+            f"CPU on {{{{ $labels.host }}}} is at {{{{ $value | humanizePercentage }}}}, below "
+            f"{_percent(policy.cpu_low)} for {under_for}: its VMs could move to other hosts and the "
+            "host be freed."
+        ),
     )
     return (cpu, memory, hot_alert(policy, runbook_base, cpu_now), under, imbalanced_alert(config))
 
@@ -147,8 +171,9 @@ def imbalanced_alert(config: Config) -> Rule:
         if averaged
         else ""
     )
-    return Rule(
-        alert=ALERT_IMBALANCED,
+    return _alert(
+        ALERT_IMBALANCED,
+        runbook_base,
         comment=(
             f"Uneven load: the spread (max - min) of the hosts' CPU signal above balance_spread "
             f"({_percent(policy.balance_spread)})\nfor {balance_for}. One series for the cluster, no host "
@@ -162,19 +187,15 @@ def imbalanced_alert(config: Config) -> Rule:
             f"and\nmax({awake_cpu}) > {policy.cpu_target!r}"
         ),
         for_seconds=policy.balance_for,
-        labels={"resource": "cpu", "severity": "info"},
-        annotations={
-            "summary": (
-                f"Host CPU spread above {_percent(policy.balance_spread)} for {balance_for}"
-            ),
-            "description": (
-                "The most and least loaded hosts differ by {{ $value | humanizePercentage }} of CPU"
-                f"{averaged}, above {_percent(policy.balance_spread)} for {balance_for}, the busiest "
-                f"above {_percent(policy.cpu_target)}: the actioner's balance mode moves VMs from "
-                "the busiest hosts to the idlest."
-            ),
-            "runbook_url": _runbook(runbook_base, ALERT_IMBALANCED),
-        },
+        severity="info",
+        resource="cpu",
+        summary=(f"Host CPU spread above {_percent(policy.balance_spread)} for {balance_for}"),
+        description=(
+            "The most and least loaded hosts differ by {{ $value | humanizePercentage }} of CPU"
+            f"{averaged}, above {_percent(policy.balance_spread)} for {balance_for}, the busiest "
+            f"above {_percent(policy.cpu_target)}: the actioner's balance mode moves VMs from "
+            "the busiest hosts to the idlest."
+        ),
     )
 
 
@@ -190,8 +211,9 @@ def hot_alert(policy: Policy, runbook_base: str, cpu_now: str) -> Rule:
     hot_for = format_duration(policy.hot_for)
     high, target = _percent(policy.cpu_high), _percent(policy.cpu_target)
     share = f"avg_over_time(({RECORD_CPU} > bool {policy.cpu_high!r})[{window}:])"
-    return Rule(
-        alert=ALERT_HOT,
+    return _alert(
+        ALERT_HOT,
+        runbook_base,
         comment=(
             f"Chronically hot: the CPU signal above cpu_high ({high}) for more than hot_share "
             f"({_percent(policy.hot_share)})\nof the evaluations in the last hot_window ({window}), "
@@ -204,16 +226,14 @@ def hot_alert(policy: Policy, runbook_base: str, cpu_now: str) -> Rule:
             f"{share}\n> {policy.hot_share!r}\nand on (host)\n{cpu_now}\n> {policy.cpu_target!r}"
         ),
         for_seconds=policy.hot_for,
-        labels={"resource": "cpu", "severity": "warning"},
-        annotations={
-            "summary": f"Host {{{{ $labels.host }}}} CPU above {high} too often in the last {window}",
-            "description": (
-                f"CPU on {{{{ $labels.host }}}} was above {high} for {{{{ $value | humanizePercentage }}}} "
-                f"of the last {window} and is above {target} now. The actioner moves VMs away until it "
-                f"is at or below {target}."
-            ),
-            "runbook_url": _runbook(runbook_base, ALERT_HOT),
-        },
+        severity="warning",
+        resource="cpu",
+        summary=f"Host {{{{ $labels.host }}}} CPU above {high} too often in the last {window}",
+        description=(
+            f"CPU on {{{{ $labels.host }}}} was above {high} for {{{{ $value | humanizePercentage }}}} "
+            f"of the last {window} and is above {target} now. The actioner moves VMs away until it "
+            f"is at or below {target}."
+        ),
     )
 
 
@@ -224,59 +244,54 @@ def health_alerts(config: Config) -> tuple[Rule, ...]:
     job = policy.exporter_job
     failure_window = format_duration(policy.migration_failure_window)
     blind = "so no overload alert can fire for it"
-    exporter_down = Rule(
-        alert=ALERT_EXPORTER_DOWN,
+    exporter_down = _alert(
+        ALERT_EXPORTER_DOWN,
+        runbook_base,
         comment=(
             f"Prometheus cannot scrape a host's exporter (job {job}) for {down_for}.\n"
             "Not for a host the actioner emptied: switching it off is what emptying it was for."
         ),
         expr=awake(f'(up{{job="{job}"}} == 0)'),
         for_seconds=policy.exporter_down_for,
-        labels={"severity": "warning"},
-        annotations={
-            "summary": f"libvirt exporter of {{{{ $labels.host }}}} down for {down_for}",
-            "description": (
-                f"Prometheus has failed to scrape {{{{ $labels.instance }}}} (job {job}, host "
-                f"{{{{ $labels.host }}}}) for {down_for}: the host's load is unknown, {blind}."
-            ),
-            "runbook_url": _runbook(runbook_base, ALERT_EXPORTER_DOWN),
-        },
+        severity="warning",
+        summary=f"libvirt exporter of {{{{ $labels.host }}}} down for {down_for}",
+        description=(
+            f"Prometheus has failed to scrape {{{{ $labels.instance }}}} (job {job}, host "
+            f"{{{{ $labels.host }}}}) for {down_for}: the host's load is unknown, {blind}."
+        ),
     )
-    exporter_absent = Rule(
-        alert=ALERT_EXPORTER_ABSENT,
+    exporter_absent = _alert(
+        ALERT_EXPORTER_ABSENT,
+        runbook_base,
         comment=(
             f"No target at all in job {job}: a broken service discovery or scrape config leaves every\n"
             "host unwatched without any `up == 0` to show it."
         ),
         expr=f'absent(up{{job="{job}"}})',
         for_seconds=policy.exporter_down_for,
-        labels={"severity": "warning"},
-        annotations={
-            "summary": f"No libvirt exporter target in job {job}",
-            "description": (
-                f"Prometheus has had no target in job {job} for {down_for}: no host is watched, "
-                "so no overload alert can fire anywhere."
-            ),
-            "runbook_url": _runbook(runbook_base, ALERT_EXPORTER_ABSENT),
-        },
+        severity="warning",
+        summary=f"No libvirt exporter target in job {job}",
+        description=(
+            f"Prometheus has had no target in job {job} for {down_for}: no host is watched, "
+            "so no overload alert can fire anywhere."
+        ),
     )
-    libvirt_down = Rule(
-        alert=ALERT_LIBVIRT_DOWN,
+    libvirt_down = _alert(
+        ALERT_LIBVIRT_DOWN,
+        runbook_base,
         comment=f"The exporter answers but cannot reach libvirtd (libvirt_up == 0) for {down_for}.",
         expr=awake("(libvirt_up == 0)"),
         for_seconds=policy.exporter_down_for,
-        labels={"severity": "warning"},
-        annotations={
-            "summary": f"libvirt unreachable on {{{{ $labels.host }}}} for {down_for}",
-            "description": (
-                f"The exporter on {{{{ $labels.host }}}} has not reached libvirtd for {down_for}: "
-                f"no VM is reported, {blind}, and the actioner cannot migrate to or from it."
-            ),
-            "runbook_url": _runbook(runbook_base, ALERT_LIBVIRT_DOWN),
-        },
+        severity="warning",
+        summary=f"libvirt unreachable on {{{{ $labels.host }}}} for {down_for}",
+        description=(
+            f"The exporter on {{{{ $labels.host }}}} has not reached libvirtd for {down_for}: "
+            f"no VM is reported, {blind}, and the actioner cannot migrate to or from it."
+        ),
     )
-    failing = Rule(
-        alert=ALERT_MIGRATIONS_FAILING,
+    failing = _alert(
+        ALERT_MIGRATIONS_FAILING,
+        runbook_base,
         comment=(
             f"The actioner had migrations fail, roll back or time out within {failure_window}.\n"
             "increase() handles an actioner restart (counter reset); the actioner creates every result\n"
@@ -287,52 +302,45 @@ def health_alerts(config: Config) -> tuple[Rule, ...]:
             f'  increase(virtbalance_migrations_total{{result=~"{FAILED_RESULTS}"}}[{failure_window}])\n'
             ") > 0"
         ),
-        labels={"severity": "warning"},
-        annotations={
-            "summary": f"virtbalance migrations failing (last {failure_window})",
-            "description": (
-                "About {{ $value | humanize }} migration(s) failed, rolled back or timed out in the last "
-                f"{failure_window} on actioner {{{{ $labels.instance }}}}. Rolled-back chunks are whole "
-                "again, but the overloads they were to relieve remain."
-            ),
-            "runbook_url": _runbook(runbook_base, ALERT_MIGRATIONS_FAILING),
-        },
+        severity="warning",
+        summary=f"virtbalance migrations failing (last {failure_window})",
+        description=(
+            "About {{ $value | humanize }} migration(s) failed, rolled back or timed out in the last "
+            f"{failure_window} on actioner {{{{ $labels.instance }}}}. Rolled-back chunks are whole "
+            "again, but the overloads they were to relieve remain."
+        ),
     )
-    unplaceable = Rule(
-        alert=ALERT_UNPLACEABLE,
+    unplaceable = _alert(
+        ALERT_UNPLACEABLE,
+        runbook_base,
         comment=(
             "The actioner's last plan found chunks that fit on no host: it moves them together or not at all.\n"
             "A gauge set at each plan, so it fires at once and resolves with the next plan that places them."
         ),
         expr="virtbalance_unplaceable_chunks > 0",
-        labels={"severity": "warning"},
-        annotations={
-            "summary": "Chunks that fit on no host",
-            "description": (
-                "{{ $value }} chunk(s) of VMs linked by host-local networks fit on no other host "
-                "(actioner {{ $labels.instance }}): their host stays overloaded until capacity is added "
-                "or the chunk is split by hand."
-            ),
-            "runbook_url": _runbook(runbook_base, ALERT_UNPLACEABLE),
-        },
+        severity="warning",
+        summary="Chunks that fit on no host",
+        description=(
+            "{{ $value }} chunk(s) of VMs linked by host-local networks fit on no other host "
+            "(actioner {{ $labels.instance }}): their host stays overloaded until capacity is added "
+            "or the chunk is split by hand."
+        ),
     )
-    ambiguous = Rule(
-        alert=ALERT_AMBIGUOUS,
+    ambiguous = _alert(
+        ALERT_AMBIGUOUS,
+        runbook_base,
         comment=(
             "The actioner cannot prove where a domain runs after a migration ended badly (a host did not\n"
             "answer, two copies are active, ...) and left it exactly as it was. One series per domain, at\n"
             "once: a paused VM is an outage and two running copies corrupt its disks."
         ),
         expr="virtbalance_domain_ambiguous > 0",
-        labels={"severity": "critical"},
-        annotations={
-            "summary": "VM {{ $labels.domain }} in doubt after a migration",
-            "description": (
-                "The actioner (instance {{ $labels.instance }}) cannot prove the state of domain "
-                "{{ $labels.domain }} and left it untouched; nothing of its chunk moves until it is "
-                "resolved. Its journal says what each host showed."
-            ),
-            "runbook_url": _runbook(runbook_base, ALERT_AMBIGUOUS),
-        },
+        severity="critical",
+        summary="VM {{ $labels.domain }} in doubt after a migration",
+        description=(
+            "The actioner (instance {{ $labels.instance }}) cannot prove the state of domain "
+            "{{ $labels.domain }} and left it untouched; nothing of its chunk moves until it is "
+            "resolved. Its journal says what each host showed."
+        ),
     )
     return (exporter_down, exporter_absent, libvirt_down, failing, unplaceable, ambiguous)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from virtbalance.planner.model import EPS, HostLoad, Unit, pct
+from virtbalance.planner.model import EPS, HostLoad, Model, Unit, pct
 from virtbalance.planner.outcome import Outcome
+from virtbalance.policy import Policy
 
 # Compare moves from the few most loaded hosts to the few least loaded: the spread is decided at the ends.
 SOURCES = 3
@@ -28,12 +29,40 @@ def _spread_after(
     return max(values) - min(values)
 
 
+def _gain_bar(policy: Policy, spread: float, high: HostLoad) -> float:
+    """The least share of its source's capacity a balance move must shed, per migration.
+
+    What is left to the nearer of balance's stops (the spread at ``balance_spread``, the busiest host
+    at ``cpu_target``), shared out over the ``max_migrations`` of one plan: a move that sheds less
+    cannot end the condition within a plan, so the alert is re-sent and the next plan moves again.
+    """
+    left = min(spread - policy.balance_spread, _ratio(high) - policy.cpu_target)
+    return left / max(policy.max_migrations, 1)
+
+
+def _peaks(model: Model, host: HostLoad, shifted: dict[str, float]) -> float:
+    """The host's CPU if each domain it runs now were at its recent peak (``Unit.cpu_peak``) at once.
+
+    An upper bound of what its current domains have shown, unlike ``HostLoad.cpu_peak`` (the peak
+    of their sum): steady domains keep it at their average, bursty ones raise it. Below cpu_high no
+    coincidence of the bursts seen overloads the host, and any lasting rise is relief's (its alert
+    fires): a balance move there buys no headroom. ``shifted``: the peaks this plan moved in or out.
+    """
+    return (
+        host.immovable_cpu
+        + sum(u.cpu_peak for u in model.units[host.name])
+        + shifted.get(host.name, 0.0)
+    )
+
+
 def balance(outcome: Outcome) -> None:
     """Greedy: the move that narrows the spread most (ties: least memory) until narrow enough, the
     busiest host at cpu_target (below it no host is near overload), or stuck.
 
     With a forecast the ratios are the hosts' recent averages (``HostLoad.cpu_average``: what
-    HostsImbalanced spreads), else their last samples.
+    HostsImbalanced spreads), else their last samples; and a host is a source only while its
+    domains, each at its recent peak, would take it above cpu_high (``_peaks``). Every move must
+    shed at least ``_gain_bar`` per migration.
     """
     model = outcome.model
     policy = model.policy
@@ -43,6 +72,7 @@ def balance(outcome: Outcome) -> None:
         return
     moved: set[tuple[str, str]] = set()
     received: set[str] = set()
+    shifted: dict[str, float] = {}
     while not outcome.deadline.expired("moves"):
         ranked = sorted(hosts, key=lambda h: (_ratio(h), h.name))
         low, high = ranked[0], ranked[-1]
@@ -51,9 +81,18 @@ def balance(outcome: Outcome) -> None:
         # condition (simulator.alerting.imbalanced) is over, and moving evens out no risk.
         if spread <= policy.balance_spread + EPS or _ratio(high) <= policy.cpu_target + EPS:
             return
+        # Without a forecast the last sample is all there is: every host may be a source.
+        sources = [
+            h
+            for h in reversed(ranked[-SOURCES:])
+            if not model.forecast or _peaks(model, h, shifted) > policy.cpu_high * h.cpus + EPS
+        ]
+        if not sources:
+            return
+        bar = _gain_bar(policy, spread, high)
         best: tuple[tuple[float, int, int, str, str, str], Unit, HostLoad] | None = None
         blockers: list[str] = []
-        for source in reversed(ranked[-SOURCES:]):
+        for source in sources:
             if source.settle or source.name in received:
                 continue
             for unit in model.units[source.name]:
@@ -64,6 +103,8 @@ def balance(outcome: Outcome) -> None:
                         blockers.append(f"{unit.describe()}: {unit.blocked}")
                     continue
                 if model.cap_reason(source, unit.size):
+                    continue
+                if unit.cpu_average < bar * unit.size * source.cpus - EPS:
                     continue
                 for destination in ranked[:DESTINATIONS]:
                     if outcome.placer.misfit(unit, destination) is not None:
@@ -91,7 +132,7 @@ def balance(outcome: Outcome) -> None:
             elif high.settle:
                 reason += high.settle
             else:
-                reason += "no move that fits the targets narrows it" + (
+                reason += "no move that fits the targets narrows it by enough" + (
                     "; " + "; ".join(blockers[:4]) if blockers else ""
                 )
             outcome.unresolved_host(high.name, "balance", reason)
@@ -104,5 +145,7 @@ def balance(outcome: Outcome) -> None:
             f"{pct((source.cpu_average - unit.cpu_average) / source.cpus)}"
         )
         outcome.move(unit, destination.name, why)
+        shifted[source.name] = shifted.get(source.name, 0.0) - unit.cpu_peak
+        shifted[destination.name] = shifted.get(destination.name, 0.0) + unit.cpu_peak
         moved.add(unit.key)
         received.add(destination.name)

@@ -3,12 +3,16 @@ cheaper set by packing it together with every other host's set anew (``packing.p
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from virtbalance.planner import exact
 from virtbalance.planner.deadline import Deadline
 from virtbalance.planner.model import Unit
 from virtbalance.planner.outcome import Outcome
 from virtbalance.planner.packing import Allowance, pack
+from virtbalance.planner.placement import Overlay
 from virtbalance.planner.relieve import Cost, Need, cheapest_cover, commit_relief, loose_bound
+from virtbalance.planner.rooms import Rooms
 
 # Placements the packer may try in one repair step, all hosts together: bounds its time on clusters
 # where few sets pack (tens of milliseconds of CPU per thousand), and without a clock.
@@ -68,11 +72,38 @@ def _cheaper(
         return None
     others = [m.unit for m in outcome.moves if m.unit.host != name]
     base = placer.initial_overlay((m.unit, m.destination) for m in outcome.moves)
-    limit = min(model.policy.max_per_host, model.max_migrations - sum(u.size for u in others))
+    packed = packed_cover(
+        outcome, name, need, others, base, placer.rooms(base), allowance, deadline
+    )
+    if packed is None:
+        return None
+    cover, placed = packed
+    if (0, sum(u.memory for u in cover), sum(u.size for u in cover)) >= current:
+        return None
+    return placed
+
+
+def packed_cover(  # noqa: PLR0917 - one search's state, passed through
+    outcome: Outcome,
+    name: str,
+    need: Need,
+    fixed: list[Unit],
+    base: Overlay,
+    rooms: Rooms,
+    allowance: Allowance,
+    deadline: Deadline,
+    room: Callable[[Unit], float] | None = None,
+) -> tuple[list[Unit], list[tuple[Unit, str]]] | None:
+    """The cheapest set of ``name``'s movable units covering ``need`` that packs beside the ``fixed``
+    ones (after ``base``), within the plan's and the host's migration limits, and every move of that
+    packing; None if no set packs."""
+    model = outcome.model
+    limit = min(model.policy.max_per_host, model.max_migrations - sum(u.size for u in fixed))
+    # Every placement found for a candidate set, by the set's keys.
     found: dict[frozenset[tuple[str, str]], list[tuple[Unit, str]]] = {}
 
     def places(units: list[Unit]) -> bool:
-        placed = pack(placer, [*others, *units], base, deadline, allowance)
+        placed = pack(outcome.placer, [*fixed, *units], base, deadline, allowance)
         if placed is not None:
             found[frozenset(u.key for u in units)] = placed
         return placed is not None
@@ -83,9 +114,8 @@ def _cheaper(
         limit,
         places,
         deadline=deadline,
-        rooms=placer.rooms(base),
-        fixed=others,
+        rooms=rooms,
+        fixed=fixed,
+        room=room,
     )
-    if cover is None or (0, sum(u.memory for u in cover), sum(u.size for u in cover)) >= current:
-        return None
-    return found[frozenset(u.key for u in cover)]
+    return None if cover is None else (cover, found[frozenset(u.key for u in cover)])

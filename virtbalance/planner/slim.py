@@ -9,9 +9,9 @@ from virtbalance.planner import exact
 from virtbalance.planner.deadline import Deadline
 from virtbalance.planner.model import EPS, Unit
 from virtbalance.planner.outcome import Outcome
-from virtbalance.planner.packing import Allowance, pack
-from virtbalance.planner.relieve import Need, cheapest_cover, commit_relief, loose_bound
-from virtbalance.planner.repack import REPACK_SHARE
+from virtbalance.planner.packing import Allowance
+from virtbalance.planner.relieve import Need, commit_relief, loose_bound
+from virtbalance.planner.repack import REPACK_SHARE, packed_cover
 
 # Placements the packer may try in one pass, all hosts together (as ``repack.REPACK_NODES``): the
 # pass runs where a host is still missing, mostly on clusters where no plan resolves it.
@@ -105,37 +105,19 @@ def _together(  # noqa: PLR0917 - one pass's state, passed through
 ) -> list[tuple[Unit, str]] | str:
     """Each host in ``order`` the set taking least room that packs with the sets before it: every
     move, or the first host that found no set."""
-    model = outcome.model
     placer = outcome.placer
     base = placer.initial_overlay((m.unit, m.destination) for m in outcome.moves)
     rooms = placer.rooms(base)
     chosen: list[Unit] = []
     placed: list[tuple[Unit, str]] = []
-    # Every placement found for a candidate set of the host being solved, by the set's keys.
-    found: dict[frozenset[tuple[str, str]], list[tuple[Unit, str]]] = {}
     for name in order:
         if deadline.expired("improvement") or allowance.left <= 0:
             return name
-        found.clear()
-
-        def places(units: list[Unit]) -> bool:
-            together = pack(placer, [*chosen, *units], base, deadline, allowance)
-            if together is not None:
-                found[frozenset(u.key for u in units)] = together
-            return together is not None
-
-        cover = cheapest_cover(
-            [u for u in model.units[name] if not u.blocked],
-            needs[name],
-            min(model.policy.max_per_host, model.max_migrations - sum(u.size for u in chosen)),
-            places,
-            deadline=deadline,
-            rooms=rooms,
-            fixed=chosen,
-            room=taken,
+        packed = packed_cover(
+            outcome, name, needs[name], chosen, base, rooms, allowance, deadline, taken
         )
-        if cover is None:
+        if packed is None:
             return name
+        cover, placed = packed
         chosen.extend(cover)
-        placed = found[frozenset(u.key for u in cover)]
     return placed
