@@ -202,3 +202,11 @@ def test_bad_disk_settings_name_their_fields() -> None:
         "domains[1].disk_size (line 4): must be within 32MiB..1GiB, got '1MiB'",
         "domains[2].disk_size (line 5): only a writable disk (disk: raw or qcow2) has a size",
     )
+
+
+def test_a_missing_key_names_the_line_of_its_entry() -> None:
+    found = problems("hosts:\n  - {name: a, cpus: 1, memory: 1GiB}\n  - {cpus: 1}\n")
+    assert found == (
+        "hosts[1].name (line 3): missing",
+        "hosts[1].memory (line 3): missing (e.g. 64MiB, 1GiB)",
+    )
