@@ -9,9 +9,8 @@ from dataclasses import dataclass
 
 from virtbalance.actioner.prometheus_demand import DemandSeries, HistoryQuery
 from virtbalance.durations import format_duration
-from virtbalance.forecast import Forecast
+from virtbalance.forecast import Forecast, window_points
 from virtbalance.policy import Policy
-from virtbalance.simulator.alerting import window_points
 
 
 @dataclass(frozen=True)

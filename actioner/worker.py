@@ -186,6 +186,7 @@ class Worker:
             )
             # A forecast part Prometheus could not give is said where the plan's outcome is read.
             noted = "".join(f"; {note}" for note in view.forecast_notes)
+            self._count_missing_forecast(view.forecast, view.forecast_notes)
             self.metrics.unplaceable.set(len(result.unresolved))
             self.journal.set_plan_state(plan_id, jr.PLAN_RUNNING, plan_json=result.to_json(None))
             if result.empty:
@@ -218,6 +219,15 @@ class Worker:
             return self._finish(plan_id, outcome, detail, started)
         finally:
             self.current = None
+
+    def _count_missing_forecast(self, forecast: Forecast | None, notes: tuple[str, ...]) -> None:
+        """Count the parts of the forecast this plan lacked; a policy without one lacks nothing."""
+        if not notes:
+            return
+        if forecast is None:
+            self.metrics.plans_without_forecast.labels(part="peaks").inc()
+        if forecast is None or not forecast.averages:
+            self.metrics.plans_without_forecast.labels(part="averages").inc()
 
     def _plan(
         self,

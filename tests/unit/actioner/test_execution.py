@@ -12,6 +12,7 @@ import libvirt
 import pytest
 
 from tests.actioner_fixtures import actioner_config
+from virtbalance import contract as c
 from virtbalance.actioner import journal as jr
 from virtbalance.actioner.executor import Executor, MoveResult, Refusal, SkipKind, StepState
 from virtbalance.actioner.journal import AlertKey, Journal
@@ -484,6 +485,32 @@ def test_what_the_forecast_lacks_is_said_in_the_plans_outcome(world):
     plan_id = alert_plan(journal)
     assert worker.run(plan_id) == "executed"
     assert journal.plan(plan_id).detail.endswith("; " + note)
+    assert missing_forecast(worker) == {"peaks": 1.0, "averages": 1.0}
+
+
+def test_a_forecast_without_averages_is_counted_as_lacking_only_them(world):
+    peaks = Forecast(domains={"burst1": 0.5}, hosts={"hv3": 0.5})
+    worker, _cluster, journal = bursty_world(
+        world, peaks, ("no averages: 20m of the 1h balance_window",)
+    )
+    assert worker.run(alert_plan(journal)) == "executed"
+    assert missing_forecast(worker) == {"peaks": 0.0, "averages": 1.0}
+
+
+def test_a_whole_forecast_is_not_counted_as_lacking(world):
+    worker, _cluster, journal = bursty_world(world, Forecast({}, {}, {"burst1": 0.2}))
+    assert worker.run(alert_plan(journal)) == "executed"
+    assert missing_forecast(worker) == {"peaks": 0.0, "averages": 0.0}
+
+
+def missing_forecast(worker) -> dict[str, float]:
+    """virtbalance_plans_without_forecast_total by part, as the actioner serves it."""
+    return {
+        part: worker.metrics.registry.get_sample_value(
+            c.PLANS_WITHOUT_FORECAST + "_total", {"part": part}
+        )
+        for part in ("peaks", "averages")
+    }
 
 
 def test_worker_replans_around_a_pinned_member_and_reports_the_freeze(world):
