@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable, Collection, Mapping
@@ -161,7 +162,7 @@ class _Reading:
         if not isinstance(data, Mapping):
             self.add(path, f"expected a mapping, got {type(data).__name__}")
             return _build(cls, values, fields)
-        hints = typing.get_type_hints(cls)
+        hints = _hints(cls)
         known = ", ".join([*readable, *skip])
         for key, raw in data.items():
             if key in skip:
@@ -261,9 +262,15 @@ class _Reading:
         """Whether the key naming a section passes the checks of the field it fills."""
         fld = next(f for f in dataclasses.fields(cls) if f.name == name)
         before = len(self.problems)
-        hint = typing.get_type_hints(cls)[name]
+        hint = _hints(cls)[name]
         good, _ = self.scalar(hint, option_of(fld), option_of(fld).checks, key, path)
         return good and len(self.problems) == before
+
+
+@functools.cache
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    """A class's field types, resolved once: resolving them is most of the cost of a small section."""
+    return typing.get_type_hints(cls)
 
 
 def _build(cls: type[T], values: dict[str, Any], fields: list[dataclasses.Field[Any]]) -> T | None:
