@@ -163,7 +163,7 @@ class _Reading:
             self.add(path, f"expected a mapping, got {type(data).__name__}")
             return _build(cls, values, fields)
         hints = _hints(cls)
-        known = ", ".join([*readable, *skip])
+        known = ", ".join(dict.fromkeys([*readable, *skip]))
         for key, raw in data.items():
             if key in skip:
                 continue
