@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import types
 import typing
 from collections.abc import Callable, Collection, Mapping
@@ -267,10 +266,14 @@ class _Reading:
         return good and len(self.problems) == before
 
 
-@functools.cache
+# A class's field types, resolved once: resolving them is most of the cost of a small section.
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
 def _hints(cls: type[Any]) -> dict[str, Any]:
-    """A class's field types, resolved once: resolving them is most of the cost of a small section."""
-    return typing.get_type_hints(cls)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _build(cls: type[T], values: dict[str, Any], fields: list[dataclasses.Field[Any]]) -> T | None:
