@@ -319,8 +319,9 @@ def parse_config(data: Any, source: str = "config", base: Path | None = None) ->
     raw_webhook = data.get("webhook")
     if isinstance(raw_webhook, Mapping):
         listen = read_listen(raw_webhook.get("listen"), problems)
-        raw_webhook = {k: v for k, v in raw_webhook.items() if k != "listen"}
-        webhook = read_section(WebhookConfig, raw_webhook, "webhook", problems, base=base, **listen)
+        webhook = read_section(
+            WebhookConfig, raw_webhook, "webhook", problems, base=base, skip=("listen",), **listen
+        )
         given["webhook"] = webhook or WebhookConfig()
     skip = (*_TOP_LEVEL, *(k for k in ("policy", "webhook") if k in given))
     config = read_section(Config, data, "", problems, base=base, skip=skip, **given)

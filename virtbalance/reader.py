@@ -230,7 +230,11 @@ class _Reading:
         return True, value
 
     def sections(self, cls: type[Any], opt: Option, raw: Any, path: str) -> tuple[bool, Any]:
-        """A list of sections, or with ``keyed`` a mapping of them; a section in error is left out."""
+        """A list of sections, or with ``keyed`` a mapping of them.
+
+        An entry is left out when a required key of it has no value or its key fails the checks of
+        the field it fills: checks across entries then see only whole ones.
+        """
         kind = "mapping" if opt.keyed else "list"
         entries: list[tuple[str, Any, dict[str, Any]]] = []
         if opt.keyed and isinstance(raw, Mapping):
