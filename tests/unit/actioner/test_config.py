@@ -228,3 +228,16 @@ def test_storage_copy_settings_without_a_storage_copy_are_refused(tmp_path):
         "execution.source_disk_after_move: only used with execution.copy_storage all or incremental",
         "hosts.hv2.disks_uri: only used with execution.copy_storage all or incremental",
     ]
+
+
+def test_a_host_name_is_checked_and_an_unknown_section_key_names_the_known_ones(tmp_path):
+    data = minimal(tmp_path)
+    data["hosts"]["hv 3"] = "qemu+ssh://hv3/system"
+    data["webhook"]["colour"] = "red"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, base=tmp_path)
+    assert sorted(caught.value.problems) == [
+        "hosts.hv 3: must be a host name (letters, digits, _.-), got 'hv 3'",
+        "webhook.colour: unknown key 'colour' (known: token_file, max_body_bytes, alertnames,"
+        " threads, listen)",
+    ]
