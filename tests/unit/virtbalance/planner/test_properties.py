@@ -26,15 +26,16 @@ TIGHT_SEEDS = [1, 2, 14, 15, 18, 21, 22, 28, 31, 32, 39, 43, 46, 49, 55, 57, 66,
 
 
 class Ticks:
-    """A fake monotonic clock: each reading is one second after the one before, so a plan_budget of
-    N seconds cuts the plan at its N-th look at the clock, the same way every run."""
+    """A fake monotonic clock: each reading is ``step`` seconds after the one before, so a plan_budget
+    of N x ``step`` seconds cuts the plan at its N-th look at the clock, the same way every run."""
 
-    def __init__(self) -> None:
+    def __init__(self, step: float = 1.0) -> None:
         self.readings = 0
+        self.step = step
 
     def __call__(self) -> float:
         self.readings += 1
-        return float(self.readings)
+        return self.readings * self.step
 
 
 @st.composite
