@@ -14,10 +14,10 @@ import requests
 
 from virtbalance.actioner.config import Config, load_config
 from virtbalance.actioner.journal import Journal
-from virtbalance.actioner.live import live_snapshot, live_view
+from virtbalance.actioner.live import live_view
 from virtbalance.chunks import ChunkMember, chunk_of
+from virtbalance.commands.plan import LiveCluster
 from virtbalance.errors import ValidationError
-from virtbalance.policy import Policy
 from virtbalance.snapshot import Snapshot
 
 DEFAULT_CONFIG = "/etc/virtbalance/actioner.yml"
@@ -67,13 +67,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     hist.set_defaults(func=run_history)
 
 
-def live_plan_input(config_path: str) -> tuple[Snapshot, Policy | None]:
-    """``virtbalance plan --live``: the snapshot the actioner would plan from, and its config's policy.
+def live_plan_input(config_path: str) -> LiveCluster:
+    """``virtbalance plan --live``: the snapshot and forecast the actioner would plan from, and its
+    config's policy.
 
     A bad config raises ConfigError (exit 2) listing every problem.
     """
     config = load_config(config_path)
-    return live_snapshot(config), config.policy
+    view = live_view(config)
+    return LiveCluster(view.snapshot, config.policy, view.forecast, view.forecast_notes)
 
 
 def _gib(value: float) -> str:

@@ -15,6 +15,7 @@ import libvirt
 from virtbalance.actioner.config import Config, HostConfig
 from virtbalance.actioner.domain_events import DomainWatch
 from virtbalance.domain_metadata import Placement, find_placement
+from virtbalance.libvirt_client import is_alive, quiet_libvirt
 from virtbalance.redact import redact
 
 log = logging.getLogger(__name__)
@@ -24,11 +25,7 @@ class HostUnreachableError(RuntimeError):
     """A configured libvirt host that cannot be reached right now."""
 
 
-def _quiet(_ctx: Any, _err: Any) -> None:
-    """libvirt prints every error to stderr by default; the actioner reports them itself."""
-
-
-libvirt.registerErrorHandler(_quiet, None)
+quiet_libvirt()  # the actioner reports libvirt's errors itself
 
 
 @dataclass(frozen=True)
@@ -114,11 +111,8 @@ class HostPool:
             with self._lock:
                 conn = self._conns.get(name)
             if conn is not None:
-                try:
-                    if conn.isAlive():
-                        return conn
-                except libvirt.libvirtError:
-                    pass
+                if is_alive(conn):
+                    return conn
                 self.drop(name)
             uri = self.config.host(name).uri
             # Read before the open: only a connection opened under a registered loop has events.

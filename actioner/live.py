@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from virtbalance import barriers
 from virtbalance.actioner.barrier_history import barrier_history
 from virtbalance.actioner.config import Config
 from virtbalance.actioner.journal import Journal
 from virtbalance.actioner.libvirt_hosts import HostPool
 from virtbalance.actioner.snapshot_builder import ClusterView, SnapshotBuilder
-from virtbalance.snapshot import Snapshot
 
 
 def live_view(config: Config) -> ClusterView:
@@ -25,11 +26,4 @@ def live_view(config: Config) -> ClusterView:
         past = barrier_history(journal, view.snapshot.time, config.policy)
     finally:
         journal.close()
-    return ClusterView(
-        barriers.annotate(view.snapshot, past), view.facts, view.unreachable, view.cpu_source
-    )
-
-
-def live_snapshot(config: Config) -> Snapshot:
-    """The snapshot the actioner itself would plan from right now."""
-    return live_view(config).snapshot
+    return dataclasses.replace(view, snapshot=barriers.annotate(view.snapshot, past))

@@ -17,6 +17,8 @@ from virtbalance.plan import Migration
 
 MIGRATION_RESULTS = ("done", "failed", "rolled_back", "skipped", "timeout")
 COOLDOWN_KINDS = ("vm", "host", "anti_flap", "rate")
+# The forecast's parts (virtbalance.forecast.Forecast): recent peaks, and the averages balance judges.
+FORECAST_PARTS = ("peaks", "averages")
 WEBHOOK_CODES = ("200", "400", "401", "405", "413", "415", "500")
 RECENT_LIMIT = 50
 # Live migrations of small guests take seconds, large ones minutes.
@@ -141,6 +143,15 @@ class Metrics:
             c.UNPLACEABLE_CHUNKS,
             "What the last plan left unresolved: hosts no placeable chunk could relieve.",
             registry=r,
+        )
+        self.plans_without_forecast = _precreated(
+            Counter(
+                c.PLANS_WITHOUT_FORECAST,
+                "Plans made without a part of the forecast: Prometheus down or too little history.",
+                ["part"],
+                registry=r,
+            ),
+            FORECAST_PARTS,
         )
         self.webhook_requests = _precreated(
             Counter(c.WEBHOOK_REQUESTS, "Webhook requests by HTTP code.", ["code"], registry=r),

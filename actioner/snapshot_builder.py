@@ -16,13 +16,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import libvirt
-from prometheus_api_client import PrometheusConnect
 
-from virtbalance import contract as c
 from virtbalance.actioner.config import Config
 from virtbalance.actioner.domain_reader import DomainReader
+from virtbalance.actioner.forecast_reader import ForecastReading, read_forecast
 from virtbalance.actioner.libvirt_hosts import DomainFacts, HostPool, HostUnreachableError
-from virtbalance.durations import format_duration
+from virtbalance.actioner.prometheus_demand import (
+    CpuQuery,
+    HistoryQuery,
+    prometheus_cpu,
+    prometheus_history,
+)
+from virtbalance.forecast import Forecast
 from virtbalance.snapshot import DomainState, HostState, Snapshot
 
 log = logging.getLogger(__name__)
@@ -40,9 +45,9 @@ class ClusterView:
     facts: dict[str, DomainFacts]
     unreachable: tuple[str, ...]
     cpu_source: str
-
-
-CpuQuery = Callable[[float], dict[str, float]]
+    # Recent peaks and averages for the planner (None: judge on the samples), and why a part is missing.
+    forecast: Forecast | None = None
+    forecast_notes: tuple[str, ...] = ()
 
 
 class HostReader(Protocol):
@@ -51,46 +56,6 @@ class HostReader(Protocol):
     def domains(self, host: str) -> list[DomainFacts]: ...
 
     def retain(self, uuids: Collection[str]) -> None: ...
-
-
-def prometheus_cpu(url: str, timeout: float, job_filter: str = "") -> CpuQuery:
-    """A function window -> {domain: cores demanded}: CPU time run plus vCPU time spent waiting.
-
-    The same demand the ``host:libvirt_cpu_demand:ratio`` rule alerts on: usage alone flattens at the
-    host's capacity when it is saturated, the wait shows how much more the VMs want.
-    """
-    client = PrometheusConnect(url=url, disable_ssl=False)
-    params = {"timeout": format_duration(timeout)}
-
-    def series(expr: str, at: str | None) -> tuple[dict[str, float], str | None]:
-        """{domain: value} of an instant query, and the instant Prometheus evaluated it at."""
-        result = client.custom_query(
-            query=expr, params=params if at is None else {**params, "time": at}
-        )
-        out: dict[str, float] = {}
-        evaluated = at
-        for item in result:
-            evaluated = str(item["value"][0])
-            name = item.get("metric", {}).get(c.LABEL_DOMAIN)
-            if name:
-                out[str(name)] = float(item["value"][1])
-        return out, evaluated
-
-    def query(window: float) -> dict[str, float]:
-        # Summed by domain: a domain that moved inside the window has series under two host labels.
-        span = format_duration(window)
-        used = f"sum by ({c.LABEL_DOMAIN}) (rate({c.DOMAIN_CPU_SECONDS}{job_filter}[{span}]))"
-        waited = f"sum by ({c.LABEL_DOMAIN}) (rate({c.DOMAIN_VCPU_DELAY}{job_filter}[{span}]))"
-        # Two queries at one instant, added here: the single expression `used + (waited or 0 * used)`
-        # gives the same numbers but has Prometheus evaluate `used` twice and match the vectors, about
-        # three times the work of `used` alone at 20,000 domains.
-        run, at = series(used, None)
-        if not run:
-            return {}
-        wait, _ = series(waited, at)
-        return {name: cores + wait.get(name, 0.0) for name, cores in run.items()}
-
-    return query
 
 
 class SnapshotBuilder:
@@ -102,6 +67,7 @@ class SnapshotBuilder:
         pool: HostPool,
         cpu_query: CpuQuery | None = None,
         *,
+        history_query: HistoryQuery | None = None,
         reader: HostReader | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -117,7 +83,13 @@ class SnapshotBuilder:
         self._monotonic = monotonic  # times the CPU samples (``sleep`` waits between them)
         if cpu_query is None and config.prometheus.url is not None:
             cpu_query = prometheus_cpu(config.prometheus.url, config.prometheus.timeout)
+            if history_query is None:
+                # The forecast comes from the Prometheus the demand comes from, at the snapshot's clock.
+                history_query = prometheus_history(
+                    config.prometheus.url, config.prometheus.timeout, clock
+                )
         self._cpu_query = cpu_query
+        self._history_query = history_query
 
     def _read_host(
         self, host: str
@@ -216,7 +188,23 @@ class SnapshotBuilder:
             for name, (cpus, memory) in capacity.items()
         )
         snapshot = Snapshot(time=self._clock(), hosts=hosts, domains=domains)
-        return ClusterView(snapshot, facts, tuple(unreachable), source)
+        reading = self._forecast(domains, source)
+        for note in reading.notes:
+            log.warning("%s", note)
+        return ClusterView(
+            snapshot, facts, tuple(unreachable), source, reading.forecast, reading.notes
+        )
+
+    def _forecast(self, domains: Iterable[DomainState], cpu_source: str) -> ForecastReading:
+        """The planner's forecast for the placement libvirt reported; none when Prometheus did not answer."""
+        if self._history_query is None:
+            return ForecastReading(None)
+        if cpu_source == "libvirt":
+            # Prometheus failed the demand query just now: a second wait for its timeout gains nothing.
+            return ForecastReading(None, ("no forecast: Prometheus did not answer the CPU query",))
+        placement = {d.name: d.host for d in domains}
+        vcpus = {d.name: d.vcpus for d in domains}
+        return read_forecast(self._history_query, self.config.policy, placement, vcpus)
 
     def _private_links(
         self, facts: Iterable[DomainFacts]

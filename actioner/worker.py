@@ -21,6 +21,7 @@ from virtbalance.actioner.libvirt_hosts import DomainFacts
 from virtbalance.actioner.metrics import Metrics
 from virtbalance.actioner.silences import AlertmanagerClient, SilenceError, forbidden_pairs
 from virtbalance.actioner.snapshot_builder import SnapshotBuilder, SnapshotError
+from virtbalance.forecast import Forecast
 from virtbalance.plan import Mode, Plan
 from virtbalance.planner import plan as make_plan
 from virtbalance.snapshot import Snapshot
@@ -181,21 +182,28 @@ class Worker:
                 hosts=row.hosts,
                 active=active,
                 facts=view.facts,
+                forecast=view.forecast,
             )
+            # A forecast part Prometheus could not give is said where the plan's outcome is read.
+            noted = "".join(f"; {note}" for note in view.forecast_notes)
+            self._count_missing_forecast(view.forecast, view.forecast_notes)
             self.metrics.unplaceable.set(len(result.unresolved))
             self.journal.set_plan_state(plan_id, jr.PLAN_RUNNING, plan_json=result.to_json(None))
             if result.empty:
                 if frozen:
-                    return self._finish(plan_id, "frozen", "; ".join(sorted(set(frozen))), started)
+                    return self._finish(
+                        plan_id, "frozen", "; ".join(sorted(set(frozen))) + noted, started
+                    )
                 if result.unresolved or ineligible:
                     reasons = "; ".join(
                         [f"{u.host}: {u.reason}" for u in result.unresolved] + ineligible
                     )
-                    return self._finish(plan_id, "unresolved", reasons, started)
-                return self._finish(plan_id, "empty", "nothing to move", started)
+                    return self._finish(plan_id, "unresolved", reasons + noted, started)
+                return self._finish(plan_id, "empty", "nothing to move" + noted, started)
             if self.alertmanager is not None and self.config.alertmanager.announce:
                 self._announce(plan_id, result)
             outcome, detail = self.executor.execute(plan_id, result, snapshot)
+            detail += noted
             if self.emptied is not None:
                 marked, _ = self.emptied.after(plan_id, result, snapshot)
                 if marked:
@@ -212,6 +220,15 @@ class Worker:
         finally:
             self.current = None
 
+    def _count_missing_forecast(self, forecast: Forecast | None, notes: tuple[str, ...]) -> None:
+        """Count the parts of the forecast this plan lacked; a policy without one lacks nothing."""
+        if not notes:
+            return
+        if forecast is None:
+            self.metrics.plans_without_forecast.labels(part="peaks").inc()
+        if forecast is None or not forecast.averages:
+            self.metrics.plans_without_forecast.labels(part="averages").inc()
+
     def _plan(
         self,
         plan_id: int,
@@ -221,6 +238,7 @@ class Worker:
         hosts: tuple[str, ...],
         active: barriers.Barriers,
         facts: Mapping[str, DomainFacts],
+        forecast: Forecast | None = None,
     ) -> tuple[Plan, list[str], list[str]]:
         """Plan; forbid silenced moves and destinations missing a chunk's links; replan (bounded).
 
@@ -240,6 +258,7 @@ class Worker:
                 max_migrations=active.remaining_hourly,
                 clock=time.monotonic,
                 barriers=active,
+                forecast=forecast,
             )
             new_frozen: dict[tuple[str, str], str] = {}
             if self.alertmanager is not None:

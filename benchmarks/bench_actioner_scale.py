@@ -36,7 +36,8 @@ from virtbalance.actioner.config import parse_config
 from virtbalance.actioner.domain_events import DomainWatch
 from virtbalance.actioner.domain_reader import DomainReader
 from virtbalance.actioner.libvirt_hosts import HostPool
-from virtbalance.actioner.snapshot_builder import SnapshotBuilder, prometheus_cpu
+from virtbalance.actioner.prometheus_demand import prometheus_cpu
+from virtbalance.actioner.snapshot_builder import SnapshotBuilder
 from virtbalance.contract import DOMAIN_CPU_SECONDS
 from virtbalance.domain_metadata import Placement
 from virtbalance.plan import Mode

@@ -28,6 +28,7 @@ from bench_exporter_vs_go import scenario_yaml
 
 from virtbalance.exporter.source import BALLOON_GROUP, STATS_FLAGS, STATS_GROUPS
 from virtbalance.lab import Lab
+from virtbalance.libvirt_client import quiet_libvirt
 
 SHARDS = 4
 GROUPS = {
@@ -73,7 +74,7 @@ def main() -> int:
         path.write_text(scenario_yaml(args.domains))
         lab = Lab.up(path, lab_id=lab_id)
     try:
-        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+        quiet_libvirt()
         conn = libvirt.open(f"qemu+tcp://{lab.hosts[0].address}/system")
         domains = [dom for dom in conn.listAllDomains(0) if dom.ID() >= 0]
         every = sum(GROUPS.values())

@@ -95,6 +95,8 @@ SOURCE = "hv1"
 TOKEN = "chaos-token"
 SETTLE_TIMEOUT = 240.0
 MIGRATION_TIMEOUT = 60.0  # the actioner's execution.migration_timeout in every round
+# How long a SIGKILLed actioner may take to be reaped (seen: over 10 s at load 14, in round 24:7).
+KILLED_EXIT_SECONDS = 60.0
 # What a host back from an outage may need: 15 rechecks of the actioner (recheck_interval 2 s), after
 # the migration timeout a job left on a receiving shell must outlive before it counts as stale
 RECHECK_GRACE = MIGRATION_TIMEOUT + 30.0
@@ -418,7 +420,9 @@ class Campaign:
         destination = result.destination or "hv3"
         if fault == "sigkill":
             process.kill()
-            process.wait(10)
+            # A killed process is reaped only once its threads leave the kernel: a journal fsync can
+            # hold one there for seconds on a loaded disk. Its successor must not start beside it.
+            process.wait(KILLED_EXIT_SECONDS)
             return start_actioner(config, log, REPO)
         if fault == "sigterm":
             process.send_signal(signal.SIGTERM)

@@ -25,6 +25,7 @@ from virtbalance.exporter.procfs import QemuProcesses, is_local_system_uri
 from virtbalance.exporter.rendering import Renderer
 from virtbalance.exporter.source import DIRTYRATE_GROUP, STATS_GROUPS, LibvirtSource
 from virtbalance.exporter.topology import TopologyCache
+from virtbalance.libvirt_client import quiet_libvirt
 from virtbalance.redact import install_log_redaction, redact, uri_secrets
 from virtbalance.tls_server import SecureThreadingMixIn
 from virtbalance.webconfig import WebConfig, load_web_config
@@ -79,8 +80,7 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 def build_collector(config: ExporterConfig) -> LibvirtCollector:
     """The production wiring: a real libvirt connection, sysfs bridges, the monotonic clock."""
-    # libvirt prints every error to stderr by default; the exporter logs what matters itself.
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    quiet_libvirt()  # the exporter logs what matters itself
     if config.job_sweep_seconds > 0:
         # Domain events tell which domains may be in a job, so scrapes ask only those.
         start_event_loop()

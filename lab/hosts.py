@@ -12,6 +12,7 @@ from pathlib import Path
 from virtbalance.lab.cpu_share import run_in
 from virtbalance.lab.errors import LabError
 from virtbalance.lab.naming import LIBVIRT_TCP_PORT, LabNames
+from virtbalance.lab.processes import log_tail
 from virtbalance.lab.system import run, spawn_detached, start_time
 
 # libvirt's private directories, each replaced inside the host by one of its own
@@ -72,6 +73,10 @@ class HostLayout:
     def image_dir(self) -> Path:
         """The host's IMAGE_DIR as the root namespace sees it (the lab writes images there)."""
         return self.directory / "lib" / IMAGE_DIR.removeprefix(PRIVATE_DIRS["lib"] + "/")
+
+    @property
+    def libvirtd_log(self) -> Path:
+        return self.directory / "libvirtd.log"
 
     @property
     def host_uuid(self) -> str:
@@ -185,7 +190,7 @@ def rejoin_libvirtd(
     pid_file = str(host.directory / "libvirtd.pid")
     argv = ["nsenter", "-t", str(holder), "--net", "--mount", "--uts", "--"]
     argv += [libvirtd, "--listen", "--pid-file", pid_file]
-    return spawn_detached(run_in(cpu_group, argv), host.directory / "libvirtd.log")
+    return spawn_detached(run_in(cpu_group, argv), host.libvirtd_log)
 
 
 def image_pool_xml() -> str:
@@ -228,7 +233,7 @@ def start_libvirtd(
     # ip netns exec also remounts /sys, so libvirt sees this namespace's bridges
     argv = ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--uts", "--propagation"]
     argv += ["private", "sh", "-c", script]
-    return spawn_detached(run_in(cpu_group, argv), host.directory / "libvirtd.log")
+    return spawn_detached(run_in(cpu_group, argv), host.libvirtd_log)
 
 
 def wait_for_libvirtd(host: HostLayout, pid: int, timeout: float = 30.0) -> None:
@@ -236,20 +241,12 @@ def wait_for_libvirtd(host: HostLayout, pid: int, timeout: float = 30.0) -> None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if start_time(pid) is None:
-            raise LabError(f"libvirtd of {host.name} exited: {log_tail(host)}")
+            raise LabError(f"libvirtd of {host.name} exited: {log_tail(host.libvirtd_log)}")
         try:
             with socket.create_connection((host.address, LIBVIRT_TCP_PORT), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
     raise LabError(
-        f"libvirtd of {host.name} did not listen on {host.address} in {timeout:.0f} s: {log_tail(host)}"
+        f"libvirtd of {host.name} did not listen on {host.address} in {timeout:.0f} s: {log_tail(host.libvirtd_log)}"
     )
-
-
-def log_tail(host: HostLayout, lines: int = 8) -> str:
-    try:
-        text = (host.directory / "libvirtd.log").read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"

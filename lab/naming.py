@@ -12,6 +12,9 @@ STATE_ROOT = Path("/run/virtbalance-lab")
 LAB_ID_ENV = "VIRTBALANCE_LAB_ID"
 LIBVIRT_TCP_PORT = 16509
 EXPORTER_PORT = 9178  # next to the Go exporter's 9177, so both can run on a lab host side by side
+# The root-namespace services of lab N listen on SERVICE_PORT_BASE + 10 N + their offset (0..9).
+SERVICE_PORT_BASE = 19090
+SERVICE_PORTS_PER_LAB = 10
 
 
 def lab_id_from_env(default: int = 0) -> int:
@@ -30,6 +33,25 @@ def check_lab_id(lab_id: int) -> int:
     if isinstance(lab_id, bool) or not isinstance(lab_id, int) or not 0 <= lab_id <= MAX_LAB_ID:
         raise ValueError(f"lab id must be an integer 0..{MAX_LAB_ID}, not {lab_id!r}")
     return lab_id
+
+
+def service_port(lab_id: int, offset: int) -> int:
+    """The port of lab ``lab_id``'s root-namespace service ``offset`` (labs never share one)."""
+    if not 0 <= offset < SERVICE_PORTS_PER_LAB:
+        raise ValueError(
+            f"service port offset {offset} out of range 0..{SERVICE_PORTS_PER_LAB - 1}"
+        )
+    return SERVICE_PORT_BASE + lab_id * SERVICE_PORTS_PER_LAB + offset
+
+
+class _ServicePort:
+    """A ``LabNames`` attribute: the port of one root-namespace service of that lab."""
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+    def __get__(self, names: LabNames, owner: type[LabNames] | None = None) -> int:
+        return service_port(names.lab_id, self.offset)
 
 
 @dataclass(frozen=True)
@@ -84,27 +106,13 @@ class LabNames:
     def state_dir(self) -> Path:
         return STATE_ROOT / str(self.lab_id)
 
-    @property
-    def prometheus_port(self) -> int:
-        return 19090 + self.lab_id * 10
-
-    @property
-    def alertmanager_port(self) -> int:
-        return 19093 + self.lab_id * 10
-
-    @property
-    def alertmanager_peer_port(self) -> int:
-        """The second Alertmanager of a cluster pair (its web port)."""
-        return 19094 + self.lab_id * 10
+    # Its root-namespace services' ports, by their offsets from the lab's first port.
+    prometheus_port = _ServicePort(0)
+    victoriametrics_port = _ServicePort(1)
+    vmalert_port = _ServicePort(2)
+    alertmanager_port = _ServicePort(3)
+    alertmanager_peer_port = _ServicePort(4)  # the second Alertmanager of a cluster pair (web)
 
     def alertmanager_cluster_port(self, instance: int) -> int:
         """Gossip port of Alertmanager ``instance`` (0 or 1) of a cluster pair."""
-        return 19095 + instance + self.lab_id * 10
-
-    @property
-    def victoriametrics_port(self) -> int:
-        return 19091 + self.lab_id * 10
-
-    @property
-    def vmalert_port(self) -> int:
-        return 19092 + self.lab_id * 10
+        return service_port(self.lab_id, 5 + instance)

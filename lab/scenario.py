@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ import yaml
 from virtbalance.domain_metadata import Placement
 from virtbalance.errors import ValidationError
 from virtbalance.lab.naming import MAX_HOSTS
-from virtbalance.sizes import format_size, parse_size
+from virtbalance.reader import POSITIVE, SIZE, Check, option, pattern, read_section, spec, within
+from virtbalance.sizes import format_size
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
@@ -42,47 +44,60 @@ _NETWORK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,14}$")  # a Linux interfac
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _RESERVED_NETWORKS = frozenset({"lo", "eth0"})
 
-_TOP_KEYS = ("name", "description", "hosts", "domains")
-_HOST_KEYS = ("name", "cpus", "memory")
-_DOMAIN_KEYS = (
-    "name",
-    "host",
-    "vcpus",
-    "memory",
-    "private_networks",
-    "group",
-    "load",
-    "pinned",
-    "anti_affinity",
-    "disk",
-    "disk_size",
-)
+_LABEL_CHECK = (pattern(_LABEL, "a short name (letters, digits, _.:-)"),)
+
+
+def _network_name(name: str) -> bool:
+    return _NETWORK_NAME.fullmatch(name) is not None and name not in _RESERVED_NETWORKS
+
+
+def _distinct(names: tuple[str, ...]) -> bool:
+    return len(set(names)) == len(names)
 
 
 @dataclass(frozen=True)
 class HostSpec:
     """A lab host and the capacity it declares (all lab hosts share one real machine)."""
 
-    name: str
-    cpus: float
-    memory_bytes: int
+    name: str = field(
+        metadata=spec(
+            checks=(pattern(_HOST_NAME, "a host name like hv1 (a-z, 0-9, -, <= 12)"),),
+        )
+    )
+    cpus: float = field(metadata=spec(checks=(POSITIVE, within(0, 256))))
+    memory_bytes: int = field(
+        metadata=spec(key="memory", unit=SIZE, checks=(POSITIVE,), hint="e.g. 64MiB, 1GiB")
+    )
 
 
 @dataclass(frozen=True)
 class DomainSpec:
     """A guest, where it starts and its initial load (percent of one real core)."""
 
-    name: str
+    name: str = field(
+        metadata=spec(checks=(pattern(_DOMAIN_NAME, "a domain name (letters, digits, _.-)"),))
+    )
     host: str
-    vcpus: int = DEFAULT_VCPUS
-    memory_bytes: int = DEFAULT_DOMAIN_MEMORY
-    private_networks: tuple[str, ...] = ()
-    group: str | None = None
-    load: int = 0
+    vcpus: int = option(DEFAULT_VCPUS, checks=(within(1, MAX_VCPUS),))
+    memory_bytes: int = option(
+        DEFAULT_DOMAIN_MEMORY,
+        key="memory",
+        unit=SIZE,
+        checks=(within(MIN_DOMAIN_MEMORY, MAX_DOMAIN_MEMORY, SIZE),),
+    )
+    private_networks: tuple[str, ...] = option(
+        (),
+        each=(Check(_network_name, "must be a bridge name (letter first, <= 15 chars)"),),
+        checks=(Check(_distinct, "must not name a network twice"),),
+    )
+    group: str | None = option(None, checks=_LABEL_CHECK)
+    load: int = option(0, checks=(within(0, 100),))  # percent of one core
     pinned: bool = False
-    anti_affinity: str | None = None
-    disk: str = READONLY_DISK
-    disk_size: int = DEFAULT_DISK_SIZE
+    anti_affinity: str | None = option(None, checks=_LABEL_CHECK)
+    disk: str = option(READONLY_DISK, choices=DISK_KINDS)
+    disk_size: int = option(
+        DEFAULT_DISK_SIZE, unit=SIZE, checks=(within(MIN_DISK_SIZE, MAX_DISK_SIZE, SIZE),)
+    )
 
     @property
     def writable_disk(self) -> bool:
@@ -108,11 +123,13 @@ class DomainSpec:
 class Scenario:
     """A validated scenario; ``source`` is the file it came from (or ``<string>``)."""
 
-    name: str
-    description: str
-    hosts: tuple[HostSpec, ...]
-    domains: tuple[DomainSpec, ...]
-    source: str
+    name: str = field(metadata=spec(checks=_LABEL_CHECK))
+    hosts: tuple[HostSpec, ...] = field(
+        metadata=spec(min_items=1, max_items=MAX_HOSTS, hint="a non-empty list of hosts")
+    )
+    source: str = field(metadata=spec(read=False))
+    description: str = ""
+    domains: tuple[DomainSpec, ...] = option((), max_items=MAX_DOMAINS)
 
     def host(self, name: str) -> HostSpec:
         for host in self.hosts:
@@ -177,15 +194,29 @@ def parse_scenario(text: str, source: str = "<string>") -> Scenario:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
+        at = f"line {mark.line + 1}: " if mark is not None else ""
         raise ValidationError(
-            source, [f"{where}not valid YAML: {getattr(exc, 'problem', exc)}"]
+            source, [f"{at}not valid YAML: {getattr(exc, 'problem', exc)}"]
         ) from None
-    validator = _Validator(_line_map(root))
-    scenario = validator.scenario(data, source)
-    if validator.problems or scenario is None:
-        raise ValidationError(source, validator.problems)
+    if data is None or isinstance(data, Mapping):
+        data = {"name": Path(source).stem, **(data or {})}  # named after its file by default
+    where = functools.partial(_located, _line_map(root))
+    problems: list[str] = []
+    scenario = read_section(Scenario, data, "", problems, where=where, source=source)
+    if scenario is not None:
+        problems += [f"{where(path)}: {message}" for path, message in _problems(scenario, data)]
+    if problems or scenario is None:
+        raise ValidationError(source, problems)
     return scenario
+
+
+def _located(lines: Mapping[str, int], path: str) -> str:
+    """The path and its line, or the line of the nearest enclosing entry when the key is missing."""
+    near = path
+    while near and near not in lines:
+        near = re.sub(r"(^|\.)[^.\[]*$|\[\d+\]$", "", near)
+    line = lines.get(near)
+    return f"{path or 'scenario'} (line {line})" if line else path or "scenario"
 
 
 def _line_map(
@@ -207,233 +238,55 @@ def _line_map(
     return lines
 
 
-class _Validator:
-    """Collects every problem instead of stopping at the first."""
+def _problems(scenario: Scenario, data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What no single field shows: names given twice, hosts not declared, capacity, disk sizes.
 
-    def __init__(self, lines: Mapping[str, int]) -> None:
-        self.lines = lines
-        self.problems: list[str] = []
-
-    def problem(self, path: str, message: str) -> None:
-        line = self.lines.get("" if path == "scenario" else path)
-        where = f"{path} (line {line})" if line else path
-        self.problems.append(f"{where}: {message}")
-
-    def mapping(self, data: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any] | None:
-        if not isinstance(data, dict):
-            self.problem(path or "scenario", f"must be a mapping, not {type(data).__name__}")
-            return None
-        for key in data:
-            if key not in allowed:
-                field = f"{path}.{key}" if path else str(key)
-                self.problem(field, f"unknown key {key!r} (allowed: {', '.join(allowed)})")
-        return data
-
-    def scenario(self, data: Any, source: str) -> Scenario | None:
-        top = self.mapping(data, "", _TOP_KEYS)
-        if top is None:
-            return None
-        name = top.get("name", Path(source).stem)
-        if not isinstance(name, str) or not _LABEL.match(name):
-            self.problem("name", f"must be a short name, not {name!r}")
-        description = top.get("description", "")
-        if not isinstance(description, str):
-            self.problem("description", "must be a string")
-        hosts = self.hosts(top.get("hosts"))
-        domains = self.domains(top.get("domains"), {h.name: h for h in hosts})
-        if self.problems:
-            return None
-        return Scenario(str(name), str(description), hosts, domains, source)
-
-    def hosts(self, data: Any) -> tuple[HostSpec, ...]:
-        if not isinstance(data, list) or not data:
-            self.problem("hosts", "must be a non-empty list of hosts")
-            return ()
-        if len(data) > MAX_HOSTS:
-            self.problem("hosts", f"at most {MAX_HOSTS} hosts, got {len(data)}")
-        hosts: list[HostSpec] = []
-        seen: set[str] = set()
-        for index, item in enumerate(data):
-            path = f"hosts[{index}]"
-            entry = self.mapping(item, path, _HOST_KEYS)
-            if entry is None:
-                continue
-            name = entry.get("name")
-            if not isinstance(name, str) or not _HOST_NAME.match(name):
-                self.problem(
-                    f"{path}.name",
-                    f"must be a host name like hv1 (a-z, 0-9, -, <= 12), not {name!r}",
-                )
-                continue
-            if name in seen:
-                self.problem(f"{path}.name", f"duplicate host name {name!r}")
-            seen.add(name)
-            cpus = entry.get("cpus")
-            if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not 0 < cpus <= 256:
-                self.problem(f"{path}.cpus", f"must be a number of CPUs > 0, not {cpus!r}")
-                cpus = 0
-            memory = self.size(entry.get("memory"), f"{path}.memory", required=True)
-            hosts.append(HostSpec(name, float(cpus), memory or 0))
-        return tuple(hosts)
-
-    def domains(self, data: Any, hosts: Mapping[str, HostSpec]) -> tuple[DomainSpec, ...]:
-        if data is None:
-            return ()
-        if not isinstance(data, list):
-            self.problem("domains", "must be a list of domains")
-            return ()
-        if len(data) > MAX_DOMAINS:
-            self.problem("domains", f"at most {MAX_DOMAINS} domains, got {len(data)}")
-        domains: list[DomainSpec] = []
-        seen: set[str] = set()
-        for index, item in enumerate(data):
-            domain = self.domain(item, f"domains[{index}]", hosts, seen)
-            if domain is not None:
-                domains.append(domain)
-        self.capacity(domains, hosts)
-        return tuple(domains)
-
-    def domain(
-        self, item: Any, path: str, hosts: Mapping[str, HostSpec], seen: set[str]
-    ) -> DomainSpec | None:
-        entry = self.mapping(item, path, _DOMAIN_KEYS)
-        if entry is None:
-            return None
-        before = len(self.problems)
-        name = entry.get("name")
-        if not isinstance(name, str) or not _DOMAIN_NAME.match(name):
-            self.problem(
-                f"{path}.name", f"must be a domain name (letters, digits, _.-), not {name!r}"
-            )
-        elif name in seen:
-            self.problem(f"{path}.name", f"duplicate domain name {name!r}")
-        else:
-            seen.add(name)
-        host = entry.get("host")
-        if not isinstance(host, str) or host not in hosts:
+    Paths count the entries of the file: when one was left out (a required key missing, already a
+    problem) they would not, and these wait for the next run.
+    """
+    raw_hosts, raw_domains = data.get("hosts") or [], data.get("domains") or []
+    if [len(scenario.hosts), len(scenario.domains)] != [len(raw_hosts), len(raw_domains)]:
+        return []
+    found = [
+        (f"{kind}[{index}].name", f"duplicate {kind[:-1]} name {name!r}")
+        for kind, names in (
+            ("hosts", [h.name for h in scenario.hosts]),
+            ("domains", [d.name for d in scenario.domains]),
+        )
+        for index, name in enumerate(names)
+        if name in names[:index]
+    ]
+    hosts = [h.name for h in scenario.hosts]
+    for index, domain in enumerate(scenario.domains):
+        path = f"domains[{index}]"
+        if domain.host not in hosts:
             declared = ", ".join(hosts) or "none"
-            self.problem(f"{path}.host", f"{host!r} is not a declared host (declared: {declared})")
-        vcpus = entry.get("vcpus", DEFAULT_VCPUS)
-        if isinstance(vcpus, bool) or not isinstance(vcpus, int) or not 1 <= vcpus <= MAX_VCPUS:
-            self.problem(f"{path}.vcpus", f"must be an integer 1..{MAX_VCPUS}, not {vcpus!r}")
-        memory = self.size_within(
-            entry.get("memory", DEFAULT_DOMAIN_MEMORY),
-            f"{path}.memory",
-            MIN_DOMAIN_MEMORY,
-            MAX_DOMAIN_MEMORY,
-        )
-        networks = self.networks(entry.get("private_networks", []), f"{path}.private_networks")
-        group = self.label(entry.get("group"), f"{path}.group")
-        anti_affinity = self.label(entry.get("anti_affinity"), f"{path}.anti_affinity")
-        load = entry.get("load", 0)
-        if isinstance(load, bool) or not isinstance(load, int) or not 0 <= load <= 100:
-            self.problem(f"{path}.load", f"must be a percent of one core 0..100, not {load!r}")
-        pinned = entry.get("pinned", False)
-        if not isinstance(pinned, bool):
-            self.problem(f"{path}.pinned", f"must be true or false, not {pinned!r}")
-        disk = entry.get("disk", READONLY_DISK)
-        if disk not in DISK_KINDS:
-            self.problem(f"{path}.disk", f"must be one of {', '.join(DISK_KINDS)}, not {disk!r}")
-        disk_size = self.size_within(
-            entry.get("disk_size", DEFAULT_DISK_SIZE),
-            f"{path}.disk_size",
-            MIN_DISK_SIZE,
-            MAX_DISK_SIZE,
-        )
-        if "disk_size" in entry and disk == READONLY_DISK:
-            self.problem(
-                f"{path}.disk_size", "only a writable disk (disk: raw or qcow2) has a size"
+            found.append(
+                (f"{path}.host", f"{domain.host!r} is not a declared host (declared: {declared})")
             )
-        if len(self.problems) != before:
-            return None
-        return DomainSpec(
-            name=str(name),
-            host=str(host),
-            vcpus=vcpus,
-            memory_bytes=memory or 0,
-            private_networks=networks,
-            group=group,
-            load=load,
-            pinned=pinned,
-            anti_affinity=anti_affinity,
-            disk=str(disk),
-            disk_size=disk_size or DEFAULT_DISK_SIZE,
-        )
-
-    def size(self, value: Any, path: str, *, required: bool) -> int | None:
-        if value is None:
-            if required:
-                self.problem(path, "is required (e.g. 64MiB, 1GiB)")
-            return None
-        try:
-            size = parse_size(value)
-        except ValueError as exc:
-            self.problem(path, str(exc))
-            return None
-        if size <= 0:
-            self.problem(path, "must be more than 0 bytes")
-            return None
-        return size
-
-    def size_within(self, value: Any, path: str, low: int, high: int) -> int | None:
-        """A required size; one outside ``low..high`` is a problem but still returned, as read."""
-        size = self.size(value, path, required=True)
-        if size is not None and not low <= size <= high:
-            self.problem(
-                path, f"{format_size(size)} is outside {format_size(low)}..{format_size(high)}"
+        if not domain.writable_disk and "disk_size" in raw_domains[index]:
+            found.append(
+                (f"{path}.disk_size", "only a writable disk (disk: raw or qcow2) has a size")
             )
-        return size
+    return found + _capacity(scenario)
 
-    def networks(self, value: Any, path: str) -> tuple[str, ...]:
-        if not isinstance(value, list):
-            self.problem(path, f"must be a list of network names, not {value!r}")
-            return ()
-        names: list[str] = []
-        for index, name in enumerate(value):
-            if (
-                not isinstance(name, str)
-                or not _NETWORK_NAME.match(name)
-                or name in _RESERVED_NETWORKS
-            ):
-                self.problem(
-                    f"{path}[{index}]",
-                    f"must be a bridge name (letter first, <= 15 chars), not {name!r}",
-                )
-            elif name in names:
-                self.problem(f"{path}[{index}]", f"duplicate network {name!r}")
-            else:
-                names.append(name)
-        return tuple(names)
 
-    def label(self, value: Any, path: str) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, str) or not _LABEL.match(value):
-            self.problem(path, f"must be a short name (letters, digits, _.:-), not {value!r}")
-            return None
-        return value
-
-    def capacity(self, domains: list[DomainSpec], hosts: Mapping[str, HostSpec]) -> None:
-        for host in hosts.values():
-            used = sum(d.memory_bytes for d in domains if d.host == host.name)
-            if used > host.memory_bytes:
-                index = next(i for i, h in enumerate(hosts) if h == host.name)
-                self.problem(
-                    f"hosts[{index}].memory",
-                    f"host {host.name} declares {format_size(host.memory_bytes)} but its domains "
-                    f"need {format_size(used)}",
-                )
-        total_memory = sum(d.memory_bytes for d in domains)
-        if total_memory > MAX_GUEST_MEMORY_TOTAL:
-            self.problem(
-                "domains",
-                f"guests need {format_size(total_memory)} in all; the lab allows "
-                f"{format_size(MAX_GUEST_MEMORY_TOTAL)} on this machine",
+def _capacity(scenario: Scenario) -> list[tuple[str, str]]:
+    """Each host holds its guests' memory; all guests fit the machine's memory and CPU budget."""
+    found = []
+    for index, host in enumerate(scenario.hosts):
+        used = sum(d.memory_bytes for d in scenario.domains_on(host.name))
+        if used > host.memory_bytes:
+            declares = f"host {host.name} declares {format_size(host.memory_bytes)}"
+            found.append(
+                (f"hosts[{index}].memory", f"{declares} but its domains need {format_size(used)}")
             )
-        total_load = sum(d.load for d in domains)
-        if total_load > MAX_TOTAL_LOAD_PERCENT:
-            self.problem(
-                "domains",
-                f"initial loads add up to {total_load}% of a core; the lab allows "
-                f"{MAX_TOTAL_LOAD_PERCENT}% (1.5 cores) so the shared machine stays measurable",
-            )
+    total_memory = sum(d.memory_bytes for d in scenario.domains)
+    if total_memory > MAX_GUEST_MEMORY_TOTAL:
+        allowed = f"the lab allows {format_size(MAX_GUEST_MEMORY_TOTAL)} on this machine"
+        found.append(("domains", f"guests need {format_size(total_memory)} in all; {allowed}"))
+    total_load = sum(d.load for d in scenario.domains)
+    if total_load > MAX_TOTAL_LOAD_PERCENT:
+        allowed = f"the lab allows {MAX_TOTAL_LOAD_PERCENT}% (1.5 cores) so the shared machine stays measurable"
+        found.append(("domains", f"initial loads add up to {total_load}% of a core; {allowed}"))
+    return found

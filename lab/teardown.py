@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from virtbalance.lab import cpu_share
@@ -12,26 +12,19 @@ from virtbalance.lab.state import read_state
 from virtbalance.lab.system import kill_processes, run, start_time
 
 
-@dataclass
+@dataclass(frozen=True)
 class Leftovers:
     """What of a lab exists on the machine; all empty means nothing is left."""
 
-    namespaces: list[str] = field(default_factory=list)
-    links: list[str] = field(default_factory=list)
-    processes: list[int] = field(default_factory=list)
-    mounts: list[str] = field(default_factory=list)
+    namespaces: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+    processes: tuple[int, ...] = ()
+    mounts: tuple[str, ...] = ()
     state_dir: bool = False
     cpu_group: bool = False  # lab.cpu_share
 
     def __bool__(self) -> bool:
-        return bool(
-            self.namespaces
-            or self.links
-            or self.processes
-            or self.mounts
-            or self.state_dir
-            or self.cpu_group
-        )
+        return any(astuple(self))
 
 
 def lab_namespaces(names: LabNames) -> list[str]:
@@ -93,10 +86,10 @@ def leftovers(names: LabNames) -> Leftovers:
         if started is not None and start_time(pid) == started
     }
     return Leftovers(
-        namespaces=namespaces,
-        links=lab_links(names),
-        processes=sorted(pids),
-        mounts=lab_mounts(names),
+        namespaces=tuple(namespaces),
+        links=tuple(lab_links(names)),
+        processes=tuple(sorted(pids)),
+        mounts=tuple(lab_mounts(names)),
         state_dir=names.state_dir.exists(),
         cpu_group=cpu_share.exists(names),
     )

@@ -48,11 +48,6 @@ def share_above(window: deque[bool], above: bool, points: int) -> float:
     return window_mean(window, above, points)
 
 
-def window_points(window: float, step: float) -> int:
-    """How many evaluations ``step`` apart a window of ``window`` seconds holds (at least this one)."""
-    return max(1, round(window / step))
-
-
 def chronically_hot(  # noqa: PLR0917 - the rule's inputs, one evaluation
     window: deque[bool],
     pending_since: float | None,
@@ -79,7 +74,7 @@ def imbalanced(
     ``max - min`` above ``balance_spread``, held for ``balance_for`` (``sustained``), as the generated
     rule (``virtbalance.mixin.alerts.imbalanced_alert``) says: one series for the cluster. No host, no
     series (no breach); one host has a spread of 0. The ratios are each host's average over
-    ``balance_window`` (``window_mean``, ``window_points``), or its last sample at 0.
+    ``balance_window`` (``window_mean``, ``virtbalance.forecast.window_points``), or its last sample at 0.
     """
     breached = (
         bool(ratios)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
-from virtbalance.reader import read_section
+from virtbalance.reader import option, read_section
 from virtbalance.simulator.cluster import ClusterSpec
 from virtbalance.simulator.migration import CostModel
 from virtbalance.simulator.policies import PLUGINS
@@ -31,7 +31,7 @@ DEFAULT_COMPARE = ("none", "virtbalance", "xenguard", "livemigrationspec", "mcol
 class TraceSpec:
     """Where the traces are and how to read them."""
 
-    path: str = ""
+    path: str = option("", relative=True)  # from the simulation file's folder
     format: str = "bitbrains"
     limit: int | None = None
     memory: MemoryBasis = "used-max"
@@ -84,7 +84,8 @@ class Simulation:
     cluster: ClusterSpec = field(default_factory=ClusterSpec)
     policy: Policy = field(default_factory=Policy)
     compare: tuple[str, ...] = DEFAULT_COMPARE
-    parameters: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
+    # The file's `policies:` section, each plug-in's parameters (read by the plug-in).
+    parameters: Mapping[str, Mapping[str, Any] | None] = option(factory=dict, read=False)
     # What a migration costs; every policy pays the same.
     migration: CostModel = field(default_factory=CostModel)
 
@@ -116,52 +117,38 @@ def parse_simulation(data: Any, source: str, base: Path | None = None) -> Simula
     if not isinstance(data, Mapping):
         raise ValidationError(source, [f"expected a mapping, got {type(data).__name__}"])
     problems: list[str] = []
-    known = ("traces", "cluster", "policy", "compare", "policies", "migration")
-    problems += [f"{k}: unknown key (known: {', '.join(known)})" for k in data if k not in known]
-    traces = read_section(TraceSpec, data.get("traces"), "traces", problems)
-    if traces.path and base is not None and not Path(traces.path).is_absolute():
-        traces = replace(traces, path=str(base / traces.path))
-    cluster = ClusterSpec()
+    given: dict[str, Any] = {}
+    # These keep readers of their own, which the command line's overrides share.
     try:
-        cluster = ClusterSpec.from_mapping(data.get("cluster"), "cluster")
+        given["cluster"] = ClusterSpec.from_mapping(data.get("cluster"), "cluster")
     except ValidationError as exc:
         problems += [f"cluster.{p}" for p in exc.problems]
-    migration = CostModel()
     try:
-        migration = CostModel.from_mapping(data.get("migration"), "migration")
+        given["migration"] = CostModel.from_mapping(data.get("migration"), "migration")
     except ValidationError as exc:
         problems += [f"migration.{p}" for p in exc.problems]
-    policy = Policy()
     raw_policy = data.get("policy")
-    if isinstance(raw_policy, str):
+    if isinstance(raw_policy, str):  # a policy file, relative to this one
         policy_path = Path(raw_policy)
         if base is not None and not policy_path.is_absolute():
             policy_path = base / policy_path
         try:
-            policy = Policy.load(policy_path)
+            given["policy"] = Policy.load(policy_path)
         except ValidationError as exc:
             problems += [f"policy ({exc.source}): {p}" for p in exc.problems]
     elif raw_policy is not None:
-        policy, found = Policy.parse(raw_policy, prefix="policy.")
+        given["policy"], found = Policy.parse(raw_policy, prefix="policy.")
         problems += found
-    compare = data.get("compare", list(DEFAULT_COMPARE))
-    if not isinstance(compare, list) or not all(isinstance(n, str) for n in compare):
-        problems.append(f"compare: expected a list of policy names, got {compare!r}")
-        compare = list(DEFAULT_COMPARE)
     parameters = data.get("policies") or {}
-    if not isinstance(parameters, Mapping):
+    if isinstance(parameters, Mapping):
+        given["parameters"] = cast(Mapping[str, Mapping[str, Any] | None], parameters)
+    else:
         problems.append(
             f"policies: expected a mapping of policy name to parameters, got {parameters!r}"
         )
-        parameters = {}
-    simulation = Simulation(
-        traces=traces,
-        cluster=cluster,
-        policy=policy,
-        compare=tuple(compare),
-        parameters=cast(Mapping[str, Mapping[str, Any] | None], parameters),
-        migration=migration,
-    )
+    skip = ("cluster", "migration", "policy", "policies")
+    read = read_section(Simulation, data, "", problems, base=base, skip=skip, **given)
+    simulation = read or Simulation(**given)
     # The trace path may still come from the command line.
     problems += [
         p

@@ -11,13 +11,13 @@ from typing import Any
 
 from virtbalance.causes import Cause
 from virtbalance.chunks import Chunk
+from virtbalance.forecast import window_points
 from virtbalance.policy import Policy
 from virtbalance.simulator.alerting import (
     chronically_hot,
     imbalanced,
     sustained,
     window_mean,
-    window_points,
 )
 from virtbalance.simulator.cluster import Cluster
 from virtbalance.simulator.diagnosis import Diagnosis

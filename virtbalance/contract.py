@@ -39,6 +39,8 @@ PLAN_DURATION = "virtbalance_plan_duration_seconds"
 CHUNK_SPLIT = "virtbalance_chunk_split_seconds"
 COOLDOWNS_ACTIVE = "virtbalance_cooldowns_active"
 UNPLACEABLE_CHUNKS = "virtbalance_unplaceable_chunks"
+# Plans made without a part of the forecast (peaks, averages) that Prometheus could not give.
+PLANS_WITHOUT_FORECAST = "virtbalance_plans_without_forecast"
 DOMAINS_AMBIGUOUS = "virtbalance_domains_ambiguous"
 DOMAIN_AMBIGUOUS = "virtbalance_domain_ambiguous"
 WEBHOOK_REQUESTS = "virtbalance_webhook_requests"

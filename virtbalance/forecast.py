@@ -16,6 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
+def window_points(window: float, step: float) -> int:
+    """How many evaluations ``step`` apart a window of ``window`` seconds holds (at least this one)."""
+    return max(1, round(window / step))
+
+
 @dataclass(frozen=True)
 class Forecast:
     """Recent peak CPU demand in cores: per domain, and per host for the domains it runs now; and

@@ -31,11 +31,10 @@ from virtbalance.barriers import annotate, evaluate, horizon
 from virtbalance.causes import Cause
 from virtbalance.durations import parse_duration
 from virtbalance.errors import ValidationError
-from virtbalance.forecast import Forecast
+from virtbalance.forecast import Forecast, window_points
 from virtbalance.plan import Mode, Plan
 from virtbalance.planner import plan
 from virtbalance.policy import Policy
-from virtbalance.simulator.alerting import window_points
 from virtbalance.simulator.notifications import BALANCE_ROUTE, Cadence, Route
 from virtbalance.simulator.policies.base import PolicyPlugin, as_dict, parse_params
 from virtbalance.simulator.state import ClusterView, MigrationRecord, Move

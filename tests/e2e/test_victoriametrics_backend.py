@@ -19,7 +19,7 @@ from tests.e2e.conftest import (
     set_loads,
     wait_for,
 )
-from virtbalance.actioner.snapshot_builder import prometheus_cpu
+from virtbalance.actioner.prometheus_demand import prometheus_cpu
 from virtbalance.contract import ALERT_OVERLOAD, RECORD_CPU
 from virtbalance.lab import Lab
 from virtbalance.lab.demo.actioner_view import ActionerReader

@@ -7,16 +7,28 @@ import sys
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from virtbalance.errors import ValidationError
+from virtbalance.forecast import Forecast
 from virtbalance.plan import Mode
 from virtbalance.planner import plan
 from virtbalance.policy import Policy
 from virtbalance.snapshot import Snapshot, load_snapshot
 
-# A live snapshot from a config file, and the config's policy (the actioner provides it).
-LiveInput = Callable[[str], tuple[Snapshot, Policy | None]]
+
+class LiveCluster(NamedTuple):
+    """What ``--live`` plans from: the actioner's snapshot, its config's policy, and its forecast."""
+
+    snapshot: Snapshot
+    policy: Policy | None
+    forecast: Forecast | None = None
+    # Why the forecast, or a part of it, is missing (Prometheus down, too little history).
+    forecast_notes: tuple[str, ...] = ()
+
+
+# The live cluster from a config file (the actioner provides it).
+LiveInput = Callable[[str], LiveCluster]
 
 
 def register(subparsers: argparse._SubParsersAction[Any], live: LiveInput) -> None:
@@ -55,12 +67,15 @@ def run(args: argparse.Namespace, live: LiveInput) -> int:
     if args.live:
         if not args.config:
             raise ValidationError("plan", ["--live needs --config FILE (the actioner's config)"])
-        snapshot, config_policy = live(args.config)
+        cluster = live(args.config)
+        for note in cluster.forecast_notes:
+            sys.stderr.write(f"plan: {note}\n")
     else:
-        snapshot, config_policy = load_snapshot(args.snapshot), None
-    policy = Policy.load(args.policy) if args.policy else (config_policy or Policy())
+        cluster = LiveCluster(load_snapshot(args.snapshot), None)
+    policy = Policy.load(args.policy) if args.policy else (cluster.policy or Policy())
     # The policy's plan_budget runs on this clock: past it, the best plan found so far is printed.
-    result = plan(snapshot, policy, mode, clock=time.monotonic)
+    # A live plan judges destinations on the same forecast the actioner would pass.
+    result = plan(cluster.snapshot, policy, mode, clock=time.monotonic, forecast=cluster.forecast)
     if args.json:
         sys.stdout.write(result.to_json() + "\n")
     else:

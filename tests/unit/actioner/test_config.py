@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from virtbalance.actioner.config import load_config, parse_config, positive_size
+from virtbalance.actioner.config import load_config, parse_config
 from virtbalance.actioner.main import main
 from virtbalance.errors import ConfigError
 
@@ -131,18 +131,27 @@ def test_the_shipped_example_is_valid_apart_from_its_machine_paths(tmp_path):
     assert config.webhook.max_body_bytes == 1024 * 1024
 
 
+def with_host_memory(tmp_path: Path, raw: object) -> dict:
+    data = minimal(tmp_path)
+    data["hosts"]["hv2"]["memory"] = raw
+    return data
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [(1024, 1024), ("64GiB", 64 * 1024**3), ("512M", 512 * 1000**2), ("1.5KiB", 1536)],
 )
-def test_sizes(raw, expected):
-    assert positive_size(raw) == expected
+def test_sizes(tmp_path, raw, expected):
+    config = parse_config(with_host_memory(tmp_path, raw), base=tmp_path)
+    assert config.host("hv2").memory_bytes == expected
 
 
 @pytest.mark.parametrize("raw", ["", "12 parsecs", -5, True, "0"])
-def test_bad_sizes(raw):
-    with pytest.raises(ValueError):
-        positive_size(raw)
+def test_bad_sizes(tmp_path, raw):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(with_host_memory(tmp_path, raw), base=tmp_path)
+    (problem,) = caught.value.problems
+    assert problem.startswith("hosts.hv2.memory: ")
 
 
 def test_actioner_refuses_to_start_on_a_bad_config(tmp_path, capsys):
@@ -218,4 +227,17 @@ def test_storage_copy_settings_without_a_storage_copy_are_refused(tmp_path):
         "execution.nbd_port: only used with execution.copy_storage all or incremental",
         "execution.source_disk_after_move: only used with execution.copy_storage all or incremental",
         "hosts.hv2.disks_uri: only used with execution.copy_storage all or incremental",
+    ]
+
+
+def test_a_host_name_is_checked_and_an_unknown_section_key_names_the_known_ones(tmp_path):
+    data = minimal(tmp_path)
+    data["hosts"]["hv 3"] = "qemu+ssh://hv3/system"
+    data["webhook"]["colour"] = "red"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, base=tmp_path)
+    assert sorted(caught.value.problems) == [
+        "hosts.hv 3: must be a host name (letters, digits, _.-), got 'hv 3'",
+        "webhook.colour: unknown key 'colour' (known: token_file, max_body_bytes, alertnames,"
+        " threads, listen)",
     ]

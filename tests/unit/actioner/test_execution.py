@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 import time
 from types import SimpleNamespace
@@ -11,6 +12,7 @@ import libvirt
 import pytest
 
 from tests.actioner_fixtures import actioner_config
+from virtbalance import contract as c
 from virtbalance.actioner import journal as jr
 from virtbalance.actioner.executor import Executor, MoveResult, Refusal, SkipKind, StepState
 from virtbalance.actioner.journal import AlertKey, Journal
@@ -21,6 +23,7 @@ from virtbalance.actioner.silences import Matcher, Silence, SilenceError
 from virtbalance.actioner.snapshot_builder import ClusterView, SnapshotError
 from virtbalance.actioner.worker import STALE_REPLANS, Worker
 from virtbalance.domain_metadata import Placement
+from virtbalance.forecast import Forecast
 from virtbalance.plan import Migration, Mode, Plan
 from virtbalance.snapshot import DomainState, HostState, Snapshot
 
@@ -428,6 +431,86 @@ def test_worker_plans_with_the_real_planner_and_executes(world):
     assert metrics.plans.labels(outcome="executed")._value.get() == 1
     assert worker.run(plan_id) == "executed"  # a second submit of the same plan does nothing
     assert len(executor.calls) == 3
+
+
+class ForecastBuilder(FakeBuilder):
+    """Snapshots with a forecast (or its notes), as the snapshot builder reads them from Prometheus."""
+
+    def __init__(self, cluster, cpu, forecast, notes=()):
+        super().__init__(cluster, cpu)
+        self.forecast = forecast
+        self.notes = notes
+
+    def build(self):
+        view = super().build()
+        return dataclasses.replace(view, forecast=self.forecast, forecast_notes=self.notes)
+
+
+def bursty_world(world, forecast, notes=()):
+    """hv1 overloaded by its chunk; hv3 idle now but for burst1, which peaked at a whole core."""
+    config, cluster, journal = world
+    cluster.placement["burst1"] = "hv3"
+    executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
+    cpu = {"web1": 0.3, "app1": 0.3, "db1": 0.3, "batch1": 0.05, "burst1": 0.01}
+    worker = Worker(
+        config=config,
+        journal=journal,
+        builder=ForecastBuilder(cluster, cpu, forecast, notes),
+        executor=executor,
+        metrics=Metrics(),
+    )
+    return worker, cluster, journal
+
+
+def test_without_a_forecast_the_chunk_goes_to_the_host_idlest_on_its_sample(world):
+    worker, cluster, journal = bursty_world(world, None)
+    assert worker.run(alert_plan(journal)) == "executed"
+    assert {cluster.placement[d] for d in CHUNK} == {"hv3"}
+
+
+def test_a_destination_is_refused_on_its_recent_peak(world):
+    # hv3's peak (1 core of 2) plus the chunk's 0.9 is 95% of it, above cpu_high: hv2 takes the chunk.
+    forecast = Forecast(domains={"burst1": 1.0}, hosts={"hv3": 1.0})
+    worker, cluster, journal = bursty_world(world, forecast)
+    plan_id = alert_plan(journal)
+    assert worker.run(plan_id) == "executed"
+    assert {cluster.placement[d] for d in CHUNK} == {"hv2"}
+    planned = json.loads(journal.plan(plan_id).plan_json)
+    assert {m["destination"] for m in planned["migrations"]} == {"hv2"}
+
+
+def test_what_the_forecast_lacks_is_said_in_the_plans_outcome(world):
+    note = "no forecast: Prometheus holds 5m of the 1h forecast_window; destinations judged on the last sample"
+    worker, _cluster, journal = bursty_world(world, None, (note,))
+    plan_id = alert_plan(journal)
+    assert worker.run(plan_id) == "executed"
+    assert journal.plan(plan_id).detail.endswith("; " + note)
+    assert missing_forecast(worker) == {"peaks": 1.0, "averages": 1.0}
+
+
+def test_a_forecast_without_averages_is_counted_as_lacking_only_them(world):
+    peaks = Forecast(domains={"burst1": 0.5}, hosts={"hv3": 0.5})
+    worker, _cluster, journal = bursty_world(
+        world, peaks, ("no averages: 20m of the 1h balance_window",)
+    )
+    assert worker.run(alert_plan(journal)) == "executed"
+    assert missing_forecast(worker) == {"peaks": 0.0, "averages": 1.0}
+
+
+def test_a_whole_forecast_is_not_counted_as_lacking(world):
+    worker, _cluster, journal = bursty_world(world, Forecast({}, {}, {"burst1": 0.2}))
+    assert worker.run(alert_plan(journal)) == "executed"
+    assert missing_forecast(worker) == {"peaks": 0.0, "averages": 0.0}
+
+
+def missing_forecast(worker) -> dict[str, float]:
+    """virtbalance_plans_without_forecast_total by part, as the actioner serves it."""
+    return {
+        part: worker.metrics.registry.get_sample_value(
+            c.PLANS_WITHOUT_FORECAST + "_total", {"part": part}
+        )
+        for part in ("peaks", "averages")
+    }
 
 
 def test_worker_replans_around_a_pinned_member_and_reports_the_freeze(world):

@@ -12,7 +12,7 @@ import pytest
 
 from tests.http_fixtures import QuietHandler, serving
 from virtbalance import contract as c
-from virtbalance.actioner.snapshot_builder import prometheus_cpu
+from virtbalance.actioner.prometheus_demand import prometheus_cpu
 
 EVALUATED_AT = 1796150000.5
 

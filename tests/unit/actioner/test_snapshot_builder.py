@@ -127,13 +127,14 @@ class Reader:
         self.retained = sorted(uuids)
 
 
-def builder(tmp_path, hosts, conns, cpu_query=None, down=(), **config):
+def builder(tmp_path, hosts, conns, cpu_query=None, down=(), *, history_query=None, **config):
     cfg = actioner_config(tmp_path, prometheus={"fallback_sample_interval": "50ms"}, **config)
     pool = Pool(cfg, hosts, conns, down)
     return SnapshotBuilder(
         cfg,
         pool,
         cpu_query=cpu_query,
+        history_query=history_query,
         reader=Reader(pool),
         sleep=TIME.sleep,
         monotonic=TIME.monotonic,
@@ -225,6 +226,58 @@ def test_prometheus_failure_falls_back_or_fails_as_configured(tmp_path):
         cfg = actioner_config(strict, prometheus={"fallback_to_libvirt": False})
         pool = Pool(cfg, hosts, conns)
         SnapshotBuilder(cfg, pool, cpu_query=broken, reader=Reader(pool)).build()
+
+
+def test_the_forecast_is_read_for_the_placement_libvirt_reports(tmp_path):
+    # The history carries no placement: hv1's peak is that of a and b, which libvirt says run there.
+    hosts = {"hv1": [facts("a", "hv1", vcpus=4), facts("b", "hv1", vcpus=4)], "hv2": [], "hv3": []}
+    conns = {h: Conn({}) for h in hosts}
+    asked = []
+
+    def history(window, span, step):
+        asked.append((window, span, step))
+        return {
+            "a": {t: 1.0 + (t == 3600.0) for t in points},
+            "b": dict.fromkeys(points, 0.5),
+        }, 3600.0
+
+    points = [300.0 * i for i in range(13)]  # a rate window apart, the last at 3600
+    view = builder(
+        tmp_path, hosts, conns, cpu_query=lambda w: {"a": 1.0, "b": 0.5}, history_query=history
+    ).build()
+    # The policy's rate window; an hour is 12 points a rate window apart (the simulator's count).
+    assert asked == [(300.0, 3300.0, 300.0)]
+    assert view.forecast is not None
+    assert view.forecast_notes == ()
+    assert view.forecast.domains == {"a": 2.0, "b": 0.5}
+    assert view.forecast.hosts == {"hv1": 2.5}
+    assert view.forecast.averages == pytest.approx({"a": 1.0 + 1 / 12, "b": 0.5})
+
+
+def test_no_forecast_query_after_the_cpu_query_failed(tmp_path):
+    hosts = {"hv1": [facts("a", "hv1")], "hv2": [], "hv3": []}
+    conns = {"hv1": Conn({"a": 0.4}), "hv2": Conn({}), "hv3": Conn({})}
+    asked = []
+
+    def broken(window):
+        raise ConnectionError("refused")
+
+    def history(window, span, step):
+        asked.append(window)
+        return {}, 0.0
+
+    view = builder(tmp_path, hosts, conns, cpu_query=broken, history_query=history).build()
+    assert view.cpu_source == "libvirt"
+    assert asked == []  # its timeout would only delay the plan again
+    assert view.forecast is None
+    assert view.forecast_notes == ("no forecast: Prometheus did not answer the CPU query",)
+
+
+def test_a_builder_without_prometheus_plans_without_a_forecast(tmp_path):
+    hosts = {"hv1": [facts("a", "hv1")], "hv2": [], "hv3": []}
+    conns = {"hv1": Conn({"a": 0.4}), "hv2": Conn({}), "hv3": Conn({})}
+    view = builder(tmp_path, hosts, conns).build()
+    assert (view.forecast, view.forecast_notes) == (None, ())
 
 
 def test_libvirt_samples_count_vcpu_wait_as_demand(tmp_path):

@@ -72,6 +72,24 @@ def test_names_keep_labs_apart() -> None:
             check_lab_id(bad)  # type: ignore[arg-type]
 
 
+def test_every_service_port_of_every_lab_is_its_own() -> None:
+    ports = [
+        port
+        for names in map(LabNames, range(10))
+        for port in (
+            names.prometheus_port,
+            names.victoriametrics_port,
+            names.vmalert_port,
+            names.alertmanager_port,
+            names.alertmanager_peer_port,
+            names.alertmanager_cluster_port(0),
+            names.alertmanager_cluster_port(1),
+        )
+    ]
+    assert len(set(ports)) == len(ports) == 70
+    assert (LabNames(0).prometheus_port, LabNames(9).alertmanager_cluster_port(1)) == (19090, 19186)
+
+
 def test_lab_id_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VIRTBALANCE_LAB_ID", raising=False)
     assert lab_id_from_env() == 0

@@ -165,7 +165,7 @@ def test_not_yaml_names_the_line() -> None:
 
 
 def test_not_a_mapping_and_missing_hosts() -> None:
-    assert problems("- 1\n") == ("scenario (line 1): must be a mapping, not list",)
+    assert problems("- 1\n") == ("scenario (line 1): expected a mapping, got list",)
     assert any(p.startswith("hosts") for p in problems("name: empty\n"))
 
 
@@ -198,7 +198,15 @@ def test_bad_disk_settings_name_their_fields() -> None:
         "  - {name: z, host: a, disk_size: 64MiB}\n"
     )
     assert found == (
-        "domains[0].disk (line 3): must be one of readonly, raw, qcow2, not 'qcow3'",
-        "domains[1].disk_size (line 4): 1MiB is outside 32MiB..1GiB",
+        "domains[0].disk (line 3): must be one of readonly, raw, qcow2, got 'qcow3'",
+        "domains[1].disk_size (line 4): must be within 32MiB..1GiB, got '1MiB'",
         "domains[2].disk_size (line 5): only a writable disk (disk: raw or qcow2) has a size",
+    )
+
+
+def test_a_missing_key_names_the_line_of_its_entry() -> None:
+    found = problems("hosts:\n  - {name: a, cpus: 1, memory: 1GiB}\n  - {cpus: 1}\n")
+    assert found == (
+        "hosts[1].name (line 3): missing",
+        "hosts[1].memory (line 3): missing (e.g. 64MiB, 1GiB)",
     )

@@ -10,9 +10,10 @@ import pytest
 
 import virtbalance.simulator.policies.virtbalance as virtbalance_plugin
 from tests.simulator_fixtures import uniform_cluster
+from virtbalance.forecast import window_points
 from virtbalance.planner import plan as real_plan
 from virtbalance.policy import Policy
-from virtbalance.simulator.alerting import imbalanced, window_mean, window_points
+from virtbalance.simulator.alerting import imbalanced, window_mean
 from virtbalance.simulator.cluster import Cluster
 from virtbalance.simulator.engine import Result, replay
 from virtbalance.simulator.migration import CostModel

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
-from virtbalance.reader import DURATION, SIZE, UNIT, read_section
+from virtbalance.reader import (
+    DURATION,
+    POSITIVE,
+    SIZE,
+    UNIT,
+    Check,
+    option,
+    pattern,
+    read_section,
+    spec,
+    within,
+)
 from virtbalance.simulator.config import TraceSpec
 
 
@@ -63,16 +76,16 @@ def test_every_problem_is_listed_with_its_path_and_bad_keys_keep_their_defaults(
     section = read_section(Section, data, "a.b", problems)
     assert section == Section()
     assert problems[:6] == [
-        "a.b.name: expected str, got 5",
-        "a.b.count: expected int, got True",
+        "a.b.name: expected a string, got 5",
+        "a.b.count: expected a whole number, got True",
         "a.b.ratio: expected a number, got 'half'",
         "a.b.enabled: expected true or false, got 1",
-        "a.b.limit: expected int, got 2.5",
-        "a.b.mode: expected str, got 3",
+        "a.b.limit: expected a whole number, got 2.5",
+        "a.b.mode: must be one of fast, slow, got 3",
     ]
     assert problems[6].startswith("a.b.memory: ") and "lots" in problems[6]
     assert problems[7].startswith("a.b.window: ") and "soon" in problems[7]
-    assert problems[8].startswith("a.b.colour: unknown key (known: name, count, ratio,")
+    assert problems[8].startswith("a.b.colour: unknown key 'colour' (known: name, count, ratio,")
     assert len(problems) == 9
 
 
@@ -87,7 +100,8 @@ def test_given_fields_are_not_keys_of_the_section():
     section = read_section(Section, {"owner": "me", "count": 4}, "top", problems, owner="caller")
     assert section == Section(count=4, owner="caller")
     assert problems == [
-        "top.owner: unknown key (known: name, count, ratio, enabled, limit, mode, memory, window)"
+        "top.owner: unknown key 'owner' (known: name, count, ratio, enabled, limit, mode, memory,"
+        " window)"
     ]
 
 
@@ -97,3 +111,101 @@ def test_the_simulators_traces_section_reads_through_it():
     spec = read_section(TraceSpec, data, "traces", problems)
     assert spec == TraceSpec(path="t", limit=5, planetlab_memory_gib=4.0)
     assert problems == ["traces.strict: expected true or false, got 'yes'"]
+
+
+@dataclass(frozen=True)
+class Disk:
+    name: str = field(metadata=spec(checks=(pattern(re.compile("[a-z]+"), "lower-case"),)))
+    size: int = option(1024, unit=SIZE, checks=(within(512, 4096, SIZE),))
+    kind: str = option("raw", choices=("raw", "qcow2"))
+    image: Path | None = field(default=None, metadata=spec(relative=True))
+    tags: tuple[str, ...] = option((), each=(Check(len, "must not be empty"),))
+
+    def section_problems(self) -> list[tuple[str, str]]:
+        return [("kind", "qcow2 needs an image")] if self.kind == "qcow2" and not self.image else []
+
+
+@dataclass(frozen=True)
+class Machine:
+    disks: tuple[Disk, ...] = field(metadata=spec(min_items=1, max_items=2, hint="a list of disks"))
+    shelves: tuple[Disk, ...] = option((), keyed="name", short="kind")
+    cores: int = option(1, key="cpus", checks=(POSITIVE,))
+    owner: str = option("nobody", read=False)
+
+
+def test_a_check_lists_its_requirement_and_the_raw_value_and_keeps_what_was_read():
+    problems: list[str] = []
+    disk = read_section(Disk, {"name": "Sda", "size": "8KiB", "kind": "vmdk"}, "d", problems)
+    assert disk == Disk(name="Sda", size=8192)
+    assert problems == [
+        "d.name: must be lower-case, got 'Sda'",
+        "d.size: must be within 512..4KiB, got '8KiB'",
+        "d.kind: must be one of raw, qcow2, got 'vmdk'",
+    ]
+
+
+def test_lists_of_sections_name_each_entry_and_leave_out_one_without_its_required_key(tmp_path):
+    problems: list[str] = []
+    data = {
+        "disks": [{"name": "a", "image": "a.img"}, {"size": 600}, {"name": "c", "kind": "qcow2"}],
+        "cpus": 0,
+        "owner": "me",
+    }
+    machine = read_section(Machine, data, "", problems, base=tmp_path)
+    assert machine is not None
+    assert machine.disks == (Disk("a", image=tmp_path / "a.img"), Disk("c", kind="qcow2"))
+    assert machine.cores == 0
+    assert problems == [
+        "disks: at most 2 entries, got 3",
+        "disks[1].name: missing",
+        "disks[2].kind: qcow2 needs an image",
+        "cpus: must be positive, got 0",
+        "owner: unknown key 'owner' (known: disks, shelves, cpus)",
+    ]
+
+
+def test_a_mapping_of_sections_fills_the_key_field_and_takes_the_short_form():
+    problems: list[str] = []
+    data = {"disks": [{"name": "a"}], "shelves": {"x": "qcow2", "y": {"size": 2048}, "Z": {}}}
+    machine = read_section(Machine, data, "m", problems)
+    assert machine is not None
+    assert machine.shelves == (Disk("x", kind="qcow2"), Disk("y", size=2048))
+    assert problems == [
+        "m.shelves.x.kind: qcow2 needs an image",
+        "m.shelves.Z: must be lower-case, got 'Z'",
+    ]
+
+
+def test_a_missing_required_key_says_what_it_holds_and_the_section_is_not_built():
+    problems: list[str] = []
+    assert read_section(Machine, {"disks": []}, "m", problems) is None
+    assert read_section(Machine, {}, "m", problems) is None
+    assert problems == [
+        "m.disks: expected a non-empty list (a list of disks)",
+        "m.disks: missing (a list of disks)",
+    ]
+
+
+def test_list_items_are_checked_one_by_one_and_a_lone_value_is_a_list_of_one():
+    problems: list[str] = []
+    assert read_section(Disk, {"name": "a", "tags": "t"}, "d", problems) == Disk("a", tags=("t",))
+    kept = read_section(Disk, {"name": "a", "tags": ["t", ""]}, "d", problems)
+    assert kept == Disk("a", tags=("t", ""))  # listed, and kept as read like any failed check
+    assert problems == ["d.tags[1]: must not be empty, got ''"]
+
+
+def test_where_decorates_every_path_and_skipped_keys_are_known_but_not_read():
+    problems: list[str] = []
+    section = read_section(
+        Section,
+        {"count": "x", "later": 1, "odd": 2},
+        "",
+        problems,
+        where=str.upper,
+        skip=("later",),
+    )
+    assert section == Section()
+    assert problems[0] == "COUNT: expected a whole number, got 'x'"
+    assert problems[1].startswith("ODD: unknown key 'odd' (known: name,")
+    assert problems[1].endswith("owner, later)")
+    assert len(problems) == 2

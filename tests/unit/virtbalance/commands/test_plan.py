@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 
 import pytest
 
 from virtbalance.cli import main
+from virtbalance.commands import plan as plan_command
+from virtbalance.forecast import Forecast
+from virtbalance.snapshot import parse_snapshot
 
 GiB = 2**30
 
@@ -186,3 +190,32 @@ def test_a_bad_budget_is_bad_input(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "plan_budget: must be a positive duration, got '0s'" in captured.err
+
+
+def test_live_plans_on_the_forecast_the_actioner_reads_and_says_what_it_lacks(capsys):
+    live_data = copy.deepcopy(SNAPSHOT)
+    live_data["hosts"].append({"name": "c", "cpus": 4, "memory_bytes": 8 * GiB})
+    live_data["domains"] += [
+        {"name": "w", "host": "b", "vcpus": 2, "cpu_used": 0.2, "memory_bytes": GiB},
+        {"name": "v", "host": "c", "vcpus": 2, "cpu_used": 0.5, "memory_bytes": GiB},
+    ]
+    snapshot = parse_snapshot(live_data)
+    # On the samples x (2 cores) goes to b, the emptier (0.2 of 4 cores against c's 0.5); at b's
+    # recent peak (2.8 cores) b would pass cpu_high, so the forecast sends it to c.
+    peaks = Forecast(domains={"w": 2.8}, hosts={"b": 2.8})
+    seen: list[str] = []
+
+    def live(config_path: str) -> plan_command.LiveCluster:
+        seen.append(config_path)
+        return plan_command.LiveCluster(snapshot, None, peaks, ("no averages: 20m of history",))
+
+    parser = argparse.ArgumentParser()
+    plan_command.register(parser.add_subparsers(), live=live)
+    args = parser.parse_args(["plan", "--live", "--config", "actioner.yaml", "--json"])
+    assert args.func(args) == 0
+    captured = capsys.readouterr()
+    assert seen == ["actioner.yaml"]
+    assert [(m["domain"], m["destination"]) for m in json.loads(captured.out)["migrations"]] == [
+        ("x", "c")
+    ]
+    assert captured.err == "plan: no averages: 20m of history\n"
