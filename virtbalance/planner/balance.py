@@ -55,14 +55,30 @@ def _peaks(model: Model, host: HostLoad, shifted: dict[str, float]) -> float:
     )
 
 
+def _peak(host: HostLoad, shifted: dict[str, float]) -> float:
+    """The host's forecast peak (``HostLoad.cpu_peak``, the peak of its domains' sum) after this
+    plan's moves, each counted at its own peak (``shifted``): a move lowers the peak of the sum by
+    at most that, so the figure errs towards stopping early, never towards another migration."""
+    return host.cpu_peak + shifted.get(host.name, 0.0)
+
+
+def _peak_bar(policy: Policy, pool: list[HostLoad], shifted: dict[str, float]) -> float:
+    """``_gain_bar`` for hosts balanced on their peak: the most any of them is above cpu_high,
+    shared out over the ``max_migrations`` of one plan."""
+    over = max(_peak(h, shifted) / h.cpus - policy.cpu_high for h in pool)
+    return over / max(policy.max_migrations, 1)
+
+
 def balance(outcome: Outcome) -> None:
     """Greedy: the move that narrows the spread most (ties: least memory) until narrow enough, the
     busiest host at cpu_target (below it no host is near overload), or stuck.
 
     With a forecast the ratios are the hosts' recent averages (``HostLoad.cpu_average``: what
-    HostsImbalanced spreads), else their last samples; and a host is a source only while its
-    domains, each at its recent peak, would take it above cpu_high (``_peaks``). Every move must
-    shed at least ``_gain_bar`` per migration.
+    HostsImbalanced spreads), else their last samples; a host is a source only while its
+    domains, each at its recent peak, would take it above cpu_high (``_peaks``); and once the
+    busiest average is at cpu_target the sources are the hosts whose forecast peak is still above
+    cpu_high (``_peak``), until none is. Every move must shed at least ``_gain_bar`` (on the
+    peaks: ``_peak_bar``) per migration.
     """
     model = outcome.model
     policy = model.policy
@@ -79,17 +95,34 @@ def balance(outcome: Outcome) -> None:
         spread = _ratio(high) - _ratio(low)
         # Uneven below cpu_target is not worth a migration: no host is near overload, the alert's
         # condition (simulator.alerting.imbalanced) is over, and moving evens out no risk.
-        if spread <= policy.balance_spread + EPS or _ratio(high) <= policy.cpu_target + EPS:
+        if spread <= policy.balance_spread + EPS:
             return
+        if _ratio(high) > policy.cpu_target + EPS:
+            pool = list(reversed(ranked[-SOURCES:]))
+            bar = _gain_bar(policy, spread, high)
+        else:
+            # Every average is at cpu_target, but a host whose forecast peak is above cpu_high will
+            # cross it again in a burst shorter than the overload alert's `for`, which relief never
+            # sees: only placement prevents it, so balance goes on from those hosts, peak first.
+            pool = sorted(
+                (
+                    h
+                    for h in hosts
+                    if model.forecast and _peak(h, shifted) > policy.cpu_high * h.cpus + EPS
+                ),
+                key=lambda h: (-_peak(h, shifted) / h.cpus, h.name),
+            )[:SOURCES]
+            if not pool:
+                return
+            bar = _peak_bar(policy, pool, shifted)
         # Without a forecast the last sample is all there is: every host may be a source.
         sources = [
             h
-            for h in reversed(ranked[-SOURCES:])
+            for h in pool
             if not model.forecast or _peaks(model, h, shifted) > policy.cpu_high * h.cpus + EPS
         ]
         if not sources:
             return
-        bar = _gain_bar(policy, spread, high)
         best: tuple[tuple[float, int, int, str, str, str], Unit, HostLoad] | None = None
         blockers: list[str] = []
         for source in sources:

@@ -238,3 +238,19 @@ def test_a_source_stops_once_the_domains_it_keeps_could_no_longer_overload_it():
     # source, though hv1 keeps the spread at 40% and itself above cpu_target; one move, not two.
     assert moves(result) == [("s0", "hv2")]
     assert result.unresolved == ()
+
+
+def test_balance_goes_on_below_cpu_target_from_a_host_whose_peak_is_above_cpu_high():
+    # hv0 at 60% on average (at cpu_target or below), but "a" has peaked at 4 cores, and hv0 at 8:
+    # 80%, a burst above cpu_high shorter than the overload alert's `for`. hv1 and hv2 at 5%.
+    loads = {"hv0": {"a": 2.0, "b": 2.0, "c": 2.0}, "hv1": {"d": 0.5}, "hv2": {"e": 0.5}}
+    snapshot = cluster(loads, heavy=frozenset({"b", "c"}))
+    cores = {name: cpu for domains in loads.values() for name, cpu in domains.items()}
+    forecast = Forecast(cores | {"a": 4.0}, {"hv0": 8.0, "hv1": 0.5, "hv2": 0.5}, cores)
+    result = plan(snapshot, POLICY, Mode("balance"), forecast=forecast)
+    # a (the least memory) to hv1 brings hv0's peak to 40%; the spread stays at 35%, above
+    # balance_spread, but no host's peak is above cpu_high any more: one move, not more.
+    assert moves(result) == [("a", "hv1")]
+    assert result.unresolved == ()
+    # Without a forecast there is no peak to judge: the busiest sample at 60% ends balance.
+    assert moves(plan(snapshot, POLICY, Mode("balance"))) == []
