@@ -19,6 +19,9 @@ MIGRATION_RESULTS = ("done", "failed", "rolled_back", "skipped", "timeout")
 COOLDOWN_KINDS = ("vm", "host", "anti_flap", "rate")
 # The forecast's parts (virtbalance.forecast.Forecast): recent peaks, and the averages balance judges.
 FORECAST_PARTS = ("peaks", "averages")
+_NO_FORECAST_HELP = (
+    "Plans made without a part of the forecast: Prometheus down or too little history."
+)
 WEBHOOK_CODES = ("200", "400", "401", "405", "413", "415", "500")
 RECENT_LIMIT = 50
 # Live migrations of small guests take seconds, large ones minutes.
@@ -145,12 +148,7 @@ class Metrics:
             registry=r,
         )
         self.plans_without_forecast = _precreated(
-            Counter(
-                c.PLANS_WITHOUT_FORECAST,
-                "Plans made without a part of the forecast: Prometheus down or too little history.",
-                ["part"],
-                registry=r,
-            ),
+            Counter(c.PLANS_WITHOUT_FORECAST, _NO_FORECAST_HELP, ["part"], registry=r),
             FORECAST_PARTS,
         )
         self.webhook_requests = _precreated(

@@ -9,16 +9,48 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import libvirt
 import pytest
 import waitress.server
 
 from virtbalance.actioner.app import create_app
 from virtbalance.actioner.config import Config, load_config, parse_config
 from virtbalance.actioner.journal import Journal
+from virtbalance.actioner.libvirt_hosts import DomainFacts
 from virtbalance.actioner.metrics import Metrics
 from virtbalance.actioner.runtime import build_services
 from virtbalance.actioner.services import Services
 from virtbalance.contract import ALERT_OVERLOAD
+from virtbalance.domain_metadata import Placement
+
+MiB = 2**20
+
+
+def running_facts(
+    name: str,
+    host: str,
+    *,
+    vcpus: int = 1,
+    memory_bytes: int = 64 * MiB,
+    bridges: tuple[str, ...] = (),
+    placement: Placement | None = None,
+) -> DomainFacts:
+    """What libvirt reports of a persistent domain running on ``host`` (its UUID is its name)."""
+    return DomainFacts(
+        name=name,
+        uuid=name,
+        host=host,
+        active=True,
+        persistent=True,
+        state=libvirt.VIR_DOMAIN_RUNNING,
+        reason=0,
+        vcpus=vcpus,
+        memory_bytes=memory_bytes,
+        bridges=bridges,
+        networks=(),
+        placement=placement or Placement(),
+    )
+
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "alertmanager"
 TOKEN = "s3cret-token-value"  # the token the recorded payloads were sent with

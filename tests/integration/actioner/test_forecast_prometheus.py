@@ -11,16 +11,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from types import ModuleType
 
-import libvirt
 import pytest
 
-from tests.actioner_fixtures import actioner_config
+from tests.actioner_fixtures import actioner_config, running_facts
 from virtbalance import contract as c
 from virtbalance.actioner.forecast_reader import read_forecast
 from virtbalance.actioner.libvirt_hosts import DomainFacts
 from virtbalance.actioner.prometheus_demand import prometheus_history
 from virtbalance.actioner.snapshot_builder import SnapshotBuilder
-from virtbalance.domain_metadata import Placement
 from virtbalance.policy import Policy
 
 MINUTE = 60
@@ -147,20 +145,7 @@ class Cluster:
 
     def domains(self, host: str) -> list[DomainFacts]:
         return [
-            DomainFacts(
-                name=name,
-                uuid=name,
-                host=host,
-                active=True,
-                persistent=True,
-                state=libvirt.VIR_DOMAIN_RUNNING,
-                reason=0,
-                vcpus=4,
-                memory_bytes=1024**3,
-                bridges=(),
-                networks=(),
-                placement=Placement(),
-            )
+            running_facts(name, host, vcpus=4, memory_bytes=1024**3)
             for name, on in self.placement.items()
             if on == host
         ]

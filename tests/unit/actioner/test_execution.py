@@ -11,12 +11,11 @@ from types import SimpleNamespace
 import libvirt
 import pytest
 
-from tests.actioner_fixtures import actioner_config
+from tests.actioner_fixtures import actioner_config, running_facts
 from virtbalance import contract as c
 from virtbalance.actioner import journal as jr
 from virtbalance.actioner.executor import Executor, MoveResult, Refusal, SkipKind, StepState
 from virtbalance.actioner.journal import AlertKey, Journal
-from virtbalance.actioner.libvirt_hosts import DomainFacts
 from virtbalance.actioner.metrics import Metrics
 from virtbalance.actioner.reconcile import recheck, reconcile
 from virtbalance.actioner.silences import Matcher, Silence, SilenceError
@@ -43,19 +42,11 @@ class FakeCluster:
         self.config = SimpleNamespace(host_names=("hv1", "hv2", "hv3"))
 
     def facts(self, name, host):
-        return DomainFacts(
-            name=name,
-            uuid=name,
-            host=host,
-            active=True,
-            persistent=True,
-            state=libvirt.VIR_DOMAIN_RUNNING,
-            reason=0,
-            vcpus=1,
-            memory_bytes=64 * MiB,
+        return running_facts(
+            name,
+            host,
             bridges=tuple(self.networks.get(name, ())),
-            networks=(),
-            placement=self.metadata.get(name, Placement()),
+            placement=self.metadata.get(name),
         )
 
     def locate(self, domain):
