@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from virtbalance.actioner.forecast_reader import history_step, read_forecast
+from virtbalance.actioner.prometheus_demand import DemandHistory
 from virtbalance.policy import Policy
 
 END = 100_000.0
@@ -17,9 +18,9 @@ POLICY = dataclasses.replace(
 )
 
 
-def at(*values: float, end: float = END) -> dict[float, float]:
-    """A domain's points, the last at ``end``, one step apart."""
-    return {end - STEP * (len(values) - 1 - i): v for i, v in enumerate(values)}
+def at(*values: float | None) -> list[float | None]:
+    """A domain's points, the last at END, one step apart (None: no point at that step)."""
+    return list(values)
 
 
 class History:
@@ -35,7 +36,7 @@ class History:
         self.asked.append((window, span, step))
         if self.error is not None:
             raise self.error
-        return self.series, self.end
+        return DemandHistory(self.end, STEP, self.series)
 
 
 def test_peaks_per_domain_and_of_each_hosts_current_domains_and_averages():

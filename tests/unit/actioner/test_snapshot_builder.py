@@ -9,6 +9,7 @@ import pytest
 
 from tests.actioner_fixtures import actioner_config
 from virtbalance.actioner.libvirt_hosts import DomainFacts, HostUnreachableError
+from virtbalance.actioner.prometheus_demand import DemandHistory
 from virtbalance.actioner.snapshot_builder import SnapshotBuilder, SnapshotError
 from virtbalance.domain_metadata import Placement
 
@@ -236,10 +237,11 @@ def test_the_forecast_is_read_for_the_placement_libvirt_reports(tmp_path):
 
     def history(window, span, step):
         asked.append((window, span, step))
-        return {
-            "a": {t: 1.0 + (t == 3600.0) for t in points},
-            "b": dict.fromkeys(points, 0.5),
-        }, 3600.0
+        rows: dict[str, list[float | None]] = {
+            "a": [1.0 + (t == 3600.0) for t in points],
+            "b": [0.5] * len(points),
+        }
+        return DemandHistory(3600.0, 300.0, rows)
 
     points = [300.0 * i for i in range(13)]  # a rate window apart, the last at 3600
     view = builder(
@@ -264,7 +266,7 @@ def test_no_forecast_query_after_the_cpu_query_failed(tmp_path):
 
     def history(window, span, step):
         asked.append(window)
-        return {}, 0.0
+        return DemandHistory(0.0, 300.0, {})
 
     view = builder(tmp_path, hosts, conns, cpu_query=broken, history_query=history).build()
     assert view.cpu_source == "libvirt"
