@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import checkout  # noqa: F401 (puts this tree first on sys.path)
 import libvirt
@@ -43,13 +44,16 @@ from virtbalance.actioner.config import parse_config
 from virtbalance.actioner.domain_events import DomainWatch
 from virtbalance.actioner.domain_reader import DomainReader
 from virtbalance.actioner.libvirt_hosts import HostPool
-from virtbalance.actioner.prometheus_demand import DemandHistory, prometheus_cpu, prometheus_history
+from virtbalance.actioner.prometheus_demand import prometheus_cpu, prometheus_history
 from virtbalance.actioner.snapshot_builder import SnapshotBuilder
 from virtbalance.contract import DOMAIN_CPU_SECONDS
 from virtbalance.domain_metadata import Placement
 from virtbalance.durations import format_duration, parse_duration
 from virtbalance.plan import Mode
 from virtbalance.planner import plan
+
+if TYPE_CHECKING:  # the history's type only: the benchmark also runs on trees before it
+    from virtbalance.actioner.prometheus_demand import DemandHistory
 
 CPUS = 32
 MEMORY_BYTES = 256 * 1024**3

@@ -65,6 +65,17 @@ def test_peaks_per_domain_and_of_each_hosts_current_domains_and_averages():
     assert forecast.average("new", 0.25) == 0.25
 
 
+def test_steps_without_a_point_count_in_no_peak_average_or_host_total():
+    # b was not scraped at the last step: its mean is over its four points, and h1's total at
+    # that step, a's burst, is a's alone.
+    history = History({"a": at(1.0, 1.0, 1.0, 1.0, 3.0), "b": at(2.0, 2.0, 2.0, 0.5, None)})
+    reading = read_forecast(history, POLICY, {"a": "h1", "b": "h1"}, {"a": 4, "b": 4})
+    assert reading.forecast is not None
+    assert reading.forecast.domains == {"a": 3.0, "b": 2.0}
+    assert reading.forecast.hosts == {"h1": 3.0}
+    assert reading.forecast.averages == pytest.approx({"a": 1.4, "b": 1.625})
+
+
 def test_negative_points_count_zero():
     reading = read_forecast(
         History({"a": at(-1.0, -1.0, -1.0, -1.0, -1.0)}), POLICY, {"a": "h1"}, {"a": 2}
