@@ -241,11 +241,13 @@ class SnapshotBuilder:
         history: Future[DemandHistory] | None,
     ) -> ForecastReading:
         """The planner's forecast for the placement libvirt reported; none when Prometheus did not answer."""
-        if history is None:
+        if self._history_query is None:
             return ForecastReading(None)
         if cpu_source == "libvirt":
             # Prometheus failed the demand query just now, so the history was not asked.
             return ForecastReading(None, ("no forecast: Prometheus did not answer the CPU query",))
+        if history is None:
+            return ForecastReading(None)  # the policy reads no forecast: nothing was asked
         placement = {d.name: d.host for d in domains}
         vcpus = {d.name: d.vcpus for d in domains}
 
