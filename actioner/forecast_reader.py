@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from virtbalance.actioner.prometheus_demand import DemandSeries, HistoryQuery
+from virtbalance.actioner.prometheus_demand import DemandHistory, HistoryQuery
 from virtbalance.durations import format_duration
 from virtbalance.forecast import Forecast, window_points
 from virtbalance.policy import Policy
@@ -32,6 +31,28 @@ def history_step(policy: Policy) -> float:
     return float(max(1, round(policy.rate_window)))
 
 
+@dataclass(frozen=True)
+class HistoryRequest:
+    """The history a forecast reads: Prometheus' (rate window, span, step), and each part's points."""
+
+    window: float
+    span: float
+    step: float
+    peak_points: int
+    average_points: int  # 0: the policy keeps no averages
+
+
+def history_request(policy: Policy) -> HistoryRequest | None:
+    """What to ask Prometheus for ``policy``'s forecast; None when it wants none (no forecast_window)."""
+    if policy.forecast_window <= 0:
+        return None
+    step = history_step(policy)
+    peak_points = window_points(policy.forecast_window, step)
+    average_points = window_points(policy.balance_window, step) if policy.balance_window > 0 else 0
+    span = (max(peak_points, average_points) - 1) * step
+    return HistoryRequest(policy.rate_window, span, step, peak_points, average_points)
+
+
 def read_forecast(
     query: HistoryQuery,
     policy: Policy,
@@ -48,66 +69,87 @@ def read_forecast(
     minutes), drops that part and says why; without peaks there is no forecast at all (a forecast judges
     destinations against ``cpu_high`` on the peaks, so averages alone cannot stand in for one).
     """
-    if policy.forecast_window <= 0:
+    request = history_request(policy)
+    if request is None:
         return ForecastReading(None)
-    step = history_step(policy)
-    peak_points = window_points(policy.forecast_window, step)
-    average_points = window_points(policy.balance_window, step) if policy.balance_window > 0 else 0
-    span = (max(peak_points, average_points) - 1) * step
     try:
-        series, end = query(policy.rate_window, span, step)
+        history = query(request.window, request.span, request.step)
     except (
         Exception
     ) as exc:  # any failure of the HTTP client: plan on the samples, never fail the alert
         return ForecastReading(None, (f"no forecast: the demand history query failed ({exc})",))
-    points = [t for name in placement for t in series.get(name, {})]
-    if not points:
+    return _reading(history, request, policy, placement, vcpus)
+
+
+def _reading(
+    history: DemandHistory,
+    request: HistoryRequest,
+    policy: Policy,
+    placement: Mapping[str, str],
+    vcpus: Mapping[str, int],
+) -> ForecastReading:
+    """The forecast of ``read_forecast`` from the history Prometheus answered.
+
+    The last N points of a row are the last N steps (rows end at the history's end): the peaks are
+    over each row's last ``peak_points``, the averages over its last ``average_points``, each point
+    clamped as it is read, in one pass over the rows.
+    """
+    rows: dict[str, list[float | None]] = {}
+    steps_held = -1  # steps from the oldest point of any placed domain to the end
+    for name in placement:
+        row = history.rows.get(name, [])
+        oldest = _oldest(row)
+        if oldest is not None:
+            rows[name] = row
+            steps_held = max(steps_held, len(row) - 1 - oldest)
+    if not rows:
         return ForecastReading(None, ("no forecast: Prometheus holds no demand history",))
-    held = end - min(points)
-
-    def since(count: int) -> float | None:
-        """The first instant of the last ``count`` points, None when the history does not reach it."""
-        first = end - (count - 1) * step
-        return first - step / 2 if held + step / 2 >= end - first else None
-
-    peaks_from = since(peak_points)
-    if peaks_from is None:
+    held = steps_held * history.step
+    peak_points, average_points = request.peak_points, request.average_points
+    if steps_held < peak_points - 1:
         return ForecastReading(None, (_short("forecast", held, policy.forecast_window),))
-    demand = _clamped(series, placement, vcpus)
-    domains = {
-        name: max(v for t, v in row.items() if t >= peaks_from)
-        for name, row in demand.items()
-        if any(t >= peaks_from for t in row)
-    }
-    totals: defaultdict[str, defaultdict[float, float]] = defaultdict(lambda: defaultdict(float))
-    for name, row in demand.items():
-        for t, cores in row.items():
-            if t >= peaks_from:
-                totals[placement[name]][t] += cores
-    hosts = {host: max(by_time.values()) for host, by_time in totals.items()}
     notes: list[str] = []
+    if average_points and steps_held < average_points - 1:
+        notes.append(_short("balance", held, policy.balance_window))
+        average_points = 0
+    read_points = max(peak_points, average_points)
+    domains: dict[str, float] = {}
     averages: dict[str, float] = {}
-    if average_points:
-        averages_from = since(average_points)
-        if averages_from is None:
-            notes.append(_short("balance", held, policy.balance_window))
-        else:
-            for name, row in demand.items():
-                recent = [v for t, v in row.items() if t >= averages_from]
-                if recent:
-                    averages[name] = sum(recent) / len(recent)
+    totals: dict[str, list[float]] = {}
+    for name, row in rows.items():
+        cap = float(vcpus.get(name, math.inf))
+        tail = row[-read_points:]
+        # Position in the window read, 0 its first step: the peak's steps are its last peak_points.
+        first = read_points - len(tail)
+        peak_from, average_from = read_points - peak_points, read_points - average_points
+        peak = -1.0
+        total, count = 0.0, 0
+        by_step: list[float] | None = None  # the host's total at each step of the peak
+        for at, value in enumerate(tail, first):
+            if value is None:
+                continue
+            cores = min(cap, max(0.0, value))
+            if at >= average_from:
+                total += cores
+                count += 1
+            if at >= peak_from:
+                peak = max(peak, cores)
+                if by_step is None:
+                    by_step = totals.get(placement[name])
+                    if by_step is None:
+                        by_step = totals[placement[name]] = [0.0] * peak_points
+                by_step[at - peak_from] += cores
+        if peak >= 0.0:
+            domains[name] = peak
+        if average_points and count:
+            averages[name] = total / count
+    hosts = {host: max(by_step) for host, by_step in totals.items()}
     return ForecastReading(Forecast(domains, hosts, averages), tuple(notes))
 
 
-def _clamped(
-    series: DemandSeries, placement: Mapping[str, str], vcpus: Mapping[str, int]
-) -> dict[str, dict[float, float]]:
-    """The history of the domains placed now, each point in [0, the domain's vCPUs]."""
-    return {
-        name: {t: min(float(vcpus.get(name, math.inf)), max(0.0, v)) for t, v in row.items()}
-        for name, row in series.items()
-        if name in placement and row
-    }
+def _oldest(row: list[float | None]) -> int | None:
+    """The index of the row's first point, None when it has none."""
+    return next((i for i, value in enumerate(row) if value is not None), None)
 
 
 def _short(part: str, held: float, window: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prometheus_api_client import PrometheusConnect
@@ -12,11 +13,23 @@ from virtbalance.durations import format_duration
 
 CpuQuery = Callable[[float], dict[str, float]]
 
-# domain -> {evaluation timestamp: cores demanded}
-DemandSeries = dict[str, dict[float, float]]
 
-# (rate window, span, step) -> (each domain's demand at every step of the span, the span's last instant)
-HistoryQuery = Callable[[float, float, float], tuple[DemandSeries, float]]
+@dataclass(frozen=True)
+class DemandHistory:
+    """Each domain's demand, in cores, at the steps of a span: one row per domain on one time axis.
+
+    ``rows[domain][i]`` is the demand at ``end - (len(row) - 1 - i) * step``, None where Prometheus has
+    no point (the domain was not scraped then). Lists, not a dict per point: at 20,000 domains building
+    those dicts cost more than reading the forecast from them.
+    """
+
+    end: float
+    step: float
+    rows: dict[str, list[float | None]]
+
+
+# (rate window, span, step) -> each domain's demand at every step of the span, the last at its end
+HistoryQuery = Callable[[float, float, float], DemandHistory]
 
 
 def demand_exprs(window: float, job_filter: str = "") -> tuple[str, str]:
@@ -32,14 +45,23 @@ def demand_exprs(window: float, job_filter: str = "") -> tuple[str, str]:
     return used, waited
 
 
+def client(url: str, timeout: float) -> PrometheusConnect:
+    """A client whose every request gives up after ``timeout`` seconds without an answer.
+
+    The server-side timeout (sent with each query) bounds Prometheus' evaluation; this one bounds a
+    server that accepted the connection and never answers, so a query run in a thread ends by itself.
+    """
+    return PrometheusConnect(url=url, disable_ssl=False, timeout=timeout)
+
+
 def prometheus_cpu(url: str, timeout: float, job_filter: str = "") -> CpuQuery:
     """A function window -> {domain: cores demanded}: CPU time run plus vCPU time spent waiting."""
-    client = PrometheusConnect(url=url, disable_ssl=False)
+    prometheus = client(url, timeout)
     params = {"timeout": format_duration(timeout)}
 
     def series(expr: str, at: str | None) -> tuple[dict[str, float], str | None]:
         """{domain: value} of an instant query, and the instant Prometheus evaluated it at."""
-        result = client.custom_query(
+        result = prometheus.custom_query(
             query=expr, params=params if at is None else {**params, "time": at}
         )
         out: dict[str, float] = {}
@@ -80,25 +102,37 @@ def prometheus_history(url: str, timeout: float, clock: Callable[[], float]) -> 
     """A function (rate window, span, step) -> each domain's demand at every ``step`` of the last ``span``.
 
     One range query, ending at ``clock()`` in whole seconds (the client rounds the range's ends), with
-    the server-side timeout of the snapshot's queries.
+    the timeouts of the snapshot's queries. Prometheus answers a range query on the grid ``start + k *
+    step``: a series with every point is its row as it comes, one with gaps has each point put at its
+    step's place.
     """
-    client = PrometheusConnect(url=url, disable_ssl=False)
+    prometheus = client(url, timeout)
     params = {"timeout": format_duration(timeout)}
 
-    def query(window: float, span: float, step: float) -> tuple[DemandSeries, float]:
+    def query(window: float, span: float, step: float) -> DemandHistory:
         end = float(round(clock()))
-        result = client.custom_query_range(
+        start = end - span
+        count = round(span / step) + 1
+        result = prometheus.custom_query_range(
             query=demand_expr(window),
-            start_time=datetime.fromtimestamp(end - span, UTC),
+            start_time=datetime.fromtimestamp(start, UTC),
             end_time=datetime.fromtimestamp(end, UTC),
             step=format_duration(step),
             params=params,
         )
-        out: DemandSeries = {}
+        rows: dict[str, list[float | None]] = {}
         for item in result:
             name = item.get("metric", {}).get(c.LABEL_DOMAIN)
-            if name:
-                out[str(name)] = {float(t): float(v) for t, v in item.get("values", ())}
-        return out, end
+            values = item.get("values", ())
+            if not name or not values:
+                continue
+            if len(values) == count:
+                row: list[float | None] = [float(v) for _t, v in values]
+            else:
+                row = [None] * count
+                for t, v in values:
+                    row[round((float(t) - start) / step)] = float(v)
+            rows[str(name)] = row
+        return DemandHistory(end, step, rows)
 
     return query

@@ -11,7 +11,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,10 +19,11 @@ import libvirt
 
 from virtbalance.actioner.config import Config
 from virtbalance.actioner.domain_reader import DomainReader
-from virtbalance.actioner.forecast_reader import ForecastReading, read_forecast
+from virtbalance.actioner.forecast_reader import ForecastReading, history_request, read_forecast
 from virtbalance.actioner.libvirt_hosts import DomainFacts, HostPool, HostUnreachableError
 from virtbalance.actioner.prometheus_demand import (
     CpuQuery,
+    DemandHistory,
     HistoryQuery,
     prometheus_cpu,
     prometheus_history,
@@ -131,7 +132,45 @@ class SnapshotBuilder:
         return hosts, domains
 
     def build(self) -> ClusterView:
-        """Read every host; unreachable hosts are left out of the snapshot (nothing moves to or from them)."""
+        """Read every host; unreachable hosts are left out of the snapshot (nothing moves to or from them).
+
+        Prometheus is asked first, in a thread, and answers while libvirt is read (it computes on
+        another core): the demand, then, if that answered, the forecast's history. The thread ends
+        with the build: a build that fails waits for the query under way (the client gives up after
+        the Prometheus timeout) and drops the one not started.
+        """
+        asking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-prometheus")
+        try:
+            demand = history = None
+            if self._cpu_query is not None:
+                demand = asking.submit(self._cpu_query, self.config.policy.rate_window)
+                history = self._ask_history(asking, demand)
+            return self._build(demand, history)
+        finally:
+            asking.shutdown(wait=True, cancel_futures=True)
+
+    def _ask_history(
+        self, asking: ThreadPoolExecutor, demand: Future[dict[str, float]]
+    ) -> Future[DemandHistory] | None:
+        """The forecast's history, asked in ``asking`` after the demand; None when no forecast is read."""
+        query, request = self._history_query, history_request(self.config.policy)
+        if query is None or request is None:
+            return None
+
+        def ask() -> DemandHistory:
+            # One worker: the demand has its answer by now. When it failed this fails the same way,
+            # unasked: Prometheus' timeout would only delay the plan again.
+            demand.result()
+            return query(request.window, request.span, request.step)
+
+        return asking.submit(ask)
+
+    def _build(
+        self,
+        demand: Future[dict[str, float]] | None,
+        history: Future[DemandHistory] | None,
+    ) -> ClusterView:
+        """The snapshot of ``build``, once libvirt is read, from Prometheus' answers (None: not asked)."""
         facts: dict[str, DomainFacts] = {}
         capacity: dict[str, tuple[float, int]] = {}
         unreachable: list[str] = []
@@ -155,7 +194,7 @@ class SnapshotBuilder:
                     )
                 facts[domain.name] = domain
         self.reader.retain(seen)
-        cpu, source = self._cpu(facts)
+        cpu, source = self._cpu(facts, demand)
         links = self._private_links(facts.values())
         domains = tuple(
             DomainState(
@@ -188,23 +227,35 @@ class SnapshotBuilder:
             for name, (cpus, memory) in capacity.items()
         )
         snapshot = Snapshot(time=self._clock(), hosts=hosts, domains=domains)
-        reading = self._forecast(domains, source)
+        reading = self._forecast(domains, source, history)
         for note in reading.notes:
             log.warning("%s", note)
         return ClusterView(
             snapshot, facts, tuple(unreachable), source, reading.forecast, reading.notes
         )
 
-    def _forecast(self, domains: Iterable[DomainState], cpu_source: str) -> ForecastReading:
+    def _forecast(
+        self,
+        domains: Iterable[DomainState],
+        cpu_source: str,
+        history: Future[DemandHistory] | None,
+    ) -> ForecastReading:
         """The planner's forecast for the placement libvirt reported; none when Prometheus did not answer."""
         if self._history_query is None:
             return ForecastReading(None)
         if cpu_source == "libvirt":
-            # Prometheus failed the demand query just now: a second wait for its timeout gains nothing.
+            # Prometheus failed the demand query just now, so the history was not asked.
             return ForecastReading(None, ("no forecast: Prometheus did not answer the CPU query",))
+        if history is None:
+            return ForecastReading(None)  # the policy reads no forecast: nothing was asked
         placement = {d.name: d.host for d in domains}
         vcpus = {d.name: d.vcpus for d in domains}
-        return read_forecast(self._history_query, self.config.policy, placement, vcpus)
+
+        def answered(window: float, span: float, step: float) -> DemandHistory:
+            """The history asked at the start of the build (the same request): waited for here."""
+            return history.result()
+
+        return read_forecast(answered, self.config.policy, placement, vcpus)
 
     def _private_links(
         self, facts: Iterable[DomainFacts]
@@ -223,12 +274,13 @@ class SnapshotBuilder:
         self._links = links
         return links
 
-    def _cpu(self, facts: dict[str, DomainFacts]) -> tuple[dict[str, float], str]:
-        """CPU cores per domain, from Prometheus when it answers, else sampled from libvirt."""
-        window = self.config.policy.rate_window
-        if self._cpu_query is not None:
+    def _cpu(
+        self, facts: dict[str, DomainFacts], demand: Future[dict[str, float]] | None
+    ) -> tuple[dict[str, float], str]:
+        """CPU cores per domain, from Prometheus' ``demand`` when it answers, else sampled from libvirt."""
+        if demand is not None:
             try:
-                values = self._cpu_query(window)
+                values = demand.result()
                 missing = [name for name in facts if name not in values]
                 if not missing:
                     return values, "prometheus"

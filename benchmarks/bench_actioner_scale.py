@@ -12,11 +12,17 @@ lifecycle and metadata events) and the builder warms up when the actioner starts
 alert; ``--no-events`` and ``--no-warm-up`` leave either out. ``--changes N`` sets the placement metadata
 of N domains before each later alert (an empty placement: the plan stays the same) and waits for their
 events, so those are read again while the rest comes from the cache.
+
+As in the actioner, the builder reads the forecast from the same Prometheus (``prometheus_history``),
+which needs ``forecast_window`` and ``balance_window`` of history (an hour each by default, plus a rate
+window): ``--history 70m`` backfills that much, so the forecast is really read; the default's few
+minutes make it fall back to none (its note is printed). ``--no-forecast`` builds without it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import shutil
@@ -26,7 +32,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import checkout  # noqa: F401 (puts this tree first on sys.path)
 import libvirt
 from backfilled_prometheus import backfilled_prometheus
 
@@ -36,12 +44,16 @@ from virtbalance.actioner.config import parse_config
 from virtbalance.actioner.domain_events import DomainWatch
 from virtbalance.actioner.domain_reader import DomainReader
 from virtbalance.actioner.libvirt_hosts import HostPool
-from virtbalance.actioner.prometheus_demand import prometheus_cpu
+from virtbalance.actioner.prometheus_demand import prometheus_cpu, prometheus_history
 from virtbalance.actioner.snapshot_builder import SnapshotBuilder
 from virtbalance.contract import DOMAIN_CPU_SECONDS
 from virtbalance.domain_metadata import Placement
+from virtbalance.durations import format_duration, parse_duration
 from virtbalance.plan import Mode
 from virtbalance.planner import plan
+
+if TYPE_CHECKING:  # the history's type only: the benchmark also runs on trees before it
+    from virtbalance.actioner.prometheus_demand import DemandHistory
 
 CPUS = 32
 MEMORY_BYTES = 256 * 1024**3
@@ -137,6 +149,10 @@ def main() -> int:
     parser.add_argument("--no-events", action="store_true", help="no libvirt event loop")
     parser.add_argument("--no-warm-up", action="store_true", help="no warm-up at start")
     parser.add_argument("--changes", type=int, default=0, help="domains changed before each alert")
+    parser.add_argument(
+        "--history", type=parse_duration, default=6 * 60.0, help="history backfilled before now"
+    )
+    parser.add_argument("--no-forecast", action="store_true", help="build without the forecast")
     args = parser.parse_args()
     for tool in ("prometheus", "promtool"):
         if not shutil.which(tool):
@@ -156,9 +172,9 @@ def main() -> int:
                 "memory": MEMORY_BYTES,
             }
         # The default policy's 5 min rate window must be full at query time, minutes after the import:
-        # the samples run from 6 minutes ago to 15 minutes ahead (Prometheus reads those up to "now").
+        # the samples run from ``--history`` ago to 15 minutes ahead (Prometheus reads those up to "now").
         now = int(time.time())
-        start, end = now - 6 * 60, now + 15 * 60
+        start, end = now - round(args.history), now + 15 * 60
         samples = openmetrics(args.hosts, args.domains_per_host, start, end, overloaded)
         with backfilled_prometheus(work, samples, ready_within=120) as url:
             config = parse_config(
@@ -180,7 +196,9 @@ def main() -> int:
                 watch = DomainWatch(event_loop.DEFAULT)
             pool = HostPool(config, watch)
             query = prometheus_cpu(url, config.prometheus.timeout)
+            history = prometheus_history(url, config.prometheus.timeout, time.time)
             queried: list[float] = []
+            history_queried: list[float] = []
 
             def timed_query(window: float) -> dict[str, float]:
                 began = time.perf_counter()
@@ -189,8 +207,21 @@ def main() -> int:
                 finally:
                     queried.append(time.perf_counter() - began)
 
+            def timed_history(window: float, span: float, step: float) -> DemandHistory:
+                began = time.perf_counter()
+                try:
+                    return history(window, span, step)
+                finally:
+                    history_queried.append(time.perf_counter() - began)
+
             reader = DomainReader(pool)
-            builder = SnapshotBuilder(config, pool, cpu_query=timed_query, reader=reader)
+            builder = SnapshotBuilder(
+                config,
+                pool,
+                cpu_query=timed_query,
+                history_query=None if args.no_forecast else timed_history,
+                reader=reader,
+            )
             warm_up: tuple[float, float] | None = None
             if not args.no_warm_up:
                 began, cpu_began = time.perf_counter(), time.process_time()
@@ -198,6 +229,7 @@ def main() -> int:
                 warm_up = (time.perf_counter() - began, time.process_time() - cpu_began)
             rng = random.Random(1)
             unread: list[int] = []
+            notes: set[str] = set()
             for run in range(args.repeats):
                 if run and args.changes:
                     change(
@@ -218,6 +250,10 @@ def main() -> int:
                 rows.append((snapshot_done - began, done - snapshot_done, done - began, cpu))
                 unread.append(reader.cache.unread - before)
                 assert view.cpu_source == "prometheus", view.cpu_source
+                notes.update(view.forecast_notes)
+                if not args.no_forecast and not view.forecast_notes:
+                    assert view.forecast is not None
+                    assert len(view.forecast.domains) == len(view.snapshot.domains)
                 assert len(view.snapshot.domains) == args.hosts * args.domains_per_host
                 moved_from = {m.source for m in result.migrations}
                 assert moved_from == {host_name(overloaded)}, (moved_from, result.hosts_after[:3])
@@ -227,8 +263,12 @@ def main() -> int:
     print(
         f"{args.hosts} hosts, {domains} domains, {args.repeats} runs, "
         f"snapshot_connections {config.execution.snapshot_connections}, "
-        f"events {'off' if args.no_events else 'on'}, changes per alert {args.changes}"
+        f"events {'off' if args.no_events else 'on'}, changes per alert {args.changes}, "
+        f"history {format_duration(args.history)}, forecast {'off' if args.no_forecast else 'on'}, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
+    for note in sorted(notes):
+        print(f"  {note}")
     if warm_up is not None:
         print(
             f"  warm-up at start (every connection opened, every definition read): "
@@ -239,9 +279,12 @@ def main() -> int:
             kind = "first alert, " + ("cold" if warm_up is None else "after the warm-up")
         else:
             kind = "later alert, connections open"
+        asked = f"demand {queried[i - 1]:.2f} s"
+        if len(history_queried) == len(rows):
+            asked += f", history {history_queried[i - 1]:.2f} s"
         print(
-            f"  run {i} ({kind}): snapshot {snap:.2f} s (of which the Prometheus query "
-            f"{queried[i - 1]:.2f} s) + plan {planned:.2f} s = {total:.2f} s; "
+            f"  run {i} ({kind}): snapshot {snap:.2f} s (Prometheus answered in {asked}) "
+            f"+ plan {planned:.2f} s = {total:.2f} s; "
             f"CPU of this process {cpu:.2f} s; definitions from the cache without XML "
             f"{unread[i - 1]}"
         )

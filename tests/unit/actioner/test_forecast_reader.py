@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from virtbalance.actioner.forecast_reader import history_step, read_forecast
+from virtbalance.actioner.prometheus_demand import DemandHistory
 from virtbalance.policy import Policy
 
 END = 100_000.0
@@ -17,9 +18,9 @@ POLICY = dataclasses.replace(
 )
 
 
-def at(*values: float, end: float = END) -> dict[float, float]:
-    """A domain's points, the last at ``end``, one step apart."""
-    return {end - STEP * (len(values) - 1 - i): v for i, v in enumerate(values)}
+def at(*values: float | None) -> list[float | None]:
+    """A domain's points, the last at END, one step apart (None: no point at that step)."""
+    return list(values)
 
 
 class History:
@@ -35,7 +36,7 @@ class History:
         self.asked.append((window, span, step))
         if self.error is not None:
             raise self.error
-        return self.series, self.end
+        return DemandHistory(self.end, STEP, self.series)
 
 
 def test_peaks_per_domain_and_of_each_hosts_current_domains_and_averages():
@@ -62,6 +63,17 @@ def test_peaks_per_domain_and_of_each_hosts_current_domains_and_averages():
     # A domain Prometheus has nothing of keeps its sample.
     assert forecast.domain("new", 0.25) == 0.25
     assert forecast.average("new", 0.25) == 0.25
+
+
+def test_steps_without_a_point_count_in_no_peak_average_or_host_total():
+    # b was not scraped at the last step: its mean is over its four points, and h1's total at
+    # that step, a's burst, is a's alone.
+    history = History({"a": at(1.0, 1.0, 1.0, 1.0, 3.0), "b": at(2.0, 2.0, 2.0, 0.5, None)})
+    reading = read_forecast(history, POLICY, {"a": "h1", "b": "h1"}, {"a": 4, "b": 4})
+    assert reading.forecast is not None
+    assert reading.forecast.domains == {"a": 3.0, "b": 2.0}
+    assert reading.forecast.hosts == {"h1": 3.0}
+    assert reading.forecast.averages == pytest.approx({"a": 1.4, "b": 1.625})
 
 
 def test_negative_points_count_zero():

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import libvirt
 import pytest
 
 from tests.actioner_fixtures import actioner_config
 from virtbalance.actioner.libvirt_hosts import DomainFacts, HostUnreachableError
+from virtbalance.actioner.prometheus_demand import DemandHistory
 from virtbalance.actioner.snapshot_builder import SnapshotBuilder, SnapshotError
 from virtbalance.domain_metadata import Placement
 
@@ -236,10 +238,11 @@ def test_the_forecast_is_read_for_the_placement_libvirt_reports(tmp_path):
 
     def history(window, span, step):
         asked.append((window, span, step))
-        return {
-            "a": {t: 1.0 + (t == 3600.0) for t in points},
-            "b": dict.fromkeys(points, 0.5),
-        }, 3600.0
+        rows: dict[str, list[float | None]] = {
+            "a": [1.0 + (t == 3600.0) for t in points],
+            "b": [0.5] * len(points),
+        }
+        return DemandHistory(3600.0, 300.0, rows)
 
     points = [300.0 * i for i in range(13)]  # a rate window apart, the last at 3600
     view = builder(
@@ -264,7 +267,7 @@ def test_no_forecast_query_after_the_cpu_query_failed(tmp_path):
 
     def history(window, span, step):
         asked.append(window)
-        return {}, 0.0
+        return DemandHistory(0.0, 300.0, {})
 
     view = builder(tmp_path, hosts, conns, cpu_query=broken, history_query=history).build()
     assert view.cpu_source == "libvirt"
@@ -278,6 +281,87 @@ def test_a_builder_without_prometheus_plans_without_a_forecast(tmp_path):
     conns = {"hv1": Conn({"a": 0.4}), "hv2": Conn({}), "hv3": Conn({})}
     view = builder(tmp_path, hosts, conns).build()
     assert (view.forecast, view.forecast_notes) == (None, ())
+
+
+def test_prometheus_is_asked_while_libvirt_is_read(tmp_path):
+    # libvirt's reading of hv1 waits for both of Prometheus' answers: read one after the other,
+    # the history (asked after the reads) would never come and the wait would time out.
+    hosts = {"hv1": [facts("a", "hv1", vcpus=4)], "hv2": [], "hv3": []}
+    demanded, historied = threading.Event(), threading.Event()
+
+    class WaitingReader(Reader):
+        def domains(self, host):
+            if host == "hv1":
+                assert demanded.wait(10) and historied.wait(10)
+            return super().domains(host)
+
+    def cpu_query(window):
+        demanded.set()
+        return {"a": 1.0}
+
+    def history(window, span, step):
+        historied.set()
+        return DemandHistory(3600.0, step, {"a": [1.5] * 12})
+
+    cfg = actioner_config(tmp_path)
+    pool = Pool(cfg, hosts, {h: Conn({}) for h in hosts})
+    built = SnapshotBuilder(
+        cfg, pool, cpu_query=cpu_query, history_query=history, reader=WaitingReader(pool)
+    )
+    view = built.build()
+    assert view.cpu_source == "prometheus"
+    assert view.forecast is not None
+    assert view.forecast.domains == {"a": 1.5}
+    assert view.forecast.hosts == {"hv1": 1.5}
+
+
+def test_a_failed_history_query_is_noted_and_the_snapshot_stands(tmp_path):
+    hosts = {"hv1": [facts("a", "hv1")], "hv2": [], "hv3": []}
+    conns = {h: Conn({}) for h in hosts}
+
+    def history(window, span, step):
+        raise ConnectionError("reset by peer")
+
+    view = builder(
+        tmp_path, hosts, conns, cpu_query=lambda w: {"a": 0.5}, history_query=history
+    ).build()
+    assert view.cpu_source == "prometheus"
+    assert [d.cpu_used for d in view.snapshot.domains] == [0.5]
+    assert view.forecast is None
+    assert view.forecast_notes == ("no forecast: the demand history query failed (reset by peer)",)
+
+
+def test_a_failed_build_waits_for_prometheus_and_drops_the_query_not_started(tmp_path):
+    # The build fails while the demand query is under way: the build returns once it has its
+    # answer, and the history, not started yet, is never asked; no thread of the build is left.
+    hosts = {"hv1": [facts("a", "hv1")], "hv2": [facts("a", "hv2")], "hv3": []}
+    read, answered, asked = threading.Event(), threading.Event(), []
+
+    class SignallingReader(Reader):
+        def domains(self, host):
+            read.set()
+            return super().domains(host)
+
+    def cpu_query(window):
+        assert read.wait(10)  # the reads go on (and fail the build) while Prometheus computes
+        time.sleep(0.5)
+        answered.set()
+        return {"a": 0.5}
+
+    def history(window, span, step):
+        asked.append(window)
+        return DemandHistory(3600.0, step, {})
+
+    cfg = actioner_config(tmp_path)
+    pool = Pool(cfg, hosts, {h: Conn({}) for h in hosts})
+    built = SnapshotBuilder(
+        cfg, pool, cpu_query=cpu_query, history_query=history, reader=SignallingReader(pool)
+    )
+    with pytest.raises(SnapshotError, match="runs on both hv1 and hv2"):
+        built.build()
+    assert answered.is_set()
+    assert asked == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("snapshot-prometheus")]
 
 
 def test_libvirt_samples_count_vcpu_wait_as_demand(tmp_path):
