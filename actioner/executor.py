@@ -864,8 +864,19 @@ class Executor:
             if problem is None:
                 log.warning("%s: libvirt reported %r, yet the move completed", domain, error)
                 return MoveResult(domain, True, seconds, finished)
-            error = f"{error}; {problem}"
-        elif not resolution.done:
+            # It runs on the destination, yet something of it is left on the source (an active copy,
+            # a definition that would not go): "not moved" would have its chunk moved back around it
+            # and the split journaled as closed. Nothing moves until the recheck proves it.
+            return MoveResult(
+                domain,
+                False,
+                seconds,
+                finished,
+                f"{error}; {problem}; left untouched: it runs on {destination}",
+                timed_out=aborted,
+                ambiguous=True,
+            )
+        if not resolution.done:
             return MoveResult(
                 domain,
                 False,

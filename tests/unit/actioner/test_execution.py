@@ -191,10 +191,11 @@ def alert_plan(journal, host="hv1", fingerprint="f1"):
     return journal.record_firing([AlertKey(fingerprint, "2026-01-01T00:00:00Z", "g", host)])
 
 
-def executing(world, config=None, metrics=None, **fakes):
-    """A FakeExecutor over the world (its config unless ``config`` is given) and hv1's alert plan."""
+def executing(world, config=None, metrics=None, cls=None, **fakes):
+    """A FakeExecutor (or ``cls``) over the world (its config unless ``config`` is given) and hv1's
+    alert plan."""
     world_config, cluster, journal = world
-    executor = FakeExecutor(
+    executor = (cls or FakeExecutor)(
         cluster=cluster,
         config=config or world_config,
         journal=journal,
@@ -246,6 +247,53 @@ def test_a_failed_member_moves_the_others_back(world):
     assert {("web1", "hv1", "hv3"), ("web1", "hv3", "hv1")} <= moved
     assert metrics.migrations.labels(result="rolled_back")._value.get() == 2
     assert metrics.chunk_split._sum.get() > 0
+
+
+class ReportedFailedAfterFinish(FakeExecutor):
+    """db1's migration ends in a libvirt error after the destination started it, and its source
+    libvirtd, back from a restart, still shows a copy of it: the real executor's judgement of that."""
+
+    def migrate(self, domain, source, destination, *, abortable=True):
+        if domain != "db1":
+            return super().migrate(domain, source, destination, abortable=abortable)
+        self.calls.append((domain, source, destination))
+        self.cluster.placement[domain] = destination
+        return self._after_failure(
+            domain,
+            source=source,
+            destination=destination,
+            error="Unable to read from monitor: Connection reset by peer",
+            seconds=2.0,
+            aborted=False,
+        )
+
+    def verify(self, domain, destination, source):
+        return f"{domain} still active on {source} after the migration" if domain == "db1" else None
+
+
+def test_a_member_running_on_the_destination_with_a_copy_left_on_the_source_moves_nothing_back(
+    world, caplog
+):
+    executor, plan_id = executing(world, cls=ReportedFailedAfterFinish)
+    _config, cluster, journal = world
+    outcome, detail = executor.execute(plan_id, chunk_plan(), snapshot(cluster))
+    # Neither "moved" nor "not moved" is proven for db1: no member is moved back around it, so the
+    # chunk stays whole on hv3 and db1's row stays open for the recheck.
+    assert outcome == "failed"
+    assert {cluster.placement[d] for d in CHUNK} == {"hv3"}
+    assert all(destination == "hv3" for _d, _s, destination in executor.calls)
+    states = {r.domain: (r.state, r.error) for r in journal.migrations(plan_id)}
+    assert states["db1"][0] == jr.AMBIGUOUS
+    assert "db1 still active on hv1 after the migration" in states["db1"][1]
+    assert "left untouched: it runs on hv3" in states["db1"][1]
+    assert states["app1"][0] == states["web1"][0] == jr.DONE
+    assert "in doubt, left as it is" in detail
+    assert any(r.levelname == "CRITICAL" and "db1" in r.getMessage() for r in caplog.records)
+    # The recheck proves it (here: it runs on hv3 alone) and closes the row; nothing moved back.
+    recheck(journal, executor.resolver, executor)
+    states = {r.domain: r.state for r in journal.migrations(plan_id)}
+    assert states == {"app1": jr.DONE, "db1": jr.DONE, "web1": jr.DONE}
+    assert {cluster.placement[d] for d in CHUNK} == {"hv3"}
 
 
 def test_a_failed_rollback_is_reported_as_a_split(world, caplog):
