@@ -22,6 +22,8 @@ from virtbalance.lab import Lab
 pytestmark = [pytest.mark.integration, pytest.mark.lab, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[3]
+# Lines of a failing round's actioner log (DEBUG left out) carried in the failure's text.
+KEPT_LOG_LINES = 80
 
 
 def _chaos():
@@ -41,7 +43,21 @@ def _one_round_of_each(chaos, lab: Lab, workdir: Path) -> None:
     results = chaos.run_rounds(lab, keys, out, workdir)
     assert sorted(r.fault for r in results) == sorted(chaos.FAULTS)
     failing = [r for r in results if r.violations]
-    assert not failing, out.getvalue()
+    assert not failing, out.getvalue() + "".join(_kept_logs(failing))
+
+
+def _kept_logs(failing) -> list[str]:
+    """The end of each failing round's actioner log: pytest rotates its temporary directories, so the
+    kept round directory can be gone before anyone reads it; the failure's own text keeps this."""
+    texts = []
+    for result in failing:
+        for detail in result.details:
+            if detail.startswith("kept: "):
+                log = Path(detail.removeprefix("kept: ")) / "actioner.log"
+                lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+                kept = [line for line in lines if " DEBUG " not in line][-KEPT_LOG_LINES:]
+                texts.append(f"\n--- {result.key}: the end of {log}\n" + "\n".join(kept) + "\n")
+    return texts
 
 
 def test_one_round_of_every_fault_breaks_no_invariant(lab, tmp_path):
