@@ -30,15 +30,12 @@ pytestmark = [
     ),
 ]
 
-# The instant the forecast is read at, a whole minute: the last samples are from now, so that the
-# snapshot's demand query (at Prometheus' own now) finds them within its lookback too.
-END = int(time.time()) // MINUTE * MINUTE
 SCRAPE = 15
 POLICY = Policy()  # rate_window 5m, forecast_window and balance_window 1h
 
 
 def counter(
-    name: str, labels: str, rate: Callable[[int], float], start: int, end: int = END
+    name: str, labels: str, rate: Callable[[int], float], start: int, end: int
 ) -> Iterator[str]:
     """A counter growing at ``rate(t)`` cores from ``start`` to ``end``, a sample every SCRAPE seconds."""
     total = 0.0
@@ -51,26 +48,26 @@ def steady(cores: float) -> Callable[[int], float]:
     return lambda _at: cores
 
 
-def burst(cores: float, peak: float, begins: int) -> Callable[[int], float]:
+def burst(cores: float, peak: float, begins: int, end: int) -> Callable[[int], float]:
     """``cores``, ``peak`` for ten minutes (longer than the rate window) from ``begins`` minutes
-    before END."""
-    return lambda at: peak if END - begins * MINUTE <= at < END - (begins - 10) * MINUTE else cores
+    before ``end``."""
+    return lambda at: peak if end - begins * MINUTE <= at < end - (begins - 10) * MINUTE else cores
 
 
-def samples() -> Iterator[str]:
+def samples(end: int) -> Iterator[str]:
     """Seventy minutes of a and b, which burst at different times (b's run time plus 0.25 cores waited
     on a vCPU), and c, which moved 20 minutes ago; ``fresh``, which Prometheus has had for 20 minutes."""
     used, waited = c.DOMAIN_CPU_SECONDS, c.DOMAIN_VCPU_DELAY
-    start, moved = END - 70 * MINUTE, END - 20 * MINUTE
+    start, moved = end - 70 * MINUTE, end - 20 * MINUTE
     yield f"# TYPE {used.removesuffix('_total')} counter\n"
-    yield from counter(used, 'host="hv1",domain="a"', burst(0.5, 2.0, 40), start)
-    yield from counter(used, 'host="hv1",domain="b"', burst(0.75, 1.5, 15), start)
+    yield from counter(used, 'host="hv1",domain="a"', burst(0.5, 2.0, 40, end), start, end)
+    yield from counter(used, 'host="hv1",domain="b"', burst(0.75, 1.5, 15, end), start, end)
     # A move restarts the counter under the new host's label; the old series just stops.
     yield from counter(used, 'host="hv1",domain="c"', steady(0.4), start, moved)
-    yield from counter(used, 'host="hv2",domain="c"', steady(0.4), moved)
-    yield from counter(used, 'host="hv3",domain="fresh"', steady(1.0), moved)
+    yield from counter(used, 'host="hv2",domain="c"', steady(0.4), moved, end)
+    yield from counter(used, 'host="hv3",domain="fresh"', steady(1.0), moved, end)
     yield f"# TYPE {waited.removesuffix('_total')} counter\n"
-    yield from counter(waited, 'host="hv1",domain="b",vcpu="0"', steady(0.25), start)
+    yield from counter(waited, 'host="hv1",domain="b",vcpu="0"', steady(0.25), start, end)
     yield "# EOF\n"
 
 
@@ -85,16 +82,24 @@ def backfilled(repo_root: Path) -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def prometheus(repo_root, tmp_path_factory) -> Iterator[str]:
+def end() -> int:
+    """The instant the forecast is read at, a whole minute: the last samples are from now (when the
+    module's tests start, not when the suite was collected, which can be long before), so that the
+    snapshot's demand query (at Prometheus' own now) finds them within its lookback too."""
+    return int(time.time()) // MINUTE * MINUTE
+
+
+@pytest.fixture(scope="module")
+def prometheus(repo_root, tmp_path_factory, end) -> Iterator[str]:
     server: AbstractContextManager[str] = backfilled(repo_root).backfilled_prometheus(
-        tmp_path_factory.mktemp("prometheus"), samples(), ready_within=60
+        tmp_path_factory.mktemp("prometheus"), samples(end), ready_within=60
     )
     with server as url:
         yield url
 
 
-def test_peaks_and_averages_read_from_prometheus(prometheus):
-    query = prometheus_history(prometheus, 10.0, lambda: float(END))
+def test_peaks_and_averages_read_from_prometheus(prometheus, end):
+    query = prometheus_history(prometheus, 10.0, lambda: float(end))
     placement = {"a": "hv1", "b": "hv1", "c": "hv2"}
     reading = read_forecast(query, POLICY, placement, {"a": 4, "b": 4, "c": 4})
     assert reading.notes == ()
@@ -115,9 +120,9 @@ def test_peaks_and_averages_read_from_prometheus(prometheus):
     assert set(forecast.averages) == {"a", "b", "c"}
 
 
-def test_a_history_shorter_than_the_hour_gives_no_forecast(prometheus):
+def test_a_history_shorter_than_the_hour_gives_no_forecast(prometheus, end):
     # Only fresh is placed: Prometheus holds 20 minutes of it (15 of rates at 5m points), not the hour.
-    query = prometheus_history(prometheus, 10.0, lambda: float(END))
+    query = prometheus_history(prometheus, 10.0, lambda: float(end))
     reading = read_forecast(query, POLICY, {"fresh": "hv3"}, {"fresh": 2})
     assert reading.forecast is None
     (note,) = reading.notes
@@ -127,7 +132,7 @@ def test_a_history_shorter_than_the_hour_gives_no_forecast(prometheus):
 
 def test_an_unreachable_prometheus_gives_no_forecast_and_says_why():
     # Nothing listens on port 9 of 127.0.0.1 (discard).
-    query = prometheus_history("http://127.0.0.1:9", 2.0, lambda: float(END))
+    query = prometheus_history("http://127.0.0.1:9", 2.0, time.time)
     reading = read_forecast(query, POLICY, {"a": "hv1"}, {"a": 1})
     assert reading.forecast is None
     (note,) = reading.notes
@@ -161,11 +166,11 @@ class Cluster:
 
 
 def test_the_actioners_snapshot_builder_reads_the_forecast_from_its_prometheus(
-    prometheus, tmp_path
+    prometheus, end, tmp_path
 ):
     config = actioner_config(tmp_path, prometheus={"url": prometheus, "timeout": "10s"})
     cluster = Cluster({"a": "hv1", "b": "hv1", "c": "hv2"})
-    builder = SnapshotBuilder(config, cluster, reader=cluster, clock=lambda: float(END))
+    builder = SnapshotBuilder(config, cluster, reader=cluster, clock=lambda: float(end))
     view = builder.build()
     assert view.cpu_source == "prometheus"
     assert view.forecast is not None
