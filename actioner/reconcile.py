@@ -160,10 +160,25 @@ def _make_chunk_whole(
             )
         return
     where = {r.domain: resolver.resolve(r.domain, "reconcile: chunk check").host for r in rows}
+    unknown = sorted(domain for domain, host in where.items() if host is None)
+    hosts = {host for host in where.values() if host is not None}
+    if unknown or (len(hosts) > 1 and hosts - {source, destination}):
+        # A member that cannot be located (its host does not answer: it was just marked ambiguous)
+        # says nothing of whether the chunk is whole, and one split off to a third host is not this
+        # move's to mend: the rows stay as they are, and the next pass judges the chunk again.
+        report.split.append(chunk)
+        log.critical(
+            "chunk %s: %s; the chunk is left as it is until every member is proven",
+            chunk,
+            f"{', '.join(unknown)} cannot be located"
+            if unknown
+            else f"its members run on {', '.join(sorted(hosts))}",
+        )
+        return
     at_destination = [r for r in rows if where[r.domain] == destination]
     on_source = [r for r in rows if where[r.domain] == source]
     if not (at_destination and on_source):
-        # whole (wherever it is): a member journaled split is not split any more
+        # whole, on the source or on the destination: a member journaled split is not split any more
         for row in rows:
             if row.state == jr.SPLIT and where[row.domain] in (source, destination):
                 state = jr.DONE if where[row.domain] == destination else jr.ROLLED_BACK

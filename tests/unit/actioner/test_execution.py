@@ -16,6 +16,7 @@ from virtbalance import contract as c
 from virtbalance.actioner import journal as jr
 from virtbalance.actioner.executor import Executor, MoveResult, Refusal, SkipKind, StepState
 from virtbalance.actioner.journal import AlertKey, Journal
+from virtbalance.actioner.libvirt_hosts import HostUnreachableError
 from virtbalance.actioner.metrics import Metrics
 from virtbalance.actioner.reconcile import recheck, reconcile
 from virtbalance.actioner.silences import Matcher, Silence, SilenceError
@@ -40,6 +41,7 @@ class FakeCluster:
         self.metadata: dict[str, Placement] = {}  # what setMetadata put on a domain
         # Only the host names are read (by the resolver, which asks every host).
         self.config = SimpleNamespace(host_names=("hv1", "hv2", "hv3"))
+        self.down: set[str] = set()  # hosts whose libvirtd does not answer
 
     def facts(self, name, host):
         return running_facts(
@@ -72,6 +74,8 @@ class FakeCluster:
         return tuple(sorted(facts.bridges))
 
     def connection(self, host):
+        if host in self.down:
+            raise HostUnreachableError(f"{host}: cannot connect: Connection refused")
         return FakeConn(self, host)
 
     def drop(self, host):
@@ -669,6 +673,30 @@ def test_reconcile_makes_a_split_chunk_whole_on_its_source(world):
     rollbacks = [(r.domain, r.state) for r in journal.migrations(plan_id) if r.kind == jr.ROLLBACK]
     assert rollbacks == [("web1", "done")]
     assert report.rolled_back == ["web1"] and report.split == []
+
+
+def test_a_split_chunk_with_a_member_that_cannot_be_located_stays_split_until_it_is_proven(world):
+    # app1 and db1 moved to hv3, web1 never left hv1, and the rollbacks failed: hv1's libvirtd was
+    # down. While hv1 does not answer, web1 cannot be located: that is no proof the chunk is whole.
+    _config, cluster, journal = world
+    plan_id, executor = reconcile_world(
+        world, app1=(jr.SPLIT, "hv3"), db1=(jr.SPLIT, "hv3"), web1=(jr.FAILED, "hv1")
+    )
+    cluster.down.add("hv1")
+    report = recheck(journal, executor.resolver, executor)
+    moves = {r.domain: r.state for r in journal.migrations(plan_id) if r.kind == jr.MOVE}
+    assert moves == {"app1": jr.SPLIT, "db1": jr.SPLIT, "web1": jr.FAILED}
+    assert report.split == ["lan11+lan12"]
+    assert executor.calls == []
+    # hv1 answers again: web1 is proven there, and the moved members go back to it.
+    cluster.down.clear()
+    for _ in range(2):  # the first pass proves web1, the next makes the chunk whole
+        recheck(journal, executor.resolver, executor)
+    assert {cluster.placement[d] for d in CHUNK} == {"hv1"}
+    moves = {r.domain: r.state for r in journal.migrations(plan_id) if r.kind == jr.MOVE}
+    assert moves == {"app1": jr.ROLLED_BACK, "db1": jr.ROLLED_BACK, "web1": jr.FAILED}
+    assert sorted(executor.calls) == [("app1", "hv3", "hv1"), ("db1", "hv3", "hv1")]
+    assert journal.ambiguous_domains() == {}
 
 
 def test_a_cluster_that_cannot_be_read_fails_the_plan_with_the_reason(world):
