@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socketserver
 import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlparse
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -36,3 +39,27 @@ def serving(server: socketserver.BaseServer) -> Iterator[int]:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+class ApiFake(Protocol):
+    """A fake of an HTTP API: the JSON answer to a GET's query parameters."""
+
+    def answer(self, params: dict[str, str]) -> dict[str, Any]: ...
+
+
+@contextlib.contextmanager
+def serving_api() -> Iterator[Callable[[ApiFake], str]]:
+    """A function that serves a fake on 127.0.0.1 and gives its URL; every server stops after the block."""
+    servers = contextlib.ExitStack()
+
+    def start(fake: ApiFake) -> str:
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:
+                params = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+                self.answer(200, json.dumps(fake.answer(params)).encode(), "application/json")
+
+        port = servers.enter_context(serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)))
+        return f"http://127.0.0.1:{port}"
+
+    with servers:
+        yield start

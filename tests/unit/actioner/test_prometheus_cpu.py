@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.http_fixtures import QuietHandler, serving
+from tests.http_fixtures import serving_api
 from virtbalance import contract as c
 from virtbalance.actioner.prometheus_demand import prometheus_cpu
 
@@ -37,19 +33,7 @@ class FakePrometheus:
 
 @pytest.fixture
 def serve() -> Iterator[object]:
-    servers = contextlib.ExitStack()
-
-    def start(fake: FakePrometheus) -> str:
-        class Handler(QuietHandler):
-            def do_GET(self) -> None:
-                url = urlparse(self.path)
-                params = {k: v[0] for k, v in parse_qs(url.query).items()}
-                self.answer(200, json.dumps(fake.answer(params)).encode(), "application/json")
-
-        port = servers.enter_context(serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)))
-        return f"http://127.0.0.1:{port}"
-
-    with servers:
+    with serving_api() as start:
         yield start
 
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import threading
 import time
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.http_fixtures import QuietHandler, serving
+from tests.http_fixtures import QuietHandler, serving, serving_api
 from virtbalance import contract as c
 from virtbalance.actioner.prometheus_demand import prometheus_history
 
@@ -40,19 +37,7 @@ def series(domain: str | None, *points: tuple[float, float]) -> dict[str, object
 
 @pytest.fixture
 def serve() -> Iterator[object]:
-    servers = contextlib.ExitStack()
-
-    def start(fake: FakePrometheus) -> str:
-        class Handler(QuietHandler):
-            def do_GET(self) -> None:
-                url = urlparse(self.path)
-                params = {k: v[0] for k, v in parse_qs(url.query).items()}
-                self.answer(200, json.dumps(fake.answer(params)).encode(), "application/json")
-
-        port = servers.enter_context(serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)))
-        return f"http://127.0.0.1:{port}"
-
-    with servers:
+    with serving_api() as start:
         yield start
 
 
