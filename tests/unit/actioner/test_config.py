@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from virtbalance.actioner import main as actioner_main
 from virtbalance.actioner.config import load_config, parse_config
 from virtbalance.actioner.main import main
 from virtbalance.errors import ConfigError
@@ -241,3 +242,19 @@ def test_a_host_name_is_checked_and_an_unknown_section_key_names_the_known_ones(
         "webhook.colour: unknown key 'colour' (known: token_file, max_body_bytes, alertnames,"
         " threads, listen)",
     ]
+
+
+def test_the_process_entry_exits_with_mains_code_without_finalizing(monkeypatch, capsys):
+    # os._exit skips the interpreter's finalization (libvirt's event thread could call into it):
+    # what main() printed must be out first, and its code must be the process's.
+    exits: list[int] = []
+    monkeypatch.setattr(actioner_main.os, "_exit", exits.append)
+
+    def main_printing() -> int:
+        print("virtbalance-actioner: done")
+        return 3
+
+    monkeypatch.setattr(actioner_main, "main", main_printing)
+    actioner_main.run()
+    assert exits == [3]
+    assert capsys.readouterr().out == "virtbalance-actioner: done\n"
