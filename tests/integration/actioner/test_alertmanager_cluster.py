@@ -35,6 +35,11 @@ def _config(lab, tmp_path: Path, alertmanager_url: str | None) -> Path:
     return path
 
 
+def first_url(lab) -> str:
+    """The pair's first instance: the lab's own Alertmanager port."""
+    return f"http://127.0.0.1:{lab.names.alertmanager_port}"
+
+
 def _pair(lab, webhook: str, token_file: Path) -> tuple[str, str]:
     lab.stop_monitoring()  # an Alertmanager left by another test routes elsewhere
     for port in (lab.names.alertmanager_port, lab.names.alertmanager_peer_port):
@@ -136,4 +141,10 @@ def test_a_silence_made_on_one_instance_freezes_moves_when_the_actioner_asks_the
             assert services.journal.migrations(plans[0].id) == []
             assert lab.placement() == {d.name: d.host for d in lab.scenario.domains}
         finally:
+            # Alertmanager keeps silences in its data directory, which the lab's next Alertmanager
+            # reuses: an hour-long freeze of every move left there would freeze the next tests' plans.
+            for am in (first_url(lab), second_url):
+                if Alertmanager(am).ready():
+                    for left in Alertmanager(am).active_silences():
+                        Alertmanager(am).expire_silence(str(left["id"]))
             lab.stop_monitoring()

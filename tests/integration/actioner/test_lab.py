@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -28,11 +29,13 @@ from virtbalance.actioner.config import load_config
 from virtbalance.actioner.runtime import build_services
 from virtbalance.domain_metadata import NAMESPACE, PREFIX, Placement
 from virtbalance.lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
+from virtbalance.lab.demo.clients import Alertmanager
 from virtbalance.lab.demo.stack import actioner_hosts
 from virtbalance.lab.hosts import private_bridge_commands
 from virtbalance.lab.state import read_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
+log = logging.getLogger(__name__)
 
 CHUNK = ("app1", "db1", "web1")  # lan11+lan12 on hv1 in the default scenario
 SOURCE = "hv1"
@@ -82,16 +85,19 @@ def wait_port_reusable(port: int, timeout: float = 90) -> None:
 
 
 def running_alertmanager(lab) -> str:
-    """The lab's Alertmanager, started if it is not running (these tests only use its silences API)."""
+    """The lab's Alertmanager without silences, started if it is not running (these tests use its API).
+
+    Alertmanager keeps silences in its data directory across restarts, so one a failed test left
+    would freeze this test's plans: each is expired here, and the log names it.
+    """
     url = (read_state(lab.state_dir) or {}).get("alertmanager")
-    if url:
-        try:
-            if requests.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                return str(url)
-        except requests.RequestException:
-            pass
-    wait_port_reusable(lab.names.alertmanager_port)
-    return lab.start_alertmanager("http://127.0.0.1:9/unused")
+    if not (url and Alertmanager(url).ready()):
+        wait_port_reusable(lab.names.alertmanager_port)
+        url = lab.start_alertmanager("http://127.0.0.1:9/unused")
+    for left in Alertmanager(url).active_silences():
+        log.warning("expiring silence %s left in the lab's Alertmanager: %s", left["id"], left)
+        Alertmanager(url).expire_silence(str(left["id"]))
+    return str(url)
 
 
 def firing(host: str) -> dict[str, Any]:
@@ -494,7 +500,8 @@ def test_announced_moves_can_be_vetoed_by_silencing_them(loaded_lab, tmp_path):
             ).json()
             announced = [a for a in alerts if a["labels"].get("domain") in CHUNK]
             time.sleep(0.2)
-        assert {a["labels"]["domain"] for a in announced} == set(CHUNK)
+        row = services.journal.plan(plan_id)
+        assert {a["labels"]["domain"] for a in announced} == set(CHUNK), (row.state, row.detail)
         assert {a["labels"]["source"] for a in announced} == {SOURCE}
         # The operator vetoes the web tier's move: the chunk (all three) must stay.
         now = dt.datetime.now(dt.UTC)
