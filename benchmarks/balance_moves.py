@@ -23,8 +23,8 @@ from pathlib import Path
 from bench_simulator_holdout import SCENARIOS, TRACES, sized
 from checkout import REPO
 
+from virtbalance.forecast import window_points
 from virtbalance.policy import Policy
-from virtbalance.simulator.alerting import window_points
 from virtbalance.simulator.cluster import ClusterSpec, build_cluster
 from virtbalance.simulator.config import Simulation, TraceSpec
 from virtbalance.simulator.engine import replay
