@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from virtbalance.policy import Policy
 from virtbalance.simulator import cloudsim
 from virtbalance.simulator.engine import replay
-from virtbalance.simulator.pabfd import Bools, Floats, PowerTable
+from virtbalance.simulator.pabfd import Floats, PowerTable
 from virtbalance.simulator.policies import build_plugins
 from virtbalance.simulator.policies.base import PolicyPlugin
 from virtbalance.simulator.policies.thrmmt import ThrMmtParams, ThrMmtPolicy
@@ -46,28 +46,11 @@ class NoEmptied(VirtbalanceConsolidatePolicy):
         return snapshot_of(view)
 
 
-class MarginalTable(PowerTable):
-    """PABFD priced from the power after the decision's earlier moves (not what was measured)."""
-
-    def best(
-        self,
-        demand: float,
-        used: Floats,
-        allowed: Bools,
-        threshold: float,
-        base: Floats | None = None,
-    ) -> int | None:
-        return super().best(demand, used, allowed, threshold)
-
-
 class MarginalThrMmt(ThrMmtPolicy):
-    def _power_table(self, view: ClusterView) -> PowerTable:
-        if self.table is None:
-            table = super()._power_table(view)
-            marginal = MarginalTable([], [], [])
-            marginal.__dict__.update(table.__dict__)
-            self.table = marginal
-        return self.table
+    """THR-MMT pricing each move from the power after the decision's earlier moves (not what was measured)."""
+
+    def _pricing_base(self, table: PowerTable, initial: Floats) -> None:
+        return None
 
 
 class Watched(PolicyPlugin):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import ClassVar
 
 from virtbalance.simulator.alerting import sustained
 from virtbalance.simulator.policies.base import P, ParamsPlugin
@@ -24,7 +25,10 @@ class Poll:
 
 
 class SustainedLoadPlugin(ParamsPlugin[P]):
-    """A plug-in that acts on hosts whose CPU stayed above a mark for a time, as an alert's ``for``."""
+    """A plug-in that sheds single VMs, hungriest first, off hosts whose CPU stayed above a mark for a time."""
+
+    # It moves VMs one by one (``shed``), blind to the chunks they belong to.
+    chunk_aware: ClassVar[bool] = False
 
     def __init__(self, params: P) -> None:
         super().__init__(params)
@@ -41,6 +45,26 @@ class SustainedLoadPlugin(ParamsPlugin[P]):
             if fires:
                 hosts.append(host)
         return hosts
+
+    @staticmethod
+    def shed(
+        view: ClusterView, tally: Tally, source: str, allowed: Callable[[str, str], bool]
+    ) -> Iterator[tuple[str, str]]:
+        """``source``'s VMs, hungriest first, each with the least loaded host that has its memory free
+        and that ``allowed(host, domain)``; VMs that fit nowhere are passed over. Each move is counted
+        in ``tally`` before the next VM is tried, so take only as many as the policy moves."""
+        for domain in sorted(view.domains_by_host[source], key=lambda d: (-view.cpu[d], d)):
+            size = view.memory[domain]
+            fitting = [
+                h
+                for h in view.host_names
+                if h != source and tally.free[h] >= size and allowed(h, domain)
+            ]
+            if not fitting:
+                continue
+            target = min(fitting, key=lambda h: (tally.ratio(h), h))
+            tally.move(source, target, view.cpu[domain], size)
+            yield domain, target
 
 
 class Tally:

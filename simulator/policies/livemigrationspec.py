@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import ClassVar
 
 from virtbalance.simulator.policies.baseline import SustainedLoadPlugin, Tally
@@ -32,7 +33,6 @@ class LiveMigrationSpecPolicy(SustainedLoadPlugin[LiveMigrationSpecParams]):
     """Move the hungriest VM that fits off each host that stayed above ``high``."""
 
     name: ClassVar[str] = "livemigrationspec"
-    chunk_aware: ClassVar[bool] = False
     params_type = LiveMigrationSpecParams
     durations = frozenset({"sustain"})
 
@@ -40,25 +40,14 @@ class LiveMigrationSpecPolicy(SustainedLoadPlugin[LiveMigrationSpecParams]):
         high = self.params.high
         overworked = self.sustained_hosts(view, high, self.params.sustain)
         tally = Tally(view)
+
+        def fits(host: str, domain: str) -> bool:
+            return (tally.cpu[host] + view.cpu[domain]) / view.host_cpus[host] <= high
+
         moves: list[Move] = []
         for source in sorted(overworked, key=lambda h: -tally.ratio(h)):
-            hungry = sorted(view.domains_by_host[source], key=lambda d: (-view.cpu[d], d))
-            moved = 0
-            for domain in hungry:
-                if moved >= self.params.per_host:
-                    break
-                load, size = view.cpu[domain], view.memory[domain]
-                fits = [
-                    h
-                    for h in view.host_names
-                    if h != source
-                    and tally.free[h] >= size
-                    and (tally.cpu[h] + load) / view.host_cpus[h] <= high
-                ]
-                if not fits:
-                    continue
-                target = min(fits, key=lambda h: (tally.ratio(h), h))
-                tally.move(source, target, load, size)
+            for domain, target in islice(
+                self.shed(view, tally, source, fits), self.params.per_host
+            ):
                 moves.append(Move(domain, target, "livemigrationspec most hungry"))
-                moved += 1
         return moves

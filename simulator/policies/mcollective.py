@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import ClassVar
 
 from virtbalance.simulator.policies.baseline import Poll, SustainedLoadPlugin, Tally
@@ -33,7 +34,6 @@ class McollectivePolicy(SustainedLoadPlugin[McollectiveParams]):
     """Poll every ``interval``; a host over ``load_threshold`` for ``max_over`` sheds its busiest VM."""
 
     name: ClassVar[str] = "mcollective"
-    chunk_aware: ClassVar[bool] = False
     params_type = McollectiveParams
     durations = frozenset({"interval", "max_over"})
 
@@ -46,25 +46,19 @@ class McollectivePolicy(SustainedLoadPlugin[McollectiveParams]):
             return ()
         tally = Tally(view)
         count = {h: len(view.domains_by_host[h]) for h in view.host_names}
+
+        def candidate(host: str, domain: str) -> bool:
+            return (
+                count[host] < self.params.max_vm_per_host
+                and tally.ratio(host) < self.params.max_load_candidate
+            )
+
         loaded = self.sustained_hosts(view, self.params.load_threshold, self.params.max_over)
         moves: list[Move] = []
         for source in loaded:
-            candidates = [
-                h
-                for h in view.host_names
-                if h != source
-                and count[h] < self.params.max_vm_per_host
-                and tally.ratio(h) < self.params.max_load_candidate
-            ]
-            for domain in sorted(view.domains_by_host[source], key=lambda d: (-view.cpu[d], d)):
-                fitting = [h for h in candidates if tally.free[h] >= view.memory[domain]]
-                if not fitting:
-                    continue
-                target = min(fitting, key=lambda h: (tally.ratio(h), h))
-                tally.move(source, target, view.cpu[domain], view.memory[domain])
+            for domain, target in islice(self.shed(view, tally, source, candidate), 1):
                 count[target] += 1
                 count[source] -= 1
                 self.pending_since[source] = None
                 moves.append(Move(domain, target, "mcollective over load_threshold"))
-                break
         return moves

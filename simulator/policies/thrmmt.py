@@ -23,7 +23,7 @@ import numpy as np
 
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
-from virtbalance.simulator.pabfd import PowerTable
+from virtbalance.simulator.pabfd import Floats, PowerTable
 from virtbalance.simulator.policies.base import ParamsPlugin
 from virtbalance.simulator.state import ClusterView, Move
 
@@ -67,6 +67,12 @@ class ThrMmtPolicy(ParamsPlugin[ThrMmtParams]):
             self.table = PowerTable(cpus, cores, [view.host_power[h] for h in view.host_names])
         return self.table
 
+    def _pricing_base(self, table: PowerTable, initial: Floats) -> Floats | None:
+        """The watts each move's power rise is priced from (``PowerTable.best``'s ``base``).
+
+        CloudSim prices every move of a decision from the power the hosts measured before it."""
+        return table.power(initial)
+
     def decide(self, view: ClusterView) -> Sequence[Move]:
         table = self._power_table(view)
         hosts = view.host_names
@@ -75,10 +81,10 @@ class ThrMmtPolicy(ParamsPlugin[ThrMmtParams]):
         on_host = [list(view.domains_by_host[h]) for h in hosts]
         used = np.array([sum(cpu[d] for d in names) for names in on_host], dtype=np.float64)
         capacity = table.capacity
-        # What each host measures before this decision: CloudSim prices every move from its power,
-        # and picks and closes hosts for consolidation on it.
+        # What each host measures before this decision: CloudSim picks and closes hosts for
+        # consolidation on it, and prices every move from its power.
         initial = used.copy()
-        measured = table.power(initial)
+        measured = self._pricing_base(table, initial)
         # CloudSim's static threshold is on the MIPS the VMs ask for (PowerVmAllocationPolicy...StaticThreshold).
         over = used > threshold * capacity
         leaving: list[tuple[str, int]] = []
@@ -119,7 +125,7 @@ class ThrMmtPolicy(ParamsPlugin[ThrMmtParams]):
         on_host: list[list[str]],
         used: np.ndarray[Any, np.dtype[np.float64]],
         initial: np.ndarray[Any, np.dtype[np.float64]],
-        measured: np.ndarray[Any, np.dtype[np.float64]],
+        measured: Floats | None,
         over: np.ndarray[Any, np.dtype[np.bool_]],
         received: np.ndarray[Any, np.dtype[np.bool_]],
     ) -> list[Move]:

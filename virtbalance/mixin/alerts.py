@@ -70,6 +70,45 @@ def _inline(records: Mapping[str, str], name: str) -> str:
     return f"(\n  {indent(records[name])}\n)"
 
 
+def _moves_away(target: float) -> str:
+    return f"The actioner moves VMs away until it is at or below {_percent(target)}."
+
+
+def _overload_alert(
+    policy: Policy,
+    runbook_base: str,
+    *,
+    resource: str,
+    noun: str,
+    subject: str,
+    comment: str,
+    now: str,
+    high: float,
+    target: float,
+    measure: str = "",
+) -> Rule:
+    """The overload alert of one resource: its signal ``now`` above ``high`` for ``overload_for``.
+
+    ``noun`` names the resource in the summary, ``subject`` in the description, ``measure`` says how
+    the signal is taken (after the value).
+    """
+    overload_for = format_duration(policy.overload_for)
+    return _alert(
+        ALERT_OVERLOAD,
+        runbook_base,
+        comment=comment,
+        expr=f"{now}\n> {high!r}",
+        for_seconds=policy.overload_for,
+        severity="warning",
+        resource=resource,
+        summary=f"Host {{{{ $labels.host }}}} {noun} above {_percent(high)} for {overload_for}",
+        description=(
+            f"{subject} on {{{{ $labels.host }}}} is at {{{{ $value | humanizePercentage }}}}{measure}, "
+            f"above {_percent(high)} for {overload_for}. {_moves_away(target)}"
+        ),
+    )
+
+
 def host_alerts(config: Config, records: Mapping[str, str]) -> tuple[Rule, ...]:
     """Overload (what the actioner acts on) and underutilisation (consolidation candidates).
 
@@ -90,39 +129,31 @@ def host_alerts(config: Config, records: Mapping[str, str]) -> tuple[Rule, ...]:
         f"for less than {overload_for} never fires, and one evaluation below the threshold restarts the timer.\n"
         f"A step in load fires between {overload_for} and {overload_for} + {window} after it starts."
     )
-    cpu = _alert(
-        ALERT_OVERLOAD,
+    cpu = _overload_alert(
+        policy,
         runbook_base,
-        comment=f"CPU overload: the chosen CPU signal above cpu_high ({_percent(policy.cpu_high)}).\n{timing}",
-        expr=f"{cpu_now}\n> {policy.cpu_high!r}",
-        for_seconds=policy.overload_for,
-        severity="warning",
         resource="cpu",
-        summary=f"Host {{{{ $labels.host }}}} CPU above {_percent(policy.cpu_high)} for {overload_for}",
-        description=(
-            f"CPU on {{{{ $labels.host }}}} is at {{{{ $value | humanizePercentage }}}} "
-            f"({SIGNAL_TEXT[policy.cpu_signal]}, {window} rate), above {_percent(policy.cpu_high)} "
-            f"for {overload_for}. The actioner moves VMs away until it is at or below "
-            f"{_percent(policy.cpu_target)}."
-        ),
+        noun="CPU",
+        subject="CPU",
+        comment=f"CPU overload: the chosen CPU signal above cpu_high ({_percent(policy.cpu_high)}).\n{timing}",
+        now=cpu_now,
+        high=policy.cpu_high,
+        target=policy.cpu_target,
+        measure=f" ({SIGNAL_TEXT[policy.cpu_signal]}, {window} rate)",
     )
-    memory = _alert(
-        ALERT_OVERLOAD,
+    memory = _overload_alert(
+        policy,
         runbook_base,
+        resource="memory",
+        noun="memory",
+        subject="Memory used",
         comment=(
             f"Memory overload: used memory above memory_high ({_percent(policy.memory_high)}).\n"
             "A gauge, so no rate window: the load must stay above the threshold for the whole `for:`."
         ),
-        expr=f"{memory_now}\n> {policy.memory_high!r}",
-        for_seconds=policy.overload_for,
-        severity="warning",
-        resource="memory",
-        summary=f"Host {{{{ $labels.host }}}} memory above {_percent(policy.memory_high)} for {overload_for}",
-        description=(
-            f"Memory used on {{{{ $labels.host }}}} is at {{{{ $value | humanizePercentage }}}}, "
-            f"above {_percent(policy.memory_high)} for {overload_for}. The actioner moves VMs away "
-            f"until it is at or below {_percent(policy.memory_target)}."
-        ),
+        now=memory_now,
+        high=policy.memory_high,
+        target=policy.memory_target,
     )
     under_for = format_duration(policy.underutilized_for)
     under = _alert(
@@ -231,8 +262,7 @@ def hot_alert(policy: Policy, runbook_base: str, cpu_now: str) -> Rule:
         summary=f"Host {{{{ $labels.host }}}} CPU above {high} too often in the last {window}",
         description=(
             f"CPU on {{{{ $labels.host }}}} was above {high} for {{{{ $value | humanizePercentage }}}} "
-            f"of the last {window} and is above {target} now. The actioner moves VMs away until it "
-            f"is at or below {target}."
+            f"of the last {window} and is above {target} now. {_moves_away(policy.cpu_target)}"
         ),
     )
 
