@@ -8,22 +8,37 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from virtbalance.errors import ValidationError
+from virtbalance.reader import (
+    POSITIVE,
+    RATIO,
+    SHARE,
+    at_least,
+    option,
+    read_valid,
+    recheck,
+    spec,
+)
 from virtbalance.simulator.power import POWER_MODELS, PowerModel
-from virtbalance.simulator.sections import parse_section
 from virtbalance.simulator.traces import GIB, VmTrace
 
 CHUNK_NETWORK_PREFIX = "simnet-"
 AUTO_FILL_SLACK = 0.05
 
 
+# A count of hosts, their CPUs and memory: the same rules for a group and for a cluster of one size.
+_HOSTS = (at_least(1),)
+_MEMORY = spec(key="memory_gib", scale=GIB, checks=(POSITIVE,))
+_POWER = spec(choices=tuple(POWER_MODELS))  # a power model's name
+
+
 @dataclass(frozen=True)
 class HostGroup:
     """``hosts`` hosts of one size, for clusters of mixed hosts; ``power`` names their power model."""
 
-    hosts: int
-    cpus: float
-    memory_bytes: int
-    power: str | None = None
+    hosts: int = field(metadata=spec(checks=_HOSTS))
+    cpus: float = field(metadata=spec(checks=(POSITIVE,)))
+    memory_bytes: int = field(metadata=_MEMORY)
+    power: str | None = field(default=None, metadata=_POWER)
 
     @classmethod
     def parse(cls, text: str) -> HostGroup:
@@ -39,112 +54,40 @@ class HostGroup:
             raise ValueError(usage) from exc
         return replace(group, power=parts[3]) if len(parts) == 4 else group
 
-    def problems(self, where: str) -> list[str]:
-        found = _size_problems(f"{where}.", self.hosts, self.cpus, self.memory_bytes)
-        if self.power is not None and self.power not in POWER_MODELS:
-            found.append(f"{where}.power: {_unknown_power(self.power)}")
-        return found
-
-
-def _size_problems(prefix: str, hosts: int, cpus: float, memory_bytes: int) -> list[str]:
-    """What is wrong with a number of hosts and their size: the same rules for a group and a cluster."""
-    found = []
-    if hosts < 1:
-        found.append(f"{prefix}hosts: must be at least 1, got {hosts}")
-    if cpus <= 0:
-        found.append(f"{prefix}cpus: must be positive, got {cpus}")
-    if memory_bytes <= 0:
-        found.append(f"{prefix}memory_gib: must be positive, got {memory_bytes / GIB}")
-    return found
-
-
-def _unknown_power(name: str) -> str:
-    return f"unknown power model {name!r} (known: {', '.join(POWER_MODELS)})"
-
-
-def _read_cluster(data: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
-    """The ``cluster:`` keys as ClusterSpec arguments (``memory_gib`` in bytes), problems appended."""
-    values: dict[str, Any] = {}
-    known = {
-        "hosts": int,
-        "cpus": float,
-        "memory_gib": float,
-        "chunk_share": float,
-        "chunk_min": int,
-        "chunk_max": int,
-        "seed": int,
-        "fill": float,
-    }
-    for key, raw in data.items():
-        if key == "groups":
-            values["groups"] = _groups(raw, problems)
-            continue
-        if key == "power":
-            if isinstance(raw, str):
-                values["power"] = raw
-            else:
-                problems.append(f"power: expected a power model name, got {raw!r}")
-            continue
-        if key not in known:
-            names = ", ".join(sorted([*known, "groups", "power"]))
-            problems.append(f"{key}: unknown key (known: {names})")
-            continue
-        if key == "fill" and raw == "auto":
-            continue
-        want = known[key]
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
-            problems.append(f"{key}: expected a number, got {raw!r}")
-            continue
-        if want is int and not isinstance(raw, int):
-            problems.append(f"{key}: expected a whole number, got {raw!r}")
-            continue
-        if key == "memory_gib":
-            values["memory_bytes"] = int(raw * GIB)
-        else:
-            values[key] = want(raw)
-    return values
-
 
 @dataclass(frozen=True)
 class ClusterSpec:
     """Host count and size, and how many VMs are chained into chunks by private networks."""
 
-    hosts: int = 10
-    cpus: float = 32.0
-    memory_bytes: int = 256 * GIB
-    chunk_share: float = 0.2
-    chunk_min: int = 2
+    hosts: int = option(10, checks=_HOSTS)
+    cpus: float = option(32.0, checks=(POSITIVE,))
+    memory_bytes: int = field(default=256 * GIB, metadata=_MEMORY)
+    chunk_share: float = option(0.2, checks=(SHARE,))
+    chunk_min: int = option(2, checks=(at_least(2),))
     chunk_max: int = 4
     seed: int = 1
     # First fit fills a host up to this share of its memory before trying the next one; None (auto)
     # is the cluster's average memory share plus AUTO_FILL_SLACK, so the start uses every host.
-    fill: float | None = None
+    fill: float | None = option(None, checks=(RATIO,), aliases={"auto": None})
     # Mixed clusters: groups of hosts of different sizes, in this order (instead of hosts/cpus/memory).
-    groups: tuple[HostGroup, ...] = ()
+    groups: tuple[HostGroup, ...] = option(
+        (), min_items=1, hint="groups of hosts, cpus, memory_gib"
+    )
     # Power model of every host whose group names none (None: no energy is reported).
-    power: str | None = None
+    power: str | None = field(default=None, metadata=_POWER)
 
     @classmethod
     def from_mapping(cls, data: Any, source: str = "cluster") -> ClusterSpec:
         """Validate a mapping (YAML ``cluster:`` section); ValidationError listing every problem."""
-        return parse_section(cls, data, source, _read_cluster)
+        return read_valid(cls, data, source)
 
-    def problems(self) -> list[str]:
-        found = _size_problems("", self.hosts, self.cpus, self.memory_bytes)
-        if not 0.0 <= self.chunk_share <= 1.0:
-            found.append(f"chunk_share: must be within [0, 1], got {self.chunk_share}")
-        if self.chunk_min < 2 or self.chunk_max < self.chunk_min:
-            found.append(
-                f"chunk_min/chunk_max: need 2 <= chunk_min <= chunk_max, got "
-                f"{self.chunk_min}/{self.chunk_max}"
-            )
-        if self.fill is not None and not 0.0 < self.fill <= 1.0:
-            found.append(f"fill: must be within (0, 1], got {self.fill}")
-        for index, group in enumerate(self.groups):
-            found += group.problems(f"groups[{index}]")
-        if self.power is not None and self.power not in POWER_MODELS:
-            found.append(f"power: {_unknown_power(self.power)}")
-        return found
+    def section_problems(self) -> list[tuple[str, str]]:
+        """Chunks of at least chunk_min and at most chunk_max VMs, as (key, problem)."""
+        if self.chunk_max < self.chunk_min:
+            return [
+                ("chunk_max", f"must not be below chunk_min {self.chunk_min}, got {self.chunk_max}")
+            ]
+        return []
 
     def host_groups(self) -> tuple[HostGroup, ...]:
         """The groups, or one group of identical hosts."""
@@ -175,37 +118,6 @@ class ClusterSpec:
                 if chosen is not None:
                     models[name] = POWER_MODELS[chosen]
         return models
-
-
-def _groups(raw: Any, problems: list[str]) -> tuple[HostGroup, ...]:
-    if not isinstance(raw, list) or not raw:
-        problems.append(f"groups: expected a list of {{hosts, cpus, memory_gib}}, got {raw!r}")
-        return ()
-    groups = []
-    for index, item in enumerate(raw):
-        where = f"groups[{index}]"
-        if not isinstance(item, Mapping) or not (
-            {"hosts", "cpus", "memory_gib"} <= set(item) <= {"hosts", "cpus", "memory_gib", "power"}
-        ):
-            problems.append(
-                f"{where}: expected hosts, cpus, memory_gib and optionally power, got {item!r}"
-            )
-            continue
-        numbers = [item[k] for k in ("hosts", "cpus", "memory_gib")]
-        if any(isinstance(n, bool) or not isinstance(n, int | float) for n in numbers):
-            problems.append(f"{where}: hosts, cpus and memory_gib must be numbers, got {item!r}")
-            continue
-        if not isinstance(item["hosts"], int):
-            problems.append(f"{where}.hosts: expected a whole number, got {item['hosts']!r}")
-            continue
-        power = item.get("power")
-        if power is not None and not isinstance(power, str):
-            problems.append(f"{where}.power: expected a power model name, got {power!r}")
-            continue
-        groups.append(
-            HostGroup(item["hosts"], float(item["cpus"]), int(item["memory_gib"] * GIB), power)
-        )
-    return tuple(groups)
 
 
 @dataclass(frozen=True)
@@ -256,7 +168,7 @@ def build_cluster(vms: Sequence[VmTrace], spec: ClusterSpec) -> Cluster:
     spreads the VMs over every host as an operator would, instead of leaving hosts empty). A chunk is placed as one unit, so every chunk starts whole. If nothing has room within ``fill``,
     the host with the most free memory takes it: the simulation still runs, overcommitted.
     """
-    problems = spec.problems()
+    problems = recheck(spec)
     if problems:
         raise ValidationError("cluster", problems)
     names = [vm.name for vm in vms]

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from virtbalance.errors import ValidationError
 from virtbalance.policy import Policy
-from virtbalance.reader import option, read_section
+from virtbalance.reader import option, read_section, recheck
 from virtbalance.simulator.cluster import ClusterSpec
 from virtbalance.simulator.migration import CostModel
 from virtbalance.simulator.policies import PLUGINS
@@ -91,8 +91,7 @@ class Simulation:
 
     def problems(self, require_path: bool = True) -> list[str]:
         found = self.traces.problems(require_path)
-        found += [f"cluster.{p}" for p in self.cluster.problems()]
-        found += [f"migration.{p}" for p in self.migration.problems()]
+        found += recheck(self.cluster, "cluster") + recheck(self.migration, "migration")
         found += [
             f"compare: unknown policy {n!r} (known: {', '.join(PLUGINS)})"
             for n in self.compare
@@ -118,15 +117,6 @@ def parse_simulation(data: Any, source: str, base: Path | None = None) -> Simula
         raise ValidationError(source, [f"expected a mapping, got {type(data).__name__}"])
     problems: list[str] = []
     given: dict[str, Any] = {}
-    # These keep readers of their own, which the command line's overrides share.
-    try:
-        given["cluster"] = ClusterSpec.from_mapping(data.get("cluster"), "cluster")
-    except ValidationError as exc:
-        problems += [f"cluster.{p}" for p in exc.problems]
-    try:
-        given["migration"] = CostModel.from_mapping(data.get("migration"), "migration")
-    except ValidationError as exc:
-        problems += [f"migration.{p}" for p in exc.problems]
     raw_policy = data.get("policy")
     if isinstance(raw_policy, str):  # a policy file, relative to this one
         policy_path = Path(raw_policy)
@@ -146,10 +136,10 @@ def parse_simulation(data: Any, source: str, base: Path | None = None) -> Simula
         problems.append(
             f"policies: expected a mapping of policy name to parameters, got {parameters!r}"
         )
-    skip = ("cluster", "migration", "policy", "policies")
+    skip = ("policy", "policies")
     read = read_section(Simulation, data, "", problems, base=base, skip=skip, **given)
     simulation = read or Simulation(**given)
-    # The trace path may still come from the command line.
+    # The trace path may still come from the command line; the read listed the sections' checks.
     problems += [
         p
         for p in simulation.problems(False)

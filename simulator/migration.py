@@ -13,39 +13,14 @@ With ``concurrent`` (CloudSim's model) every migration of a decision starts at o
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from virtbalance.simulator.sections import parse_section
+from virtbalance.reader import NOT_NEGATIVE, POSITIVE, option, read_valid, write_section
 from virtbalance.simulator.traces import GIB
 
 MIB = 1024**2
-
-
-def _read_cost_model(data: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
-    """The ``migration:`` keys as CostModel arguments (GiB and MiB in bytes), problems appended."""
-    values: dict[str, Any] = {}
-    scales = {
-        "bandwidth_gib": ("bandwidth", GIB),
-        "dirty_mib_per_core": ("dirty_per_core", MIB),
-    }
-    for key, raw in data.items():
-        if key in ("enabled", "concurrent"):
-            if isinstance(raw, bool):
-                values[key] = raw
-            else:
-                problems.append(f"{key}: expected true or false, got {raw!r}")
-        elif key in scales or key == "overhead_cores":
-            if isinstance(raw, bool) or not isinstance(raw, int | float):
-                problems.append(f"{key}: expected a number, got {raw!r}")
-                continue
-            field, scale = scales.get(key, ("overhead_cores", 1))
-            values[field] = float(raw) * scale
-        else:
-            known = ", ".join(["enabled", "concurrent", *scales, "overhead_cores"])
-            problems.append(f"{key}: unknown key (known: {known})")
-    return values
 
 
 @dataclass(frozen=True)
@@ -54,11 +29,13 @@ class CostModel:
 
     enabled: bool = True
     # Bytes per second between one pair of hosts, shared by the migrations running between them.
-    bandwidth: float = float(GIB)
+    bandwidth: float = option(float(GIB), key="bandwidth_gib", scale=GIB, checks=(POSITIVE,))
     # Bytes per second a domain dirties per core of CPU it uses (a busy domain writes more memory).
-    dirty_per_core: float = float(16 * MIB)
+    dirty_per_core: float = option(
+        float(16 * MIB), key="dirty_mib_per_core", scale=MIB, checks=(NOT_NEGATIVE,)
+    )
     # Cores the copying costs the source, per running migration.
-    overhead_cores: float = 0.25
+    overhead_cores: float = option(0.25, checks=(NOT_NEGATIVE,))
     # Every migration starts when decided, at the full bandwidth (CloudSim's model), instead of the
     # actioner's one chunk after another.
     concurrent: bool = False
@@ -66,28 +43,10 @@ class CostModel:
     @classmethod
     def from_mapping(cls, data: Any, source: str = "migration") -> CostModel:
         """Validate the ``migration:`` section; ValidationError listing every problem."""
-        return parse_section(cls, data, source, _read_cost_model)
-
-    def problems(self) -> list[str]:
-        found = []
-        if self.bandwidth <= 0:
-            found.append(f"bandwidth_gib: must be positive, got {self.bandwidth / GIB}")
-        if self.dirty_per_core < 0:
-            found.append(
-                f"dirty_mib_per_core: must not be negative, got {self.dirty_per_core / MIB}"
-            )
-        if self.overhead_cores < 0:
-            found.append(f"overhead_cores: must not be negative, got {self.overhead_cores}")
-        return found
+        return read_valid(cls, data, source)
 
     def to_mapping(self) -> dict[str, Any]:
-        return {
-            "enabled": self.enabled,
-            "bandwidth_gib": self.bandwidth / GIB,
-            "dirty_mib_per_core": self.dirty_per_core / MIB,
-            "overhead_cores": self.overhead_cores,
-            "concurrent": self.concurrent,
-        }
+        return write_section(self)
 
     def transfer_bytes(self, memory: float, cpu: float, share: float) -> float:
         """Bytes a domain of ``memory`` bytes using ``cpu`` cores transfers when copied at ``share`` bytes/s."""

@@ -10,15 +10,24 @@ from typing import Any
 
 from virtbalance.durations import format_duration
 from virtbalance.errors import ConfigError
-from virtbalance.reader import DURATION, NOT_NEGATIVE, Check, option, option_of, read_section
+from virtbalance.reader import (
+    DURATION,
+    NOT_NEGATIVE,
+    RATIO,
+    SHARE,
+    Check,
+    option,
+    option_of,
+    read_section,
+)
 from virtbalance.yamlfile import read_yaml
 
 CPU_SIGNALS = ("demand", "node", "max")
 PLAN_SOLVERS = ("auto", "greedy")
 _JOB_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
 # Fractions of a host's capacity.
-_RATIO = (Check(lambda value: 0.0 < value <= 1.0, "must be a ratio in (0, 1]"),)
-_SHARE = (Check(lambda value: 0.0 <= value <= 1.0, "must be a share in [0, 1]"),)
+_RATIO = (RATIO,)
+_SHARE = (SHARE,)
 _COUNT = (NOT_NEGATIVE,)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from virtbalance.durations import format_duration, parse_duration
+from virtbalance.errors import ValidationError
 from virtbalance.sizes import format_size, parse_size
 
 if TYPE_CHECKING:
@@ -45,6 +46,14 @@ class Check:
 
 POSITIVE = Check(lambda value: value > 0, "must be positive")
 NOT_NEGATIVE = Check(lambda value: value >= 0, "must not be negative")
+# Fractions of a capacity: a ratio may not be 0, a share may.
+RATIO = Check(lambda value: 0.0 < value <= 1.0, "must be a ratio in (0, 1]")
+SHARE = Check(lambda value: 0.0 <= value <= 1.0, "must be a share in [0, 1]")
+
+
+def at_least(low: float) -> Check:
+    """``value >= low``."""
+    return Check(lambda value: value >= low, f"must be at least {low}")
 
 
 def within(low: float, high: float, unit: str | None = None) -> Check:
@@ -63,6 +72,11 @@ class Option:
     """What a field accepts beyond its type; ``spec()`` and ``option()`` put one in its metadata."""
 
     unit: str | None = None
+    # The file gives a plain number in units of this many (GiB for a key named *_gib); the field
+    # holds the number times it, whole for an int field.
+    scale: float | None = None
+    # Words the file may write instead of a value, and the value each stands for (auto: None).
+    aliases: Mapping[str, Any] | None = None
     # Turns the raw value into the field's value or raises ValueError saying why not.
     parse: Callable[[Any], Any] | None = None
     choices: tuple[Any, ...] | None = None
@@ -134,6 +148,56 @@ def read_section(
     return reading.section(cls, data, path, skip, given)
 
 
+def read_valid(cls: type[T], data: Any, source: str) -> T:
+    """``data`` read into ``cls``, or ValidationError for ``source`` listing every problem."""
+    problems: list[str] = []
+    section = read_section(cls, data, "", problems)
+    if problems or section is None:
+        raise ValidationError(source, problems)
+    return section
+
+
+def recheck(section: DataclassInstance, path: str = "") -> list[str]:
+    """The problems ``read_section`` would list for a section built or changed by code (a command
+    line's override): each field's choices and checks on its value, written back as the file gives it,
+    nested sections, ``section_problems()``. Types are the type checker's."""
+    reading = _Reading([], None, lambda p: p)
+    reading.recheck(section, path)
+    return reading.problems
+
+
+def write_section(section: DataclassInstance) -> dict[str, Any]:
+    """A section as its file gives it: the file's keys, values in their units and scales."""
+    out: dict[str, Any] = {}
+    for fld in dataclasses.fields(section):
+        opt = option_of(fld)
+        if fld.init and opt.read:
+            out[opt.key or fld.name] = _write(opt, getattr(section, fld.name))
+    return out
+
+
+def _write(opt: Option, value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return write_section(value)
+    if isinstance(value, tuple):
+        items = [_write(opt, item) for item in value]
+        if opt.keyed:  # the key of each entry names it, outside its mapping
+            return {item.pop(opt.keyed): item for item in items}
+        return items
+    return _written(opt, value)
+
+
+def _written(opt: Option, value: Any) -> Any:
+    """A field's value as the file gives it."""
+    if value is None or isinstance(value, bool):
+        return value
+    if opt.scale is not None:
+        return value / opt.scale
+    if opt.unit is not None:
+        return _FORMATS[opt.unit](value)
+    return str(value) if isinstance(value, Path) else value
+
+
 @dataclass
 class _Reading:
     """One pass over a file: where problems go, where relative paths start."""
@@ -143,7 +207,8 @@ class _Reading:
     where: Callable[[str], str]
 
     def add(self, path: str, message: str) -> None:
-        self.problems.append(f"{self.where(path)}: {message}")
+        at = self.where(path)
+        self.problems.append(f"{at}: {message}" if at else message)  # the whole file: no path
 
     def section(
         self,
@@ -183,11 +248,15 @@ class _Reading:
         if missing:
             return None
         section = _build(cls, values, fields)
+        self.across(section, path)
+        return section
+
+    def across(self, section: Any, path: str) -> None:
+        """The section's ``section_problems()`` (one field against another), if it has one."""
         check = getattr(section, "section_problems", None)
         if callable(check):
             for key, message in check():
                 self.add(join(path, key), message)
-        return section
 
     def value(self, hint: Any, opt: Option, raw: Any, path: str) -> tuple[bool, Any]:
         """(True, value) when ``raw`` is read into ``hint``; (False, None) with its problem listed."""
@@ -206,28 +275,60 @@ class _Reading:
             return False, None
         read = [self.scalar(item, opt, opt.each, x, f"{path}[{i}]") for i, x in enumerate(items)]
         value = tuple(v for good, v in read if good)
-        for check in opt.checks:
-            if not check.holds(value):
-                self.add(path, f"{check.requirement}, got {raw!r}")
+        self.judge(Option(), opt.checks, value, raw, path)
         return all(good for good, _ in read), value
 
     def scalar(
         self, hint: Any, opt: Option, checks: tuple[Check, ...], raw: Any, path: str
     ) -> tuple[bool, Any]:
+        if opt.aliases is not None and isinstance(raw, str) and raw in opt.aliases:
+            return True, opt.aliases[raw]  # a word for a value the section takes as it is
         try:
             value = _convert(hint, opt, raw)
         except ValueError as exc:
             self.add(path, str(exc))
             return False, None
-        if opt.choices is not None and value not in opt.choices:
-            self.add(path, f"must be one of {', '.join(map(str, opt.choices))}, got {raw!r}")
-            return False, None
         if opt.relative and self.base is not None and not Path(value).is_absolute():
             value = type(value)(self.base / value)
+        return self.judge(opt, checks, value, raw, path), value
+
+    def judge(
+        self, opt: Option, checks: tuple[Check, ...], value: Any, shown: Any, path: str
+    ) -> bool:
+        """Whether ``value`` is one of the choices (False, listed, when not); each failed check listed.
+
+        ``shown`` is the value as the file gives it (the raw value, or a built value written back).
+        """
+        if opt.choices is not None and value not in opt.choices:
+            self.add(path, f"must be one of {', '.join(map(str, opt.choices))}, got {shown!r}")
+            return False
         for check in checks:
             if not check.holds(value):
-                self.add(path, f"{check.requirement}, got {raw!r}")
-        return True, value
+                self.add(path, f"{check.requirement}, got {shown!r}")
+        return True
+
+    def recheck(self, section: Any, path: str) -> None:
+        """A built section's values against what its fields declare, nested sections included."""
+        hints = _hints(type(section))
+        for fld in dataclasses.fields(section):
+            opt = option_of(fld)
+            value = getattr(section, fld.name)
+            if not (fld.init and opt.read) or value is None:
+                continue
+            where = join(path, opt.key or fld.name)
+            if dataclasses.is_dataclass(value):
+                self.recheck(value, where)
+            elif typing.get_origin(_without_none(hints[fld.name])) is tuple:
+                for index, item in enumerate(value):
+                    at = join(where, getattr(item, opt.keyed)) if opt.keyed else f"{where}[{index}]"
+                    if dataclasses.is_dataclass(item):
+                        self.recheck(item, at)
+                    else:
+                        self.judge(opt, opt.each, item, _written(opt, item), at)
+                self.judge(Option(), opt.checks, value, list(value), where)
+            else:
+                self.judge(opt, opt.checks, value, _written(opt, value), where)
+        self.across(section, path)
 
     def sections(self, cls: type[Any], opt: Option, raw: Any, path: str) -> tuple[bool, Any]:
         """A list of sections, or with ``keyed`` a mapping of them.
@@ -296,6 +397,11 @@ def _convert(hint: Any, opt: Option, raw: Any) -> Any:
         return opt.parse(raw)
     if opt.unit is not None:
         return _UNITS[opt.unit](raw)
+    words = "".join(f" or {word}" for word in opt.aliases or ())
+    if opt.scale is not None:
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise ValueError(f"expected a number{words}, got {raw!r}")
+        return int(raw * opt.scale) if hint is int else float(raw * opt.scale)
     if typing.get_origin(hint) is typing.Literal:
         allowed = typing.get_args(hint)
         if raw not in allowed:
@@ -312,7 +418,8 @@ def _convert(hint: Any, opt: Option, raw: Any) -> Any:
             return Path(raw)
         if hint in (int, str) and isinstance(raw, hint):
             return raw
-    raise ValueError(f"expected {_NAMES.get(hint, getattr(hint, '__name__', hint))}, got {raw!r}")
+    name = _NAMES.get(hint, getattr(hint, "__name__", hint))
+    raise ValueError(f"expected {name}{words}, got {raw!r}")
 
 
 def _without_none(hint: Any) -> Any:

@@ -59,9 +59,10 @@ def test_settings_are_validated_with_every_problem():
     with pytest.raises(ValidationError) as caught:
         CostModel.from_mapping({"bandwidth_gib": 0, "dirty_mib_per_core": -1, "speed": 1})
     assert list(caught.value.problems) == [
-        "speed: unknown key (known: enabled, concurrent, bandwidth_gib, dirty_mib_per_core, overhead_cores)",
-        "bandwidth_gib: must be positive, got 0.0",
-        "dirty_mib_per_core: must not be negative, got -1.0",
+        "bandwidth_gib: must be positive, got 0",
+        "dirty_mib_per_core: must not be negative, got -1",
+        "speed: unknown key 'speed' (known: enabled, bandwidth_gib, dirty_mib_per_core,"
+        " overhead_cores, concurrent)",
     ]
     simulation = parse_simulation({"migration": {"enabled": False}}, "sim.yaml")
     assert simulation.migration.enabled is False

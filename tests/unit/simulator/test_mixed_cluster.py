@@ -37,10 +37,9 @@ def test_bad_groups_are_each_named():
             }
         )
     assert list(caught.value.problems) == [
-        "groups[1]: expected hosts, cpus, memory_gib and optionally power, got "
-        "{'hosts': 1, 'cpus': 32}",
-        "groups[2].hosts: expected a whole number, got 1.5",
         "groups[0].hosts: must be at least 1, got 0",
+        "groups[1].memory_gib: missing",
+        "groups[2].hosts: expected a whole number, got 1.5",
     ]
 
 

@@ -116,8 +116,8 @@ def test_power_models_per_group_and_for_the_cluster():
             }
         )
     assert list(caught.value.problems) == [
-        "groups[0].power: unknown power model 'kettle' (known: ml110-g4, ml110-g5)",
-        "power: unknown power model 'toaster' (known: ml110-g4, ml110-g5)",
+        "power: must be one of ml110-g4, ml110-g5, got 'toaster'",
+        "groups[0].power: must be one of ml110-g4, ml110-g5, got 'kettle'",
     ]
 
 

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+import pytest
+
+from virtbalance.errors import ValidationError
 from virtbalance.reader import (
     DURATION,
     POSITIVE,
+    RATIO,
+    SHARE,
     SIZE,
     UNIT,
     Check,
+    at_least,
     option,
     pattern,
     read_section,
+    read_valid,
+    recheck,
     spec,
     within,
+    write_section,
 )
 from virtbalance.simulator.config import TraceSpec
 
@@ -209,3 +218,109 @@ def test_where_decorates_every_path_and_skipped_keys_are_known_but_not_read():
     assert problems[1].startswith("ODD: unknown key 'odd' (known: name,")
     assert problems[1].endswith("owner, later)")
     assert len(problems) == 2
+
+
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class Slot:
+    size: int = field(metadata=spec(key="size_gib", scale=GIB, checks=(POSITIVE,)))
+    weight: float = option(1.0, checks=(SHARE,))
+
+
+@dataclass(frozen=True)
+class Rack:
+    slots: int = option(4, checks=(at_least(1),))
+    rate: float = option(float(GIB), key="rate_gib", scale=GIB)
+    fill: float | None = option(None, checks=(RATIO,), aliases={"auto": None, "full": 1.0})
+    wait: float = option(60.0, unit=DURATION)
+    kind: str = option("a", choices=("a", "b"))
+    parts: tuple[Slot, ...] = option(())
+
+    def section_problems(self) -> list[tuple[str, str]]:
+        return (
+            [("slots", f"must cover the parts, got {self.slots}")]
+            if self.slots < len(self.parts)
+            else []
+        )
+
+
+def test_a_scaled_key_holds_the_number_times_its_scale_whole_for_an_int_field():
+    problems: list[str] = []
+    data = {"rate_gib": 2, "parts": [{"size_gib": 0.5}, {"size_gib": 3, "weight": 1}]}
+    rack = read_section(Rack, data, "r", problems)
+    assert problems == []
+    assert rack == Rack(rate=2.0 * GIB, parts=(Slot(GIB // 2), Slot(3 * GIB)))
+    assert isinstance(rack.rate, float) and isinstance(rack.parts[0].size, int)
+    assert (
+        read_section(Rack, {"rate_gib": True, "parts": [{"size_gib": "1G"}]}, "r", problems)
+        == Rack()
+    )
+    assert problems == [
+        "r.rate_gib: expected a number, got True",
+        "r.parts[0].size_gib: expected a number, got '1G'",
+    ]
+
+
+def test_an_alias_stands_for_its_value_unchecked_and_is_named_when_a_value_is_wrong():
+    problems: list[str] = []
+    assert read_section(Rack, {"fill": "auto"}, "r", problems) == Rack(fill=None)
+    assert read_section(Rack, {"fill": "full"}, "r", problems) == Rack(fill=1.0)
+    assert read_section(Rack, {"fill": 0.5}, "r", problems) == Rack(fill=0.5)
+    assert problems == []
+    read_section(Rack, {"fill": "most"}, "r", problems)
+    read_section(Rack, {"fill": 0}, "r", problems)
+    assert problems == [
+        "r.fill: expected a number or auto or full, got 'most'",
+        "r.fill: must be a ratio in (0, 1], got 0",
+    ]
+
+
+def test_a_built_section_is_rechecked_as_the_file_would_give_it():
+    rack = Rack(slots=0, rate=-GIB, fill=1.5, kind="c", parts=(Slot(0, weight=2.0),))
+    assert recheck(rack, "rack") == [
+        "rack.slots: must be at least 1, got 0",
+        "rack.fill: must be a ratio in (0, 1], got 1.5",
+        "rack.kind: must be one of a, b, got 'c'",
+        "rack.parts[0].size_gib: must be positive, got 0.0",
+        "rack.parts[0].weight: must be a share in [0, 1], got 2.0",
+        "rack.slots: must cover the parts, got 0",
+    ]
+    assert recheck(Rack()) == []
+    assert recheck(replace(Rack(), fill=None)) == []  # an absent optional value has no checks
+
+
+def test_a_written_section_reads_back_equal():
+    rack = Rack(rate=1.5 * GIB, fill=0.8, wait=5400.0, parts=(Slot(GIB // 4, weight=0.5),))
+    written = write_section(rack)
+    assert written == {
+        "slots": 4,
+        "rate_gib": 1.5,
+        "fill": 0.8,
+        "wait": "1h30m",
+        "kind": "a",
+        "parts": [{"size_gib": 0.25, "weight": 0.5}],
+    }
+    assert read_valid(Rack, written, "rack.yaml") == rack
+    shelf = Machine(disks=(Disk("a"),), shelves=(Disk("x", kind="qcow2", image=Path("x.img")),))
+    assert write_section(shelf)["shelves"] == {
+        "x": {"size": "1KiB", "kind": "qcow2", "image": "x.img", "tags": []}
+    }
+
+
+def test_read_valid_raises_every_problem_and_a_whole_section_that_is_no_mapping_has_no_path():
+    assert read_valid(Rack, None, "rack.yaml") == Rack()
+    with pytest.raises(ValidationError) as caught:
+        read_valid(Rack, {"slots": 0, "kind": "z"}, "rack.yaml")
+    assert caught.value.source == "rack.yaml"
+    assert caught.value.problems == (
+        "slots: must be at least 1, got 0",
+        "kind: must be one of a, b, got 'z'",
+    )
+    with pytest.raises(ValidationError) as caught:
+        read_valid(Rack, [1], "rack.yaml")
+    assert caught.value.problems == ("expected a mapping, got list",)
+    with pytest.raises(ValidationError) as caught:
+        read_valid(Slot, {}, "slot.yaml")
+    assert caught.value.problems == ("size_gib: missing",)
