@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from virtbalance.errors import ValidationError
 from virtbalance.records import as_dict
@@ -117,6 +117,42 @@ _DOMAIN_KEYS = (
 )
 
 
+_Number = TypeVar("_Number", int, float)
+
+
+def _where(path: str, key: str) -> str:
+    """Where a key stands in the document, for a problem's message."""
+    return f"{path}.{key}" if path else key
+
+
+def _finite(raw: Any) -> float | None:
+    """A finite JSON number as written (an int stays an int, so messages show it as given)."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+        return None
+    return raw
+
+
+def _whole(raw: Any) -> int | None:
+    """A whole JSON number; JSON writers may emit 1024.0 for one, so accept that, refuse 1024.5."""
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        return None
+    return raw
+
+
+@dataclass(frozen=True)
+class _Kind(Generic[_Number]):
+    """How the reader reads one kind of number, and what it names it in a problem."""
+
+    parse: Callable[[Any], _Number | None]
+    expected: str
+
+
+_NUMBER: _Kind[float] = _Kind(_finite, "a number")
+_WHOLE: _Kind[int] = _Kind(_whole, "a whole number")
+
+
 class _Reader:
     """Collects every problem of one document instead of stopping at the first."""
 
@@ -126,42 +162,48 @@ class _Reader:
     def unknown_keys(self, path: str, data: Mapping[str, Any], known: tuple[str, ...]) -> None:
         for key in data:
             if key not in known:
-                where = f"{path}.{key}" if path else str(key)
-                self.problems.append(f"{where}: unknown key (known: {', '.join(known)})")
+                self.problems.append(
+                    f"{_where(path, str(key))}: unknown key (known: {', '.join(known)})"
+                )
 
     def _get(self, path: str, data: Mapping[str, Any], key: str, required: bool) -> Any:
         if key not in data or data[key] is None:
             if required:
-                self.problems.append(f"{path}.{key}: missing" if path else f"{key}: missing")
+                self.problems.append(f"{_where(path, key)}: missing")
             return None
         return data[key]
 
     def number(
         self, path: str, data: Mapping[str, Any], key: str, *, required: bool, positive: bool
     ) -> float | None:
-        raw = self._get(path, data, key, required)
-        if raw is None:
-            return None
-        where = f"{path}.{key}" if path else key
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-            self.problems.append(f"{where}: expected a number, got {raw!r}")
-            return None
-        return float(raw) if self._sign_ok(where, raw, positive) else None
+        value = self._value(path, data, key, _NUMBER, required=required, positive=positive)
+        return None if value is None else float(value)
 
     def integer(
         self, path: str, data: Mapping[str, Any], key: str, *, required: bool, positive: bool
     ) -> int | None:
+        return self._value(path, data, key, _WHOLE, required=required, positive=positive)
+
+    def _value(
+        self,
+        path: str,
+        data: Mapping[str, Any],
+        key: str,
+        kind: _Kind[_Number],
+        *,
+        required: bool,
+        positive: bool,
+    ) -> _Number | None:
+        """The key's value as ``kind`` reads it, of the sign asked; None (and a problem) otherwise."""
         raw = self._get(path, data, key, required)
         if raw is None:
             return None
-        where = f"{path}.{key}"
-        # JSON writers may emit 1024.0 for a whole number; accept it, refuse 1024.5.
-        if isinstance(raw, float) and raw.is_integer():
-            raw = int(raw)
-        if isinstance(raw, bool) or not isinstance(raw, int):
-            self.problems.append(f"{where}: expected a whole number, got {raw!r}")
+        where = _where(path, key)
+        value = kind.parse(raw)
+        if value is None:
+            self.problems.append(f"{where}: expected {kind.expected}, got {raw!r}")
             return None
-        return raw if self._sign_ok(where, raw, positive) else None
+        return value if self._sign_ok(where, value, positive) else None
 
     def _sign_ok(self, where: str, value: float, positive: bool) -> bool:
         """Record a negative (or, when ``positive``, zero) value as a problem; whether it passed."""
