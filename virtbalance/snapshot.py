@@ -166,6 +166,20 @@ class _Reader:
                     f"{_where(path, str(key))}: unknown key (known: {', '.join(known)})"
                 )
 
+    def record(
+        self,
+        path: str,
+        data: Mapping[str, Any],
+        known: tuple[str, ...],
+        fields: Callable[[_Reader, str, Mapping[str, Any]], dict[str, Any]],
+    ) -> dict[str, Any] | None:
+        """What ``fields`` reads of ``data``, with its path; None when it found a problem or a key
+        not in ``known``."""
+        before = len(self.problems)
+        self.unknown_keys(path, data, known)
+        record = {"_path": path, **fields(self, path, data)}
+        return record if len(self.problems) == before else None
+
     def _get(self, path: str, data: Mapping[str, Any], key: str, required: bool) -> Any:
         if key not in data or data[key] is None:
             if required:
@@ -290,10 +304,10 @@ def parse_snapshot(data: Any, source: str = "snapshot") -> Snapshot:
     time = reader.number("", data, "time", required=True, positive=False)
 
     raw_hosts: list[dict[str, Any]] = reader.records(
-        data, "hosts", lambda p, h: _parse_host(reader, p, h)
+        data, "hosts", lambda p, h: reader.record(p, h, _HOST_KEYS, _host_fields)
     )
     raw_domains: list[dict[str, Any]] = reader.records(
-        data, "domains", lambda p, d: _parse_domain(reader, p, d)
+        data, "domains", lambda p, d: reader.record(p, d, _DOMAIN_KEYS, _domain_fields)
     )
 
     host_names: dict[str, str] = {}
@@ -343,11 +357,8 @@ def parse_snapshot(data: Any, source: str = "snapshot") -> Snapshot:
     return Snapshot(time=time, hosts=hosts, domains=domains, version=VERSION)
 
 
-def _parse_host(reader: _Reader, path: str, data: Mapping[str, Any]) -> dict[str, Any] | None:
-    before = len(reader.problems)
-    reader.unknown_keys(path, data, _HOST_KEYS)
-    record = {
-        "_path": path,
+def _host_fields(reader: _Reader, path: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    return {
         "name": reader.string(path, data, "name", required=True),
         "cpus": reader.number(path, data, "cpus", required=True, positive=True),
         "memory_bytes": reader.integer(path, data, "memory_bytes", required=True, positive=True),
@@ -358,14 +369,10 @@ def _parse_host(reader: _Reader, path: str, data: Mapping[str, Any]) -> dict[str
         "maintenance": reader.boolean(path, data, "maintenance"),
         "emptied": reader.boolean(path, data, "emptied"),
     }
-    return record if len(reader.problems) == before else None
 
 
-def _parse_domain(reader: _Reader, path: str, data: Mapping[str, Any]) -> dict[str, Any] | None:
-    before = len(reader.problems)
-    reader.unknown_keys(path, data, _DOMAIN_KEYS)
-    record = {
-        "_path": path,
+def _domain_fields(reader: _Reader, path: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    return {
         "name": reader.string(path, data, "name", required=True),
         "host": reader.string(path, data, "host", required=True),
         "vcpus": reader.integer(path, data, "vcpus", required=True, positive=True),
@@ -378,7 +385,6 @@ def _parse_domain(reader: _Reader, path: str, data: Mapping[str, Any]) -> dict[s
         "last_migrated": reader.number(path, data, "last_migrated", required=False, positive=False),
         "last_host": reader.string(path, data, "last_host", required=False),
     }
-    return record if len(reader.problems) == before else None
 
 
 def load_snapshot(path: str | Path) -> Snapshot:
