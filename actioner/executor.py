@@ -689,24 +689,17 @@ class Executor:
             self.progress.pop(domain, None)
         finished = float(box.get("finished", time.monotonic()))
         seconds = finished - started
-        if "error" in box:
-            return self._after_failure(
-                domain,
-                source=source,
-                destination=destination,
-                error=box["error"],
-                seconds=seconds,
-                aborted=aborted,
-            )
-        problem = self.verify(domain, destination, source)
-        if problem:
-            # libvirt said done, yet the destination does not show it (its libvirtd may have died
+        error: str | None = box.get("error")
+        if error is None:
+            # libvirt said done, yet the destination may not show it (its libvirtd may have died
             # right after Finish): only proof decides whether it moved
+            error = self.verify(domain, destination, source)
+        if error is not None:
             return self._after_failure(
                 domain,
                 source=source,
                 destination=destination,
-                error=problem,
+                error=error,
                 seconds=seconds,
                 aborted=aborted,
             )

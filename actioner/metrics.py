@@ -113,58 +113,52 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.migrations = _precreated(
-            Counter(c.MIGRATIONS, "Migrations by result.", ["result"], registry=r),
-            MIGRATION_RESULTS,
+
+        def counter(name: str, doc: str, label: str, values: Iterable[str]) -> Counter:
+            return _precreated(Counter(name, doc, [label], registry=r), values)
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
+            return Histogram(name, doc, buckets=buckets, registry=r)
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(name, doc, labels, registry=r)
+
+        self.migrations = counter(
+            c.MIGRATIONS, "Migrations by result.", "result", MIGRATION_RESULTS
         )
-        self.migration_duration = Histogram(
-            c.MIGRATION_DURATION,
-            "Duration of one live migration.",
-            buckets=_MIGRATION_BUCKETS,
-            registry=r,
+        self.migration_duration = histogram(
+            c.MIGRATION_DURATION, "Duration of one live migration.", _MIGRATION_BUCKETS
         )
-        self.plans = _precreated(
-            Counter(c.PLANS, "Plans by outcome.", ["outcome"], registry=r), PLAN_OUTCOMES
+        self.plans = counter(c.PLANS, "Plans by outcome.", "outcome", PLAN_OUTCOMES)
+        self.plan_duration = histogram(
+            c.PLAN_DURATION, "Time from a plan's start to its outcome.", _PLAN_BUCKETS
         )
-        self.plan_duration = Histogram(
-            c.PLAN_DURATION,
-            "Time from a plan's start to its outcome.",
-            buckets=_PLAN_BUCKETS,
-            registry=r,
-        )
-        self.chunk_split = Histogram(
+        self.chunk_split = histogram(
             c.CHUNK_SPLIT,
             "How long a chunk ran split over two hosts while its members moved.",
-            buckets=_SPLIT_BUCKETS,
-            registry=r,
+            _SPLIT_BUCKETS,
         )
         self.cooldowns = _precreated(
-            Gauge(c.COOLDOWNS_ACTIVE, "Active cooldown barriers by kind.", ["kind"], registry=r),
+            gauge(c.COOLDOWNS_ACTIVE, "Active cooldown barriers by kind.", ("kind",)),
             COOLDOWN_KINDS,
         )
-        self.unplaceable = Gauge(
+        self.unplaceable = gauge(
             c.UNPLACEABLE_CHUNKS,
             "What the last plan left unresolved: hosts no placeable chunk could relieve.",
-            registry=r,
         )
-        self.plans_without_forecast = _precreated(
-            Counter(c.PLANS_WITHOUT_FORECAST, _NO_FORECAST_HELP, ["part"], registry=r),
-            FORECAST_PARTS,
+        self.plans_without_forecast = counter(
+            c.PLANS_WITHOUT_FORECAST, _NO_FORECAST_HELP, "part", FORECAST_PARTS
         )
-        self.webhook_requests = _precreated(
-            Counter(c.WEBHOOK_REQUESTS, "Webhook requests by HTTP code.", ["code"], registry=r),
-            WEBHOOK_CODES,
+        self.webhook_requests = counter(
+            c.WEBHOOK_REQUESTS, "Webhook requests by HTTP code.", "code", WEBHOOK_CODES
         )
-        self.last_success = Gauge(
-            c.LAST_SUCCESSFUL_PLAN,
-            "When the last plan finished without failure.",
-            registry=r,
+        self.last_success = gauge(
+            c.LAST_SUCCESSFUL_PLAN, "When the last plan finished without failure."
         )
-        self.host_emptied = Gauge(
+        self.host_emptied = gauge(
             c.HOST_EMPTIED,
             "1 while a consolidation left the host empty (it may be powered off), else 0.",
-            [c.LABEL_HOST],
-            registry=r,
+            (c.LABEL_HOST,),
         )
         self.recent = _RecentMigrations()
         r.register(self.recent)

@@ -73,12 +73,8 @@ def build_services(
         resolver=resolver,
     )
     worker = Worker(
-        config=config,
-        journal=journal,
         builder=builder,
         executor=executor,
-        metrics=metrics,
-        alertmanager=alertmanager,
         recheck=lambda: recheck(journal, resolver, executor),
         emptied=EmptiedHosts(journal, metrics, config.host_names),
     )

@@ -13,13 +13,10 @@ from typing import Any
 from virtbalance import barriers
 from virtbalance.actioner import journal as jr
 from virtbalance.actioner.barrier_history import barrier_history
-from virtbalance.actioner.config import Config
 from virtbalance.actioner.emptied import EmptiedHosts
 from virtbalance.actioner.executor import Executor
-from virtbalance.actioner.journal import Journal
 from virtbalance.actioner.libvirt_hosts import DomainFacts
-from virtbalance.actioner.metrics import Metrics
-from virtbalance.actioner.silences import AlertmanagerClient, SilenceError, forbidden_pairs
+from virtbalance.actioner.silences import SilenceError, forbidden_pairs
 from virtbalance.actioner.snapshot_builder import SnapshotBuilder, SnapshotError
 from virtbalance.forecast import Forecast
 from virtbalance.plan import Mode, Plan
@@ -51,28 +48,26 @@ class Worker:
     def __init__(
         self,
         *,
-        config: Config,
-        journal: Journal,
         builder: SnapshotBuilder,
         executor: Executor,
-        metrics: Metrics,
-        alertmanager: AlertmanagerClient | None = None,
         planner: Planner = make_plan,
         clock: Callable[[], float] = time.time,
         recheck: Callable[[], object] | None = None,
         emptied: EmptiedHosts | None = None,
     ) -> None:
-        self.config = config
+        self.builder = builder
+        self.executor = executor
+        # The executor's config, journal, metrics and Alertmanager: planning and executing one plan
+        # must never see two different ones.
+        self.config = executor.config
+        self.journal = executor.journal
+        self.metrics = executor.metrics
+        self.alertmanager = executor.alertmanager
         # The hosts consolidation emptied: into the snapshot before planning, updated after executing.
         self.emptied = emptied
         # Judges domains in doubt again (actioner.resolver): before each plan and whenever the queue has
         # been idle for execution.recheck_interval; in this thread, so never beside a migration.
         self._recheck = recheck
-        self.journal = journal
-        self.builder = builder
-        self.executor = executor
-        self.metrics = metrics
-        self.alertmanager = alertmanager
         self.planner = planner
         self._clock = clock
         self._queue: queue.Queue[int | None] = queue.Queue()

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from virtbalance.errors import ValidationError
 from virtbalance.records import as_dict
@@ -117,6 +117,42 @@ _DOMAIN_KEYS = (
 )
 
 
+_Number = TypeVar("_Number", int, float)
+
+
+def _where(path: str, key: str) -> str:
+    """Where a key stands in the document, for a problem's message."""
+    return f"{path}.{key}" if path else key
+
+
+def _finite(raw: Any) -> float | None:
+    """A finite JSON number as written (an int stays an int, so messages show it as given)."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+        return None
+    return raw
+
+
+def _whole(raw: Any) -> int | None:
+    """A whole JSON number; JSON writers may emit 1024.0 for one, so accept that, refuse 1024.5."""
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        return None
+    return raw
+
+
+@dataclass(frozen=True)
+class _Kind(Generic[_Number]):
+    """How the reader reads one kind of number, and what it names it in a problem."""
+
+    parse: Callable[[Any], _Number | None]
+    expected: str
+
+
+_NUMBER: _Kind[float] = _Kind(_finite, "a number")
+_WHOLE: _Kind[int] = _Kind(_whole, "a whole number")
+
+
 class _Reader:
     """Collects every problem of one document instead of stopping at the first."""
 
@@ -126,42 +162,62 @@ class _Reader:
     def unknown_keys(self, path: str, data: Mapping[str, Any], known: tuple[str, ...]) -> None:
         for key in data:
             if key not in known:
-                where = f"{path}.{key}" if path else str(key)
-                self.problems.append(f"{where}: unknown key (known: {', '.join(known)})")
+                self.problems.append(
+                    f"{_where(path, str(key))}: unknown key (known: {', '.join(known)})"
+                )
+
+    def record(
+        self,
+        path: str,
+        data: Mapping[str, Any],
+        known: tuple[str, ...],
+        fields: Callable[[_Reader, str, Mapping[str, Any]], dict[str, Any]],
+    ) -> dict[str, Any] | None:
+        """What ``fields`` reads of ``data``, with its path; None when it found a problem or a key
+        not in ``known``."""
+        before = len(self.problems)
+        self.unknown_keys(path, data, known)
+        record = {"_path": path, **fields(self, path, data)}
+        return record if len(self.problems) == before else None
 
     def _get(self, path: str, data: Mapping[str, Any], key: str, required: bool) -> Any:
         if key not in data or data[key] is None:
             if required:
-                self.problems.append(f"{path}.{key}: missing" if path else f"{key}: missing")
+                self.problems.append(f"{_where(path, key)}: missing")
             return None
         return data[key]
 
     def number(
         self, path: str, data: Mapping[str, Any], key: str, *, required: bool, positive: bool
     ) -> float | None:
-        raw = self._get(path, data, key, required)
-        if raw is None:
-            return None
-        where = f"{path}.{key}" if path else key
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-            self.problems.append(f"{where}: expected a number, got {raw!r}")
-            return None
-        return float(raw) if self._sign_ok(where, raw, positive) else None
+        value = self._value(path, data, key, _NUMBER, required=required, positive=positive)
+        return None if value is None else float(value)
 
     def integer(
         self, path: str, data: Mapping[str, Any], key: str, *, required: bool, positive: bool
     ) -> int | None:
+        return self._value(path, data, key, _WHOLE, required=required, positive=positive)
+
+    def _value(
+        self,
+        path: str,
+        data: Mapping[str, Any],
+        key: str,
+        kind: _Kind[_Number],
+        *,
+        required: bool,
+        positive: bool,
+    ) -> _Number | None:
+        """The key's value as ``kind`` reads it, of the sign asked; None (and a problem) otherwise."""
         raw = self._get(path, data, key, required)
         if raw is None:
             return None
-        where = f"{path}.{key}"
-        # JSON writers may emit 1024.0 for a whole number; accept it, refuse 1024.5.
-        if isinstance(raw, float) and raw.is_integer():
-            raw = int(raw)
-        if isinstance(raw, bool) or not isinstance(raw, int):
-            self.problems.append(f"{where}: expected a whole number, got {raw!r}")
+        where = _where(path, key)
+        value = kind.parse(raw)
+        if value is None:
+            self.problems.append(f"{where}: expected {kind.expected}, got {raw!r}")
             return None
-        return raw if self._sign_ok(where, raw, positive) else None
+        return value if self._sign_ok(where, value, positive) else None
 
     def _sign_ok(self, where: str, value: float, positive: bool) -> bool:
         """Record a negative (or, when ``positive``, zero) value as a problem; whether it passed."""
@@ -248,10 +304,10 @@ def parse_snapshot(data: Any, source: str = "snapshot") -> Snapshot:
     time = reader.number("", data, "time", required=True, positive=False)
 
     raw_hosts: list[dict[str, Any]] = reader.records(
-        data, "hosts", lambda p, h: _parse_host(reader, p, h)
+        data, "hosts", lambda p, h: reader.record(p, h, _HOST_KEYS, _host_fields)
     )
     raw_domains: list[dict[str, Any]] = reader.records(
-        data, "domains", lambda p, d: _parse_domain(reader, p, d)
+        data, "domains", lambda p, d: reader.record(p, d, _DOMAIN_KEYS, _domain_fields)
     )
 
     host_names: dict[str, str] = {}
@@ -301,11 +357,8 @@ def parse_snapshot(data: Any, source: str = "snapshot") -> Snapshot:
     return Snapshot(time=time, hosts=hosts, domains=domains, version=VERSION)
 
 
-def _parse_host(reader: _Reader, path: str, data: Mapping[str, Any]) -> dict[str, Any] | None:
-    before = len(reader.problems)
-    reader.unknown_keys(path, data, _HOST_KEYS)
-    record = {
-        "_path": path,
+def _host_fields(reader: _Reader, path: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    return {
         "name": reader.string(path, data, "name", required=True),
         "cpus": reader.number(path, data, "cpus", required=True, positive=True),
         "memory_bytes": reader.integer(path, data, "memory_bytes", required=True, positive=True),
@@ -316,14 +369,10 @@ def _parse_host(reader: _Reader, path: str, data: Mapping[str, Any]) -> dict[str
         "maintenance": reader.boolean(path, data, "maintenance"),
         "emptied": reader.boolean(path, data, "emptied"),
     }
-    return record if len(reader.problems) == before else None
 
 
-def _parse_domain(reader: _Reader, path: str, data: Mapping[str, Any]) -> dict[str, Any] | None:
-    before = len(reader.problems)
-    reader.unknown_keys(path, data, _DOMAIN_KEYS)
-    record = {
-        "_path": path,
+def _domain_fields(reader: _Reader, path: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    return {
         "name": reader.string(path, data, "name", required=True),
         "host": reader.string(path, data, "host", required=True),
         "vcpus": reader.integer(path, data, "vcpus", required=True, positive=True),
@@ -336,7 +385,6 @@ def _parse_domain(reader: _Reader, path: str, data: Mapping[str, Any]) -> dict[s
         "last_migrated": reader.number(path, data, "last_migrated", required=False, positive=False),
         "last_host": reader.string(path, data, "last_host", required=False),
     }
-    return record if len(reader.problems) == before else None
 
 
 def load_snapshot(path: str | Path) -> Snapshot:

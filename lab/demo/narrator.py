@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TextIO
 
 from virtbalance.contract import (
@@ -88,32 +88,23 @@ class Story:
         return None if self.relief_at is None else self.relief_at - self.overload_at
 
 
+@dataclass(eq=False)
 class Narrator:
     """Polls Prometheus, Alertmanager and the actioner about once a second and says what changed."""
 
-    def __init__(
-        self,
-        prometheus: Prometheus,
-        alertmanager: Alertmanager,
-        actioner: ActionerReader,
-        *,
-        hosts: list[str],
-        cpu_high: float,
-        out: TextIO,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-        poll_interval: float = 1.0,
-    ) -> None:
-        self.prometheus = prometheus
-        self.alertmanager = alertmanager
-        self.actioner = actioner
-        self.hosts = hosts
-        self.cpu_high = cpu_high
-        self.out = out
-        self.clock = clock
-        self.sleep = sleep
-        self.poll_interval = poll_interval
-        self._origin = clock()
+    prometheus: Prometheus
+    alertmanager: Alertmanager
+    actioner: ActionerReader
+    _: KW_ONLY
+    hosts: list[str]
+    cpu_high: float
+    out: TextIO
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    poll_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        self._origin = self.clock()
         self._last_load_print: dict[str, float] = {}
         self._last_load_at = 0.0
         self._seen_states: dict[tuple[str, str], str] = {}

@@ -452,14 +452,7 @@ def overloaded_world(world, alertmanager=None):
         cluster=cluster, config=config, journal=journal, metrics=metrics, alertmanager=alertmanager
     )
     builder = FakeBuilder(cluster, {"web1": 0.3, "app1": 0.3, "db1": 0.3, "batch1": 0.05})
-    worker = Worker(
-        config=config,
-        journal=journal,
-        builder=builder,
-        executor=executor,
-        metrics=metrics,
-        alertmanager=alertmanager,
-    )
+    worker = Worker(builder=builder, executor=executor)
     return worker, executor, metrics
 
 
@@ -495,13 +488,7 @@ def bursty_world(world, forecast, notes=()):
     cluster.placement["burst1"] = "hv3"
     executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
     cpu = {"web1": 0.3, "app1": 0.3, "db1": 0.3, "batch1": 0.05, "burst1": 0.01}
-    worker = Worker(
-        config=config,
-        journal=journal,
-        builder=ForecastBuilder(cluster, cpu, forecast, notes),
-        executor=executor,
-        metrics=Metrics(),
-    )
+    worker = Worker(builder=ForecastBuilder(cluster, cpu, forecast, notes), executor=executor)
     return worker, cluster, journal
 
 
@@ -852,9 +839,7 @@ def test_a_stale_plan_is_requeued_and_planned_again_from_a_fresh_snapshot(world)
     config, cluster, journal = world
     executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
     builder = StaleOnceBuilder(cluster)
-    worker = Worker(
-        config=config, journal=journal, builder=builder, executor=executor, metrics=Metrics()
-    )
+    worker = Worker(builder=builder, executor=executor)
     cluster.metadata["db1"] = Placement(pinned=True)
     plan_id = alert_plan(journal)
     assert worker.run(plan_id) == jr.PLAN_QUEUED
@@ -875,9 +860,7 @@ def test_a_plan_stale_on_every_snapshot_ends_unresolved_after_the_bounded_replan
     config, cluster, journal = world
     executor = FakeExecutor(cluster=cluster, config=config, journal=journal, metrics=Metrics())
     builder = FakeBuilder(cluster, {"web1": 0.3, "app1": 0.3, "db1": 0.3, "batch1": 0.05})
-    worker = Worker(
-        config=config, journal=journal, builder=builder, executor=executor, metrics=Metrics()
-    )
+    worker = Worker(builder=builder, executor=executor)
     cluster.metadata["db1"] = Placement(pinned=True)  # never shows in FakeBuilder's snapshots
     plan_id = alert_plan(journal)
     worker.run(plan_id)
