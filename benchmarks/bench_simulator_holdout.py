@@ -130,6 +130,9 @@ def main() -> int:
         "--policies", help="comma-separated policies to replay (default: all; none is always in)"
     )
     args = parser.parse_args()
+    if args.policies and "virtbalance" not in args.policies.split(","):
+        # Every goal is judged on virtbalance against the others: without it there is nothing to judge.
+        parser.error(f"--policies must include virtbalance, got {args.policies!r}")
     wanted = set(args.scenarios.split(",")) if args.scenarios else None
     policy = Policy.load(args.policy_file)
     print(
