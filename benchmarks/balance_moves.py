@@ -11,22 +11,18 @@ ended, on the last sample and on the averages balance judges (each host's domain
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import statistics
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
-from bench_simulator_holdout import SCENARIOS, TRACES, sized
-from checkout import REPO
+from bench_simulator_holdout import scenario_replay_setup
 
 from virtbalance.forecast import window_points
 from virtbalance.policy import Policy
-from virtbalance.simulator.cluster import ClusterSpec, build_cluster
-from virtbalance.simulator.config import Simulation, TraceSpec
+from virtbalance.simulator.config import Simulation
 from virtbalance.simulator.engine import replay
 from virtbalance.simulator.policies.virtbalance import VirtbalanceParams, VirtbalancePolicy
 from virtbalance.simulator.state import ClusterView, Move
@@ -143,23 +139,12 @@ def report(log: list[BalancePlan], policy: Policy, migrations: int) -> list[str]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", choices=[s.name for s in SCENARIOS])
-    parser.add_argument("--traces", default=str(TRACES))
-    parser.add_argument("--policy-file", default=str(REPO / "alerting-rules" / "policy.yaml"))
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-    scenario = next(s for s in SCENARIOS if s.name == args.scenario)
-    policy = Policy.load(args.policy_file)
-    traces = TraceSpec(path=str(Path(args.traces) / scenario.traces), format=scenario.format)
-    workload = traces.load()
-    spec = ClusterSpec(groups=scenario.groups) if scenario.groups else sized(workload)
-    cluster = build_cluster(workload.vms, replace(spec, seed=args.seed))
+    args, policy, workload, cluster = scenario_replay_setup(__doc__.splitlines()[0])
     plugin = Logged(VirtbalanceParams(), policy)
     result = replay(
         workload, cluster, plugin, policy, record_series=False, cost=Simulation().migration
     )
-    print(f"{scenario.name}, seed {args.seed}, virtbalance")
+    print(f"{args.scenario}, seed {args.seed}, virtbalance")
     print("\n".join(report(plugin.log, policy, len(result.history))))
     return 0
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from checkout import REPO
 
 from virtbalance.policy import Policy
-from virtbalance.simulator.cluster import ClusterSpec, HostGroup
+from virtbalance.simulator.cluster import Cluster, ClusterSpec, HostGroup, build_cluster
 from virtbalance.simulator.config import Simulation, TraceSpec
 from virtbalance.simulator.plot import plot_hosts
 from virtbalance.simulator.report import (
@@ -116,6 +116,22 @@ def goals(comparison: Comparison, seconds: float) -> tuple[list[str], bool]:
                 f"- {rival.name} cuts {rival.cut:.1f}%: more than {RIVAL_POINTS:g} points short"
             )
     return lines, ok
+
+
+def scenario_replay_setup(description: str) -> tuple[argparse.Namespace, Policy, Workload, Cluster]:
+    """The one-scenario scripts' command line (scenario, traces, policy file, seed) and what it loads."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("scenario", choices=[s.name for s in SCENARIOS])
+    parser.add_argument("--traces", default=str(TRACES))
+    parser.add_argument("--policy-file", default=str(REPO / "alerting-rules" / "policy.yaml"))
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    scenario = next(s for s in SCENARIOS if s.name == args.scenario)
+    policy = Policy.load(args.policy_file)
+    traces = TraceSpec(path=str(Path(args.traces) / scenario.traces), format=scenario.format)
+    workload = traces.load()
+    spec = ClusterSpec(groups=scenario.groups) if scenario.groups else sized(workload)
+    return args, policy, workload, build_cluster(workload.vms, replace(spec, seed=args.seed))
 
 
 def main() -> int:
