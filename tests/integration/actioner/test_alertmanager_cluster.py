@@ -12,7 +12,7 @@ import requests
 import yaml
 
 from tests.actioner_fixtures import OVERLOAD_ALERT, serve_actioner
-from tests.integration.actioner.test_lab import wait_port_reusable, write_config
+from tests.integration.actioner.test_lab import expire_silences, wait_port_reusable, write_config
 from virtbalance.lab.demo.clients import Alertmanager
 
 pytestmark = [pytest.mark.integration, pytest.mark.lab]
@@ -145,6 +145,5 @@ def test_a_silence_made_on_one_instance_freezes_moves_when_the_actioner_asks_the
             # reuses: an hour-long freeze of every move left there would freeze the next tests' plans.
             for am in (first_url(lab), second_url):
                 if Alertmanager(am).ready():
-                    for left in Alertmanager(am).active_silences():
-                        Alertmanager(am).expire_silence(str(left["id"]))
+                    expire_silences(am)
             lab.stop_monitoring()

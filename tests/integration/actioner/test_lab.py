@@ -94,10 +94,15 @@ def running_alertmanager(lab) -> str:
     if not (url and Alertmanager(url).ready()):
         wait_port_reusable(lab.names.alertmanager_port)
         url = lab.start_alertmanager("http://127.0.0.1:9/unused")
+    expire_silences(str(url))
+    return str(url)
+
+
+def expire_silences(url: str) -> None:
+    """Expire every active silence of the Alertmanager at ``url``, naming each in the log."""
     for left in Alertmanager(url).active_silences():
         log.warning("expiring silence %s left in the lab's Alertmanager: %s", left["id"], left)
         Alertmanager(url).expire_silence(str(left["id"]))
-    return str(url)
 
 
 def firing(host: str) -> dict[str, Any]:
