@@ -111,6 +111,23 @@ class StepOutcome:
     skip: SkipKind | None = None
 
 
+@dataclass(frozen=True)
+class _Migration:
+    """One domain's live migration in flight: its libvirt handles, hosts and how it may end."""
+
+    dom: Any
+    # the source's and the destination's dedicated connections (the destination's is the source's
+    # own in peer-to-peer mode)
+    sconn: Any
+    dconn: Any
+    domain: str
+    source: str
+    destination: str
+    started: float
+    # False for a rollback: a stop must not abort it halfway, which would leave its chunk split
+    abortable: bool
+
+
 class Executor:
     """Runs plans chunk by chunk; construct once per actioner."""
 
@@ -607,20 +624,19 @@ class Executor:
         try:
             if not self.config.execution.peer2peer:
                 connections.append(self.pool.dedicated(destination))
-            dom = sconn.lookupByName(domain)
-            if self.config.execution.copy_storage != "none":
-                return self._migrate_with_storage(
-                    dom, sconn, connections[-1], domain, source, destination, started, abortable
-                )
-            return self._migrate_on(
-                dom,
-                connections[-1],
-                domain,
+            migration = _Migration(
+                dom=sconn.lookupByName(domain),
+                sconn=sconn,
+                dconn=connections[-1],
+                domain=domain,
                 source=source,
                 destination=destination,
                 started=started,
                 abortable=abortable,
             )
+            if self.config.execution.copy_storage != "none":
+                return self._migrate_with_storage(migration)
+            return self._migrate_on(migration)
         except (HostUnreachableError, libvirt.libvirtError) as exc:
             return MoveResult(domain, False, 0.0, time.monotonic(), str(exc))
         finally:
@@ -628,18 +644,14 @@ class Executor:
                 with contextlib.suppress(libvirt.libvirtError):
                     conn.close()
 
-    def _migrate_on(
-        self,
-        dom: Any,
-        dconn: Any,
-        domain: str,
-        *,
-        source: str,
-        destination: str,
-        started: float,
-        abortable: bool,
-        disks: tuple[LocalDisk, ...] = (),
-    ) -> MoveResult:
+    def _migrate_on(self, migration: _Migration, disks: tuple[LocalDisk, ...] = ()) -> MoveResult:
+        dom, domain, source, destination = (
+            migration.dom,
+            migration.domain,
+            migration.source,
+            migration.destination,
+        )
+        started, abortable = migration.started, migration.abortable
         timeout = self.config.execution.migration_timeout
         # copying disks takes longer: the timeout grows with their size
         timeout += storage_timeout(disks, self.config.execution.storage_copy_mib_per_s)
@@ -654,7 +666,7 @@ class Executor:
                 if flags & libvirt.VIR_MIGRATE_PEER2PEER:
                     dom.migrateToURI3(self.config.host(destination).uri, params, flags)
                 else:
-                    box["dom"] = dom.migrate3(dconn, params, flags)
+                    box["dom"] = dom.migrate3(migration.dconn, params, flags)
             except libvirt.libvirtError as exc:
                 box["error"] = str(exc)
             # The moment libvirt returned, not the next poll tick: the split window is measured from these.
@@ -705,26 +717,17 @@ class Executor:
             )
         return MoveResult(domain, True, seconds, finished)
 
-    def _migrate_with_storage(  # noqa: PLR0917 - _migrate_on's arguments, plus the source's connection
-        self,
-        dom: Any,
-        sconn: Any,
-        dconn: Any,
-        domain: str,
-        source: str,
-        destination: str,
-        started: float,
-        abortable: bool,
-    ) -> MoveResult:
+    def _migrate_with_storage(self, migration: _Migration) -> MoveResult:
         """A move that copies the domain's local disks: create their images on the destination first,
         remove them again if the move fails, and keep or remove the source's per the setting."""
+        domain, source, destination = migration.domain, migration.source, migration.destination
         execution = self.config.execution
         try:
             storage_conn = self.pool.dedicated(destination)
         except HostUnreachableError as exc:
             return MoveResult(domain, False, 0.0, time.monotonic(), str(exc))
         try:
-            disks = local_disks(dom)
+            disks = local_disks(migration.dom)
             try:
                 with self._pool_lock(destination):
                     created = prepare_destination(
@@ -736,16 +739,7 @@ class Executor:
             except StorageError as exc:
                 return MoveResult(domain, False, 0.0, time.monotonic(), f"storage: {exc}")
             self._disk_copies.pop(domain, None)
-            result = self._migrate_on(
-                dom,
-                dconn,
-                domain,
-                source=source,
-                destination=destination,
-                started=started,
-                abortable=abortable,
-                disks=disks,
-            )
+            result = self._migrate_on(migration, disks)
             result.disk_copy = self._disk_copies.pop(domain, None)
             if result.ok:
                 copied = (
@@ -756,7 +750,9 @@ class Executor:
                 # libvirt ends a migration only once every disk is mirrored: a poll that saw the copy
                 # start knew its size, and all of it was copied
                 result.disk_copy = copied and DiskCopy(copied.total, copied.total)
-                result.source_disk = self._source_disk_after_move(sconn, disks, source, domain)
+                result.source_disk = self._source_disk_after_move(
+                    migration.sconn, disks, source, domain
+                )
             elif not result.ambiguous:
                 self._remove_copy(storage_conn, created, domain, destination)
             elif created:

@@ -12,7 +12,12 @@ import libvirt
 import pytest
 
 from tests.actioner_fixtures import actioner_config
-from virtbalance.actioner.executor import Executor, MoveResult, _completed_disk_copy
+from virtbalance.actioner.executor import (
+    Executor,
+    MoveResult,
+    _completed_disk_copy,
+    _Migration,
+)
 from virtbalance.actioner.journal import Journal
 from virtbalance.actioner.metrics import Metrics
 from virtbalance.actioner.storage import (
@@ -219,8 +224,8 @@ class StorageExecutor(Executor):
         self.outcome = outcome
         self.copied: list[tuple[LocalDisk, ...]] = []
 
-    def _migrate_on(self, dom: Any, dconn: Any, domain: str, **kwargs: Any) -> MoveResult:
-        self.copied.append(kwargs["disks"])
+    def _migrate_on(self, migration: _Migration, disks: tuple[LocalDisk, ...] = ()) -> MoveResult:
+        self.copied.append(disks)
         return self.outcome
 
 
@@ -242,7 +247,16 @@ def storage_executor(tmp_path, outcome, *, active_on=None, **execution):
 
 def move(executor: StorageExecutor, source: FakeConn) -> MoveResult:
     return executor._migrate_with_storage(
-        FakeDomain(), source, source, "store1", "hv1", "hv2", time.monotonic(), True
+        _Migration(
+            dom=FakeDomain(),
+            sconn=source,
+            dconn=source,
+            domain="store1",
+            source="hv1",
+            destination="hv2",
+            started=time.monotonic(),
+            abortable=True,
+        )
     )
 
 
