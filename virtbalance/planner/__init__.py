@@ -12,7 +12,7 @@ from virtbalance.planner.balance import balance
 from virtbalance.planner.consolidate import consolidate
 from virtbalance.planner.deadline import Clock, Deadline
 from virtbalance.planner.drain import drain
-from virtbalance.planner.model import build_model
+from virtbalance.planner.model import Inputs
 from virtbalance.planner.outcome import Outcome
 from virtbalance.planner.placement import Placer
 from virtbalance.planner.refine import enabled, refine_relieve, small_enough
@@ -78,28 +78,27 @@ def plan(
         raise ValidationError("mode", [f"drain: unknown host {mode.host!r} (not in the snapshot)"])
     deadline = Deadline(clock, policy.plan_budget)
     solver = mode.kind == "relieve" and enabled(policy)
+    inputs = Inputs(
+        snapshot,
+        policy,
+        relieve_hosts=relieve_hosts,
+        forbidden=forbidden,
+        max_migrations=max_migrations,
+        barriers=barriers,
+        forecast=forecast,
+    )
     if mode.kind == "relieve":
 
         def relief(view: Snapshot) -> Plan:
             outcome, cut = _relieve(
-                view,
-                policy,
-                relieve_hosts,
-                forbidden,
-                max_migrations,
-                deadline=deadline,
-                solver=solver,
-                barriers=barriers,
-                forecast=forecast,
+                replace(inputs, snapshot=view), deadline=deadline, solver=solver
             )
             return replace(outcome.plan(mode), cut_short=cut)
 
         # Emptied hosts (snapshot.hosts[].emptied) stay asleep unless relief needs their room.
         relieved, _ = fewest_woken(snapshot, policy, relief, lambda: deadline.expired("variants"))
         return relieved
-    model = build_model(
-        snapshot, policy, forbidden, max_migrations, barriers=barriers, forecast=forecast
-    )
+    model = inputs.model()
     outcome = Outcome(model, Placer(model), deadline=deadline)
     if mode.kind == "drain":
         assert mode.host is not None  # Mode guarantees it
@@ -112,16 +111,7 @@ def plan(
 
 
 def _relieve(
-    snapshot: Snapshot,
-    policy: Policy,
-    relieve_hosts: frozenset[str] | None,
-    forbidden: frozenset[tuple[str, str]],
-    max_migrations: int | None,
-    *,
-    deadline: Deadline,
-    solver: bool,
-    barriers: Barriers | None = None,
-    forecast: Forecast | None = None,
+    inputs: Inputs, *, deadline: Deadline, solver: bool
 ) -> tuple[Outcome, CutShort | None]:
     """Least-loaded destinations first. When hosts competed (for destinations or the plan's budget) and
     some missed their cheapest set, also try: the hosts that missed first, fewest domains first (when the
@@ -130,15 +120,7 @@ def _relieve(
     is kept only if cheaper (the first pass may use up to FIRST_SHARE of the budget, the other
     variants stop at GREEDY_SHARE). Returns the plan and, unless it is proven optimal, what the
     budget cut."""
-    solver = solver and small_enough(
-        snapshot,
-        policy,
-        relieve_hosts,
-        forbidden,
-        max_migrations,
-        barriers=barriers,
-        forecast=forecast,
-    )
+    solver = solver and small_enough(inputs)
     first = deadline.part(FIRST_SHARE) if solver else deadline
     greedy = deadline.part(GREEDY_SHARE) if solver else deadline
     best: Outcome | None = None
@@ -147,9 +129,7 @@ def _relieve(
     for number, (pack, reverse, frugal) in enumerate(VARIANTS):
         if number > 0 and greedy.expired("variants"):
             break
-        model = build_model(
-            snapshot, policy, forbidden, max_migrations, barriers=barriers, forecast=forecast
-        )
+        model = inputs.model()
         outcome = Outcome(
             model,
             Placer(model, pack=pack),
@@ -157,7 +137,7 @@ def _relieve(
             deadline=first if number == 0 else greedy,
         )
         missed, slimmed = relieve(
-            outcome, relieve_hosts, reverse=reverse, first=missed_first, slim_pass=slim_pass
+            outcome, inputs.relieve_hosts, reverse=reverse, first=missed_first, slim_pass=slim_pass
         )
         if best is None or outcome.cost() < best.cost():
             best = outcome
@@ -173,17 +153,7 @@ def _relieve(
     assert best is not None
     if not solver:
         return best, deadline.first_cut
-    refined, proven = refine_relieve(
-        snapshot,
-        policy,
-        relieve_hosts,
-        forbidden,
-        max_migrations,
-        best,
-        deadline,
-        barriers=barriers,
-        forecast=forecast,
-    )
+    refined, proven = refine_relieve(inputs, best, deadline)
     if refined is not None and refined.cost() < best.cost():
         best = refined
     return best, None if proven else deadline.first_cut or first.first_cut or greedy.first_cut

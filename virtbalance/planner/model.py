@@ -180,6 +180,33 @@ class Model:
         return UNBOUNDED if self.ceiling is None else self.ceiling
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What one plan call decides from: the snapshot, the policy and what narrows the search.
+
+    ``relieve_hosts``, ``forbidden``, ``max_migrations``, ``barriers`` and ``forecast`` mean what
+    ``virtbalance.planner.plan`` says of them."""
+
+    snapshot: Snapshot
+    policy: Policy
+    relieve_hosts: frozenset[str] | None = None
+    forbidden: frozenset[tuple[str, str]] = frozenset()
+    max_migrations: int | None = None
+    barriers: Barriers | None = None
+    forecast: Forecast | None = None
+
+    def model(self) -> Model:
+        """A fresh working model of these inputs (each search variant starts from its own)."""
+        return build_model(
+            self.snapshot,
+            self.policy,
+            self.forbidden,
+            self.max_migrations,
+            barriers=self.barriers,
+            forecast=self.forecast,
+        )
+
+
 def build_model(
     snapshot: Snapshot,
     policy: Policy,

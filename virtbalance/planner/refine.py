@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from virtbalance.barriers import Barriers
-from virtbalance.forecast import Forecast
 from virtbalance.planner import exact
 from virtbalance.planner.deadline import Deadline
-from virtbalance.planner.model import Model, Unit, build_model
+from virtbalance.planner.model import Inputs, Model, Unit
 from virtbalance.planner.outcome import Outcome
 from virtbalance.planner.placement import Placer
 from virtbalance.planner.relieve import (
@@ -21,7 +19,6 @@ from virtbalance.planner.relieve import (
 )
 from virtbalance.planner.repack import repack
 from virtbalance.policy import Policy
-from virtbalance.snapshot import Snapshot
 
 # Share of the remaining budget CP-SAT may use: the rest replays its answer into a plan and, unless it
 # is proven optimal, re-solves the hosts whose sets cost more than their ideal (``relieve.improve``).
@@ -34,28 +31,19 @@ DETERMINISTIC_PER_SECOND = 0.25
 OBVIOUSLY_TOO_BIG = 50
 
 
-def refine_relieve(  # noqa: PLR0917 - the planner's inputs, passed through
-    snapshot: Snapshot,
-    policy: Policy,
-    relieve_hosts: frozenset[str] | None,
-    forbidden: frozenset[tuple[str, str]],
-    max_migrations: int | None,
-    greedy: Outcome,
-    deadline: Deadline,
-    *,
-    barriers: Barriers | None = None,
-    forecast: Forecast | None = None,
+def refine_relieve(
+    inputs: Inputs, greedy: Outcome, deadline: Deadline
 ) -> tuple[Outcome | None, bool]:
     """CP-SAT's plan, if it found one (None: too big a model, out of time, or no valid answer), and
     whether the best plan is proven optimal (greedy's, when it is cheapest by the lower bounds, or
     CP-SAT's). Only called when ``enabled``."""
 
+    policy = inputs.policy
+
     def fresh() -> tuple[Outcome, dict[str, Need], list[str]]:
-        model = build_model(
-            snapshot, policy, forbidden, max_migrations, barriers=barriers, forecast=forecast
-        )
+        model = inputs.model()
         outcome = Outcome(model, Placer(model), deadline=deadline)
-        needs, busy = prepare(outcome, relieve_hosts)
+        needs, busy = prepare(outcome, inputs.relieve_hosts)
         return outcome, needs, busy
 
     outcome, needs, busy = fresh()
@@ -112,25 +100,15 @@ def enabled(policy: Policy) -> bool:
     return policy.plan_solver != "greedy" and exact.installed()
 
 
-def small_enough(
-    snapshot: Snapshot,
-    policy: Policy,
-    relieve_hosts: frozenset[str] | None,
-    forbidden: frozenset[tuple[str, str]],
-    max_migrations: int | None,
-    *,
-    barriers: Barriers | None = None,
-    forecast: Forecast | None = None,
-) -> bool:
+def small_enough(inputs: Inputs) -> bool:
     """Whether the CP-SAT model stays within ``exact.MAX_PAIRS``: if not, the greedy search keeps the
     whole budget. Clusters far too big are told apart without building a model (it takes a while)."""
+    snapshot = inputs.snapshot
     if len(snapshot.hosts) * len(snapshot.domains) > OBVIOUSLY_TOO_BIG * exact.MAX_PAIRS:
         return False
-    model = build_model(
-        snapshot, policy, forbidden, max_migrations, barriers=barriers, forecast=forecast
-    )
+    model = inputs.model()
     outcome = Outcome(model, Placer(model))
-    needs, _ = prepare(outcome, relieve_hosts)
+    needs, _ = prepare(outcome, inputs.relieve_hosts)
     return exact.pairs(model, needs, outcome.placer.order) <= exact.MAX_PAIRS
 
 

@@ -306,7 +306,10 @@ def test_tight_clusters_cut_anywhere_keep_every_hard_constraint(seed, ticks, sol
 @given(scenarios(), st.integers(1, 80), st.integers(0, 2**32))
 def test_a_budget_cut_at_the_same_point_gives_the_same_plan(scenario, ticks, seed):
     snapshot, policy, mode, forbidden = scenario
-    policy = policy.replace(plan_budget=ticks)
+    # Greedy only: with a clock, CP-SAT's limit is real seconds (what the budget has left), and on a
+    # loaded machine it can stop at different points in two runs of the same model: it once did here,
+    # during a fault campaign.
+    policy = policy.replace(plan_budget=ticks, plan_solver="greedy")
     rng = random.Random(seed)
     hosts, domains = list(snapshot.hosts), list(snapshot.domains)
     rng.shuffle(hosts)
