@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from virtbalance.records import as_dict
 from virtbalance.redact import redact
 
 # Migration states. A migration is written ``running`` before libvirt is asked to move the domain, so a
@@ -182,18 +183,13 @@ class PlanRow:
     cancel_requested: bool
 
     def to_dict(self) -> dict[str, Any]:
+        """The row's fields, the plan as the JSON object it was stored as (under ``plan``)."""
+        row = as_dict(self)
+        plan_json, cancel_requested = row.pop("plan_json"), row.pop("cancel_requested")
         return {
-            "id": self.id,
-            "created": self.created,
-            "updated": self.updated,
-            "trigger": self.trigger,
-            "mode": self.mode,
-            "hosts": list(self.hosts),
-            "group_key": self.group_key,
-            "state": self.state,
-            "detail": self.detail,
-            "plan": json.loads(self.plan_json) if self.plan_json else None,
-            "cancel_requested": self.cancel_requested,
+            **row,
+            "plan": json.loads(plan_json) if plan_json else None,
+            "cancel_requested": cancel_requested,
         }
 
 
