@@ -1,6 +1,6 @@
 """Planner quality: migrated memory against the CP-SAT optimum on seeded random relieve instances.
 
-Usage: .venv/bin/python benchmarks/bench_planner_quality.py [--instances 200] [--tight] [--solver auto|greedy]
+Usage: .venv/bin/python benchmarks/bench_planner_quality.py [--instances 200] [--first-seed 1000] [--seeds 4,11] [--tight] [--solver auto|greedy]
        [--json FILE]
 Instances: 3-30 hosts, up to 200 domains, 20% of domains in chunks, pins, anti-affinity, cooldowns, 10-30%
 of hosts overloaded (with the default max_migrations of 8, the larger ones often cannot all be resolved).
@@ -18,9 +18,9 @@ import random
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import checkout  # noqa: F401 (puts this tree first on sys.path)
+import seeded
 
 from virtbalance.planner import plan
 from virtbalance.planner.exact import available, solve_relieve
@@ -40,10 +40,8 @@ def instance(seed: int, tight: bool = False) -> tuple[int, Shape]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--instances", type=int, default=200)
-    parser.add_argument("--first-seed", type=int, default=1000)
+    seeded.add_arguments(parser, instances=200, first_seed=1000)
     parser.add_argument("--time-limit", type=float, default=20.0)
-    parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--tight", action="store_true", help="busy clusters: little room to move to"
     )
@@ -52,7 +50,7 @@ def main() -> int:
     policy = Policy().replace(plan_solver=args.solver)
     available()  # import OR-Tools before any plan is timed
     rows = []
-    for number in range(args.first_seed, args.first_seed + args.instances):
+    for number in seeded.seeds(args):
         seed, shape = instance(number, args.tight)
         snapshot = generate(seed, shape)
         start = time.perf_counter()
@@ -102,8 +100,7 @@ def main() -> int:
         "exact_ms_max": 1000 * max(r["exact_s"] for r in rows),
     }
     print(json.dumps(summary, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
+    seeded.write_report(args.json, summary, rows)
     return 0 if not missed and (summary["ratio_mean"] or 1.0) <= 1.05 else 1
 
 

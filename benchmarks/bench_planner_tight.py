@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import checkout  # noqa: F401 (puts this tree first on sys.path)
+import seeded
 
 from virtbalance.planner import exact, plan
 from virtbalance.planner.deadline import Clock
@@ -92,14 +93,11 @@ def summarise(rows: list[dict[str, Any]], solver: str) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--instances", type=int, default=40)
-    parser.add_argument("--first-seed", type=int, default=0)
+    seeded.add_arguments(parser, instances=40, first_seed=0)
     parser.add_argument("--reference-limit", type=float, default=60.0)
-    parser.add_argument("--json", type=Path)
     parser.add_argument("--references", type=Path)
     parser.add_argument("--references-only", action="store_true")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="monotonic")
-    parser.add_argument("--seeds", help="comma-separated seeds instead of --first-seed/--instances")
     parser.add_argument(
         "--solvers", default=",".join(SOLVERS), help="comma-separated, of greedy,auto"
     )
@@ -112,12 +110,7 @@ def main() -> int:
     policies = {s: Policy().replace(**lifted, plan_solver=s) for s in SOLVERS}
     exact.available()  # import OR-Tools once, before any plan is timed
     rows = []
-    seeds = (
-        [int(x) for x in args.seeds.split(",")]
-        if args.seeds
-        else range(args.first_seed, args.first_seed + args.instances)
-    )
-    for seed in seeds:
+    for seed in seeded.seeds(args):
         shape = tight(seed)
         snapshot = generate(seed, shape)
         row: dict[str, Any] = {"seed": seed, "hosts": shape.hosts, "domains": shape.domains}
@@ -149,8 +142,7 @@ def main() -> int:
         **{solver: summarise(rows, solver) for solver in solvers},
     }
     print(json.dumps(summary, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
+    seeded.write_report(args.json, summary, rows)
     return 0
 
 
