@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import libvirt
 import pytest
 
@@ -33,31 +35,29 @@ def no_domain(name: str) -> libvirt.libvirtError:
     return error
 
 
+@dataclass
 class Dom:
     """One domain; counts the per-domain calls made of it."""
 
-    def __init__(
-        self, name, xml_text, *, state=(1, 1), vcpus=2, memory_kib=1048576, persistent=True
-    ):
-        self._name = name
-        self.xml = xml_text
-        self.state_reason = state
-        self.vcpus = vcpus
-        self.memory_kib = memory_kib
-        self.persistent = persistent
-        self.gone = False
-        self.calls: list[str] = []
+    domain_name: str
+    xml: str
+    state_reason: tuple[int, int] = (1, 1)
+    vcpus: int = 2
+    memory_kib: int = 1048576
+    persistent: bool = True
+    gone: bool = False
+    calls: list[str] = field(default_factory=list)
 
     def name(self):
-        return self._name
+        return self.domain_name
 
     def UUIDString(self):
-        return f"uuid-{self._name}"
+        return f"uuid-{self.domain_name}"
 
     def XMLDesc(self, flags):
         self.calls.append("XMLDesc")
         if self.gone:
-            raise no_domain(self._name)
+            raise no_domain(self.domain_name)
         return self.xml
 
     def state(self):
@@ -124,7 +124,7 @@ def doms():
         Dom(
             "shell",
             xml("shell", "lan1"),
-            state=(3, libvirt.VIR_DOMAIN_PAUSED_MIGRATION),
+            state_reason=(3, libvirt.VIR_DOMAIN_PAUSED_MIGRATION),
             persistent=False,
         ),
     ]
