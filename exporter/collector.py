@@ -22,6 +22,7 @@ from virtbalance.exporter.labels import (
     DomainLabels,
     LabelCache,
 )
+from virtbalance.exporter.privacy import PrivacyJudge
 from virtbalance.exporter.source import (
     DURATION_STAGES,
     STAGES,
@@ -32,7 +33,7 @@ from virtbalance.exporter.source import (
     PoolRecord,
     ScrapeData,
 )
-from virtbalance.exporter.topology import DomainTopology, Interface
+from virtbalance.exporter.topology import DomainTopology
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,11 @@ class LibvirtCollector(Collector):
         public_bridges: frozenset[str] = frozenset(),
     ) -> None:
         self._source = source
-        self._bridges = bridges
         self._clock = clock
         self._capacity = capacity
-        self._private = private_bridges
-        self._public = public_bridges
+        self._privacy = PrivacyJudge(bridges, private_bridges, public_bridges)
         self._errors = dict.fromkeys(STAGES, 0)
         self._lock = threading.Lock()  # one scrape at a time: the connection and caches are shared
-        self._unknown_bridges_logged: set[str] = set()
         self._labels = LabelCache()
         self._per_domain = DomainFamilies(self._labels.get)
         # The last topology label sets and what they were computed from (see _topology_families).
@@ -242,7 +240,7 @@ class LibvirtCollector(Collector):
             for interface in topology.interfaces:
                 pair = (interface.network, interface.bridge)
                 if pair not in privacy:
-                    privacy[pair] = self._is_private(
+                    privacy[pair] = self._privacy.is_private(
                         interface, data.networks_private, bridge_private
                     )
         # Same domains with the same topologies and privacy give the same rows and chunks: reuse
@@ -282,29 +280,6 @@ class LibvirtCollector(Collector):
         chunks = chunk_of(members)
         chunk_rows = [labels.chunk(chunks[labels.name]) for _, labels in known]
         return interface_rows, chunk_rows
-
-    def _is_private(
-        self, interface: Interface, networks_private: dict[str, bool], bridges: dict[str, bool]
-    ) -> bool:
-        for name in (interface.network, interface.bridge):
-            if name in self._private:
-                return True
-            if name in self._public:
-                return False
-        if interface.network and interface.network in networks_private:
-            return networks_private[interface.network]
-        if not interface.bridge:
-            return False  # direct (macvtap) and user interfaces reach the outside, never a chunk
-        if interface.bridge not in bridges:
-            private = self._bridges.is_private(interface.bridge)
-            if private is None:
-                # Not visible from here: chaining too much is safe, splitting a chunk is not.
-                if interface.bridge not in self._unknown_bridges_logged:
-                    self._unknown_bridges_logged.add(interface.bridge)
-                    log.warning("bridge %s is not visible; counted as private", interface.bridge)
-                private = True
-            bridges[interface.bridge] = private
-        return bridges[interface.bridge]
 
     def _self_metrics(self, data: ScrapeData) -> list[Family]:
         duration = gauge(
