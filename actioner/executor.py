@@ -52,6 +52,8 @@ _POLL = 0.5
 ROLLBACK_STEP = -1
 # The least time a rollback gets before it is aborted, whatever migration_timeout says.
 ROLLBACK_MIN_TIMEOUT = 60.0
+# Why a member's migration was never begun: the actioner was told to stop while it was prepared.
+NOT_STARTED_STOPPING = "not started: the actioner is stopping"
 
 
 @dataclass
@@ -652,6 +654,11 @@ class Executor:
             migration.destination,
         )
         started, abortable = migration.started, migration.abortable
+        if abortable and self.stopping.is_set():
+            # A stop came while this member was being prepared (its disks created, its connections
+            # opened): started now, it would only be aborted at the first poll, beside its chunk's
+            # members being aborted and moved back. Not started, it certainly has not moved.
+            return MoveResult(domain, False, 0.0, time.monotonic(), NOT_STARTED_STOPPING)
         timeout = self.config.execution.migration_timeout
         # copying disks takes longer: the timeout grows with their size
         timeout += storage_timeout(disks, self.config.execution.storage_copy_mib_per_s)

@@ -12,6 +12,7 @@ import libvirt
 from tests.actioner_fixtures import actioner_config
 from tests.unit.actioner.test_storage import OVERLAY, RAW, FakeConn, FakeDomain
 from virtbalance.actioner.executor import (
+    NOT_STARTED_STOPPING,
     Executor,
     MoveResult,
     _completed_disk_copy,
@@ -68,7 +69,7 @@ def storage_executor(tmp_path, outcome, *, active_on=None, **execution):
     return executor, source, destination
 
 
-def move(executor: StorageExecutor, source: FakeConn) -> MoveResult:
+def move(executor: Executor, source: FakeConn) -> MoveResult:
     return executor._migrate_with_storage(
         _Migration(
             dom=FakeDomain(),
@@ -155,3 +156,24 @@ def test_the_bytes_copied_come_from_the_finished_job_the_destination_keeps():
 
     assert _completed_disk_copy(Destination(), "store1") == DiskCopy(67_108_864, 67_108_864)
     assert _completed_disk_copy(FakeConn(), "store1") is None
+
+
+def test_a_stop_while_a_member_is_prepared_starts_no_migration_and_removes_its_images(tmp_path):
+    # The executor itself, not StorageExecutor: libvirt's migration must not be asked for at all
+    # (FakeDomain has no migrate call: asking would fail the test).
+    _, source, destination = storage_executor(tmp_path, outcome=None)
+    config = actioner_config(tmp_path)
+    config = dataclasses.replace(
+        config, execution=dataclasses.replace(config.execution, copy_storage="all")
+    )
+    executor = Executor(
+        config=config,
+        pool=FakePoolOfHosts({"hv1": source, "hv2": destination}),
+        journal=Journal(config.journal_path),
+        metrics=Metrics(),
+    )
+    executor.stopping.set()
+    result = move(executor, source)
+    assert (result.ok, result.ambiguous, result.error) == (False, False, NOT_STARTED_STOPPING)
+    assert destination.volumes == {}  # the images it created for the copy are removed again
+    assert set(source.volumes) == {RAW.path, OVERLAY.path}
