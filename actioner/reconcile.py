@@ -159,7 +159,8 @@ def _make_chunk_whole(
                 chunk,
             )
         return
-    where = {r.domain: resolver.resolve(r.domain, "reconcile: chunk check").host for r in rows}
+    resolutions = {r.domain: resolver.resolve(r.domain, "reconcile: chunk check") for r in rows}
+    where = {domain: resolution.host for domain, resolution in resolutions.items()}
     unknown = sorted(domain for domain, host in where.items() if host is None)
     hosts = {host for host in where.values() if host is not None}
     if unknown or (len(hosts) > 1 and hosts - {source, destination}):
@@ -170,7 +171,9 @@ def _make_chunk_whole(
         log.critical(
             "chunk %s: %s; the chunk is left as it is until every member is proven",
             chunk,
-            f"{', '.join(unknown)} cannot be located"
+            # why each cannot be located: the operator's lead (a host down, a migration job of
+            # libvirt's that does not end, ...)
+            "; ".join(f"{d} cannot be located ({_why(resolutions[d])})" for d in unknown)
             if unknown
             else f"its members run on {', '.join(sorted(hosts))}",
         )
@@ -205,3 +208,8 @@ def _make_chunk_whole(
                 error=f"rollback failed: {result.error}",
             )
             report.split.append(row.domain)
+
+
+def _why(resolution: Resolution) -> str:
+    """What the resolver saw of a domain it could not place, in a few words."""
+    return resolution.verdict.reason or resolution.detail or resolution.verdict.action.value

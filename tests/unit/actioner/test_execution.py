@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sqlite3
 import time
 from types import SimpleNamespace
@@ -662,7 +663,9 @@ def test_reconcile_makes_a_split_chunk_whole_on_its_source(world):
     assert report.rolled_back == ["web1"] and report.split == []
 
 
-def test_a_split_chunk_with_a_member_that_cannot_be_located_stays_split_until_it_is_proven(world):
+def test_a_split_chunk_with_a_member_that_cannot_be_located_stays_split_until_it_is_proven(
+    world, caplog
+):
     # app1 and db1 moved to hv3, web1 never left hv1, and the rollbacks failed: hv1's libvirtd was
     # down. While hv1 does not answer, web1 cannot be located: that is no proof the chunk is whole.
     _config, cluster, journal = world
@@ -670,7 +673,12 @@ def test_a_split_chunk_with_a_member_that_cannot_be_located_stays_split_until_it
         world, app1=(jr.SPLIT, "hv3"), db1=(jr.SPLIT, "hv3"), web1=(jr.FAILED, "hv1")
     )
     cluster.down.add("hv1")
-    report = recheck(journal, executor.resolver, executor)
+    with caplog.at_level(logging.CRITICAL, logger="virtbalance.actioner.reconcile"):
+        report = recheck(journal, executor.resolver, executor)
+    # the operator is told why: the resolver's own words for web1
+    [said] = [r.getMessage() for r in caplog.records if "cannot be located" in r.getMessage()]
+    assert said.startswith("chunk lan11+lan12: web1 cannot be located (")
+    assert "hv1" in said.split("(", 1)[1]
     moves = {r.domain: r.state for r in journal.migrations(plan_id) if r.kind == jr.MOVE}
     assert moves == {"app1": jr.SPLIT, "db1": jr.SPLIT, "web1": jr.FAILED}
     assert report.split == ["lan11+lan12"]
