@@ -62,6 +62,24 @@ def _peak(host: HostLoad, shifted: dict[str, float]) -> float:
     return host.cpu_peak + shifted.get(host.name, 0.0)
 
 
+def _at_risk(model: Model, host: HostLoad, shifted: dict[str, float]) -> bool:
+    """Whether moving load off ``host`` buys headroom where overload threatens.
+
+    Without a forecast the last sample is all there is: every host may be a source. With one, the
+    host's domains at their peaks must add up above cpu_high (``_peaks``), and the host itself must
+    be at risk: its average above cpu_target or its forecast peak above cpu_high. A host below both
+    narrows the spread only by raising its least loaded end, which prevents no overload: moving
+    from it costs a migration while the busiest host, which could not shed, stays where it was.
+    """
+    if not model.forecast:
+        return True
+    policy = model.policy
+    high = policy.cpu_high * host.cpus + EPS
+    if _peaks(model, host, shifted) <= high:
+        return False
+    return _ratio(host) > policy.cpu_target + EPS or _peak(host, shifted) > high
+
+
 def _peak_bar(policy: Policy, pool: list[HostLoad], shifted: dict[str, float]) -> float:
     """``_gain_bar`` for hosts balanced on their peak: the most any of them is above cpu_high,
     shared out over the ``max_migrations`` of one plan."""
@@ -75,7 +93,8 @@ def balance(outcome: Outcome) -> None:
 
     With a forecast the ratios are the hosts' recent averages (``HostLoad.cpu_average``: what
     HostsImbalanced spreads), else their last samples; a host is a source only while its
-    domains, each at its recent peak, would take it above cpu_high (``_peaks``); and once the
+    domains, each at its recent peak, would take it above cpu_high, and its average is above
+    cpu_target or its forecast peak above cpu_high (``_at_risk``); and once the
     busiest average is at cpu_target the sources are the hosts whose forecast peak is still above
     cpu_high (``_peak``), until none is. Every move must shed at least ``_gain_bar`` (on the
     peaks: ``_peak_bar``) per migration.
@@ -115,12 +134,7 @@ def balance(outcome: Outcome) -> None:
             if not pool:
                 return
             bar = _peak_bar(policy, pool, shifted)
-        # Without a forecast the last sample is all there is: every host may be a source.
-        sources = [
-            h
-            for h in pool
-            if not model.forecast or _peaks(model, h, shifted) > policy.cpu_high * h.cpus + EPS
-        ]
+        sources = [h for h in pool if _at_risk(model, h, shifted)]
         if not sources:
             return
         best: tuple[tuple[float, int, int, str, str, str], Unit, HostLoad] | None = None

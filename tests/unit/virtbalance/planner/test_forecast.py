@@ -254,3 +254,21 @@ def test_balance_goes_on_below_cpu_target_from_a_host_whose_peak_is_above_cpu_hi
     assert result.unresolved == ()
     # Without a forecast there is no peak to judge: the busiest sample at 60% ends balance.
     assert moves(plan(snapshot, POLICY, Mode("balance"))) == []
+
+
+def test_balance_moves_nothing_off_a_host_below_cpu_target_whose_peak_stays_below_cpu_high():
+    # hv0 at 72% on average cannot shed: its one domain (7.2 cores) takes any host above cpu_high.
+    # hv1 at 62%: p and q have each peaked at 4 cores, but never together (hv1's peak 64%).
+    # Moving p to hv2 would narrow the spread (72% - 5% to 72% - 31%) only by raising its low end.
+    loads = {"hv0": {"x": 7.2}, "hv1": {"p": 3.1, "q": 3.1}, "hv2": {"r": 0.5}}
+    snapshot = cluster(loads)
+    cores = {name: cpu for domains in loads.values() for name, cpu in domains.items()}
+    peaks = cores | {"p": 4.0, "q": 4.0}
+    calm = Forecast(peaks, {"hv0": 7.2, "hv1": 6.4, "hv2": 0.5}, cores)
+    result = plan(snapshot, POLICY, Mode("balance"), forecast=calm)
+    assert moves(result) == []
+    # Nothing to report either: no host is at risk that a move could help (hv0's peak is 72%).
+    assert result.unresolved == ()
+    # hv1 at risk (its peak 80%, a burst above cpu_high): it sheds p, the least memory first.
+    bursty = Forecast(peaks, {"hv0": 7.2, "hv1": 8.0, "hv2": 0.5}, cores)
+    assert moves(plan(snapshot, POLICY, Mode("balance"), forecast=bursty)) == [("p", "hv2")]
