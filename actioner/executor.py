@@ -41,7 +41,7 @@ from virtbalance.actioner.storage import (
     storage_timeout,
 )
 from virtbalance.chunks import ChunkMember, find_chunks
-from virtbalance.contract import MigrationRecord
+from virtbalance.contract import ALERT_JOB_STUCK, MigrationRecord
 from virtbalance.plan import Migration, Plan
 from virtbalance.snapshot import Snapshot
 
@@ -52,6 +52,10 @@ _POLL = 0.5
 ROLLBACK_STEP = -1
 # The least time a rollback gets before it is aborted, whatever migration_timeout says.
 ROLLBACK_MIN_TIMEOUT = 60.0
+# How long libvirt may take to end a migration job after its abort before the job counts as stuck: an
+# abort normally ends it within seconds; libvirt 9.0 can miss the end of a disk's mirror job that
+# concludes during the abort and then waits for it forever (docs/runbook.md, VirtBalanceMigrationJobStuck).
+ABORT_GRACE = 30.0
 # Why a member's migration was never begun: the actioner was told to stop while it was prepared.
 NOT_STARTED_STOPPING = "not started: the actioner is stopping"
 
@@ -681,12 +685,16 @@ class Executor:
 
         thread = threading.Thread(target=run, name=f"migrate-{domain}", daemon=True)
         thread.start()
-        aborted = postcopy = False
+        aborted = postcopy = stuck = False
+        aborted_at = 0.0
         while thread.is_alive():
             thread.join(_POLL)
             if not thread.is_alive():
                 break
             elapsed = time.monotonic() - started
+            if aborted and not stuck and time.monotonic() - aborted_at > ABORT_GRACE:
+                stuck = True
+                self._report_stuck(domain, source, time.monotonic() - aborted_at)
             self._record_progress(domain, source, destination, dom, elapsed)
             if self.config.execution.post_copy and not postcopy and elapsed > timeout / 2:
                 # Half the time is gone without converging: switch to post-copy, which always ends.
@@ -703,7 +711,15 @@ class Executor:
                     dom.abortJob()
                 except libvirt.libvirtError as exc:
                     log.warning("%s: abortJob failed: %s", domain, exc)
-                aborted = True
+                aborted, aborted_at = True, time.monotonic()
+        if stuck:
+            self.resolver.clear_stuck(domain)
+            log.warning(
+                "%s: libvirt's migration call on %s returned %.0f s after its abort",
+                domain,
+                source,
+                time.monotonic() - aborted_at,
+            )
         with self._progress_lock:
             self.progress.pop(domain, None)
         finished = float(box.get("finished", time.monotonic()))
@@ -723,6 +739,20 @@ class Executor:
                 aborted=aborted,
             )
         return MoveResult(domain, True, seconds, finished)
+
+    def _report_stuck(self, domain: str, source: str, waited: float) -> None:
+        """The migration's job outlived its abort: libvirt will not end it, and waiting is all that is
+        safe (its outcome is unknown, so nothing of the chunk may move and no other plan runs)."""
+        self.resolver.report_stuck(domain, (source,))
+        log.critical(
+            "%s: libvirt's migration job on %s has not ended %.0f s after its abort; libvirt cannot "
+            "end it (%s): restart libvirtd on %s. Nothing else moves until it ends.",
+            domain,
+            source,
+            waited,
+            ALERT_JOB_STUCK,
+            source,
+        )
 
     def _migrate_with_storage(self, migration: _Migration) -> MoveResult:
         """A move that copies the domain's local disks: create their images on the destination first,

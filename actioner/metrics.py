@@ -107,6 +107,34 @@ class _AmbiguousDomains(Collector):
         return []
 
 
+class _StuckJobs(Collector):
+    """Migration jobs libvirt holds and cannot end: one series per domain and host (each an incident)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hosts: dict[str, tuple[str, ...]] = {}
+
+    def set(self, hosts: dict[str, tuple[str, ...]]) -> None:
+        with self._lock:
+            self._hosts = dict(hosts)
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            stuck = sorted((d, h) for d, hosts in self._hosts.items() for h in hosts)
+        family = GaugeMetricFamily(
+            c.MIGRATION_JOB_STUCK,
+            "1 while libvirt on the host holds a migration job of the domain that outlived its abort "
+            "or the migration timeout: only a restart of that host's libvirtd ends it.",
+            labels=[c.LABEL_DOMAIN, c.LABEL_HOST],
+        )
+        for domain, host in stuck:
+            family.add_metric([domain, host], 1)
+        yield family
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
 class Metrics:
     """All actioner metrics in their own registry (one per app, so tests do not collide)."""
 
@@ -164,10 +192,16 @@ class Metrics:
         r.register(self.recent)
         self.ambiguous = _AmbiguousDomains()
         r.register(self.ambiguous)
+        self.stuck_jobs = _StuckJobs()
+        r.register(self.stuck_jobs)
 
     def set_ambiguous(self, reasons: dict[str, str]) -> None:
         """The domains in doubt now (domain -> reason), as the journal has them."""
         self.ambiguous.set(reasons)
+
+    def set_stuck_jobs(self, hosts: dict[str, tuple[str, ...]]) -> None:
+        """The migration jobs libvirt cannot end now: domain -> the hosts holding one."""
+        self.stuck_jobs.set(hosts)
 
     def migration(self, move: Migration, result: str, seconds: float | None) -> None:
         """Count one migration's result; its duration when it ran."""

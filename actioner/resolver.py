@@ -8,6 +8,7 @@ resume the domain is observed and judged again: the action happens only if the v
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from virtbalance.actioner.proof import (
     describe,
     judge,
 )
+from virtbalance.contract import ALERT_JOB_STUCK
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,26 @@ class Resolver:
         self.metrics = metrics
         # domain -> when the recheck first saw a job on it (monotonic seconds)
         self._in_flight_since: dict[str, float] = {}
+        # domain -> the hosts whose libvirtd holds a migration job of it that it cannot end
+        self._stuck: dict[str, tuple[str, ...]] = {}
+        self._stuck_lock = threading.Lock()
+
+    def report_stuck(self, domain: str, hosts: tuple[str, ...]) -> None:
+        """libvirt on ``hosts`` holds a migration job of ``domain`` that no API call ends (it outlived
+        its abort): served as a metric whose alert tells the operator which libvirtd to restart."""
+        with self._stuck_lock:
+            self._stuck[domain] = hosts
+            stuck = dict(self._stuck)
+        if self.metrics is not None:
+            self.metrics.set_stuck_jobs(stuck)
+
+    def clear_stuck(self, domain: str) -> None:
+        with self._stuck_lock:
+            if self._stuck.pop(domain, None) is None:
+                return
+            stuck = dict(self._stuck)
+        if self.metrics is not None:
+            self.metrics.set_stuck_jobs(stuck)
 
     def resolve(self, domain: str, context: str, *, stale_jobs: bool = False) -> Resolution:
         """Judge ``domain`` and act if proven; an unproven domain is journaled ambiguous (and held).
@@ -151,6 +173,7 @@ class Resolver:
             domain = resolution.domain
             if resolution.verdict.action is not Action.IN_FLIGHT:
                 self._in_flight_since.pop(domain, None)
+                self.clear_stuck(domain)
                 continue
             since = self._in_flight_since.setdefault(domain, now)
             if now - since >= self.pool.config.execution.migration_timeout:
@@ -161,12 +184,27 @@ class Resolver:
             resolved[domain] = again
             if again.verdict.action is not Action.IN_FLIGHT:
                 self._in_flight_since.pop(domain, None)
+                self.clear_stuck(domain)
                 continue
-            seen = describe(observe(self.pool, domain))
+            observation = observe(self.pool, domain)
+            seen = describe(observation)
             reason = (
                 f"a job has run on it for {now - self._in_flight_since[domain]:.0f} s with no "
                 f"migration of this actioner in flight: {seen}"
             )
+            # A persistent copy's job with no migration of ours is a source's job libvirt did not
+            # end (an abort that met the disks' mirror jobs): its libvirtd's restart recovers it.
+            # Receiving shells are a dead migration's, judged above (or a ghost: see the runbook).
+            holders = tuple(
+                sorted(
+                    h
+                    for h, c in observation.items()
+                    if isinstance(c, Copy) and c.job and c.persistent
+                )
+            )
+            if holders:
+                self.report_stuck(domain, holders)
+                reason += f"; restart libvirtd on {', '.join(holders)} ({ALERT_JOB_STUCK})"
             self._ambiguous(domain, "periodic recheck", reason, seen)
         return [resolved.get(r.domain, r) for r in results]
 

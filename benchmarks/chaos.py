@@ -23,6 +23,13 @@ it was stopped and left to settle; then the invariants are checked:
 The JSON has ``rounds``, ``faults`` (count by kind), ``violations`` (count by invariant) and each failing
 round with its replay key. Needs root and the lab (``virtbalance lab up`` is done here).
 
+The harness plays the operator in one case only, the one a runbook step exists for: while the actioner
+serves ``virtbalance_migration_job_stuck`` (alert ``VirtBalanceMigrationJobStuck``: libvirt 9.0 kept a
+migration job it cannot end), the harness restarts the libvirtd that series names, as the runbook says,
+and the round goes on; the invariants are judged after that. Each such restart is in the round's details
+and counted in ``rounds_with_operator_restarts``; a series naming the wrong host restarts the wrong
+daemon and the round fails.
+
 ``--scenario chaos-disks`` runs the same rounds on writable disks: the chunk's members write to images
 of their own on hv1, every move copies storage, and libvirt's lock manager holds each disk's lease, as
 on production guests. The default lab's read-only disks carry no lease, so there nothing stops libvirt's
@@ -57,9 +64,10 @@ from typing import Any
 import libvirt
 import requests
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from virtbalance.actioner import event_loop
-from virtbalance.contract import ALERT_OVERLOAD
+from virtbalance.contract import ALERT_OVERLOAD, MIGRATION_JOB_STUCK
 from virtbalance.domain_metadata import NAMESPACE, PREFIX, Placement
 from virtbalance.lab import Lab
 from virtbalance.lab.actioner_process import ensure_stopped, start_actioner, wait_healthy
@@ -117,6 +125,8 @@ class RoundResult:
     details: list[str] = field(default_factory=list)
     # copies libvirt lists as active with no QEMU behind them, at the final check
     ghosts: list[str] = field(default_factory=list)
+    # the libvirtds restarted as VirtBalanceMigrationJobStuck asked ("hv1 (db1)")
+    operator_restarts: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -393,10 +403,9 @@ class Campaign:
                 result.details.append(f"the actioner died on its own ({process.returncode})")
                 process = start_actioner(config, log, REPO)
             wait_healthy(url, process, 300.0)
-            problem = wait_settled(journal, SETTLE_TIMEOUT)
-            if problem:
-                result.details.append(problem)
-            self._let_the_recheck_run(journal)
+            self._settle(url, journal, result)
+            if self._restart_stuck_libvirtds(url, result):
+                self._settle(url, journal, result)
             process.send_signal(signal.SIGTERM)
             code = process.wait(120)
             if code != 0:
@@ -473,13 +482,36 @@ class Campaign:
             return process
         raise ValueError(f"unknown fault {fault!r}")
 
-    def _let_the_recheck_run(self, journal: Path) -> None:
+    def _settle(self, url: str, journal: Path, result: RoundResult) -> None:
+        """Wait for the journal to close and the recheck to clear what the fault left, or until the
+        actioner reports a migration job libvirt cannot end (nothing settles before its restart)."""
+        problem = wait_settled(journal, SETTLE_TIMEOUT, until=lambda: bool(stuck_jobs(url)))
+        if problem:
+            result.details.append(problem)
+        self._let_the_recheck_run(journal, until=lambda: bool(stuck_jobs(url)))
+
+    def _restart_stuck_libvirtds(self, url: str, result: RoundResult) -> bool:
+        """The runbook's step for VirtBalanceMigrationJobStuck: restart the libvirtd it names."""
+        stuck = stuck_jobs(url)
+        for host, domains in sorted(stuck.items()):
+            self.lab.stop_libvirtd(host)
+            self.lab.start_libvirtd(host)
+            result.operator_restarts.append(f"{host} ({', '.join(domains)})")
+            result.details.append(
+                f"operator: restarted libvirtd on {host}, as VirtBalanceMigrationJobStuck asked "
+                f"for {', '.join(domains)}"
+            )
+        return bool(stuck)
+
+    def _let_the_recheck_run(
+        self, journal: Path, until: Callable[[], bool] = lambda: False
+    ) -> None:
         """A closed journal is not yet a settled cluster: a host whose libvirtd was away may come back
         with copies the actioner's periodic recheck (every 2 s here) has still to clear, some only once
         their job outlived the migration timeout. Wait until the invariants hold or RECHECK_GRACE has
         passed; the final check then judges."""
         deadline = time.monotonic() + RECHECK_GRACE
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not until():
             probe = RoundResult(key="", fault="", peer2peer=False, delay=0.0)
             self._check(journal, probe)
             if not probe.violations:
@@ -608,8 +640,26 @@ def wait_first_migration(journal: Path, log: Path, timeout: float = 90.0) -> str
     raise RuntimeError(f"no migration started within {timeout:.0f} s: {tail}")
 
 
-def wait_settled(journal: Path, timeout: float) -> str | None:
-    """Until no row is open, nothing is in doubt and no plan runs; what is still open on a timeout."""
+def stuck_jobs(url: str) -> dict[str, list[str]]:
+    """host -> domains, from the actioner's ``virtbalance_migration_job_stuck`` series (its alert's)."""
+    try:
+        text = requests.get(f"{url}/metrics", timeout=5).text
+    except requests.RequestException:
+        return {}  # an actioner restarting serves them again once it is up
+    stuck: dict[str, list[str]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == MIGRATION_JOB_STUCK:
+            for sample in family.samples:
+                if sample.value > 0:
+                    stuck.setdefault(sample.labels["host"], []).append(sample.labels["domain"])
+    return stuck
+
+
+def wait_settled(
+    journal: Path, timeout: float, until: Callable[[], bool] = lambda: False
+) -> str | None:
+    """Until no row is open, nothing is in doubt and no plan runs (or ``until`` holds); what is still
+    open otherwise."""
     deadline = time.monotonic() + timeout
     while True:
         open_rows = _query(
@@ -619,7 +669,7 @@ def wait_settled(journal: Path, timeout: float) -> str | None:
         doubts = _query(journal, "SELECT count(*) FROM ambiguous")
         plans = _query(journal, "SELECT count(*) FROM plans WHERE state IN ('queued','running')")
         counts = [r[0][0] if r else -1 for r in (open_rows, doubts, plans)]
-        if counts == [0, 0, 0]:
+        if counts == [0, 0, 0] or until():
             return None
         if time.monotonic() >= deadline:
             return f"not settled after {timeout:.0f} s: open rows, in doubt, open plans = {counts}"
@@ -700,6 +750,7 @@ def summary(results: list[RoundResult], seed: int, seconds: float) -> dict[str, 
         "violations": {name: violations.get(name, 0) for name in INVARIANTS},
         "rounds_aborted": violations.get(ROUND_ABORTED, 0),
         "rounds_with_libvirt_ghosts": sum(1 for r in results if r.ghosts),
+        "rounds_with_operator_restarts": sum(1 for r in results if r.operator_restarts),
         "failing_rounds": [asdict(r) for r in results if r.violations],
     }
 

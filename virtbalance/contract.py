@@ -43,6 +43,9 @@ UNPLACEABLE_CHUNKS = "virtbalance_unplaceable_chunks"
 PLANS_WITHOUT_FORECAST = "virtbalance_plans_without_forecast"
 DOMAINS_AMBIGUOUS = "virtbalance_domains_ambiguous"
 DOMAIN_AMBIGUOUS = "virtbalance_domain_ambiguous"
+# 1 per domain and host while libvirt there holds a migration job of the domain it cannot end (the job
+# outlived its abort, or the migration timeout with no migration of the actioner in flight).
+MIGRATION_JOB_STUCK = "virtbalance_migration_job_stuck"
 WEBHOOK_REQUESTS = "virtbalance_webhook_requests"
 LAST_SUCCESSFUL_PLAN = "virtbalance_last_successful_plan_timestamp_seconds"
 # 1 on a host the actioner emptied for power-off: off on purpose, so neither idle nor a blind spot.
@@ -68,6 +71,7 @@ ALERT_LIBVIRT_DOWN = "LibvirtUnreachable"
 ALERT_MIGRATIONS_FAILING = "VirtBalanceMigrationsFailing"
 ALERT_UNPLACEABLE = "VirtBalanceChunkUnplaceable"
 ALERT_AMBIGUOUS = "VirtBalanceDomainAmbiguous"
+ALERT_JOB_STUCK = "VirtBalanceMigrationJobStuck"
 # Not a rule's alert: the actioner posts it to Alertmanager for each move, so that an operator's
 # silence on it freezes that move (actioner/silences.py), and the dashboards draw it.
 ALERT_MIGRATION = "VirtBalanceMigration"

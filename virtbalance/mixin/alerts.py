@@ -10,11 +10,13 @@ from virtbalance.contract import (
     ALERT_EXPORTER_DOWN,
     ALERT_HOT,
     ALERT_IMBALANCED,
+    ALERT_JOB_STUCK,
     ALERT_LIBVIRT_DOWN,
     ALERT_MIGRATIONS_FAILING,
     ALERT_OVERLOAD,
     ALERT_UNDERUTILIZED,
     ALERT_UNPLACEABLE,
+    MIGRATION_JOB_STUCK,
     RECORD_CPU,
     RECORD_CPU_DEMAND,
     RECORD_MEMORY,
@@ -373,4 +375,22 @@ def health_alerts(config: Config) -> tuple[Rule, ...]:
             "resolved. Its journal says what each host showed."
         ),
     )
-    return (exporter_down, exporter_absent, libvirt_down, failing, unplaceable, ambiguous)
+    stuck = _alert(
+        ALERT_JOB_STUCK,
+        runbook_base,
+        comment=(
+            "libvirt on a host holds a migration job that outlived its abort (or the migration timeout\n"
+            "with no migration of the actioner in flight) and will not end it; its guest is held, often\n"
+            "paused. Only that libvirtd's restart ends the job, so the alert names the host, at once."
+        ),
+        expr=f"{MIGRATION_JOB_STUCK} > 0",
+        severity="critical",
+        summary="libvirt on {{ $labels.host }} holds a migration job of {{ $labels.domain }} it cannot end",
+        description=(
+            "The migration job of domain {{ $labels.domain }} on host {{ $labels.host }} did not end "
+            "after its abort or its timeout (actioner {{ $labels.instance }}). Restart libvirtd on "
+            "{{ $labels.host }}: libvirt then ends the job and the actioner resolves the domain; "
+            "nothing of its chunk moves until then."
+        ),
+    )
+    return (exporter_down, exporter_absent, libvirt_down, failing, unplaceable, ambiguous, stuck)

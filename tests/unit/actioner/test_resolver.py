@@ -352,3 +352,113 @@ def test_a_destination_refusing_job_statistics_is_migrating_in(journal):
     resolution = Resolver(pool, journal).resolve("db1", "test")
     assert resolution.verdict.action is Action.IN_FLIGHT
     assert source.calls == shell.calls == []
+
+
+def test_a_source_job_that_outlives_the_timeout_names_the_libvirtd_to_restart(journal, monkeypatch):
+    # campaign rounds 26:36 and 11:3: an abort met the disks' mirror jobs and libvirt kept the source's
+    # migration job, the guest paused under it, with no copy anywhere else
+    source = Dom(PAUSED_BY_MIGRATION, job=True)
+    pool = Pool({"hv1": {"db1": source}, "hv2": {}, "hv3": {}})
+    pool.config.execution = SimpleNamespace(migration_timeout=60.0)
+    metrics = Metrics()
+    resolver = Resolver(pool, journal, metrics)
+    now = [1000.0]
+    monkeypatch.setattr("virtbalance.actioner.resolver.time.monotonic", lambda: now[0])
+
+    def stuck(host):
+        return metrics.registry.get_sample_value(
+            "virtbalance_migration_job_stuck", {"domain": "db1", "host": host}
+        )
+
+    resolver.recheck()
+    assert stuck("hv1") is None  # a job may be a migration finishing: not yet
+    now[0] += 61
+    (held,) = resolver.recheck()
+    assert held.verdict.action is Action.IN_FLIGHT and not held.done
+    assert stuck("hv1") == 1 and stuck("hv2") is None
+    assert (
+        "restart libvirtd on hv1 (VirtBalanceMigrationJobStuck)"
+        in journal.ambiguous_domains()["db1"]
+    )
+    assert source.calls == []  # neither resumed under its job nor destroyed
+    # the operator restarts hv1's libvirtd: the job is gone, the source still paused, nowhere else
+    source.job = False
+    (resumed,) = resolver.recheck()
+    assert resumed.done and resumed.verdict.action is Action.RESUME and source.calls == ["resume"]
+    assert stuck("hv1") is None
+    assert journal.ambiguous_domains() == {}
+
+
+def test_a_job_on_a_receiving_shell_alone_names_no_libvirtd_to_restart(journal, monkeypatch):
+    # a shell with a job beside a source that does not run: the runbook's ghost case, not a stuck source
+    shell = Dom(PAUSED_BY_MIGRATION, persistent=False, job=True)
+    pool = Pool({"hv1": {"db1": Dom(PAUSED_BY_MIGRATION)}, "hv2": {}, "hv3": {"db1": shell}})
+    pool.config.execution = SimpleNamespace(migration_timeout=60.0)
+    metrics = Metrics()
+    resolver = Resolver(pool, journal, metrics)
+    now = [1000.0]
+    monkeypatch.setattr("virtbalance.actioner.resolver.time.monotonic", lambda: now[0])
+    resolver.recheck()
+    now[0] += 61
+    resolver.recheck()
+    assert "a job has run on it for 61 s" in journal.ambiguous_domains()["db1"]
+    assert "restart libvirtd" not in journal.ambiguous_domains()["db1"]
+    assert list(metrics.registry.collect())  # the registry collects
+    samples = [
+        s
+        for family in metrics.registry.collect()
+        if family.name == "virtbalance_migration_job_stuck"
+        for s in family.samples
+    ]
+    assert samples == []
+
+
+class StuckDom(MigratingDom):
+    """A source whose migration job libvirt does not end on abort: the call returns only once released
+    (its libvirtd restarted)."""
+
+    def __init__(self, release):
+        super().__init__(release)
+        self.aborts = 0
+
+    def migrateToURI3(self, uri, params, flags):
+        assert self.release.wait(30)
+        raise libvirt.libvirtError("operation failed: Lost connection to destination host")
+
+    def abortJob(self):
+        self.aborts += 1
+
+
+def test_a_migration_whose_job_outlives_its_abort_is_reported_stuck_until_libvirt_returns(
+    tmp_path, journal, monkeypatch
+):
+    release = threading.Event()
+    source = StuckDom(release)
+    pool = Pool({"hv1": {"db1": source}, "hv2": {}, "hv3": {}})
+    pool.dedicated = lambda host: Conn(source)
+    monkeypatch.setattr("virtbalance.actioner.executor._POLL", 0.02)
+    monkeypatch.setattr("virtbalance.actioner.executor.ABORT_GRACE", 0.3)
+    config = actioner_config(tmp_path, execution={"migration_timeout": "1s"})
+    metrics = Metrics()
+    executor = Executor(config=config, pool=pool, journal=journal, metrics=metrics)
+    outcome = {}
+    thread = threading.Thread(
+        target=lambda: outcome.update(result=executor.migrate("db1", "hv1", "hv3"))
+    )
+    thread.start()
+
+    def stuck():
+        return metrics.registry.get_sample_value(
+            "virtbalance_migration_job_stuck", {"domain": "db1", "host": "hv1"}
+        )
+
+    deadline = time.monotonic() + 10
+    while stuck() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert stuck() == 1, "reported once the job outlived its abort by ABORT_GRACE"
+    assert source.aborts == 1 and thread.is_alive(), "aborted once, and still waited for"
+    release.set()
+    thread.join(10)
+    assert stuck() is None, "cleared once libvirt's call returned"
+    result = outcome["result"]
+    assert not result.ok and result.timed_out and "Lost connection" in result.error
