@@ -643,9 +643,13 @@ def wait_first_migration(journal: Path, log: Path, timeout: float = 90.0) -> str
 def stuck_jobs(url: str) -> dict[str, list[str]]:
     """host -> domains, from the actioner's ``virtbalance_migration_job_stuck`` series (its alert's)."""
     try:
-        text = requests.get(f"{url}/metrics", timeout=5).text
+        answer = requests.get(
+            f"{url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+        )
     except requests.RequestException:
         return {}  # an actioner restarting serves them again once it is up
+    answer.raise_for_status()
+    text = answer.text
     stuck: dict[str, list[str]] = {}
     for family in text_string_to_metric_families(text):
         if family.name == MIGRATION_JOB_STUCK:
