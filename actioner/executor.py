@@ -163,6 +163,10 @@ class Executor:
         # ("asynchronous jobs running"): a chunk's members prepare their images one at a time per host
         self._pool_locks: dict[str, threading.Lock] = {}
         self._pool_locks_guard = threading.Lock()
+        # rollbacks that ran while the journal could not be written: journaled as soon as it can be,
+        # so the cooldowns and the audit count every migration libvirt made
+        self._unjournaled: list[tuple[int, Migration, str, MoveResult]] = []
+        self._unjournaled_lock = threading.Lock()
 
     # --- plans --------------------------------------------------------------------------------
 
@@ -198,6 +202,7 @@ class Executor:
 
     def execute(self, plan_id: int, plan: Plan, snapshot: Snapshot) -> tuple[str, str]:
         """Run a plan; (outcome, detail) with outcome one of the plan outcomes of the metrics."""
+        self.journal_late_rollbacks()
         steps = self.record(plan_id, plan)
         groups = plan.chunks()
         if self.config.dry_run:
@@ -607,7 +612,42 @@ class Executor:
         if row is not None:
             state = jr.DONE if result.ok else jr.FAILED
             self._journal_safely(row, state, error=result.error or None)
+        else:
+            with self._unjournaled_lock:
+                self._unjournaled.append((plan_id, move, why, result))
+            self.journal_late_rollbacks()
         return result
+
+    def journal_late_rollbacks(self) -> None:
+        """Journal the rollbacks that ran while the journal could not be written, if it can be now.
+
+        Called after each such rollback, before each plan and by the periodic recheck; what still
+        cannot be written waits for the next call (and is lost only with the process)."""
+        with self._unjournaled_lock:
+            while self._unjournaled:
+                plan_id, move, why, result = self._unjournaled[0]
+                try:
+                    row = self._journal_move(
+                        plan_id,
+                        ROLLBACK_STEP,
+                        move,
+                        back=True,
+                        state=jr.RUNNING,
+                        reason=f"{why}; journaled after it ran (the journal was not writable then)",
+                        kind=jr.ROLLBACK,
+                    )
+                except sqlite3.Error as exc:
+                    log.warning("%d rollback(s) still unjournaled: %s", len(self._unjournaled), exc)
+                    return
+                self._unjournaled.pop(0)
+                state = jr.DONE if result.ok else jr.FAILED
+                self._journal_safely(row, state, error=result.error or None)
+                log.warning(
+                    "%s: rollback %s->%s journaled after it ran",
+                    move.domain,
+                    move.destination,
+                    move.source,
+                )
 
     def migrate(
         self, domain: str, source: str, destination: str, *, abortable: bool = True

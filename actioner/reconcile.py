@@ -41,13 +41,19 @@ class ReconcileReport:
     requeued_plans: list[int] = field(default_factory=list)
 
 
+# Why a row was still open when the reconcile found it, in the texts it journals.
+AFTER_RESTART = "after an actioner restart"
+AFTER_JOURNAL_FAILURE = "left running by a journal write that failed"
+AFTER_DOUBT = "once in doubt, now proven"
+
+
 def _resolve_after_jobs(
-    resolver: Resolver, domain: str, wait: float, sleep: Callable[[float], None]
+    resolver: Resolver, domain: str, wait: float, sleep: Callable[[float], None], cause: str
 ) -> Resolution:
     """Resolve ``domain`` once no host holds a job for it; at most ``wait`` seconds of waiting."""
     deadline = time.monotonic() + wait
     while True:
-        resolution = resolver.resolve(domain, "reconcile after restart")
+        resolution = resolver.resolve(domain, f"reconcile ({cause})")
         if resolution.verdict.action is not Action.IN_FLIGHT or time.monotonic() >= deadline:
             return resolution
         sleep(1.0)
@@ -61,6 +67,7 @@ def reconcile(
     wait: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     also: Sequence[MigrationRow] = (),
+    cause: str = AFTER_RESTART,
 ) -> ReconcileReport:
     """Resolve open migrations, the rows of domains once in doubt and now proven (and ``also`` these
     rows), and plans; list the plans that never started (at start-up the caller submits them)."""
@@ -81,8 +88,9 @@ def reconcile(
         report.skipped.append(row.domain)
     steps: set[tuple[int, int]] = set()
     for row in [*journal.migrations_in_state(jr.RUNNING), *also]:
-        resolution = _resolve_after_jobs(resolver, row.domain, wait, sleep)
-        _close_row(journal, row, resolution, report)
+        why = cause if row.state == jr.RUNNING else AFTER_DOUBT
+        resolution = _resolve_after_jobs(resolver, row.domain, wait, sleep, why)
+        _close_row(journal, row, resolution, report, why)
         if row.kind == jr.MOVE:
             steps.add((row.plan_id, row.step))
     # a chunk whose rollback failed earlier is tried again, every pass, until it is whole
@@ -105,17 +113,29 @@ def reconcile(
 def recheck(journal: Journal, resolver: Resolver, executor: Executor) -> ReconcileReport:
     """The periodic pass, run by the worker between plans (so no migration of this process is in
     flight): the reconcile again, without waiting for jobs (a job still running is judged next time)."""
-    return reconcile(journal, resolver, executor, wait=0.0, sleep=lambda _s: None)
+    executor.journal_late_rollbacks()
+    return reconcile(
+        journal,
+        resolver,
+        executor,
+        wait=0.0,
+        sleep=lambda _s: None,
+        cause=AFTER_JOURNAL_FAILURE,
+    )
 
 
 def _close_row(
-    journal: Journal, row: MigrationRow, resolution: Resolution, report: ReconcileReport
+    journal: Journal,
+    row: MigrationRow,
+    resolution: Resolution,
+    report: ReconcileReport,
+    cause: str,
 ) -> None:
     if not resolution.done:
         journal.set_migration_state(
             row.id,
             jr.AMBIGUOUS,
-            reason="reconciled after restart: state not provable, left untouched",
+            reason=f"reconciled ({cause}): state not provable, left untouched",
             error=resolution.detail,
         )
         report.ambiguous.append(row.domain)
@@ -124,14 +144,14 @@ def _close_row(
         report.resumed.append(row.domain)
     if resolution.host == row.destination:
         journal.set_migration_state(
-            row.id, jr.DONE, reason=f"reconciled after restart: {resolution.detail}"
+            row.id, jr.DONE, reason=f"reconciled ({cause}): {resolution.detail}"
         )
         report.done.append(row.domain)
     else:
         journal.set_migration_state(
             row.id,
             jr.FAILED,
-            error=f"interrupted by an actioner restart; {resolution.detail}",
+            error=f"not moved ({cause}); {resolution.detail}",
         )
         report.failed.append(row.domain)
 

@@ -758,6 +758,24 @@ def test_a_full_journal_never_abandons_a_rollback(world, caplog):
     assert {cluster.placement[d] for d in CHUNK} == {"hv1"}, "the chunk was made whole anyway"
     assert "rolling back without a journal row: database or disk is full" in caplog.text
 
+    def rollbacks():
+        return [r for r in journal.migrations(plan_id) if r.kind == "rollback"]
+
+    late = {"app1", "web1"} - {r.domain for r in rollbacks()}
+    assert late, "at least one rollback ran without its row"
+    # room again (the fault campaign's round 31:47): the next pass journals the rollbacks that ran,
+    # so every migration libvirt made has its row (the cooldowns are read from them)
+    journal._db.execute("PRAGMA max_page_count = 1073741823")
+    journal._db.execute("DELETE FROM migrations WHERE plan_id = 0")
+    executor.journal_late_rollbacks()
+    assert sorted((r.domain, r.source, r.destination, r.state) for r in rollbacks()) == [
+        ("app1", "hv3", "hv1", "done"),
+        ("web1", "hv3", "hv1", "done"),
+    ]
+    assert {r.domain for r in rollbacks() if "journaled after it ran" in r.reason} == late
+    executor.journal_late_rollbacks()  # journaled once, not again
+    assert len(rollbacks()) == 2
+
 
 # --- the facts the plan relied on, read again before the move ----------------------------------
 
