@@ -597,15 +597,7 @@ class Executor:
         """
         row: int | None = None
         try:
-            row = self._journal_move(
-                plan_id,
-                ROLLBACK_STEP,
-                move,
-                back=True,
-                state=jr.RUNNING,
-                reason=why,
-                kind=jr.ROLLBACK,
-            )
+            row = self._journal_rollback(plan_id, move, why)
         except sqlite3.Error as exc:
             log.critical("%s: rolling back without a journal row: %s", move.domain, exc)
         result = self.migrate(move.domain, move.destination, move.source, abortable=False)
@@ -618,6 +610,18 @@ class Executor:
             self.journal_late_rollbacks()
         return result
 
+    def _journal_rollback(self, plan_id: int, move: Migration, why: str) -> int:
+        """The row of ``move``'s rollback (destination back to source), journaled running."""
+        return self._journal_move(
+            plan_id,
+            ROLLBACK_STEP,
+            move,
+            back=True,
+            state=jr.RUNNING,
+            reason=why,
+            kind=jr.ROLLBACK,
+        )
+
     def journal_late_rollbacks(self) -> None:
         """Journal the rollbacks that ran while the journal could not be written, if it can be now.
 
@@ -627,14 +631,10 @@ class Executor:
             while self._unjournaled:
                 plan_id, move, why, result = self._unjournaled[0]
                 try:
-                    row = self._journal_move(
+                    row = self._journal_rollback(
                         plan_id,
-                        ROLLBACK_STEP,
                         move,
-                        back=True,
-                        state=jr.RUNNING,
-                        reason=f"{why}; journaled after it ran (the journal was not writable then)",
-                        kind=jr.ROLLBACK,
+                        f"{why}; journaled after it ran (the journal was not writable then)",
                     )
                 except sqlite3.Error as exc:
                     log.warning("%d rollback(s) still unjournaled: %s", len(self._unjournaled), exc)

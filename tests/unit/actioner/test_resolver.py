@@ -103,6 +103,16 @@ def journal(tmp_path):
     return Journal(tmp_path / "journal.sqlite")
 
 
+TIMEOUT_60S = SimpleNamespace(migration_timeout=60.0)
+
+
+def _clock(monkeypatch):
+    """The resolver's monotonic clock, set by the test: ``now[0] += 61`` moves it on."""
+    now = [1000.0]
+    monkeypatch.setattr("virtbalance.actioner.resolver.time.monotonic", lambda: now[0])
+    return now
+
+
 def test_the_source_paused_after_finish_is_destroyed_not_resumed(journal):
     source, destination = Dom(PAUSED_BY_MIGRATION), Dom(RUNNING)
     pool = Pool({"hv1": {"db1": source}, "hv2": {}, "hv3": {"db1": destination}})
@@ -278,10 +288,9 @@ def test_a_definition_left_on_a_source_whose_libvirtd_was_away_is_removed(journa
 def test_a_job_that_outlives_the_migration_timeout_is_journaled_ambiguous(journal, monkeypatch):
     # a job on a persistent copy beside the running one: no proof which migration it is
     pool = Pool({"hv1": {"db1": Dom(RUNNING)}, "hv3": {"db1": Dom(PAUSED_BY_MIGRATION, job=True)}})
-    pool.config.execution = SimpleNamespace(migration_timeout=60.0)
+    pool.config.execution = TIMEOUT_60S
     resolver = Resolver(pool, journal)
-    now = [1000.0]
-    monkeypatch.setattr("virtbalance.actioner.resolver.time.monotonic", lambda: now[0])
+    now = _clock(monkeypatch)
     resolver.recheck()
     assert journal.ambiguous_domains() == {}  # a job may be a migration finishing: not yet
     now[0] += 61
@@ -301,10 +310,9 @@ def test_a_dead_migrations_receiving_shell_is_destroyed_once_its_job_outlives_th
     )
     source = Dom(RUNNING)
     pool = Pool({"hv1": {"db1": source}, "hv2": {}, "hv3": {"db1": shell}})
-    pool.config.execution = SimpleNamespace(migration_timeout=60.0)
+    pool.config.execution = TIMEOUT_60S
     resolver = Resolver(pool, journal)
-    now = [1000.0]
-    monkeypatch.setattr("virtbalance.actioner.resolver.time.monotonic", lambda: now[0])
+    now = _clock(monkeypatch)
     (first,) = resolver.recheck()
     assert first.verdict.action is Action.IN_FLIGHT and shell.calls == []
     now[0] += 61
@@ -317,10 +325,9 @@ def test_a_dead_migrations_receiving_shell_is_destroyed_once_its_job_outlives_th
 def test_a_stale_shell_is_left_alone_while_a_host_does_not_answer(journal, monkeypatch):
     shell = Dom(PAUSED_BY_MIGRATION, persistent=False, job=True)
     pool = Pool({"hv1": {"db1": Dom(RUNNING)}, "hv2": {}, "hv3": {"db1": shell}}, silent={"hv2"})
-    pool.config.execution = SimpleNamespace(migration_timeout=60.0)
+    pool.config.execution = TIMEOUT_60S
     resolver = Resolver(pool, journal)
-    now = [1000.0]
-    monkeypatch.setattr("virtbalance.actioner.resolver.time.monotonic", lambda: now[0])
+    now = _clock(monkeypatch)
     resolver.recheck()
     now[0] += 61
     resolver.recheck()
@@ -359,11 +366,10 @@ def test_a_source_job_that_outlives_the_timeout_names_the_libvirtd_to_restart(jo
     # migration job, the guest paused under it, with no copy anywhere else
     source = Dom(PAUSED_BY_MIGRATION, job=True)
     pool = Pool({"hv1": {"db1": source}, "hv2": {}, "hv3": {}})
-    pool.config.execution = SimpleNamespace(migration_timeout=60.0)
+    pool.config.execution = TIMEOUT_60S
     metrics = Metrics()
     resolver = Resolver(pool, journal, metrics)
-    now = [1000.0]
-    monkeypatch.setattr("virtbalance.actioner.resolver.time.monotonic", lambda: now[0])
+    now = _clock(monkeypatch)
 
     def stuck(host):
         return metrics.registry.get_sample_value(
@@ -393,11 +399,10 @@ def test_a_job_on_a_receiving_shell_alone_names_no_libvirtd_to_restart(journal, 
     # a shell with a job beside a source that does not run: the runbook's ghost case, not a stuck source
     shell = Dom(PAUSED_BY_MIGRATION, persistent=False, job=True)
     pool = Pool({"hv1": {"db1": Dom(PAUSED_BY_MIGRATION)}, "hv2": {}, "hv3": {"db1": shell}})
-    pool.config.execution = SimpleNamespace(migration_timeout=60.0)
+    pool.config.execution = TIMEOUT_60S
     metrics = Metrics()
     resolver = Resolver(pool, journal, metrics)
-    now = [1000.0]
-    monkeypatch.setattr("virtbalance.actioner.resolver.time.monotonic", lambda: now[0])
+    now = _clock(monkeypatch)
     resolver.recheck()
     now[0] += 61
     resolver.recheck()
