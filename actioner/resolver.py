@@ -99,16 +99,19 @@ class Resolver:
     def report_stuck(self, domain: str, hosts: tuple[str, ...]) -> None:
         """libvirt on ``hosts`` holds a migration job of ``domain`` that no API call ends (it outlived
         its abort): served as a metric whose alert tells the operator which libvirtd to restart."""
-        with self._stuck_lock:
-            self._stuck[domain] = hosts
-            stuck = dict(self._stuck)
-        if self.metrics is not None:
-            self.metrics.set_stuck_jobs(stuck)
+        self._set_stuck(domain, hosts)
 
     def clear_stuck(self, domain: str) -> None:
+        self._set_stuck(domain, ())
+
+    def _set_stuck(self, domain: str, hosts: tuple[str, ...]) -> None:
         with self._stuck_lock:
-            if self._stuck.pop(domain, None) is None:
+            if self._stuck.get(domain, ()) == hosts:
                 return
+            if hosts:
+                self._stuck[domain] = hosts
+            else:
+                del self._stuck[domain]
             stuck = dict(self._stuck)
         if self.metrics is not None:
             self.metrics.set_stuck_jobs(stuck)
