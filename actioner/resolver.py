@@ -124,6 +124,9 @@ class Resolver:
         verdict = judge(observation, stale_jobs=stale_jobs)
         if verdict.action is Action.IN_FLIGHT:
             return Resolution(verdict, False, verdict.reason, domain)
+        # no host holds a job for it any more: whoever judges it (recheck, reconcile, executor)
+        # ends the stuck-job report, or a domain settled outside the recheck would keep its alert
+        self.clear_stuck(domain)
         if verdict.action is Action.AMBIGUOUS:
             self._ambiguous(domain, context, verdict.reason, describe(observation))
             return Resolution(verdict, False, verdict.reason, domain)
@@ -176,7 +179,6 @@ class Resolver:
             domain = resolution.domain
             if resolution.verdict.action is not Action.IN_FLIGHT:
                 self._in_flight_since.pop(domain, None)
-                self.clear_stuck(domain)
                 continue
             since = self._in_flight_since.setdefault(domain, now)
             if now - since >= self.pool.config.execution.migration_timeout:
@@ -187,7 +189,6 @@ class Resolver:
             resolved[domain] = again
             if again.verdict.action is not Action.IN_FLIGHT:
                 self._in_flight_since.pop(domain, None)
-                self.clear_stuck(domain)
                 continue
             observation = observe(self.pool, domain)
             seen = describe(observation)

@@ -467,3 +467,23 @@ def test_a_migration_whose_job_outlives_its_abort_is_reported_stuck_until_libvir
     assert stuck() is None, "cleared once libvirt's call returned"
     result = outcome["result"]
     assert not result.ok and result.timed_out and "Lost connection" in result.error
+
+
+def test_a_stuck_job_report_ends_whoever_judges_the_domain_settled(journal, monkeypatch):
+    # reported by the recheck, then resolved by another judgement (the executor's, after libvirtd's
+    # restart made its call return) that the recheck never repeats: the series must still go
+    source = Dom(PAUSED_BY_MIGRATION, job=True)
+    pool = Pool({"hv1": {"db1": source}, "hv2": {}, "hv3": {}})
+    pool.config.execution = TIMEOUT_60S
+    metrics = Metrics()
+    resolver = Resolver(pool, journal, metrics)
+    now = _clock(monkeypatch)
+    resolver.recheck()
+    now[0] += 61
+    resolver.recheck()
+    labels = {"domain": "db1", "host": "hv1"}
+    assert metrics.registry.get_sample_value("virtbalance_migration_job_stuck", labels) == 1
+    source.job = False
+    resolution = resolver.resolve("db1", "migration hv1->hv3 failed")
+    assert resolution.done and source.calls == ["resume"]
+    assert metrics.registry.get_sample_value("virtbalance_migration_job_stuck", labels) is None
